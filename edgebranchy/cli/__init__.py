@@ -1,0 +1,71 @@
+"""Command-line entry point: `edgebranchy <command> ...`.
+
+Every module in this package that defines `add_parser(subparsers)` and
+`run(args) -> int` is a subcommand. Modules import only the standard library at
+top level; heavy libraries are imported inside `run`, so `--help` works on a
+bare install.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from edgebranchy import __version__
+from edgebranchy.errors import EdgeBranchyError
+
+_EPILOG = """\
+The usual flow:
+  edgebranchy quickstart --out runs/quick        # everything below, on this CPU
+  edgebranchy train --model b-lenet --dataset fashion-mnist --out runs/lenet.pt
+  edgebranchy calibrate runs/lenet.pt --max-accuracy-drop 0.5
+  edgebranchy export runs/lenet.pt --out runs/lenet-artifact
+  edgebranchy bench runs/lenet-artifact --profile auto --out runs/results.json
+  edgebranchy report runs/results.json --out runs/report
+
+Run `edgebranchy <command> --help` for the details of each step.
+"""
+
+
+def _commands() -> list:
+    mods = []
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(mod, "add_parser") and hasattr(mod, "run"):
+            mods.append(mod)
+    mods.sort(key=lambda m: (getattr(m, "ORDER", 100), m.__name__))
+    return mods
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgebranchy",
+        description="BranchyNet early exit for edge devices: train, calibrate, export, run, measure, report.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"edgebranchy {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in _commands():
+        p = mod.add_parser(sub)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except EdgeBranchyError as e:
+        print(f"edgebranchy {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"edgebranchy {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,117 @@
+"""The backend contract: how the runner drives one device.
+
+A backend loads every segment of an artifact (and the baseline graph) and
+offers a handful of primitives on *backend tensors* (numpy arrays for
+onnxruntime, torch tensors for torch, device buffers for tensorrt). The
+early-exit rule itself lives only in `runtime/runner.py`; a backend never
+decides which samples exit.
+
+Segment k takes `x` (segment 0: the normalised image batch; later: the previous
+segment's `features`) and returns `features` (not for the last segment),
+`logits` and `entropy`. Only `entropy` (B floats) has to reach the host for the
+decision; `features` and `logits` stay where the backend keeps them.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from edgebranchy.errors import EdgeBranchyError
+
+
+@dataclass
+class Launch:
+    """One segment started on one lane (a CUDA stream, or nothing on CPU).
+
+    `features` and `logits` are backend tensors. `entropy()` returns the
+    per-sample entropy as a float32 host array, waiting only for this launch.
+    """
+
+    features: Any
+    logits: Any
+    _entropy: Callable[[], np.ndarray]
+    batch: int
+    segment: int
+    lane: int = 0
+    timing: dict = field(default_factory=dict)
+
+    def entropy(self) -> np.ndarray:
+        return self._entropy()
+
+
+class Backend(ABC):
+    """Runs the segments of one artifact on one device."""
+
+    name: str = "?"
+    #: True when launches return before the work is done (GPU streams), so that
+    #: speculation can overlap the next segment with the host's decision.
+    asynchronous: bool = False
+    #: number of independent lanes (streams) the backend offers
+    lanes: int = 1
+
+    @property
+    @abstractmethod
+    def num_segments(self) -> int: ...
+
+    @abstractmethod
+    def to_device(self, x: np.ndarray) -> Any:
+        """Move a host input batch (already normalised, float32, NCHW) to the backend."""
+
+    @abstractmethod
+    def launch(self, k: int, x: Any, lane: int = 0) -> Launch:
+        """Start segment k on backend tensor x on the given lane."""
+
+    @abstractmethod
+    def gather(self, t: Any, index: np.ndarray, lane: int = 0) -> Any:
+        """Rows `index` of backend tensor t (compaction), staying on the device."""
+
+    @abstractmethod
+    def to_host(self, t: Any) -> np.ndarray:
+        """Copy a backend tensor to a host numpy array (waits for it)."""
+
+    @abstractmethod
+    def run_baseline(self, x: np.ndarray) -> np.ndarray:
+        """Logits of the baseline network for a host batch, as a host array."""
+
+    def synchronize(self) -> None:
+        """Wait for all outstanding work (no-op on synchronous backends)."""
+
+    def describe(self) -> dict:
+        """What was actually used (provider, threads, precision, ...), for results files."""
+        return {"backend": self.name}
+
+    def close(self) -> None:
+        """Release sessions, engines and buffers."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+_REGISTRY: dict[str, str] = {
+    "onnxruntime": "edgebranchy.runtime.backends.onnxruntime:OnnxRuntimeBackend",
+    "torch": "edgebranchy.runtime.backends.torch:TorchBackend",
+    "tensorrt": "edgebranchy.runtime.backends.tensorrt:TensorRTBackend",
+}
+
+
+def backend_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_backend_class(name: str) -> type[Backend]:
+    """Import a backend by its registered name (lazily: only that backend's library loads)."""
+    try:
+        target = _REGISTRY[name]
+    except KeyError:
+        raise EdgeBranchyError(f"unknown backend {name!r}; choose one of {', '.join(backend_names())}") from None
+    import importlib
+
+    mod_name, cls_name = target.split(":")
+    mod = importlib.import_module(mod_name)
+    return getattr(mod, cls_name)
