@@ -1,0 +1,74 @@
+"""Reader for the CIFAR-10 "python version" batches (data_batch_1..5, test_batch).
+
+The batches are pickles of dicts holding a numpy array and lists. They are read
+with a restricted unpickler that only resolves numpy's array reconstruction;
+any other global (the usual way a pickle runs code) is refused.
+"""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from edgebranchy.errors import EdgeBranchyError
+
+
+_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):  # noqa: D401 - pickle hook
+        if (module, name) in _ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def read_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """One batch file -> (x N x 3 x 32 x 32 uint8, y int64)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            d = _SafeUnpickler(f, encoding="bytes").load()
+    except FileNotFoundError:
+        raise EdgeBranchyError(f"CIFAR-10 batch not found: {path}") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
+        raise EdgeBranchyError(f"{path}: not a CIFAR-10 python batch ({e})") from None
+    if not isinstance(d, dict):
+        raise EdgeBranchyError(f"{path}: not a CIFAR-10 python batch (top level is {type(d).__name__})")
+    data = d.get(b"data", d.get("data"))
+    labels = d.get(b"labels", d.get("labels"))
+    if data is None or labels is None:
+        raise EdgeBranchyError(f"{path}: missing b'data' or b'labels'")
+    if isinstance(data, (bytes, bytearray)):
+        data = np.frombuffer(data, dtype=np.uint8)
+    data = np.asarray(data, dtype=np.uint8)
+    if data.size % 3072:
+        raise EdgeBranchyError(f"{path}: data size {data.size} is not a multiple of 3072 (32x32x3)")
+    x = data.reshape(-1, 3, 32, 32)
+    y = np.asarray(labels, dtype=np.int64)
+    if len(x) != len(y):
+        raise EdgeBranchyError(f"{path}: {len(x)} images but {len(y)} labels")
+    if len(y) and (y.min() < 0 or y.max() > 9):
+        raise EdgeBranchyError(f"{path}: labels outside 0..9")
+    return x, y
+
+
+def load_cifar_dir(directory: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Load data_batch_1..5 and test_batch from a directory (or its cifar-10-batches-py child)."""
+    d = Path(directory)
+    if (d / "cifar-10-batches-py").is_dir():
+        d = d / "cifar-10-batches-py"
+    if not d.is_dir():
+        raise EdgeBranchyError(f"data directory not found: {d}")
+    train = sorted(d.glob("data_batch_*"))
+    if not train:
+        raise EdgeBranchyError(f"no data_batch_* files in {d}")
+    parts = [read_batch(p) for p in train]
+    xt, yt = read_batch(d / "test_batch")
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), xt, yt)

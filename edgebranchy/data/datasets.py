@@ -1,0 +1,188 @@
+"""Named datasets, the train/validation split and normalisation statistics.
+
+Images are kept as uint8 (or small integer) arrays N x C x H x W; `Split.x_float`
+applies `x / scale` then per-channel `(x - mean) / std`, the same transform the
+artifact records for the device.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgebranchy.errors import EdgeBranchyError
+
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+DIGIT_CLASSES = [str(i) for i in range(10)]
+
+DEFAULT_DIRS = {
+    "fashion-mnist": ["/usr/share/datasets/fashion-mnist"],
+    "mnist": ["/usr/share/datasets/mnist"],
+    "cifar10": [],
+}
+
+
+@dataclass
+class Split:
+    """Images (N x C x H x W, raw values) and int64 labels."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def x_float(self, norm: "Normalization", index=None) -> np.ndarray:
+        x = self.x if index is None else self.x[index]
+        return norm.apply(x)
+
+
+@dataclass
+class Normalization:
+    scale: float
+    mean: list[float]
+    std: list[float]
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """Raw values -> normalised float32 NCHW."""
+        x = np.asarray(x, dtype=np.float32) / np.float32(self.scale)
+        m = np.asarray(self.mean, dtype=np.float32).reshape(1, -1, 1, 1)
+        s = np.asarray(self.std, dtype=np.float32).reshape(1, -1, 1, 1)
+        return (x - m) / s
+
+    def to_dict(self) -> dict:
+        return {"scale": float(self.scale), "mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Normalization":
+        return cls(float(d["scale"]), [float(v) for v in d["mean"]], [float(v) for v in d["std"]])
+
+
+@dataclass
+class DataBundle:
+    """A dataset split three ways: train, validation (held out for calibration) and test."""
+
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    classes: list[str]
+    norm: Normalization
+    source: str
+    split_seed: int = 0
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(int(v) for v in self.train.x.shape[1:])  # type: ignore[return-value]
+
+    def describe(self) -> dict:
+        return {"name": self.name, "source": self.source, "train": len(self.train), "val": len(self.val),
+                "test": len(self.test), "split_seed": self.split_seed, "input_shape": list(self.input_shape)}
+
+
+def dataset_names() -> list[str]:
+    return ["fashion-mnist", "mnist", "cifar10", "digits", "synthetic"]
+
+
+def _resolve_dir(name: str, data_dir: str | os.PathLike | None) -> Path:
+    if data_dir is not None:
+        return Path(data_dir)
+    env = os.environ.get("EDGEBRANCHY_DATA")
+    cands = ([Path(env) / name] if env else []) + [Path(p) for p in DEFAULT_DIRS.get(name, [])]
+    for c in cands:
+        if c.is_dir():
+            return c
+    hint = {
+        "fashion-mnist": "install it with `apt-get install dataset-fashion-mnist` (Debian) or pass --data-dir "
+                         "with the four *-ubyte(.gz) files",
+        "mnist": "pass --data-dir with train-images-idx3-ubyte(.gz) and the other three MNIST files",
+        "cifar10": "pass --data-dir with the CIFAR-10 python batches (cifar-10-batches-py)",
+    }[name]
+    raise EdgeBranchyError(f"dataset {name!r} not found; {hint}")
+
+
+def split_train_val(n: int, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic permutation split of range(n): (train_index, val_index)."""
+    if not 0 < val_size < n:
+        raise EdgeBranchyError(f"validation size {val_size} must be between 1 and {n - 1}")
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[val_size:]), np.sort(perm[:val_size])
+
+
+def normalization_of(x: np.ndarray, scale: float) -> Normalization:
+    """Per-channel mean and std of raw images after dividing by scale."""
+    xs = x.astype(np.float64) / scale
+    mean = xs.mean(axis=(0, 2, 3))
+    std = xs.std(axis=(0, 2, 3))
+    std = np.where(std < 1e-8, 1.0, std)
+    return Normalization(scale, mean.tolist(), std.tolist())
+
+
+def _digits():
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise EdgeBranchyError("dataset 'digits' needs scikit-learn (pip install scikit-learn)") from None
+    d = load_digits()
+    x = d.images.astype(np.uint8)[:, None]  # values 0..16
+    y = d.target.astype(np.int64)
+    idx_tr, idx_te = split_train_val(len(y), 360, seed=12345)  # a fixed test split
+    return x[idx_tr], y[idx_tr], x[idx_te], y[idx_te]
+
+
+def synthetic(n_train: int = 2000, n_test: int = 500, shape=(1, 28, 28), classes: int = 10, seed: int = 0):
+    """A learnable synthetic set: one random template per class plus noise, uint8."""
+    rng = np.random.default_rng(seed)
+    templates = rng.uniform(0, 255, size=(classes,) + tuple(shape))
+
+    def make(n):
+        y = rng.integers(0, classes, size=n)
+        x = 0.6 * templates[y] + 0.4 * rng.uniform(0, 255, size=(n,) + tuple(shape))
+        return np.clip(x, 0, 255).astype(np.uint8), y.astype(np.int64)
+
+    xtr, ytr = make(n_train)
+    xte, yte = make(n_test)
+    return xtr, ytr, xte, yte
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None, val_size: int | None = None,
+                 seed: int = 0, synthetic_shape=(1, 28, 28), limit: int | None = None) -> DataBundle:
+    """Load a named dataset split into train / validation / test with normalisation from the train split.
+
+    `val_size` defaults to 5,000 for the 60k/50k sets and 10% otherwise.
+    `limit` keeps only the first `limit` training and test samples (quick runs).
+    """
+    if name in ("fashion-mnist", "mnist"):
+        from edgebranchy.data.idx import load_idx_dir
+
+        d = _resolve_dir(name, data_dir)
+        xtr, ytr, xte, yte = load_idx_dir(d)
+        scale, source = 255.0, str(d)
+        classes = FASHION_CLASSES if name == "fashion-mnist" else DIGIT_CLASSES
+    elif name == "cifar10":
+        from edgebranchy.data.cifar import load_cifar_dir
+
+        d = _resolve_dir(name, data_dir)
+        xtr, ytr, xte, yte = load_cifar_dir(d)
+        scale, source, classes = 255.0, str(d), CIFAR10_CLASSES
+    elif name == "digits":
+        xtr, ytr, xte, yte = _digits()
+        scale, source, classes = 16.0, "sklearn.datasets.load_digits (UCI, 8x8)", DIGIT_CLASSES
+    elif name == "synthetic":
+        xtr, ytr, xte, yte = synthetic(shape=synthetic_shape, seed=seed)
+        scale, source, classes = 255.0, f"synthetic(seed={seed})", [f"class{i}" for i in range(10)]
+    else:
+        raise EdgeBranchyError(f"unknown dataset {name!r}; choose one of {', '.join(dataset_names())}")
+    if limit is not None:
+        xtr, ytr, xte, yte = xtr[:limit], ytr[:limit], xte[:limit], yte[:limit]
+    if val_size is None:
+        val_size = 5000 if len(ytr) >= 50000 else max(1, len(ytr) // 10)
+    tr, va = split_train_val(len(ytr), val_size, seed)
+    norm = normalization_of(xtr[tr], scale)
+    return DataBundle(name, Split(xtr[tr], ytr[tr]), Split(xtr[va], ytr[va]), Split(xte, yte), list(classes),
+                      norm, source, split_seed=seed)

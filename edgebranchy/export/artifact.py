@@ -1,0 +1,200 @@
+"""The artifact directory: manifest.json + segment graphs, verified on load (no torch needed).
+
+Loading checks the schema, refuses any listed path that leaves the directory,
+and verifies the sha256 of every file the manifest lists. No pickle anywhere.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.util.files import atomic_write_json, read_json, sha256_file
+
+SCHEMA = "edgebranchy.artifact"
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def safe_relpath(root: Path, rel: str) -> Path:
+    """`root / rel` after checking that `rel` is a plain relative path that stays inside `root`."""
+    if not isinstance(rel, str) or not rel:
+        raise EdgeBranchyError(f"{root / MANIFEST}: file entry {rel!r} is not a relative path")
+    p = PurePosixPath(rel)
+    if p.is_absolute() or ".." in p.parts or "\\" in rel or ":" in p.parts[0]:
+        raise EdgeBranchyError(f"{root / MANIFEST}: refusing path {rel!r}: it leaves the artifact directory")
+    full = (root / Path(*p.parts))
+    try:
+        full.resolve().relative_to(root.resolve())
+    except ValueError:
+        raise EdgeBranchyError(f"{root / MANIFEST}: refusing path {rel!r}: it resolves outside the artifact "
+                               "directory (symbolic link?)") from None
+    return full
+
+
+class Artifact:
+    """A loaded, verified artifact."""
+
+    def __init__(self, root: Path, manifest: dict):
+        self.root = root
+        self.manifest = manifest
+
+    # -- loading ---------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | os.PathLike, verify: bool = True) -> "Artifact":
+        root = Path(path)
+        if not root.is_dir():
+            raise EdgeBranchyError(f"artifact directory not found: {root} (create one with `edgebranchy export`)")
+        m = read_json(root / MANIFEST, "artifact manifest")
+        if not isinstance(m, dict) or m.get("schema") != SCHEMA:
+            raise EdgeBranchyError(f"{root / MANIFEST}: not an edgebranchy artifact manifest")
+        if m.get("schema_version") != SCHEMA_VERSION:
+            raise EdgeBranchyError(f"{root / MANIFEST}: schema version {m.get('schema_version')}; this edgebranchy "
+                                   f"reads version {SCHEMA_VERSION}: re-export the artifact")
+        for key in ("input", "classes", "exits", "segments", "baseline", "files", "entropy"):
+            if key not in m:
+                raise EdgeBranchyError(f"{root / MANIFEST}: missing key {key!r}")
+        if len(m["segments"]) != len(m["exits"]) or len(m["exits"]) < 1:
+            raise EdgeBranchyError(f"{root / MANIFEST}: {len(m['segments'])} segments but {len(m['exits'])} exits")
+        art = cls(root, m)
+        for rel in m["files"]:
+            safe_relpath(root, rel)
+        for rel in art._referenced_files():
+            if rel not in m["files"]:
+                raise EdgeBranchyError(f"{root / MANIFEST}: {rel} is used but has no hash in 'files'")
+        if verify:
+            art.verify()
+        art.thresholds  # validates them
+        return art
+
+    def _referenced_files(self) -> list[str]:
+        refs = []
+        for s in self.manifest["segments"] + [self.manifest["baseline"]]:
+            refs += [s[k] for k in ("file", "fp16_file") if s.get(k)]
+        return refs
+
+    def verify(self) -> None:
+        """Check that every listed file exists and has its recorded sha256."""
+        for rel, info in self.manifest["files"].items():
+            p = safe_relpath(self.root, rel)
+            if not p.is_file():
+                raise EdgeBranchyError(f"artifact file missing: {p}")
+            got = sha256_file(p)
+            if got != info.get("sha256"):
+                raise EdgeBranchyError(f"artifact file {p} has been modified or damaged: sha256 {got[:16]}... "
+                                       f"does not match the manifest's {str(info.get('sha256'))[:16]}...")
+
+    # -- accessors -------------------------------------------------------------------------------
+    @property
+    def num_exits(self) -> int:
+        return len(self.manifest["exits"])
+
+    @property
+    def thresholds(self) -> list[float]:
+        ts = [e.get("threshold") for e in self.manifest["exits"][:-1]]
+        out = []
+        for k, t in enumerate(ts):
+            if t is None:
+                t = 0.0  # uncalibrated: nobody exits early
+            if not isinstance(t, (int, float)) or math.isnan(t) or t < 0:
+                raise EdgeBranchyError(f"{self.root / MANIFEST}: exit {k} threshold {t!r} is not a number >= 0")
+            out.append(float(t))
+        return out
+
+    @property
+    def calibrated(self) -> bool:
+        return all(e.get("threshold") is not None for e in self.manifest["exits"][:-1])
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(v) for v in self.manifest["input"]["shape"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.manifest["classes"])
+
+    @property
+    def entropy_normalized(self) -> bool:
+        return bool(self.manifest["entropy"].get("normalized", False))
+
+    def segment_file(self, k: int, precision: str = "fp32") -> Path:
+        return self._file(self.manifest["segments"][k], precision, f"segment {k}")
+
+    def baseline_file(self, precision: str = "fp32") -> Path:
+        return self._file(self.manifest["baseline"], precision, "baseline")
+
+    def _file(self, entry: dict, precision: str, what: str) -> Path:
+        if precision == "fp32":
+            rel = entry["file"]
+        elif precision == "fp16":
+            rel = entry.get("fp16_file")
+            if not rel:
+                raise EdgeBranchyError(f"{self.root}: no FP16 graph for the {what}; re-export with --precision fp16")
+        else:
+            raise EdgeBranchyError(f"unknown precision {precision!r} (fp32 or fp16)")
+        return safe_relpath(self.root, rel)
+
+    def preprocess(self, raw: np.ndarray) -> np.ndarray:
+        """Raw pixels (N x C x H x W, as the dataset stores them) -> normalised float32 input."""
+        i = self.manifest["input"]
+        x = np.asarray(raw, dtype=np.float32) / np.float32(i["scale"])
+        m = np.asarray(i["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
+        s = np.asarray(i["std"], dtype=np.float32).reshape(1, -1, 1, 1)
+        return (x - m) / s
+
+    def check_input(self, x: Any) -> np.ndarray:
+        """Validate a normalised input batch: ndarray, float32, N x C x H x W with the artifact's C, H, W."""
+        if not isinstance(x, np.ndarray):
+            raise EdgeBranchyError(f"input must be a numpy array, got {type(x).__name__}")
+        if x.dtype != np.float32:
+            raise EdgeBranchyError(f"input dtype must be float32 (normalised pixels), got {x.dtype}; "
+                                   "use Artifact.preprocess on raw pixels")
+        want = self.input_shape
+        if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
+            raise EdgeBranchyError(f"input shape {tuple(x.shape)} does not match the artifact's "
+                                   f"(N, {', '.join(map(str, want))})")
+        return np.ascontiguousarray(x)
+
+    def sha256(self) -> str:
+        return sha256_file(self.root / MANIFEST)
+
+    # -- updates ---------------------------------------------------------------------------------
+    def add_files(self, rels: list[str], updates: dict | None = None) -> None:
+        """Record new files' hashes (and top-level manifest keys) and rewrite manifest.json atomically."""
+        for rel in rels:
+            p = safe_relpath(self.root, rel)
+            self.manifest["files"][rel] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+        if updates:
+            self.manifest.update(updates)
+        atomic_write_json(self.root / MANIFEST, self.manifest)
+
+
+def write_artifact_dir(out: str | os.PathLike, build, force: bool = False) -> Path:
+    """Create the artifact directory atomically: `build(tmpdir)` fills a temporary sibling, then it is renamed.
+
+    An existing directory is only replaced with force=True (and only after the new one is complete).
+    """
+    out = Path(out)
+    if out.exists() and not force:
+        raise EdgeBranchyError(f"{out} already exists; pass --force to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        build(tmp)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, old / "a")
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -1,0 +1,237 @@
+"""Export a checkpoint as per-segment ONNX graphs with the entropy computed in the graph (needs torch, onnx)."""
+from __future__ import annotations
+
+import copy
+import io
+import platform
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.export.artifact import MANIFEST, SCHEMA, SCHEMA_VERSION, write_artifact_dir
+from edgebranchy.util.files import atomic_write_bytes, atomic_write_json, sha256_file
+
+OPSET = 17
+TOL = {"fp32": 1e-3, "fp16": 5e-2}  # max abs difference, relative to max(1, |reference|)
+
+
+def _export(module, example, out_names: list[str]) -> bytes:
+    import torch
+
+    module.eval()  # the TorchScript exporter restores training flags recursively: eval the wrapper itself
+    buf = io.BytesIO()
+    dyn = {"x": {0: "N"}, **{n: {0: "N"} for n in out_names}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (example,), buf, input_names=["x"], output_names=out_names,
+                          dynamic_axes=dyn, opset_version=OPSET, dynamo=False, do_constant_folding=True)
+    return buf.getvalue()
+
+
+def _check_and_simplify(data: bytes, what: str, simplify: bool) -> tuple[bytes, bool, str | None]:
+    import onnx
+
+    model = onnx.load_from_string(data)
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as e:
+        raise EdgeBranchyError(f"{what}: exported graph fails onnx.checker: {e}") from None
+    if not simplify:
+        return data, False, "simplification disabled (--no-simplify)"
+    try:
+        from onnxsim import simplify as onnxsim_simplify
+
+        simp, ok = onnxsim_simplify(model)
+        if not ok:
+            raise RuntimeError("onnxsim's own check of the simplified graph failed")
+        onnx.checker.check_model(simp, full_check=True)
+        return simp.SerializeToString(), True, None
+    except ImportError:
+        return data, False, "onnxsim is not installed"
+    except Exception as e:  # noqa: BLE001 - any simplifier failure is recorded, the graph stays unsimplified
+        return data, False, f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+
+
+def _ort_run(data: bytes, x: np.ndarray) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    return sess.run(None, {"x": x})
+
+
+def _max_diff(got: list[np.ndarray], ref: list[np.ndarray], what: str) -> float:
+    worst = 0.0
+    for g, r in zip(got, ref):
+        g, r = np.asarray(g, np.float64), np.asarray(r, np.float64)
+        if g.shape != r.shape:
+            raise EdgeBranchyError(f"{what}: ONNX output shape {g.shape} differs from PyTorch's {r.shape}")
+        d = float(np.max(np.abs(g - r) / np.maximum(1.0, np.abs(r)))) if g.size else 0.0
+        worst = max(worst, d)
+    return worst
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = "fp32", simplify: bool = True,
+                      samples: np.ndarray | None = None, check_samples: int = 64, force: bool = False,
+                      normalize_entropy: bool | None = None, log: Callable[[str], None] = print) -> Path:
+    """Write the artifact for `checkpoint` to `out` (atomically). Returns the artifact path.
+
+    `samples`: normalised validation inputs for the numerical check (default: the
+    checkpoint's own validation split, reloaded from its dataset).
+    """
+    import torch
+
+    from edgebranchy.models.summary import summarize
+    from edgebranchy.train.checkpoint import load_checkpoint
+
+    if precision not in ("fp32", "fp16"):
+        raise EdgeBranchyError(f"--precision must be fp32 or fp16, got {precision!r}")
+    ck = load_checkpoint(checkpoint)
+    cfg = ck.config
+    net, baseline = ck.build()
+    k_exits = net.num_exits
+    classes = len(cfg["classes"])
+    cal = cfg.get("calibration") or None
+    normalize = bool(cal.get("normalized", False)) if (cal and normalize_entropy is None) else bool(normalize_entropy)
+    temps = (cal or {}).get("temperatures") or [1.0] * k_exits
+    thresholds = (cal or {}).get("thresholds")
+    if cal is None:
+        log("note: the checkpoint is not calibrated: no sample will exit early until you run "
+            "`edgebranchy calibrate` (or pass thresholds to the runner)")
+    if samples is None:
+        samples = _validation_samples(cfg, check_samples)
+    x = torch.from_numpy(np.ascontiguousarray(samples[:check_samples], dtype=np.float32))
+    summary = summarize(net, tuple(cfg["input"]["shape"]))
+    from edgebranchy.models.graphs import BaselineGraph, SegmentGraph
+
+    def build(tmp: Path) -> None:
+        (tmp / "segments").mkdir()
+        files: dict[str, dict] = {}
+        segs = []
+
+        def put(rel: str, data: bytes) -> None:
+            atomic_write_bytes(tmp / rel, data)
+            files[rel] = {"sha256": sha256_file(tmp / rel), "bytes": len(data)}
+
+        feats = x
+        for k in range(k_exits):
+            last = k == k_exits - 1
+            names = ["logits", "entropy"] if last else ["features", "logits", "entropy"]
+            entry = {"index": k, "input_shape": list(feats.shape[1:]), "macs": summary["exits"][k]["segment_macs"]}
+            with torch.no_grad():
+                ref_mod = SegmentGraph(net.stages[k], net.exits[k], last, normalize, temps[k], classes, False).eval()
+                ref = [t.numpy() for t in ref_mod(feats)]
+            for prec in ["fp32"] + (["fp16"] if precision == "fp16" else []):
+                half = prec == "fp16"
+                mod = SegmentGraph(net.stages[k], net.exits[k], last, normalize, temps[k], classes, False)
+                if half:
+                    mod = SegmentGraph(copy.deepcopy(net.stages[k]).half(), copy.deepcopy(net.exits[k]).half(), last,
+                                       normalize, temps[k], classes, True)
+                # fp16 chain: segment 0 takes the fp32 image, later segments take fp16 features
+                example = feats.half() if (half and k > 0) else feats
+                data = _export(mod, example, names)
+                data, simplified, err = _check_and_simplify(data, f"segment {k} ({prec})", simplify)
+                if err and simplify:
+                    log(f"warning: onnxsim failed on segment {k} ({prec}); kept the unsimplified graph: {err}")
+                got = _ort_run(data, example.numpy())
+                diff = _max_diff(got, ref, f"segment {k} ({prec})")
+                if diff > TOL[prec]:
+                    raise EdgeBranchyError(f"segment {k} ({prec}): ONNX Runtime differs from PyTorch by {diff:.3g} "
+                                           f"(tolerance {TOL[prec]}); the export is not trustworthy")
+                rel = f"segments/seg{k}{'.fp16' if half else ''}.onnx"
+                put(rel, data)
+                if half:
+                    entry.update(fp16_file=rel, max_abs_diff_fp16=diff, simplified_fp16=simplified,
+                                 simplify_error_fp16=err)
+                else:
+                    entry.update(file=rel, max_abs_diff=diff, simplified=simplified, simplify_error=err,
+                                 outputs=names)
+            entry.setdefault("fp16_file", None)
+            if not last:
+                with torch.no_grad():
+                    feats = net.stages[k](feats)
+                entry["feature_shape"] = list(feats.shape[1:])
+            else:
+                entry["feature_shape"] = None
+            segs.append(entry)
+            log(f"segment {k}: {entry['macs'] / 1e6:.3f} M MACs, max |ONNX - PyTorch| {entry['max_abs_diff']:.2g}"
+                + (f" (fp16 {entry['max_abs_diff_fp16']:.2g})" if entry.get("fp16_file") else "")
+                + ("" if entry["simplified"] else f", not simplified: {entry['simplify_error']}"))
+        base_entry = {"macs": summary["baseline_macs"], "separately_trained": bool(cfg.get("train", {}).get(
+            "baseline_epochs", 1) != 0), "fp16_file": None}
+        with torch.no_grad():
+            bref = [BaselineGraph(baseline, False).eval()(x).numpy()]
+        for prec in ["fp32"] + (["fp16"] if precision == "fp16" else []):
+            half = prec == "fp16"
+            mod = BaselineGraph(copy.deepcopy(baseline).half() if half else baseline, half)
+            data = _export(mod, x, ["logits"])
+            data, simplified, err = _check_and_simplify(data, f"baseline ({prec})", simplify)
+            if err and simplify:
+                log(f"warning: onnxsim failed on the baseline ({prec}); kept the unsimplified graph: {err}")
+            diff = _max_diff(_ort_run(data, x.numpy()), bref, f"baseline ({prec})")
+            if diff > TOL[prec]:
+                raise EdgeBranchyError(f"baseline ({prec}): ONNX Runtime differs from PyTorch by {diff:.3g}")
+            rel = f"baseline{'.fp16' if half else ''}.onnx"
+            put(rel, data)
+            if half:
+                base_entry.update(fp16_file=rel, max_abs_diff_fp16=diff)
+            else:
+                base_entry.update(file=rel, max_abs_diff=diff, simplified=simplified, simplify_error=err)
+        log(f"baseline: {base_entry['macs'] / 1e6:.3f} M MACs, max |ONNX - PyTorch| {base_entry['max_abs_diff']:.2g}")
+        val_acc = cfg.get("validation", {}).get("exit_accuracy") or [None] * k_exits
+        manifest = {
+            "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
+            "model": cfg["model"],
+            "input": {"name": "x", **cfg["input"]},
+            "classes": cfg["classes"],
+            "entropy": {"unit": "nats", "normalized": normalize, "temperatures": temps},
+            "exits": [{"index": k, "threshold": (float(thresholds[k]) if thresholds and k < k_exits - 1 else None),
+                       "macs": summary["exits"][k]["macs_to_exit"], "val_accuracy": val_acc[k]}
+                      for k in range(k_exits)],
+            "segments": segs,
+            "baseline": base_entry,
+            "calibration": cal,
+            "precisions": ["fp32"] + (["fp16"] if precision == "fp16" else []),
+            "source": {"checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
+                       "dataset": cfg.get("dataset"), "test": cfg.get("test")},
+            "files": files,
+            "export": _export_env(),
+            "tensorrt": {},
+        }
+        atomic_write_json(tmp / MANIFEST, manifest)
+
+    return write_artifact_dir(out, build, force=force)
+
+
+def _validation_samples(cfg: dict, n: int) -> np.ndarray:
+    from edgebranchy.data import load_dataset
+    from edgebranchy.data.datasets import Normalization
+
+    d = cfg.get("dataset") or {}
+    src = d.get("source")
+    data_dir = src if src and Path(src).is_dir() else None
+    try:
+        bundle = load_dataset(d["name"], data_dir, val_size=d.get("val"), seed=d.get("split_seed", 0))
+    except (KeyError, EdgeBranchyError) as e:
+        raise EdgeBranchyError(f"cannot reload the checkpoint's validation data for the numerical check ({e}); "
+                               "pass --data-dir") from None
+    norm = Normalization.from_dict(cfg["input"])
+    return bundle.val.x_float(norm, np.arange(min(n, len(bundle.val))))
+
+
+def _export_env() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    vers = {}
+    for pkg in ("torch", "onnx", "onnxsim", "onnxruntime", "numpy"):
+        try:
+            vers[pkg] = version(pkg)
+        except PackageNotFoundError:
+            vers[pkg] = None
+    return {"opset": OPSET, "exporter": "torch.onnx (TorchScript)", "versions": vers,
+            "python": platform.python_version(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}

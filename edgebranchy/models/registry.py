@@ -1,0 +1,49 @@
+"""Build a BranchyNet from a JSON-serialisable spec: {"name": ..., "args": {...}}."""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.models.branchynet import BranchyNet
+
+_ZOO: dict[str, tuple[str, str]] = {
+    "b-lenet": ("edgebranchy.models.zoo.lenet", "b_lenet"),
+    "b-alexnet": ("edgebranchy.models.zoo.alexnet", "b_alexnet"),
+    "b-resnet": ("edgebranchy.models.zoo.resnet", "b_resnet"),
+}
+
+DESCRIPTIONS = {
+    "b-lenet": "LeNet, 1 side branch after conv1 (paper: MNIST, 5.4x CPU)",
+    "b-alexnet": "AlexNet, 2 side branches after conv2 and conv3 (paper: CIFAR-10, 1.5x CPU)",
+    "b-resnet": "ResNet 6n+2 (--depth, 110 in the paper), 2 side branches (paper: CIFAR-10, 1.9x CPU)",
+}
+
+
+def model_names() -> list[str]:
+    return sorted(_ZOO)
+
+
+def _factory(name: str) -> Callable[..., BranchyNet]:
+    if name in _ZOO:
+        mod, fn = _ZOO[name]
+        return getattr(importlib.import_module(mod), fn)
+    if ":" in name:  # "package.module:function" for a user's own network
+        mod, _, fn = name.partition(":")
+        try:
+            return getattr(importlib.import_module(mod), fn)
+        except (ImportError, AttributeError) as e:
+            raise EdgeBranchyError(f"cannot import model factory {name!r}: {e}") from None
+    raise EdgeBranchyError(f"unknown model {name!r}; choose one of {', '.join(model_names())} "
+                           "or give module:function of your own factory")
+
+
+def build_model(name: str, args: dict[str, Any] | None = None) -> BranchyNet:
+    """Instantiate a model from its name and keyword arguments (what a checkpoint records)."""
+    try:
+        net = _factory(name)(**(args or {}))
+    except TypeError as e:
+        raise EdgeBranchyError(f"bad arguments for model {name!r}: {e}") from None
+    if not isinstance(net, BranchyNet):
+        raise EdgeBranchyError(f"model factory {name!r} returned {type(net).__name__}, not a BranchyNet")
+    return net

@@ -1,0 +1,118 @@
+"""ONNX Runtime backend (CPU): one InferenceSession per segment, numpy arrays as backend tensors."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.export.artifact import Artifact
+from edgebranchy.runtime.backends.base import Backend, Launch
+
+# Chosen by measurement on a 2-core machine (benchmarks/runner_settings.py): one
+# intra-op thread per session and no spinning keep K sessions from fighting for
+# the cores (reference/measured.md: 2 spinning threads per session lost to the baseline).
+DEFAULTS = {
+    "intra_op_threads": 1,
+    "inter_op_threads": 1,
+    "allow_spinning": False,
+    "graph_optimization": "all",
+    "execution_mode": "sequential",
+    "precision": "fp32",
+    "providers": ["CPUExecutionProvider"],
+}
+_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+           "all": "ORT_ENABLE_ALL"}
+
+
+class OnnxRuntimeBackend(Backend):
+    """Runs each segment graph in its own ONNX Runtime session."""
+
+    name = "onnxruntime"
+
+    def __init__(self, artifact: Artifact, options: dict | None = None):
+        import onnxruntime as ort
+
+        unknown = set(options or {}) - set(DEFAULTS)
+        if unknown:
+            raise EdgeBranchyError(f"unknown onnxruntime option(s): {', '.join(sorted(unknown))}; "
+                                   f"known: {', '.join(sorted(DEFAULTS))}")
+        self.options = {**DEFAULTS, **(options or {})}
+        o = self.options
+        if o["graph_optimization"] not in _LEVELS:
+            raise EdgeBranchyError(f"graph_optimization must be one of {', '.join(_LEVELS)}")
+        if o["execution_mode"] not in ("sequential", "parallel"):
+            raise EdgeBranchyError("execution_mode must be sequential or parallel")
+        for key in ("intra_op_threads", "inter_op_threads"):
+            if not isinstance(o[key], int) or o[key] < 0:
+                raise EdgeBranchyError(f"{key} must be an integer >= 0 (0 = ONNX Runtime's default)")
+        available = set(ort.get_available_providers())
+        missing = [p for p in o["providers"] if p not in available]
+        if missing:
+            raise EdgeBranchyError(f"ONNX Runtime provider(s) {', '.join(missing)} not available here "
+                                   f"(available: {', '.join(sorted(available))})")
+        self.artifact = artifact
+        self.precision = o["precision"]
+        self._ort = ort
+        self.sessions = [self._session(artifact.segment_file(k, self.precision)) for k in range(artifact.num_exits)]
+        self._outputs = [[o.name for o in s.get_outputs()] for s in self.sessions]
+        for k, names in enumerate(self._outputs):
+            want = ["logits", "entropy"] if k == artifact.num_exits - 1 else ["features", "logits", "entropy"]
+            if sorted(names) != sorted(want):
+                raise EdgeBranchyError(f"segment {k} graph has outputs {names}, expected {want}")
+        self._idx = [(n.index("features") if "features" in n else -1, n.index("logits"), n.index("entropy"))
+                     for n in self._outputs]
+        self._baseline = None
+
+    def _session(self, path):
+        ort, o = self._ort, self.options
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = o["intra_op_threads"]
+        so.inter_op_num_threads = o["inter_op_threads"]
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[o["graph_optimization"]])
+        so.execution_mode = (ort.ExecutionMode.ORT_SEQUENTIAL if o["execution_mode"] == "sequential"
+                             else ort.ExecutionMode.ORT_PARALLEL)
+        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if o["allow_spinning"] else "0")
+        so.add_session_config_entry("session.inter_op.allow_spinning", "1" if o["allow_spinning"] else "0")
+        so.log_severity_level = 3
+        try:
+            return ort.InferenceSession(str(path), so, providers=list(o["providers"]))
+        except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
+            raise EdgeBranchyError(f"ONNX Runtime cannot load {path}: {str(e).splitlines()[0][:300]}") from None
+
+    @property
+    def num_segments(self) -> int:
+        return len(self.sessions)
+
+    def to_device(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+    def launch(self, k: int, x: Any, lane: int = 0) -> Launch:
+        outs = self.sessions[k].run(self._outputs[k], {"x": x})
+        fi, li, ei = self._idx[k]
+        ent = outs[ei]
+        return Launch(outs[fi] if fi >= 0 else None, outs[li], lambda: ent, len(ent), k, lane)
+
+    def run_segment(self, k: int, x: np.ndarray) -> list[np.ndarray]:
+        """Bare session call (for overhead measurements): outputs in graph order."""
+        return self.sessions[k].run(self._outputs[k], {"x": x})
+
+    def gather(self, t: Any, index: np.ndarray, lane: int = 0) -> Any:
+        return t[index]
+
+    def to_host(self, t: Any) -> np.ndarray:
+        return np.asarray(t)
+
+    def run_baseline(self, x: np.ndarray) -> np.ndarray:
+        if self._baseline is None:
+            self._baseline = self._session(self.artifact.baseline_file(self.precision))
+        return self._baseline.run(["logits"], {"x": x})[0]
+
+    def describe(self) -> dict:
+        return {"backend": self.name, "onnxruntime": self._ort.__version__, "precision": self.precision,
+                "options": {k: v for k, v in self.options.items() if k != "precision"},
+                "providers_used": self.sessions[0].get_providers()}
+
+    def close(self) -> None:
+        self.sessions = []
+        self._baseline = None

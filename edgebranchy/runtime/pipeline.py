@@ -1,0 +1,101 @@
+"""Pipelined streaming: one thread per segment, so segment k of batch i+1 overlaps
+segment k+1 of batch i (ONNX Runtime and CUDA waits release the GIL).
+
+Each stage applies the runner's own `decide`, so answers equal the sequential path.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Iterable, Iterator
+
+import numpy as np
+
+_STOP = object()
+
+
+class _Failed:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+def run_pipeline(runner, batches: Iterable[np.ndarray], depth: int = 2) -> Iterator:
+    """Yield runner predictions for `batches` in order, overlapping segments across batches."""
+    from edgebranchy.runtime.runner import _Answers
+
+    K = runner.num_exits
+    b = runner.backend
+    lanes = max(1, b.lanes)
+    queues = [queue.Queue(maxsize=depth) for _ in range(K)]
+    done_q: queue.Queue = queue.Queue()
+    cancel = threading.Event()
+
+    def put(q, item) -> bool:
+        while not cancel.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def feeder():
+        try:
+            for bid, xb in enumerate(batches):
+                xb = runner.artifact.check_input(xb)
+                if len(xb) == 0:
+                    raise ValueError("empty batch")
+                out = _Answers(len(xb), False)
+                if not put(queues[0], (bid, out, np.arange(len(xb)), b.to_device(xb))):
+                    return
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            done_q.put(_Failed(e))
+        put(queues[0], _STOP)
+
+    def stage(k: int):
+        lane = k % lanes
+        while True:
+            item = queues[k].get()
+            if item is _STOP or cancel.is_set():
+                if k + 1 < K:
+                    put(queues[k + 1], _STOP)
+                else:
+                    done_q.put(_STOP)
+                return
+            bid, out, rows, x = item
+            try:
+                launch = b.launch(k, x, lane)
+                keep = runner.decide(launch, np.arange(launch.batch), rows, out)
+                if keep is None:
+                    done_q.put((bid, out))
+                else:
+                    feats = launch.features if len(keep) == launch.batch else b.gather(launch.features, keep, lane)
+                    put(queues[k + 1], (bid, out, rows[keep], feats))
+            except BaseException as e:  # noqa: BLE001 - handed to the consumer
+                done_q.put(_Failed(e))
+
+    threads = [threading.Thread(target=feeder, daemon=True, name="eb-feed")]
+    threads += [threading.Thread(target=stage, args=(k,), daemon=True, name=f"eb-seg{k}") for k in range(K)]
+    for t in threads:
+        t.start()
+    pending: dict[int, object] = {}
+    nxt = 0
+    try:
+        while True:
+            item = done_q.get()
+            if item is _STOP:
+                break
+            if isinstance(item, _Failed):
+                raise item.exc
+            bid, out = item
+            pending[bid] = out
+            while nxt in pending:
+                yield pending.pop(nxt).prediction()
+                nxt += 1
+        while nxt in pending:
+            yield pending.pop(nxt).prediction()
+            nxt += 1
+    finally:
+        cancel.set()
+        for t in threads:
+            t.join(timeout=5)

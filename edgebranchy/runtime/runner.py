@@ -1,0 +1,159 @@
+"""EarlyExitRunner: the one place where the exit rule is applied on a device.
+
+For a batch: run segment k on the active samples, let those whose entropy is
+below T_k leave with exit k's answer, compact the rest, continue; the last
+exit always answers. A NaN or infinite entropy (e.g. from a NaN input) is never
+confident, so such a sample goes on to the last exit.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.exits.rule import confident
+from edgebranchy.export.artifact import Artifact
+from edgebranchy.runtime.backends.base import Backend, get_backend_class
+
+
+@dataclass
+class Prediction:
+    """Per-sample answer: label, the exit that answered, its entropy (and logits on request)."""
+
+    labels: np.ndarray
+    exits: np.ndarray
+    entropy: np.ndarray
+    logits: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+class _Answers:
+    """Per-sample results of one batch, filled exit by exit."""
+
+    __slots__ = ("labels", "exits", "entropy", "logits", "want_logits")
+
+    def __init__(self, n: int, want_logits: bool):
+        self.labels = np.empty(n, dtype=np.int64)
+        self.exits = np.empty(n, dtype=np.int64)
+        self.entropy = np.empty(n, dtype=np.float32)
+        self.logits = None
+        self.want_logits = want_logits
+
+    def record(self, ids: np.ndarray, k: int, entropy: np.ndarray, logits: np.ndarray) -> None:
+        self.labels[ids] = logits.argmax(1)
+        self.exits[ids] = k
+        self.entropy[ids] = entropy
+        if self.want_logits:
+            if self.logits is None:
+                self.logits = np.empty((len(self.labels), logits.shape[1]), dtype=np.float32)
+            self.logits[ids] = logits
+
+    def prediction(self) -> Prediction:
+        return Prediction(self.labels, self.exits, self.entropy, self.logits)
+
+
+class EarlyExitRunner:
+    """Runs an artifact's segments with entropy early exit on a backend."""
+
+    def __init__(self, artifact: str | os.PathLike | Artifact, backend: str | Backend = "onnxruntime",
+                 thresholds: Sequence[float] | None = None, options: dict | None = None,
+                 speculate: bool | None = None, verify: bool = True):
+        self.artifact = artifact if isinstance(artifact, Artifact) else Artifact.load(artifact, verify=verify)
+        self.backend = backend if isinstance(backend, Backend) else get_backend_class(backend)(self.artifact, options)
+        self.num_exits = self.artifact.num_exits
+        self.thresholds = self._check_thresholds(self.artifact.thresholds if thresholds is None else thresholds)
+        # speculation only pays where launches are asynchronous (GPU streams)
+        self.speculate = bool(self.backend.asynchronous and self.backend.lanes > 1) if speculate is None else speculate
+        if self.speculate and self.backend.lanes < 2:
+            raise EdgeBranchyError(f"speculation needs a backend with 2 lanes; {self.backend.name} has one")
+
+    def _check_thresholds(self, ts: Sequence[float]) -> list[float]:
+        ts = [float(t) for t in ts]
+        if len(ts) != self.num_exits - 1:
+            raise EdgeBranchyError(f"{self.num_exits} exits need {self.num_exits - 1} thresholds, got {len(ts)}")
+        if any(np.isnan(t) for t in ts):
+            raise EdgeBranchyError("a threshold is NaN")
+        return ts
+
+    # -- one batch --------------------------------------------------------------------------------
+    def predict(self, x: np.ndarray, return_logits: bool = False) -> Prediction:
+        """Early-exit inference on a normalised float32 batch N x C x H x W (any N >= 1)."""
+        x = self.artifact.check_input(x)
+        return self._predict(x, return_logits)
+
+    def _predict(self, x: np.ndarray, return_logits: bool) -> Prediction:
+        b = self.backend
+        n = len(x)
+        if n == 0:
+            raise EdgeBranchyError("empty batch")
+        out = _Answers(n, return_logits)
+        last = self.num_exits - 1
+        rows = np.arange(n)          # sample id of each row of the current launch's batch
+        alive = rows                 # rows of the current launch still undecided
+        launch = b.launch(0, b.to_device(x), 0)
+        for k in range(self.num_exits):
+            spec = None
+            if self.speculate and k < last:
+                spec = b.launch(k + 1, launch.features, 1 - launch.lane)  # runs while we decide
+            keep = self.decide(launch, alive, rows, out)
+            if keep is None:
+                break
+            if spec is not None:
+                launch, alive = spec, keep
+            else:
+                feats = launch.features if len(keep) == launch.batch else b.gather(launch.features, keep, launch.lane)
+                rows = rows[keep]
+                alive = np.arange(len(keep))
+                launch = b.launch(k + 1, feats, launch.lane)
+        return out.prediction()
+
+    def decide(self, launch, alive: np.ndarray, rows: np.ndarray, out: "_Answers") -> np.ndarray | None:
+        """Apply exit `launch.segment`'s rule to rows `alive` of `launch`; record the answers of
+        the samples that leave in `out`; return the rows that go on (None when none do)."""
+        b, k = self.backend, launch.segment
+        e = launch.entropy()
+        e_alive = e if len(alive) == len(e) else e[alive]
+        if k == self.num_exits - 1:
+            done = None
+        else:
+            done = confident(e_alive, self.thresholds[k])
+            if not done.any():
+                return alive
+            if done.all():
+                done = None
+        pos = alive if done is None else alive[done]
+        lg = b.to_host(launch.logits if len(pos) == launch.batch else b.gather(launch.logits, pos, launch.lane))
+        out.record(rows[pos], k, e_alive if done is None else e_alive[done], lg)
+        return None if done is None else alive[~done]
+
+    def baseline(self, x: np.ndarray) -> np.ndarray:
+        """Labels of the baseline network (baseline.onnx) for a normalised batch."""
+        x = self.artifact.check_input(x)
+        return self.backend.run_baseline(x).argmax(1)
+
+    # -- streams of batches -----------------------------------------------------------------------
+    def predict_stream(self, batches: Iterable[np.ndarray], pipelined: bool = True,
+                       depth: int = 2) -> Iterator[Prediction]:
+        """Predictions for consecutive batches, in order; with `pipelined`, segments of
+        consecutive batches overlap (one thread per segment). Same answers as `predict`."""
+        if not pipelined or self.num_exits == 1:
+            for xb in batches:
+                yield self.predict(xb)
+            return
+        from edgebranchy.runtime.pipeline import run_pipeline
+
+        yield from run_pipeline(self, batches, depth)
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,1 @@
+"""Joint BranchyNet training, checkpoints and resume (needs torch)."""

@@ -1,0 +1,94 @@
+"""Shared fixtures: a tiny trained checkpoint and its exported artifact (built once per session)."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+    for item in items:
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """B-LeNet trained for a few steps on the synthetic set (seconds)."""
+    from edgebranchy.train.trainer import TrainConfig, Trainer
+
+    out = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    cfg = TrainConfig(model="b-lenet", dataset="synthetic", epochs=1, baseline_epochs=1, max_steps=30,
+                      batch_size=64, seed=0)
+    Trainer(cfg, out, progress=False).run()
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_calibrated(tiny_checkpoint, tmp_path_factory) -> Path:
+    """The tiny checkpoint with a threshold that lets a good share of samples exit early."""
+    import shutil
+
+    from edgebranchy.train.checkpoint import load_checkpoint, save_checkpoint
+
+    out = tmp_path_factory.mktemp("ckpt-cal") / "tiny-cal.pt"
+    shutil.copy(tiny_checkpoint, out)
+    ck = load_checkpoint(out)
+    ck.config["calibration"] = {"method": "manual", "thresholds": [_median_entropy(ck)], "normalized": False,
+                                "temperatures": None}
+    save_checkpoint(out, ck.config, ck.branchy_state, ck.baseline_state)
+    return out
+
+
+def _median_entropy(ck) -> float:
+    import torch
+
+    from edgebranchy.data import load_dataset
+    from edgebranchy.data.datasets import Normalization
+    from edgebranchy.exits.entropy import entropy
+
+    net, _ = ck.build()
+    b = load_dataset("synthetic")
+    x = torch.from_numpy(b.val.x_float(Normalization.from_dict(ck.config["input"])))
+    with torch.no_grad():
+        logits = net(x)[0].numpy()
+    return float(np.median(entropy(logits)))
+
+
+@pytest.fixture(scope="session")
+def tiny_artifact(tiny_calibrated, tmp_path_factory) -> Path:
+    from edgebranchy.export.onnx import export_checkpoint
+
+    out = tmp_path_factory.mktemp("art") / "tiny-artifact"
+    export_checkpoint(tiny_calibrated, out, precision="fp16", log=lambda s: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def synthetic_test():
+    """(normalised float32 test images, labels) of the synthetic set, as the tiny model saw them."""
+    from edgebranchy.data import load_dataset
+
+    b = load_dataset("synthetic")
+    return b, b.test.x_float(b.norm), b.test.y
+
+
+def run_cli(*args, env=None, timeout=300):
+    import subprocess
+
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "edgebranchy", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=e, cwd=ROOT)

@@ -1,0 +1,189 @@
+"""EarlyExitRunner on ONNX Runtime against a PyTorch early-exit loop, compaction, pipelining, bad input."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.export.artifact import Artifact
+from edgebranchy.runtime.runner import EarlyExitRunner
+
+
+def torch_reference(checkpoint, x, thresholds):
+    """The exit rule written plainly over the PyTorch model, one sample at a time."""
+    import torch
+
+    from edgebranchy.exits.entropy import entropy
+    from edgebranchy.train.checkpoint import load_checkpoint
+
+    net, _ = load_checkpoint(checkpoint).build()
+    labels, exits = [], []
+    with torch.no_grad():
+        for i in range(len(x)):
+            h = torch.from_numpy(x[i:i + 1])
+            for k in range(net.num_exits):
+                h = net.stages[k](h)
+                logits = net.exits[k](h).numpy()
+                if k == net.num_exits - 1 or entropy(logits)[0] < thresholds[k]:
+                    labels.append(int(logits.argmax()))
+                    exits.append(k)
+                    break
+    return np.array(labels), np.array(exits)
+
+
+@pytest.fixture(scope="module")
+def runner(tiny_artifact):
+    with EarlyExitRunner(tiny_artifact) as r:
+        yield r
+
+
+def test_matches_pytorch_loop(runner, tiny_calibrated, synthetic_test):
+    _, x, y = synthetic_test
+    x = x[:200]
+    p = runner.predict(x)
+    ref_labels, ref_exits = torch_reference(tiny_calibrated, x, runner.thresholds)
+    # entropies within float noise of the threshold may flip; there must be (almost) none
+    agree = (p.exits == ref_exits).mean()
+    assert agree >= 0.99
+    same = p.exits == ref_exits
+    assert np.array_equal(p.labels[same], ref_labels[same])
+    assert 0 < (p.exits == 0).sum() < len(x), "the fixture threshold should split the samples"
+
+
+def test_compaction_equals_one_at_a_time(runner, synthetic_test):
+    _, x, _ = synthetic_test
+    x = x[:97]
+    batched = runner.predict(x, return_logits=True)
+    for i in range(len(x)):
+        single = runner.predict(x[i:i + 1], return_logits=True)
+        assert single.exits[0] == batched.exits[i]
+        assert single.labels[0] == batched.labels[i]
+        np.testing.assert_allclose(single.logits[0], batched.logits[i], rtol=1e-4, atol=1e-5)
+
+
+def test_last_exit_always_answers(tiny_artifact, synthetic_test):
+    _, x, _ = synthetic_test
+    with EarlyExitRunner(tiny_artifact, thresholds=[0.0]) as r:
+        p = r.predict(x[:50])
+        assert (p.exits == 1).all()
+    with EarlyExitRunner(tiny_artifact, thresholds=[1e9]) as r:
+        assert (r.predict(x[:50]).exits == 0).all()
+
+
+def test_pipelined_equals_sequential(runner, synthetic_test):
+    _, x, _ = synthetic_test
+    batches = [x[i:i + 16] for i in range(0, 200, 16)]
+    seq = [runner.predict(b) for b in batches]
+    pipe = list(runner.predict_stream(batches, pipelined=True))
+    assert len(pipe) == len(seq)
+    for a, b in zip(seq, pipe):
+        np.testing.assert_array_equal(a.labels, b.labels)
+        np.testing.assert_array_equal(a.exits, b.exits)
+        np.testing.assert_array_equal(a.entropy, b.entropy)
+
+
+def test_pipeline_reports_bad_batch(runner, synthetic_test):
+    _, x, _ = synthetic_test
+    with pytest.raises(EdgeBranchyError, match="shape"):
+        list(runner.predict_stream([x[:4], x[:4, :, :10]]))
+
+
+def test_nan_input_never_exits_early(tiny_artifact, synthetic_test):
+    _, x, _ = synthetic_test
+    xb = x[:8].copy()
+    xb[3] = np.nan
+    with EarlyExitRunner(tiny_artifact, thresholds=[1e9]) as r:  # everything finite exits at 0
+        p = r.predict(xb)
+    assert p.exits[3] == 1 and np.isnan(p.entropy[3])
+    assert (np.delete(p.exits, 3) == 0).all()
+
+
+@pytest.mark.parametrize("bad, match", [
+    (lambda x: x[:, :, :20], "shape"),
+    (lambda x: x.astype(np.float64), "float32"),
+    (lambda x: x[0], "shape"),
+    (lambda x: x.tolist(), "numpy"),
+])
+def test_bad_input(runner, synthetic_test, bad, match):
+    _, x, _ = synthetic_test
+    with pytest.raises(EdgeBranchyError, match=match):
+        runner.predict(bad(x[:4]))
+
+
+def test_wrong_threshold_count(tiny_artifact):
+    with pytest.raises(EdgeBranchyError, match="thresholds"):
+        EarlyExitRunner(tiny_artifact, thresholds=[0.1, 0.2])
+
+
+def test_unknown_backend_and_option(tiny_artifact):
+    with pytest.raises(EdgeBranchyError, match="unknown backend"):
+        EarlyExitRunner(tiny_artifact, backend="nope")
+    with pytest.raises(EdgeBranchyError, match="unknown onnxruntime option"):
+        EarlyExitRunner(tiny_artifact, options={"threads": 2})
+
+
+def _copy(src, tmp_path):
+    dst = tmp_path / "a"
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_tampered_file_refused(tiny_artifact, tmp_path):
+    a = _copy(tiny_artifact, tmp_path)
+    p = a / "segments" / "seg1.onnx"
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    p.write_bytes(bytes(data))
+    with pytest.raises(EdgeBranchyError, match="modified or damaged"):
+        EarlyExitRunner(a)
+
+
+def test_missing_file_refused(tiny_artifact, tmp_path):
+    a = _copy(tiny_artifact, tmp_path)
+    (a / "baseline.onnx").unlink()
+    with pytest.raises(EdgeBranchyError, match="missing"):
+        Artifact.load(a)
+
+
+@pytest.mark.parametrize("evil", ["../outside.onnx", "/etc/passwd", "segments/../../x.onnx"])
+def test_path_traversal_refused(tiny_artifact, tmp_path, evil):
+    a = _copy(tiny_artifact, tmp_path)
+    m = json.loads((a / "manifest.json").read_text())
+    m["segments"][0]["file"] = evil
+    m["files"][evil] = {"sha256": "0" * 64, "bytes": 1}
+    (a / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(EdgeBranchyError, match="leaves the artifact"):
+        Artifact.load(a)
+
+
+def test_symlink_out_refused(tiny_artifact, tmp_path):
+    a = _copy(tiny_artifact, tmp_path)
+    target = tmp_path / "elsewhere.onnx"
+    shutil.copy(a / "baseline.onnx", target)
+    (a / "baseline.onnx").unlink()
+    (a / "baseline.onnx").symlink_to(target)
+    with pytest.raises(EdgeBranchyError, match="outside"):
+        Artifact.load(a)
+
+
+def test_manifest_not_json(tiny_artifact, tmp_path):
+    a = _copy(tiny_artifact, tmp_path)
+    (a / "manifest.json").write_text("{not json")
+    with pytest.raises(EdgeBranchyError, match="not valid JSON"):
+        Artifact.load(a)
+
+
+def test_baseline_matches_torch(runner, tiny_calibrated, synthetic_test):
+    import torch
+
+    from edgebranchy.train.checkpoint import load_checkpoint
+
+    _, x, _ = synthetic_test
+    _, base = load_checkpoint(tiny_calibrated).build()
+    with torch.no_grad():
+        ref = base(torch.from_numpy(x[:64])).numpy()
+    np.testing.assert_allclose(runner.backend.run_baseline(x[:64]), ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(runner.baseline(x[:64]), ref.argmax(1))
