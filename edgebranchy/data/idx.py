@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:
             raise EdgeBranchyError(f"{path}: corrupt or truncated gzip stream ({e})") from None
     if len(raw) < 4:
         raise EdgeBranchyError(f"{path}: too short to be an IDX file ({len(raw)} bytes)")

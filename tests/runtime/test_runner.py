@@ -187,3 +187,18 @@ def test_baseline_matches_torch(runner, tiny_calibrated, synthetic_test):
         ref = base(torch.from_numpy(x[:64])).numpy()
     np.testing.assert_allclose(runner.backend.run_baseline(x[:64]), ref, rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(runner.baseline(x[:64]), ref.argmax(1))
+
+
+def test_torch_backend_cpu_equals_onnxruntime(tiny_artifact, synthetic_test):
+    _, x, _ = synthetic_test
+    with EarlyExitRunner(tiny_artifact) as ort_r, EarlyExitRunner(tiny_artifact, backend="torch") as t_r:
+        a, b = ort_r.predict(x[:128], return_logits=True), t_r.predict(x[:128], return_logits=True)
+        assert (a.exits == b.exits).mean() >= 0.99
+        same = a.exits == b.exits
+        np.testing.assert_array_equal(a.labels[same], b.labels[same])
+        np.testing.assert_allclose(a.logits[same], b.logits[same], rtol=1e-4, atol=1e-4)
+
+
+def test_torch_backend_refuses_other_checkpoint(tiny_artifact, tiny_checkpoint):
+    with pytest.raises(EdgeBranchyError, match="not the checkpoint"):
+        EarlyExitRunner(tiny_artifact, backend="torch", options={"checkpoint": str(tiny_checkpoint)})

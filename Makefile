@@ -1,0 +1,22 @@
+# The two commands of the README: `make quickstart` (the whole pipeline on this CPU)
+# and `make test`. Both build .venv from the project's own files first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: quickstart test clean-venv
+
+$(VENV)/.installed: pyproject.toml requirements-ci.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-ci.txt
+	touch $@
+
+quickstart: $(VENV)/.installed
+	$(PY) -m edgebranchy quickstart --out runs/quickstart
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,71 @@
+"""`edgebranchy bench`: latency and energy, baseline versus BranchyNet, on this device."""
+from __future__ import annotations
+
+import argparse
+
+ORDER = 50
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "bench", help="measure latency and energy of the baseline and the BranchyNet",
+        description="Run baseline.onnx and the early-exit segments on the same test samples, trials interleaved "
+                    "(baseline, branchy, baseline, ...), one energy window per trial after measuring idle power "
+                    "with the models loaded. Energy comes from the profile's power source: tegrastats or INA3221 "
+                    "on Jetson, NVML on NVIDIA GPUs, RAPL on x86 (measured), or a CPU-time model (estimated). "
+                    "Every finished trial is appended to OUT.jsonl; OUT is written atomically at the end.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("artifact", help="artifact directory from `edgebranchy export`")
+    p.add_argument("--backend", default=None, help="onnxruntime, torch or tensorrt (default: the profile's)")
+    p.add_argument("--profile", default="auto", help="device profile name or TOML path; 'auto' detects it")
+    p.add_argument("--power", help="override the profile's power source (auto, tegrastats, ina3221, nvml, rapl, "
+                                   "estimate)")
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--data-dir")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--samples", type=int, default=1000, help="test samples per pass")
+    p.add_argument("--trials", type=int, default=5, help="trials per variant (interleaved)")
+    p.add_argument("--warmup", type=int, default=50, help="warm-up batches per variant")
+    p.add_argument("--min-window", type=float, default=2.0, help="seconds per energy window (whole passes)")
+    p.add_argument("--idle", type=float, default=3.0, help="seconds of idle-power measurement")
+    p.add_argument("--threads", type=int, help="intra-op threads per session (onnxruntime)")
+    p.add_argument("--spinning", choices=["on", "off"], help="ONNX Runtime thread spinning")
+    p.add_argument("--checkpoint", help="checkpoint for the torch backend (default: the artifact's source)")
+    p.add_argument("--device", help="torch backend device (cpu, cuda)")
+    p.add_argument("--pipelined", action="store_true", help="branchy runs as a pipelined stream (throughput)")
+    p.add_argument("--out", default="runs/results.json", help="results file (JSON); trials also go to OUT.jsonl")
+    return p
+
+
+def run(args) -> int:
+    from edgebranchy.measure.bench import BenchConfig, run_bench
+    from edgebranchy.measure.profiles import resolve_profile
+
+    opts: dict = {}
+    if args.threads is not None:
+        opts["intra_op_threads"] = args.threads
+    if args.spinning:
+        opts["allow_spinning"] = args.spinning == "on"
+    if args.checkpoint:
+        opts["checkpoint"] = args.checkpoint
+    if args.device:
+        opts["device"] = args.device
+    backend = args.backend
+    if backend is None:
+        backend = resolve_profile(args.profile)[0].runtime.backend
+    cfg = BenchConfig(artifact=args.artifact, out=args.out, backend=backend, backend_options=opts,
+                      profile=args.profile, power=args.power, dataset=args.dataset, data_dir=args.data_dir,
+                      batch_size=args.batch_size, samples=args.samples, trials=args.trials, warmup=args.warmup,
+                      min_window_s=args.min_window, idle_s=args.idle, pipelined=args.pipelined)
+    res = run_bench(cfg)
+    b, e = res["variants"]["baseline"], res["variants"]["branchy"]
+    unit = res["variants"]["baseline"]["latency_ms"]["per"]
+    print(f"{'':10}{'accuracy':>9}{'p50 ms':>10}{'p99 ms':>10}{'mJ/inference':>14}")
+    for name, v in (("baseline", b), ("branchy", e)):
+        print(f"{name:10}{v['accuracy'] * 100:>8.2f}%{v['latency_ms']['p50']:>10.4f}{v['latency_ms']['p99']:>10.4f}"
+              f"{v['energy']['per_inference_mj']['median']:>14.4f}")
+    print(f"latency gain (p50 per {unit}): {b['latency_ms']['p50'] / e['latency_ms']['p50']:.2f}x; "
+          f"exits {', '.join(f'{f * 100:.1f}%' for f in e['exit_fractions'])}; energy {e['energy']['kind']} "
+          f"({e['energy']['source']})")
+    print(f"results: {args.out}")
+    return 0

@@ -1,0 +1,62 @@
+"""`edgebranchy calibrate`: choose the entropy thresholds on the held-out validation split."""
+from __future__ import annotations
+
+import argparse
+
+ORDER = 20
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "calibrate", help="choose exit thresholds for an accuracy target or a cost budget",
+        description="Collect every exit's logits on the validation split (held out from training) and choose "
+                    "the thresholds exactly over the entropy values that matter: the cheapest thresholds within "
+                    "--max-accuracy-drop points of the final exit, or the most accurate within --budget of the "
+                    "baseline's cost. Costs are MACs counted from the model, or per-segment latencies measured on "
+                    "the device (--cost RESULTS.json from `edgebranchy bench`). The result and the whole "
+                    "accuracy-versus-cost frontier are stored in the checkpoint, then the same table is printed "
+                    "for the untouched test split so over-fitting to validation shows.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("checkpoint", help="checkpoint written by `edgebranchy train` (updated in place, atomically)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--max-accuracy-drop", type=float, metavar="D",
+                   help="percentage points of accuracy you accept to lose (default 0.5 when no target is given)")
+    g.add_argument("--budget", type=float, metavar="B", help="cost budget as a fraction of the baseline's (e.g. 0.4)")
+    g.add_argument("--thresholds", metavar="T0[,T1..]",
+                   help="evaluate and store hand-picked thresholds instead of searching (e.g. the paper's 0.025)")
+    p.add_argument("--reference", choices=["final-exit", "baseline"], default="final-exit",
+                   help="accuracy that --max-accuracy-drop is measured from: the BranchyNet's final exit or the "
+                        "separately trained baseline")
+    p.add_argument("--cost", default="flops", help="'flops' (MACs counted from the model) or a bench RESULTS.json")
+    p.add_argument("--temperature", action="store_true", help="fit a softmax temperature per exit on validation")
+    p.add_argument("--normalize", action="store_true", help="entropy divided by ln(C) (thresholds in [0, 1])")
+    p.add_argument("--data-dir", help="dataset directory, if not where the checkpoint was trained")
+    p.add_argument("--frontier-rows", type=int, default=12, help="rows of the Pareto frontier to print")
+    return p
+
+
+def run(args) -> int:
+    from edgebranchy.errors import EdgeBranchyError
+    from edgebranchy.exits.table import calibration_table, frontier_table
+    from edgebranchy.train.calibration import calibrate_checkpoint
+
+    ts = None
+    if args.thresholds:
+        try:
+            ts = [float(v) for v in args.thresholds.split(",")]
+        except ValueError:
+            raise EdgeBranchyError(f"--thresholds takes comma-separated numbers, got {args.thresholds!r}") from None
+    rec = calibrate_checkpoint(args.checkpoint, max_accuracy_drop=args.max_accuracy_drop, budget=args.budget,
+                               thresholds=ts, reference=args.reference, cost=args.cost,
+                               temperature=args.temperature, normalize=args.normalize, data_dir=args.data_dir,
+                               log=lambda s: print(s, flush=True))
+    temps = rec.get("temperatures")
+    print(f"cost: {rec['cost_source']}" + (f"; temperatures {', '.join(f'{t:.3f}' for t in temps)}" if temps else ""))
+    fe = rec["final_exit_accuracy"]
+    print(f"final exit alone: validation {fe['validation'] * 100:.2f}%, test {fe['test'] * 100:.2f}%")
+    print(calibration_table(rec["validation"], rec["test"], rec["thresholds"]))
+    if rec.get("frontier"):
+        print("\naccuracy-versus-cost frontier (validation):")
+        print(frontier_table(rec["frontier"], max_rows=args.frontier_rows))
+    print(f"\nstored in {args.checkpoint}; next: edgebranchy export {args.checkpoint} --out ARTIFACT_DIR")
+    return 0

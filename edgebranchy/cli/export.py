@@ -1,0 +1,68 @@
+"""`edgebranchy export`: per-segment ONNX graphs from a checkpoint; TensorRT engines on the device."""
+from __future__ import annotations
+
+import argparse
+
+ORDER = 30
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "export", help="write the per-segment ONNX artifact (and TensorRT engines on the device)",
+        description="From a checkpoint: one ONNX graph per segment (trunk stage + exit head, entropy computed in "
+                    "the graph) plus baseline.onnx, each checked with onnx.checker, simplified with onnxsim and "
+                    "compared with PyTorch on real validation samples; the artifact directory appears atomically. "
+                    "On an NVIDIA device, `edgebranchy export ARTIFACT --tensorrt --profile DEVICE` adds one "
+                    "TensorRT engine per segment, cached per device.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("source", help="CHECKPOINT.pt (ONNX export) or ARTIFACT_DIR (with --tensorrt)")
+    p.add_argument("--out", help="artifact directory to create (ONNX export)")
+    p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",
+                   help="fp16 also writes FP16 graphs (what TensorRT 11 needs for FP16 engines)")
+    p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
+    p.add_argument("--check-samples", type=int, default=64, help="validation samples for the numerical check")
+    p.add_argument("--force", action="store_true", help="replace an existing artifact / rebuild cached engines")
+    p.add_argument("--tensorrt", action="store_true", help="build TensorRT engines into an existing artifact")
+    p.add_argument("--profile", default="auto", help="device profile for the TensorRT build settings")
+    p.add_argument("--max-batch", type=int, help="override the profile's maximum batch for the engines")
+    return p
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from edgebranchy.errors import EdgeBranchyError
+
+    if args.tensorrt:
+        return _tensorrt(args)
+    if not args.out:
+        raise EdgeBranchyError("--out ARTIFACT_DIR is required for the ONNX export")
+    if Path(args.source).is_dir():
+        raise EdgeBranchyError(f"{args.source} is a directory: the ONNX export takes a checkpoint; "
+                               "to build TensorRT engines into an artifact, add --tensorrt")
+    from edgebranchy.export.onnx import export_checkpoint
+
+    out = export_checkpoint(args.source, args.out, precision=args.precision, simplify=not args.no_simplify,
+                            check_samples=args.check_samples, force=args.force)
+    print(f"artifact: {out}")
+    return 0
+
+
+def _tensorrt(args) -> int:
+    from edgebranchy.export.artifact import Artifact
+    from edgebranchy.export.tensorrt import build_engines
+    from edgebranchy.measure.profiles import detect_profile, load_profile
+
+    art = Artifact.load(args.source)
+    name = args.profile
+    if name == "auto":
+        name, reason = detect_profile()
+        print(f"profile: {name} ({reason})")
+    settings = dict(load_profile(name).tensorrt)
+    if args.max_batch:
+        settings["max_batch"] = args.max_batch
+    if args.precision != "fp32":
+        settings["precision"] = args.precision
+    info = build_engines(art.root, settings, force=args.force)
+    print(f"engines: {info}")
+    return 0

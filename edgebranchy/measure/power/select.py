@@ -1,0 +1,136 @@
+"""Choosing the power meter for a run: the one the profile (or `--power`) names, never a silent substitute.
+
+A named source that is unavailable is an error that says why and how to pick
+another. "auto" tries, in this documented order, and records why each
+rejected source was rejected:
+
+1. tegrastats  (Jetson; run once to check it prints power rails)
+2. ina3221     (Jetson sensors in sysfs, when tegrastats is absent or shows no rails)
+3. nvml        (an NVIDIA GPU with nvidia-ml-py; GPU board energy only)
+4. rapl        (x86 package counters, where readable)
+5. estimate    (CPU-time model from the profile: always labelled "estimated")
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.measure.power.base import PowerMeter
+
+if TYPE_CHECKING:
+    from edgebranchy.measure.profiles import Profile
+
+SOURCES = ("tegrastats", "ina3221", "nvml", "rapl", "estimate")
+AUTO_ORDER = SOURCES
+CHOICES = ("auto",) + SOURCES
+
+
+def meter_class(source: str) -> type[PowerMeter]:
+    """The PowerMeter class of a source name (imports only that source's module)."""
+    if source == "tegrastats":
+        from edgebranchy.measure.power.tegrastats import TegrastatsMeter
+        return TegrastatsMeter
+    if source == "ina3221":
+        from edgebranchy.measure.power.ina3221 import Ina3221Meter
+        return Ina3221Meter
+    if source == "nvml":
+        from edgebranchy.measure.power.nvml import NvmlMeter
+        return NvmlMeter
+    if source == "rapl":
+        from edgebranchy.measure.power.rapl import RaplMeter
+        return RaplMeter
+    if source == "estimate":
+        from edgebranchy.measure.power.estimate import EstimateMeter
+        return EstimateMeter
+    raise EdgeBranchyError(f"unknown power source {source!r}; choose one of {', '.join(CHOICES)}")
+
+
+def meter_options(
+    source: str,
+    profile: "Profile",
+    *,
+    sysfs_root: str | Path = "/",
+    tegrastats_executable: str = "tegrastats",
+    nvml_device: int = 0,
+    sync: Callable[[], None] | None = None,
+) -> dict:
+    """Constructor options of a source for this profile (also what `available` checks)."""
+    power = profile.power
+    if source == "tegrastats":
+        return {"interval_ms": power.interval_ms, "executable": tegrastats_executable, "total_rail": power.total_rail}
+    if source == "ina3221":
+        return {"root": sysfs_root, "interval_ms": power.interval_ms, "total_rail": power.total_rail}
+    if source == "nvml":
+        return {"device_index": nvml_device, "sync": sync}
+    if source == "rapl":
+        return {"root": sysfs_root}
+    if source == "estimate":
+        est = power.estimate
+        return {
+            "p_idle_w": est.p_idle_w,
+            "model": est.model,
+            "p_max_w": est.p_max_w,
+            "p_active_core_w": est.p_active_core_w,
+            "p_idle_core_w": est.p_idle_core_w,
+            "scope": est.scope,
+            "coefficients_source": f"profile {profile.name}: {est.source}",
+        }
+    raise EdgeBranchyError(f"unknown power source {source!r}; choose one of {', '.join(CHOICES)}")
+
+
+def _check(source: str, options: dict) -> tuple[bool, str]:
+    cls = meter_class(source)
+    if source == "tegrastats":
+        return cls.available(probe=True, **options)
+    return cls.available(**options)
+
+
+def select_meter(
+    profile: "Profile",
+    override: str | None = None,
+    *,
+    sysfs_root: str | Path = "/",
+    tegrastats_executable: str = "tegrastats",
+    nvml_device: int = 0,
+    sync: Callable[[], None] | None = None,
+) -> tuple[PowerMeter, str]:
+    """The power meter for `profile` (or the `--power` override) and a sentence saying why.
+
+    A named source that is not usable raises EdgeBranchyError; "auto" goes
+    through AUTO_ORDER and the reason lists every source it rejected.
+    """
+    env = {"sysfs_root": sysfs_root, "tegrastats_executable": tegrastats_executable,
+           "nvml_device": nvml_device, "sync": sync}
+    if override is not None:
+        if override not in CHOICES:
+            raise EdgeBranchyError(f"unknown power source {override!r}; choose one of {', '.join(CHOICES)}")
+        source, origin = override, f"--power {override}"
+    else:
+        source, origin = profile.power.source, f"profile {profile.name} [power].source"
+
+    if source != "auto":
+        options = meter_options(source, profile, **env)
+        ok, why = _check(source, options)
+        if not ok:
+            others = ", ".join(c for c in CHOICES if c != source)
+            raise EdgeBranchyError(
+                f"power source {source!r} ({origin}) is not available here: {why}. "
+                f"Choose another with --power ({others}); --power estimate always works "
+                "(a CPU-time estimate, labelled as such)"
+            )
+        return meter_class(source)(**options), f"{source} ({origin}): {why}"
+
+    rejected = []
+    for candidate in AUTO_ORDER:
+        options = meter_options(candidate, profile, **env)
+        ok, why = _check(candidate, options)
+        if ok:
+            tried = "; ".join(rejected) if rejected else "nothing rejected"
+            meter = meter_class(candidate)(**options)
+            return meter, (
+                f"auto ({origin}; order {' > '.join(AUTO_ORDER)}): chose {candidate} ({why}); "
+                f"rejected: {tried}"
+            )
+        rejected.append(f"{candidate}: {why}")
+    raise EdgeBranchyError(f"no power source is usable here ({origin}): " + "; ".join(rejected))

@@ -1,0 +1,190 @@
+"""PyTorch backend (CPU or CUDA): the reference path, and the GPU path that runs on any CUDA machine.
+
+On CUDA every lane is its own non-default stream; a backend tensor carries the
+event that marks it ready, so work on another lane waits on that event instead
+of the host. Features and logits stay on the GPU; only the entropy (B floats)
+is copied back, into pinned memory, to decide. Compaction is an index_select on
+the device.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.export.artifact import Artifact
+from edgebranchy.runtime.backends.base import Backend, Launch
+from edgebranchy.util.files import sha256_file
+
+DEFAULTS = {"device": "cpu", "checkpoint": None, "precision": "fp32", "timing": False, "threads": 0}
+
+
+@dataclass
+class DeviceTensor:
+    """A tensor on the backend's device and the event (None on CPU) after which it is valid."""
+
+    t: Any
+    event: Any = None
+    lane: int = 0
+
+
+class TorchBackend(Backend):
+    """Runs the checkpoint's segments with PyTorch (the same graphs the export traced)."""
+
+    name = "torch"
+
+    def __init__(self, artifact: Artifact, options: dict | None = None):
+        import torch
+
+        from edgebranchy.models.graphs import BaselineGraph, SegmentGraph
+        from edgebranchy.train.checkpoint import load_checkpoint
+
+        unknown = set(options or {}) - set(DEFAULTS)
+        if unknown:
+            raise EdgeBranchyError(f"unknown torch backend option(s): {', '.join(sorted(unknown))}; "
+                                   f"known: {', '.join(sorted(DEFAULTS))}")
+        o = {**DEFAULTS, **(options or {})}
+        self.torch = torch
+        self.device = torch.device(o["device"])
+        self.cuda = self.device.type == "cuda"
+        if self.cuda and not torch.cuda.is_available():
+            raise EdgeBranchyError("the torch backend was asked for CUDA but torch.cuda.is_available() is False")
+        if o["precision"] not in ("fp32", "fp16"):
+            raise EdgeBranchyError("precision must be fp32 or fp16")
+        if o["precision"] == "fp16" and not self.cuda:
+            raise EdgeBranchyError("fp16 on the torch backend needs CUDA; use fp32 on the CPU")
+        if o["threads"]:
+            torch.set_num_threads(int(o["threads"]))
+        self.precision, self.timing = o["precision"], bool(o["timing"])
+        self.artifact = artifact
+        src = artifact.manifest.get("source", {})
+        ck_path = Path(o["checkpoint"] or src.get("checkpoint") or "")
+        if not ck_path.is_file():
+            raise EdgeBranchyError(f"the torch backend needs the checkpoint the artifact came from; {ck_path} not "
+                                   "found: pass options={'checkpoint': PATH} (or --checkpoint)")
+        want = src.get("checkpoint_sha256")
+        if want and sha256_file(ck_path) != want:
+            raise EdgeBranchyError(f"{ck_path} is not the checkpoint this artifact was exported from "
+                                   "(sha256 differs): the two would not compute the same thing")
+        ck = load_checkpoint(ck_path)
+        net, base = ck.build()
+        ent = artifact.manifest["entropy"]
+        temps = ent.get("temperatures") or [1.0] * net.num_exits
+        classes = len(artifact.classes)
+        half = self.precision == "fp16"
+        K = net.num_exits
+        self.segments = []
+        for k in range(K):
+            g = SegmentGraph(net.stages[k], net.exits[k], k == K - 1, bool(ent.get("normalized")), temps[k],
+                             classes, half).eval().to(self.device)
+            if half:
+                g.stage.half()
+                g.head.half()
+            self.segments.append(g)
+        self.base_graph = BaselineGraph(base.half() if half else base, half).eval().to(self.device)
+        if self.cuda:
+            self.asynchronous, self.lanes = True, 2
+            self.streams = [torch.cuda.Stream(device=self.device) for _ in range(self.lanes)]
+        else:
+            self.streams = [None]
+
+    @property
+    def num_segments(self) -> int:
+        return len(self.segments)
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _ready_on(self, x: DeviceTensor, lane: int) -> Any:
+        """x.t, usable on `lane`'s stream (waits on x's event when it came from another lane)."""
+        if self.cuda and x.event is not None and x.lane != lane:
+            self.streams[lane].wait_event(x.event)
+            x.t.record_stream(self.streams[lane])
+        return x.t
+
+    def _event(self, lane: int, timing: bool = False):
+        ev = self.torch.cuda.Event(enable_timing=timing)
+        ev.record(self.streams[lane])
+        return ev
+
+    # -- Backend ----------------------------------------------------------------------------------
+    def to_device(self, x: np.ndarray) -> DeviceTensor:
+        torch = self.torch
+        t = torch.from_numpy(x)
+        if not self.cuda:
+            return DeviceTensor(t)
+        with torch.cuda.stream(self.streams[0]):
+            d = t.pin_memory().to(self.device, non_blocking=True)
+            return DeviceTensor(d, self._event(0), 0)
+
+    def launch(self, k: int, x: Any, lane: int = 0) -> Launch:
+        torch = self.torch
+        if not isinstance(x, DeviceTensor):
+            raise EdgeBranchyError("torch backend: launch() takes what to_device/launch/gather returned")
+        seg = self.segments[k]
+        last = k == len(self.segments) - 1
+        if not self.cuda:
+            with torch.inference_mode():
+                outs = seg(x.t)
+            f, logits, ent = (None, *outs) if last else outs
+            e = ent.numpy()
+            return Launch(None if f is None else DeviceTensor(f), DeviceTensor(logits), lambda: e, len(e), k, lane)
+        stream = self.streams[lane]
+        with torch.cuda.stream(stream), torch.inference_mode():
+            inp = self._ready_on(x, lane)
+            start = self._event(lane, True) if self.timing else None
+            outs = seg(inp)
+            f, logits, ent = (None, *outs) if last else outs
+            host = torch.empty(ent.shape, dtype=ent.dtype, pin_memory=True)
+            host.copy_(ent, non_blocking=True)
+            end = self._event(lane, self.timing)
+        timing = {}
+        if self.timing:
+            timing["gpu_ms"] = lambda: start.elapsed_time(end)
+
+        def entropy() -> np.ndarray:
+            end.synchronize()  # waits for this launch only
+            return host.numpy()
+
+        return Launch(None if f is None else DeviceTensor(f, end, lane), DeviceTensor(logits, end, lane),
+                      entropy, int(ent.shape[0]), k, lane, timing)
+
+    def gather(self, t: Any, index: np.ndarray, lane: int = 0) -> DeviceTensor:
+        torch = self.torch
+        if not self.cuda:
+            return DeviceTensor(t.t[torch.from_numpy(np.ascontiguousarray(index))])
+        with torch.cuda.stream(self.streams[lane]):
+            src = self._ready_on(t, lane)
+            idx = torch.from_numpy(np.ascontiguousarray(index, dtype=np.int64)).pin_memory().to(
+                self.device, non_blocking=True)
+            out = src.index_select(0, idx)
+            return DeviceTensor(out, self._event(lane), lane)
+
+    def to_host(self, t: Any) -> np.ndarray:
+        if self.cuda and t.event is not None:
+            t.event.synchronize()
+        return t.t.detach().float().cpu().numpy() if t.t.dtype != self.torch.float32 else t.t.detach().cpu().numpy()
+
+    def run_baseline(self, x: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        with torch.inference_mode():
+            if not self.cuda:
+                return self.base_graph(torch.from_numpy(x)).numpy()
+            with torch.cuda.stream(self.streams[0]):
+                d = torch.from_numpy(x).pin_memory().to(self.device, non_blocking=True)
+                out = self.base_graph(d).cpu()  # synchronises the stream
+            return out.numpy()
+
+    def synchronize(self) -> None:
+        if self.cuda:
+            self.torch.cuda.synchronize(self.device)
+
+    def describe(self) -> dict:
+        d = {"backend": self.name, "torch": self.torch.__version__, "device": str(self.device),
+             "precision": self.precision, "lanes": self.lanes}
+        if self.cuda:
+            d["gpu"] = self.torch.cuda.get_device_name(self.device)
+        else:
+            d["threads"] = self.torch.get_num_threads()
+        return d

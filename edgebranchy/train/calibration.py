@@ -1,0 +1,93 @@
+"""Calibrate a checkpoint's thresholds: collect logits, choose thresholds, store the record (needs torch)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgebranchy.errors import EdgeBranchyError
+
+
+def calibrate_checkpoint(checkpoint: str | Path, *, max_accuracy_drop: float | None = None,
+                         budget: float | None = None, thresholds: list[float] | None = None,
+                         reference: str = "final-exit", cost: str = "flops", temperature: bool = False,
+                         normalize: bool = False, data_dir: str | None = None, data=None,
+                         log: Callable[[str], None] = print) -> dict:
+    """Choose (or evaluate given) thresholds on the validation split and store the record in the checkpoint.
+
+    Exactly one of max_accuracy_drop, budget, thresholds; with none, a 0.5-point drop.
+    Returns the calibration record (docs/architecture.md), test-split metrics included.
+    """
+    from edgebranchy.data import load_dataset
+    from edgebranchy.data.datasets import Normalization
+    from edgebranchy.exits.calibrate import calibrate, evaluate
+    from edgebranchy.exits.temperature import fit_temperature
+    from edgebranchy.models.summary import summarize
+    from edgebranchy.train.checkpoint import load_checkpoint, update_config
+    from edgebranchy.train.collect import collect_logits
+
+    given = [v is not None for v in (max_accuracy_drop, budget, thresholds)]
+    if sum(given) > 1:
+        raise EdgeBranchyError("give one of --max-accuracy-drop, --budget and --thresholds")
+    if reference not in ("final-exit", "baseline"):
+        raise EdgeBranchyError(f"reference must be final-exit or baseline, got {reference!r}")
+    ck = load_checkpoint(checkpoint)
+    cfg = ck.config
+    net, baseline = ck.build()
+    k = net.num_exits
+    if k < 2:
+        raise EdgeBranchyError(f"{checkpoint}: a network with one exit has no threshold to calibrate")
+    if data is None:
+        d = cfg.get("dataset") or {}
+        if "name" not in d:
+            raise EdgeBranchyError(f"{checkpoint}: the config does not say which dataset it was trained on")
+        src = d.get("source")
+        ddir = data_dir or (src if src and Path(src).is_dir() else None)
+        data = load_dataset(d["name"], ddir, val_size=d.get("val"), seed=d.get("split_seed", 0))
+    norm = Normalization.from_dict(cfg["input"])
+    log(f"collecting the logits of {k} exits on {len(data.val)} validation and {len(data.test)} test samples ...")
+    val_logits, val_base = collect_logits(net, data.val.x_float(norm), baseline)
+    test_logits, _ = collect_logits(net, data.test.x_float(norm))
+
+    if cost == "flops":
+        s = summarize(net, tuple(cfg["input"]["shape"]))
+        seg_costs = [float(r["segment_macs"]) for r in s["exits"]]
+        base_cost, cost_source = float(s["baseline_macs"]), "flops (MACs counted from the model)"
+    else:
+        from edgebranchy.exits.costs import costs_from_results
+
+        seg_costs, base_cost, cost_source = costs_from_results(cost, k)
+    temps = [float(fit_temperature(lg, data.val.y)) for lg in val_logits] if temperature else None
+    common = dict(normalize=normalize, temperatures=temps)
+    base_val_acc = float((val_base.argmax(1) == data.val.y).mean())
+    if thresholds is not None:
+        val = evaluate(val_logits, data.val.y, thresholds, seg_costs, base_cost, **common)
+        record = {"method": "manual", "target": None, "reference": reference, "segment_costs": seg_costs,
+                  "baseline_cost": base_cost, "thresholds": [float(t) for t in thresholds], "temperatures": temps,
+                  "validation": val, "frontier": None}
+    else:
+        drop = max_accuracy_drop if (max_accuracy_drop is not None or budget is not None) else 0.5
+        res = calibrate(val_logits, data.val.y, seg_costs, base_cost,
+                        max_accuracy_drop=None if budget is not None else drop, budget=budget,
+                        reference_accuracy=base_val_acc if reference == "baseline" else None, **common)
+        record = res.to_dict()
+    record["cost_source"] = cost_source
+    record["normalized"] = bool(normalize)
+    record["test"] = evaluate(test_logits, data.test.y, record["thresholds"], seg_costs, base_cost, **common)
+    record["final_exit_accuracy"] = {"validation": float((val_logits[-1].argmax(1) == data.val.y).mean()),
+                                     "test": float((test_logits[-1].argmax(1) == data.test.y).mean())}
+    record["baseline_accuracy"] = {"validation": base_val_acc}
+    record = _jsonable(record)
+    update_config(checkpoint, calibration=record)
+    return record
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj

@@ -1,0 +1,84 @@
+"""Bench end to end on the tiny artifact, including a bench killed mid-run."""
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.measure.bench import BenchConfig, run_bench
+
+from conftest import run_cli
+
+
+def _cfg(artifact, out, **kw):
+    base = dict(artifact=str(artifact), out=str(out), backend="onnxruntime", profile="x86-cpu", power="estimate",
+                dataset="synthetic", batch_size=1, samples=40, trials=2, warmup=2, min_window_s=0.05, idle_s=0.05,
+                segment_repeats=5)
+    base.update(kw)
+    return BenchConfig(**base)
+
+
+def test_bench_end_to_end(tiny_artifact, tmp_path, synthetic_test):
+    out = tmp_path / "r.json"
+    res = run_bench(_cfg(tiny_artifact, out), log=lambda s: None, progress=False)
+    on_disk = json.loads(out.read_text())
+    assert on_disk == json.loads(json.dumps(res))
+    assert res["schema"] == "edgebranchy.results" and res["schema_version"] == 1
+    b, e = res["variants"]["baseline"], res["variants"]["branchy"]
+    # accuracy and exits agree with the runner on the same samples
+    from edgebranchy.runtime.runner import EarlyExitRunner
+
+    _, x, y = synthetic_test
+    with EarlyExitRunner(tiny_artifact) as r:
+        p = r.predict(x[:40])
+        assert e["accuracy"] == pytest.approx(np.mean(p.labels == y[:40]))
+        assert e["exit_counts"] == np.bincount(p.exits, minlength=2).tolist()
+        assert b["accuracy"] == pytest.approx(np.mean(r.baseline(x[:40]) == y[:40]))
+    assert sum(e["exit_fractions"]) == pytest.approx(1.0)
+    for v in (b, e):
+        lat = v["latency_ms"]
+        assert lat["per"] == "sample" and len(lat["samples"]) >= 2 * 40
+        assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p999"]
+        assert v["energy"]["kind"] == "estimated" and v["energy"]["source"] == "estimate"
+        assert len(v["energy"]["trials"]) == 2
+        assert v["energy"]["per_inference_mj"]["median"] > 0
+    assert len(e["segment_latency_ms"]) == 2 and all(t > 0 for t in e["segment_latency_ms"])
+    env = res["environment"]
+    assert env["backend"] == "onnxruntime" and env["profile"] == "x86-cpu"
+    assert env["thresholds"] == pytest.approx(res["calibration"]["thresholds"])
+    assert env["backend_options"]["options"]["intra_op_threads"] == 1
+    lines = [json.loads(line) for line in (tmp_path / "r.json.jsonl").read_text().splitlines()]
+    assert [l["type"] for l in lines] == ["start", "idle"] + ["trial"] * 4 + ["done"]
+    assert [l["variant"] for l in lines if l["type"] == "trial"] == ["baseline", "branchy"] * 2
+
+
+def test_killed_bench_keeps_finished_trials(tiny_artifact, tmp_path):
+    out = tmp_path / "k.json"
+    r = run_cli("bench", tiny_artifact, "--profile", "x86-cpu", "--power", "estimate", "--dataset", "synthetic",
+                "--samples", "20", "--trials", "3", "--warmup", "1", "--min-window", "0", "--idle", "0",
+                "--backend", "onnxruntime", "--out", out, env={"EDGEBRANCHY_TEST_KILL_BENCH": "1:baseline"})
+    assert r.returncode == -9, r.stderr
+    assert not out.exists()
+    lines = [json.loads(line) for line in (tmp_path / "k.json.jsonl").read_text().splitlines()]
+    trials = [l for l in lines if l["type"] == "trial"]
+    assert [(l["trial"], l["variant"]) for l in trials] == [(0, "baseline"), (0, "branchy"), (1, "baseline")]
+    assert all(l["energy"]["joules"] >= 0 and len(l["latency_ms"]) == 20 for l in trials)
+
+
+def test_bench_cli_and_bad_arguments(tiny_artifact, tmp_path):
+    out = tmp_path / "c.json"
+    r = run_cli("bench", tiny_artifact, "--profile", "x86-cpu", "--power", "estimate", "--dataset", "synthetic",
+                "--samples", "10", "--trials", "1", "--warmup", "1", "--min-window", "0", "--idle", "0",
+                "--batch-size", "4", "--out", out)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())
+    assert res["config"]["batch_size"] == 4 and res["variants"]["branchy"]["latency_ms"]["per"] == "batch"
+    r = run_cli("bench", tiny_artifact, "--profile", "no-such-board", "--out", out)
+    assert r.returncode == 2 and "no-such-board" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("bench", tiny_artifact, "--profile", "x86-cpu", "--power", "tegrastats", "--out", out)
+    assert r.returncode == 2 and "tegrastats" in r.stderr
+    with pytest.raises(EdgeBranchyError, match="trials"):
+        run_bench(_cfg(tiny_artifact, out, trials=0), log=lambda s: None, progress=False)

@@ -1,0 +1,69 @@
+import sys
+
+import pytest
+
+from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.measure.power.estimate import EstimateMeter
+from edgebranchy.measure.power.rapl import RaplMeter
+from edgebranchy.measure.power.select import AUTO_ORDER, select_meter
+from edgebranchy.measure.power.tegrastats import TegrastatsMeter
+from edgebranchy.measure.profiles import load_profile
+
+PC = "sys/class/powercap"
+
+
+@pytest.fixture
+def bare(tmp_path, monkeypatch):
+    """A machine with no power source but the estimate: empty sysfs, no tegrastats, no pynvml."""
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    return {"sysfs_root": tmp_path / "root", "tegrastats_executable": str(tmp_path / "no-tegrastats")}
+
+
+def test_auto_falls_to_the_estimate_and_says_why(bare):
+    meter, why = select_meter(load_profile("x86-cpu"), **bare)
+    assert isinstance(meter, EstimateMeter) and meter.kind == "estimated"
+    for source in AUTO_ORDER[:-1]:
+        assert f"{source}: " in why
+    assert "chose estimate" in why and "not found" in why and "nvidia-ml-py" in why and "RAPL" in why
+
+
+def test_auto_takes_rapl_when_readable(bare, tree):
+    tree(bare["sysfs_root"], {
+        f"{PC}/intel-rapl:0/name": "package-0", f"{PC}/intel-rapl:0/energy_uj": "10",
+        f"{PC}/intel-rapl:0/max_energy_range_uj": "1000000",
+    })
+    meter, why = select_meter(load_profile("x86-cpu"), **bare)
+    assert isinstance(meter, RaplMeter)
+    assert "chose rapl" in why and "tegrastats: " in why and "nvml: " in why
+
+
+def test_named_source_unavailable_is_refused(bare):
+    with pytest.raises(EdgeBranchyError) as e:
+        select_meter(load_profile("x86-cpu"), "rapl", **bare)
+    msg = str(e.value)
+    assert "'rapl'" in msg and "--power rapl" in msg and "no RAPL package domains" in msg and "--power estimate" in msg
+    with pytest.raises(EdgeBranchyError, match="profile jetson-nano"):
+        select_meter(load_profile("jetson-nano"), **bare)  # profile names tegrastats; none here
+    with pytest.raises(EdgeBranchyError, match="nvidia-ml-py"):
+        select_meter(load_profile("x86-nvidia-gpu"), **bare)
+
+
+def test_override_estimate_on_a_jetson_profile(bare):
+    meter, why = select_meter(load_profile("jetson-orin-nano"), "estimate", **bare)
+    assert isinstance(meter, EstimateMeter)
+    assert why.startswith("estimate (--power estimate)") and "jetson-orin-nano" in why
+
+
+def test_profile_source_tegrastats_is_used(bare, fake_tegrastats, fixtures_dir):
+    bare["tegrastats_executable"] = fake_tegrastats(fixtures_dir / "tegrastats_alternating.log")
+    meter, why = select_meter(load_profile("jetson-nano"), **bare)
+    try:
+        assert isinstance(meter, TegrastatsMeter) and meter.total_rail == "POM_5V_IN"
+        assert "profile jetson-nano [power].source" in why and "POM_5V_IN" in why
+    finally:
+        meter.close()
+
+
+def test_unknown_override(bare):
+    with pytest.raises(EdgeBranchyError, match="choose one of auto, tegrastats"):
+        select_meter(load_profile("x86-cpu"), "multimeter", **bare)
