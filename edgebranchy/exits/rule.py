@@ -38,6 +38,11 @@ def confident(entropy_k: np.ndarray, threshold_k: float) -> np.ndarray:
         return np.isfinite(e) & (e < t)
 
 
+def confident_one(entropy: float, threshold: float) -> bool:
+    """`confident` for one sample and an already checked threshold (the batch-1 fast path)."""
+    return math.isfinite(entropy) and entropy < threshold
+
+
 def _as_matrix(entropies: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
     if isinstance(entropies, np.ndarray):
         e = entropies

@@ -44,6 +44,7 @@ class Artifact:
     def __init__(self, root: Path, manifest: dict):
         self.root = root
         self.manifest = manifest
+        self._shape: tuple[int, ...] | None = None
 
     # -- loading ---------------------------------------------------------------------------------
     @classmethod
@@ -113,7 +114,9 @@ class Artifact:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(int(v) for v in self.manifest["input"]["shape"])
+        if self._shape is None:
+            self._shape = tuple(int(v) for v in self.manifest["input"]["shape"])
+        return self._shape
 
     @property
     def classes(self) -> list[str]:
@@ -156,7 +159,7 @@ class Artifact:
             raise EdgeBranchyError(f"input dtype must be float32 (normalised pixels), got {x.dtype}; "
                                    "use Artifact.preprocess on raw pixels")
         want = self.input_shape
-        if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
+        if x.shape[1:] != want:
             raise EdgeBranchyError(f"input shape {tuple(x.shape)} does not match the artifact's "
                                    f"(N, {', '.join(map(str, want))})")
         return np.ascontiguousarray(x)

@@ -151,9 +151,8 @@ def engine_names(art: Artifact) -> list:
 
 def make_logger(trt: Any, sink: Callable[[str], None]) -> Any:
     """A trt.ILogger that forwards warnings/errors to `sink` and keeps the errors."""
-    sev = trt.ILogger.Severity
-    errors_ = (sev.INTERNAL_ERROR, sev.ERROR)
-    warning = sev.WARNING
+    errors_ = (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR)
+    warning = trt.ILogger.Severity.WARNING
 
     class _Logger(trt.ILogger):
         def __init__(self):
@@ -318,7 +317,8 @@ def build_engines(artifact_dir: Any, settings: dict, precision: Optional[str] = 
         profile = builder.create_optimization_profile()
         profile.set_shape(INPUT_NAME, tuple(p["min"]), tuple(p["opt"]), tuple(p["max"]))
         config.add_optimization_profile(profile)
-        config.set_timing_cache(cache, False)
+        if not config.set_timing_cache(cache, False):
+            raise EdgeBranchyError(f"TensorRT refused the timing cache {tc_rel} while building the {j.what} engine")
         del logger.errors[:]
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
@@ -361,17 +361,15 @@ def build_engines(artifact_dir: Any, settings: dict, precision: Optional[str] = 
 
 
 def _timing_cache(config: Any, path: Path, log: Callable[[str], None]) -> Tuple[Any, str]:
-    """The timing cache for this GPU and TensorRT version: loaded from `path` if there, else empty."""
+    """The timing cache for this GPU and TensorRT version: loaded from `path` if there and accepted, else empty."""
     if not path.is_file():
         return config.create_timing_cache(b""), "new"
-    data = path.read_bytes()
     try:
-        cache = config.create_timing_cache(data)
+        cache = config.create_timing_cache(path.read_bytes())
+        err = "TensorRT refused it" if cache is None or not config.set_timing_cache(cache, False) else None
     except Exception as e:  # noqa: BLE001 - a damaged cache is dropped, and the fact recorded
-        cache, err = None, f"{type(e).__name__}: {e}"
-    else:
-        err = "TensorRT refused it"
-    if cache is None:
+        err = f"{type(e).__name__}: {e}"
+    if err is not None:
         log(f"warning: timing cache {path} unusable ({err}); starting an empty one")
         return config.create_timing_cache(b""), f"discarded ({err})"
     return cache, "loaded"
@@ -411,8 +409,8 @@ def select_engines(art: Artifact, want: dict) -> Tuple[str, dict]:
         lines = [f"{k}: {_describe(r.get('components', {}))} (differs in: "
                  f"{', '.join(_differences(r.get('components', {}), want))})" for k, r in records.items()]
         raise EdgeBranchyError(f"the TensorRT engines in {art.root} were built for another device or setting; "
-                               f"this device has {_describe({**want})}. Engines only run on the TensorRT version "
-                               f"and GPU that built them. Present: " + "; ".join(lines) + f". {rebuild_hint(art.root)}")
+                               f"this device has {_describe(want)}. Engines only run on the TensorRT version and GPU "
+                               f"that built them. Present: " + "; ".join(lines) + f". {rebuild_hint(art.root)}")
     if len(found) > 1:
         raise EdgeBranchyError(f"{art.root}: several engine sets fit this device ({', '.join(found)}); choose one "
                                "with the precision, dla_core or device_key option")
@@ -431,23 +429,24 @@ class LoadedEngines:
     engines: Dict[str, Any]
 
 
-def load_engine(artifact: Artifact, device_key_components: dict, log: Callable[[str], None] = lambda s: None
-                ) -> LoadedEngines:
+def load_engine(artifact: Artifact, device_key_components: dict,
+                log: Callable[[str], None] = lambda s: None) -> LoadedEngines:
     """Deserialise the engines (every segment and the baseline) whose key components match
-    `device_key_components` (at least the device facts; optionally precision, dla_core, device_key).
-    Refuses engines built for another TensorRT version, GPU or setting."""
+    `device_key_components` (the device facts; optionally precision, dla_core, device_key).
+    Refuses engines built for another TensorRT version, GPU or setting, saying to rebuild."""
     trt = import_tensorrt()
     key, record = select_engines(artifact, device_key_components)
     comps = record.get("components", {})
-    for name, rel in record.get("files", {}).items():
-        path = artifact.root / rel
-        if not path.is_file():
-            raise EdgeBranchyError(f"engine file {path} is missing; {rebuild_hint(artifact.root)}")
-    on_disk = read_json(artifact.root / record["files"]["engine.json"], "engine description")
+    files = record.get("files", {})
+    for name in engine_names(artifact) + ["engine.json"]:
+        if name not in files or not (artifact.root / files[name]).is_file():
+            raise EdgeBranchyError(f"the {name} file of the TensorRT engines {key} is missing; "
+                                   f"{rebuild_hint(artifact.root)}")
+    on_disk = read_json(artifact.root / files["engine.json"], "engine description")
     if on_disk != comps:
+        diff = sorted(set(_differences(on_disk, comps)) | set(_differences(comps, on_disk)))
         raise EdgeBranchyError(f"{artifact.root / record['dir']}/engine.json does not match the manifest "
-                               f"(differs in: {', '.join(_differences(on_disk, comps)) or 'keys'}); "
-                               f"{rebuild_hint(artifact.root)}")
+                               f"(differs in: {', '.join(diff)}); {rebuild_hint(artifact.root)}")
     for name, digest in comps.get("onnx_sha256", {}).items():
         rel = record.get("graphs", {}).get(name)
         if rel is None or artifact.manifest["files"].get(rel, {}).get("sha256") != digest:
@@ -457,9 +456,7 @@ def load_engine(artifact: Artifact, device_key_components: dict, log: Callable[[
     runtime = trt.Runtime(logger)
     engines = {}
     for name in engine_names(artifact):
-        rel = record["files"].get(name)
-        if rel is None:
-            raise EdgeBranchyError(f"no {name} engine for {key}; {rebuild_hint(artifact.root)}")
+        rel = files[name]
         data = (artifact.root / rel).read_bytes()
         if sha256_bytes(data) != artifact.manifest["files"].get(rel, {}).get("sha256"):
             raise EdgeBranchyError(f"engine {artifact.root / rel} does not match its sha256 in the manifest; "

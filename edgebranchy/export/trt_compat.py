@@ -185,6 +185,6 @@ def numpy_dtypes(trt: Any) -> dict:
     """TensorRT data types -> numpy dtypes, for the types every supported version has."""
     import numpy as np
 
-    d = trt.DataType
-    return {d.FLOAT: np.dtype(np.float32), d.HALF: np.dtype(np.float16), d.INT32: np.dtype(np.int32),
-            d.INT8: np.dtype(np.int8), d.BOOL: np.dtype(np.bool_)}
+    return {trt.DataType.FLOAT: np.dtype(np.float32), trt.DataType.HALF: np.dtype(np.float16),
+            trt.DataType.INT32: np.dtype(np.int32), trt.DataType.INT8: np.dtype(np.int8),
+            trt.DataType.BOOL: np.dtype(np.bool_)}

@@ -155,7 +155,7 @@ def _bench(cfg, runner, profile, profile_reason, log, progress, load_dataset, co
                 "precision": backend.describe().get("precision", "fp32"), "artifact": str(art.root),
                 "artifact_sha256": art.sha256(), "model": art.manifest["model"].get("name"),
                 "dataset": cfg.dataset, "thresholds": runner.thresholds, "power_source": meter.name,
-                "power_source_reason": power_reason, "pipelined": cfg.pipelined})
+                "power_source_reason": power_reason, "power_meter": meter.describe(), "pipelined": cfg.pipelined})
     stream.write({"type": "start", "environment": env, "config": _config(cfg, n)})
 
     meter.start()
@@ -205,6 +205,7 @@ def _bench(cfg, runner, profile, profile_reason, log, progress, load_dataset, co
     finally:
         if bar is not None:
             bar.close()
+        meter.close()
     seg_ms = _segment_latencies(runner, batches[0], cfg.segment_repeats, sync)
     results = {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION,

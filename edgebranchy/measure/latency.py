@@ -115,10 +115,17 @@ def ci95_across_trials(trial_values: Sequence[float]) -> tuple[float, float]:
     return (mean - half, mean + half)
 
 
-def median_ci95(values: Sequence[float]) -> dict:
-    """{"median": m, "ci95": [lo, hi]}: the median of per-trial values and the 95% interval of their mean."""
+def median_ci95(values: Sequence[float], resamples: int = 5000, seed: int = 0) -> dict:
+    """{"median", "ci95": [lo, hi], "mean", "n"}: the median of per-trial values with a 95% percentile
+    bootstrap interval of the median (fixed seed, so the same trials give the same interval)."""
     import numpy as np
 
-    v = _finite(values, "trial values")
-    lo, hi = ci95_across_trials(v)
-    return {"median": float(np.median(v)), "ci95": [lo, hi]}
+    v = np.asarray(_finite(values, "trial values"), dtype=np.float64)
+    med = float(np.median(v))
+    if len(v) == 1:
+        lo = hi = med
+    else:
+        rng = np.random.default_rng(seed)
+        meds = np.median(v[rng.integers(0, len(v), size=(resamples, len(v)))], axis=1)
+        lo, hi = (float(q) for q in np.percentile(meds, [2.5, 97.5]))
+    return {"median": med, "ci95": [lo, hi], "mean": float(v.mean()), "n": int(len(v))}

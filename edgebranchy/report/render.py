@@ -227,7 +227,7 @@ HOW_TO_READ = [
     "Energy kind 'measured' means read from a power sensor (e.g. tegrastats/INA3221, NVML, RAPL) over "
     "windows of many inferences; 'estimated' means computed from CPU time with the device profile's "
     "power model: an estimate, not a measurement. The source names the sensor or model.",
-    "Energy is the median over trials with a 95% confidence interval; dynamic energy subtracts the "
+    "Energy is the median over trials with a 95% bootstrap confidence interval of the median; dynamic energy subtracts the "
     "idle power (taken with the model loaded; its kind and source are in the environment table) "
     "times the run time.",
     "Every figure comes from the results files named in the environment table.",

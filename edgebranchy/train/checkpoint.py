@@ -41,7 +41,7 @@ class Checkpoint:
                                    f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
         net.eval()
         base.eval()
-        return net, base.baseline()
+        return net, base.baseline().eval()
 
 
 def _load(net, state, path, what) -> None:

@@ -278,7 +278,8 @@ class Trainer:
         try:
             st = torch.load(self.resume_path, map_location=self.device, weights_only=True)
         except Exception as e:  # noqa: BLE001 - any damage means we cannot resume
-            raise EdgeBranchyError(f"{self.resume_path}: cannot resume from a damaged state file ({e})") from None
+            first = (str(e).splitlines() or [type(e).__name__])[0]  # torch's messages run over many lines
+            raise EdgeBranchyError(f"{self.resume_path}: cannot resume from a damaged state file ({first})") from None
         if st.get("config") != repr(sorted(asdict(self.cfg).items())):
             raise EdgeBranchyError(f"{self.resume_path} was written by a run with other settings; "
                                    "resume with the same arguments or delete it")

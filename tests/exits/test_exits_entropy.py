@@ -30,7 +30,7 @@ def naive_entropy(x):
     return np.array(out)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(logit_arrays())
 def test_entropy_is_between_zero_and_log_c(x):
     h = entropy(x)
@@ -40,7 +40,7 @@ def test_entropy_is_between_zero_and_log_c(x):
     assert np.all(h <= math.log(x.shape[1]) + 1e-9)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(logit_arrays())
 def test_normalised_entropy_is_in_unit_interval(x):
     h = entropy(x, normalize=True)
@@ -48,7 +48,7 @@ def test_normalised_entropy_is_in_unit_interval(x):
     np.testing.assert_allclose(h * math.log(x.shape[1]), entropy(x), rtol=1e-12, atol=1e-12)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(logit_arrays(max_abs=30.0))
 def test_entropy_matches_plain_formula(x):
     np.testing.assert_allclose(entropy(x), naive_entropy(x), rtol=1e-9, atol=1e-9)

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.exits.rule import assign_exits, confident
+from edgebranchy.exits.rule import assign_exits, confident, confident_one
 
 VALUES = st.sampled_from([0.0, 0.1, 0.2, 0.5, 1.0, 2.0, float("nan"), float("inf"), -float("inf")])
 
@@ -24,7 +24,7 @@ def loop_exits(e, thresholds):
     return out
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.integers(1, 4).flatmap(lambda k: st.tuples(
     st.lists(st.lists(VALUES | st.floats(0, 3), min_size=k, max_size=k), min_size=0, max_size=12),
     st.lists(st.sampled_from([0.0, 0.1, 0.2, 0.5, 1.5, float("inf")]) | st.floats(0, 3),
@@ -99,3 +99,9 @@ def test_bad_shapes_raise():
 
 def test_single_exit_always_answers():
     assert assign_exits(np.zeros((3, 1)), []).tolist() == [0, 0, 0]
+
+
+@settings(max_examples=100, deadline=None)
+@given(VALUES | st.floats(0, 3, width=32), st.sampled_from([0.0, 0.1, 0.5, 2.0, float("inf")]) | st.floats(0, 3))
+def test_confident_one_agrees_with_confident(e, t):
+    assert confident_one(e, t) == bool(confident(np.array([e]), t)[0])

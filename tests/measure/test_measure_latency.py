@@ -66,8 +66,13 @@ def test_ci95_refuses_nan():
 
 def test_median_ci95():
     r = median_ci95([1.0, 2.0, 10.0])
-    assert r["median"] == 2.0
-    assert r["ci95"][0] < 13 / 3 < r["ci95"][1]
+    assert r["median"] == 2.0 and r["mean"] == pytest.approx(13 / 3) and r["n"] == 3
+    lo, hi = r["ci95"]
+    assert 1.0 <= lo <= 2.0 <= hi <= 10.0  # a bootstrap interval of the median lies within the data
+    assert median_ci95([1.0, 2.0, 10.0]) == r  # fixed seed: reproducible
+    tight = median_ci95([5.0] * 4 + [5.1] * 4)["ci95"]
+    assert tight[1] - tight[0] <= 0.1 + 1e-12
+    assert median_ci95([3.0]) == {"median": 3.0, "ci95": [3.0, 3.0], "mean": 3.0, "n": 1}
     with pytest.raises(EdgeBranchyError):
         median_ci95([float("nan")])
 
