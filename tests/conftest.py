@@ -1,14 +1,12 @@
 """Shared fixtures: a tiny trained checkpoint and its exported artifact (built once per session)."""
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from eb_testutil import ROOT, run_cli  # noqa: F401  (re-exported for older tests)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -41,14 +39,12 @@ def tiny_calibrated(tiny_checkpoint, tmp_path_factory) -> Path:
     """The tiny checkpoint with a threshold that lets a good share of samples exit early."""
     import shutil
 
-    from edgebranchy.train.checkpoint import load_checkpoint, save_checkpoint
+    from edgebranchy.train.calibration import calibrate_checkpoint
+    from edgebranchy.train.checkpoint import load_checkpoint
 
     out = tmp_path_factory.mktemp("ckpt-cal") / "tiny-cal.pt"
     shutil.copy(tiny_checkpoint, out)
-    ck = load_checkpoint(out)
-    ck.config["calibration"] = {"method": "manual", "thresholds": [_median_entropy(ck)], "normalized": False,
-                                "temperatures": None}
-    save_checkpoint(out, ck.config, ck.branchy_state, ck.baseline_state)
+    calibrate_checkpoint(out, thresholds=[_median_entropy(load_checkpoint(out))], log=lambda s: None)
     return out
 
 
@@ -83,12 +79,3 @@ def synthetic_test():
 
     b = load_dataset("synthetic")
     return b, b.test.x_float(b.norm), b.test.y
-
-
-def run_cli(*args, env=None, timeout=300):
-    import subprocess
-
-    e = dict(os.environ)
-    e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "edgebranchy", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=e, cwd=ROOT)

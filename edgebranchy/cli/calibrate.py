@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from edgebranchy.cli._args import floats
+
 ORDER = 20
 
 
@@ -22,7 +24,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--max-accuracy-drop", type=float, metavar="D",
                    help="percentage points of accuracy you accept to lose (default 0.5 when no target is given)")
     g.add_argument("--budget", type=float, metavar="B", help="cost budget as a fraction of the baseline's (e.g. 0.4)")
-    g.add_argument("--thresholds", metavar="T0[,T1..]",
+    g.add_argument("--thresholds", metavar="T0[,T1..]", type=floats,
                    help="evaluate and store hand-picked thresholds instead of searching (e.g. the paper's 0.025)")
     p.add_argument("--reference", choices=["final-exit", "baseline"], default="final-exit",
                    help="accuracy that --max-accuracy-drop is measured from: the BranchyNet's final exit or the "
@@ -40,12 +42,7 @@ def run(args) -> int:
     from edgebranchy.exits.table import calibration_table, frontier_table
     from edgebranchy.train.calibration import calibrate_checkpoint
 
-    ts = None
-    if args.thresholds:
-        try:
-            ts = [float(v) for v in args.thresholds.split(",")]
-        except ValueError:
-            raise EdgeBranchyError(f"--thresholds takes comma-separated numbers, got {args.thresholds!r}") from None
+    ts = args.thresholds
     rec = calibrate_checkpoint(args.checkpoint, max_accuracy_drop=args.max_accuracy_drop, budget=args.budget,
                                thresholds=ts, reference=args.reference, cost=args.cost,
                                temperature=args.temperature, normalize=args.normalize, data_dir=args.data_dir,

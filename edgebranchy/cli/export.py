@@ -21,6 +21,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="fp16 also writes FP16 graphs (what TensorRT 11 needs for FP16 engines)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
     p.add_argument("--check-samples", type=int, default=64, help="validation samples for the numerical check")
+    p.add_argument("--keep-all-exits", action="store_true",
+                   help="keep side exits that calibration switched off (threshold 0) as their own segments")
     p.add_argument("--force", action="store_true", help="replace an existing artifact / rebuild cached engines")
     p.add_argument("--tensorrt", action="store_true", help="build TensorRT engines into an existing artifact")
     p.add_argument("--profile", default="auto", help="device profile for the TensorRT build settings")
@@ -43,7 +45,8 @@ def run(args) -> int:
     from edgebranchy.export.onnx import export_checkpoint
 
     out = export_checkpoint(args.source, args.out, precision=args.precision, simplify=not args.no_simplify,
-                            check_samples=args.check_samples, force=args.force)
+                            check_samples=args.check_samples, force=args.force,
+                            prune=not args.keep_all_exits)
     print(f"artifact: {out}")
     return 0
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from edgebranchy.cli._args import floats
+
 ORDER = 40
 
 
@@ -18,7 +20,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--backend", default="onnxruntime", help="onnxruntime, torch or tensorrt")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--samples", type=int, help="only the first N test samples")
-    p.add_argument("--thresholds", help="override the artifact's thresholds, comma separated")
+    p.add_argument("--thresholds", type=floats, help="override the artifact's thresholds, comma separated")
     p.add_argument("--pipelined", action="store_true", help="overlap segments of consecutive batches")
     return p
 
@@ -34,12 +36,7 @@ def run(args) -> int:
 
     if args.batch_size <= 0:
         raise EdgeBranchyError("--batch-size must be positive")
-    ts = None
-    if args.thresholds:
-        try:
-            ts = [float(v) for v in args.thresholds.split(",")]
-        except ValueError:
-            raise EdgeBranchyError(f"--thresholds takes comma-separated numbers, got {args.thresholds!r}") from None
+    ts = args.thresholds
     with EarlyExitRunner(args.artifact, backend=args.backend, thresholds=ts) as r:
         data = load_dataset(args.dataset, args.data_dir)
         n = min(args.samples or len(data.test), len(data.test))

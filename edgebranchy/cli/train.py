@@ -3,14 +3,9 @@ from __future__ import annotations
 
 import argparse
 
+from edgebranchy.cli._args import floats
+
 ORDER = 10
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -31,8 +26,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--baseline-epochs", type=int, help="baseline epochs first (default: --epochs; 0 skips)")
     p.add_argument("--batch-size", type=int, help="global batch size (default 128; paper recipe 512)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    p.add_argument("--betas", type=_floats, help="Adam betas, e.g. 0.9,0.999")
-    p.add_argument("--exit-weights", type=_floats, help="loss weight per exit (default 1.0 per side exit, 0.3 last)")
+    p.add_argument("--betas", type=floats, help="Adam betas, e.g. 0.9,0.999")
+    p.add_argument("--exit-weights", type=floats, help="loss weight per exit (default 1.0 per side exit, 0.3 last)")
     p.add_argument("--paper-recipe", action="store_true", help="the paper's Adam betas (0.99, 0.999) and batch 512")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-size", type=int, help="validation samples held out for calibration")
@@ -50,8 +45,8 @@ def run(args) -> int:
     from edgebranchy.train.trainer import RECIPES, TrainConfig
 
     recipe = RECIPES["paper" if args.paper_recipe else "default"]
-    model_args = {"depth": args.depth} if args.depth else {}
-    if args.depth and args.model != "b-resnet":
+    model_args = {"depth": args.depth} if args.depth is not None else {}
+    if args.depth is not None and args.model != "b-resnet":
         raise EdgeBranchyError("--depth applies to b-resnet only")
     for name in ("epochs", "lr"):
         if getattr(args, name) <= 0:
@@ -59,7 +54,7 @@ def run(args) -> int:
     cfg = TrainConfig(
         model=args.model, model_args=model_args, dataset=args.dataset, data_dir=args.data_dir,
         epochs=args.epochs, baseline_epochs=args.baseline_epochs,
-        batch_size=args.batch_size or recipe["batch_size"], lr=args.lr,
+        batch_size=recipe["batch_size"] if args.batch_size is None else args.batch_size, lr=args.lr,
         betas=tuple(args.betas) if args.betas else recipe["betas"], exit_weights=args.exit_weights,
         seed=args.seed, val_size=args.val_size, limit=args.limit, max_steps=args.max_steps, device=args.device,
         recipe="paper" if args.paper_recipe else "default")

@@ -78,7 +78,8 @@ def _max_diff(got: list[np.ndarray], ref: list[np.ndarray], what: str) -> float:
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = "fp32", simplify: bool = True,
                       samples: np.ndarray | None = None, check_samples: int = 64, force: bool = False,
-                      normalize_entropy: bool | None = None, log: Callable[[str], None] = print) -> Path:
+                      normalize_entropy: bool | None = None, prune: bool = True,
+                      log: Callable[[str], None] = print) -> Path:
     """Write the artifact for `checkpoint` to `out` (atomically). Returns the artifact path.
 
     `samples`: normalised validation inputs for the numerical check (default: the
@@ -109,6 +110,22 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
     summary = summarize(net, tuple(cfg["input"]["shape"]))
     from edgebranchy.models.graphs import BaselineGraph, SegmentGraph
 
+    # A side exit calibrated to threshold 0 lets no sample leave (the rule is entropy < T and
+    # entropy >= 0): its head would only cost time, so its stage is fused into the next segment.
+    keep = [j for j in range(k_exits) if j == k_exits - 1 or not prune or not thresholds or thresholds[j] > 0]
+    pruned = [j for j in range(k_exits) if j not in keep]
+    if pruned:
+        log(f"exit(s) {', '.join(map(str, pruned))} calibrated to threshold 0 (no sample leaves there): "
+            "fused into the next segment (--keep-all-exits keeps them)")
+    plan, prev = [], -1
+    for j in keep:
+        parts = [net.stages[i] for i in range(prev + 1, j + 1)]
+        stage = parts[0] if len(parts) == 1 else torch.nn.Sequential(*parts)
+        macs = sum(summary["exits"][i]["stage_macs"] for i in range(prev + 1, j + 1)) + summary["exits"][j]["head_macs"]
+        plan.append((j, stage, net.exits[j], macs))
+        prev = j
+    n_seg = len(plan)
+
     def build(tmp: Path) -> None:
         (tmp / "segments").mkdir()
         files: dict[str, dict] = {}
@@ -119,19 +136,19 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
             files[rel] = {"sha256": sha256_file(tmp / rel), "bytes": len(data)}
 
         feats = x
-        for k in range(k_exits):
-            last = k == k_exits - 1
+        for k, (j, stage, head, seg_macs) in enumerate(plan):
+            last = k == n_seg - 1
             names = ["logits", "entropy"] if last else ["features", "logits", "entropy"]
-            entry = {"index": k, "input_shape": list(feats.shape[1:]), "macs": summary["exits"][k]["segment_macs"]}
+            entry = {"index": k, "model_exit": j, "input_shape": list(feats.shape[1:]), "macs": seg_macs}
             with torch.no_grad():
-                ref_mod = SegmentGraph(net.stages[k], net.exits[k], last, normalize, temps[k], classes, False).eval()
+                ref_mod = SegmentGraph(stage, head, last, normalize, temps[j], classes, False).eval()
                 ref = [t.numpy() for t in ref_mod(feats)]
             for prec in ["fp32"] + (["fp16"] if precision == "fp16" else []):
                 half = prec == "fp16"
-                mod = SegmentGraph(net.stages[k], net.exits[k], last, normalize, temps[k], classes, False)
+                mod = SegmentGraph(stage, head, last, normalize, temps[j], classes, False)
                 if half:
-                    mod = SegmentGraph(copy.deepcopy(net.stages[k]).half(), copy.deepcopy(net.exits[k]).half(), last,
-                                       normalize, temps[k], classes, True)
+                    mod = SegmentGraph(copy.deepcopy(stage).half(), copy.deepcopy(head).half(), last,
+                                       normalize, temps[j], classes, True)
                 # fp16 chain: segment 0 takes the fp32 image, later segments take fp16 features
                 example = feats.half() if (half and k > 0) else feats
                 data = _export(mod, example, names)
@@ -154,7 +171,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
             entry.setdefault("fp16_file", None)
             if not last:
                 with torch.no_grad():
-                    feats = net.stages[k](feats)
+                    feats = stage(feats)
                 entry["feature_shape"] = list(feats.shape[1:])
             else:
                 entry["feature_shape"] = None
@@ -190,9 +207,11 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
             "input": {"name": "x", **cfg["input"]},
             "classes": cfg["classes"],
             "entropy": {"unit": "nats", "normalized": normalize, "temperatures": temps},
-            "exits": [{"index": k, "threshold": (float(thresholds[k]) if thresholds and k < k_exits - 1 else None),
-                       "macs": summary["exits"][k]["macs_to_exit"], "val_accuracy": val_acc[k]}
-                      for k in range(k_exits)],
+            "exits": [{"index": k, "model_exit": j,
+                       "threshold": (float(thresholds[j]) if thresholds and k < n_seg - 1 else None),
+                       "macs": int(sum(p[3] for p in plan[:k + 1])), "val_accuracy": val_acc[j]}
+                      for k, (j, *_rest) in enumerate(plan)],
+            "pruned_exits": pruned,
             "segments": segs,
             "baseline": base_entry,
             "calibration": cal,

@@ -233,6 +233,19 @@ def _read_graph(art: Artifact, rel: str) -> Tuple[bytes, str]:
     return data, digest
 
 
+def _verify_graphs(art: Artifact) -> None:
+    """Check the sha256 of every listed file outside engines/."""
+    for rel, info in art.manifest["files"].items():
+        if rel.startswith(ENGINES_DIR + "/"):
+            continue
+        path = art.root / rel
+        if not path.is_file():
+            raise EdgeBranchyError(f"artifact file missing: {path}")
+        if sha256_file(path) != info.get("sha256"):
+            raise EdgeBranchyError(f"artifact file {path} has been modified or damaged (sha256 differs from the "
+                                   "manifest): re-export the artifact")
+
+
 def _cache_hit(art: Artifact, key: str, components: dict, names: list) -> Optional[str]:
     """None when the engines for `key` are present and intact; else why they must be (re)built."""
     d = art.root / ENGINES_DIR / key
@@ -264,7 +277,8 @@ def build_engines(artifact_dir: Any, settings: dict, precision: Optional[str] = 
     `gpu`: returns (GPU name, (major, minor)); default: pycuda device 0.
     """
     s = validate_settings(settings, precision)
-    art = Artifact.load(artifact_dir)
+    art = Artifact.load(artifact_dir, verify=False)
+    _verify_graphs(art)  # engines are checked by the cache test below: a damaged one is rebuilt
     trt = import_tensorrt()
     version = trt_compat.parse_version(trt.__version__)
     plan = trt_compat.plan_build(version, s.precision, s.builder_optimization_level, s.dla_core, s.gpu_fallback)

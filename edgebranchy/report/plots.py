@@ -195,7 +195,7 @@ def pareto(runs: list[Run]) -> Plot | Skipped:
     fig, axes = _grid(plt, len(groups), width=5.2, height=4.2)
     alts = []
     for ax, (cal, members) in zip(axes, groups):
-        front = cal["frontier"]
+        front = cal.get("frontier") or []
         if front:
             ax.scatter([p["relative_cost"] for p in front],
                        [100 * p["accuracy"] for p in front], s=12, color="#999999",

@@ -227,7 +227,8 @@ def _check_calibration(c: _Checker, doc: dict) -> None:
     cal = c.get(doc, "calibration", "", _OBJ, nullable=True)
     if cal is None:
         return
-    frontier = c.get(cal, "frontier", "calibration", _LIST)
+    # hand-picked thresholds (`calibrate --thresholds`) have no frontier
+    frontier = c.get(cal, "frontier", "calibration", _LIST, nullable=True) or []
     for i, point in enumerate(frontier):
         w = f"calibration.frontier[{i}]"
         if not isinstance(point, dict):

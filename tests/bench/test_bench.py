@@ -10,7 +10,7 @@ import pytest
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.measure.bench import BenchConfig, run_bench
 
-from conftest import run_cli
+from eb_testutil import run_cli
 
 
 def _cfg(artifact, out, **kw):

@@ -202,3 +202,27 @@ def test_torch_backend_cpu_equals_onnxruntime(tiny_artifact, synthetic_test):
 def test_torch_backend_refuses_other_checkpoint(tiny_artifact, tiny_checkpoint):
     with pytest.raises(EdgeBranchyError, match="not the checkpoint"):
         EarlyExitRunner(tiny_artifact, backend="torch", options={"checkpoint": str(tiny_checkpoint)})
+
+
+def test_switched_off_exit_is_fused_at_export(tiny_calibrated, tmp_path, synthetic_test):
+    """Threshold 0 lets nobody leave: export fuses that stage into the next segment, same answers."""
+    import shutil
+
+    from edgebranchy.export.onnx import export_checkpoint
+    from edgebranchy.train.calibration import calibrate_checkpoint
+
+    ck = tmp_path / "off.pt"
+    shutil.copy(tiny_calibrated, ck)
+    calibrate_checkpoint(ck, thresholds=[0.0], log=lambda s: None)
+    pruned = export_checkpoint(ck, tmp_path / "pruned", log=lambda s: None)
+    kept = export_checkpoint(ck, tmp_path / "kept", prune=False, log=lambda s: None)
+    a, b = Artifact.load(pruned), Artifact.load(kept)
+    assert a.num_exits == 1 and a.manifest["pruned_exits"] == [0] and a.manifest["segments"][0]["model_exit"] == 1
+    assert b.num_exits == 2
+    _, x, _ = synthetic_test
+    with EarlyExitRunner(a) as ra, EarlyExitRunner(b) as rb, EarlyExitRunner(a, backend="torch") as rt:
+        pa, pb, pt = ra.predict(x[:64], True), rb.predict(x[:64], True), rt.predict(x[:64], True)
+    assert (pa.exits == 0).all() and (pb.exits == 1).all()
+    np.testing.assert_array_equal(pa.labels, pb.labels)
+    np.testing.assert_allclose(pa.logits, pb.logits, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(pa.logits, pt.logits, rtol=1e-4, atol=1e-4)

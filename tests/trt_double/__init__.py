@@ -20,7 +20,7 @@ from trt_double.state import StrictDoubleError
 VERSIONS = ("8.5.2", "10.3.0", "11.4.0")
 DEFAULT_GPU = ("Orin (nvgpu)", (8, 7))
 
-__all__ = ["Double", "StrictDoubleError", "VERSIONS", "install", "fake_trt", "fake_pycuda"]
+__all__ = ["Double", "StrictDoubleError", "VERSIONS", "assert_clean", "install", "fake_trt", "fake_pycuda"]
 
 
 class _AutoContextFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -85,3 +85,13 @@ def install(monkeypatch, version: str = "10.3.0", gpu: tuple = DEFAULT_GPU, dla_
     monkeypatch.setattr(sys, "meta_path", [_AutoContextFinder()] + [f for f in sys.meta_path
                                                                      if not isinstance(f, _AutoContextFinder)])
     return Double(s, trt, driver)
+
+
+def assert_clean(double: Double) -> None:
+    """No strictness violation happened, and every TensorRT name the code looked up is one the static
+    scan knows about (so the static name checks cover everything that ran)."""
+    from trt_double import scan
+
+    assert not double.violations, "strict double violations:\n" + "\n".join(double.violations)
+    unknown = double.state.accessed - scan.all_trt_names()
+    assert not unknown, f"TensorRT names used at run time but invisible to the static scan: {sorted(unknown)}"

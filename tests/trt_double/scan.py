@@ -8,6 +8,7 @@ Conventions the scan relies on (and the static test enforces):
 from __future__ import annotations
 
 import ast
+from functools import lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +66,8 @@ def receiver_names(t: ast.AST) -> dict:
     return out
 
 
-def all_trt_names() -> set:
+@lru_cache(maxsize=None)
+def all_trt_names() -> frozenset:
     """Every TensorRT name the three files use (module names and object attributes)."""
     import importlib
 
@@ -74,4 +76,4 @@ def all_trt_names() -> set:
         t = tree(path)
         names |= set(trt_module_names(t))
         names |= set(importlib.import_module(mod).TRT_OBJECT_API)
-    return names
+    return frozenset(names)

@@ -75,15 +75,21 @@ class TorchBackend(Backend):
         temps = ent.get("temperatures") or [1.0] * net.num_exits
         classes = len(artifact.classes)
         half = self.precision == "fp16"
-        K = net.num_exits
-        self.segments = []
-        for k in range(K):
-            g = SegmentGraph(net.stages[k], net.exits[k], k == K - 1, bool(ent.get("normalized")), temps[k],
+        plan = [int(seg.get("model_exit", i)) for i, seg in enumerate(artifact.manifest["segments"])]
+        if plan[-1] != net.num_exits - 1 or plan != sorted(set(plan)):
+            raise EdgeBranchyError(f"{artifact.root}: segment plan {plan} does not fit the checkpoint's "
+                                   f"{net.num_exits} exits")
+        self.segments, prev = [], -1
+        for k, j in enumerate(plan):
+            parts = list(net.stages)[prev + 1:j + 1]
+            stage = parts[0] if len(parts) == 1 else torch.nn.Sequential(*parts)
+            g = SegmentGraph(stage, net.exits[j], k == len(plan) - 1, bool(ent.get("normalized")), temps[j],
                              classes, half).eval().to(self.device)
             if half:
                 g.stage.half()
                 g.head.half()
             self.segments.append(g)
+            prev = j
         self.base_graph = BaselineGraph(base.half() if half else base, half).eval().to(self.device)
         if self.cuda:
             self.asynchronous, self.lanes = True, 2

@@ -1,0 +1,352 @@
+"""Engine builds against the strict TensorRT double (8.5, 10.3, 11.4): files, manifest, cache hits,
+version decisions, builder settings, parser errors, refusal of engines built for another device."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from trt_double import VERSIONS, assert_clean, fake_trt, install
+
+from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.export import trt_compat
+from edgebranchy.export.artifact import Artifact
+from edgebranchy.export.tensorrt import build_engines, device_facts, gpu_info, load_engine, validate_settings
+
+GPU_A = ("Orin (nvgpu)", (8, 7))
+GPU_B = ("NVIDIA GeForce RTX 4090", (8, 9))
+SETTINGS = {"precision": "fp16", "workspace_mb": 512, "builder_optimization_level": 4, "max_batch": 16,
+            "dla_core": -1, "gpu_fallback": True}
+
+
+@pytest.fixture
+def art(tiny_artifact, tmp_path):
+    """A private copy of the session artifact (builds modify it)."""
+    dst = tmp_path / "art"
+    shutil.copytree(tiny_artifact, dst)
+    return dst
+
+
+@pytest.fixture(params=VERSIONS)
+def double(request, monkeypatch):
+    d = install(monkeypatch, request.param, gpu=GPU_A, dla_cores=2)
+    yield d
+    assert_clean(d)
+
+
+def build(art, double, logs=None, **kw):
+    settings = {**SETTINGS, **kw.pop("settings", {})}
+    return build_engines(art, settings, log=(logs.append if logs is not None else lambda s: None),
+                         gpu=lambda: (double.state.gpu, double.state.cc), **kw)
+
+
+def major(double) -> int:
+    return int(double.state.version.split(".")[0])
+
+
+# ---------------------------------------------------------------- trt_compat: pure decisions
+
+@pytest.mark.parametrize("text,want", [("10.3.0.30", (10, 3, 0)), ("8.5.2.2", (8, 5, 2)), ("11.4", (11, 4, 0)),
+                                       (" 10.0.1b2", (10, 0, 1))])
+def test_parse_version(text, want):
+    assert trt_compat.parse_version(text) == want
+
+
+def test_parse_version_rejects_garbage():
+    with pytest.raises(EdgeBranchyError, match="cannot read"):
+        trt_compat.parse_version("dev")
+
+
+@pytest.mark.parametrize("v,precision,mode,graph,explicit,typed,flag", [
+    ((8, 5, 2), "fp16", "builder-flag", "fp32", True, False, True),
+    ((8, 5, 2), "fp32", "default", "fp32", True, False, False),
+    ((10, 3, 0), "fp16", "builder-flag", "fp32", False, False, True),
+    ((10, 3, 0), "fp32", "default", "fp32", False, False, False),
+    ((11, 4, 0), "fp16", "strongly-typed-graph", "fp16", False, True, False),
+    ((11, 4, 0), "fp32", "strongly-typed-graph", "fp32", False, True, False),
+])
+def test_plan_build_per_version(v, precision, mode, graph, explicit, typed, flag):
+    p = trt_compat.plan_build(v, precision, 3)
+    assert (p.precision_mode, p.graph_precision, p.explicit_batch_flag, p.strongly_typed_flag, p.fp16_flag) == \
+        (mode, graph, explicit, typed, flag)
+    assert p.optimization_level == (None if v < (8, 6, 0) else 3)
+    assert trt_compat.has_memory_pool_api(v)
+
+
+def test_plan_build_refusals_and_notes():
+    with pytest.raises(EdgeBranchyError, match="too old"):
+        trt_compat.plan_build((8, 4, 3), "fp16", 3)
+    with pytest.raises(EdgeBranchyError, match="INT8"):
+        trt_compat.plan_build((10, 3, 0), "int8", 3)
+    with pytest.raises(EdgeBranchyError, match="FP16"):
+        trt_compat.plan_build((10, 3, 0), "fp32", 3, dla_core=0)
+    p = trt_compat.plan_build((8, 5, 2), "fp16", 5, dla_core=1, gpu_fallback=True)
+    assert p.dla_core == 1 and p.gpu_fallback is True and any("not applied" in n for n in p.notes)
+    assert trt_compat.plan_build((10, 3, 0), "fp16", 3, dla_core=-1, gpu_fallback=True).gpu_fallback is None
+    assert any("newer" in n for n in trt_compat.plan_build((12, 0, 0), "fp16", 3).notes)
+
+
+# ---------------------------------------------------------------- settings
+
+@pytest.mark.parametrize("change,match", [
+    ({"precision": "int8"}, "INT8"), ({"precision": "bf16"}, "precision"), ({"workspace_mb": 0}, "workspace_mb"),
+    ({"workspace_mb": "1024"}, "workspace_mb"), ({"workspace_mb": True}, "workspace_mb"),
+    ({"builder_optimization_level": 6}, "builder_optimization_level"), ({"max_batch": 0}, "max_batch"),
+    ({"dla_core": -2}, "dla_core"), ({"gpu_fallback": "yes"}, "gpu_fallback"), ({"workspace": 1}, "unknown"),
+])
+def test_invalid_settings_are_refused(change, match):
+    with pytest.raises(EdgeBranchyError, match=match):
+        validate_settings({**SETTINGS, **change})
+
+
+def test_missing_setting_and_precision_override():
+    s = dict(SETTINGS)
+    del s["max_batch"]
+    with pytest.raises(EdgeBranchyError, match="max_batch is missing"):
+        validate_settings(s)
+    assert validate_settings(SETTINGS, precision="fp32").precision == "fp32"
+    with pytest.raises(EdgeBranchyError, match="table"):
+        validate_settings(["fp16"])
+
+
+def test_invalid_settings_fail_before_any_build(monkeypatch, art):
+    d = install(monkeypatch, "10.3.0", gpu=GPU_A)
+    with pytest.raises(EdgeBranchyError, match="max_batch"):
+        build(art, d, settings={"max_batch": -1})
+    assert d.builds == [] and not (art / "engines").exists()
+    assert_clean(d)
+
+
+# ---------------------------------------------------------------- building
+
+def test_build_writes_engines_and_records_them(double, art):
+    logs = []
+    r = build(art, double, logs)
+    v = double.state.version
+    key = r["device_key"]
+    assert key.startswith(f"orin-nvgpu-sm87-trt{v}-fp16-") and r["cached"] is False
+    a = Artifact.load(art)  # every hash, including the new files, verifies
+    rec = a.manifest["tensorrt"][key]
+    assert set(rec["files"]) == {"seg0", "seg1", "baseline", "engine.json"}
+    for name in ("seg0", "seg1", "baseline"):
+        rel = rec["files"][name]
+        assert rel == f"engines/{key}/{name}.plan" and rel in a.manifest["files"]
+        h = fake_trt.plan_header((art / rel).read_bytes())
+        assert h["version"] == v and h["gpu"] == GPU_A[0] and h["precision"] == "fp16"
+        assert h["workspace"] == 512 << 20 and h["timing_cache"] is True
+        shape = a.manifest["segments"][int(name[3:])]["input_shape"] if name != "baseline" else list(a.input_shape)
+        assert h["profile"] == {"x": [[1, *shape], [16, *shape], [16, *shape]]}
+        assert rec["profiles"][name] == {"input": "x", "min": [1, *shape], "opt": [16, *shape], "max": [16, *shape]}
+    assert json.loads((art / rec["files"]["engine.json"]).read_text()) == rec["components"]
+    assert (rec["tensorrt"], rec["gpu"], rec["compute_capability"]) == (v, GPU_A[0], "8.7")
+    assert rec["dla_core"] is None and rec["max_batch"] == 16
+    assert (art / rec["timing_cache"]["file"]).is_file() and rec["timing_cache"]["file"] == \
+        f"engines/timing-orin-nvgpu-{v}.cache"
+    assert len(double.builds) == 3
+    assert any("building TensorRT engines" in line for line in logs)
+
+
+def test_second_build_is_a_cache_hit_unless_forced_or_damaged(double, art):
+    first = build(art, double)
+    second = build(art, double)
+    assert second["cached"] is True and second["device_key"] == first["device_key"] and len(double.builds) == 3
+    forced = build(art, double, force=True)
+    assert forced["cached"] is False and len(double.builds) == 6
+    assert forced["timing_cache"]["state"] == "loaded"
+    plan = art / first["files"]["seg1"]
+    plan.write_bytes(plan.read_bytes() + b"x")
+    logs = []
+    again = build(art, double, logs)
+    assert again["cached"] is False and any("modified" in line for line in logs)
+    assert Artifact.load(art).manifest["files"][first["files"]["seg1"]]["bytes"] == plan.stat().st_size
+
+
+def test_changed_settings_give_another_key(double, art):
+    a = build(art, double)
+    b = build(art, double, settings={"max_batch": 8})
+    c = build(art, double, precision="fp32")
+    assert len({a["device_key"], b["device_key"], c["device_key"]}) == 3
+    assert set(Artifact.load(art).manifest["tensorrt"]) == {a["device_key"], b["device_key"], c["device_key"]}
+
+
+@pytest.mark.parametrize("precision", ["fp16", "fp32"])
+def test_precision_decision_is_taken_and_recorded(double, art, precision):
+    r = build(art, double, precision=precision)
+    h = fake_trt.plan_header((art / r["files"]["seg1"]).read_bytes())
+    assert h["precision"] == precision
+    if major(double) >= 11:
+        assert r["precision_mode"] == "strongly-typed-graph" and h["mode"] == "strongly-typed"
+        want = "segments/seg1.fp16.onnx" if precision == "fp16" else "segments/seg1.onnx"
+    else:
+        assert r["precision_mode"] == ("builder-flag" if precision == "fp16" else "default")
+        assert h["mode"] == r["precision_mode"]
+        want = "segments/seg1.onnx"
+    assert r["graphs"]["seg1"] == want
+    assert h["explicit_batch_flag"] is (major(double) < 10)
+    assert Artifact.load(art).manifest["tensorrt"][r["device_key"]]["precision_mode"] == r["precision_mode"]
+
+
+def test_optimisation_level_applied_or_recorded_as_unused(double, art):
+    r = build(art, double)
+    h = fake_trt.plan_header((art / r["files"]["seg0"]).read_bytes())
+    if double.state.version.startswith("8.5"):
+        assert r["builder_optimization_level"] is None and h["opt_level"] is None
+        assert any("not applied" in n for n in r["notes"])
+    else:
+        assert r["builder_optimization_level"] == 4 and h["opt_level"] == 4
+    assert r["builder_optimization_level_requested"] == 4
+
+
+def test_dla_with_gpu_fallback(double, art):
+    r = build(art, double, settings={"dla_core": 1, "gpu_fallback": True})
+    assert "-dla1-" in r["device_key"] and r["dla_core"] == 1 and r["gpu_fallback"] is True
+    h = fake_trt.plan_header((art / r["files"]["seg0"]).read_bytes())
+    assert h["dla_core"] == 1 and h["gpu_fallback"] is True
+    with pytest.raises(EdgeBranchyError, match="2 DLA core"):
+        build(art, double, settings={"dla_core": 2})
+    with pytest.raises(EdgeBranchyError, match="FP16"):
+        build(art, double, settings={"dla_core": 0}, precision="fp32")
+
+
+def test_gpu_identified_through_pycuda_by_default(double, art):
+    assert gpu_info() == (GPU_A[0], GPU_A[1])
+    r = build_engines(art, SETTINGS, log=lambda s: None)
+    assert r["gpu"] == GPU_A[0] and r["compute_capability"] == "8.7"
+
+
+def test_tensorrt_11_needs_fp16_graphs(monkeypatch, art):
+    d = install(monkeypatch, "11.4.0", gpu=GPU_A)
+    a = Artifact.load(art)
+    segs = [{**s, "fp16_file": None} for s in a.manifest["segments"]]
+    a.add_files([], {"segments": segs})
+    with pytest.raises(EdgeBranchyError, match="--precision fp16"):
+        build(art, d)
+    assert build(art, d, precision="fp32")["precision_mode"] == "strongly-typed-graph"
+    assert_clean(d)
+
+
+def test_too_old_tensorrt_is_refused(monkeypatch, art):
+    d = install(monkeypatch, "8.2.1", gpu=GPU_A)
+    with pytest.raises(EdgeBranchyError, match="too old"):
+        build(art, d)
+
+
+def test_missing_tensorrt_is_a_clear_error(monkeypatch, art):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    with pytest.raises(EdgeBranchyError, match="TensorRT Python bindings"):
+        build_engines(art, SETTINGS, log=lambda s: None, gpu=lambda: GPU_A)
+
+
+# ---------------------------------------------------------------- parser errors
+
+def _replace_graph(art, rel, data):
+    (art / rel).write_bytes(data)
+    Artifact.load(art, verify=False).add_files([rel])
+
+
+def test_parser_error_names_the_node_and_the_reason(double, art):
+    import onnx
+
+    rel = "segments/seg1.onnx"
+    model = onnx.load(str(art / rel))
+    i = 2
+    model.graph.node[i].op_type = "FancyAttention"
+    name = model.graph.node[i].name
+    _replace_graph(art, rel, model.SerializeToString())
+    with pytest.raises(EdgeBranchyError) as e:
+        build(art, double, precision="fp32")
+    msg = str(e.value)
+    assert rel in msg and f"node {i} (FancyAttention {name!r})" in msg
+    assert "No importer registered for op: FancyAttention" in msg and "UNSUPPORTED_NODE" in msg
+    assert not (art / "engines").exists() or not any((art / "engines").rglob("engine.json"))
+
+
+def test_parser_error_on_a_damaged_graph(double, art):
+    _replace_graph(art, "segments/seg0.onnx", b"\x08\x07garbage")
+    with pytest.raises(EdgeBranchyError, match=r"the model: Failed to parse ONNX model"):
+        build(art, double, precision="fp32")
+
+
+# ---------------------------------------------------------------- refusing engines of another device
+
+def test_engines_of_another_gpu_are_refused(monkeypatch, art):
+    d = install(monkeypatch, "10.3.0", gpu=GPU_A)
+    build(art, d)
+    assert_clean(d)
+    d2 = install(monkeypatch, "10.3.0", gpu=GPU_B)
+    with pytest.raises(EdgeBranchyError) as e:
+        load_engine(Artifact.load(art), device_facts(d2.trt, lambda: GPU_B))
+    msg = str(e.value)
+    assert f"edgebranchy export {art} --tensorrt" in msg and "gpu" in msg and "compute_capability" in msg
+    assert_clean(d2)
+
+
+@pytest.mark.parametrize("built,now", [("10.3.0", "11.4.0"), ("8.5.2", "10.3.0")])
+def test_engines_of_another_tensorrt_version_are_refused(monkeypatch, art, built, now):
+    d = install(monkeypatch, built, gpu=GPU_A)
+    build(art, d)
+    d2 = install(monkeypatch, now, gpu=GPU_A)
+    with pytest.raises(EdgeBranchyError, match=r"differs in: tensorrt.*rebuild them on this device with "
+                                               r"`edgebranchy export .* --tensorrt`"):
+        load_engine(Artifact.load(art), device_facts(d2.trt, lambda: GPU_A))
+    assert_clean(d2)
+
+
+def test_engine_that_tensorrt_refuses_is_reported_with_the_rebuild_hint(monkeypatch, art):
+    """engine.json and the manifest claim GPU B, the plans were built on GPU A: deserialisation fails."""
+    d = install(monkeypatch, "10.3.0", gpu=GPU_A)
+    r = build(art, d)
+    a = Artifact.load(art)
+    rec = a.manifest["tensorrt"][r["device_key"]]
+    rec["components"].update(gpu=GPU_B[0], compute_capability="8.9")
+    (art / rec["files"]["engine.json"]).write_text(json.dumps(rec["components"]))
+    a.add_files([rec["files"]["engine.json"]], {"tensorrt": a.manifest["tensorrt"]})
+    d2 = install(monkeypatch, "10.3.0", gpu=GPU_B)
+    with pytest.raises(EdgeBranchyError, match=r"refused the engine .*incompatible device.*--tensorrt"):
+        load_engine(Artifact.load(art), device_facts(d2.trt, lambda: GPU_B))
+    assert_clean(d2)
+
+
+def test_load_engine_refuses_a_tampered_engine_json(monkeypatch, art):
+    d = install(monkeypatch, "10.3.0", gpu=GPU_A)
+    r = build(art, d)
+    p = art / r["files"]["engine.json"]
+    p.write_text(json.dumps({**json.loads(p.read_text()), "precision": "fp32"}))
+    with pytest.raises(EdgeBranchyError, match="engine.json does not match"):
+        load_engine(Artifact.load(art, verify=False), device_facts(d.trt, lambda: GPU_A))
+    assert_clean(d)
+
+
+def test_load_engine_finds_the_engines_of_this_device(double, art):
+    r = build(art, double)
+    loaded = load_engine(Artifact.load(art), device_facts(double.trt, lambda: GPU_A))
+    assert loaded.key == r["device_key"] and set(loaded.engines) == {"seg0", "seg1", "baseline"}
+    build(art, double, precision="fp32")
+    with pytest.raises(EdgeBranchyError, match="several engine sets"):
+        load_engine(Artifact.load(art), device_facts(double.trt, lambda: GPU_A))
+    only = load_engine(Artifact.load(art), {**device_facts(double.trt, lambda: GPU_A), "precision": "fp32"})
+    assert only.record["precision"] == "fp32"
+
+
+# ---------------------------------------------------------------- the double itself is strict
+
+def test_double_refuses_names_the_claimed_version_lacks(monkeypatch):
+    d11 = install(monkeypatch, "11.4.0")
+    with pytest.raises(AttributeError, match="FP16"):
+        d11.trt.BuilderFlag.FP16
+    with pytest.raises(AttributeError, match="EXPLICIT_BATCH"):
+        d11.trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH
+    assert not hasattr(d11.trt.Builder(None), "platform_has_fast_fp16")
+    assert len(d11.violations) == 3  # even the swallowed hasattr is recorded
+    d8 = install(monkeypatch, "8.5.2")
+    config = d8.trt.Builder(None).create_builder_config()
+    with pytest.raises(AttributeError, match="builder_optimization_level"):
+        config.builder_optimization_level = 3
+    with pytest.raises(Exception, match="EXPLICIT_BATCH"):
+        d8.trt.Builder(None).create_network(0)
+    d10 = install(monkeypatch, "10.3.0")
+    with pytest.raises(AttributeError, match="max_workspace_size"):
+        d10.trt.Builder(None).create_builder_config().max_workspace_size = 1
+    assert d10.trt.BuilderFlag.FP16 is not None and len(d10.violations) == 1

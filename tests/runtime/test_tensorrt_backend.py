@@ -1,0 +1,381 @@
+"""TensorRTBackend against the strict TensorRT/pycuda double (8.5, 10.3, 11.4): outputs equal ONNX Runtime
+on the same graphs, device chaining across lanes, compaction, buffer reuse, limits, refusals."""
+from __future__ import annotations
+
+import shutil
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as hst
+from trt_double import VERSIONS, StrictDoubleError, assert_clean, install
+
+from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.export.artifact import Artifact
+from edgebranchy.export.tensorrt import build_engines
+from edgebranchy.runtime.backends.tensorrt import DeviceTensor, TensorRTBackend, row_runs
+
+GPU = ("Orin (nvgpu)", (8, 7))
+MAX_BATCH = 16
+SETTINGS = {"precision": "fp16", "workspace_mb": 256, "builder_optimization_level": 3, "max_batch": MAX_BATCH,
+            "dla_core": -1, "gpu_fallback": False}
+
+
+@pytest.fixture(params=VERSIONS)
+def double(request, monkeypatch):
+    d = install(monkeypatch, request.param, gpu=GPU)
+    yield d
+    assert_clean(d)
+
+
+@pytest.fixture
+def art(tiny_artifact, tmp_path, double):
+    dst = tmp_path / "art"
+    shutil.copytree(tiny_artifact, dst)
+    build_engines(dst, SETTINGS, log=lambda s: None, gpu=lambda: GPU)
+    return Artifact.load(dst)
+
+
+@pytest.fixture
+def backend(art):
+    b = TensorRTBackend(art)
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="module")
+def inputs(synthetic_test):
+    return np.ascontiguousarray(synthetic_test[1][:64], dtype=np.float32)
+
+
+def graph_precision(double) -> str:
+    return "fp16" if double.state.version.startswith("11.") else "fp32"
+
+
+def ort_run(path, x):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, {"x": x})))
+
+
+def close(got, want):
+    tol = 2e-3 if want.dtype == np.float16 else 1e-5
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=tol, atol=tol)
+
+
+def streams_of(backend):
+    return [s.handle for s in backend._streams]
+
+
+# ---------------------------------------------------------------- outputs
+
+def test_segments_and_baseline_equal_onnxruntime(double, art, backend, inputs):
+    x = inputs[:12]
+    prec = graph_precision(double)
+    ref0 = ort_run(art.segment_file(0, prec), x)
+    ref1 = ort_run(art.segment_file(1, prec), ref0["features"])
+    l0 = backend.launch(0, backend.to_device(x), 0)
+    l1 = backend.launch(1, l0.features, 0)  # chained on the device
+    close(l0.entropy(), ref0["entropy"])
+    close(backend.to_host(l0.logits), ref0["logits"])
+    close(backend.to_host(l0.features), ref0["features"])
+    close(l1.entropy(), ref1["entropy"])
+    close(backend.to_host(l1.logits), ref1["logits"])
+    assert l1.features is None and (l0.batch, l0.segment, l0.lane) == (12, 0, 0)
+    close(backend.run_baseline(x), ort_run(art.baseline_file(prec), x)["logits"])
+    assert isinstance(l0.features, DeviceTensor)
+    assert l0.features.dtype == (np.float16 if prec == "fp16" else np.float32)
+
+
+def test_only_entropy_is_copied_back_per_launch(double, backend, inputs):
+    before = len(double.ops)
+    launch = backend.launch(0, backend.to_device(inputs[:8]), 0)
+    launch.entropy()
+    kinds = [k for k, _, _ in double.ops[before:]]
+    assert kinds.count("htod") == 1 and kinds.count("execute") == 1
+    dtoh = [info for k, _, info in double.ops[before:] if k == "dtoh"]
+    assert len(dtoh) == 1 and dtoh[0]["bytes"] == 8 * 4  # B float32 entropies, nothing else
+    assert all(h in streams_of(backend) for _, h, _ in double.ops[before:])  # never the default stream
+
+
+# ---------------------------------------------------------------- compaction
+
+@given(hst.lists(hst.integers(0, 40), max_size=30))
+def test_row_runs_cover_the_index_with_maximal_runs(idx):
+    runs = row_runs(np.array(idx, dtype=np.int64))
+    rebuilt = [s + i for s, _, n in runs for i in range(n)]
+    assert rebuilt == idx
+    assert [d for _, d, _ in runs] == list(np.cumsum([0] + [n for _, _, n in runs])[:-1])
+    for (s1, _, n1), (s2, _, _) in zip(runs, runs[1:]):
+        assert s1 + n1 != s2  # a run that could continue would have been merged
+
+
+@pytest.mark.parametrize("index", [[0, 1, 2, 5, 7], [6, 2, 3], [4, 4, 0], [3], list(range(10))])
+def test_gather_keeps_exactly_the_selected_rows(double, backend, inputs, index):
+    x = inputs[:10]
+    launch = backend.launch(0, backend.to_device(x), 0)
+    feats, logits = backend.to_host(launch.features), backend.to_host(launch.logits)
+    before = len(double.ops)
+    g = backend.gather(launch.features, np.array(index), 0)
+    copies = [info for k, _, info in double.ops[before:] if k == "dtod"]
+    assert len(copies) == len(row_runs(np.array(index)))
+    np.testing.assert_array_equal(backend.to_host(g), feats[index])
+    np.testing.assert_array_equal(backend.to_host(backend.gather(launch.logits, np.array(index), 1)), logits[index])
+
+
+def test_gather_with_a_mask_empty_and_bad_index(backend, inputs):
+    launch = backend.launch(0, backend.to_device(inputs[:6]), 0)
+    logits = backend.to_host(launch.logits)
+    mask = np.array([True, False, True, True, False, False])
+    np.testing.assert_array_equal(backend.to_host(backend.gather(launch.logits, mask)), logits[mask])
+    empty = backend.gather(launch.logits, np.array([], dtype=np.int64))
+    assert backend.to_host(empty).shape == (0, logits.shape[1])
+    with pytest.raises(EdgeBranchyError, match="empty batch"):
+        backend.launch(1, backend.gather(launch.features, np.array([], dtype=np.int64)))
+    with pytest.raises(EdgeBranchyError, match="out of range"):
+        backend.gather(launch.logits, np.array([6]))
+    with pytest.raises(EdgeBranchyError, match="row numbers"):
+        backend.gather(launch.logits, np.array([0.5]))
+
+
+def test_compacted_features_feed_the_next_segment(double, art, backend, inputs):
+    x = inputs[:9]
+    keep = np.array([1, 2, 3, 7])
+    prec = graph_precision(double)
+    ref0 = ort_run(art.segment_file(0, prec), x)
+    ref1 = ort_run(art.segment_file(1, prec), ref0["features"][keep])
+    l0 = backend.launch(0, backend.to_device(x), 0)
+    l1 = backend.launch(1, backend.gather(l0.features, keep, 0), 0)
+    assert l1.batch == 4
+    close(l1.entropy(), ref1["entropy"])
+
+
+# ---------------------------------------------------------------- lanes and events
+
+def test_lane1_waits_for_lane0_on_the_gpu_and_sees_its_results(double, art, backend, inputs):
+    x = inputs[:8]
+    prec = graph_precision(double)
+    l0 = backend.launch(0, backend.to_device(x), 0)
+    before = len(double.ops)
+    l1 = backend.launch(1, l0.features, 1)
+    lane0, lane1 = streams_of(backend)
+    ops = [(k, h, info) for k, h, info in double.ops[before:] if h == lane1]
+    kinds = [k for k, _, _ in ops]
+    assert kinds.index("wait") < kinds.index("execute") and ops[kinds.index("wait")][2]["on"] == lane0
+    assert double.pending() > 0  # nothing ran yet: both lanes are queued
+    ref1 = ort_run(art.segment_file(1, prec), ort_run(art.segment_file(0, prec), x)["features"])
+    close(l1.entropy(), ref1["entropy"])
+
+
+def test_without_the_event_wait_lane1_would_read_stale_features(double, backend, inputs, monkeypatch):
+    """The double's queued streams make a missing cross-lane wait visible (so the test above can fail)."""
+    x = inputs[:8]
+    l0 = backend.launch(0, backend.to_device(x), 0)
+    ref = backend.launch(1, l0.features, 1).entropy()
+    with monkeypatch.context() as m:
+        m.setattr(type(backend._streams[1]), "wait_for_event", lambda self, ev: None)
+        l0 = backend.launch(0, backend.to_device(inputs[8:16]), 0)
+        l1 = backend.launch(1, l0.features, 1)
+        stale = l1.entropy()
+        l0.entropy()
+    assert not np.allclose(stale, backend.launch(1, l0.features, 1).entropy())
+    assert ref.shape == stale.shape
+
+
+def test_entropy_waits_only_for_its_own_launch(double, backend, inputs):
+    a = backend.launch(0, backend.to_device(inputs[:8]), 0)
+    b = backend.launch(0, backend.to_device(inputs[8:16]), 1)
+    lane1 = backend._streams[1]
+    a.entropy()
+    assert lane1._pending, "lane 1's work ran although only lane 0's entropy was read"
+    assert any(op.kind == "execute" for op in lane1._pending)
+    b.entropy()
+    assert not lane1._pending
+
+
+def test_same_segment_on_both_lanes_uses_two_contexts(double, backend, inputs):
+    a = backend.launch(0, backend.to_device(inputs[:4]), 0)
+    b = backend.launch(0, backend.to_device(inputs[4:8]), 1)
+    ctxs = {info["context"] for k, _, info in double.ops if k == "execute"}
+    assert len(ctxs) == 2
+    assert a.entropy().shape == b.entropy().shape == (4,)
+
+
+def test_gpu_time_per_launch_when_timing_is_on(art, inputs):
+    with TensorRTBackend(art, {"timing": True}) as b:
+        launch = b.launch(0, b.to_device(inputs[:4]), 0)
+        launch.entropy()
+        assert launch.timing["gpu_ms"] >= 0 and launch.timing["wait_ms"] >= 0
+    with TensorRTBackend(art) as b:
+        launch = b.launch(0, b.to_device(inputs[:4]), 0)
+        launch.entropy()
+        assert launch.timing == {}
+
+
+# ---------------------------------------------------------------- limits, options, lifecycle
+
+def test_batch_above_the_profile_is_refused(backend, inputs):
+    big = np.concatenate([inputs, inputs])[:MAX_BATCH + 1]
+    with pytest.raises(EdgeBranchyError, match=r"maximum batch 16.*smaller batch or rebuild.*max_batch"):
+        backend.to_device(big)
+    with pytest.raises(EdgeBranchyError, match="maximum batch 16"):
+        backend.run_baseline(big)
+    assert backend.to_device(big[:MAX_BATCH]).batch == MAX_BATCH
+
+
+def test_bad_inputs_and_options(art, backend, inputs):
+    with pytest.raises(EdgeBranchyError, match="shape"):
+        backend.to_device(inputs[:2, :, :10])
+    with pytest.raises(EdgeBranchyError, match="tensor of this backend"):
+        backend.launch(0, inputs[:2])
+    with pytest.raises(EdgeBranchyError, match="does not fit"):
+        backend.launch(1, backend.to_device(inputs[:2]))
+    with pytest.raises(EdgeBranchyError, match="lane"):
+        backend.launch(0, backend.to_device(inputs[:2]), 2)
+    with pytest.raises(EdgeBranchyError, match="unknown tensorrt option"):
+        TensorRTBackend(art, {"streams": 3})
+    with pytest.raises(EdgeBranchyError, match="precision"):
+        TensorRTBackend(art, {"precision": "int8"})
+
+
+def test_describe_says_what_was_used(double, art, backend):
+    d = backend.describe()
+    rec = art.manifest["tensorrt"][d["device_key"]]
+    assert (d["backend"], d["tensorrt"], d["gpu"], d["compute_capability"]) == \
+        ("tensorrt", double.state.version, GPU[0], "8.7")
+    assert d["precision"] == "fp16" and d["precision_mode"] == rec["precision_mode"]
+    assert d["precision_mode"] == ("strongly-typed-graph" if double.state.version.startswith("11.") else "builder-flag")
+    assert d["dla_core"] is None and d["max_batch"] == MAX_BATCH and d["lanes"] == 2
+
+
+def test_buffers_are_allocated_once_and_reused(art, backend, inputs):
+    from edgebranchy.runtime.runner import EarlyExitRunner
+
+    runner = EarlyExitRunner(art, backend)
+    runner.predict(inputs[:16])
+    stats = backend.describe()["device_buffers"], backend.describe()["pinned_buffers"]
+    for i in range(4):
+        runner.predict(inputs[16 * i:16 * i + 16])
+    assert (backend.describe()["device_buffers"], backend.describe()["pinned_buffers"]) == stats
+
+
+def test_closed_backend_refuses_work_and_frees_memory(double, art, inputs):
+    b = TensorRTBackend(art)
+    t = b.to_device(inputs[:2])
+    b.close()
+    b.close()
+    with pytest.raises(EdgeBranchyError, match="closed"):
+        b.launch(0, t)
+    with pytest.raises(StrictDoubleError, match="not device memory"):
+        double.driver.memcpy_dtod_async(t.ptr, t.ptr, 4, b._streams[0])
+    double.violations.clear()
+
+
+def test_choosing_between_engine_sets(double, art):
+    build_engines(art.root, SETTINGS, precision="fp32", log=lambda s: None, gpu=lambda: GPU)
+    a = Artifact.load(art.root)
+    with pytest.raises(EdgeBranchyError, match="several engine sets"):
+        TensorRTBackend(a)
+    with TensorRTBackend(a, {"precision": "fp32"}) as b:
+        assert b.describe()["precision"] == "fp32"
+
+
+def test_engines_of_another_gpu_are_refused(art, monkeypatch):
+    install(monkeypatch, "10.3.0", gpu=("Jetson AGX Xavier", (7, 2)))
+    with pytest.raises(EdgeBranchyError, match=r"another device.*edgebranchy export .* --tensorrt"):
+        TensorRTBackend(art)
+
+
+def test_works_in_a_thread_without_a_current_context(double, backend, inputs):
+    out = {}
+
+    def work():
+        launch = backend.launch(0, backend.to_device(inputs[:5]), 1)
+        out["e"] = launch.entropy()
+        out["l"] = backend.to_host(backend.gather(launch.logits, np.array([0, 4]), 1))
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert out["e"].shape == (5,) and out["l"].shape[0] == 2
+
+
+# ---------------------------------------------------------------- the runner on this backend
+
+def test_runner_gives_the_answers_of_the_onnxruntime_backend(double, art, backend, inputs):
+    from edgebranchy.runtime.runner import EarlyExitRunner
+
+    ref = EarlyExitRunner(art, "onnxruntime", options={"precision": graph_precision(double)})
+    trt = EarlyExitRunner(art, backend)
+    assert trt.speculate  # asynchronous with two lanes
+    for lo in (0, 16, 32):
+        want, got = ref.predict(inputs[lo:lo + 16]), trt.predict(inputs[lo:lo + 16])
+        np.testing.assert_array_equal(got.exits, want.exits)
+        np.testing.assert_array_equal(got.labels, want.labels)
+    assert 0 < (got.exits == 0).sum() < 16 or 0 < (want.exits == 0).sum()
+    batches = [inputs[i:i + 8] for i in range(0, 64, 8)]
+    for g, w in zip(trt.predict_stream(batches, pipelined=True), [ref.predict(b) for b in batches]):
+        np.testing.assert_array_equal(g.exits, w.exits)
+        np.testing.assert_array_equal(g.labels, w.labels)
+    np.testing.assert_array_equal(trt.baseline(inputs[:16]), ref.baseline(inputs[:16]))
+
+
+# ---------------------------------------------------------------- the double fails where CUDA/TensorRT would
+
+def test_double_is_strict_about_streams_addresses_shapes_and_memory(monkeypatch, tiny_artifact, tmp_path):
+    d = install(monkeypatch, "10.3.0", gpu=GPU)
+    import importlib
+
+    shutil.copytree(tiny_artifact, tmp_path / "art")
+    build_engines(tmp_path / "art", SETTINGS, log=lambda s: None, gpu=lambda: GPU)
+    art = Artifact.load(tmp_path / "art")
+
+    importlib.import_module("pycuda.autoprimaryctx")
+    cuda = d.driver
+    from edgebranchy.export.tensorrt import device_facts, load_engine
+
+    engine = load_engine(art, device_facts(d.trt, lambda: GPU)).engines["seg1"]
+    ctx = engine.create_execution_context()
+    s1, s2 = cuda.Stream(), cuda.Stream()
+    with pytest.raises(StrictDoubleError, match="input shape"):
+        ctx.execute_async_v3(s1.handle)
+    assert ctx.set_input_shape("x", (MAX_BATCH + 1, 5, 30, 30)) is False
+    assert ctx.set_input_shape("x", (2, 5, 30, 30)) is True
+    with pytest.raises(StrictDoubleError, match="address"):
+        ctx.execute_async_v3(s1.handle)
+    for name, n in (("x", 2 * 5 * 30 * 30 * 4), ("logits", 80), ("entropy", 8)):
+        ctx.set_tensor_address(name, int(cuda.mem_alloc(n)))
+    with pytest.raises(StrictDoubleError, match="default stream"):
+        ctx.execute_async_v3(0)
+    assert ctx.execute_async_v3(s1.handle) is True
+    with pytest.raises(StrictDoubleError, match="another stream"):
+        ctx.execute_async_v3(s2.handle)
+    s1.synchronize()
+    with pytest.raises(StrictDoubleError, match="page-locked"):
+        cuda.memcpy_dtoh_async(np.empty(8, np.uint8), cuda.mem_alloc(8), s1)
+    with pytest.raises(StrictDoubleError, match="non-default"):
+        cuda.memcpy_htod_async(cuda.mem_alloc(8), cuda.pagelocked_empty(8, np.uint8))
+    with pytest.raises(StrictDoubleError, match="outside allocation"):
+        cuda.memcpy_dtod_async(cuda.mem_alloc(8), cuda.mem_alloc(8), 16, s1)
+    errors = {}
+    t = threading.Thread(target=lambda: errors.setdefault("e", _catch(lambda: cuda.mem_alloc(8))))
+    t.start()
+    t.join()
+    assert "no current CUDA context" in str(errors["e"])
+    with pytest.raises(ImportError, match="autoprimaryctx"):
+        importlib.import_module("pycuda.autoinit")
+    assert len(d.violations) == 9
+
+
+def _catch(fn):
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001
+        return e
+    return None
