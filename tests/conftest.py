@@ -9,6 +9,23 @@ import pytest
 from eb_testutil import ROOT, run_cli  # noqa: F401  (re-exported for older tests)
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread per test: the CI machine is small and shared, and torch's spinning
+    worker threads make tiny models many times slower there. Results do not depend on it."""
+    try:
+        import torch
+    except ImportError:  # the device-side tests run without torch
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def pytest_collection_modifyitems(config, items):
     try:
         import torch

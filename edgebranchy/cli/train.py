@@ -51,6 +51,10 @@ def run(args) -> int:
     for name in ("epochs", "lr"):
         if getattr(args, name) <= 0:
             raise EdgeBranchyError(f"--{name} must be positive")
+    for name, low in (("baseline_epochs", 0), ("max_steps", 1), ("limit", 1), ("val_size", 1)):
+        v = getattr(args, name)
+        if v is not None and v < low:
+            raise EdgeBranchyError(f"--{name.replace('_', '-')} must be at least {low}, got {v}")
     cfg = TrainConfig(
         model=args.model, model_args=model_args, dataset=args.dataset, data_dir=args.data_dir,
         epochs=args.epochs, baseline_epochs=args.baseline_epochs,

@@ -178,7 +178,13 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, val_size:
         scale, source, classes = 255.0, f"synthetic(seed={seed})", [f"class{i}" for i in range(10)]
     else:
         raise EdgeBranchyError(f"unknown dataset {name!r}; choose one of {', '.join(dataset_names())}")
+    for part, labels in (("training", ytr), ("test", yte)):
+        if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
+            raise EdgeBranchyError(f"{name} ({source}): {part} labels outside 0..{len(classes) - 1} "
+                                   f"(found {labels.min()}..{labels.max()})")
     if limit is not None:
+        if limit < 1:
+            raise EdgeBranchyError(f"limit must be at least 1, got {limit}")
         xtr, ytr, xte, yte = xtr[:limit], ytr[:limit], xte[:limit], yte[:limit]
     if val_size is None:
         val_size = 5000 if len(ytr) >= 50000 else max(1, len(ytr) // 10)

@@ -13,6 +13,7 @@ JetPack 5 (Python 3.8): no 3.10-only syntax at runtime.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -69,7 +70,10 @@ def _int_setting(s: dict, key: str, lo: int, hi: Optional[int] = None) -> int:
 
 
 def validate_settings(settings: Any, precision: Optional[str] = None) -> BuildSettings:
-    """Check a `[tensorrt]` settings dict; `precision` (if given) overrides the profile's."""
+    """Check a `[tensorrt]` settings dict (or a profile's TensorRTConfig); `precision` (if given) overrides
+    the profile's."""
+    if dataclasses.is_dataclass(settings) and not isinstance(settings, type):
+        settings = dataclasses.asdict(settings)
     if not isinstance(settings, dict):
         raise EdgeBranchyError(f"TensorRT settings must be a table/dict, got {type(settings).__name__}")
     s = dict(settings)

@@ -40,6 +40,8 @@ def from_sequential(backbone: nn.Sequential, split_points: Sequence[int | str], 
         if isinstance(sp, str):
             if sp not in names:
                 raise EdgeBranchyError(f"split point {sp!r} is not a layer of the backbone; layers: {names}")
+            if names.index(sp) >= len(names) - 1:
+                raise EdgeBranchyError(f"split point {sp!r} is the backbone's last layer: nothing would follow it")
             cuts.append(names.index(sp) + 1)
         else:
             if not 0 <= int(sp) < len(names) - 1:

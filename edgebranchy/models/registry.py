@@ -44,6 +44,9 @@ def build_model(name: str, args: dict[str, Any] | None = None) -> BranchyNet:
         net = _factory(name)(**(args or {}))
     except TypeError as e:
         raise EdgeBranchyError(f"bad arguments for model {name!r}: {e}") from None
+    except RuntimeError as e:  # layer sizes computed for an input the network cannot take
+        raise EdgeBranchyError(f"model {name!r} cannot be built with {args or {}}: "
+                               f"{str(e).splitlines()[0][:200]} (input too small for its layers?)") from None
     if not isinstance(net, BranchyNet):
         raise EdgeBranchyError(f"model factory {name!r} returned {type(net).__name__}, not a BranchyNet")
     return net

@@ -30,12 +30,22 @@ class Checkpoint:
 
     def build(self):
         """(BranchyNet with trained weights, separately trained baseline as a BranchyNet's main path)."""
-        from edgebranchy.models.registry import build_model
+        from edgebranchy.models.registry import build_model, model_names
 
-        net = build_model(self.config["model"]["name"], self.config["model"].get("args"))
+        name, args = self.config["model"]["name"], self.config["model"].get("args")
+        if name not in model_names() and os.environ.get("EDGEBRANCHY_TRUST_MODEL_CODE") != "1":
+            raise EdgeBranchyError(
+                f"{self.path}: the checkpoint names the model factory {name!r}, which is not a zoo network; "
+                "building it imports and runs that code. If you trust this checkpoint, set "
+                "EDGEBRANCHY_TRUST_MODEL_CODE=1")
+        net = build_model(name, args)
         _load(net, self.branchy_state, self.path, "BranchyNet")
-        base = build_model(self.config["model"]["name"], self.config["model"].get("args"))
-        missing, unexpected = base.load_state_dict(self.baseline_state, strict=False)
+        base = build_model(name, args)
+        try:
+            missing, unexpected = base.load_state_dict(self.baseline_state, strict=False)
+        except RuntimeError as e:
+            raise EdgeBranchyError(f"{self.path}: baseline weights do not fit the model: "
+                                   f"{str(e).splitlines()[0]}") from None
         if unexpected or any(k.startswith("stages.") or k.startswith(f"exits.{base.num_exits - 1}.") for k in missing):
             raise EdgeBranchyError(f"{self.path}: baseline weights do not fit the model "
                                    f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
@@ -84,7 +94,10 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         branchy, baseline = obj["branchy"], obj["baseline"]
     except (KeyError, TypeError, json.JSONDecodeError) as e:
         raise EdgeBranchyError(f"{path}: damaged checkpoint ({e})") from None
-    if not isinstance(config, dict) or "model" not in config or not isinstance(branchy, dict):
+    model = config.get("model") if isinstance(config, dict) else None
+    if (not isinstance(model, dict) or not isinstance(model.get("name"), str)
+            or not isinstance(model.get("args", {}), dict) or not isinstance(branchy, dict)
+            or not isinstance(baseline, dict)):
         raise EdgeBranchyError(f"{path}: damaged checkpoint (config or weights missing)")
     return Checkpoint(path, config, branchy, baseline)
 

@@ -185,8 +185,10 @@ class Trainer:
                 opt.load_state_dict(state["optimizer"])
                 torch.set_rng_state(state["rng"])
                 state = None
+            self._phase_steps = sum(h["steps"] for h in self.history if h["phase"] == phase)
             for epoch in range(start_epoch, epochs):
                 stats = self._epoch(module, opt, phase, pi, epoch, epochs)
+                self._phase_steps += stats["steps"]
                 self.history.append(stats)
                 if self.dist.main:
                     self._save_resume(pi, epoch + 1, opt)
@@ -214,8 +216,8 @@ class Trainer:
             perm = perm[dist.rank::dist.world][: n // dist.world]
         perm = perm.to(self.device)
         steps = (len(perm) + per_rank - 1) // per_rank
-        if cfg.max_steps is not None:
-            steps = min(steps, cfg.max_steps)
+        if cfg.max_steps is not None:  # a bound on the whole phase
+            steps = max(0, min(steps, cfg.max_steps - self._phase_steps))
         k = self.net.num_exits
         w = self.weights
         loss_sum = torch.zeros((), device=self.device)
@@ -255,7 +257,7 @@ class Trainer:
         acc = (correct.float() / max(1, seen)).tolist()
         stats = {"phase": phase, "epoch": epoch + 1, "epochs": epochs, "steps": steps, "seconds": seconds,
                  "loss": loss_sum.item() / max(1, steps), "train_accuracy": acc,
-                 "stopped_at_max_steps": cfg.max_steps is not None and steps == cfg.max_steps}
+                 "stopped_at_max_steps": cfg.max_steps is not None and self._phase_steps + steps >= cfg.max_steps}
         self.progress.line(f"{phase} epoch {epoch + 1}/{epochs}: loss {stats['loss']:.4f}, train acc "
                            + "/".join(f"{a * 100:.1f}%" for a in acc) + f" ({seconds:.1f} s)")
         return stats
@@ -269,7 +271,7 @@ class Trainer:
         buf = io.BytesIO()
         torch.save({"phase_index": pi, "epoch": epoch, "net": self.net.state_dict(),
                     "baseline_state": self.baseline_state, "optimizer": opt.state_dict(),
-                    "rng": torch.get_rng_state(), "config": repr(sorted(asdict(self.cfg).items()))}, buf)
+                    "rng": torch.get_rng_state(), "history": self.history, "config": repr(sorted(asdict(self.cfg).items()))}, buf)
         atomic_write_bytes(self.resume_path, buf.getvalue())
 
     def _load_resume(self) -> dict | None:
@@ -280,11 +282,15 @@ class Trainer:
         except Exception as e:  # noqa: BLE001 - any damage means we cannot resume
             first = (str(e).splitlines() or [type(e).__name__])[0]  # torch's messages run over many lines
             raise EdgeBranchyError(f"{self.resume_path}: cannot resume from a damaged state file ({first})") from None
+        keys = {"phase_index", "epoch", "net", "baseline_state", "optimizer", "rng", "config"}
+        if not isinstance(st, dict) or not keys <= set(st):
+            raise EdgeBranchyError(f"{self.resume_path}: not an edgebranchy resume state; delete it to start over")
         if st.get("config") != repr(sorted(asdict(self.cfg).items())):
             raise EdgeBranchyError(f"{self.resume_path} was written by a run with other settings; "
                                    "resume with the same arguments or delete it")
         self.net.load_state_dict(st["net"])
         self.baseline_state = st["baseline_state"]
+        self.history = list(st.get("history") or [])
         st["rng"] = st["rng"].cpu()
         return st
 

@@ -20,8 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 OK = {
     "help": ["--help"],
     "models-lenet": ["models", "b-lenet"],
-    "models-resnet20-gray": ["models", "b-resnet", "--depth", "20", "--in-channels", "1", "--input-size", "28"],
     "dry-run": ["train", "--dry-run", "--dataset", "synthetic", "--out", "{tmp}/never.pt"],
+}
+OK_IN_PROCESS = {
+    "models-resnet20-gray": ["models", "b-resnet", "--depth", "20", "--in-channels", "1", "--input-size", "28"],
     "dry-run-resnet": ["train", "--dry-run", "--dataset", "synthetic", "--model", "b-resnet", "--depth", "20"],
 }
 
@@ -29,9 +31,8 @@ OK = {
 # samples for a step or two, so a user error that slips through costs seconds and leaves no file behind.
 SAFE = ["--out", "{tmp}/x.pt", "--limit", "200", "--max-steps", "1", "--quiet"]
 
-# (argv, a phrase the one stderr line must hold); the first ones run in subprocesses
-SUBPROCESS_ERRORS = {"unknown-model", "unknown-dataset", "depth-with-lenet", "negative-epochs", "missing-data-dir",
-                     "models-unknown"}
+# (argv, a phrase the one stderr line must hold); all run in process, these also as subprocesses
+SUBPROCESS_ERRORS = {"unknown-model", "missing-data-dir"}
 ERRORS = {
     "unknown-model": (["train", "--model", "b-vgg", "--dataset", "synthetic", *SAFE], "unknown model 'b-vgg'"),
     "unknown-model-dry": (["train", "--dry-run", "--model", "b-vgg", "--dataset", "synthetic"], "unknown model"),
@@ -58,17 +59,18 @@ ERRORS = {
 }
 
 # user errors that are not caught yet: each must exit 2 with one line once fixed
-BUGS = {
+FIXED = {  # once bugs: each must now be a one-line user error
+
     "negative-baseline-epochs": (["train", "--dry-run", "--dataset", "synthetic", "--baseline-epochs", "-1"],
-                                 "BUG: --baseline-epochs -1 is accepted and silently skips the baseline phase"),
+                                 "was: --baseline-epochs -1 is accepted and silently skips the baseline phase"),
     "zero-max-steps": (["train", "--dry-run", "--dataset", "synthetic", "--max-steps", "0"],
-                       "BUG: --max-steps 0 is accepted (trains nothing and writes a checkpoint)"),
+                       "was: --max-steps 0 is accepted (trains nothing and writes a checkpoint)"),
     "negative-limit": (["train", "--dry-run", "--dataset", "synthetic", "--limit", "-5"],
-                       "BUG: --limit -5 is accepted and drops the last 5 samples (x[:-5])"),
+                       "was: --limit -5 is accepted and drops the last 5 samples (x[:-5])"),
     "alexnet-on-digits": (["train", "--dry-run", "--dataset", "digits", "--model", "b-alexnet"],
-                          "BUG: b-alexnet on 8x8 digits dies with a torch RuntimeError traceback"),
+                          "was: b-alexnet on 8x8 digits dies with a torch RuntimeError traceback"),
     "models-input-too-small": (["models", "b-alexnet", "--input-size", "12"],
-                               "BUG: `models b-alexnet --input-size 12` dies with a RuntimeError traceback"),
+                               "was: `models b-alexnet --input-size 12` dies with a RuntimeError traceback"),
 }
 
 
@@ -91,6 +93,14 @@ def results(tmp_path_factory):
     return out
 
 
+def _in_process(argv, tmp_path, capsys):
+    from edgebranchy.cli import main
+
+    rc = main([a.format(tmp=tmp_path) for a in argv])
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(argv, rc, out, err)
+
+
 def _ok(r):
     assert r.returncode == 0, f"rc {r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
     assert "Traceback" not in r.stderr
@@ -111,8 +121,8 @@ def test_models_b_lenet_prints_macs(results):
     assert "b-alexnet" not in r.stdout
 
 
-def test_models_options(results):
-    r = results["models-resnet20-gray"]
+def test_models_options(tmp_path, capsys):
+    r = _in_process(OK_IN_PROCESS["models-resnet20-gray"], tmp_path, capsys)
     _ok(r)
     assert "input 1x28x28" in r.stdout and "3 exits" in r.stdout
 
@@ -128,8 +138,8 @@ def test_dry_run_prints_the_summary(results):
     assert not (results["_tmp"] / "never.pt").exists()
 
 
-def test_dry_run_resnet_depth(results):
-    r = results["dry-run-resnet"]
+def test_dry_run_resnet_depth(tmp_path, capsys):
+    r = _in_process(OK_IN_PROCESS["dry-run-resnet"], tmp_path, capsys)
     _ok(r)
     assert "'depth': 20" in r.stdout and "3 exits" in r.stdout
 
@@ -149,22 +159,13 @@ def test_user_errors_exit_2_with_one_line(results, name):
     assert not (results["_tmp"] / "x.pt").exists()
 
 
-def _in_process(argv, tmp_path, capsys):
-    from edgebranchy.cli import main
-
-    rc = main([a.format(tmp=tmp_path) for a in argv])
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(argv, rc, out, err)
-
-
-@pytest.mark.parametrize("name", sorted(set(ERRORS) - SUBPROCESS_ERRORS))
-def test_more_user_errors_exit_2_with_one_line(name, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("name", sorted(ERRORS))
+def test_user_errors_in_process(name, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("EDGEBRANCHY_TEST_KILL_AFTER", raising=False)
     _one_line_error(_in_process(ERRORS[name][0], tmp_path, capsys), ERRORS[name][1])
     assert not (tmp_path / "x.pt").exists()
 
 
-@pytest.mark.parametrize("name", [pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=v[1]))
-                                  for k, v in BUGS.items()])
+@pytest.mark.parametrize("name", sorted(FIXED))
 def test_uncaught_user_errors(name, tmp_path, capsys):
-    _one_line_error(_in_process(BUGS[name][0], tmp_path, capsys), "")
+    _one_line_error(_in_process(FIXED[name][0], tmp_path, capsys), "")

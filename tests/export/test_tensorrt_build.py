@@ -2,6 +2,7 @@
 version decisions, builder settings, parser errors, refusal of engines built for another device."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -107,6 +108,18 @@ def test_missing_setting_and_precision_override():
     assert validate_settings(SETTINGS, precision="fp32").precision == "fp32"
     with pytest.raises(EdgeBranchyError, match="table"):
         validate_settings(["fp16"])
+
+
+def test_settings_from_every_shipped_profile():
+    from edgebranchy.measure.profiles import list_profiles, load_profile
+
+    for name in list_profiles():
+        cfg = load_profile(name).tensorrt
+        if cfg.precision in ("fp32", "fp16"):
+            assert validate_settings(cfg) == validate_settings(dataclasses.asdict(cfg))
+        else:
+            with pytest.raises(EdgeBranchyError, match="INT8"):
+                validate_settings(cfg)
 
 
 def test_invalid_settings_fail_before_any_build(monkeypatch, art):

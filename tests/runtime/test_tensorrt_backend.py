@@ -188,6 +188,25 @@ def test_without_the_event_wait_lane1_would_read_stale_features(double, backend,
     assert ref.shape == stale.shape
 
 
+def test_recycled_buffer_waits_for_its_last_reader(double, art, backend, inputs):
+    """Features dropped by the host while lane 1 still has to read them: the buffer is recycled for
+    lane 0's next launch, which must wait (on the GPU) for lane 1's read before overwriting it."""
+    import gc
+
+    prec = graph_precision(double)
+    x1, x2 = inputs[:8], inputs[8:16]
+    l0 = backend.launch(0, backend.to_device(x1), 0)
+    l1 = backend.launch(1, l0.features, 1)
+    old = l0.features.ptr
+    del l0
+    gc.collect()
+    l0b = backend.launch(0, backend.to_device(x2), 0)
+    assert l0b.features.ptr == old  # the buffer really was recycled
+    l0b.entropy()  # runs lane 0 first
+    ref = ort_run(art.segment_file(1, prec), ort_run(art.segment_file(0, prec), x1)["features"])
+    close(l1.entropy(), ref["entropy"])
+
+
 def test_entropy_waits_only_for_its_own_launch(double, backend, inputs):
     a = backend.launch(0, backend.to_device(inputs[:8]), 0)
     b = backend.launch(0, backend.to_device(inputs[8:16]), 1)
@@ -324,6 +343,11 @@ def test_runner_gives_the_answers_of_the_onnxruntime_backend(double, art, backen
         np.testing.assert_array_equal(g.exits, w.exits)
         np.testing.assert_array_equal(g.labels, w.labels)
     np.testing.assert_array_equal(trt.baseline(inputs[:16]), ref.baseline(inputs[:16]))
+    plain = EarlyExitRunner(art, backend, speculate=False)  # compaction path, and the batch-1 path
+    np.testing.assert_array_equal(plain.predict(inputs[:16]).exits, ref.predict(inputs[:16]).exits)
+    for i in range(4):
+        one, want = plain.predict(inputs[i:i + 1]), ref.predict(inputs[i:i + 1])
+        assert (one.labels[0], one.exits[0]) == (want.labels[0], want.exits[0])
 
 
 # ---------------------------------------------------------------- the double fails where CUDA/TensorRT would

@@ -9,7 +9,7 @@ import pytest
 from edgebranchy.data.idx import load_idx_dir, read_idx
 from edgebranchy.errors import EdgeBranchyError
 
-from idx_files import idx_bytes, write_idx, write_mnist_dir
+from data_idx_files import idx_bytes, write_idx, write_mnist_dir
 
 
 @pytest.fixture
