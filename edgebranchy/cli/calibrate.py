@@ -48,6 +48,7 @@ def run(args) -> int:
                                temperature=args.temperature, normalize=args.normalize, data_dir=args.data_dir,
                                log=lambda s: print(s, flush=True))
     temps = rec.get("temperatures")
+    print(f"threshold search: {rec['search_seconds']:.2f} s over {rec['validation']['n']} validation samples")
     print(f"cost: {rec['cost_source']}" + (f"; temperatures {', '.join(f'{t:.3f}' for t in temps)}" if temps else ""))
     fe = rec["final_exit_accuracy"]
     print(f"final exit alone: validation {fe['validation'] * 100:.2f}%, test {fe['test'] * 100:.2f}%")

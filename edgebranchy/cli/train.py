@@ -36,6 +36,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--resume", action="store_true", help="continue from OUT.resume after an interruption")
     p.add_argument("--dry-run", action="store_true", help="print the model summary (params, MACs per exit) and stop")
+    p.add_argument("--log-every", type=int, default=0, metavar="N",
+                   help="also print the running loss every N steps (useful in logs, where the bar is hidden)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
@@ -61,7 +63,7 @@ def run(args) -> int:
         batch_size=recipe["batch_size"] if args.batch_size is None else args.batch_size, lr=args.lr,
         betas=tuple(args.betas) if args.betas else recipe["betas"], exit_weights=args.exit_weights,
         seed=args.seed, val_size=args.val_size, limit=args.limit, max_steps=args.max_steps, device=args.device,
-        recipe="paper" if args.paper_recipe else "default")
+        recipe="paper" if args.paper_recipe else "default", log_every=max(0, args.log_every))
     if len(cfg.betas) != 2:
         raise EdgeBranchyError("--betas takes two numbers")
     if cfg.batch_size <= 0:

@@ -21,7 +21,7 @@ def calibrate_checkpoint(checkpoint: str | Path, *, max_accuracy_drop: float | N
     """
     from edgebranchy.data import load_dataset
     from edgebranchy.data.datasets import Normalization
-    from edgebranchy.exits.calibrate import calibrate, evaluate
+    from edgebranchy.exits.pruning import calibrate_pruned, evaluate_pruned
     from edgebranchy.exits.temperature import fit_temperature
     from edgebranchy.models.summary import summarize
     from edgebranchy.train.checkpoint import load_checkpoint, update_config
@@ -53,28 +53,36 @@ def calibrate_checkpoint(checkpoint: str | Path, *, max_accuracy_drop: float | N
     if cost == "flops":
         s = summarize(net, tuple(cfg["input"]["shape"]))
         seg_costs = [float(r["segment_macs"]) for r in s["exits"]]
+        head_costs = [float(r["head_macs"]) for r in s["exits"]]
         base_cost, cost_source = float(s["baseline_macs"]), "flops (MACs counted from the model)"
     else:
         from edgebranchy.exits.costs import costs_from_results
 
         seg_costs, base_cost, cost_source = costs_from_results(cost, k)
+        head_costs = None  # measured per segment: a head's own share is unknown, no exit is switched off
     temps = [float(fit_temperature(lg, data.val.y)) for lg in val_logits] if temperature else None
     common = dict(normalize=normalize, temperatures=temps)
     base_val_acc = float((val_base.argmax(1) == data.val.y).mean())
+    import time
+
+    t_search = time.perf_counter()
     if thresholds is not None:
-        val = evaluate(val_logits, data.val.y, thresholds, seg_costs, base_cost, **common)
+        val = evaluate_pruned(val_logits, data.val.y, thresholds, seg_costs, head_costs, base_cost, **common)
         record = {"method": "manual", "target": None, "reference": reference, "segment_costs": seg_costs,
                   "baseline_cost": base_cost, "thresholds": [float(t) for t in thresholds], "temperatures": temps,
                   "validation": val, "frontier": None}
     else:
         drop = max_accuracy_drop if (max_accuracy_drop is not None or budget is not None) else 0.5
-        res = calibrate(val_logits, data.val.y, seg_costs, base_cost,
+        res = calibrate_pruned(val_logits, data.val.y, seg_costs, head_costs, base_cost,
                         max_accuracy_drop=None if budget is not None else drop, budget=budget,
                         reference_accuracy=base_val_acc if reference == "baseline" else None, **common)
         record = res.to_dict()
+    record["search_seconds"] = time.perf_counter() - t_search
     record["cost_source"] = cost_source
     record["normalized"] = bool(normalize)
-    record["test"] = evaluate(test_logits, data.test.y, record["thresholds"], seg_costs, base_cost, **common)
+    record["test"] = evaluate_pruned(test_logits, data.test.y, record["thresholds"], seg_costs, head_costs, base_cost,
+                                     **common)
+    record["head_costs"] = head_costs
     record["final_exit_accuracy"] = {"validation": float((val_logits[-1].argmax(1) == data.val.y).mean()),
                                      "test": float((test_logits[-1].argmax(1) == data.test.y).mean())}
     record["baseline_accuracy"] = {"validation": base_val_acc}

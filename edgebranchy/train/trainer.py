@@ -54,6 +54,7 @@ class TrainConfig:
     device: str = "cpu"
     recipe: str = "default"
     eval_batch: int = 1000
+    log_every: int = 0  # print the running loss every N steps (0: per epoch only)
 
 
 def default_exit_weights(k: int) -> list[float]:
@@ -251,6 +252,9 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss_sum.item() / (step + 1):.3f}",
                                 acc="/".join(f"{a:.1f}" for a in acc))
                 bar.update(step + 1 - bar.n)
+            if cfg.log_every and (step + 1) % cfg.log_every == 0:
+                self.progress.line(f"{phase} epoch {epoch + 1} step {step + 1}/{steps}: "
+                                   f"loss {loss_sum.item() / (step + 1):.4f} (running mean)")
         if bar is not None:
             bar.close()
         seconds = time.perf_counter() - t0
@@ -271,8 +275,12 @@ class Trainer:
         buf = io.BytesIO()
         torch.save({"phase_index": pi, "epoch": epoch, "net": self.net.state_dict(),
                     "baseline_state": self.baseline_state, "optimizer": opt.state_dict(),
-                    "rng": torch.get_rng_state(), "history": self.history, "config": repr(sorted(asdict(self.cfg).items()))}, buf)
+                    "rng": torch.get_rng_state(), "history": self.history, "config": self._resume_key()}, buf)
         atomic_write_bytes(self.resume_path, buf.getvalue())
+
+    def _resume_key(self) -> str:
+        """The settings a resumed run must share with the interrupted one (output-only ones excluded)."""
+        return repr(sorted((k, v) for k, v in asdict(self.cfg).items() if k != "log_every"))
 
     def _load_resume(self) -> dict | None:
         if not self.resume_path.exists():
@@ -285,7 +293,7 @@ class Trainer:
         keys = {"phase_index", "epoch", "net", "baseline_state", "optimizer", "rng", "config"}
         if not isinstance(st, dict) or not keys <= set(st):
             raise EdgeBranchyError(f"{self.resume_path}: not an edgebranchy resume state; delete it to start over")
-        if st.get("config") != repr(sorted(asdict(self.cfg).items())):
+        if st.get("config") != self._resume_key():
             raise EdgeBranchyError(f"{self.resume_path} was written by a run with other settings; "
                                    "resume with the same arguments or delete it")
         self.net.load_state_dict(st["net"])

@@ -19,7 +19,6 @@ import types
 import numpy as np
 
 from trt_double import state as st
-from trt_double.state import StrictDoubleError
 
 BASE_ADDRESS = 0x7F00_0000_0000
 
@@ -61,25 +60,28 @@ class _Memory:
         self.next = BASE_ADDRESS
 
     def alloc(self, nbytes: int) -> DeviceAllocation:
-        a = DeviceAllocation(nbytes, self.next)
-        self.next += (max(int(nbytes), 1) + 511) // 256 * 256  # gap between allocations: overruns are caught
-        i = bisect.bisect(self.starts, a._address)
-        self.starts.insert(i, a._address)
-        self.allocs.insert(i, a)
+        with st.current().lock:
+            a = DeviceAllocation(nbytes, self.next)
+            self.next += (max(int(nbytes), 1) + 511) // 256 * 256  # gap between allocations: overruns are caught
+            i = bisect.bisect(self.starts, a._address)
+            self.starts.insert(i, a._address)
+            self.allocs.insert(i, a)
         return a
 
     def release(self, a: DeviceAllocation) -> None:
-        i = self.starts.index(a._address)
-        del self.starts[i], self.allocs[i]
+        with st.current().lock:
+            i = self.starts.index(a._address)
+            del self.starts[i], self.allocs[i]
 
     def view(self, ptr, nbytes: int, what: str) -> np.ndarray:
         """The bytes [ptr, ptr + nbytes) of one live allocation."""
         s = st.current()
         p = int(ptr)
-        i = bisect.bisect(self.starts, p) - 1
-        if i < 0:
+        with s.lock:
+            i = bisect.bisect(self.starts, p) - 1
+            a = self.allocs[i] if i >= 0 else None
+        if a is None:
             s.fail(f"{what}: address 0x{p:x} is not device memory")
-        a = self.allocs[i]
         off = p - a._address
         if a._freed or off + nbytes > a._nbytes or off < 0:
             s.fail(f"{what}: [0x{p:x}, +{nbytes}) is outside allocation 0x{a._address:x} of {a._nbytes} bytes"
@@ -89,15 +91,17 @@ class _Memory:
 
 def _memory() -> _Memory:
     s = st.current()
-    if not hasattr(s, "_memory"):
-        s._memory = _Memory()
+    with s.lock:
+        if not hasattr(s, "_memory"):
+            s._memory = _Memory()
     return s._memory
 
 
 def _pinned() -> dict:
     s = st.current()
-    if not hasattr(s, "_pinned"):
-        s._pinned = {}
+    with s.lock:
+        if not hasattr(s, "_pinned"):
+            s._pinned = {}
     return s._pinned
 
 
@@ -366,4 +370,3 @@ def exec_autoinit(module: types.ModuleType) -> None:
                       "TensorRT); import pycuda.autoprimaryctx", ImportError)
 
 
-__all__ = ["StrictDoubleError"]

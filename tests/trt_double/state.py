@@ -37,19 +37,10 @@ class State:
         return self.tls.stack
 
 
-_CURRENT: list = []
+_CURRENT: list = []  # the installed double's state (install() replaces the list via monkeypatch)
 
 
 def current() -> State:
     if not _CURRENT:
         raise StrictDoubleError("the TensorRT/pycuda double is not installed")
     return _CURRENT[-1]
-
-
-def push(state: State) -> None:
-    _CURRENT.append(state)
-
-
-def pop(state: State) -> None:
-    if state in _CURRENT:
-        _CURRENT.remove(state)

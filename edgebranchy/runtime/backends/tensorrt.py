@@ -205,7 +205,8 @@ class TensorRTBackend(Backend):
         self.device_key, self.record = self._loaded.key, rec
         self.max_batch = int(rec["max_batch"])
         self._dtypes = trt_compat.numpy_dtypes(trt)
-        self._streams = [cuda.Stream() for _ in range(LANES)]
+        with self._current():
+            self._streams = [cuda.Stream() for _ in range(LANES)]  # non-default streams, one per lane
         self._device_pool = _Pool(self._device_alloc, self._streams, host=False)
         self._host_pool = _Pool(self._host_alloc, self._streams, host=True)
         self._closed = False
