@@ -17,8 +17,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("source", help="CHECKPOINT.pt (ONNX export) or ARTIFACT_DIR (with --tensorrt)")
     p.add_argument("--out", help="artifact directory to create (ONNX export)")
-    p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",
-                   help="fp16 also writes FP16 graphs (what TensorRT 11 needs for FP16 engines)")
+    p.add_argument("--precision", choices=["fp32", "fp16"],
+                   help="ONNX export: fp16 also writes FP16 graphs (what TensorRT 11 needs for FP16 engines); "
+                        "default fp32. With --tensorrt: the engine precision (default: the profile's)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
     p.add_argument("--check-samples", type=int, default=64, help="validation samples for the numerical check")
     p.add_argument("--keep-all-exits", action="store_true",
@@ -44,7 +45,7 @@ def run(args) -> int:
                                "to build TensorRT engines into an artifact, add --tensorrt")
     from edgebranchy.export.onnx import export_checkpoint
 
-    out = export_checkpoint(args.source, args.out, precision=args.precision, simplify=not args.no_simplify,
+    out = export_checkpoint(args.source, args.out, precision=args.precision or "fp32", simplify=not args.no_simplify,
                             check_samples=args.check_samples, force=args.force,
                             prune=not args.keep_all_exits)
     print(f"artifact: {out}")
@@ -52,20 +53,21 @@ def run(args) -> int:
 
 
 def _tensorrt(args) -> int:
-    from edgebranchy.export.artifact import Artifact
-    from edgebranchy.export.tensorrt import build_engines
-    from edgebranchy.measure.profiles import detect_profile, load_profile
+    import dataclasses
 
-    art = Artifact.load(args.source)
-    name = args.profile
-    if name == "auto":
-        name, reason = detect_profile()
-        print(f"profile: {name} ({reason})")
-    settings = dict(load_profile(name).tensorrt)
+    from edgebranchy.export.tensorrt import build_engines
+    from edgebranchy.measure.profiles import resolve_profile
+
+    profile, reason = resolve_profile(args.profile)
+    print(f"profile: {profile.name} ({reason})")
+    settings = dataclasses.asdict(profile.tensorrt)
     if args.max_batch:
         settings["max_batch"] = args.max_batch
-    if args.precision != "fp32":
+    if args.precision:
         settings["precision"] = args.precision
-    info = build_engines(art.root, settings, force=args.force)
-    print(f"engines: {info}")
+    # build_engines verifies the ONNX graphs it reads and rebuilds damaged engines itself
+    info = build_engines(args.source, settings, force=args.force)
+    state = "reused from the cache" if info.get("cached") else "built"
+    print(f"engines {state}: {args.source}/engines/{info['device_key']}/ ({info.get('precision')}, "
+          f"TensorRT {info.get('tensorrt_version', '?')}, {info.get('gpu', '?')})")
     return 0
