@@ -69,5 +69,5 @@ def _tensorrt(args) -> int:
     info = build_engines(args.source, settings, force=args.force)
     state = "reused from the cache" if info.get("cached") else "built"
     print(f"engines {state}: {args.source}/engines/{info['device_key']}/ ({info.get('precision')}, "
-          f"TensorRT {info.get('tensorrt_version', '?')}, {info.get('gpu', '?')})")
+          f"TensorRT {info.get('tensorrt', '?')}, {info.get('gpu', '?')})")
     return 0

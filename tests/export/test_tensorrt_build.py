@@ -363,3 +363,16 @@ def test_double_refuses_names_the_claimed_version_lacks(monkeypatch):
     with pytest.raises(AttributeError, match="max_workspace_size"):
         d10.trt.Builder(None).create_builder_config().max_workspace_size = 1
     assert d10.trt.BuilderFlag.FP16 is not None and len(d10.violations) == 1
+
+
+def test_cli_export_tensorrt_with_profile(art, double, capsys):
+    """`edgebranchy export ART --tensorrt --profile P` builds with the profile's settings, then reuses them."""
+    from edgebranchy.cli import main
+
+    assert main(["export", str(art), "--tensorrt", "--profile", "jetson-orin-nano", "--max-batch", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "engines built" in out and "profile: jetson-orin-nano" in out
+    rec = next(iter(json.loads((art / "manifest.json").read_text())["tensorrt"].values()))
+    assert rec["max_batch"] == 8
+    assert main(["export", str(art), "--tensorrt", "--profile", "jetson-orin-nano", "--max-batch", "8"]) == 0
+    assert "reused from the cache" in capsys.readouterr().out
