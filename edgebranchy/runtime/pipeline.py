@@ -52,10 +52,18 @@ def run_pipeline(runner, batches: Iterable[np.ndarray], depth: int = 2) -> Itera
             done_q.put(_Failed(e))
         put(queues[0], _STOP)
 
+    def get(q):
+        while not cancel.is_set():
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        return _STOP
+
     def stage(k: int):
         lane = k % lanes
         while True:
-            item = queues[k].get()
+            item = get(queues[k])
             if item is _STOP or cancel.is_set():
                 if k + 1 < K:
                     put(queues[k + 1], _STOP)
