@@ -76,7 +76,32 @@ def test_b_lenet_macs_match_the_paper():
     rest = s["baseline_macs"] - e0["stage_macs"]
     assert rest == pytest.approx(1.03e6, rel=0.01)
     assert e1["macs_to_exit"] == s["baseline_macs"]
-    assert e0["feature_shape"] == [5, 30, 30] and e1["feature_shape"] == [720]  # the paper's 720 -> 84 FC
+    # conv1's 5x30x30 output is pooled once, before the split (shared by branch and main path)
+    assert e0["feature_shape"] == [5, 15, 15] and e1["feature_shape"] == [720]  # the paper's 720 -> 84 FC
+
+
+def test_b_lenet_equals_the_papers_layer_order():
+    """Moving the shared pool + ReLU before the split leaves the function unchanged."""
+    import torch.nn.functional as F
+
+    net = _net("b-lenet", {}, 1, 28).eval()
+    conv1, pool_, _ = net.stages[0]
+    bconv, _, _, _, bfc = net.exits[0]
+    conv2, _, _, conv3, _, _, _ = net.stages[1]
+    fc1, fc2 = net.exits[1]
+    x = torch.randn(7, 1, 28, 28)
+
+    def p(t):
+        return F.max_pool2d(t, 2, ceil_mode=True)
+
+    with torch.no_grad():
+        c1 = conv1(x)  # [exit 0 here] in the paper's code
+        branch = bfc(F.relu(p(bconv(F.relu(p(c1))))).flatten(1))
+        main = F.relu(p(conv3(F.relu(p(conv2(F.relu(p(c1))))))))
+        main = fc2(fc1(main.flatten(1)))
+        out = net(x)
+    torch.testing.assert_close(out[0], branch)
+    torch.testing.assert_close(out[1], main)
 
 
 def test_b_lenet_layer_sizes_follow_the_paper():
