@@ -20,6 +20,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["fp32", "fp16"],
                    help="ONNX export: fp16 also writes FP16 graphs (what TensorRT 11 needs for FP16 engines); "
                         "default fp32. With --tensorrt: the engine precision (default: the profile's)")
+    p.add_argument("--data-dir", help="dataset directory for the numerical check, if not where it was trained")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
     p.add_argument("--check-samples", type=int, default=64, help="validation samples for the numerical check")
     p.add_argument("--keep-all-exits", action="store_true",
@@ -47,7 +48,7 @@ def run(args) -> int:
 
     out = export_checkpoint(args.source, args.out, precision=args.precision or "fp32", simplify=not args.no_simplify,
                             check_samples=args.check_samples, force=args.force,
-                            prune=not args.keep_all_exits)
+                            prune=not args.keep_all_exits, data_dir=args.data_dir)
     print(f"artifact: {out}")
     return 0
 

@@ -150,6 +150,20 @@ def synthetic(n_train: int = 2000, n_test: int = 500, shape=(1, 28, 28), classes
     return xtr, ytr, xte, yte
 
 
+def load_recorded(dataset: dict | None, data_dir: str | os.PathLike | None = None) -> DataBundle:
+    """Reload the dataset a checkpoint records (`DataBundle.describe()`), with the same split."""
+    d = dataset or {}
+    if "name" not in d:
+        raise EdgeBranchyError("the checkpoint does not record which dataset it was trained on; pass the data "
+                               "explicitly")
+    src = d.get("source")
+    ddir = data_dir or (src if src and Path(src).is_dir() else None)
+    try:
+        return load_dataset(d["name"], ddir, val_size=d.get("val"), seed=d.get("split_seed", 0))
+    except EdgeBranchyError as e:
+        raise EdgeBranchyError(f"cannot reload the checkpoint's dataset ({e}); pass --data-dir") from None
+
+
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, val_size: int | None = None,
                  seed: int = 0, synthetic_shape=(1, 28, 28), limit: int | None = None) -> DataBundle:
     """Load a named dataset split into train / validation / test with normalisation from the train split.

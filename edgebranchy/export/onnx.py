@@ -78,7 +78,7 @@ def _max_diff(got: list[np.ndarray], ref: list[np.ndarray], what: str) -> float:
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = "fp32", simplify: bool = True,
                       samples: np.ndarray | None = None, check_samples: int = 64, force: bool = False,
-                      normalize_entropy: bool | None = None, prune: bool = True,
+                      normalize_entropy: bool | None = None, prune: bool = True, data_dir: str | None = None,
                       log: Callable[[str], None] = print) -> Path:
     """Write the artifact for `checkpoint` to `out` (atomically). Returns the artifact path.
 
@@ -105,7 +105,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
         log("note: the checkpoint is not calibrated: no sample will exit early until you run "
             "`edgebranchy calibrate` (or pass thresholds to the runner)")
     if samples is None:
-        samples = _validation_samples(cfg, check_samples)
+        samples = _validation_samples(cfg, check_samples, data_dir)
     x = torch.from_numpy(np.ascontiguousarray(samples[:check_samples], dtype=np.float32))
     summary = summarize(net, tuple(cfg["input"]["shape"]))
     from edgebranchy.models.graphs import BaselineGraph, SegmentGraph
@@ -227,18 +227,10 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
     return write_artifact_dir(out, build, force=force)
 
 
-def _validation_samples(cfg: dict, n: int) -> np.ndarray:
-    from edgebranchy.data import load_dataset
-    from edgebranchy.data.datasets import Normalization
+def _validation_samples(cfg: dict, n: int, data_dir: str | None) -> np.ndarray:
+    from edgebranchy.data.datasets import Normalization, load_recorded
 
-    d = cfg.get("dataset") or {}
-    src = d.get("source")
-    data_dir = src if src and Path(src).is_dir() else None
-    try:
-        bundle = load_dataset(d["name"], data_dir, val_size=d.get("val"), seed=d.get("split_seed", 0))
-    except (KeyError, EdgeBranchyError) as e:
-        raise EdgeBranchyError(f"cannot reload the checkpoint's validation data for the numerical check ({e}); "
-                               "pass --data-dir") from None
+    bundle = load_recorded(cfg.get("dataset"), data_dir)
     norm = Normalization.from_dict(cfg["input"])
     return bundle.val.x_float(norm, np.arange(min(n, len(bundle.val))))
 

@@ -19,8 +19,7 @@ def calibrate_checkpoint(checkpoint: str | Path, *, max_accuracy_drop: float | N
     Exactly one of max_accuracy_drop, budget, thresholds; with none, a 0.5-point drop.
     Returns the calibration record (docs/architecture.md), test-split metrics included.
     """
-    from edgebranchy.data import load_dataset
-    from edgebranchy.data.datasets import Normalization
+    from edgebranchy.data.datasets import Normalization, load_recorded
     from edgebranchy.exits.pruning import calibrate_pruned, evaluate_pruned
     from edgebranchy.exits.temperature import fit_temperature
     from edgebranchy.models.summary import summarize
@@ -39,12 +38,7 @@ def calibrate_checkpoint(checkpoint: str | Path, *, max_accuracy_drop: float | N
     if k < 2:
         raise EdgeBranchyError(f"{checkpoint}: a network with one exit has no threshold to calibrate")
     if data is None:
-        d = cfg.get("dataset") or {}
-        if "name" not in d:
-            raise EdgeBranchyError(f"{checkpoint}: the config does not say which dataset it was trained on")
-        src = d.get("source")
-        ddir = data_dir or (src if src and Path(src).is_dir() else None)
-        data = load_dataset(d["name"], ddir, val_size=d.get("val"), seed=d.get("split_seed", 0))
+        data = load_recorded(cfg.get("dataset"), data_dir)
     norm = Normalization.from_dict(cfg["input"])
     log(f"collecting the logits of {k} exits on {len(data.val)} validation and {len(data.test)} test samples ...")
     val_logits, val_base = collect_logits(net, data.val.x_float(norm), baseline)
