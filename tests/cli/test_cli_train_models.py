@@ -134,7 +134,7 @@ def test_dry_run_prints_the_summary(results):
     assert "'in_channels': 1" in r.stdout and "'input_size': 28" in r.stdout and "'num_classes': 10" in r.stdout
     assert "baseline 1.140 M MACs" in r.stdout
     rows = [ln for ln in r.stdout.splitlines() if re.match(r"^\s+[01]\s", ln)]
-    assert len(rows) == 2 and rows[0].rstrip().endswith("5x30x30") and rows[1].rstrip().endswith("720")
+    assert len(rows) == 2 and rows[0].rstrip().endswith("5x15x15") and rows[1].rstrip().endswith("720")
     assert not (results["_tmp"] / "never.pt").exists()
 
 
