@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -71,6 +72,33 @@ class EarlyExitRunner:
         self.speculate = bool(self.backend.asynchronous and self.backend.lanes > 1) if speculate is None else speculate
         if self.speculate and self.backend.lanes < 2:
             raise EdgeBranchyError(f"speculation needs a backend with 2 lanes; {self.backend.name} has one")
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | os.PathLike, device: str = "cpu",
+                        thresholds: Sequence[float] | None = None, **kw) -> "EarlyExitRunner":
+        """A runner on the torch backend straight from a checkpoint (no ONNX export): the reference path."""
+        from edgebranchy.train.checkpoint import load_checkpoint
+        from edgebranchy.util.files import sha256_file
+
+        ck = load_checkpoint(checkpoint)
+        cfg = ck.config
+        cal = cfg.get("calibration") or {}
+        k = len(cfg.get("validation", {}).get("exit_accuracy") or []) or None
+        if k is None:
+            raise EdgeBranchyError(f"{checkpoint}: the config does not record the number of exits")
+        ts = cal.get("thresholds") or [None] * (k - 1)
+        manifest = {
+            "model": cfg["model"], "input": cfg["input"], "classes": cfg["classes"],
+            "entropy": {"unit": "nats", "normalized": bool(cal.get("normalized")),
+                        "temperatures": cal.get("temperatures")},
+            "exits": [{"index": j, "threshold": ts[j] if j < k - 1 else None} for j in range(k)],
+            "segments": [{"index": j, "model_exit": j} for j in range(k)],
+            "source": {"checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint)},
+            "files": {}, "calibration": cal or None,
+        }
+        art = Artifact(Path(checkpoint).parent, manifest)
+        return cls(art, backend="torch", thresholds=thresholds, options={"device": device, **kw.pop("options", {})},
+                   **kw)
 
     def _check_thresholds(self, ts: Sequence[float]) -> list[float]:
         ts = [float(t) for t in ts]

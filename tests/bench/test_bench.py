@@ -82,3 +82,27 @@ def test_bench_cli_and_bad_arguments(tiny_artifact, tmp_path):
     assert r.returncode == 2 and "tegrastats" in r.stderr
     with pytest.raises(EdgeBranchyError, match="trials"):
         run_bench(_cfg(tiny_artifact, out, trials=0), log=lambda s: None, progress=False)
+
+
+def test_calibrate_with_costs_measured_by_bench(tiny_artifact, tiny_calibrated, tmp_path):
+    """`calibrate --cost RESULTS.json` uses the per-segment latencies bench measured."""
+    import shutil
+
+    from edgebranchy.train.calibration import calibrate_checkpoint
+
+    out = tmp_path / "r.json"
+    res = run_bench(_cfg(tiny_artifact, out), log=lambda s: None, progress=False)
+    ck = tmp_path / "c.pt"
+    shutil.copy(tiny_calibrated, ck)
+    rec = calibrate_checkpoint(ck, max_accuracy_drop=100.0, cost=str(out), log=lambda s: None)  # always feasible
+    assert rec["segment_costs"] == pytest.approx(res["variants"]["branchy"]["segment_latency_ms"])
+    assert rec["baseline_cost"] == pytest.approx(res["variants"]["baseline"]["latency_ms"]["p50"])
+    assert "latency measured by bench" in rec["cost_source"] and rec["head_costs"] is None
+    seg, base = rec["segment_costs"], rec["baseline_cost"]
+    # the cheapest point: relative cost is the measured latencies weighted by the exit fractions
+    f = rec["validation"]["exit_fractions"]
+    assert rec["validation"]["relative_cost"] == pytest.approx((f[0] * seg[0] + f[1] * (seg[0] + seg[1])) / base)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"schema": "edgebranchy.results", "variants": {}}))
+    with pytest.raises(EdgeBranchyError, match="per-segment latencies"):
+        calibrate_checkpoint(ck, budget=0.9, cost=str(bad), log=lambda s: None)

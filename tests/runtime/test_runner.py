@@ -226,3 +226,14 @@ def test_switched_off_exit_is_fused_at_export(tiny_calibrated, tmp_path, synthet
     np.testing.assert_array_equal(pa.labels, pb.labels)
     np.testing.assert_allclose(pa.logits, pb.logits, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(pa.logits, pt.logits, rtol=1e-4, atol=1e-4)
+
+
+def test_runner_from_checkpoint_equals_artifact(tiny_calibrated, tiny_artifact, synthetic_test):
+    """The ONNX-free torch path straight from the checkpoint answers like the exported artifact."""
+    _, x, _ = synthetic_test
+    with EarlyExitRunner.from_checkpoint(tiny_calibrated) as r, EarlyExitRunner(tiny_artifact) as a:
+        assert r.thresholds == pytest.approx(a.thresholds)
+        p, q = r.predict(x[:64]), a.predict(x[:64])
+    assert (p.exits == q.exits).mean() >= 0.98
+    same = p.exits == q.exits
+    np.testing.assert_array_equal(p.labels[same], q.labels[same])
