@@ -54,27 +54,22 @@ def bench_artifact(path: str, samples: int, rounds: int, dataset: str) -> None:
     # exits and the bare session calls the runner makes for each sample
     preds = r.predict(x)
     frac = np.bincount(preds.exits, minlength=K) / len(x)
-    feats = []  # per sample, the inputs of each segment it runs
-    for i, xb in enumerate(singles):
-        seq, h = [], xb
-        for k in range(preds.exits[i] + 1):
-            seq.append((k, h))
-            out = b.run_segment(k, h)
-            if k < K - 1:
-                h = out[0]
-        feats.append(seq)
+    # the bare session calls the runner makes for each sample: the same chain of segments, fresh features
+    paths = [(xb, int(e) + 1) for xb, e in zip(singles, preds.exits)]
 
-    def bare(seq):
-        for k, h in seq:
-            b.run_segment(k, h)
+    def bare(item):
+        h, n_seg = item
+        for k in range(n_seg):
+            h = b.run_segment(k, h)[0]
 
+    feats = paths
     res = {"runner": [], "bare": [], "baseline": []}
-    for _ in range(rounds):
+    for _ in range(rounds * 3):  # many short interleaved rounds: the machine's noise drifts
         res["runner"].append(per_call_us(r.predict, singles, 1))
         res["bare"].append(per_call_us(bare, feats, 1))
         res["baseline"].append(per_call_us(r.baseline, singles, 1))
     med = {k: float(np.median(v)) for k, v in res.items()}
-    calls = sum(len(s) for s in feats) / len(feats)
+    calls = sum(n for _, n in paths) / len(paths)
     overhead = (med["runner"] - med["bare"]) / calls
     print(f"\n1. runner overhead at batch 1: runner {med['runner']:.1f} us/sample, bare session calls "
           f"{med['bare']:.1f} us/sample, {calls:.3f} segment calls/sample -> **{overhead:.1f} us per segment** "

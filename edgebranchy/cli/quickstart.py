@@ -61,7 +61,7 @@ def run(args) -> int:
     small = len(data.train) < 10000
     epochs = args.epochs or (30 if small else 2)
     step(1, f"training b-lenet on {data.name}: {why}; {epochs} baseline + {epochs} joint epochs "
-            f"(the full recipe is 10 + 10)")
+            f"(the full Fashion-MNIST recipe is 10 + 10)")
     ckpt = out / "b-lenet.pt"
     cfg = TrainConfig(model="b-lenet", dataset=data.name, epochs=epochs, baseline_epochs=epochs,
                       batch_size=64 if small else 128)

@@ -148,10 +148,11 @@ class EarlyExitRunner:
         h = b.to_device(x)
         for k in range(self.num_exits):
             launch = b.launch(k, h, 0)
-            e = float(launch.entropy()[0])
+            e = launch.entropy().item(0)
             if k == last or confident_one(e, ts[k]):
                 lg = b.to_host(launch.logits)
-                return Prediction(np.array([int(lg[0].argmax())]), np.array([k]), np.array([e], dtype=np.float32),
+                return Prediction(np.array([lg.argmax()], dtype=np.int64), np.array([k], dtype=np.int64),
+                                  np.array([e], dtype=np.float32),
                                   lg.astype(np.float32, copy=False) if return_logits else None)
             h = launch.features
         raise AssertionError("unreachable: the last exit always answers")

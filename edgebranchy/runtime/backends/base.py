@@ -14,7 +14,6 @@ decision; `features` and `logits` stay where the backend keeps them.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -22,21 +21,26 @@ import numpy as np
 from edgebranchy.errors import EdgeBranchyError
 
 
-@dataclass
 class Launch:
     """One segment started on one lane (a CUDA stream, or nothing on CPU).
 
     `features` and `logits` are backend tensors. `entropy()` returns the
     per-sample entropy as a float32 host array, waiting only for this launch.
+    `timing` holds what the backend measured (e.g. GPU time), empty otherwise.
+    A plain class with slots: one is made per segment call, so it must be cheap.
     """
 
-    features: Any
-    logits: Any
-    _entropy: Callable[[], np.ndarray]
-    batch: int
-    segment: int
-    lane: int = 0
-    timing: dict = field(default_factory=dict)
+    __slots__ = ("features", "logits", "_entropy", "batch", "segment", "lane", "timing")
+
+    def __init__(self, features: Any, logits: Any, entropy: Callable[[], np.ndarray], batch: int, segment: int,
+                 lane: int = 0, timing: dict | None = None):
+        self.features = features
+        self.logits = logits
+        self._entropy = entropy
+        self.batch = batch
+        self.segment = segment
+        self.lane = lane
+        self.timing = {} if timing is None else timing
 
     def entropy(self) -> np.ndarray:
         return self._entropy()
