@@ -38,7 +38,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from edgebranchy.errors import EdgeBranchyError
     from edgebranchy.exits.table import calibration_table, frontier_table
     from edgebranchy.train.calibration import calibrate_checkpoint
 

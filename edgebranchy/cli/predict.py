@@ -36,10 +36,12 @@ def run(args) -> int:
 
     if args.batch_size <= 0:
         raise EdgeBranchyError("--batch-size must be positive")
+    if args.samples is not None and args.samples <= 0:
+        raise EdgeBranchyError("--samples must be positive")
     ts = args.thresholds
     with EarlyExitRunner(args.artifact, backend=args.backend, thresholds=ts) as r:
         data = load_dataset(args.dataset, args.data_dir)
-        n = min(args.samples or len(data.test), len(data.test))
+        n = min(args.samples or len(data.test), len(data.test))  # None: the whole test split
         x = r.artifact.preprocess(data.test.x[:n])
         y = data.test.y[:n]
         batches = [x[i:i + args.batch_size] for i in range(0, n, args.batch_size)]

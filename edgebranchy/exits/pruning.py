@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.exits.calibrate import METHOD_DROP, CalibrationResult, calibrate, evaluate
+from edgebranchy.exits.calibrate import CalibrationResult, calibrate, evaluate
 
 
 def effective_costs(segment_costs: Sequence[float], head_costs: Sequence[float] | None,

@@ -63,6 +63,16 @@ class Artifact:
                 raise EdgeBranchyError(f"{root / MANIFEST}: missing key {key!r}")
         if len(m["segments"]) != len(m["exits"]) or len(m["exits"]) < 1:
             raise EdgeBranchyError(f"{root / MANIFEST}: {len(m['segments'])} segments but {len(m['exits'])} exits")
+        where = root / MANIFEST
+        entries = [("baseline", m["baseline"])] + [(f"segments[{i}]", e) for i, e in enumerate(m["segments"])]
+        for name, e in entries:
+            if not isinstance(e, dict) or not isinstance(e.get("file"), str):
+                raise EdgeBranchyError(f"{where}: {name} has no 'file'")
+        if not isinstance(m["files"], dict) or not all(isinstance(e, dict) for e in m["exits"]):
+            raise EdgeBranchyError(f"{where}: 'files' must map paths to hashes and 'exits' must be objects")
+        inp = m["input"]
+        if not isinstance(inp, dict) or not all(k in inp for k in ("shape", "scale", "mean", "std")):
+            raise EdgeBranchyError(f"{where}: 'input' needs shape, scale, mean and std")
         art = cls(root, m)
         for rel in m["files"]:
             safe_relpath(root, rel)

@@ -6,17 +6,14 @@ the optimiser and RNG state, so a killed run resumes to the same final state.
 """
 from __future__ import annotations
 
-import copy
 import os
 import platform
 import signal
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 

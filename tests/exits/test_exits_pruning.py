@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
-from edgebranchy.exits.calibrate import calibrate, evaluate
+from edgebranchy.exits.calibrate import calibrate
 from edgebranchy.exits.pruning import calibrate_pruned, effective_costs, evaluate_pruned
 
 

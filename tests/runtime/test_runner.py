@@ -237,3 +237,19 @@ def test_runner_from_checkpoint_equals_artifact(tiny_calibrated, tiny_artifact, 
     assert (p.exits == q.exits).mean() >= 0.98
     same = p.exits == q.exits
     np.testing.assert_array_equal(p.labels[same], q.labels[same])
+
+
+@pytest.mark.parametrize("damage", [
+    lambda m: m["segments"][1].pop("file"),
+    lambda m: m["baseline"].update(file=3),
+    lambda m: m["input"].pop("std"),
+    lambda m: m.update(files=[]),
+    lambda m: m["exits"].__setitem__(0, "T=0.5"),
+])
+def test_malformed_manifest_entries_are_user_errors(tiny_artifact, tmp_path, damage):
+    a = _copy(tiny_artifact, tmp_path)
+    m = json.loads((a / "manifest.json").read_text())
+    damage(m)
+    (a / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(EdgeBranchyError, match="manifest.json"):
+        Artifact.load(a)

@@ -185,7 +185,7 @@ class Stream:
 
     def wait_for_event(self, event):
         target = event._op
-        s = st.current()
+        st.current()
 
         def wait():
             if target is not None and not target.done:
