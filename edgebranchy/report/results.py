@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.util.checks import is_int, is_number
 from edgebranchy.util.files import read_json
 
 SCHEMA = "edgebranchy.results"
@@ -40,9 +41,9 @@ def _type_name(value: Any) -> str:
 
 def _is(value: Any, kind: str) -> bool:
     if kind == _NUMBER:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return is_number(value)
     if kind == _INT:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return is_int(value)
     if kind == _STR:
         return isinstance(value, str)
     if kind == _OBJ:

@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.util.checks import is_int_at_least
 from edgebranchy.export.artifact import Artifact
 from edgebranchy.runtime.backends.base import Backend, Launch
 
@@ -44,7 +45,7 @@ class OnnxRuntimeBackend(Backend):
         if o["execution_mode"] not in ("sequential", "parallel"):
             raise EdgeBranchyError("execution_mode must be sequential or parallel")
         for key in ("intra_op_threads", "inter_op_threads"):
-            if not isinstance(o[key], int) or o[key] < 0:
+            if not is_int_at_least(o[key], 0):
                 raise EdgeBranchyError(f"{key} must be an integer >= 0 (0 = ONNX Runtime's default)")
         available = set(ort.get_available_providers())
         missing = [p for p in o["providers"] if p not in available]
