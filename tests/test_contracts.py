@@ -50,7 +50,7 @@ def test_build_manifest_fuses_and_validates(tmp_path):
     assert [e["val_accuracy"] for e in m["exits"]] == [0.7, 0.9]
     art = Artifact.from_manifest(tmp_path, m, graphs=False)
     assert art.thresholds == [0.3] and art.input_shape == (1, 4, 4)
-    with pytest.raises(EdgeBranchyError, match="segments\\[0\\] has no 'file'"):
+    with pytest.raises(EdgeBranchyError, match="baseline has no 'file'"):
         Artifact.from_manifest(tmp_path, m)   # graphs expected: a manifest without files is refused
     bad = build_manifest({**CFG, "input": {"shape": [1, 4, 4]}}, [1, 2], normalized=False, temperatures=[1.0] * 3,
                          source={})

@@ -184,6 +184,21 @@ class Artifact:
     def entropy_normalized(self) -> bool:
         return bool(self.manifest["entropy"].get("normalized", False))
 
+    @property
+    def temperatures(self) -> list[float] | None:
+        """Per model exit, the temperature the entropy divides logits by (None: all 1)."""
+        return self.manifest["entropy"].get("temperatures")
+
+    @property
+    def model_exits(self) -> list[int]:
+        """The segment plan: the model exit each artifact segment ends with."""
+        return [int(s.get("model_exit", i)) for i, s in enumerate(self.manifest["segments"])]
+
+    @property
+    def source(self) -> dict:
+        """Where the artifact came from: `checkpoint` path and `checkpoint_sha256` (may be empty)."""
+        return self.manifest.get("source") or {}
+
     def segment_file(self, k: int, precision: str = "fp32") -> Path:
         return self._file(self.manifest["segments"][k], precision, f"segment {k}")
 

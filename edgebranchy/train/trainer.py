@@ -115,7 +115,10 @@ def evaluate(net, x: torch.Tensor, y: torch.Tensor, batch: int = 1000, baseline=
 
 
 class Trainer:
-    """Runs the two phases, with resume and optional torchrun/DDP."""
+    """Runs the two phases, with resume and optional torchrun/DDP.
+
+    `on_epoch(stats)` is called on the main rank once the state after that epoch is on disk.
+    """
 
     def __init__(self, cfg: TrainConfig, out: str | os.PathLike, progress: bool = True,
                  data: DataBundle | None = None, on_epoch: Callable[[dict], None] | None = None):

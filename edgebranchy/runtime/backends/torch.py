@@ -81,7 +81,7 @@ class TorchBackend(Backend):
             torch.set_num_threads(int(o["threads"]))
         self.precision, self.timing = o["precision"], bool(o["timing"])
         self.artifact = artifact
-        src = artifact.manifest.get("source", {})
+        src = artifact.source
         ck_path = Path(o["checkpoint"] or src.get("checkpoint") or "")
         if not ck_path.is_file():
             raise EdgeBranchyError(f"the torch backend needs the checkpoint the artifact came from; {ck_path} not "
@@ -92,14 +92,12 @@ class TorchBackend(Backend):
                                         "(the two would not compute the same thing)")
         ck = load_checkpoint(ck_path)
         net, base = ck.build()
-        ent = artifact.manifest["entropy"]
-        temps = ent.get("temperatures") or [1.0] * net.num_exits
+        temps = artifact.temperatures or [1.0] * net.num_exits
         classes = len(artifact.classes)
         half = self.precision == "fp16"
-        plan = check_plan([seg.get("model_exit", i) for i, seg in enumerate(artifact.manifest["segments"])],
-                          net.num_exits, str(artifact.root))
+        plan = check_plan(artifact.model_exits, net.num_exits, str(artifact.root))
         self.segments = [g.eval().to(self.device) for g in
-                         segment_graphs(net, plan, classes=classes, normalize=bool(ent.get("normalized")),
+                         segment_graphs(net, plan, classes=classes, normalize=artifact.entropy_normalized,
                                         temperatures=temps, half=half)]
         self.base_graph = BaselineGraph(base.half() if half else base, half).eval().to(self.device)
         if self.cuda:
