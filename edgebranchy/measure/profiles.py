@@ -336,10 +336,10 @@ def profiles_dir() -> Path:
 
 def _packaged_profiles() -> Path | None:
     """`edgebranchy/profiles/` as installed from the wheel, or None (a source checkout has none)."""
-    try:
-        from importlib.resources import files
-    except ImportError:  # Python 3.8: the backport, a dependency there
-        from importlib_resources import files
+    if sys.version_info >= (3, 9):
+        from importlib.resources import files  # novermin (guarded; 3.8 takes the backport below)
+    else:
+        from importlib_resources import files  # a dependency on Python 3.8 only
     d = files("edgebranchy") / "profiles"
     # A wheel installs into a directory, so this is a real path; a zipped install would
     # need importlib.resources.as_file, which edgebranchy does not support.

@@ -9,9 +9,9 @@ from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.export.artifact import Artifact
 from edgebranchy.runtime.backends.base import Backend, Launch
 
-# Chosen by measurement on a 2-core machine (benchmarks/runner_settings.py): one
-# intra-op thread per session and no spinning keep K sessions from fighting for
-# the cores (reference/measured.md: 2 spinning threads per session lost to the baseline).
+# Chosen by measurement on a 2-core machine (benchmarks/ort_settings.py, recorded in
+# benchmarks/results/ort_settings.md): one intra-op thread per session and no spinning
+# keep K sessions from fighting for the cores (2 spinning threads per session was the worst).
 DEFAULTS = {
     "intra_op_threads": 1,
     "inter_op_threads": 1,
