@@ -113,7 +113,7 @@ def _check_bench_args(words: list[str]) -> None:
     bench.add_parser(sub).parse_args(["ARTIFACT", *words])
 
 
-def _boards(args) -> list:
+def _boards(args) -> tuple[list, list]:
     from edgebranchy.errors import EdgeBranchyError
     from edgebranchy.remote.targets import load_inventory, parse_target, unique_names
 
@@ -129,8 +129,8 @@ def _boards(args) -> list:
         if unknown:
             raise EdgeBranchyError(f"--only: no board named {', '.join(sorted(unknown))} "
                                    f"(boards: {', '.join(b.name for b in boards)})")
-        boards = [b for b in boards if b.name in names]
-    return boards
+        return [b for b in boards if b.name in names], [b for b in boards if b.name not in names]
+    return boards, []
 
 
 def run(args) -> int:
@@ -139,11 +139,11 @@ def run(args) -> int:
     from pathlib import Path
 
     from edgebranchy.remote import bundle
-    from edgebranchy.remote.fleet import plan_text, run_fleet, status_table
+    from edgebranchy.remote.fleet import kept_results, plan_text, run_fleet, status_table
     from edgebranchy.remote.job import JobConfig
     from edgebranchy.remote.ssh import SshOptions
 
-    boards = _boards(args)
+    boards, others = _boards(args)
     bench_args = _split(args.bench_args, "--bench-args")
     _check_bench_args(bench_args)
     ssh = SshOptions(config=args.ssh_config, jump=args.jump, identity=args.identity,
@@ -166,13 +166,13 @@ def run(args) -> int:
                     engines=not args.no_engines, step_timeout=args.step_timeout)
     print(f"{len(boards)} board{'s' if len(boards) != 1 else ''}: {', '.join(b.name for b in boards)}; "
           f"artifact {artifact.label} ({artifact.size_text}), wheel {wheel.label}")
-    outcome = run_fleet(boards, cfg, workers=args.jobs)
+    outcome = run_fleet(boards, cfg, workers=args.jobs, kept=kept_results(others, out))
     print()
     print(status_table(outcome.results))
     print()
     print(outcome.report_note)
     print(f"status: {outcome.status_file}")
-    failed = [r.board.name for r in outcome.results if r.status != "ok"]
+    failed = [r.board.name for r in outcome.results if r.status in ("failed", "unreachable")]
     if failed:
         print(f"to rerun the boards that did not finish: add --only {','.join(failed)}")
         return 1

@@ -1,6 +1,8 @@
 """Many boards at once: the jobs in a thread pool, a status table, one report over every board that finished."""
 from __future__ import annotations
 
+import functools
+import json
 import shlex
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +29,7 @@ class FleetOutcome:
 
     @property
     def ok(self) -> bool:
-        return all(r.status == "ok" for r in self.results)
+        return all(r.status in ("ok", "kept") for r in self.results)
 
 
 def plan_text(boards: list[Board], cfg_text: dict, ssh_argv: Callable[[Board], list[str]]) -> str:
@@ -46,10 +48,26 @@ def plan_text(boards: list[Board], cfg_text: dict, ssh_argv: Callable[[Board], l
     return "\n".join(lines)
 
 
-def run_fleet(boards: list[Board], cfg: JobConfig, *, workers: int | None = None,
-              print_fn: Callable[[str], None] = print) -> FleetOutcome:
-    """Run every board's job in parallel; write OUT/status.json and OUT/report/ from what finished."""
+def kept_results(boards: list[Board], out: Path) -> list[BoardResult]:
+    """Boards not run this time (--only) whose folder under OUT/boards holds finished results from before."""
+    kept = []
+    for b in boards:
+        d = out / "boards" / b.name
+        try:
+            st = json.loads((d / "status.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if st.get("status") == "ok" and (d / "results.json").is_file():
+            kept.append(BoardResult(b, status="kept", error=f"results kept from run {st.get('run', '?')}",
+                                    local_dir=d, results=d / "results.json", facts=st.get("facts", {})))
+    return kept
+
+
+def run_fleet(boards: list[Board], cfg: JobConfig, *, workers: int | None = None, kept: list[BoardResult] = (),
+              print_fn: Callable[[str], None] | None = None) -> FleetOutcome:
+    """Run every board's job in parallel; write OUT/status.json and OUT/report/ over what finished (+ `kept`)."""
     lock = threading.Lock()
+    print_fn = print_fn or functools.partial(print, flush=True)  # progress lines, as they happen
 
     def say(name: str, text: str) -> None:
         with lock:
@@ -62,15 +80,15 @@ def run_fleet(boards: list[Board], cfg: JobConfig, *, workers: int | None = None
     try:
         results = [f.result() for f in futures]
     except KeyboardInterrupt:
+        cfg.cancel.set()  # unfinished boards write nothing: their folders from earlier runs stay intact
         pool.shutdown(wait=False, cancel_futures=True)
-        _write_status(cfg, [j.result for j in jobs])
         left = [j.board for j in jobs if j.result.status != "ok"]
-        print_fn(f"interrupted: finished boards are in {cfg.out / 'boards'}; to rerun the others: "
-                 f"--only {','.join(b.name for b in left)}")
+        print_fn(f"interrupted: boards that finished are in {cfg.out / 'boards'}; {STATUS_FILE} and "
+                 f"{REPORT_DIR}/ were not rewritten. To rerun the rest, add --only {','.join(b.name for b in left)}")
         raise
     pool.shutdown()
-    status = _write_status(cfg, results)
-    report, note = _report(cfg, results)
+    status = _write_status(cfg, results + list(kept))
+    report, note = _report(cfg, results + list(kept))
     return FleetOutcome(results, status, report, note)
 
 
@@ -83,7 +101,7 @@ def _write_status(cfg: JobConfig, results: list[BoardResult]) -> Path:
 
 
 def _report(cfg: JobConfig, results: list[BoardResult]) -> tuple[Path | None, str]:
-    ok = [r for r in results if r.status == "ok" and r.results]
+    ok = [r for r in results if r.status in ("ok", "kept") and r.results]
     if not ok:
         return None, "no board finished: no report written (an earlier report, if any, is left as it was)"
     from edgebranchy.errors import EdgeBranchyError
@@ -101,13 +119,13 @@ def status_table(results: list[BoardResult]) -> str:
     """A per-board table: board, target, profile, status (and for failures the last lines of the error)."""
     rows = [("board", "target", "profile", "status")]
     for r in results:
-        state = r.status if r.status == "ok" else (
-            "unreachable" if r.status == "unreachable" else f"failed at {r.failed_step}")
+        state = {"ok": "ok", "unreachable": "unreachable", "kept": "not run (--only): " + r.error}.get(
+            r.status, f"failed at {r.failed_step}")
         rows.append((r.board.name, r.board.target, r.board.profile, state))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     for r in results:
-        if r.status != "ok" and r.error:
+        if r.status in ("failed", "unreachable") and r.error:
             lines.append(f"--- {r.board.name}:")
             lines += ["    " + line for line in r.error.strip().splitlines()[-8:]]
     return "\n".join(lines)

@@ -11,6 +11,7 @@ import io
 import shutil
 import tarfile
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,7 +22,7 @@ from edgebranchy.remote import scripts
 from edgebranchy.remote.bundle import Part
 from edgebranchy.remote.ssh import ConnectionFailed, Result, SshOptions, Transport
 from edgebranchy.remote.targets import Board
-from edgebranchy.util.files import _umask, atomic_write_json, atomic_write_text
+from edgebranchy.util.files import atomic_write_json, atomic_write_text
 
 DOCTOR_MISSING = "invalid choice: 'doctor'"
 
@@ -42,6 +43,7 @@ class JobConfig:
     bench_args: tuple[str, ...] = ()
     engines: bool = True              # build TensorRT engines where TensorRT imports
     step_timeout: float = 3600.0
+    cancel: threading.Event = field(default_factory=threading.Event, compare=False)  # set on Ctrl-C
 
 
 @dataclass
@@ -107,6 +109,8 @@ class BoardJob:
         return s
 
     def _remote(self, step: str, script: str, stdin: bytes | None = None, *, check: bool = True) -> Result:
+        if self.cfg.cancel.is_set():
+            raise _StepFailed(step, "interrupted")
         self._log.append(f"$ [{step}]\n{script}")
         try:
             if stdin is None:
@@ -143,6 +147,8 @@ class BoardJob:
             res.status, res.failed_step, res.error = "failed", e.step, str(e)
             self._record(e.step, "failed", time.monotonic(), str(e).splitlines()[0])
         finally:
+            if self.cfg.cancel.is_set() and res.status != "ok":
+                return res  # interrupted: the board's folder from an earlier run stays as it was
             if res.status != "unreachable":
                 self._fetch()
             self._write_local()
@@ -264,7 +270,7 @@ class BoardJob:
         final = boards / self.board.name
         tmp = Path(tempfile.mkdtemp(prefix=f".{self.board.name}.", dir=boards))
         try:
-            tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700; a results folder is as readable as any other
+            tmp.chmod(0o755)  # mkdtemp makes it 0700; a results folder is as readable as any other
             for name, data in self._fetched.items():
                 (tmp / name).write_bytes(data)
             atomic_write_text(tmp / "remote.log", "\n".join(self._log) + "\n")
