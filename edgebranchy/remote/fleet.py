@@ -89,7 +89,7 @@ def run_fleet(boards: list[Board], cfg: JobConfig, *, workers: int | None = None
     pool.shutdown()
     status = _write_status(cfg, results + list(kept))
     report, note = _report(cfg, results + list(kept))
-    return FleetOutcome(results, status, report, note)
+    return FleetOutcome(results + list(kept), status, report, note)
 
 
 def _write_status(cfg: JobConfig, results: list[BoardResult]) -> Path:
