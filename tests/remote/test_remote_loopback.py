@@ -117,6 +117,7 @@ def test_second_run_reuses_and_keeps_the_boards_not_run(fleet, tiny_artifact, lo
     assert "copied" not in r.stdout and "created" not in r.stdout
     # board-b was not run: its results from the first run are kept and still in the report
     assert _boards(out)["board-b"]["status"] == "kept"
+    assert any(line.startswith("board-b") and "not run (--only)" in line for line in r.stdout.splitlines())
     assert json.loads((out / "boards" / "board-b" / "results.json").read_text()) == run1
     md = (out / "report" / "report.md").read_text()
     assert "R1 board-a" in md and "R2 board-b" in md
