@@ -49,9 +49,9 @@ ssh runs with BatchMode=yes: a board that would ask for a password fails at once
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "remote", help="deploy to boards over ssh, bench there, fetch results, one report over all",
-        description="Copy an artifact and this edgebranchy to one or many boards over ssh, set up the "
-                    "environment there, build TensorRT engines where TensorRT is present, run the bench with "
-                    "each board's profile, fetch the results and write one report over all boards. Boards run "
+        description="Copy an artifact and this edgebranchy to one or many boards over ssh, set up the\n"
+                    "environment there, build TensorRT engines where TensorRT is present, run the bench with\n"
+                    "each board's profile, fetch the results and write one report over all boards. Boards run\n"
                     "in parallel; a board that fails is reported and does not stop the others.",
         epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("artifact", help="artifact directory from `edgebranchy export`")

@@ -97,6 +97,7 @@ class BoardJob:
         self._say = say
         self._log: list[str] = []
         self._fetched: dict[str, bytes] = {}
+        self._current = "connect"
 
     def say(self, text: str) -> None:
         self._say(self.board.name, text)
@@ -109,6 +110,7 @@ class BoardJob:
         return s
 
     def _remote(self, step: str, script: str, stdin: bytes | None = None, *, check: bool = True) -> Result:
+        self._current = step
         if self.cfg.cancel.is_set():
             raise _StepFailed(step, "interrupted")
         self._log.append(f"$ [{step}]\n{script}")
@@ -129,30 +131,36 @@ class BoardJob:
         res = self.result
         t0 = time.monotonic()
         try:
-            try:
-                facts = self._probe()
-            except ConnectionFailed as e:
-                res.status, res.failed_step = "unreachable", "connect"
-                res.error = f"{e}\n{e.result.tail(4)}".strip()
-                self._record("connect", "failed", t0, str(e))
-                return res
-            self._record("connect", "ok", t0, _facts_text(facts))
-            self._upload(facts["digests"])
-            self._environment(facts)
-            self._doctor()
-            self._engines()
-            self._bench()
-            res.status = "ok"
+            facts = self._probe()
+        except ConnectionFailed as e:
+            res.status, res.failed_step = "unreachable", "connect"
+            res.error = f"{e}\n{e.result.tail(4)}".strip()
+            self._record("connect", "failed", t0, str(e))
         except _StepFailed as e:
-            res.status, res.failed_step, res.error = "failed", e.step, str(e)
-            self._record(e.step, "failed", time.monotonic(), str(e).splitlines()[0])
-        finally:
-            if self.cfg.cancel.is_set() and res.status != "ok":
-                return res  # interrupted: the board's folder from an earlier run stays as it was
-            if res.status != "unreachable":
-                self._fetch()
-            self._write_local()
+            self._fail(e.step, str(e))
+        else:
+            self._record("connect", "ok", t0, _facts_text(facts))
+            try:
+                self._upload(facts["digests"])
+                self._environment(facts)
+                self._doctor()
+                self._engines()
+                self._bench()
+                res.status = "ok"
+            except _StepFailed as e:
+                self._fail(e.step, str(e))
+            except Exception as e:  # a bug or a local I/O error must not take the other boards down
+                self._fail(self._current, f"{type(e).__name__}: {e}")
+        if self.cfg.cancel.is_set() and res.status != "ok":
+            return res  # interrupted: the board's folder from an earlier run stays as it was
+        if res.status != "unreachable":
+            self._fetch()  # after a failure too: whatever the step left (a partial trial log, doctor.json)
+        self._write_local()
         return res
+
+    def _fail(self, step: str, message: str) -> None:
+        self.result.status, self.result.failed_step, self.result.error = "failed", step, message
+        self._record(step, "failed", time.monotonic(), message.splitlines()[0] if message else "")
 
     # -- the steps -------------------------------------------------------------------------------
     def _probe(self) -> dict:
@@ -179,7 +187,7 @@ class BoardJob:
 
     def _upload(self, have: dict[str, str]) -> None:
         wd = self.board.workdir
-        art, prof, wheel = self.cfg.artifact, self.cfg.profiles, self.cfg.wheel
+        art, prof = self.cfg.artifact, self.cfg.profiles
         for part, rel in ((art, f"artifacts/{art.label}"), (prof, "profiles")):
             t0 = time.monotonic()
             if have.get(f"{rel}.digest") == part.digest:
@@ -187,7 +195,6 @@ class BoardJob:
                 continue
             self._remote(part.name, scripts.replace_dir(wd, rel, part.digest), stdin=part.data)
             self._record(part.name, "copied", t0, f"{part.size_text}, digest {part.digest[:12]}")
-        self._wheel_current = have.get("venv.digest", "").split(" ")[-1] == wheel.digest
 
     def _environment(self, facts: dict) -> None:
         cfg = self.cfg
@@ -202,7 +209,7 @@ class BoardJob:
             self._record("wheel", "reused", t0, cfg.wheel.label)
             self._record("venv", "reused", t0, "edgebranchy already installed")
         else:
-            if not facts["python"] or " " not in facts["python"]:
+            if not facts["python"]:
                 raise _StepFailed("venv", f"no Python at {cfg.python!r} on the board ({facts['python'] or 'not found'})"
                                           "; pass --remote-python PATH")
             self._remote("wheel", scripts.put_wheel(self.board.workdir, cfg.wheel.filename), stdin=cfg.wheel.data)

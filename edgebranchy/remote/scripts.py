@@ -48,10 +48,8 @@ done
 [ -d "$WD/artifacts/"{a} ] && say artifact_dir 1
 [ -x "$WD/venv/bin/python" ] && say venv 1
 PY={shlex.quote(python)}
-if command -v "$PY" >/dev/null 2>&1; then
-  say python "$("$PY" -c 'import platform, sys; print(sys.executable, platform.python_version())' 2>&1)"
-else
-  say python ""
+if out=$("$PY" -c 'import platform, sys; print(sys.executable, platform.python_version())' 2>/dev/null); then
+  say python "$out"
 fi
 exit 0
 """
