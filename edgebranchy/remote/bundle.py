@@ -20,9 +20,9 @@ from pathlib import Path
 from edgebranchy.errors import EdgeBranchyError
 
 ENGINES_PREFIX = "engines/"  # export/tensorrt.py's ENGINES_DIR: engines only run where they were built
-# the source tree parts a wheel build never needs (and that can be large)
-_NOT_FOR_WHEEL = {".git", "runs", "build", "dist", "tests", "benchmarks", "quickstart", "__pycache__", "deploy",
-                  "docs", "node_modules"}
+# what a wheel build reads from the source tree (a user's checkout may also hold data sets and runs)
+_FOR_WHEEL_FILES = ("pyproject.toml", "setup.cfg", "setup.py", "MANIFEST.in", "README.md")
+_FOR_WHEEL_DIRS = ("edgebranchy", "profiles")
 
 
 @dataclass(frozen=True)
@@ -116,8 +116,15 @@ def build_wheel(out_dir: str | os.PathLike, root: str | os.PathLike | None = Non
     out = Path(out_dir)
     copy = out / "src"
     # a copy, so the build's build/ and *.egg-info never appear in the user's checkout
-    shutil.copytree(src, copy, ignore=lambda d, names: [n for n in names if n in _NOT_FOR_WHEEL or
-                                                        n.startswith(".venv") or n.endswith(".egg-info")])
+    copy.mkdir(parents=True)
+    for name in _FOR_WHEEL_FILES:
+        if (src / name).is_file():
+            shutil.copy2(src / name, copy / name)
+    for lic in src.glob("LICEN[CS]E*"):
+        shutil.copy2(lic, copy / lic.name)
+    for name in _FOR_WHEEL_DIRS:
+        if (src / name).is_dir():
+            shutil.copytree(src / name, copy / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     env = {**os.environ, "SOURCE_DATE_EPOCH": "315532800"}
     p = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
                         "-w", str(out), str(copy)], capture_output=True, text=True, env=env)

@@ -81,6 +81,8 @@ def run_fleet(boards: list[Board], cfg: JobConfig, *, workers: int | None = None
         results = [f.result() for f in futures]
     except KeyboardInterrupt:
         cfg.cancel.set()  # unfinished boards write nothing: their folders from earlier runs stay intact
+        for j in jobs:
+            j.ssh.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
         left = [j.board for j in jobs if j.result.status != "ok"]
         print_fn(f"interrupted: boards that finished are in {cfg.out / 'boards'}; {STATUS_FILE} and "

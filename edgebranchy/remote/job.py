@@ -272,6 +272,8 @@ class BoardJob:
 
     def _write_local(self) -> None:
         """boards/<name>/: the fetched files, remote.log and status.json, renamed into place complete."""
+        if self.cfg.cancel.is_set() and self.result.status != "ok":
+            return  # interrupted (even during the fetch): the folder from an earlier run stays
         boards = self.cfg.out / "boards"
         boards.mkdir(parents=True, exist_ok=True)
         final = boards / self.board.name

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -97,27 +98,38 @@ class Transport:
     def __init__(self, board: Board, options: SshOptions):
         self.board = board
         self.options = options
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
 
     def _run(self, remote_command: str, stdin: bytes | IO[bytes] | None, timeout: float | None) -> Result:
         argv = self.options.argv(self.board) + [remote_command]
-        kwargs: dict = {"capture_output": True, "timeout": timeout}
-        if isinstance(stdin, (bytes, type(None))):
-            kwargs["input"] = stdin if stdin is not None else b""
-        else:
-            kwargs["stdin"] = stdin
+        data = stdin if isinstance(stdin, (bytes, type(None))) else stdin.read()
         try:
-            p = subprocess.run(argv, **kwargs)
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except FileNotFoundError:
             return Result(127, "", f"{self.options.executable}: OpenSSH client not found on this machine", argv)
-        except subprocess.TimeoutExpired as e:
-            err = (e.stderr or b"").decode("utf-8", "replace")
-            return Result(124, (e.stdout or b"").decode("utf-8", "replace"),
-                          err + f"\ntimed out after {timeout:.0f} s", argv)
-        res = Result(p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace"), argv,
-                     raw=p.stdout)
+        with self._lock:
+            self._proc = proc
+        try:
+            out, err = proc.communicate(data or b"", timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            return Result(124, out.decode("utf-8", "replace"),
+                          err.decode("utf-8", "replace") + f"\ntimed out after {timeout:.0f} s", argv, raw=out)
+        finally:
+            with self._lock:
+                self._proc = None
+        res = Result(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), argv, raw=out)
         if res.returncode == SSH_FAILED:
             raise ConnectionFailed(explain_ssh_failure(res.stderr), res)
         return res
+
+    def terminate(self) -> None:
+        """Stop the ssh call in progress, if any (Ctrl-C: whatever the terminal did or did not signal)."""
+        with self._lock:
+            if self._proc is not None and self._proc.poll() is None:
+                self._proc.terminate()
 
     def script(self, text: str, timeout: float | None = None) -> Result:
         """Run a POSIX shell script on the board (sent on stdin: no quoting limits, any login shell)."""

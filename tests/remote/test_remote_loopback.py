@@ -128,8 +128,9 @@ def test_interrupted_run_leaves_the_local_side_intact(fleet, tiny_artifact, loop
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     cmd = _cmd(tiny_artifact, inv, loopback, out, "--only", "board-b",
                bench=BENCH.replace("--min-window 0", "--min-window 15"))
+    # SIGINT as in a terminal: a background job inherits it ignored, so put the default back for the command
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-                         start_new_session=True)
+                         start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     deadline = time.monotonic() + 600
     for line in p.stdout:
