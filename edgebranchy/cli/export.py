@@ -56,7 +56,7 @@ def run(args) -> int:
 def _tensorrt(args) -> int:
     import dataclasses
 
-    from edgebranchy.export.tensorrt import build_engines
+    from edgebranchy.tensorrt.build import build_engines
     from edgebranchy.measure.profiles import resolve_profile
 
     profile, reason = resolve_profile(args.profile)

@@ -10,9 +10,12 @@ import pytest
 from trt_double import VERSIONS, assert_clean, fake_trt, install
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.export import trt_compat
+from edgebranchy.tensorrt import compat as trt_compat
 from edgebranchy.export.artifact import Artifact
-from edgebranchy.export.tensorrt import build_engines, device_facts, gpu_info, load_engine, validate_settings
+from edgebranchy.tensorrt.build import build_engines
+from edgebranchy.tensorrt.device import device_facts, gpu_info
+from edgebranchy.tensorrt.load import load_engine
+from edgebranchy.tensorrt.settings import validate_settings
 
 GPU_A = ("Orin (nvgpu)", (8, 7))
 GPU_B = ("NVIDIA GeForce RTX 4090", (8, 9))

@@ -1,5 +1,5 @@
 """Static checks of the TensorRT code paths (no TensorRT here): every TensorRT name they use exists in
-TensorRT 10.3 and 11.4 unless it is version-gated in trt_compat.py; no removed API anywhere in the
+TensorRT 8.5, 8.6, 10.3 and 11.x unless it is version-gated in tensorrt/compat.py; no removed API anywhere in the
 package; no pycuda.autoinit; Python 3.8 syntax where JetPack 5 runs the code."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import re
 import pytest
 from trt_double import names, scan
 
-from edgebranchy.export import trt_compat
+from edgebranchy.tensorrt import compat as trt_compat
 
 LISTS = ("10.3", "11.4")
 REMOVED = [r"execute_async_v2", r"\bbuild_engine\b", r"max_workspace_size", r"num_bindings", r"\bget_binding_",
@@ -43,7 +43,10 @@ def test_name_rules_on_known_cases():
 
 # ---------------------------------------------------------------- names used by the code
 
-@pytest.mark.parametrize("path", scan.FILES, ids=lambda p: p.name if p != scan.FILES[2] else "backend-tensorrt.py")
+IDS = [m.rsplit(".", 1)[-1] if ".tensorrt." in m and "backends" not in m else "backend" for m in scan.MODULES]
+
+
+@pytest.mark.parametrize("path", scan.FILES, ids=IDS)
 def test_trt_module_names_exist_or_are_gated(path):
     used = scan.trt_module_names(scan.tree(path))
     assert "<dynamic getattr>" not in used, f"{path}: getattr/hasattr on trt with a computed name"
@@ -53,10 +56,10 @@ def test_trt_module_names_exist_or_are_gated(path):
         assert name in trt_compat.VERSION_GATED, (f"{path.name}:{lines}: trt.{name} is missing from TensorRT "
                                                   f"{[v for v in LISTS if not names.listed(name, v)] or '8.5'} "
                                                   "and is not in trt_compat.VERSION_GATED")
-        assert path == scan.COMPAT, f"{path.name}:{lines}: version-gated name {name!r} outside trt_compat.py"
+        assert path == scan.COMPAT, f"{path.name}:{lines}: version-gated name {name!r} outside tensorrt/compat.py"
 
 
-@pytest.mark.parametrize("path,module", list(zip(scan.FILES, scan.MODULES)), ids=["compat", "export", "backend"])
+@pytest.mark.parametrize("path,module", list(zip(scan.FILES, scan.MODULES)), ids=IDS)
 def test_trt_object_attributes_are_declared_and_exist(path, module):
     declared = set(importlib.import_module(module).TRT_OBJECT_API)
     used = scan.receiver_names(scan.tree(path))
@@ -80,7 +83,7 @@ def test_version_gated_names_are_really_gated():
         used.update({k: v[0] for k, v in scan.trt_module_names(t).items()})  # trt.X, hasattr(trt..., "X")
         for name, line in used.items():
             assert name not in trt_compat.VERSION_GATED, \
-                f"{path.name}:{line}: uses the version-gated name {name!r} (only trt_compat.py may)"
+                f"{path.name}:{line}: uses the version-gated name {name!r} (only tensorrt/compat.py may)"
 
 
 def test_no_alias_hides_trt_names():
@@ -200,7 +203,7 @@ def py38_problems(t: ast.AST) -> list:
     return out
 
 
-@pytest.mark.parametrize("path", scan.FILES, ids=["compat", "export", "backend"])
+@pytest.mark.parametrize("path", scan.FILES, ids=IDS)
 def test_python38_syntax(path):
     src = path.read_text(encoding="utf-8")
     t = ast.parse(src, feature_version=(3, 8))  # match statements, parenthesised context managers, ...
@@ -218,3 +221,27 @@ def test_python38_checker_catches_310_syntax():
     assert not py38_problems(ast.parse("flags = 0\nflags |= 1 << 3\nm = a | b\n"))
     with pytest.raises(SyntaxError):
         ast.parse("match x:\n    case 1:\n        pass\n", feature_version=(3, 8))
+
+
+# ---------------------------------------------------------------- layout (loader/runner model)
+
+def _edgebranchy_imports(path) -> set:
+    mods = set()
+    for node in ast.walk(scan.tree(path)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("edgebranchy"):
+            mods.add(node.module)
+        elif isinstance(node, ast.Import):
+            mods |= {a.name for a in node.names if a.name.startswith("edgebranchy")}
+    return mods
+
+
+def test_runtime_backend_imports_only_load_device_and_engine_records():
+    """The runner side never pulls in the builder or the exporter (Polygraphy: loaders apart from runners)."""
+    mods = _edgebranchy_imports(scan.PACKAGE / "runtime" / "backends" / "tensorrt.py")
+    trt_side = {m for m in mods if m.startswith(("edgebranchy.tensorrt", "edgebranchy.artifact.engines"))}
+    assert trt_side <= {"edgebranchy.tensorrt.load", "edgebranchy.tensorrt.device", "edgebranchy.artifact.engines"}
+    assert "edgebranchy.tensorrt.load" in trt_side
+    assert not [m for m in mods if m.startswith("edgebranchy.export.") and m != "edgebranchy.export.artifact"
+                or m == "edgebranchy.tensorrt.build"], mods
+    load_mods = _edgebranchy_imports(scan.TRT / "load.py")
+    assert "edgebranchy.tensorrt.build" not in load_mods and not any(m.startswith("edgebranchy.export") for m in load_mods)

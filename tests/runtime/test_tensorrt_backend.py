@@ -13,7 +13,7 @@ from trt_double import VERSIONS, StrictDoubleError, assert_clean, install
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.export.artifact import Artifact
-from edgebranchy.export.tensorrt import build_engines
+from edgebranchy.tensorrt.build import build_engines
 from edgebranchy.runtime.backends.tensorrt import DeviceTensor, TensorRTBackend, row_runs
 
 GPU = ("Orin (nvgpu)", (8, 7))
@@ -362,7 +362,8 @@ def test_double_is_strict_about_streams_addresses_shapes_and_memory(monkeypatch,
 
     importlib.import_module("pycuda.autoprimaryctx")
     cuda = d.driver
-    from edgebranchy.export.tensorrt import device_facts, load_engine
+    from edgebranchy.tensorrt.device import device_facts
+    from edgebranchy.tensorrt.load import load_engine
 
     engine = load_engine(art, device_facts(d.trt, lambda: GPU)).engines["seg1"]
     ctx = engine.create_execution_context()

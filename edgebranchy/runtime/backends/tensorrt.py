@@ -166,8 +166,8 @@ class TensorRTBackend(Backend):
     lanes = LANES
 
     def __init__(self, artifact: Any, options: Optional[dict] = None):
-        from edgebranchy.export import trt_compat
-        from edgebranchy.export.tensorrt import device_facts, import_tensorrt, load_engine
+        from edgebranchy.tensorrt.device import device_facts, import_tensorrt, numpy_dtypes
+        from edgebranchy.tensorrt.load import load_engine
 
         self.artifact = artifact if isinstance(artifact, Artifact) else Artifact.load(artifact)
         unknown = sorted(set(options or {}) - set(DEFAULTS))
@@ -204,7 +204,7 @@ class TensorRTBackend(Backend):
         rec = self._loaded.record
         self.device_key, self.record = self._loaded.key, rec
         self.max_batch = int(rec["max_batch"])
-        self._dtypes = trt_compat.numpy_dtypes(trt)
+        self._dtypes = numpy_dtypes(trt)
         with self._current():
             self._streams = [cuda.Stream() for _ in range(LANES)]  # non-default streams, one per lane
         self._device_pool = _Pool(self._device_alloc, self._streams, host=False)

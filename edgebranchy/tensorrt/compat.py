@@ -179,12 +179,3 @@ def configure(trt: Any, builder: Any, config: Any, plan: BuildPlan, workspace_by
         config.DLA_core = int(plan.dla_core)
         if plan.gpu_fallback:
             config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
-
-
-def numpy_dtypes(trt: Any) -> dict:
-    """TensorRT data types -> numpy dtypes, for the types every supported version has."""
-    import numpy as np
-
-    return {trt.DataType.FLOAT: np.dtype(np.float32), trt.DataType.HALF: np.dtype(np.float16),
-            trt.DataType.INT32: np.dtype(np.int32), trt.DataType.INT8: np.dtype(np.int8),
-            trt.DataType.BOOL: np.dtype(np.bool_)}

@@ -1,0 +1,1 @@
+"""The artifact directory and the records it keeps (engine sets, ...)."""
