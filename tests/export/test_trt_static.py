@@ -12,14 +12,17 @@ from trt_double import names, scan
 
 from edgebranchy.tensorrt import compat as trt_compat
 
-LISTS = ("10.3", "11.4")
+LISTS = names.SUPPORTED
 REMOVED = [r"execute_async_v2", r"\bbuild_engine\b", r"max_workspace_size", r"num_bindings", r"\bget_binding_",
            r"binding_is_input", r"set_binding_shape", r"\bget_profile_shape", r"int8_calibrator",
            r"platform_has_fast_fp16", r"max_batch_size", r"\.execute\(", r"\.execute_async\("]
+#: identifiers in the package that share a spelling with a removed TensorRT name but are not TensorRT
+#: ("NC": tegrastats' unconnected rail; "kernel_size": torch; "NCHW": a layout named in a message)
+NOT_TENSORRT = frozenset({"NC", "kernel_size", "NCHW"})
 
 
 def in_every_version(name: str) -> bool:
-    return all(names.listed(name, lst) for lst in LISTS) and name not in names.ADDED_AFTER_8_5
+    return names.in_every_version(name)
 
 
 def package_sources():
@@ -28,17 +31,48 @@ def package_sources():
 
 # ---------------------------------------------------------------- the name lists and their rules
 
-def test_name_rules_on_known_cases():
-    assert names.listed("execute_async_v3", "10.3") and names.listed("execute_async_v3", "11.4")
-    assert names.listed("FP16", "10.3") and not names.listed("FP16", "11.4")
-    assert names.listed("EXPLICIT_BATCH", "10.3") and not names.listed("EXPLICIT_BATCH", "11.4")
-    assert not names.listed("platform_has_fast_fp16", "11.4")
-    assert names.listed("Builder", "10.3")          # merged into "IExprBuilder"
-    assert names.listed("DataType", "10.3")         # only inside "N8nvinfer18DataTypeE"
+def test_name_lists_on_known_cases():
+    """Facts from the release notes, checked against the four exact lists (8.5.2, 8.6.1, 10.3.0, 11.1)."""
+    assert all(names.listed("execute_async_v3", v) for v in LISTS)
+    assert [names.listed("FP16", v) for v in LISTS] == [True, True, True, False]            # removed in 11.0
+    assert [names.listed("EXPLICIT_BATCH", v) for v in LISTS] == [True, True, True, False]  # removed in 11.0
+    assert [names.listed("PROFILE_SHARING_0806", v) for v in LISTS] == [False, True, True, False]
+    assert [names.listed("builder_optimization_level", v) for v in LISTS] == [False, True, True, True]
+    assert [names.listed("STRONGLY_TYPED", v) for v in LISTS] == [False, False, True, True]
     for removed in ("num_bindings", "get_binding_index", "build_engine", "max_workspace_size", "set_binding_shape"):
-        assert not names.listed(removed, "10.3") and not names.listed(removed, "11.4"), removed
+        assert names.listed(removed, "8.5") and not names.listed(removed, "10.3"), removed
+    assert not names.listed("platform_has_fast_fp16", "11.1") and names.listed("platform_has_fast_fp16", "10.3")
+    assert names.list_for("8.6.1") == "8.6" and names.list_for("11.4.0") == "11.1" and names.list_for("10.16") == "10.3"
     assert not names.exists_in("builder_optimization_level", "8.5.2")
-    assert names.exists_in("builder_optimization_level", "10.3.0")
+    assert names.exists_in("builder_optimization_level", "8.6.1") and names.exists_in("STRONGLY_TYPED", "9.3.0")
+    assert {"FP16", "EXPLICIT_BATCH", "execute_async_v2", "PROFILE_SHARING_0806"} <= names.removed_after_8()
+
+
+def _identifiers(t: ast.AST):
+    for node in ast.walk(t):
+        if isinstance(node, ast.Attribute):
+            yield node.attr, node.lineno
+        elif isinstance(node, ast.Name):
+            yield node.id, node.lineno
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier():
+            yield node.value, node.lineno
+
+
+def test_names_removed_in_10_or_11_appear_only_in_the_compat_module():
+    """A TensorRT name gone by 11.1 (present in 8.5, 8.6 or 10.3) anywhere in the package but compat.py:
+    only distinctive spellings (an upper-case letter or an underscore) are checked, as plain words such
+    as `range` or `precision` are not TensorRT's."""
+    removed = names.removed_after_8()
+    hits = []
+    for path in package_sources():
+        if path == scan.COMPAT:
+            continue
+        for name, line in _identifiers(ast.parse(path.read_text(encoding="utf-8"))):
+            if name in removed and name not in NOT_TENSORRT and ("_" in name.strip("_") or name != name.lower()):
+                hits.append(f"{path.relative_to(scan.ROOT)}:{line}: {name}")
+    assert not hits, "TensorRT names removed in 10.x/11.x outside tensorrt/compat.py:\n" + "\n".join(hits)
+    gated_removed = {n for n in scan.trt_module_names(scan.tree(scan.COMPAT)) if n in removed}
+    assert gated_removed and gated_removed <= set(trt_compat.VERSION_GATED)
 
 
 # ---------------------------------------------------------------- names used by the code
@@ -54,7 +88,7 @@ def test_trt_module_names_exist_or_are_gated(path):
         if in_every_version(name):
             continue
         assert name in trt_compat.VERSION_GATED, (f"{path.name}:{lines}: trt.{name} is missing from TensorRT "
-                                                  f"{[v for v in LISTS if not names.listed(name, v)] or '8.5'} "
+                                                  f"{[v for v in LISTS if not names.listed(name, v)]} "
                                                   "and is not in trt_compat.VERSION_GATED")
         assert path == scan.COMPAT, f"{path.name}:{lines}: version-gated name {name!r} outside tensorrt/compat.py"
 
