@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.tensorrt.settings import TensorRTSettings
 
 ENV_VAR = "EDGEBRANCHY_PROFILES"
 POWER_SOURCES = ("auto", "tegrastats", "ina3221", "nvml", "rapl", "estimate")
 ESTIMATE_MODELS = ("utilization", "cpu_time")
 ESTIMATE_SCOPES = ("process", "system")
-PRECISIONS = ("fp32", "fp16", "int8")
 BACKENDS = ("onnxruntime", "tensorrt", "torch")
 GRAPH_OPTIMIZATIONS = ("disable", "basic", "extended", "all")
 EXECUTION_MODES = ("sequential", "parallel")
@@ -61,14 +61,8 @@ class PowerConfig:
     estimate: EstimateConfig
 
 
-@dataclass(frozen=True)
-class TensorRTConfig:
-    precision: str
-    workspace_mb: int
-    builder_optimization_level: int
-    max_batch: int
-    dla_core: int  # -1: no DLA
-    gpu_fallback: bool
+#: the [tensorrt] table, validated by tensorrt/settings.py (the one place TensorRT settings are checked)
+TensorRTConfig = TensorRTSettings
 
 
 @dataclass(frozen=True)
@@ -177,14 +171,6 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "scope": (_choice(*ESTIMATE_SCOPES), "process"),
         "source": (_string, _REQUIRED),
     },
-    "tensorrt": {
-        "precision": (_choice(*PRECISIONS), _REQUIRED),
-        "workspace_mb": (_integer(1), _REQUIRED),
-        "builder_optimization_level": (_integer(0, 5), _REQUIRED),
-        "max_batch": (_integer(1), _REQUIRED),
-        "dla_core": (_integer(-1), _REQUIRED),
-        "gpu_fallback": (_boolean, _REQUIRED),
-    },
     "runtime": {
         "backend": (_choice(*BACKENDS), _REQUIRED),
         "intra_op_threads": (_integer(0), _REQUIRED),
@@ -257,8 +243,8 @@ def validate_profile(doc: dict, path: Path) -> Profile:
         raise EdgeBranchyError(f"{where}: [power.estimate].p_max_w must be >= p_idle_w")
     if est["model"] == "cpu_time" and est["p_active_core_w"] < est["p_idle_core_w"]:
         raise EdgeBranchyError(f"{where}: [power.estimate].p_active_core_w must be >= p_idle_core_w")
-    trt = _check_section(doc, "tensorrt", where)
     runtime = _check_section(doc, "runtime", where)
+    trt = TensorRTSettings.from_table(_section(doc, "tensorrt", where), where, typical_batch=runtime["batch_size"])
     return Profile(
         name=device["name"],
         description=device["description"],
@@ -270,7 +256,7 @@ def validate_profile(doc: dict, path: Path) -> Profile:
             interval_ms=power["interval_ms"],
             estimate=EstimateConfig(**est),
         ),
-        tensorrt=TensorRTConfig(**trt),
+        tensorrt=trt,
         runtime=RuntimeConfig(**runtime),
     )
 

@@ -160,7 +160,7 @@ def build_engines(artifact_dir: Any, settings: dict, precision: Optional[str] = 
                                f"has no FP16 graphs: re-export with `edgebranchy export ... --precision fp16`")
     jobs = _jobs(art, plan.graph_precision)
     graphs = {j.name: _read_graph(art, j.rel) for j in jobs}
-    opt = s.max_batch
+    opt = s.opt_batch  # kernels are tuned for kOPT: the typical batch, not the largest
     profiles = {j.name: {"input": INPUT_NAME, "min": [1, *j.shape], "opt": [opt, *j.shape],
                          "max": [s.max_batch, *j.shape]} for j in jobs}
     components = {
@@ -229,6 +229,7 @@ def build_engines(artifact_dir: Any, settings: dict, precision: Optional[str] = 
         "dla_core": plan.dla_core,
         "gpu_fallback": plan.gpu_fallback,
         "max_batch": s.max_batch,
+        "opt_batch": s.opt_batch,
         "profiles": profiles,
         "builder_optimization_level": plan.optimization_level,
         "builder_optimization_level_requested": s.builder_optimization_level,

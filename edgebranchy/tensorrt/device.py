@@ -9,7 +9,10 @@ from typing import Any, Callable, Optional, Tuple
 
 from edgebranchy.errors import EdgeBranchyError
 
-GpuInfo = Callable[[], Tuple[str, Tuple[int, int]]]
+#: returns (GPU name, (major, minor)) or (GPU name, (major, minor), SM count)
+GpuInfo = Callable[[], tuple]
+#: the board model (Jetson): AGX Orin, Orin NX and Orin Nano share GPU name and compute capability 8.7
+DEVICE_TREE_MODEL = "/proc/device-tree/model"
 
 #: attributes this module uses on TensorRT objects
 TRT_OBJECT_API = frozenset()
@@ -25,8 +28,8 @@ def import_tensorrt() -> Any:
     return trt
 
 
-def gpu_info(device: int = 0) -> Tuple[str, Tuple[int, int]]:
-    """(GPU name, compute capability) of CUDA device `device`, through pycuda."""
+def gpu_info(device: int = 0) -> Tuple[str, Tuple[int, int], int]:
+    """(GPU name, compute capability, SM count) of CUDA device `device`, through pycuda."""
     try:
         import pycuda.driver as cuda
     except ImportError as e:
@@ -35,15 +38,33 @@ def gpu_info(device: int = 0) -> Tuple[str, Tuple[int, int]]:
     cuda.init()
     if device >= cuda.Device.count():
         raise EdgeBranchyError(f"no CUDA device {device} (found {cuda.Device.count()})")
-    d = cuda.Device(device)
-    major, minor = d.compute_capability()
-    return str(d.name()), (int(major), int(minor))
+    return describe_device(cuda, cuda.Device(device))
+
+
+def describe_device(cuda: Any, dev: Any) -> Tuple[str, Tuple[int, int], int]:
+    """(name, compute capability, SM count) of a pycuda Device."""
+    major, minor = dev.compute_capability()
+    sms = int(dev.get_attribute(cuda.device_attribute.MULTIPROCESSOR_COUNT))
+    return str(dev.name()), (int(major), int(minor)), sms
+
+
+def board_model(path: str = "") -> Optional[str]:
+    """The device-tree model string (Jetson, Raspberry Pi), or None where there is none."""
+    try:
+        with open(path or DEVICE_TREE_MODEL, "rb") as f:
+            text = f.read().decode("utf-8", "replace").replace("\x00", "").strip()
+    except OSError:
+        return None
+    return text or None
 
 
 def device_facts(trt: Any, gpu: Optional[GpuInfo] = None) -> dict:
-    """What identifies this device for engines: TensorRT version, GPU name, compute capability."""
-    name, cc = (gpu or gpu_info)()
-    return {"tensorrt": str(trt.__version__), "gpu": name, "compute_capability": f"{cc[0]}.{cc[1]}"}
+    """What identifies this device for engines: TensorRT version, GPU name, compute capability, SM count and
+    board model (the last two separate Orin modules that share name and compute capability)."""
+    info = tuple((gpu or gpu_info)())
+    name, cc = info[0], info[1]
+    return {"tensorrt": str(trt.__version__), "gpu": name, "compute_capability": f"{cc[0]}.{cc[1]}",
+            "sm_count": int(info[2]) if len(info) > 2 else None, "board": board_model()}
 
 
 def make_logger(trt: Any, sink: Callable[[str], None]) -> Any:

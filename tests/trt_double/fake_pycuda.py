@@ -336,11 +336,20 @@ class Device:
     def compute_capability(self):
         return tuple(st.current().cc)
 
+    def get_attribute(self, attr):
+        if attr is not device_attribute.MULTIPROCESSOR_COUNT:
+            st.current().fail(f"Device.get_attribute({attr!r}): the double knows MULTIPROCESSOR_COUNT only")
+        return st.current().sm_count
+
     def retain_primary_context(self):
         s = st.current()
         if not hasattr(s, "_primary"):
             s._primary = Context(self)
         return s._primary
+
+
+class device_attribute:  # noqa: N801 - pycuda's spelling
+    MULTIPROCESSOR_COUNT = object()
 
 
 def init(flags=0):
@@ -350,7 +359,8 @@ def init(flags=0):
 def make_driver_module() -> types.ModuleType:
     m = types.ModuleType("pycuda.driver")
     for name in ("LogicError", "DeviceAllocation", "mem_alloc", "pagelocked_empty", "Stream", "Event",
-                 "memcpy_htod_async", "memcpy_dtoh_async", "memcpy_dtod_async", "Context", "Device", "init"):
+                 "memcpy_htod_async", "memcpy_dtoh_async", "memcpy_dtod_async", "Context", "Device", "init",
+                 "device_attribute"):
         setattr(m, name, globals()[name])
     return m
 

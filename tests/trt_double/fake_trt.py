@@ -33,7 +33,7 @@ _NP = {"FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32, "INT8": np.in
 SUPPORTED_OPS = frozenset({
     "Add", "AveragePool", "BatchNormalization", "Cast", "Concat", "Constant", "Conv", "Div", "Dropout", "Exp",
     "Flatten", "Gemm", "GlobalAveragePool", "Identity", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mul", "Neg",
-    "ReduceMax", "ReduceSum", "Relu", "Reshape", "Shape", "Softmax", "Sub", "Transpose", "Unsqueeze",
+    "ReduceMax", "ReduceSum", "Relu", "Reshape", "Shape", "Softmax", "Squeeze", "Sub", "Transpose", "Unsqueeze",
 })
 _SESSIONS: dict = {}
 

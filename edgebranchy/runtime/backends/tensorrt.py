@@ -166,7 +166,7 @@ class TensorRTBackend(Backend):
     lanes = LANES
 
     def __init__(self, artifact: Any, options: Optional[dict] = None):
-        from edgebranchy.tensorrt.device import device_facts, import_tensorrt, numpy_dtypes
+        from edgebranchy.tensorrt.device import describe_device, device_facts, import_tensorrt, numpy_dtypes
         from edgebranchy.tensorrt.load import load_engine
 
         self.artifact = artifact if isinstance(artifact, Artifact) else Artifact.load(artifact)
@@ -190,9 +190,8 @@ class TensorRTBackend(Backend):
         except ImportError as e:
             raise EdgeBranchyError(f"the tensorrt backend needs pycuda ({e}): `pip install pycuda`") from None
         self._trt, self._cuda, self._context = trt, cuda, primary.context
-        dev = primary.device
-        major, minor = dev.compute_capability()
-        self.facts = device_facts(trt, lambda: (str(dev.name()), (int(major), int(minor))))
+        gpu = describe_device(cuda, primary.device)
+        self.facts = device_facts(trt, lambda: gpu)
         want = dict(self.facts)
         if o["precision"] is not None:
             want["precision"] = o["precision"]
