@@ -77,7 +77,7 @@ def test_names_removed_in_10_or_11_appear_only_in_the_compat_module():
 
 # ---------------------------------------------------------------- names used by the code
 
-IDS = [m.rsplit(".", 1)[-1] if ".tensorrt." in m and "backends" not in m else "backend" for m in scan.MODULES]
+IDS = ["backend" if "backends" in m else m.rsplit(".", 1)[-1] for m in scan.MODULES]
 
 
 @pytest.mark.parametrize("path", scan.FILES, ids=IDS)

@@ -22,6 +22,7 @@ class State:
     accessed: set = field(default_factory=set)        # public names looked up on fake TensorRT objects
     ops: list = field(default_factory=list)           # (kind, stream handle, info) in enqueue order
     builds: list = field(default_factory=list)        # one dict per build_serialized_network
+    leaks: list = field(default_factory=list)         # pycuda objects collected without their context
     lock: threading.RLock = field(default_factory=threading.RLock)
     tls: threading.local = field(default_factory=threading.local)
 
