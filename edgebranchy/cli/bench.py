@@ -33,6 +33,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="checkpoint for the torch backend (default: the artifact's source)")
     p.add_argument("--device", help="torch backend device (cpu, cuda)")
     p.add_argument("--pipelined", action="store_true", help="branchy runs as a pipelined stream (throughput)")
+    p.add_argument("--speculate", action="store_true",
+                   help="run segment k+1 on the second GPU lane while exit k is decided (tensorrt, torch CUDA); off "
+                        "by default: not shown to pay yet, and it doubles the work of samples that leave early")
     p.add_argument("--out", default="runs/results.json", help="results file (JSON); trials also go to OUT.jsonl")
     return p
 
@@ -41,22 +44,25 @@ def run(args) -> int:
     from edgebranchy.measure.bench import BenchConfig, run_bench
     from edgebranchy.measure.profiles import resolve_profile
 
-    opts: dict = {}
-    if args.threads is not None:
-        opts["intra_op_threads"] = args.threads
-    if args.spinning:
-        opts["allow_spinning"] = args.spinning == "on"
-    if args.checkpoint:
-        opts["checkpoint"] = args.checkpoint
-    if args.device:
-        opts["device"] = args.device
     backend = args.backend
     if backend is None:
         backend = resolve_profile(args.profile)[0].runtime.backend
+    opts: dict = {}
+    if backend == "onnxruntime":  # each backend gets only the options it knows
+        if args.threads is not None:
+            opts["intra_op_threads"] = args.threads
+        if args.spinning:
+            opts["allow_spinning"] = args.spinning == "on"
+    if backend == "torch":
+        if args.checkpoint:
+            opts["checkpoint"] = args.checkpoint
+        if args.device:
+            opts["device"] = args.device
     cfg = BenchConfig(artifact=args.artifact, out=args.out, backend=backend, backend_options=opts,
                       profile=args.profile, power=args.power, dataset=args.dataset, data_dir=args.data_dir,
                       batch_size=args.batch_size, samples=args.samples, trials=args.trials, warmup=args.warmup,
-                      min_window_s=args.min_window, idle_s=args.idle, pipelined=args.pipelined)
+                      min_window_s=args.min_window, idle_s=args.idle, pipelined=args.pipelined,
+                      speculate=args.speculate)
     res = run_bench(cfg)
     b, e = res["variants"]["baseline"], res["variants"]["branchy"]
     unit = res["variants"]["baseline"]["latency_ms"]["per"]

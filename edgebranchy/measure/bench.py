@@ -45,6 +45,15 @@ class BenchConfig:
     idle_s: float = 3.0
     segment_repeats: int = 200
     pipelined: bool = False
+    # Speculation (segment k+1 on the second lane while the host decides exit k) is off unless asked for:
+    # no benchmark on a GPU has shown it pays yet, and at batch 1 it doubles the GPU work of a sample that
+    # leaves early. Turn it on with --speculate and compare; its discarded work is reported separately.
+    speculate: bool = False
+
+
+def backend_can_speculate(backend: str) -> bool:
+    """Speculation needs asynchronous launches on two lanes (GPU streams)."""
+    return backend in ("tensorrt", "torch")
 
 
 def _runtime_options(backend: str, profile, given: dict) -> dict:
@@ -90,7 +99,8 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, progress: bo
     profile, profile_reason = resolve_profile(cfg.profile)
     log(f"profile: {profile.name} ({profile_reason})")
     options = _runtime_options(cfg.backend, profile, cfg.backend_options)
-    runner = EarlyExitRunner(cfg.artifact, backend=cfg.backend, options=options)
+    runner = EarlyExitRunner(cfg.artifact, backend=cfg.backend, options=options,
+                             speculate=cfg.speculate and backend_can_speculate(cfg.backend))
     try:
         return _bench(cfg, runner, profile, profile_reason, log, progress, load_dataset, collect_environment,
                       select_meter, atomic_write_json)
@@ -114,6 +124,8 @@ def _bench(cfg, runner, profile, profile_reason, log, progress, load_dataset, co
     meter, power_reason = select_meter(profile, cfg.power, sync=sync)
     log(f"power: {power_reason}")
 
+    discarded_ms: list[float] = []  # waits for speculative work whose result was dropped (not in latency)
+
     def run_variant(name: str) -> tuple[list[float], list[np.ndarray], list[np.ndarray]]:
         """One pass: per-batch latency (ms), labels and exits."""
         lat, labels, exits = [], [], []
@@ -124,10 +136,15 @@ def _bench(cfg, runner, profile, profile_reason, log, progress, load_dataset, co
                 sync()
                 ex = None
             else:
+                # the answers are on the host when predict returns; what is still queued is speculative
+                # work whose result was discarded: waited for outside the latency, and reported
                 p = runner.predict(xb)
-                sync()
                 lab, ex = p.labels, p.exits
             lat.append((time.perf_counter_ns() - t0) / 1e6)
+            if ex is not None and runner.speculate:
+                t1 = time.perf_counter_ns()
+                sync()
+                discarded_ms.append((time.perf_counter_ns() - t1) / 1e6)
             labels.append(lab)
             exits.append(ex)
         return lat, labels, exits
@@ -241,6 +258,8 @@ def _bench(cfg, runner, profile, profile_reason, log, progress, load_dataset, co
             v["exit_accuracy"] = [float(np.mean(labels[exits == k] == y[exits == k])) if c else None
                                   for k, c in enumerate(counts)]
             v["segment_latency_ms"] = seg_ms
+            v["speculation"] = {"on": runner.speculate, "discarded_wait_ms": summarize(discarded_ms)
+                                if discarded_ms else None}
         results["variants"][name] = v
     atomic_write_json(out, results)
     stream.write({"type": "done", "results": str(out)})
@@ -250,7 +269,8 @@ def _bench(cfg, runner, profile, profile_reason, log, progress, load_dataset, co
 
 def _config(cfg: BenchConfig, n: int) -> dict:
     return {"batch_size": cfg.batch_size, "samples": n, "trials": cfg.trials, "warmup": cfg.warmup,
-            "min_window_s": cfg.min_window_s, "idle_s": cfg.idle_s, "pipelined": cfg.pipelined}
+            "min_window_s": cfg.min_window_s, "idle_s": cfg.idle_s, "pipelined": cfg.pipelined,
+            "speculate": cfg.speculate}
 
 
 def _segment_latencies(runner, xb: np.ndarray, repeats: int, sync) -> list[float]:

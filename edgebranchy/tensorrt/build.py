@@ -151,7 +151,8 @@ def build_engines(artifact_dir: Any, settings: dict, precision: Optional[str] = 
     _verify_graphs(art)  # engines are checked by the cache test below: a damaged one is rebuilt
     trt = import_tensorrt()
     version = compat.parse_version(trt.__version__)
-    plan = compat.plan_build(version, s.precision, s.builder_optimization_level, s.dla_core, s.gpu_fallback)
+    plan = compat.plan_build(version, s.precision, s.builder_optimization_level, s.dla_core, s.gpu_fallback,
+                             s.tf32)
     for note in plan.notes:
         log(f"note: {note}")
     facts = device_facts(trt, gpu)
@@ -173,6 +174,8 @@ def build_engines(artifact_dir: Any, settings: dict, precision: Optional[str] = 
         "profiles": profiles,
         "builder_optimization_level": plan.optimization_level,
         "workspace_mb": s.workspace_mb,
+        "profile_sharing": plan.profile_sharing is not None,
+        "tf32": plan.tf32,
     }
     key = device_key(components)
     edir = f"{ENGINES_DIR}/{key}"
@@ -230,6 +233,8 @@ def build_engines(artifact_dir: Any, settings: dict, precision: Optional[str] = 
         "gpu_fallback": plan.gpu_fallback,
         "max_batch": s.max_batch,
         "opt_batch": s.opt_batch,
+        "profile_sharing": plan.profile_sharing is not None,  # False: one execution context per engine (one lane)
+        "tf32": plan.tf32,
         "profiles": profiles,
         "builder_optimization_level": plan.optimization_level,
         "builder_optimization_level_requested": s.builder_optimization_level,

@@ -412,3 +412,20 @@ def test_orin_modules_with_the_same_name_and_cc_get_different_keys(monkeypatch, 
     nano = build_engines(art, SETTINGS, log=lambda s: None)
     assert nano["device_key"] != agx["device_key"]
     assert_clean(d2)
+
+
+def test_fp32_engines_clear_tf32_unless_asked_and_record_it(double, art):
+    """BuilderFlag.TF32 is on by default (NvInfer.h 8.5, 10.3, 11.1): an "fp32" engine would compute in TF32."""
+    r = build(art, double, precision="fp32")
+    h = fake_trt.plan_header((art / r["files"]["seg0"]).read_bytes())
+    assert h["tf32"] is False and r["tf32"] is False and r["components"]["tf32"] is False
+    r2 = build(art, double, precision="fp32", settings={"tf32": True})
+    assert fake_trt.plan_header((art / r2["files"]["seg0"]).read_bytes())["tf32"] is True
+    assert r2["device_key"] != r["device_key"]
+
+
+def test_profile_sharing_is_built_in_where_the_version_needs_it(double, art):
+    r = build(art, double)
+    h = fake_trt.plan_header((art / r["files"]["seg0"]).read_bytes())
+    want = tuple(int(p) for p in double.state.version.split(".")[:2]) >= (8, 6)
+    assert h["profile_sharing"] is want and r["profile_sharing"] is want

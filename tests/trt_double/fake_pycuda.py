@@ -42,6 +42,7 @@ class DeviceAllocation:
         self._nbytes = int(nbytes)
         self._address = address
         self._freed = False
+        self._eb_state = st.current()
 
     def __int__(self):
         return self._address
@@ -135,10 +136,9 @@ class HostAllocation(np.ndarray):
 def _collected(obj, kind: str) -> None:
     """An unfreed pycuda object collected: fine where a context is current, a leak elsewhere (PC, `context_dependent`
     destructors: "<type> in out-of-thread context could not be cleaned up")."""
-    try:
-        s = st.current()
-    except st.StrictDoubleError:
-        return  # the double was uninstalled: nothing to check any more
+    s = getattr(obj, "_eb_state", None)
+    if s is None or not st._CURRENT or st._CURRENT[-1] is not s:
+        return  # made under another (uninstalled) double: nothing to check any more
     if not s.ctx_stack():
         msg = f"{kind} in out-of-thread context could not be cleaned up (collected on a thread without the context)"
         s.leaks.append(msg)
@@ -152,6 +152,7 @@ def pagelocked_empty(shape, dtype, order="C", mem_flags=0):
     host = HostAllocation(shape=(max(n, 1),), dtype=np.uint8)
     host[:] = 0
     host._eb_freed = False
+    host._eb_state = st.current()
     _pinned()[id(host)] = host
     return np.ndarray(shape, dtype, buffer=host, order=order)
 
@@ -256,7 +257,7 @@ class event_flags:  # noqa: N801 - pycuda's spelling
 
 class Event:
     def __init__(self, flags=0):
-        _need_context("Event()")
+        self._eb_state = _need_context("Event()")
         self._op = None
         self._time = None
         self._timing = not (int(flags) & event_flags.DISABLE_TIMING)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import types
+import weakref
 
 import numpy as np
 
@@ -96,6 +97,14 @@ def make_module(s: st.State) -> types.ModuleType:
         bflags.update(FP16=0, INT8=1)
     BuilderFlag = enum("BuilderFlag", bflags)
     MemoryPoolType = enum("MemoryPoolType", {"WORKSPACE": 0, "DLA_MANAGED_SRAM": 1})
+    # PreviewFeature members per version (names-8.5/8.6/10.3.src/11.1.src): PROFILE_SHARING_0806 from 8.6,
+    # deprecated (always on) in 10.0, gone in 11
+    pf = {"FASTER_DYNAMIC_SHAPES_0805": 0, "DISABLE_EXTERNAL_TACTIC_SOURCES_FOR_CORE_0805": 1} if major < 10 else {}
+    if (8, 6, 0) <= ver < (11, 0, 0):
+        pf["PROFILE_SHARING_0806"] = 2
+    if major >= 10:
+        pf["ALIASED_PLUGIN_IO_10_03"] = 3
+    PreviewFeature = enum("PreviewFeature", pf)
     DeviceType = enum("DeviceType", {"GPU": 0, "DLA": 1})
     DataType = enum("DataType", {"FLOAT": 0, "HALF": 1, "INT8": 2, "INT32": 3, "BOOL": 4})
     TensorIOMode = enum("TensorIOMode", {"NONE": 0, "INPUT": 1, "OUTPUT": 2})
@@ -123,7 +132,8 @@ def make_module(s: st.State) -> types.ModuleType:
             self._min = min_severity
 
     def _log(logger, sev, msg):
-        logger.log(type.__getattribute__(Severity, sev), msg)
+        if logger is not None:
+            logger.log(type.__getattribute__(Severity, sev), msg)
 
     # ------------------------------------------------------------ network, parser
 
@@ -251,7 +261,7 @@ def make_module(s: st.State) -> types.ModuleType:
         __module__ = MODULE
 
         def __init__(self):
-            self._flags, self._pools, self._profiles = set(), {}, []
+            self._flags, self._pools, self._profiles = {"TF32"}, {}, []  # TF32 on by default (H8.5)
             self._level, self._device, self._dla, self._cache = 3, "GPU", -1, None
 
         def set_memory_pool_limit(self, pool, size):
@@ -269,6 +279,11 @@ def make_module(s: st.State) -> types.ModuleType:
 
         def get_flag(self, flag):
             return flag._name in self._flags
+
+        def set_preview_feature(self, feature, enable):
+            if getattr(feature, "_owner", None) != "PreviewFeature":
+                s.fail(f"set_preview_feature: {feature!r} is not a PreviewFeature")
+            (self._flags.add if enable else self._flags.discard)("preview:" + feature._name)
 
         def add_optimization_profile(self, profile):
             self._profiles.append(profile)
@@ -380,7 +395,11 @@ def make_module(s: st.State) -> types.ModuleType:
                       "profile": {k: [list(x) for x in v] for k, v in prof.items()},
                       "workspace": cfg._pools.get("WORKSPACE"),
                       "opt_level": cfg._level if ver >= (8, 6, 0) else None,
-                      "timing_cache": cfg._cache is not None, "explicit_batch_flag": net._explicit and major < 10}
+                      "timing_cache": cfg._cache is not None, "explicit_batch_flag": net._explicit and major < 10,
+                      # H8.6 createExecutionContext: contexts share a profile only with PROFILE_SHARING_0806 on
+                      # 8.6/9.x; from 10.0 always (tensorrt-semantics.md section 1)
+                      "profile_sharing": major >= 10 or "preview:PROFILE_SHARING_0806" in cfg._flags,
+                      "tf32": "TF32" in cfg._flags}
             if cfg._cache is not None:
                 cfg._cache._entries[hashlib.sha256(net._model).hexdigest()[:16]] = precision
             s.builds.append(header)
@@ -395,6 +414,7 @@ def make_module(s: st.State) -> types.ModuleType:
             self._header, self._model = header, model
             self._io = {n: (is_in, t, d) for n, is_in, t, d in _io(model)}
             self._names = list(self._io)
+            self._holders = weakref.WeakSet()  # contexts holding profile 0
 
         @property
         def num_io_tensors(self):
@@ -413,16 +433,47 @@ def make_module(s: st.State) -> types.ModuleType:
             return tuple(self._io[name][2])
 
         def create_execution_context(self):
-            return IExecutionContext(self)
+            ctx = IExecutionContext(self)
+            # 8.5: the first context gets profile 0, later ones -1; 8.6/9.x: 0 if no live context holds it;
+            # with sharing (10+, or PROFILE_SHARING_0806): always 0 (H8.5/H8.6 getOptimizationProfile; #1597)
+            if self._header.get("profile_sharing") or not (self._holders or (ver < (8, 6, 0) and self._made)):
+                object.__setattr__(ctx, "_profile", 0)
+                self._holders.add(ctx)
+            else:
+                _log(_runtime_logger[0], "WARNING", "Profile 0 has been chosen by another IExecutionContext. Use "
+                                                    "another profileIndex or destroy the IExecutionContext")
+            object.__setattr__(self, "_made", True)
+            return ctx
+
+        _made = False
 
     class IExecutionContext(Strict):
         __module__ = MODULE
 
         def __init__(self, engine):
             self._engine, self._shapes, self._addr, self._last = engine, {}, {}, None
+            self._profile = -1
+
+        @property
+        def active_optimization_profile(self):
+            return self._profile
+
+        def set_optimization_profile_async(self, index, stream_handle):
+            e = self._engine
+            fake_pycuda.stream_for_handle(stream_handle)
+            if index != 0:
+                raise RuntimeError(f"set_optimization_profile_async({index}): the engine has one profile")
+            if not e._header.get("profile_sharing") and any(c is not self for c in e._holders):
+                raise RuntimeError("profile 0 is held by another execution context (no profile sharing)")
+            e._holders.add(self)
+            self._profile = 0
+            return True
 
         def set_input_shape(self, name, shape):
             e = self._engine
+            if self._profile < 0:  # returns False, never raises (Py 8.5-11.1; tensorrt-semantics.md 7)
+                _log(_runtime_logger[0], "ERROR", "set_input_shape: the context has no optimisation profile (-1)")
+                return False
             if name not in e._io or not e._io[name][0]:
                 s.fail(f"set_input_shape({name!r}): not an input of the engine")
             shape = tuple(int(v) for v in shape)
@@ -452,6 +503,9 @@ def make_module(s: st.State) -> types.ModuleType:
         def execute_async_v3(self, stream_handle):
             e = self._engine
             stream = fake_pycuda.stream_for_handle(stream_handle)
+            if self._profile < 0:
+                _log(_runtime_logger[0], "ERROR", "execute_async_v3: no optimisation profile selected")
+                return False
             for n, (is_in, t, dims) in e._io.items():
                 if is_in and n not in self._shapes:
                     s.fail(f"execute_async_v3: input shape of {n!r} not set (set_input_shape)")
