@@ -162,8 +162,12 @@ def build_engines(artifact_dir: Any, settings: dict, precision: Optional[str] = 
     jobs = _jobs(art, plan.graph_precision)
     graphs = {j.name: _read_graph(art, j.rel) for j in jobs}
     opt = s.opt_batch  # kernels are tuned for kOPT: the typical batch, not the largest
-    profiles = {j.name: {"input": INPUT_NAME, "min": [1, *j.shape], "opt": [opt, *j.shape],
-                         "max": [s.max_batch, *j.shape]} for j in jobs}
+    # DLA: profile min = opt = max (NvInfer.h 8.5 addInput; DLA layer restrictions): one fixed batch, the
+    # typical one; the backend pads smaller (compacted) batches up to it
+    fixed = opt if plan.dla_core is not None else None
+    lo, hi = (fixed, fixed) if fixed else (1, s.max_batch)
+    profiles = {j.name: {"input": INPUT_NAME, "min": [lo, *j.shape], "opt": [opt, *j.shape],
+                         "max": [hi, *j.shape]} for j in jobs}
     components = {
         **facts,
         "onnx_sha256": {j.name: graphs[j.name][1] for j in jobs},
@@ -231,7 +235,9 @@ def build_engines(artifact_dir: Any, settings: dict, precision: Optional[str] = 
         "graphs": {j.name: j.rel for j in jobs},
         "dla_core": plan.dla_core,
         "gpu_fallback": plan.gpu_fallback,
-        "max_batch": s.max_batch,
+        "max_batch": fixed or s.max_batch,
+        "max_batch_requested": s.max_batch,
+        "fixed_batch": fixed,  # DLA: every run is this batch (smaller ones padded)
         "opt_batch": s.opt_batch,
         "profile_sharing": plan.profile_sharing is not None,  # False: one execution context per engine (one lane)
         "tf32": plan.tf32,

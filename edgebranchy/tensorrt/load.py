@@ -18,7 +18,7 @@ from edgebranchy.tensorrt.device import import_tensorrt, make_logger
 from edgebranchy.util.files import read_json, sha256_bytes
 
 #: attributes this module uses on TensorRT objects (the runtime)
-TRT_OBJECT_API = frozenset({"deserialize_cuda_engine"})
+TRT_OBJECT_API = frozenset({"deserialize_cuda_engine", "DLA_core"})
 
 
 @dataclass
@@ -57,6 +57,8 @@ def load_engine(artifact: Any, device_key_components: dict,
                                    f"{rel}; {rebuild_hint(artifact.root)}")
     logger = make_logger(trt, log)
     runtime = trt.Runtime(logger)
+    if record.get("dla_core") is not None:  # before deserialising, as trtexec does (sampleEngines.cpp 8.5.2)
+        runtime.DLA_core = int(record["dla_core"])
     engines = {}
     for name in engine_names(artifact):
         rel = files[name]

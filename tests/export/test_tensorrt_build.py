@@ -225,7 +225,7 @@ def test_dla_with_gpu_fallback(double, art):
 
 
 def test_gpu_identified_through_pycuda_by_default(double, art):
-    assert gpu_info() == (GPU_A[0], GPU_A[1])
+    assert gpu_info() == (GPU_A[0], GPU_A[1], 16)
     r = build_engines(art, SETTINGS, log=lambda s: None)
     assert r["gpu"] == GPU_A[0] and r["compute_capability"] == "8.7"
 

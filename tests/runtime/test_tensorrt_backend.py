@@ -486,3 +486,28 @@ def test_sync_events_cannot_time_and_timing_events_can(double, art, inputs):
         with pytest.raises(double.driver.LogicError, match="DISABLE_TIMING"):
             ev.time_till(b._event(0))
         double.violations.clear()
+
+
+# ---------------------------------------------------------------- issue 11: DLA (item 2)
+
+def test_dla_engines_have_a_fixed_profile_and_pad_compacted_batches(monkeypatch, tiny_artifact, tmp_path, inputs):
+    """DLA: profile min = opt = max (NvInfer.h addInput); runtime.DLA_core set before deserialising."""
+    from edgebranchy.runtime.runner import EarlyExitRunner
+    from trt_double import fake_trt
+
+    d = install(monkeypatch, "8.6.1", gpu=GPU, dla_cores=2)
+    shutil.copytree(tiny_artifact, tmp_path / "art")
+    r = build_engines(tmp_path / "art", {**SETTINGS, "dla_core": 1, "gpu_fallback": True, "opt_batch": 4},
+                      log=lambda s: None)
+    h = fake_trt.plan_header((tmp_path / "art" / r["files"]["seg1"]).read_bytes())
+    assert all(p[0][0] == p[1][0] == p[2][0] == 4 for p in h["profile"].values()) and h["dla_core"] == 1
+    assert r["fixed_batch"] == 4 and r["max_batch"] == 4
+    art = Artifact.load(tmp_path / "art")
+    ref = EarlyExitRunner(art, "onnxruntime")
+    with TensorRTBackend(art) as b:
+        runner = EarlyExitRunner(art, b)
+        for n in (4, 3, 1):
+            got, want = runner.predict(inputs[:n]), ref.predict(inputs[:n])
+            np.testing.assert_array_equal(got.exits, want.exits)
+            np.testing.assert_array_equal(got.labels, want.labels)
+    assert_clean(d)

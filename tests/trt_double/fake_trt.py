@@ -382,6 +382,10 @@ def make_module(s: st.State) -> types.ModuleType:
                 precision = "fp16" if "FP16" in cfg._flags else "fp32"
                 mode = "builder-flag" if precision == "fp16" else "default"
             dla = None
+            if cfg._device == "DLA" and any(not (d[0] == d[1] == d[2]) for d in prof.values()):
+                # H8.5 addInput: on DLA only the leading dimension may vary, with min = opt = max
+                _log(self._logger, "ERROR", f"DLA needs an optimisation profile with min = opt = max, got {prof}")
+                return None
             if cfg._device == "DLA":
                 if not 0 <= cfg._dla < s.dla_cores:
                     _log(self._logger, "ERROR", f"DLA core {cfg._dla} does not exist ({s.dla_cores} cores)")
@@ -547,7 +551,16 @@ def make_module(s: st.State) -> types.ModuleType:
 
         def __init__(self, logger):
             self._logger = logger
+            self._dla = -1
             _runtime_logger[0] = logger
+
+        def _get_dla(self):
+            return self._dla
+
+        def _set_dla(self, v):
+            object.__setattr__(self, "_dla", int(v))
+
+        DLA_core = property(_get_dla, _set_dla)
 
         def deserialize_cuda_engine(self, data):
             data = bytes(data)
@@ -563,6 +576,11 @@ def make_module(s: st.State) -> types.ModuleType:
             if header["gpu"] != s.gpu or list(header["cc"]) != list(s.cc):
                 _log(self._logger, "ERROR", f"The engine plan file is generated on an incompatible device "
                                             f"({header['gpu']} {header['cc']}, this is {s.gpu} {list(s.cc)})")
+                return None
+            if header.get("dla_core") is not None and self._dla != header["dla_core"]:
+                # sampleEngines.cpp (8.5.2) sets runtime DLA_core before deserialising a DLA engine
+                _log(self._logger, "ERROR", f"engine built for DLA core {header['dla_core']}; runtime.DLA_core is "
+                                            f"{self._dla}")
                 return None
             return ICudaEngine(header, model)
 

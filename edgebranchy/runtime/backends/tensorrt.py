@@ -244,6 +244,7 @@ class TensorRTBackend(Backend):
         rec = self._loaded.record
         self.device_key, self.record = self._loaded.key, rec
         self.max_batch = int(rec["max_batch"])
+        self.fixed_batch = rec.get("fixed_batch")  # DLA engines run one batch size; smaller ones are padded
         self.lanes = LANES if rec.get("profile_sharing") else 1
         self._dtypes = numpy_dtypes(trt)
         with self._current():
@@ -387,7 +388,9 @@ class TensorRTBackend(Backend):
         ctx = seg.contexts[lane]
         start = None
         with seg.locks[lane]:
-            if not ctx.set_input_shape(INPUT, x.shape):
+            run_shape = x.shape if not self.fixed_batch else (int(self.fixed_batch), *x.shape[1:])
+            # padded rows: stale data in the buffer's spare capacity, results ignored (rows are independent)
+            if not ctx.set_input_shape(INPUT, run_shape):
                 raise EdgeBranchyError(f"{seg.name}: TensorRT refused input shape {x.shape} on lane {lane} (profile "
                                        f"{ctx.active_optimization_profile}, shapes {self.record.get('profiles', {}).get(seg.name)}); "
                                        + "; ".join(self._loaded.logger.errors[-2:]))
