@@ -51,6 +51,15 @@ def _session(model: bytes):
     return _SESSIONS[key]
 
 
+def engine_graph(header: dict, model: bytes) -> bytes:
+    """The graph as the engine computes it: TensorRT's ONNX import (LogSoftmax -> Softmax, Log; see
+    onnx_import.py) and, for a BuilderFlag.FP16 engine, every layer in float16 (ONNX Runtime in float16).
+    Strongly typed engines keep the graph's own types (H10.3 STRONGLY_TYPED)."""
+    from trt_double.onnx_import import trt_import
+
+    return trt_import(model, fp16=header.get("mode") == "builder-flag" and header.get("precision") == "fp16")
+
+
 def _io(model: bytes):
     """[(name, is_input, trt dtype name, dims with -1 for the batch)] of an ONNX graph."""
     import onnx
@@ -525,7 +534,7 @@ def make_module(s: st.State) -> types.ModuleType:
                 nbytes = int(np.prod(shape)) * np.dtype(_NP[t]).itemsize
                 fake_pycuda._memory().view(self._addr[n], nbytes, f"execute_async_v3 ({n})")
                 plan[n] = (is_in, np.dtype(_NP[t]), shape, self._addr[n], nbytes)
-            sess = _session(e._model)
+            sess = _session(engine_graph(e._header, e._model))
 
             def run():
                 mem = fake_pycuda._memory()
