@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from edgebranchy.cli._args import device, nonneg_float, nonneg_int, positive_int
+
 ORDER = 50
 
 
@@ -22,16 +24,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
                                    "estimate)")
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--data-dir")
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--samples", type=int, default=1000, help="test samples per pass")
-    p.add_argument("--trials", type=int, default=5, help="trials per variant (interleaved)")
-    p.add_argument("--warmup", type=int, default=50, help="warm-up batches per variant")
-    p.add_argument("--min-window", type=float, default=2.0, help="seconds per energy window (whole passes)")
-    p.add_argument("--idle", type=float, default=3.0, help="seconds of idle-power measurement")
-    p.add_argument("--threads", type=int, help="intra-op threads per session (onnxruntime)")
+    p.add_argument("--batch-size", type=positive_int, default=1)
+    p.add_argument("--samples", type=positive_int, default=1000, help="test samples per pass")
+    p.add_argument("--trials", type=positive_int, default=5, help="trials per variant (interleaved)")
+    p.add_argument("--warmup", type=nonneg_int, default=50, help="warm-up batches per variant")
+    p.add_argument("--min-window", type=nonneg_float, default=2.0, help="seconds per energy window (whole passes)")
+    p.add_argument("--idle", type=nonneg_float, default=3.0, help="seconds of idle-power measurement")
+    p.add_argument("--threads", type=positive_int, help="intra-op threads per session (onnxruntime)")
     p.add_argument("--spinning", choices=["on", "off"], help="ONNX Runtime thread spinning")
     p.add_argument("--checkpoint", help="checkpoint for the torch backend (default: the artifact's source)")
-    p.add_argument("--device", help="torch backend device (cpu, cuda)")
+    p.add_argument("--device", type=device, help="torch backend device (cpu, cuda)")
     p.add_argument("--pipelined", action="store_true", help="branchy runs as a pipelined stream (throughput)")
     p.add_argument("--out", default="runs/results.json", help="results file (JSON); trials also go to OUT.jsonl")
     return p

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from edgebranchy.cli._args import positive_int
+
 ORDER = 1
 
 
@@ -18,9 +20,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", default="runs/quickstart", help="directory for every file the run writes")
     p.add_argument("--dataset", choices=["auto", "fashion-mnist", "digits", "synthetic"], default="auto")
-    p.add_argument("--epochs", type=int, help="epochs per phase (default: 2 on Fashion-MNIST, 30 on digits)")
-    p.add_argument("--trials", type=int, default=5)
-    p.add_argument("--samples", type=int, default=1000, help="test samples per bench pass")
+    p.add_argument("--epochs", type=positive_int, help="epochs per phase (default: 2 on Fashion-MNIST, 30 on digits)")
+    p.add_argument("--trials", type=positive_int, default=5)
+    p.add_argument("--samples", type=positive_int, default=1000, help="test samples per bench pass")
     p.add_argument("--profile", default="auto")
     p.add_argument("--force", action="store_true", help="replace an existing artifact in OUT")
     return p
