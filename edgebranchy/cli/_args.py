@@ -145,22 +145,6 @@ def device(text: str) -> str:
     return text
 
 
-def check_device(name: str, option: str = "--device") -> None:
-    """Refuse a CUDA device this machine does not have (needs torch: call it inside `run`)."""
-    from edgebranchy.errors import EdgeBranchyError
-
-    if not name.startswith("cuda"):
-        return
-    import torch
-
-    if not torch.cuda.is_available():
-        raise EdgeBranchyError(f"{option} {name}: CUDA is not available on this machine (torch "
-                               f"{torch.__version__}); use --device cpu")
-    index = int(name.split(":")[1]) if ":" in name else 0
-    if index >= torch.cuda.device_count():
-        raise EdgeBranchyError(f"{option} {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-
-
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one line on stderr (exit status 2)."""
 

@@ -70,7 +70,12 @@ def run(args) -> int:
         raise EdgeBranchyError("--batch-size must be positive")
     if args.dry_run:
         return _dry_run(cfg)
-    from edgebranchy.train.trainer import Trainer
+    from edgebranchy.train.trainer import Trainer, validate_train_config
+    from edgebranchy.util.outputs import check_output
+
+    validate_train_config(cfg)
+    # retraining replaces an earlier checkpoint at --out; anything else there is refused
+    check_output(args.out, [args.data_dir], "checkpoint", force=True)
 
     trainer = Trainer(cfg, args.out, progress=not args.quiet)
     if trainer.dist.main and not args.quiet:

@@ -38,6 +38,70 @@ def safe_relpath(root: Path, rel: str) -> Path:
     return full
 
 
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def validate_input_block(where: str, inp: Any, key: str = "input") -> None:
+    """shape [C, H, W] of whole numbers >= 1; scale, and std per channel, finite and > 0; mean finite."""
+    if not isinstance(inp, dict):
+        raise EdgeBranchyError(f"{where}: '{key}' must be an object with shape, scale, mean and std")
+    for k in ("shape", "scale", "mean", "std"):
+        if k not in inp:
+            raise EdgeBranchyError(f"{where}: '{key}' needs shape, scale, mean and std (no {k!r})")
+    shape = inp["shape"]
+    if not isinstance(shape, list) or len(shape) != 3 or not all(_is_int(d) and d >= 1 for d in shape):
+        raise EdgeBranchyError(f"{where}: '{key}.shape' must be [C, H, W], whole numbers >= 1, got {shape!r}")
+    scale = inp["scale"]
+    if not (_is_num(scale) and math.isfinite(scale) and scale > 0):
+        raise EdgeBranchyError(f"{where}: '{key}.scale' must be a finite number > 0, got {scale!r}")
+    for k, positive in (("mean", False), ("std", True)):
+        v = inp[k]
+        if (not isinstance(v, list) or len(v) != shape[0]
+                or not all(_is_num(x) and math.isfinite(x) and (x > 0 or not positive) for x in v)):
+            rng = "finite numbers > 0" if positive else "finite numbers"
+            raise EdgeBranchyError(f"{where}: '{key}.{k}' must be a list of {shape[0]} {rng} (one per channel), "
+                                   f"got {v!r}")
+
+
+def validate_classes(where: str, classes: Any) -> None:
+    """A non-empty list of class names (strings)."""
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise EdgeBranchyError(f"{where}: 'classes' must be a non-empty list of class names, got {classes!r:.80}")
+
+
+def validate_manifest_fields(where: str, m: dict) -> None:
+    """Type and range of every manifest field the runtime reads (one line per problem, naming the field)."""
+    from edgebranchy.exits.rule import validate_thresholds
+
+    if not isinstance(m.get("model", {}), dict):
+        raise EdgeBranchyError(f"{where}: 'model' must be an object")
+    validate_input_block(where, m["input"])
+    validate_classes(where, m["classes"])
+    ent = m["entropy"]
+    if not isinstance(ent, dict) or not isinstance(ent.get("normalized", False), bool):
+        raise EdgeBranchyError(f"{where}: 'entropy' must be an object whose 'normalized' is true or false")
+    temps = ent.get("temperatures")
+    if temps is not None and (not isinstance(temps, list)
+                              or not all(_is_num(t) and math.isfinite(t) and t > 0 for t in temps)):
+        raise EdgeBranchyError(f"{where}: 'entropy.temperatures' must be a list of finite numbers > 0, got {temps!r}")
+    ts = [e.get("threshold") for e in m["exits"][:-1]]
+    validate_thresholds([0.0 if t is None else t for t in ts], where=f"{where}: exit threshold")
+    for k, seg in enumerate(m["segments"]):
+        for key in ("input_shape", "feature_shape"):
+            v = seg.get(key)
+            if v is not None and (not isinstance(v, list) or not all(_is_int(d) and d >= 1 for d in v)):
+                raise EdgeBranchyError(f"{where}: 'segments[{k}].{key}' must be a list of whole numbers >= 1, "
+                                       f"got {v!r}")
+    for rel, info in m["files"].items():
+        if not isinstance(info, dict) or not isinstance(info.get("sha256"), str):
+            raise EdgeBranchyError(f"{where}: files[{rel!r}] must be an object with a 'sha256' string")
+
+
 class Artifact:
     """A loaded, verified artifact."""
 
@@ -55,12 +119,15 @@ class Artifact:
         m = read_json(root / MANIFEST, "artifact manifest")
         if not isinstance(m, dict) or m.get("schema") != SCHEMA:
             raise EdgeBranchyError(f"{root / MANIFEST}: not an edgebranchy artifact manifest")
-        if m.get("schema_version") != SCHEMA_VERSION:
+        if type(m.get("schema_version")) is not int or m.get("schema_version") != SCHEMA_VERSION:
             raise EdgeBranchyError(f"{root / MANIFEST}: schema version {m.get('schema_version')}; this edgebranchy "
                                    f"reads version {SCHEMA_VERSION}: re-export the artifact")
         for key in ("input", "classes", "exits", "segments", "baseline", "files", "entropy"):
             if key not in m:
                 raise EdgeBranchyError(f"{root / MANIFEST}: missing key {key!r}")
+        for key in ("segments", "exits"):
+            if not isinstance(m[key], list):
+                raise EdgeBranchyError(f"{root / MANIFEST}: '{key}' must be a list, got {type(m[key]).__name__}")
         if len(m["segments"]) != len(m["exits"]) or len(m["exits"]) < 1:
             raise EdgeBranchyError(f"{root / MANIFEST}: {len(m['segments'])} segments but {len(m['exits'])} exits")
         where = root / MANIFEST
@@ -73,6 +140,7 @@ class Artifact:
         inp = m["input"]
         if not isinstance(inp, dict) or not all(k in inp for k in ("shape", "scale", "mean", "std")):
             raise EdgeBranchyError(f"{where}: 'input' needs shape, scale, mean and std")
+        validate_manifest_fields(where, m)
         art = cls(root, m)
         for rel in m["files"]:
             safe_relpath(root, rel)
@@ -108,15 +176,11 @@ class Artifact:
 
     @property
     def thresholds(self) -> list[float]:
+        from edgebranchy.exits.rule import validate_thresholds
+
+        # None: uncalibrated, nobody exits early
         ts = [e.get("threshold") for e in self.manifest["exits"][:-1]]
-        out = []
-        for k, t in enumerate(ts):
-            if t is None:
-                t = 0.0  # uncalibrated: nobody exits early
-            if not isinstance(t, (int, float)) or math.isnan(t) or t < 0:
-                raise EdgeBranchyError(f"{self.root / MANIFEST}: exit {k} threshold {t!r} is not a number >= 0")
-            out.append(float(t))
-        return out
+        return validate_thresholds([0.0 if t is None else t for t in ts], where=f"{self.root / MANIFEST}: exit threshold")
 
     @property
     def calibrated(self) -> bool:

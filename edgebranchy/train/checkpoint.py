@@ -82,8 +82,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     try:
         obj: Any = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - damaged files raise KeyError, struct.error, ... too
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise EdgeBranchyError(f"{path}: not a readable edgebranchy checkpoint ({msg[:200]})") from None
+        raise EdgeBranchyError(load_refusal(path, "edgebranchy checkpoint", e)) from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise EdgeBranchyError(f"{path}: not an edgebranchy BranchyNet checkpoint (no '{FORMAT}' header); "
                                "train one with `edgebranchy train`")
@@ -99,7 +98,53 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             or not isinstance(model.get("args", {}), dict) or not isinstance(branchy, dict)
             or not isinstance(baseline, dict)):
         raise EdgeBranchyError(f"{path}: damaged checkpoint (config or weights missing)")
+    validate_config(path, config)
     return Checkpoint(path, config, branchy, baseline)
+
+
+def load_refusal(path, what: str, e: BaseException, damaged: str | None = None) -> str:
+    """One line for a file torch.load(weights_only=True) refused or could not read.
+
+    torch's own message for a pickle with code in it advises re-running with weights_only=False;
+    that advice is wrong for a file from an unknown source, so it is replaced, not passed on."""
+    text = str(e)
+    if "Weights only load failed" in text or type(e).__name__ == "UnpicklingError":
+        import re
+
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        names = f" (it names {found.group(1)})" if found else ""
+        return (f"{path}: refused: the file holds pickled objects other than tensors{names}, which could run code "
+                f"when loaded; edgebranchy loads weights only. Use a {what} written by edgebranchy")
+    first = (text.splitlines() or [type(e).__name__])[0] if text else type(e).__name__
+    return f"{path}: {damaged or f'not a readable {what}'} ({first[:200]})"
+
+
+def validate_config(path, config: dict) -> None:
+    """Type and range of the config fields that calibration, export and the runner read."""
+    import math
+
+    from edgebranchy.exits.rule import validate_thresholds
+    from edgebranchy.export.artifact import validate_classes, validate_input_block
+
+    where = f"{path}: checkpoint config"
+    if "input" not in config:
+        raise EdgeBranchyError(f"{where} has no 'input' block (shape and normalisation); re-train the checkpoint")
+    validate_input_block(where, config["input"])
+    if "classes" not in config:
+        raise EdgeBranchyError(f"{where} has no 'classes' list")
+    validate_classes(where, config["classes"])
+    cal = config.get("calibration")
+    if cal is None:
+        return
+    if not isinstance(cal, dict):
+        raise EdgeBranchyError(f"{where}: 'calibration' must be an object or null")
+    validate_thresholds(cal.get("thresholds"), where=f"{where}: calibration.thresholds")
+    temps = cal.get("temperatures")
+    if temps is not None and (not isinstance(temps, list) or not all(
+            isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0 for t in temps)):
+        raise EdgeBranchyError(f"{where}: 'calibration.temperatures' must be null or a list of finite numbers > 0")
+    if not isinstance(cal.get("normalized", False), bool):
+        raise EdgeBranchyError(f"{where}: 'calibration.normalized' must be true or false")
 
 
 def update_config(path: str | os.PathLike, **updates) -> dict:

@@ -117,3 +117,10 @@ def write_error(path: str | os.PathLike, e: OSError) -> EdgeBranchyError:
     elif e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         hint = " (choose a writable output)"
     return EdgeBranchyError(f"cannot write {name}: {os_error_text(e)}{hint}")
+
+
+def check_writable(path: str | os.PathLike, option: str = "the file") -> Path:
+    """Refuse, before any work, a file the command will rewrite in place when its folder is not writable."""
+    path = Path(path)
+    _probe_writable(path, option)
+    return path
