@@ -47,6 +47,14 @@ nonneg_int = int_range(0, what="a whole number >= 0")
 seed = int_range(0, SEED_MAX)
 
 
+def resnet_depth(text: str) -> int:
+    """A ResNet depth 6n+2 with n >= 1 (8, 20, 32, ..., 110)."""
+    v = _integer(text)
+    if v < 8 or (v - 2) % 6:
+        raise argparse.ArgumentTypeError(f"must be a depth 6n+2 with n >= 1 (8, 20, 32, 44, 56, 110), got {text}")
+    return v
+
+
 def finite_float(text: str) -> float:
     """Any finite number (not nan or inf)."""
     v = _number(text)

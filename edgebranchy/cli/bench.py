@@ -36,6 +36,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--device", type=device, help="torch backend device (cpu, cuda)")
     p.add_argument("--pipelined", action="store_true", help="branchy runs as a pipelined stream (throughput)")
     p.add_argument("--out", default="runs/results.json", help="results file (JSON); trials also go to OUT.jsonl")
+    p.add_argument("--force", action="store_true",
+                   help="replace an earlier results file and its trial log at OUT (never any other file)")
     return p
 
 
@@ -53,12 +55,17 @@ def run(args) -> int:
     if args.device:
         opts["device"] = args.device
     backend = args.backend
+    from edgebranchy.measure.bench import check_outputs
+
+    # before the profile is resolved or anything is loaded
+    check_outputs(BenchConfig(artifact=args.artifact, out=args.out, backend_options=opts, profile=args.profile,
+                              data_dir=args.data_dir, force=args.force))
     if backend is None:
         backend = resolve_profile(args.profile)[0].runtime.backend
     cfg = BenchConfig(artifact=args.artifact, out=args.out, backend=backend, backend_options=opts,
                       profile=args.profile, power=args.power, dataset=args.dataset, data_dir=args.data_dir,
                       batch_size=args.batch_size, samples=args.samples, trials=args.trials, warmup=args.warmup,
-                      min_window_s=args.min_window, idle_s=args.idle, pipelined=args.pipelined)
+                      min_window_s=args.min_window, idle_s=args.idle, pipelined=args.pipelined, force=args.force)
     res = run_bench(cfg)
     b, e = res["variants"]["baseline"], res["variants"]["branchy"]
     unit = res["variants"]["baseline"]["latency_ms"]["per"]

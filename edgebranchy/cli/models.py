@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import positive_int
+from edgebranchy.cli._args import positive_int, resnet_depth
 
 ORDER = 5
 
@@ -17,7 +17,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--in-channels", type=positive_int, help="input channels (default: the paper's)")
     p.add_argument("--input-size", type=positive_int, help="square input size (default: the paper's)")
     p.add_argument("--num-classes", type=positive_int, default=10)
-    p.add_argument("--depth", type=positive_int, default=110, help="b-resnet depth (6n+2)")
+    p.add_argument("--depth", type=resnet_depth, default=110, help="b-resnet depth (6n+2)")
     return p
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import betas, device, exit_weights, nonneg_int, positive_float, positive_int, seed
+from edgebranchy.cli._args import (betas, device, exit_weights, nonneg_int, positive_float, positive_int,
+                                   resnet_depth, seed)
 
 ORDER = 10
 
@@ -18,7 +19,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "Under torchrun, trains with DistributedDataParallel.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", default="b-lenet", help="b-lenet, b-alexnet, b-resnet, or module:function")
-    p.add_argument("--depth", type=positive_int, help="ResNet depth 6n+2 (b-resnet; 110 in the paper, 20 for quick runs)")
+    p.add_argument("--depth", type=resnet_depth, help="ResNet depth 6n+2 (b-resnet; 110 in the paper, 20 for quick runs)")
     p.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist, mnist, cifar10, digits, synthetic")
     p.add_argument("--data-dir", help="directory with the dataset files (default: the system's copy)")
     p.add_argument("--out", default="runs/model.pt", help="checkpoint to write")
@@ -75,7 +76,7 @@ def run(args) -> int:
 
     validate_train_config(cfg)
     # retraining replaces an earlier checkpoint at --out; anything else there is refused
-    check_output(args.out, [args.data_dir], "checkpoint", force=True)
+    check_output(args.out, [], "checkpoint", force=True, data_dirs=[args.data_dir])
 
     trainer = Trainer(cfg, args.out, progress=not args.quiet)
     if trainer.dist.main and not args.quiet:

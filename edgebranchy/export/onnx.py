@@ -100,7 +100,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
     if isinstance(check_samples, bool) or not isinstance(check_samples, int) or check_samples < 0:
         raise EdgeBranchyError(f"--check-samples must be a whole number >= 0 (0 skips the check), "
                                f"got {check_samples!r}")
-    check_output(out, [checkpoint, data_dir], "artifact", force=force)
+    check_output(out, [checkpoint], "artifact", force=force, data_dirs=[data_dir])
     ck = load_checkpoint(checkpoint)
     cfg = ck.config
     net, baseline = ck.build()

@@ -31,12 +31,20 @@ def calibrate_checkpoint(checkpoint: str | Path, *, max_accuracy_drop: float | N
         raise EdgeBranchyError("give one of --max-accuracy-drop, --budget and --thresholds")
     if reference not in ("final-exit", "baseline"):
         raise EdgeBranchyError(f"reference must be final-exit or baseline, got {reference!r}")
+    _check_targets(max_accuracy_drop, budget)
     ck = load_checkpoint(checkpoint)
     cfg = ck.config
     net, baseline = ck.build()
     k = net.num_exits
     if k < 2:
         raise EdgeBranchyError(f"{checkpoint}: a network with one exit has no threshold to calibrate")
+    if thresholds is not None:
+        from edgebranchy.exits.rule import validate_thresholds
+
+        thresholds = validate_thresholds(thresholds, k - 1, where="--thresholds")
+    from edgebranchy.util.outputs import check_writable
+
+    check_writable(checkpoint, "checkpoint")  # it is rewritten at the end: refuse now, not after the work
     if data is None:
         data = load_recorded(cfg.get("dataset"), data_dir)
     norm = Normalization.from_dict(cfg["input"])
@@ -83,6 +91,19 @@ def calibrate_checkpoint(checkpoint: str | Path, *, max_accuracy_drop: float | N
     record = _jsonable(record)
     update_config(checkpoint, calibration=record)
     return record
+
+
+def _check_targets(max_accuracy_drop, budget) -> None:
+    import math
+
+    def num(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if max_accuracy_drop is not None and not (num(max_accuracy_drop) and 0 <= max_accuracy_drop <= 100):
+        raise EdgeBranchyError(f"--max-accuracy-drop must be a number of percentage points from 0 to 100, "
+                               f"got {max_accuracy_drop!r}")
+    if budget is not None and not (num(budget) and 0 < budget <= 1):
+        raise EdgeBranchyError(f"--budget must be a fraction in (0, 1], got {budget!r}")
 
 
 def _jsonable(obj):

@@ -68,10 +68,13 @@ def _probe_writable(out: Path, option: str) -> None:
 
 
 def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None], kind: str,
-                 force: bool = False, option: str = "--out") -> Path:
+                 force: bool = False, option: str = "--out",
+                 data_dirs: Iterable[str | os.PathLike | None] = ()) -> Path:
     """Refuse `out` unless writing `kind` there destroys nothing the user did not ask to replace.
 
-    `inputs`: every path the command reads (None entries are skipped). Returns `out` as a Path.
+    `inputs`: every path the command reads (None entries are skipped); `out` may not be, contain or
+    lie inside one. `data_dirs`: folders the command reads some files from (a dataset directory);
+    `out` may lie inside one, but not be or contain it. Returns `out` as a Path.
     """
     if kind not in DIR_KINDS + FILE_KINDS:
         raise ValueError(f"unknown output kind {kind!r}")
@@ -79,17 +82,8 @@ def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | No
     if str(out) == "":
         raise EdgeBranchyError(f"{option} is empty")
     r_out = _resolved(out)
-    for inp in inputs:
-        if inp is None:
-            continue
-        r_in = _resolved(inp)
-        if _inside(r_out, r_in):
-            how = "is" if r_out == r_in else "lies inside"
-            raise EdgeBranchyError(f"{option} {out} {how} the input {inp}: it would be overwritten; "
-                                   "choose an output outside the inputs")
-        if _inside(r_in, r_out):
-            raise EdgeBranchyError(f"{option} {out} contains the input {inp}: replacing it would delete the "
-                                   "input; choose another output")
+    _check_overlap(out, r_out, inputs, option, inside_ok=False)
+    _check_overlap(out, r_out, data_dirs, option, inside_ok=True)
     found = what_is(out)
     if found != "missing":
         if found == kind:
@@ -97,6 +91,9 @@ def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | No
                 raise EdgeBranchyError(f"{option} {out} already holds {describe(kind)}; pass --force to replace it")
         elif kind in DIR_KINDS and _is_empty_dir(out):
             pass  # an empty folder loses nothing
+        elif kind in DIR_KINDS and found in FILE_KINDS + ("other-file",):
+            raise EdgeBranchyError(f"{option} {out} exists and is not a directory ({describe(found)}); "
+                                   "choose another output")
         elif kind in FILE_KINDS and found in ("other-dir", "artifact", "report"):
             raise EdgeBranchyError(f"{option} {out} is a folder; name the {kind} file to write, e.g. "
                                    f"{out / ('model.pt' if kind == 'checkpoint' else 'results.json')}")
@@ -105,6 +102,48 @@ def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | No
                                    f"{describe(kind)} (--force replaces only an earlier {kind}): "
                                    "choose another output")
     _probe_writable(out, option)
+    return out
+
+
+def _check_overlap(out: Path, r_out: Path, inputs, option: str, inside_ok: bool) -> None:
+    for inp in inputs:
+        if inp is None:
+            continue
+        r_in = _resolved(inp)
+        if inside_ok and r_out != r_in and _inside(r_out, r_in):
+            continue
+        if _inside(r_out, r_in):
+            how = "is" if r_out == r_in else "lies inside"
+            raise EdgeBranchyError(f"{option} {out} {how} the input {inp}: it would be overwritten; "
+                                   "choose an output outside the inputs")
+        if _inside(r_in, r_out):
+            raise EdgeBranchyError(f"{option} {out} contains the input {inp}: replacing it would delete the "
+                                   "input; choose another output")
+
+
+def check_report_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike], names: Iterable[str],
+                        option: str = "--out") -> Path:
+    """A report is written into a folder (other files there stay): refuse a non-folder, a file name
+    that is an input, and a report.md/report.html there that an edgebranchy report did not write."""
+    from edgebranchy.util.kinds import REPORT_MARKER
+
+    out = Path(out)
+    found = what_is(out)
+    if found not in ("missing", "other-dir", "report"):
+        raise EdgeBranchyError(f"{option} {out} exists and is not a directory ({describe(found)}); "
+                               "choose another output")
+    r_inputs = {_resolved(i): i for i in inputs}
+    for name in names:
+        hit = r_inputs.get(_resolved(out / name))
+        if hit is not None:
+            raise EdgeBranchyError(f"{option} {out}: writing {name} there would overwrite the input {hit}; "
+                                   "choose another output")
+    if found == "other-dir":
+        for name in ("report.md", "report.html"):
+            if (out / name).exists():
+                raise EdgeBranchyError(f"{option} {out} holds a {name} that an edgebranchy report did not write "
+                                       f"(no {REPORT_MARKER}); choose another output or remove it")
+    _probe_writable(out / "report.md", option)
     return out
 
 
