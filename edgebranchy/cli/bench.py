@@ -42,7 +42,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from edgebranchy.measure.bench import BenchConfig, run_bench
+    from edgebranchy.measure.bench import BenchConfig, check_outputs, run_bench
     from edgebranchy.measure.profiles import resolve_profile
 
     opts: dict = {}
@@ -55,8 +55,6 @@ def run(args) -> int:
     if args.device:
         opts["device"] = args.device
     backend = args.backend
-    from edgebranchy.measure.bench import check_outputs
-
     # before the profile is resolved or anything is loaded
     check_outputs(BenchConfig(artifact=args.artifact, out=args.out, backend_options=opts, profile=args.profile,
                               data_dir=args.data_dir, force=args.force))

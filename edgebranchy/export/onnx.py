@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.export.artifact import MANIFEST, SCHEMA, SCHEMA_VERSION, write_artifact_dir
+from edgebranchy.export.artifact import MANIFEST, SCHEMA, SCHEMA_VERSION, validate_manifest_fields, write_artifact_dir
 from edgebranchy.util.files import atomic_write_bytes, atomic_write_json, sha256_file
 
 OPSET = 17
@@ -241,6 +241,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
             "export": _export_env(),
             "tensorrt": {},
         }
+        # what the loader would refuse is never written (e.g. a stored negative threshold)
+        validate_manifest_fields(f"{out}/{MANIFEST}", manifest)
         atomic_write_json(tmp / MANIFEST, manifest)
 
     return write_artifact_dir(out, build, force=force)

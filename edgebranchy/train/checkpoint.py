@@ -113,8 +113,8 @@ def load_refusal(path, what: str, e: BaseException, damaged: str | None = None) 
 
         found = re.search(r"GLOBAL ([\w.]+)", text)
         names = f" (it names {found.group(1)})" if found else ""
-        return (f"{path}: refused: the file holds pickled objects other than tensors{names}, which could run code "
-                f"when loaded; edgebranchy loads weights only. Use a {what} written by edgebranchy")
+        return (f"{path}: refused: this {what} holds pickled objects other than tensors{names}, which could run "
+                "code when loaded; edgebranchy loads weights only and did not run it")
     first = (text.splitlines() or [type(e).__name__])[0] if text else type(e).__name__
     return f"{path}: {damaged or f'not a readable {what}'} ({first[:200]})"
 

@@ -109,7 +109,7 @@ def test_bad_option_values(world, case):
 OUTPUTS = st.sampled_from([
     ["export", "{w}/m.pt", "--out", "{w}/m.pt", "--force"],
     ["export", "{w}/m.pt", "--out", "{w}", "--force"],
-    ["export", "{w}/m.pt", "--out", "{w}/art", "--force"],
+    ["export", "{w}/m.pt", "--out", "{w}/art"],  # an earlier artifact: only with --force
     ["export", "{w}/m.pt", "--out", "{w}/notes.txt", "--force"],
     ["bench", "{w}/art", "--out", "{w}/art/manifest.json", "--force"],
     ["bench", "{w}/art", "--out", "{w}/art", "--force"],
@@ -256,7 +256,7 @@ def test_profile_fields(tmp_path_factory, case):
 
     (_, key), value = case
     text = (ROOT / "profiles" / "x86-cpu.toml").read_text()
-    text, n = re.subn(rf"(?m)^{key} = .*$", f"{key} = {_toml_value(value)}", text)
+    text, n = re.subn(rf"(?m)^{key} = .*$", lambda _: f"{key} = {_toml_value(value)}", text)
     assert n == 1
     d = tmp_path_factory.mktemp("p")
     (d / "bad.toml").write_text(text)
