@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.util.files import read_json
 
 
 def costs_from_results(path: str | Path, num_exits: int) -> tuple[list[float], float, str]:
@@ -12,15 +11,12 @@ def costs_from_results(path: str | Path, num_exits: int) -> tuple[list[float], f
 
     Both are per call at the bench's batch size, so their ratios are what counts.
     """
-    r = read_json(path, "results file")
-    try:
-        if r.get("schema") != "edgebranchy.results":
-            raise KeyError("schema")
-        seg = [float(v) for v in r["variants"]["branchy"]["segment_latency_ms"]]
-        base = float(r["variants"]["baseline"]["latency_ms"]["p50"])
-        bs = r["config"]["batch_size"]
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise EdgeBranchyError(f"{path}: not an edgebranchy results file with per-segment latencies ({e})") from None
+    from edgebranchy.report.results import load_results
+
+    r = load_results(path)  # the one validator of the results format: types and ranges of every field
+    seg = [float(v) for v in r["variants"]["branchy"]["segment_latency_ms"]]
+    base = float(r["variants"]["baseline"]["latency_ms"]["p50"])
+    bs = r["config"]["batch_size"]
     if len(seg) != num_exits:
         raise EdgeBranchyError(f"{path}: has {len(seg)} segment latencies, the model has {num_exits} exits")
     env = r.get("environment", {})

@@ -45,13 +45,7 @@ def calibrate_checkpoint(checkpoint: str | Path, *, max_accuracy_drop: float | N
     from edgebranchy.util.outputs import check_writable
 
     check_writable(checkpoint, "checkpoint")  # it is rewritten at the end: refuse now, not after the work
-    if data is None:
-        data = load_recorded(cfg.get("dataset"), data_dir)
-    norm = Normalization.from_dict(cfg["input"])
-    log(f"collecting the logits of {k} exits on {len(data.val)} validation and {len(data.test)} test samples ...")
-    val_logits, val_base = collect_logits(net, data.val.x_float(norm), baseline)
-    test_logits, _ = collect_logits(net, data.test.x_float(norm))
-
+    # costs first: a bad --cost file is refused before the data is loaded
     if cost == "flops":
         s = summarize(net, tuple(cfg["input"]["shape"]))
         seg_costs = [float(r["segment_macs"]) for r in s["exits"]]
@@ -62,6 +56,13 @@ def calibrate_checkpoint(checkpoint: str | Path, *, max_accuracy_drop: float | N
 
         seg_costs, base_cost, cost_source = costs_from_results(cost, k)
         head_costs = None  # measured per segment: a head's own share is unknown, no exit is switched off
+    if data is None:
+        data = load_recorded(cfg.get("dataset"), data_dir)
+    norm = Normalization.from_dict(cfg["input"])
+    log(f"collecting the logits of {k} exits on {len(data.val)} validation and {len(data.test)} test samples ...")
+    val_logits, val_base = collect_logits(net, data.val.x_float(norm), baseline)
+    test_logits, _ = collect_logits(net, data.test.x_float(norm))
+
     temps = [float(fit_temperature(lg, data.val.y)) for lg in val_logits] if temperature else None
     common = dict(normalize=normalize, temperatures=temps)
     base_val_acc = float((val_base.argmax(1) == data.val.y).mean())

@@ -107,16 +107,20 @@ def load_refusal(path, what: str, e: BaseException, damaged: str | None = None) 
 
     torch's own message for a pickle with code in it advises re-running with weights_only=False;
     that advice is wrong for a file from an unknown source, so it is replaced, not passed on."""
-    text = str(e)
-    if "Weights only load failed" in text or type(e).__name__ == "UnpicklingError":
-        import re
+    import re
 
+    text = str(e)
+    lead = damaged or f"not a readable {what}"
+    if "Weights only load failed" in text:
         found = re.search(r"GLOBAL ([\w.]+)", text)
-        names = f" (it names {found.group(1)})" if found else ""
-        return (f"{path}: refused: this {what} holds pickled objects other than tensors{names}, which could run "
-                "code when loaded; edgebranchy loads weights only and did not run it")
+        if found:
+            return (f"{path}: {lead}: refused, it holds a pickled {found.group(1)} (not a tensor), which could "
+                    "run code when loaded; edgebranchy loads weights only and did not run it")
+        detail = next((line.strip() for line in text.splitlines()[1:] if line.strip()
+                       and "weights_only" not in line and "torch.load" not in line), "not a weights-only file")
+        return f"{path}: {lead} ({detail[:200]})"
     first = (text.splitlines() or [type(e).__name__])[0] if text else type(e).__name__
-    return f"{path}: {damaged or f'not a readable {what}'} ({first[:200]})"
+    return f"{path}: {lead} ({first[:200]})"
 
 
 def validate_config(path, config: dict) -> None:

@@ -29,6 +29,14 @@ def _inside(a: Path, b: Path) -> bool:
     return a == b or b in a.parents
 
 
+def _same_file(a, b) -> bool:
+    """Hard links too: two names of one file."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _is_empty_dir(p: Path) -> bool:
     try:
         return p.is_dir() and not any(p.iterdir())
@@ -112,8 +120,8 @@ def _check_overlap(out: Path, r_out: Path, inputs, option: str, inside_ok: bool)
         r_in = _resolved(inp)
         if inside_ok and r_out != r_in and _inside(r_out, r_in):
             continue
-        if _inside(r_out, r_in):
-            how = "is" if r_out == r_in else "lies inside"
+        if _inside(r_out, r_in) or _same_file(out, inp):
+            how = "is" if r_out == r_in or _same_file(out, inp) else "lies inside"
             raise EdgeBranchyError(f"{option} {out} {how} the input {inp}: it would be overwritten; "
                                    "choose an output outside the inputs")
         if _inside(r_in, r_out):

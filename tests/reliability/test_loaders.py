@@ -265,3 +265,16 @@ def test_cifar_data_types(tmp_path):
     p.write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.float32), b"labels": [0, 1]}, protocol=2))
     with pytest.raises(EdgeBranchyError, match="uint8"):
         read_batch(p)
+
+
+def test_calibrate_cost_file_goes_through_the_results_validator(tiny_calibrated, tmp_path):
+    ck = tmp_path / "m.pt"
+    shutil.copy(tiny_calibrated, ck)
+    before = ck.read_bytes()
+    bad = tmp_path / "r.json"
+    for doc in ({"schema": "edgebranchy.results"}, {"schema": "edgebranchy.results", "schema_version": 1,
+                                                    "variants": "fast"}, [1, 2]):
+        bad.write_text(json.dumps(doc))
+        rc, _, err = cli("calibrate", ck, "--cost", bad)
+        assert rc == 2 and str(bad) in one_error_line(err, "calibrate")
+    assert ck.read_bytes() == before

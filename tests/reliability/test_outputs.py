@@ -104,3 +104,19 @@ def test_read_only_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "mkstemp", refuse)
     msg = _err(lambda: check_output(tmp_path / "out.json", [], "results"))
     assert "Read-only file system" in msg and str(tmp_path) in msg
+
+
+def test_hard_link_to_an_input(tmp_path):
+    ck = tmp_path / "m.pt"
+    ck.write_bytes(b"x")
+    os.link(ck, tmp_path / "alias.pt")
+    msg = _err(lambda: check_output(tmp_path / "alias.pt", [ck], "results", force=True))
+    assert "is the input" in msg
+
+
+def test_data_dir_may_hold_outputs_but_not_be_replaced(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    assert check_output(data / "art", [], "artifact", data_dirs=[data]) == data / "art"
+    _err(lambda: check_output(data, [], "artifact", force=True, data_dirs=[data]))
+    _err(lambda: check_output(tmp_path, [], "artifact", force=True, data_dirs=[data]))
