@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import device, nonneg_float, nonneg_int, positive_int
+from edgebranchy.cli._args import add_backend_flags, backend_flag_options, nonneg_float, nonneg_int, positive_int
 
 ORDER = 50
 
@@ -30,10 +30,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=nonneg_int, default=50, help="warm-up batches per variant")
     p.add_argument("--min-window", type=nonneg_float, default=2.0, help="seconds per energy window (whole passes)")
     p.add_argument("--idle", type=nonneg_float, default=3.0, help="seconds of idle-power measurement")
-    p.add_argument("--threads", type=positive_int, help="intra-op threads per session (onnxruntime)")
-    p.add_argument("--spinning", choices=["on", "off"], help="ONNX Runtime thread spinning")
-    p.add_argument("--checkpoint", help="checkpoint for the torch backend (default: the artifact's source)")
-    p.add_argument("--device", type=device, help="torch backend device (cpu, cuda)")
+    add_backend_flags(p)
     p.add_argument("--pipelined", action="store_true", help="branchy runs as a pipelined stream (throughput)")
     p.add_argument("--out", default="runs/results.json", help="results file (JSON); trials also go to OUT.jsonl")
     p.add_argument("--force", action="store_true",
@@ -45,21 +42,13 @@ def run(args) -> int:
     from edgebranchy.measure.bench import BenchConfig, check_outputs, run_bench
     from edgebranchy.measure.profiles import resolve_profile
 
-    opts: dict = {}
-    if args.threads is not None:
-        opts["intra_op_threads"] = args.threads
-    if args.spinning:
-        opts["allow_spinning"] = args.spinning == "on"
-    if args.checkpoint:
-        opts["checkpoint"] = args.checkpoint
-    if args.device:
-        opts["device"] = args.device
     backend = args.backend
-    # before the profile is resolved or anything is loaded
-    check_outputs(BenchConfig(artifact=args.artifact, out=args.out, backend_options=opts, profile=args.profile,
-                              data_dir=args.data_dir, force=args.force))
     if backend is None:
         backend = resolve_profile(args.profile)[0].runtime.backend
+    opts = backend_flag_options(args, backend)
+    # before anything is loaded
+    check_outputs(BenchConfig(artifact=args.artifact, out=args.out, backend_options=opts, profile=args.profile,
+                              data_dir=args.data_dir, force=args.force))
     cfg = BenchConfig(artifact=args.artifact, out=args.out, backend=backend, backend_options=opts,
                       profile=args.profile, power=args.power, dataset=args.dataset, data_dir=args.data_dir,
                       batch_size=args.batch_size, samples=args.samples, trials=args.trials, warmup=args.warmup,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgebranchy.artifact.results import validate_results
 from edgebranchy.errors import EdgeBranchyError
 
 
@@ -11,10 +12,12 @@ def costs_from_results(path: str | Path, num_exits: int) -> tuple[list[float], f
 
     Both are per call at the bench's batch size, so their ratios are what counts.
     """
-    from edgebranchy.report.results import load_results
-
-    r = load_results(path)  # the one validator of the results format: types and ranges of every field
-    seg = [float(v) for v in r["variants"]["branchy"]["segment_latency_ms"]]
+    r = read_json(path, "results file")
+    try:
+        validate_results(r, str(path))
+    except EdgeBranchyError as e:
+        raise EdgeBranchyError(f"{path}: not an edgebranchy results file with per-segment latencies ({e})") from None
+    seg = [float(v) for v in r["variants"]["branchy"]["segment_latency_ms"]]   # the validator checked the keys
     base = float(r["variants"]["baseline"]["latency_ms"]["p50"])
     bs = r["config"]["batch_size"]
     if len(seg) != num_exits:

@@ -12,6 +12,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.runtime.prediction import Answers
 
 _STOP = object()
 
@@ -26,8 +27,6 @@ class _Failed:
 
 def run_pipeline(runner, batches: Iterable[np.ndarray], depth: int = 2) -> Iterator:
     """Yield runner predictions for `batches` in order, overlapping segments across batches."""
-    from edgebranchy.runtime.runner import _Answers
-
     K = runner.num_exits
     b = runner.backend
     lanes = max(1, b.lanes)
@@ -53,8 +52,8 @@ def run_pipeline(runner, batches: Iterable[np.ndarray], depth: int = 2) -> Itera
                     break
                 xb = runner.artifact.check_input(xb)
                 if len(xb) == 0:
-                    raise EdgeBranchyError(f"batch {bid} is empty")
-                out = _Answers(len(xb), False)
+                    raise EdgeBranchyError(f"empty batch (batch {bid} of the stream)")
+                out = Answers(len(xb), False)
                 if not put(queues[0], (bid, out, np.arange(len(xb)), b.to_device(xb))):
                     return
                 bid += 1

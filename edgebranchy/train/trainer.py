@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import platform
-import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,11 +19,12 @@ import torch.nn.functional as F
 from edgebranchy.data import DataBundle, load_dataset
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.models.registry import build_model
-from edgebranchy.train.checkpoint import save_checkpoint
+from edgebranchy.models.checkpoint import save_checkpoint
 from edgebranchy.train.distributed import Dist, init_distributed, shutdown
 
 RECIPES = {
-    # chosen by measurement (reference/measured.md): converges in 10 epochs
+    # chosen by measurement (a probe before the project, B-LeNet on Fashion-MNIST): 89.1% after
+    # 10 epochs against 87.6% for the paper's recipe below
     "default": {"batch_size": 128, "betas": (0.9, 0.999)},
     # the paper's released code: under-trains B-LeNet in 10 epochs (87.6% vs 89.1%)
     "paper": {"batch_size": 512, "betas": (0.99, 0.999)},
@@ -166,7 +166,10 @@ def evaluate(net, x: torch.Tensor, y: torch.Tensor, batch: int = 1000, baseline=
 
 
 class Trainer:
-    """Runs the two phases, with resume and optional torchrun/DDP."""
+    """Runs the two phases, with resume and optional torchrun/DDP.
+
+    `on_epoch(stats)` is called on the main rank once the state after that epoch is on disk.
+    """
 
     def __init__(self, cfg: TrainConfig, out: str | os.PathLike, progress: bool = True,
                  data: DataBundle | None = None, on_epoch: Callable[[dict], None] | None = None):
@@ -247,7 +250,6 @@ class Trainer:
                     self._save_resume(pi, epoch + 1, opt)
                     if self.on_epoch:
                         self.on_epoch(stats)
-                self._maybe_test_kill(phase, epoch + 1)
                 if stats.get("stopped_at_max_steps"):
                     break
             if phase == "baseline":
@@ -340,7 +342,7 @@ class Trainer:
         try:
             st = torch.load(self.resume_path, map_location=self.device, weights_only=True)
         except Exception as e:  # noqa: BLE001 - any damage means we cannot resume
-            from edgebranchy.train.checkpoint import load_refusal
+            from edgebranchy.models.checkpoint import load_refusal
 
             raise EdgeBranchyError(load_refusal(self.resume_path, "resume state", e,
                                                 damaged="cannot resume from a damaged state file")) from None
@@ -360,12 +362,6 @@ class Trainer:
         self.history = list(st.get("history") or [])
         st["rng"] = st["rng"].cpu()
         return st
-
-    def _maybe_test_kill(self, phase: str, epoch: int) -> None:
-        # Test hook: a real SIGKILL after the state of `phase:epoch` is on disk.
-        spec = os.environ.get("EDGEBRANCHY_TEST_KILL_AFTER")
-        if spec and spec == f"{phase}:{epoch}" and self.dist.main:
-            os.kill(os.getpid(), signal.SIGKILL)
 
     # -- end ----------------------------------------------------------------------------------
     def _finish(self, seconds: float) -> dict:

@@ -68,8 +68,6 @@ def atomic_write_dir(out: str | os.PathLike, build: Callable[[Path], None], repl
     out = Path(out)
     with writing(out):
         if out.exists() and not replace:
-            from edgebranchy.errors import EdgeBranchyError
-
             raise EdgeBranchyError(f"{out} already exists; pass --force to replace it")
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -122,3 +120,11 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def check_sha256(path: str | os.PathLike, want: Any, message: str) -> str:
+    """The file's sha256; raises EdgeBranchyError(`message` + both digests) when it is not `want`."""
+    got = sha256_file(path)
+    if got != want:
+        raise EdgeBranchyError(f"{message}: sha256 {got[:16]}... does not match the recorded {str(want)[:16]}...")
+    return got

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from edgebranchy.export.artifact import Artifact
+from edgebranchy.artifact.manifest import Artifact
 from edgebranchy.util.kinds import what_is
 
 from rel_util import cli, one_error_line, tree

@@ -14,7 +14,7 @@ from rel_util import cli, one_error_line
 def _nan_checkpoint(src, dst):
     import torch
 
-    from edgebranchy.train.checkpoint import load_checkpoint, save_checkpoint
+    from edgebranchy.models.checkpoint import load_checkpoint, save_checkpoint
 
     ck = load_checkpoint(src)
     state = {k: v.clone() for k, v in ck.branchy_state.items()}
@@ -45,7 +45,7 @@ def test_non_finite_outputs_fail_the_check():
 
 
 def test_check_samples_recorded(tiny_calibrated, tmp_path):
-    from edgebranchy.export.artifact import Artifact
+    from edgebranchy.artifact.manifest import Artifact
 
     for n in (3, 0):
         out = tmp_path / f"art{n}"
@@ -65,7 +65,7 @@ def test_check_samples_recorded(tiny_calibrated, tmp_path):
 def test_stored_negative_threshold_never_reaches_an_artifact(tiny_calibrated, tmp_path):
     import torch
 
-    from edgebranchy.train.checkpoint import load_checkpoint
+    from edgebranchy.models.checkpoint import load_checkpoint
 
     ck = load_checkpoint(tiny_calibrated)
     ck.config["calibration"]["thresholds"] = [-1.0]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.export.artifact import Artifact
+from edgebranchy.artifact.manifest import Artifact
 from edgebranchy.util.files import sha256_file
 
 from rel_util import cli, one_error_line
@@ -132,7 +132,7 @@ def _write_raw_checkpoint(path, config, like):
     """A checkpoint with an arbitrary config, written the way save_checkpoint does (bypassing its checks)."""
     import torch
 
-    from edgebranchy.train.checkpoint import load_checkpoint
+    from edgebranchy.models.checkpoint import load_checkpoint
 
     ck = load_checkpoint(like)
     torch.save({"format": "edgebranchy.checkpoint", "version": 1, "config": json.dumps(config),
@@ -140,7 +140,7 @@ def _write_raw_checkpoint(path, config, like):
 
 
 def _config(like):
-    from edgebranchy.train.checkpoint import load_checkpoint
+    from edgebranchy.models.checkpoint import load_checkpoint
 
     return load_checkpoint(like).config
 

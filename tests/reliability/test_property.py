@@ -205,7 +205,7 @@ CONFIG_FIELDS = st.one_of(
 def test_checkpoint_config_fields(world, tmp_path_factory, case):
     import torch
 
-    from edgebranchy.train.checkpoint import load_checkpoint
+    from edgebranchy.models.checkpoint import load_checkpoint
 
     path, value = case
     ck = load_checkpoint(world / "m.pt")

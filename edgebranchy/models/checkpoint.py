@@ -125,10 +125,8 @@ def load_refusal(path, what: str, e: BaseException, damaged: str | None = None) 
 
 def validate_config(path, config: dict) -> None:
     """Type and range of the config fields that calibration, export and the runner read."""
-    import math
-
+    from edgebranchy.artifact.manifest import validate_classes, validate_input_block, validate_temperatures
     from edgebranchy.exits.rule import validate_thresholds
-    from edgebranchy.export.artifact import validate_classes, validate_input_block
 
     where = f"{path}: checkpoint config"
     if "input" not in config:
@@ -143,17 +141,6 @@ def validate_config(path, config: dict) -> None:
     if not isinstance(cal, dict):
         raise EdgeBranchyError(f"{where}: 'calibration' must be an object or null")
     validate_thresholds(cal.get("thresholds"), where=f"{where}: calibration.thresholds")
-    temps = cal.get("temperatures")
-    if temps is not None and (not isinstance(temps, list) or not all(
-            isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0 for t in temps)):
-        raise EdgeBranchyError(f"{where}: 'calibration.temperatures' must be null or a list of finite numbers > 0")
+    validate_temperatures(where, cal.get("temperatures"), "calibration.temperatures")
     if not isinstance(cal.get("normalized", False), bool):
         raise EdgeBranchyError(f"{where}: 'calibration.normalized' must be true or false")
-
-
-def update_config(path: str | os.PathLike, **updates) -> dict:
-    """Rewrite a checkpoint with config keys replaced (atomically); returns the new config."""
-    ck = load_checkpoint(path)
-    ck.config.update(updates)
-    save_checkpoint(path, ck.config, ck.branchy_state, ck.baseline_state)
-    return ck.config
