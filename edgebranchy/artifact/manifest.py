@@ -102,7 +102,7 @@ def validate_temperatures(where: str, temps: Any, key: str) -> None:
 
 def validate_manifest_fields(where: str, m: dict) -> None:
     """Type and range of every manifest field the runtime reads (one line per problem, naming the field)."""
-    from edgebranchy.exits.rule import validate_thresholds
+    from edgebranchy.util.checks import validate_thresholds
 
     if not isinstance(m.get("model", {}), dict):
         raise EdgeBranchyError(f"{where}: 'model' must be an object")
@@ -216,7 +216,7 @@ class Artifact:
 
     @property
     def thresholds(self) -> list[float]:
-        from edgebranchy.exits.rule import validate_thresholds
+        from edgebranchy.util.checks import validate_thresholds
 
         # None: uncalibrated, nobody exits early
         ts = [e.get("threshold") for e in self.manifest["exits"][:-1]]

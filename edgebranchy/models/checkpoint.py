@@ -126,7 +126,7 @@ def load_refusal(path, what: str, e: BaseException, damaged: str | None = None) 
 def validate_config(path, config: dict) -> None:
     """Type and range of the config fields that calibration, export and the runner read."""
     from edgebranchy.artifact.manifest import validate_classes, validate_input_block, validate_temperatures
-    from edgebranchy.exits.rule import validate_thresholds
+    from edgebranchy.util.checks import validate_thresholds
 
     where = f"{path}: checkpoint config"
     if "input" not in config:
@@ -144,3 +144,11 @@ def validate_config(path, config: dict) -> None:
     validate_temperatures(where, cal.get("temperatures"), "calibration.temperatures")
     if not isinstance(cal.get("normalized", False), bool):
         raise EdgeBranchyError(f"{where}: 'calibration.normalized' must be true or false")
+
+
+def update_config(path: str | os.PathLike, **updates) -> dict:
+    """Rewrite a checkpoint with config keys replaced (atomically); returns the new config."""
+    ck = load_checkpoint(path)
+    ck.config.update(updates)
+    save_checkpoint(path, ck.config, ck.branchy_state, ck.baseline_state)
+    return ck.config

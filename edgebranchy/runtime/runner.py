@@ -14,9 +14,10 @@ import numpy as np
 
 from edgebranchy.artifact.manifest import Artifact
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.exits.rule import confident, confident_one, validate_thresholds
+from edgebranchy.exits.rule import confident, confident_one
 from edgebranchy.runtime.backends.base import Backend, get_backend_class
 from edgebranchy.runtime.prediction import Answers, Prediction
+from edgebranchy.util.checks import validate_thresholds
 
 
 class EarlyExitRunner:

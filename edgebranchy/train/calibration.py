@@ -38,7 +38,7 @@ def calibrate_checkpoint(checkpoint: str | Path, *, max_accuracy_drop: float | N
     if k < 2:
         raise EdgeBranchyError(f"{checkpoint}: a network with one exit has no threshold to calibrate")
     if thresholds is not None:
-        from edgebranchy.exits.rule import validate_thresholds
+        from edgebranchy.util.checks import validate_thresholds
 
         thresholds = validate_thresholds(thresholds, k - 1, where="--thresholds")
     from edgebranchy.util.outputs import check_writable
