@@ -5,6 +5,7 @@ from pathlib import Path
 
 from edgebranchy.artifact.results import validate_results
 from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.util.files import read_json
 
 
 def costs_from_results(path: str | Path, num_exits: int) -> tuple[list[float], float, str]:
