@@ -62,3 +62,10 @@ def test_cli_refuses_before_work(argv, option, words):
     line = one_error_line(err)
     assert option in line and words in line, line
     assert out == ""
+
+
+@pytest.mark.parametrize("option, value", [("--connect-timeout", "0"), ("--jobs", "-2"), ("--step-timeout", "nan"),
+                                           ("--step-timeout", "inf")])
+def test_remote_numeric_options(option, value):
+    rc, out, err = cli("remote", "ART", "host", "--dry-run", f"{option}={value}")
+    assert rc == 2 and option in one_error_line(err) and out == ""
