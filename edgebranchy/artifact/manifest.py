@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any, Sequence
 
 import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.util.files import atomic_write_json, check_sha256, read_json, sha256_file
+from edgebranchy.util.checks import is_finite_at_least, is_int, is_int_at_least, is_number
+from edgebranchy.util.files import atomic_write_dir, atomic_write_json, check_sha256, read_json, sha256_file
 
 SCHEMA = "edgebranchy.artifact"
 SCHEMA_VERSION = 1
@@ -45,14 +44,16 @@ def validate_manifest(m: Any, where: Path, graphs: bool = True) -> None:
     """Check a manifest's schema, version and shape; every failure is an EdgeBranchyError naming `where`."""
     if not isinstance(m, dict) or m.get("schema") != SCHEMA:
         raise EdgeBranchyError(f"{where}: not an edgebranchy artifact manifest")
-    if m.get("schema_version") != SCHEMA_VERSION:
+    if not is_int(m.get("schema_version")) or m.get("schema_version") != SCHEMA_VERSION:
         raise EdgeBranchyError(f"{where}: schema version {m.get('schema_version')}; this edgebranchy "
                                f"reads version {SCHEMA_VERSION}: re-export the artifact")
     for key in _REQUIRED:
         if key not in m:
             raise EdgeBranchyError(f"{where}: missing key {key!r}")
-    if not isinstance(m["segments"], list) or not isinstance(m["exits"], list) \
-            or len(m["segments"]) != len(m["exits"]) or len(m["exits"]) < 1:
+    for key in ("segments", "exits"):
+        if not isinstance(m[key], list):
+            raise EdgeBranchyError(f"{where}: '{key}' must be a list, got {type(m[key]).__name__}")
+    if len(m["segments"]) != len(m["exits"]) or len(m["exits"]) < 1:
         raise EdgeBranchyError(f"{where}: {len(m['segments'])} segments but {len(m['exits'])} exits")
     entries = [("baseline", m["baseline"])] + [(f"segments[{i}]", e) for i, e in enumerate(m["segments"])]
     for name, e in entries:
@@ -60,9 +61,68 @@ def validate_manifest(m: Any, where: Path, graphs: bool = True) -> None:
             raise EdgeBranchyError(f"{where}: {name} has no 'file'")
     if not isinstance(m["files"], dict) or not all(isinstance(e, dict) for e in m["exits"]):
         raise EdgeBranchyError(f"{where}: 'files' must map paths to hashes and 'exits' must be objects")
-    inp = m["input"]
-    if not isinstance(inp, dict) or not all(k in inp for k in ("shape", "scale", "mean", "std")):
-        raise EdgeBranchyError(f"{where}: 'input' needs shape, scale, mean and std")
+    validate_manifest_fields(str(where), m)
+
+
+def validate_input_block(where: str, inp: Any, key: str = "input") -> None:
+    """shape [C, H, W] of whole numbers >= 1; scale, and std per channel, finite and > 0; mean finite.
+    (The checkpoint config's input block is the same format: models/checkpoint.py uses this too.)"""
+    if not isinstance(inp, dict):
+        raise EdgeBranchyError(f"{where}: '{key}' must be an object with shape, scale, mean and std")
+    for k in ("shape", "scale", "mean", "std"):
+        if k not in inp:
+            raise EdgeBranchyError(f"{where}: '{key}' needs shape, scale, mean and std (no {k!r})")
+    shape = inp["shape"]
+    if not isinstance(shape, list) or len(shape) != 3 or not all(is_int_at_least(d, 1) for d in shape):
+        raise EdgeBranchyError(f"{where}: '{key}.shape' must be [C, H, W], whole numbers >= 1, got {shape!r}")
+    scale = inp["scale"]
+    if not (is_finite_at_least(scale, 0.0) and scale > 0):
+        raise EdgeBranchyError(f"{where}: '{key}.scale' must be a finite number > 0, got {scale!r}")
+    for k, positive in (("mean", False), ("std", True)):
+        v = inp[k]
+        if (not isinstance(v, list) or len(v) != shape[0]
+                or not all(is_number(x) and math.isfinite(x) and (x > 0 or not positive) for x in v)):
+            rng = "finite numbers > 0" if positive else "finite numbers"
+            raise EdgeBranchyError(f"{where}: '{key}.{k}' must be a list of {shape[0]} {rng} (one per channel), "
+                                   f"got {v!r}")
+
+
+def validate_classes(where: str, classes: Any) -> None:
+    """A non-empty list of class names (strings)."""
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise EdgeBranchyError(f"{where}: 'classes' must be a non-empty list of class names, got {classes!r:.80}")
+
+
+def validate_temperatures(where: str, temps: Any, key: str) -> None:
+    """None, or a list of finite numbers > 0."""
+    if temps is not None and (not isinstance(temps, list)
+                              or not all(is_finite_at_least(t, 0.0) and t > 0 for t in temps)):
+        raise EdgeBranchyError(f"{where}: '{key}' must be a list of finite numbers > 0, got {temps!r}")
+
+
+def validate_manifest_fields(where: str, m: dict) -> None:
+    """Type and range of every manifest field the runtime reads (one line per problem, naming the field)."""
+    from edgebranchy.util.checks import validate_thresholds
+
+    if not isinstance(m.get("model", {}), dict):
+        raise EdgeBranchyError(f"{where}: 'model' must be an object")
+    validate_input_block(where, m["input"])
+    validate_classes(where, m["classes"])
+    ent = m["entropy"]
+    if not isinstance(ent, dict) or not isinstance(ent.get("normalized", False), bool):
+        raise EdgeBranchyError(f"{where}: 'entropy' must be an object whose 'normalized' is true or false")
+    validate_temperatures(where, ent.get("temperatures"), "entropy.temperatures")
+    ts = [e.get("threshold") for e in m["exits"][:-1]]
+    validate_thresholds([0.0 if t is None else t for t in ts], where=f"{where}: exit threshold")
+    for k, seg in enumerate(m["segments"]):
+        for key in ("input_shape", "feature_shape"):
+            v = seg.get(key)
+            if v is not None and (not isinstance(v, list) or not all(is_int_at_least(d, 1) for d in v)):
+                raise EdgeBranchyError(f"{where}: 'segments[{k}].{key}' must be a list of whole numbers >= 1, "
+                                       f"got {v!r}")
+    for rel, info in m["files"].items():
+        if not isinstance(info, dict) or not isinstance(info.get("sha256"), str):
+            raise EdgeBranchyError(f"{where}: files[{rel!r}] must be an object with a 'sha256' string")
 
 
 def build_manifest(config: dict, plan: Sequence[int], *, normalized: bool, temperatures: Sequence[float],
@@ -156,15 +216,11 @@ class Artifact:
 
     @property
     def thresholds(self) -> list[float]:
+        from edgebranchy.util.checks import validate_thresholds
+
+        # None: uncalibrated, nobody exits early
         ts = [e.get("threshold") for e in self.manifest["exits"][:-1]]
-        out = []
-        for k, t in enumerate(ts):
-            if t is None:
-                t = 0.0  # uncalibrated: nobody exits early
-            if not isinstance(t, (int, float)) or math.isnan(t) or t < 0:
-                raise EdgeBranchyError(f"{self.root / MANIFEST}: exit {k} threshold {t!r} is not a number >= 0")
-            out.append(float(t))
-        return out
+        return validate_thresholds([0.0 if t is None else t for t in ts], where=f"{self.root / MANIFEST}: exit threshold")
 
     @property
     def calibrated(self) -> bool:
@@ -254,23 +310,7 @@ class Artifact:
 def write_artifact_dir(out: str | os.PathLike, build, force: bool = False) -> Path:
     """Create the artifact directory atomically: `build(tmpdir)` fills a temporary sibling, then it is renamed.
 
-    An existing directory is only replaced with force=True (and only after the new one is complete).
+    An existing directory is only replaced with force=True (and only after the new one is complete);
+    callers check first that it is an earlier artifact (util/outputs.check_output).
     """
-    out = Path(out)
-    if out.exists() and not force:
-        raise EdgeBranchyError(f"{out} already exists; pass --force to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        build(tmp)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, old / "a")
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return atomic_write_dir(out, build, replace=force)

@@ -13,6 +13,7 @@ import pkgutil
 import sys
 
 from edgebranchy import __version__
+from edgebranchy.cli._args import OneLineParser
 from edgebranchy.errors import EdgeBranchyError
 
 _EPILOG = """\
@@ -41,7 +42,7 @@ def _commands() -> list:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="edgebranchy",
         description="BranchyNet early exit for edge devices: train, calibrate, export, run, measure, report.",
         epilog=_EPILOG,
@@ -57,15 +58,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a usage error already printed in one line
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
     try:
         return int(args._run(args) or 0)
     except EdgeBranchyError as e:
-        print(f"edgebranchy {args.command}: error: {e}", file=sys.stderr)
+        print(f"edgebranchy {args.command}: error: {_one_line(str(e))}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        # A read or write the command could not do (read-only or full disk, missing folder): the
+        # writers leave nothing half-written, so the cause in one line is all the user needs.
+        from edgebranchy.util.outputs import os_error_text
+
+        where = e.filename if e.filename else "a file"
+        print(f"edgebranchy {args.command}: error: cannot access {where}: {os_error_text(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"edgebranchy {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(text: str) -> str:
+    """Messages from libraries may span lines; the CLI prints one."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())

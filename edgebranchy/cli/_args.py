@@ -1,7 +1,106 @@
-"""Argument types shared by the subcommands (standard library only)."""
+"""Argument types shared by the subcommands (standard library only).
+
+Each type refuses a value outside its range with an argparse error, which the
+parser prints as one line naming the option: every option is checked before any
+work starts.
+"""
 from __future__ import annotations
 
 import argparse
+import math
+import re
+from typing import Callable
+
+SEED_MAX = 2**32 - 1  # numpy's seed range; torch accepts it too
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def int_range(low: int | None = None, high: int | None = None, what: str | None = None) -> Callable[[str], int]:
+    """An argparse type for whole numbers in [low, high]."""
+    rng = what or (f"a whole number >= {low}" if high is None else f"a whole number from {low} to {high}")
+
+    def parse(text: str) -> int:
+        v = _integer(text)
+        if (low is not None and v < low) or (high is not None and v > high):
+            raise argparse.ArgumentTypeError(f"must be {rng}, got {text}")
+        return v
+
+    parse.__name__ = "int"
+    return parse
+
+
+positive_int = int_range(1, what="a whole number >= 1")
+nonneg_int = int_range(0, what="a whole number >= 0")
+seed = int_range(0, SEED_MAX)
+
+
+def resnet_depth(text: str) -> int:
+    """A ResNet depth 6n+2 with n >= 1 (8, 20, 32, ..., 110)."""
+    v = _integer(text)
+    if v < 8 or (v - 2) % 6:
+        raise argparse.ArgumentTypeError(f"must be a depth 6n+2 with n >= 1 (8, 20, 32, 44, 56, 110), got {text}")
+    return v
+
+
+def finite_float(text: str) -> float:
+    """Any finite number (not nan or inf)."""
+    v = _number(text)
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return v
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0."""
+    v = _number(text)
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return v
+
+
+def nonneg_float(text: str) -> float:
+    """A finite number >= 0."""
+    v = _number(text)
+    if not (math.isfinite(v) and v >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return v
+
+
+def fraction(text: str) -> float:
+    """A number in (0, 1]."""
+    v = _number(text)
+    if not (0 < v <= 1):
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1], got {text}")
+    return v
+
+
+def probability(text: str) -> float:
+    """A number in [0, 1]."""
+    v = _number(text)
+    if not (0 <= v <= 1):
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text}")
+    return v
+
+
+def percentage_points(text: str) -> float:
+    """A number of accuracy points in [0, 100]."""
+    v = _number(text)
+    if not (0 <= v <= 100):
+        raise argparse.ArgumentTypeError(f"must be a number of percentage points from 0 to 100, got {text}")
+    return v
 
 
 def floats(text: str) -> list[float]:
@@ -10,6 +109,55 @@ def floats(text: str) -> list[float]:
         return [float(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def nonneg_floats(text: str) -> list[float]:
+    """Comma-separated finite numbers >= 0."""
+    vs = floats(text)
+    if not all(math.isfinite(v) and v >= 0 for v in vs):
+        raise argparse.ArgumentTypeError(f"every value must be a finite number >= 0, got {text!r}")
+    return vs
+
+
+def thresholds(text: str) -> list[float]:
+    """Entropy thresholds: comma-separated finite numbers >= 0 (0 switches an exit off)."""
+    vs = floats(text)
+    if not all(math.isfinite(v) and v >= 0 for v in vs):
+        raise argparse.ArgumentTypeError(f"thresholds must be finite numbers >= 0, got {text!r}")
+    return vs
+
+
+def exit_weights(text: str) -> list[float]:
+    """Loss weights per exit: finite numbers >= 0, at least one > 0."""
+    vs = floats(text)
+    if not all(math.isfinite(v) and v >= 0 for v in vs) or not any(v > 0 for v in vs):
+        raise argparse.ArgumentTypeError(f"weights must be finite numbers >= 0, at least one > 0, got {text!r}")
+    return vs
+
+
+def betas(text: str) -> list[float]:
+    """Adam betas: two numbers in [0, 1)."""
+    vs = floats(text)
+    if len(vs) != 2 or not all(0 <= v < 1 for v in vs):
+        raise argparse.ArgumentTypeError(f"takes two numbers in [0, 1), e.g. 0.9,0.999; got {text!r}")
+    return vs
+
+
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+
+
+def device(text: str) -> str:
+    """A torch device name: cpu, cuda or cuda:N (availability is checked when the command starts)."""
+    if not _DEVICE.match(text):
+        raise argparse.ArgumentTypeError(f"must be cpu, cuda or cuda:N, got {text!r}")
+    return text
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr (exit status 2)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _declared() -> list[tuple[str, tuple]]:

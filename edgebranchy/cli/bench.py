@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import add_backend_flags, backend_flag_options
+from edgebranchy.cli._args import add_backend_flags, backend_flag_options, nonneg_float, nonneg_int, positive_int
 
 ORDER = 50
 
@@ -24,34 +24,39 @@ def add_parser(sub) -> argparse.ArgumentParser:
                                    "estimate)")
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--data-dir")
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--samples", type=int, default=1000, help="test samples per pass")
-    p.add_argument("--trials", type=int, default=5, help="trials per variant (interleaved)")
-    p.add_argument("--warmup", type=int, default=50, help="warm-up batches per variant")
-    p.add_argument("--min-window", type=float, default=2.0, help="seconds per energy window (whole passes)")
-    p.add_argument("--idle", type=float, default=3.0, help="seconds of idle-power measurement")
+    p.add_argument("--batch-size", type=positive_int, default=1)
+    p.add_argument("--samples", type=positive_int, default=1000, help="test samples per pass")
+    p.add_argument("--trials", type=positive_int, default=5, help="trials per variant (interleaved)")
+    p.add_argument("--warmup", type=nonneg_int, default=50, help="warm-up batches per variant")
+    p.add_argument("--min-window", type=nonneg_float, default=2.0, help="seconds per energy window (whole passes)")
+    p.add_argument("--idle", type=nonneg_float, default=3.0, help="seconds of idle-power measurement")
     add_backend_flags(p)
     p.add_argument("--pipelined", action="store_true", help="branchy runs as a pipelined stream (throughput)")
     p.add_argument("--speculate", action="store_true",
                    help="run segment k+1 on the second GPU lane while exit k is decided (tensorrt, torch CUDA); off "
                         "by default: not shown to pay yet, and it doubles the work of samples that leave early")
     p.add_argument("--out", default="runs/results.json", help="results file (JSON); trials also go to OUT.jsonl")
+    p.add_argument("--force", action="store_true",
+                   help="replace an earlier results file and its trial log at OUT (never any other file)")
     return p
 
 
 def run(args) -> int:
-    from edgebranchy.measure.bench import BenchConfig, run_bench
+    from edgebranchy.measure.bench import BenchConfig, check_outputs, run_bench
     from edgebranchy.measure.profiles import resolve_profile
 
     backend = args.backend
     if backend is None:
         backend = resolve_profile(args.profile)[0].runtime.backend
     opts = backend_flag_options(args, backend)
+    # before anything is loaded
+    check_outputs(BenchConfig(artifact=args.artifact, out=args.out, backend_options=opts, profile=args.profile,
+                              data_dir=args.data_dir, force=args.force))
     cfg = BenchConfig(artifact=args.artifact, out=args.out, backend=backend, backend_options=opts,
                       profile=args.profile, power=args.power, dataset=args.dataset, data_dir=args.data_dir,
                       batch_size=args.batch_size, samples=args.samples, trials=args.trials, warmup=args.warmup,
                       min_window_s=args.min_window, idle_s=args.idle, pipelined=args.pipelined,
-                      speculate=args.speculate)
+                      speculate=args.speculate, force=args.force)
     res = run_bench(cfg)
     b, e = res["variants"]["baseline"], res["variants"]["branchy"]
     unit = res["variants"]["baseline"]["latency_ms"]["per"]

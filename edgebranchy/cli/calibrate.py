@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import floats
+from edgebranchy.cli._args import fraction, percentage_points, positive_int, thresholds
 
 ORDER = 20
 
@@ -21,10 +21,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("checkpoint", help="checkpoint written by `edgebranchy train` (updated in place, atomically)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--max-accuracy-drop", type=float, metavar="D",
+    g.add_argument("--max-accuracy-drop", type=percentage_points, metavar="D",
                    help="percentage points of accuracy you accept to lose (default 0.5 when no target is given)")
-    g.add_argument("--budget", type=float, metavar="B", help="cost budget as a fraction of the baseline's (e.g. 0.4)")
-    g.add_argument("--thresholds", metavar="T0[,T1..]", type=floats,
+    g.add_argument("--budget", type=fraction, metavar="B", help="cost budget as a fraction of the baseline's (e.g. 0.4)")
+    g.add_argument("--thresholds", metavar="T0[,T1..]", type=thresholds,
                    help="evaluate and store hand-picked thresholds instead of searching (e.g. the paper's 0.025)")
     p.add_argument("--reference", choices=["final-exit", "baseline"], default="final-exit",
                    help="accuracy that --max-accuracy-drop is measured from: the BranchyNet's final exit or the "
@@ -33,7 +33,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--temperature", action="store_true", help="fit a softmax temperature per exit on validation")
     p.add_argument("--normalize", action="store_true", help="entropy divided by ln(C) (thresholds in [0, 1])")
     p.add_argument("--data-dir", help="dataset directory, if not where the checkpoint was trained")
-    p.add_argument("--frontier-rows", type=int, default=12, help="rows of the Pareto frontier to print")
+    p.add_argument("--frontier-rows", type=positive_int, default=12, help="rows of the Pareto frontier to print")
     return p
 
 

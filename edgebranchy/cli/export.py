@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from edgebranchy.cli._args import nonneg_int, positive_int
+
 ORDER = 30
 
 
@@ -22,13 +24,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "default fp32. With --tensorrt: the engine precision (default: the profile's)")
     p.add_argument("--data-dir", help="dataset directory for the numerical check, if not where it was trained")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
-    p.add_argument("--check-samples", type=int, default=64, help="validation samples for the numerical check")
+    p.add_argument("--check-samples", type=nonneg_int, default=64,
+                   help="validation samples for the numerical check (0 skips it; recorded as skipped)")
     p.add_argument("--keep-all-exits", action="store_true",
                    help="keep side exits that calibration switched off (threshold 0) as their own segments")
     p.add_argument("--force", action="store_true", help="replace an existing artifact / rebuild cached engines")
     p.add_argument("--tensorrt", action="store_true", help="build TensorRT engines into an existing artifact")
     p.add_argument("--profile", default="auto", help="device profile for the TensorRT build settings")
-    p.add_argument("--max-batch", type=int, help="override the profile's maximum batch for the engines")
+    p.add_argument("--max-batch", type=positive_int, help="override the profile's maximum batch for the engines")
     return p
 
 

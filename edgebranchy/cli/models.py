@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from edgebranchy.cli._args import positive_int, resnet_depth
+
 ORDER = 5
 
 
@@ -12,10 +14,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                                    "see what each exit costs before training.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("name", nargs="?", help="one model (default: all)")
-    p.add_argument("--in-channels", type=int, help="input channels (default: the paper's)")
-    p.add_argument("--input-size", type=int, help="square input size (default: the paper's)")
-    p.add_argument("--num-classes", type=int, default=10)
-    p.add_argument("--depth", type=int, default=110, help="b-resnet depth (6n+2)")
+    p.add_argument("--in-channels", type=positive_int, help="input channels (default: the paper's)")
+    p.add_argument("--input-size", type=positive_int, help="square input size (default: the paper's)")
+    p.add_argument("--num-classes", type=positive_int, default=10)
+    p.add_argument("--depth", type=resnet_depth, default=110, help="b-resnet depth (6n+2)")
     return p
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import add_backend_flags, backend_flag_options, floats
+from edgebranchy.cli._args import add_backend_flags, backend_flag_options, positive_int, thresholds
 
 ORDER = 40
 
@@ -18,9 +18,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--data-dir")
     p.add_argument("--backend", default="onnxruntime", help="onnxruntime, torch or tensorrt")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--samples", type=int, help="only the first N test samples")
-    p.add_argument("--thresholds", type=floats, help="override the artifact's thresholds, comma separated")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--samples", type=positive_int, help="only the first N test samples")
+    p.add_argument("--thresholds", type=thresholds, help="override the artifact's thresholds, comma separated")
     p.add_argument("--pipelined", action="store_true", help="overlap segments of consecutive batches")
     add_backend_flags(p)
     return p

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from edgebranchy.cli._args import positive_int
+
 ORDER = 1
 
 
@@ -18,12 +20,29 @@ def add_parser(sub) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", default="runs/quickstart", help="directory for every file the run writes")
     p.add_argument("--dataset", choices=["auto", "fashion-mnist", "digits", "synthetic"], default="auto")
-    p.add_argument("--epochs", type=int, help="epochs per phase (default: 2 on Fashion-MNIST, 30 on digits)")
-    p.add_argument("--trials", type=int, default=5)
-    p.add_argument("--samples", type=int, default=1000, help="test samples per bench pass")
+    p.add_argument("--epochs", type=positive_int, help="epochs per phase (default: 2 on Fashion-MNIST, 30 on digits)")
+    p.add_argument("--trials", type=positive_int, default=5)
+    p.add_argument("--samples", type=positive_int, default=1000, help="test samples per bench pass")
     p.add_argument("--profile", default="auto")
-    p.add_argument("--force", action="store_true", help="replace an existing artifact in OUT")
+    p.add_argument("--force", action="store_true",
+                   help="replace the outputs of an earlier quickstart in OUT (never other files)")
     return p
+
+
+OUTPUTS = (("b-lenet.pt", "checkpoint"), ("artifact", "artifact"), ("results.json", "results"),
+           ("results.json.jsonl", "trial-log"), ("report", "report"))
+
+
+def _check_outputs(out, force: bool) -> None:
+    """Every file the run will write, checked before training: only an earlier quickstart's, with --force."""
+    from edgebranchy.errors import EdgeBranchyError
+    from edgebranchy.util.kinds import what_is
+    from edgebranchy.util.outputs import check_output
+
+    if what_is(out) not in ("missing", "other-dir"):
+        raise EdgeBranchyError(f"--out {out} is not a folder for a quickstart run ({what_is(out)}); choose another")
+    for name, kind in OUTPUTS:
+        check_output(out / name, [], kind, force=force)
 
 
 def _pick_dataset(choice: str):
@@ -52,6 +71,10 @@ def run(args) -> int:
 
     t_all = time.perf_counter()
     out = Path(args.out)
+    _check_outputs(out, args.force)
+    from edgebranchy.measure.profiles import resolve_profile
+
+    resolve_profile(args.profile)  # an unknown profile is refused now, not after training
     out.mkdir(parents=True, exist_ok=True)
 
     def step(n: int, text: str) -> None:
@@ -77,13 +100,13 @@ def run(args) -> int:
     step(3, "exporting per-segment ONNX graphs (checked against PyTorch on validation samples)")
     artifact = out / "artifact"
     samples = data.val.x_float(data.norm)[:64]
-    export_checkpoint(ckpt, artifact, samples=samples, force=True if args.force or artifact.exists() else False)
+    export_checkpoint(ckpt, artifact, samples=samples, force=args.force)
 
     step(4, f"benchmarking baseline vs branchy at batch 1 on ONNX Runtime, {args.trials} interleaved trials each")
     results = out / "results.json"
     run_bench(BenchConfig(artifact=str(artifact), out=str(results), backend="onnxruntime", profile=args.profile,
                           dataset=data.name, batch_size=1, samples=args.samples, trials=args.trials, warmup=100,
-                          min_window_s=1.0, idle_s=2.0), log=lambda s: print(s, flush=True))
+                          min_window_s=1.0, idle_s=2.0, force=args.force), log=lambda s: print(s, flush=True))
     import json
 
     r = json.loads(results.read_text())

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import shlex
 
+from edgebranchy.cli._args import positive_float, positive_int
+
 ORDER = 55
 
 _EXAMPLES = """\
@@ -77,10 +79,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     ssh.add_argument("-J", "--jump", metavar="HOST", help="jump host(s), as ssh -J")
     ssh.add_argument("-i", "--identity", metavar="KEY", help="private key file, as ssh -i")
     ssh.add_argument("-o", "--ssh-option", action="append", default=[], metavar="KEY=VALUE", help="as ssh -o")
-    ssh.add_argument("--connect-timeout", type=int, default=10, metavar="S", help="seconds (default: %(default)s)")
+    ssh.add_argument("--connect-timeout", type=positive_int, default=10, metavar="S", help="seconds (default: %(default)s)")
     run = p.add_argument_group("run")
-    run.add_argument("--jobs", type=int, metavar="N", help="boards at a time (default: all, at most 16)")
-    run.add_argument("--step-timeout", type=float, default=3600.0, metavar="S",
+    run.add_argument("--jobs", type=positive_int, metavar="N", help="boards at a time (default: all, at most 16)")
+    run.add_argument("--step-timeout", type=positive_float, default=3600.0, metavar="S",
                      help="longest any one step may take on a board (default: %(default)s)")
     run.add_argument("--dry-run", action="store_true", help="print the plan and exit without connecting")
     return p

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import floats
+from edgebranchy.cli._args import (betas, device, exit_weights, nonneg_int, positive_float, positive_int,
+                                   resnet_depth, seed)
 
 ORDER = 10
 
@@ -18,25 +19,25 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "Under torchrun, trains with DistributedDataParallel.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", default="b-lenet", help="b-lenet, b-alexnet, b-resnet, or module:function")
-    p.add_argument("--depth", type=int, help="ResNet depth 6n+2 (b-resnet; 110 in the paper, 20 for quick runs)")
+    p.add_argument("--depth", type=resnet_depth, help="ResNet depth 6n+2 (b-resnet; 110 in the paper, 20 for quick runs)")
     p.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist, mnist, cifar10, digits, synthetic")
     p.add_argument("--data-dir", help="directory with the dataset files (default: the system's copy)")
     p.add_argument("--out", default="runs/model.pt", help="checkpoint to write")
-    p.add_argument("--epochs", type=int, default=10, help="joint-training epochs")
-    p.add_argument("--baseline-epochs", type=int, help="baseline epochs first (default: --epochs; 0 skips)")
-    p.add_argument("--batch-size", type=int, help="global batch size (default 128; paper recipe 512)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    p.add_argument("--betas", type=floats, help="Adam betas, e.g. 0.9,0.999")
-    p.add_argument("--exit-weights", type=floats, help="loss weight per exit (default 1.0 per side exit, 0.3 last)")
+    p.add_argument("--epochs", type=positive_int, default=10, help="joint-training epochs")
+    p.add_argument("--baseline-epochs", type=nonneg_int, help="baseline epochs first (default: --epochs; 0 skips)")
+    p.add_argument("--batch-size", type=positive_int, help="global batch size (default 128; paper recipe 512)")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--betas", type=betas, help="Adam betas, e.g. 0.9,0.999")
+    p.add_argument("--exit-weights", type=exit_weights, help="loss weight per exit (default 1.0 per side exit, 0.3 last)")
     p.add_argument("--paper-recipe", action="store_true", help="the paper's Adam betas (0.99, 0.999) and batch 512")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--val-size", type=int, help="validation samples held out for calibration")
-    p.add_argument("--limit", type=int, help="use only the first N training and test samples")
-    p.add_argument("--max-steps", type=int, help="stop each phase after N steps (smoke runs)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--val-size", type=positive_int, help="validation samples held out for calibration")
+    p.add_argument("--limit", type=positive_int, help="use only the first N training and test samples")
+    p.add_argument("--max-steps", type=positive_int, help="stop each phase after N steps (smoke runs)")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--resume", action="store_true", help="continue from OUT.resume after an interruption")
     p.add_argument("--dry-run", action="store_true", help="print the model summary (params, MACs per exit) and stop")
-    p.add_argument("--log-every", type=int, default=0, metavar="N",
+    p.add_argument("--log-every", type=nonneg_int, default=0, metavar="N",
                    help="also print the running loss every N steps (useful in logs, where the bar is hidden)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
@@ -70,7 +71,12 @@ def run(args) -> int:
         raise EdgeBranchyError("--batch-size must be positive")
     if args.dry_run:
         return _dry_run(cfg)
-    from edgebranchy.train.trainer import Trainer
+    from edgebranchy.train.trainer import Trainer, validate_train_config
+    from edgebranchy.util.outputs import check_output
+
+    validate_train_config(cfg)
+    # retraining replaces an earlier checkpoint at --out; anything else there is refused
+    check_output(args.out, [], "checkpoint", force=True, data_dirs=[args.data_dir])
 
     trainer = Trainer(cfg, args.out, progress=not args.quiet)
     if trainer.dist.main and not args.quiet:

@@ -48,16 +48,33 @@ def read_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise EdgeBranchyError(f"{path}: missing b'data' or b'labels'")
     if isinstance(data, (bytes, bytearray)):
         data = np.frombuffer(data, dtype=np.uint8)
-    data = np.asarray(data, dtype=np.uint8)
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
+        raise EdgeBranchyError(f"{path}: b'data' must be a uint8 array or bytes, got "
+                               f"{getattr(data, 'dtype', type(data).__name__)}")
     if data.size % 3072:
         raise EdgeBranchyError(f"{path}: data size {data.size} is not a multiple of 3072 (32x32x3)")
     x = data.reshape(-1, 3, 32, 32)
-    y = np.asarray(labels, dtype=np.int64)
+    y = _labels(path, labels)
     if len(x) != len(y):
         raise EdgeBranchyError(f"{path}: {len(x)} images but {len(y)} labels")
     if len(y) and (y.min() < 0 or y.max() > 9):
         raise EdgeBranchyError(f"{path}: labels outside 0..9")
     return x, y
+
+
+def _labels(path: Path, labels) -> np.ndarray:
+    """b'labels': a list (or 1-D integer array) of whole numbers; anything else is a damaged batch."""
+    if isinstance(labels, np.ndarray):
+        if labels.ndim != 1 or labels.dtype.kind not in "iu":
+            raise EdgeBranchyError(f"{path}: b'labels' must be a 1-D integer array, got {labels.dtype} "
+                                   f"shape {labels.shape}")
+        return labels.astype(np.int64)
+    if not isinstance(labels, (list, tuple)) or not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in labels):
+        bad = next((v for v in labels if not isinstance(v, (int, np.integer)) or isinstance(v, bool)), labels) \
+            if isinstance(labels, (list, tuple)) else labels
+        raise EdgeBranchyError(f"{path}: b'labels' must be a list of whole numbers 0..9, found {bad!r:.60}")
+    return np.asarray(labels, dtype=np.int64)
 
 
 def load_cifar_dir(directory: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.artifact.manifest import MANIFEST, build_manifest, write_artifact_dir
+from edgebranchy.artifact.manifest import MANIFEST, build_manifest, validate_manifest, write_artifact_dir
 from edgebranchy.util.files import atomic_write_bytes, atomic_write_json, sha256_file
 
 OPSET = 17
@@ -71,6 +71,10 @@ def _max_diff(got: list[np.ndarray], ref: list[np.ndarray], what: str) -> float:
         g, r = np.asarray(g, np.float64), np.asarray(r, np.float64)
         if g.shape != r.shape:
             raise EdgeBranchyError(f"{what}: ONNX output shape {g.shape} differs from PyTorch's {r.shape}")
+        # NaN - NaN is NaN and max() of NaNs compares false against any tolerance: check explicitly
+        if not (np.isfinite(g).all() and np.isfinite(r).all()):
+            raise EdgeBranchyError(f"{what}: non-finite outputs (NaN or inf) on the validation samples; "
+                                   "the numerical check cannot pass (damaged weights?)")
         d = float(np.max(np.abs(g - r) / np.maximum(1.0, np.abs(r)))) if g.size else 0.0
         worst = max(worst, d)
     return worst
@@ -89,12 +93,20 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
 
     from edgebranchy.models.summary import summarize
     from edgebranchy.models.checkpoint import load_checkpoint
+    from edgebranchy.util.checks import is_int_at_least
+    from edgebranchy.util.outputs import check_output
 
     if precision not in ("fp32", "fp16"):
         raise EdgeBranchyError(f"--precision must be fp32 or fp16, got {precision!r}")
+    if not is_int_at_least(check_samples, 0):
+        raise EdgeBranchyError(f"--check-samples must be a whole number >= 0 (0 skips the check), "
+                               f"got {check_samples!r}")
+    check_output(out, [checkpoint], "artifact", force=force, data_dirs=[data_dir])
     ck = load_checkpoint(checkpoint)
     cfg = ck.config
     net, baseline = ck.build()
+    _refuse_non_finite(checkpoint, {"BranchyNet": net, "baseline": baseline})
+    _check_classes(checkpoint, cfg, net)
     k_exits = net.num_exits
     classes = len(cfg["classes"])
     cal = cfg.get("calibration") or None
@@ -104,9 +116,14 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
     if cal is None:
         log("note: the checkpoint is not calibrated: no sample will exit early until you run "
             "`edgebranchy calibrate` (or pass thresholds to the runner)")
-    if samples is None:
+    if samples is None and check_samples > 0:
         samples = _validation_samples(cfg, check_samples, data_dir)
-    x = torch.from_numpy(np.ascontiguousarray(samples[:check_samples], dtype=np.float32))
+    checked = 0 if samples is None else min(check_samples, len(samples))
+    if checked:
+        x = torch.from_numpy(np.ascontiguousarray(samples[:checked], dtype=np.float32))
+    else:  # no numerical check: a zero image only traces the graphs
+        log("note: numerical check skipped (--check-samples 0): ONNX outputs are not compared with PyTorch")
+        x = torch.zeros((1, *cfg["input"]["shape"]), dtype=torch.float32)
     summary = summarize(net, tuple(cfg["input"]["shape"]))
     from edgebranchy.models.graphs import BaselineGraph
     from edgebranchy.models.segments import fused_costs, kept_exits, segment_graphs
@@ -148,8 +165,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
                 if err and simplify:
                     log(f"warning: onnxsim failed on segment {k} ({prec}); kept the unsimplified graph: {err}")
                 got = _ort_run(data, example.numpy())
-                diff = _max_diff(got, ref, f"segment {k} ({prec})")
-                if diff > TOL[prec]:
+                diff = _max_diff(got, ref, f"segment {k} ({prec})") if checked else None
+                if diff is not None and diff > TOL[prec]:
                     raise EdgeBranchyError(f"segment {k} ({prec}): ONNX Runtime differs from PyTorch by {diff:.3g} "
                                            f"(tolerance {TOL[prec]}); the export is not trustworthy")
                 rel = f"segments/seg{k}{'.fp16' if half else ''}.onnx"
@@ -158,8 +175,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
                     entry.update(fp16_file=rel, max_abs_diff_fp16=diff, simplified_fp16=simplified,
                                  simplify_error_fp16=err)
                 else:
-                    entry.update(file=rel, max_abs_diff=diff, simplified=simplified, simplify_error=err,
-                                 outputs=names)
+                    entry.update(file=rel, max_abs_diff=diff, checked_samples=checked, simplified=simplified,
+                                 simplify_error=err, outputs=names)
             entry.setdefault("fp16_file", None)
             if not last:
                 with torch.no_grad():
@@ -168,8 +185,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
             else:
                 entry["feature_shape"] = None
             segs.append(entry)
-            log(f"segment {k}: {entry['macs'] / 1e6:.3f} M MACs, max |ONNX - PyTorch| {entry['max_abs_diff']:.2g}"
-                + (f" (fp16 {entry['max_abs_diff_fp16']:.2g})" if entry.get("fp16_file") else "")
+            log(f"segment {k}: {entry['macs'] / 1e6:.3f} M MACs, max |ONNX - PyTorch| {_diff_text(entry['max_abs_diff'])}"
+                + (f" (fp16 {_diff_text(entry['max_abs_diff_fp16'])})" if entry.get("fp16_file") else "")
                 + ("" if entry["simplified"] else f", not simplified: {entry['simplify_error']}"))
         base_entry = {"macs": summary["baseline_macs"], "separately_trained": bool(cfg.get("train", {}).get(
             "baseline_epochs", 1) != 0), "fp16_file": None}
@@ -182,16 +199,19 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
             data, simplified, err = _check_and_simplify(data, f"baseline ({prec})", simplify)
             if err and simplify:
                 log(f"warning: onnxsim failed on the baseline ({prec}); kept the unsimplified graph: {err}")
-            diff = _max_diff(_ort_run(data, x.numpy()), bref, f"baseline ({prec})")
-            if diff > TOL[prec]:
+            got = _ort_run(data, x.numpy())
+            diff = _max_diff(got, bref, f"baseline ({prec})") if checked else None
+            if diff is not None and diff > TOL[prec]:
                 raise EdgeBranchyError(f"baseline ({prec}): ONNX Runtime differs from PyTorch by {diff:.3g}")
             rel = f"baseline{'.fp16' if half else ''}.onnx"
             put(rel, data)
             if half:
                 base_entry.update(fp16_file=rel, max_abs_diff_fp16=diff)
             else:
-                base_entry.update(file=rel, max_abs_diff=diff, simplified=simplified, simplify_error=err)
-        log(f"baseline: {base_entry['macs'] / 1e6:.3f} M MACs, max |ONNX - PyTorch| {base_entry['max_abs_diff']:.2g}")
+                base_entry.update(file=rel, max_abs_diff=diff, checked_samples=checked, simplified=simplified,
+                                  simplify_error=err)
+        log(f"baseline: {base_entry['macs'] / 1e6:.3f} M MACs, max |ONNX - PyTorch| "
+            f"{_diff_text(base_entry['max_abs_diff'])}")
         manifest = build_manifest(
             cfg, keep, normalized=normalize, temperatures=temps,
             source={"checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
@@ -199,9 +219,39 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
             segments=segs, baseline=base_entry, files=files,
             exit_macs=[sum(seg_macs[:k + 1]) for k in range(n_seg)],
             precisions=["fp32"] + (["fp16"] if precision == "fp16" else []), export=_export_env())
+        # what the loader would refuse is never written (e.g. a stored negative threshold)
+        validate_manifest(manifest, Path(out) / MANIFEST)
         atomic_write_json(tmp / MANIFEST, manifest)
 
     return write_artifact_dir(out, build, force=force)
+
+
+def _diff_text(diff: float | None) -> str:
+    return "not checked" if diff is None else f"{diff:.2g}"
+
+
+def _refuse_non_finite(checkpoint, nets: dict) -> None:
+    """A graph with NaN or infinite weights is refused: its outputs cannot be trusted or checked."""
+    import torch
+
+    for what, net in nets.items():
+        for name, t in net.state_dict().items():
+            if torch.is_floating_point(t) and not bool(torch.isfinite(t).all()):
+                raise EdgeBranchyError(f"{checkpoint}: {what} weight {name!r} holds NaN or infinite values; "
+                                       "refusing to export it (retrain, or resume from an earlier state)")
+
+
+def _check_classes(checkpoint, cfg: dict, net) -> None:
+    """The config's class list must name one class per logit of every exit."""
+    import torch
+
+    classes = cfg["classes"]
+    with torch.no_grad():
+        outs = net(torch.zeros((1, *cfg["input"]["shape"]), dtype=torch.float32))
+    for k, o in enumerate(outs):
+        if o.shape[-1] != len(classes):
+            raise EdgeBranchyError(f"{checkpoint}: config 'classes' names {len(classes)} classes but exit {k} "
+                                   f"has {o.shape[-1]} outputs")
 
 
 def _validation_samples(cfg: dict, n: int, data_dir: str | None) -> np.ndarray:

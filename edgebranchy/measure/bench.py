@@ -44,6 +44,7 @@ class BenchConfig:
     # no benchmark on a GPU has shown it pays yet, and at batch 1 it doubles the GPU work of a sample that
     # leaves early. Turn it on with --speculate and compare; its discarded work is reported separately.
     speculate: bool = False
+    force: bool = False  # replace an earlier results file and its trial log at `out`
 
 
 def backend_can_speculate(backend: str) -> bool:
@@ -59,17 +60,48 @@ def _runtime_options(backend: str, profile, given: dict) -> dict:
     return {**profile_options(backend_options(backend), profile.runtime), **given}
 
 
+def trial_log_path(out: str | os.PathLike) -> Path:
+    """Where the trials of the results file `out` are streamed: OUT.jsonl."""
+    out = Path(out)
+    return out.with_name(out.name + ".jsonl")
+
+
+def check_outputs(cfg: BenchConfig) -> None:
+    """Refuse, before anything runs, a results path that would destroy an input or an earlier run."""
+    from edgebranchy.util.outputs import check_output
+
+    inputs = [cfg.artifact, cfg.backend_options.get("checkpoint")]
+    if cfg.profile and Path(cfg.profile).suffix == ".toml":
+        inputs.append(cfg.profile)
+    log = trial_log_path(cfg.out)
+    if log.exists() and not cfg.force:
+        raise EdgeBranchyError(f"{log} holds the trial log of an earlier run: continue that run with --resume, "
+                               f"or choose a new --out (or pass --force to replace it and {cfg.out})")
+    check_output(cfg.out, inputs, "results", force=cfg.force, data_dirs=[cfg.data_dir])
+    check_output(log, inputs, "trial-log", force=cfg.force, data_dirs=[cfg.data_dir])
+
+
 class _Stream:
     """JSON lines, one flushed and fsynced line per finished trial."""
 
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.f = open(path, "w", encoding="utf-8")
+    def __init__(self, path: Path, replace: bool = False):
+        from edgebranchy.util.files import writing
+
+        self.path = path
+        with writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:  # "x": never truncate a log that appeared since check_outputs
+                self.f = open(path, "w" if replace else "x", encoding="utf-8")
+            except FileExistsError:
+                raise EdgeBranchyError(f"{path} appeared while the bench started; choose a new --out") from None
 
     def write(self, obj: dict) -> None:
-        self.f.write(json.dumps(obj, allow_nan=False) + "\n")
-        self.f.flush()
-        os.fsync(self.f.fileno())
+        from edgebranchy.util.files import writing
+
+        with writing(self.path):
+            self.f.write(json.dumps(obj, allow_nan=False) + "\n")
+            self.f.flush()
+            os.fsync(self.f.fileno())
 
     def close(self) -> None:
         self.f.close()
@@ -84,11 +116,8 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, progress: bo
     from edgebranchy.measure.profiles import resolve_profile
     from edgebranchy.runtime.runner import EarlyExitRunner
 
-    for name in ("batch_size", "samples", "trials"):
-        if getattr(cfg, name) < 1:
-            raise EdgeBranchyError(f"--{name.replace('_', '-')} must be at least 1")
-    if cfg.min_window_s < 0 or cfg.idle_s < 0:
-        raise EdgeBranchyError("--min-window and --idle must be >= 0 seconds")
+    check_config(cfg)
+    check_outputs(cfg)
     profile, profile_reason = resolve_profile(cfg.profile)
     log(f"profile: {profile.name} ({profile_reason})")
     options = _runtime_options(cfg.backend, profile, cfg.backend_options)
@@ -122,7 +151,7 @@ def _bench(cfg: BenchConfig, runner, profile, profile_reason: str, *, log: Calla
     warm_up(runner, batches, cfg.warmup, sync)
 
     out = Path(cfg.out)
-    stream = _Stream(out.with_name(out.name + ".jsonl"))
+    stream = _Stream(trial_log_path(out), replace=cfg.force)
     env = collect_environment()
     env.update({"profile": profile.name, "profile_source": profile_reason, "profile_settings": profile.to_dict(),
                 "backend": backend.name, "backend_options": backend.describe(),
@@ -168,6 +197,20 @@ def _bench(cfg: BenchConfig, runner, profile, profile_reason: str, *, log: Calla
     stream.write({"type": "done", "results": str(out)})
     stream.close()
     return results
+
+
+def check_config(cfg: BenchConfig) -> None:
+    """Types and ranges of the numeric settings (the API's check; the CLI's argument types say the same)."""
+    from edgebranchy.util.checks import is_finite_at_least, is_int_at_least
+
+    for name, low in (("batch_size", 1), ("samples", 1), ("trials", 1), ("warmup", 0), ("segment_repeats", 1)):
+        v = getattr(cfg, name)
+        if not is_int_at_least(v, low):
+            raise EdgeBranchyError(f"--{name.replace('_', '-')} must be a whole number >= {low}, got {v!r}")
+    for name, opt in (("min_window_s", "--min-window"), ("idle_s", "--idle")):
+        v = getattr(cfg, name)
+        if not is_finite_at_least(v, 0.0):
+            raise EdgeBranchyError(f"{opt} must be a finite number of seconds >= 0, got {v!r}")
 
 
 def _config(cfg: BenchConfig, n: int) -> dict:

@@ -82,8 +82,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     try:
         obj: Any = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - damaged files raise KeyError, struct.error, ... too
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise EdgeBranchyError(f"{path}: not a readable edgebranchy checkpoint ({msg[:200]})") from None
+        raise EdgeBranchyError(load_refusal(path, "edgebranchy checkpoint", e)) from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise EdgeBranchyError(f"{path}: not an edgebranchy BranchyNet checkpoint (no '{FORMAT}' header); "
                                "train one with `edgebranchy train`")
@@ -99,7 +98,52 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             or not isinstance(model.get("args", {}), dict) or not isinstance(branchy, dict)
             or not isinstance(baseline, dict)):
         raise EdgeBranchyError(f"{path}: damaged checkpoint (config or weights missing)")
+    validate_config(path, config)
     return Checkpoint(path, config, branchy, baseline)
+
+
+def load_refusal(path, what: str, e: BaseException, damaged: str | None = None) -> str:
+    """One line for a file torch.load(weights_only=True) refused or could not read.
+
+    torch's own message for a pickle with code in it advises re-running with weights_only=False;
+    that advice is wrong for a file from an unknown source, so it is replaced, not passed on."""
+    import re
+
+    text = str(e)
+    lead = damaged or f"not a readable {what}"
+    if "Weights only load failed" in text:
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        if found:
+            return (f"{path}: {lead}: refused, it holds a pickled {found.group(1)} (not a tensor), which could "
+                    "run code when loaded; edgebranchy loads weights only and did not run it")
+        detail = next((line.strip() for line in text.splitlines()[1:] if line.strip()
+                       and "weights_only" not in line and "torch.load" not in line), "not a weights-only file")
+        return f"{path}: {lead} ({detail[:200]})"
+    first = (text.splitlines() or [type(e).__name__])[0] if text else type(e).__name__
+    return f"{path}: {lead} ({first[:200]})"
+
+
+def validate_config(path, config: dict) -> None:
+    """Type and range of the config fields that calibration, export and the runner read."""
+    from edgebranchy.artifact.manifest import validate_classes, validate_input_block, validate_temperatures
+    from edgebranchy.util.checks import validate_thresholds
+
+    where = f"{path}: checkpoint config"
+    if "input" not in config:
+        raise EdgeBranchyError(f"{where} has no 'input' block (shape and normalisation); re-train the checkpoint")
+    validate_input_block(where, config["input"])
+    if "classes" not in config:
+        raise EdgeBranchyError(f"{where} has no 'classes' list")
+    validate_classes(where, config["classes"])
+    cal = config.get("calibration")
+    if cal is None:
+        return
+    if not isinstance(cal, dict):
+        raise EdgeBranchyError(f"{where}: 'calibration' must be an object or null")
+    validate_thresholds(cal.get("thresholds"), where=f"{where}: calibration.thresholds")
+    validate_temperatures(where, cal.get("temperatures"), "calibration.temperatures")
+    if not isinstance(cal.get("normalized", False), bool):
+        raise EdgeBranchyError(f"{where}: 'calibration.normalized' must be true or false")
 
 
 def update_config(path: str | os.PathLike, **updates) -> dict:

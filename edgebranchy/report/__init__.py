@@ -1,13 +1,17 @@
 """Markdown and HTML reports with plots, built from one or many results files alone."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.report.results import Run, load_results, load_runs, validate_results
-from edgebranchy.util.files import atomic_write_bytes, atomic_write_text
+from edgebranchy.util.files import atomic_write_bytes, writing
+from edgebranchy.util.kinds import REPORT_MARKER, REPORT_SCHEMA
+from edgebranchy.util.outputs import check_report_output
 
 __all__ = ["ReportFiles", "Run", "build_report", "load_results", "load_runs", "validate_results"]
 
@@ -31,21 +35,41 @@ def build_report(results_paths: list[str | os.PathLike], out_dir: str | os.PathL
 
     runs = load_runs(list(results_paths))
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise EdgeBranchyError(f"report directory {out} exists and is not a directory")
+    names = ["report.md", "report.html", REPORT_MARKER, *PLOT_FILES]
+    check_report_output(out, list(results_paths), names)
     plots = make_plots(runs)
     markdown = render_markdown(runs, plots, title)
     page = render_html(runs, plots, title)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        written = [atomic_write_bytes(out / p.filename, p.png) for p in plots if isinstance(p, Plot)]
-        # A plot skipped now must not leave an older report's PNG that contradicts this one.
-        for p in plots:
-            if not isinstance(p, Plot) and p.filename in PLOT_FILES:
-                (out / p.filename).unlink(missing_ok=True)
-        md_path = atomic_write_text(out / "report.md", markdown)
-        html_path = atomic_write_text(out / "report.html", page)
-    except OSError as e:
-        raise EdgeBranchyError(f"cannot write the report to {out}: {e}") from None
-    return ReportFiles(directory=out, markdown=md_path, html=html_path, plots=written,
+    files = {p.filename: p.png for p in plots if isinstance(p, Plot)}
+    files[REPORT_MARKER] = (json.dumps({"schema": REPORT_SCHEMA, "schema_version": 1,
+                                        "results": [str(r) for r in results_paths]}, indent=2) + "\n").encode()
+    files["report.md"] = markdown.encode("utf-8")
+    files["report.html"] = page.encode("utf-8")  # last: the page appears once everything it shows is there
+    # A plot skipped now must not leave an older report's PNG that contradicts this one.
+    stale = [p.filename for p in plots if not isinstance(p, Plot) and p.filename in PLOT_FILES]
+    _write_staged(out, files, stale)
+    written = [out / p.filename for p in plots if isinstance(p, Plot)]
+    return ReportFiles(directory=out, markdown=out / "report.md", html=out / "report.html", plots=written,
                        skipped=[f"{p.filename}: {p.reason}" for p in plots if not isinstance(p, Plot)])
+
+
+def _write_staged(out: Path, files: dict[str, bytes], stale: list[str]) -> None:
+    """Write every file into a temporary folder inside `out` first, then rename them into place: a write
+    that fails (full disk, read-only) leaves no half report, and other files in `out` stay."""
+    created = not out.exists()
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".report.", dir=out))
+        try:
+            for name, data in files.items():
+                atomic_write_bytes(tmp / name, data)
+            for name in files:
+                os.replace(tmp / name, out / name)
+            for name in stale:
+                (out / name).unlink(missing_ok=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if created:
+                shutil.rmtree(out, ignore_errors=True)  # ours alone: it did not exist a moment ago
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -18,8 +18,11 @@ _STOP = object()
 
 
 class _Failed:
-    def __init__(self, exc: BaseException):
+    """An error of batch `bid` (the feeder's: of the batch it could not produce)."""
+
+    def __init__(self, exc: BaseException, bid: int):
         self.exc = exc
+        self.bid = bid
 
 
 def run_pipeline(runner, batches: Iterable[np.ndarray], depth: int = 2) -> Iterator:
@@ -30,6 +33,7 @@ def run_pipeline(runner, batches: Iterable[np.ndarray], depth: int = 2) -> Itera
     queues = [queue.Queue(maxsize=depth) for _ in range(K)]
     done_q: queue.Queue = queue.Queue()
     cancel = threading.Event()
+    no_more = threading.Event()  # an error happened: feed no further batches, let the stream drain
 
     def put(q, item) -> bool:
         while not cancel.is_set():
@@ -41,16 +45,20 @@ def run_pipeline(runner, batches: Iterable[np.ndarray], depth: int = 2) -> Itera
         return False
 
     def feeder():
+        bid = 0
         try:
-            for bid, xb in enumerate(batches):
+            for xb in batches:
+                if no_more.is_set():
+                    break
                 xb = runner.artifact.check_input(xb)
                 if len(xb) == 0:
-                    raise EdgeBranchyError("empty batch")
+                    raise EdgeBranchyError(f"empty batch (batch {bid} of the stream)")
                 out = Answers(len(xb), False)
                 if not put(queues[0], (bid, out, np.arange(len(xb)), b.to_device(xb))):
                     return
+                bid += 1
         except BaseException as e:  # noqa: BLE001 - handed to the consumer
-            done_q.put(_Failed(e))
+            done_q.put(_Failed(e, bid))
         put(queues[0], _STOP)
 
     def get(q):
@@ -81,7 +89,7 @@ def run_pipeline(runner, batches: Iterable[np.ndarray], depth: int = 2) -> Itera
                     feats = launch.features if len(keep) == launch.batch else b.gather(launch.features, keep, lane)
                     put(queues[k + 1], (bid, out, rows[keep], feats))
             except BaseException as e:  # noqa: BLE001 - handed to the consumer
-                done_q.put(_Failed(e))
+                done_q.put(_Failed(e, bid))
 
     threads = [threading.Thread(target=feeder, daemon=True, name="eb-feed")]
     threads += [threading.Thread(target=stage, args=(k,), daemon=True, name=f"eb-seg{k}") for k in range(K)]
@@ -89,21 +97,29 @@ def run_pipeline(runner, batches: Iterable[np.ndarray], depth: int = 2) -> Itera
         t.start()
     pending: dict[int, object] = {}
     nxt = 0
+    failed: _Failed | None = None  # the earliest batch's error
     try:
+        # After an error, the batches before the failed one are still in flight: keep collecting
+        # until the stream drains, yield them in order, then raise.
         while True:
             item = done_q.get()
             if item is _STOP:
                 break
             if isinstance(item, _Failed):
-                raise item.exc
+                no_more.set()
+                if failed is None or item.bid < failed.bid:
+                    failed = item
+                continue
             bid, out = item
             pending[bid] = out
-            while nxt in pending:
+            while nxt in pending and (failed is None or nxt < failed.bid):
                 yield pending.pop(nxt).prediction()
                 nxt += 1
-        while nxt in pending:
+        while nxt in pending and (failed is None or nxt < failed.bid):
             yield pending.pop(nxt).prediction()
             nxt += 1
+        if failed is not None:
+            raise failed.exc
     finally:
         cancel.set()
         for t in threads:

@@ -17,6 +17,7 @@ from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.exits.rule import confident, confident_one
 from edgebranchy.runtime.backends.base import Backend, get_backend_class
 from edgebranchy.runtime.prediction import Answers, Prediction
+from edgebranchy.util.checks import validate_thresholds
 
 
 class EarlyExitRunner:
@@ -47,12 +48,7 @@ class EarlyExitRunner:
                    **kw)
 
     def _check_thresholds(self, ts: Sequence[float]) -> list[float]:
-        ts = [float(t) for t in ts]
-        if len(ts) != self.num_exits - 1:
-            raise EdgeBranchyError(f"{self.num_exits} exits need {self.num_exits - 1} thresholds, got {len(ts)}")
-        if any(np.isnan(t) for t in ts):
-            raise EdgeBranchyError("a threshold is NaN")
-        return ts
+        return validate_thresholds(ts, self.num_exits - 1)
 
     # -- one batch --------------------------------------------------------------------------------
     def predict(self, x: np.ndarray, return_logits: bool = False) -> Prediction:

@@ -30,19 +30,21 @@ def calibrate_checkpoint(checkpoint: str | Path, *, max_accuracy_drop: float | N
         raise EdgeBranchyError("give one of --max-accuracy-drop, --budget and --thresholds")
     if reference not in ("final-exit", "baseline"):
         raise EdgeBranchyError(f"reference must be final-exit or baseline, got {reference!r}")
+    _check_targets(max_accuracy_drop, budget)
     ck = load_checkpoint(checkpoint)
     cfg = ck.config
     net, baseline = ck.build()
     k = net.num_exits
     if k < 2:
         raise EdgeBranchyError(f"{checkpoint}: a network with one exit has no threshold to calibrate")
-    if data is None:
-        data = load_recorded(cfg.get("dataset"), data_dir)
-    norm = Normalization.from_dict(cfg["input"])
-    log(f"collecting the logits of {k} exits on {len(data.val)} validation and {len(data.test)} test samples ...")
-    val_logits, val_base = collect_logits(net, data.val.x_float(norm), baseline)
-    test_logits, _ = collect_logits(net, data.test.x_float(norm))
+    if thresholds is not None:
+        from edgebranchy.util.checks import validate_thresholds
 
+        thresholds = validate_thresholds(thresholds, k - 1, where="--thresholds")
+    from edgebranchy.util.outputs import check_writable
+
+    check_writable(checkpoint, "checkpoint")  # it is rewritten at the end: refuse now, not after the work
+    # costs first: a bad --cost file is refused before the data is loaded
     if cost == "flops":
         s = summarize(net, tuple(cfg["input"]["shape"]))
         seg_costs = [float(r["segment_macs"]) for r in s["exits"]]
@@ -53,6 +55,13 @@ def calibrate_checkpoint(checkpoint: str | Path, *, max_accuracy_drop: float | N
 
         seg_costs, base_cost, cost_source = costs_from_results(cost, k)
         head_costs = None  # measured per segment: a head's own share is unknown, no exit is switched off
+    if data is None:
+        data = load_recorded(cfg.get("dataset"), data_dir)
+    norm = Normalization.from_dict(cfg["input"])
+    log(f"collecting the logits of {k} exits on {len(data.val)} validation and {len(data.test)} test samples ...")
+    val_logits, val_base = collect_logits(net, data.val.x_float(norm), baseline)
+    test_logits, _ = collect_logits(net, data.test.x_float(norm))
+
     temps = [float(fit_temperature(lg, data.val.y)) for lg in val_logits] if temperature else None
     common = dict(normalize=normalize, temperatures=temps)
     base_val_acc = float((val_base.argmax(1) == data.val.y).mean())
@@ -82,3 +91,12 @@ def calibrate_checkpoint(checkpoint: str | Path, *, max_accuracy_drop: float | N
     update_config(checkpoint, calibration=record)
     return record
 
+
+def _check_targets(max_accuracy_drop, budget) -> None:
+    from edgebranchy.util.checks import is_finite_at_least
+
+    if max_accuracy_drop is not None and not (is_finite_at_least(max_accuracy_drop, 0) and max_accuracy_drop <= 100):
+        raise EdgeBranchyError(f"--max-accuracy-drop must be a number of percentage points from 0 to 100, "
+                               f"got {max_accuracy_drop!r}")
+    if budget is not None and not (is_finite_at_least(budget, 0) and 0 < budget <= 1):
+        raise EdgeBranchyError(f"--budget must be a fraction in (0, 1], got {budget!r}")

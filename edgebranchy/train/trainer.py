@@ -54,6 +54,56 @@ class TrainConfig:
     log_every: int = 0  # print the running loss every N steps (0: per epoch only)
 
 
+def validate_train_config(cfg: TrainConfig) -> None:
+    """Every numeric training setting in range before any data is loaded (one line naming the setting)."""
+    import math
+    import re
+
+    def is_int(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    def is_num(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    def fail(name: str, rng: str, v) -> None:
+        raise EdgeBranchyError(f"{name} must be {rng}, got {v!r}")
+
+    if not is_int(cfg.epochs) or cfg.epochs < 1:
+        fail("epochs", "a whole number >= 1", cfg.epochs)
+    for name, low in (("baseline_epochs", 0), ("val_size", 1), ("limit", 1), ("max_steps", 1)):
+        v = getattr(cfg, name)
+        if v is not None and (not is_int(v) or v < low):
+            fail(name, f"a whole number >= {low}", v)
+    if not is_int(cfg.batch_size) or cfg.batch_size < 1:
+        fail("batch_size", "a whole number >= 1", cfg.batch_size)
+    if not is_int(cfg.eval_batch) or cfg.eval_batch < 1:
+        fail("eval_batch", "a whole number >= 1", cfg.eval_batch)
+    if not is_num(cfg.lr) or cfg.lr <= 0:
+        fail("lr", "a finite number > 0", cfg.lr)
+    if not is_num(cfg.weight_decay) or cfg.weight_decay < 0:
+        fail("weight_decay", "a finite number >= 0", cfg.weight_decay)
+    b = list(cfg.betas) if isinstance(cfg.betas, (list, tuple)) else None
+    if b is None or len(b) != 2 or not all(is_num(v) and 0 <= v < 1 for v in b):
+        fail("betas", "two numbers in [0, 1)", cfg.betas)
+    if cfg.exit_weights is not None:
+        w = cfg.exit_weights
+        if (not isinstance(w, (list, tuple)) or not all(is_num(v) and v >= 0 for v in w)
+                or not any(v > 0 for v in w)):
+            fail("exit_weights", "finite numbers >= 0, at least one > 0", w)
+    if not is_int(cfg.seed) or not 0 <= cfg.seed <= 2**32 - 1:
+        fail("seed", "a whole number from 0 to 4294967295", cfg.seed)
+    if not is_int(cfg.log_every) or cfg.log_every < 0:
+        fail("log_every", "a whole number >= 0", cfg.log_every)
+    if not isinstance(cfg.device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", cfg.device):
+        fail("device", "cpu, cuda or cuda:N", cfg.device)
+    if cfg.device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise EdgeBranchyError(f"device {cfg.device}: CUDA is not available on this machine; use cpu")
+        idx = int(cfg.device.split(":")[1]) if ":" in cfg.device else 0
+        if idx >= torch.cuda.device_count():
+            raise EdgeBranchyError(f"device {cfg.device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+
+
 def default_exit_weights(k: int) -> list[float]:
     return [1.0] * (k - 1) + [0.3]
 
@@ -123,6 +173,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, out: str | os.PathLike, progress: bool = True,
                  data: DataBundle | None = None, on_epoch: Callable[[dict], None] | None = None):
+        validate_train_config(cfg)
         self.cfg, self.out = cfg, Path(out)
         self.resume_path = self.out.with_name(self.out.name + ".resume")
         self.dist: Dist = init_distributed(cfg.device)
@@ -183,7 +234,11 @@ class Trainer:
             params = list(self.net.main_parameters()) if phase == "baseline" else list(self.net.parameters())
             opt = self._optimizer(params)
             if state is not None and state["phase_index"] == pi:
-                opt.load_state_dict(state["optimizer"])
+                try:
+                    opt.load_state_dict(state["optimizer"])
+                except (ValueError, KeyError, TypeError, RuntimeError) as e:
+                    raise EdgeBranchyError(f"{self.resume_path}: its optimiser state does not fit this model "
+                                           f"({str(e)[:200]}); delete it to start over") from None
                 torch.set_rng_state(state["rng"])
                 state = None
             self._phase_steps = sum(h["steps"] for h in self.history if h["phase"] == phase)
@@ -287,15 +342,22 @@ class Trainer:
         try:
             st = torch.load(self.resume_path, map_location=self.device, weights_only=True)
         except Exception as e:  # noqa: BLE001 - any damage means we cannot resume
-            first = (str(e).splitlines() or [type(e).__name__])[0]  # torch's messages run over many lines
-            raise EdgeBranchyError(f"{self.resume_path}: cannot resume from a damaged state file ({first})") from None
+            from edgebranchy.models.checkpoint import load_refusal
+
+            raise EdgeBranchyError(load_refusal(self.resume_path, "resume state", e,
+                                                damaged="cannot resume from a damaged state file")) from None
         keys = {"phase_index", "epoch", "net", "baseline_state", "optimizer", "rng", "config"}
         if not isinstance(st, dict) or not keys <= set(st):
             raise EdgeBranchyError(f"{self.resume_path}: not an edgebranchy resume state; delete it to start over")
         if st.get("config") != self._resume_key():
             raise EdgeBranchyError(f"{self.resume_path} was written by a run with other settings; "
                                    "resume with the same arguments or delete it")
-        self.net.load_state_dict(st["net"])
+        try:
+            self.net.load_state_dict(st["net"])
+        except (RuntimeError, TypeError, AttributeError) as e:
+            first = (str(e).splitlines() or [type(e).__name__])[0]
+            raise EdgeBranchyError(f"{self.resume_path}: the resume state does not fit {self.cfg.model} "
+                                   f"({first[:200]}); delete it to start over") from None
         self.baseline_state = st["baseline_state"]
         self.history = list(st.get("history") or [])
         st["rng"] = st["rng"].cpu()

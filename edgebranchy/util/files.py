@@ -1,12 +1,18 @@
-"""Atomic file writes and hashing."""
+"""Atomic file writes and hashing.
+
+Every write error (read-only or full disk, missing or forbidden folder) leaves
+through `writing(path)` as one EdgeBranchyError naming the path and the cause.
+"""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from edgebranchy.errors import EdgeBranchyError
 
@@ -17,9 +23,25 @@ def _umask() -> int:
     return mask
 
 
+@contextlib.contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Turn an OSError raised while writing `path` into one EdgeBranchyError naming it and the cause."""
+    from edgebranchy.util.outputs import write_error
+
+    try:
+        yield
+    except OSError as e:
+        raise write_error(path, e) from None
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write `data` to `path` so that readers see the old file or the new one, never half."""
     path = Path(path)
+    with writing(path):
+        return _atomic_write_bytes(path, data)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -37,6 +59,32 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             pass
         raise
     return path
+
+
+def atomic_write_dir(out: str | os.PathLike, build: Callable[[Path], None], replace: bool = False) -> Path:
+    """Create the directory `out` atomically: `build(tmpdir)` fills a temporary sibling, which is then
+    renamed to `out`. An existing `out` is only replaced with replace=True, and only once the new one
+    is complete; on any failure the temporary directory is removed and `out` is left as it was."""
+    out = Path(out)
+    with writing(out):
+        if out.exists() and not replace:
+            raise EdgeBranchyError(f"{out} already exists; pass --force to replace it")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700; a plain mkdir would not
+            build(tmp)
+            if out.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+                os.replace(out, old / "a")
+                os.replace(tmp, out)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return out
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -87,15 +87,17 @@ def test_bench_cli_and_bad_arguments(tiny_artifact, tmp_path):
     assert r.returncode == 0, r.stderr
     res = json.loads(out.read_text())
     assert res["config"]["batch_size"] == 4 and res["variants"]["branchy"]["latency_ms"]["per"] == "batch"
-    r = run_cli("bench", tiny_artifact, "--profile", "no-such-board", "--out", out)
+    fresh = tmp_path / "d.json"  # `out` holds a finished run now: a rerun there is refused (tests/reliability)
+    r = run_cli("bench", tiny_artifact, "--profile", "no-such-board", "--dataset", "synthetic", "--out", fresh)
     assert r.returncode == 2 and "no-such-board" in r.stderr and "Traceback" not in r.stderr
     # --dataset synthetic: the default (Fashion-MNIST) is not installed on every machine, and the
     # error under test is the power source's, not the data set's
     r = run_cli("bench", tiny_artifact, "--profile", "x86-cpu", "--power", "tegrastats", "--dataset", "synthetic",
-                "--out", out)
+                "--out", fresh)
     assert r.returncode == 2 and "tegrastats" in r.stderr
+    assert not fresh.exists() and not (tmp_path / "d.json.jsonl").exists()
     with pytest.raises(EdgeBranchyError, match="trials"):
-        run_bench(_cfg(tiny_artifact, out, trials=0), log=lambda s: None, progress=False)
+        run_bench(_cfg(tiny_artifact, fresh, trials=0), log=lambda s: None, progress=False)
 
 
 def test_calibrate_with_costs_measured_by_bench(tiny_artifact, tiny_calibrated, tmp_path):

@@ -47,7 +47,7 @@ def test_calibrate_cli_budget_and_hand_picked(ckpt, capsys):
 
 
 @pytest.mark.parametrize("argv, phrase", [
-    (["--max-accuracy-drop", "-1"], "max_accuracy_drop"),
+    (["--max-accuracy-drop", "-1"], "--max-accuracy-drop"),
     (["--budget", "0"], "budget"),
     (["--thresholds", "0.1,0.2"], "thresholds"),
     (["--cost", "no-such-results.json"], "not found"),

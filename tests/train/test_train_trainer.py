@@ -132,12 +132,18 @@ def test_other_torch_files(tmp_path):
     _expect(p, "damaged")
 
 
+# the config fields load_checkpoint validates (tests/reliability covers them); these tests are about weights
+VALID = {"classes": [str(i) for i in range(10)],
+         "input": {"shape": [1, 28, 28], "scale": 255.0, "mean": [0.5], "std": [0.5]}}
+
+
 def test_weights_that_do_not_fit(tmp_path):
     p = tmp_path / "linear.pt"
-    save_checkpoint(p, {"model": {"name": "b-lenet", "args": {}}}, torch.nn.Linear(3, 2).state_dict(), {})
+    save_checkpoint(p, {"model": {"name": "b-lenet", "args": {}}, **VALID}, torch.nn.Linear(3, 2).state_dict(), {})
     _expect(p, "BranchyNet weights do not fit")
     net = build_model("b-lenet")
-    save_checkpoint(p, {"model": {"name": "b-alexnet", "args": {}}}, net.state_dict(), net.main_state_dict())
+    save_checkpoint(p, {"model": {"name": "b-alexnet", "args": {}}, **VALID}, net.state_dict(),
+                    net.main_state_dict())
     _expect(p, "do not fit")
 
 
@@ -149,7 +155,7 @@ def test_missing_checkpoint(tmp_path):
 def test_baseline_weights_that_do_not_fit(tmp_path):
     net = build_model("b-lenet")
     p = tmp_path / "badbase.pt"
-    save_checkpoint(p, {"model": {"name": "b-lenet", "args": {}}}, net.state_dict(),
+    save_checkpoint(p, {"model": {"name": "b-lenet", "args": {}}, **VALID}, net.state_dict(),
                     {"stages.0.0.weight": torch.zeros(3)})
     _expect(p, "baseline weights do not fit")
 

@@ -30,6 +30,34 @@ OPTIONS = (
 )
 
 
+def _dims(shape) -> list:
+    return [d if isinstance(d, int) else None for d in shape]  # symbolic dims ("N") -> None
+
+
+def check_signature(sess, path, input_shape, n_classes: int, feature_shape) -> None:
+    """A graph's input x and its outputs must have the shapes the manifest promises (a replaced graph
+    with an updated hash is caught here, before it answers with another model's meaning)."""
+    ins = sess.get_inputs()
+    if len(ins) != 1 or ins[0].name != "x":
+        raise EdgeBranchyError(f"{path}: the graph takes {[i.name for i in ins]}, expected one input 'x'")
+    got = _dims(ins[0].shape)
+    want = [None, *input_shape] if input_shape is not None else None
+    if want is not None and (len(got) != len(want) or any(g is not None and g != w for g, w in zip(got[1:], want[1:]))):
+        raise EdgeBranchyError(f"{path}: input x has shape {ins[0].shape}, but the manifest says "
+                               f"(N, {', '.join(map(str, input_shape))})")
+    for o in sess.get_outputs():
+        d = _dims(o.shape)
+        if o.name == "logits" and (len(d) != 2 or (d[1] is not None and d[1] != n_classes)):
+            raise EdgeBranchyError(f"{path}: logits have shape {o.shape}, but the manifest lists {n_classes} classes")
+        if o.name == "entropy" and len(d) != 1:
+            raise EdgeBranchyError(f"{path}: entropy has shape {o.shape}, expected one value per sample")
+        if o.name == "features" and feature_shape is not None and (
+                len(d) != len(feature_shape) + 1
+                or any(g is not None and g != w for g, w in zip(d[1:], feature_shape))):
+            raise EdgeBranchyError(f"{path}: features have shape {o.shape}, but the manifest says "
+                                   f"(N, {', '.join(map(str, feature_shape))})")
+
+
 class OnnxRuntimeBackend(Backend):
     """Runs each segment graph in its own ONNX Runtime session."""
 
@@ -55,6 +83,10 @@ class OnnxRuntimeBackend(Backend):
             want = ["logits", "entropy"] if k == artifact.num_exits - 1 else ["features", "logits", "entropy"]
             if sorted(names) != sorted(want):
                 raise EdgeBranchyError(f"segment {k} graph has outputs {names}, expected {want}")
+            seg = artifact.manifest["segments"][k]
+            want_in = artifact.input_shape if k == 0 else seg.get("input_shape")
+            check_signature(self.sessions[k], artifact.segment_file(k, self.precision), want_in,
+                            len(artifact.classes), seg.get("feature_shape") if k < artifact.num_exits - 1 else None)
         # The public InferenceSession.run re-validates feed names and WebGPU capture state on every
         # call (several microseconds at batch 1); the runner validates inputs once itself, so it
         # calls the binding's run directly where it exists (recorded in describe()).
@@ -111,7 +143,13 @@ class OnnxRuntimeBackend(Backend):
 
     def run_baseline(self, x: np.ndarray) -> np.ndarray:
         if self._baseline is None:
-            self._baseline = self._fast_run(self._session(self.artifact.baseline_file(self.precision)))
+            path = self.artifact.baseline_file(self.precision)
+            sess = self._session(path)
+            names = [o.name for o in sess.get_outputs()]
+            if names != ["logits"]:
+                raise EdgeBranchyError(f"{path}: the baseline graph has outputs {names}, expected ['logits']")
+            check_signature(sess, path, self.artifact.input_shape, len(self.artifact.classes), None)
+            self._baseline = self._fast_run(sess)
         return self._baseline(["logits"], {"x": x})[0]
 
     def describe(self) -> dict:

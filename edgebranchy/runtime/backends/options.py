@@ -80,7 +80,7 @@ def add_cli_flags(parser: Any, backends: Iterable[tuple[str, Sequence[BackendOpt
             if o.kind == "bool":
                 kw["choices"] = ["on", "off"]
             elif o.kind == "int":
-                kw["type"] = int
+                kw["type"] = _int_flag(o.minimum)
             elif o.choices:
                 kw["choices"] = list(o.choices)
             parser.add_argument(o.flag, **kw)
@@ -98,6 +98,23 @@ def cli_options(args: Any, backend: str, backends: Iterable[tuple[str, Sequence[
                 raise EdgeBranchyError(f"{o.flag} is an option of the {name} backend, not of {backend}")
             out[o.name] = (value == "on") if o.kind == "bool" else value
     return out
+
+
+def _int_flag(minimum: int | None):
+    """An argparse type: a whole number >= minimum, refused at parse time (before any work)."""
+    import argparse
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if minimum is not None and v < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got {text}")
+        return v
+
+    parse.__name__ = "int"
+    return parse
 
 
 def _dest(o: BackendOption) -> str:

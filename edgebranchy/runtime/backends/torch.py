@@ -71,7 +71,10 @@ class TorchBackend(Backend):
 
         o = resolve_options(OPTIONS, options, self.name)
         self.torch = torch
-        self.device = torch.device(o["device"])
+        try:
+            self.device = torch.device(o["device"])
+        except (RuntimeError, TypeError):
+            raise EdgeBranchyError(f"torch backend device must be cpu, cuda or cuda:N, got {o['device']!r}") from None
         self.cuda = self.device.type == "cuda"
         if self.cuda and not torch.cuda.is_available():
             raise EdgeBranchyError("the torch backend was asked for CUDA but torch.cuda.is_available() is False")
