@@ -1,0 +1,82 @@
+"""Warm up until latency is stable, by a stated criterion, instead of a fixed number of calls.
+
+Criterion (`is_stable`): with W = `window`, after at least 2W calls, the median
+of the last W latencies differs from the median of the W before them by less
+than `rel_tol` (relative), and the coefficient of variation (std / mean) of the
+last W is below `max_cv`. Warm-up stops at the first call where that holds, or
+after `max_calls` (then it is reported as not stable, never silently).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from edgebranchy.errors import EdgeBranchyError
+
+
+@dataclass(frozen=True)
+class WarmupCriterion:
+    window: int = 20
+    rel_tol: float = 0.05
+    max_cv: float = 0.25
+    min_calls: int = 0
+    max_calls: int = 2000
+
+    def __post_init__(self) -> None:
+        if self.window < 2:
+            raise EdgeBranchyError(f"warm-up window must be at least 2 calls, got {self.window}")
+        if not (self.rel_tol > 0 and self.max_cv > 0):
+            raise EdgeBranchyError("warm-up tolerances must be > 0")
+        if self.max_calls < 2 * self.window:
+            raise EdgeBranchyError(f"warm-up max_calls ({self.max_calls}) must be at least 2 x window "
+                                   f"({2 * self.window})")
+
+    def describe(self) -> str:
+        return (f"median of the last {self.window} calls within {self.rel_tol * 100:g}% of the previous "
+                f"{self.window} and their CV below {self.max_cv:g} (at most {self.max_calls} calls)")
+
+
+def is_stable(latencies: Sequence[float], c: WarmupCriterion) -> bool:
+    """Whether the latency series meets the criterion at its end (pure function)."""
+    w = c.window
+    if len(latencies) < max(2 * w, c.min_calls):
+        return False
+    last = np.asarray(latencies[-w:], dtype=float)
+    prev = np.asarray(latencies[-2 * w:-w], dtype=float)
+    m_last, m_prev = float(np.median(last)), float(np.median(prev))
+    if m_prev <= 0:
+        return False
+    mean = float(last.mean())
+    cv = float(last.std(ddof=1)) / mean if mean > 0 else float("inf")
+    return abs(m_last - m_prev) / m_prev < c.rel_tol and cv < c.max_cv
+
+
+@dataclass
+class WarmupResult:
+    calls: int
+    stable: bool
+    median_ms: float
+    cv: float | None
+    criterion: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def warm_up(call: Callable[[], None], c: WarmupCriterion, clock: Callable[[], int] = time.perf_counter_ns) -> WarmupResult:
+    """Call `call()` until `is_stable` holds on its latencies or `max_calls` is reached."""
+    lat: list[float] = []
+    while len(lat) < c.max_calls:
+        t0 = clock()
+        call()
+        lat.append((clock() - t0) / 1e6)
+        if is_stable(lat, c):
+            break
+    last = np.asarray(lat[-c.window:], dtype=float)
+    mean = float(last.mean())
+    return WarmupResult(len(lat), is_stable(lat, c), float(np.median(last)),
+                        float(last.std(ddof=1)) / mean if mean > 0 and last.size > 1 else None,
+                        c.describe())
