@@ -70,3 +70,37 @@ def trial_conditions(start: dict, end: dict, drop_tolerance: float = 0.10) -> di
     return {"throttled": bool(reasons), "reasons": reasons,
             "hottest_c": [hottest(start), hottest(end)], "slowest_cpu_khz": [slowest(start), slowest(end)],
             "gpu_hz": [[g.get("cur_hz") for g in start.get("gpu", [])], [g.get("cur_hz") for g in end.get("gpu", [])]]}
+
+
+class TrialWatch:
+    """Around each trial: run conditions at both ends, the window's wall-clock edges, an optional idle gap.
+
+    `begin()` just before the energy window opens, `end(record)` just after it
+    closes; the record gets `window` (Unix seconds, for external meters) and
+    `conditions` (snapshots at both ends, throttled flag and reasons).
+    """
+
+    def __init__(self, reader=None, drop_tolerance: float = 0.10, gap_s: float = 0.0) -> None:
+        self.reader = reader  # a conditions.ConditionsReader, or None to record the window edges only
+        self.drop_tolerance = drop_tolerance
+        self.gap_s = gap_s
+        self._start: dict | None = None
+        self._t0: float | None = None
+
+    def begin(self) -> None:
+        import time
+
+        self._start = self.reader.read(tools=False) if self.reader is not None else None
+        self._t0 = time.time()
+
+    def end(self, rec: dict) -> None:
+        import time
+
+        t1 = time.time()
+        rec["window"] = {"start_unix": self._t0, "end_unix": t1}
+        if self.reader is not None and self._start is not None:
+            end = self.reader.read(tools=False)
+            rec["conditions"] = {**trial_conditions(self._start, end, self.drop_tolerance),
+                                 "start": self._start, "end": end}
+        if self.gap_s > 0:
+            time.sleep(self.gap_s)  # idle between windows: edges an external meter can be aligned on
