@@ -76,7 +76,7 @@ def calibrate_artifact(artifact: str | Path, *, backend: str = "onnxruntime", op
     metrics, what the original thresholds do on this backend, and where it ran).
     """
     from edgebranchy.exits.calibrate import calibrate, evaluate
-    from edgebranchy.export.artifact import Artifact
+    from edgebranchy.artifact.manifest import Artifact
     from edgebranchy.runtime.backends.base import get_backend_class
 
     if sum(v is not None for v in (max_accuracy_drop, budget, thresholds)) > 1:

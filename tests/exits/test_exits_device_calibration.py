@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edgebranchy.cli import main
-from edgebranchy.export.artifact import Artifact
+from edgebranchy.artifact.manifest import Artifact
 
 from eb_testutil import ROOT
 
