@@ -39,7 +39,8 @@ def energy_summary(recs: list[dict], key: str = "energy") -> dict | None:
     per = [r[key]["joules"] / r["inferences"] * 1e3 for r in usable]
     out["per_inference_mj"] = median_ci95(per)
     if key == "energy":
-        out["dynamic_per_inference_mj"] = median_ci95([r["dynamic_per_inference_mj"] for r in usable])
+        dyn = [r.get("dynamic_per_inference_mj") for r in usable]
+        out["dynamic_per_inference_mj"] = median_ci95(dyn) if all(d is not None for d in dyn) else None
     out["watts"] = float(np.median([r[key]["watts"] for r in usable]))
     return out
 

@@ -80,3 +80,20 @@ def warm_up(call: Callable[[], None], c: WarmupCriterion, clock: Callable[[], in
     return WarmupResult(len(lat), is_stable(lat, c), float(np.median(last)),
                         float(last.std(ddof=1)) / mean if mean > 0 and last.size > 1 else None,
                         c.describe())
+
+
+def warm_up_variants(runner, batches: Sequence[np.ndarray], c: WarmupCriterion,
+                     sync: Callable[[], None]) -> dict[str, dict]:
+    """Warm up the baseline, then the branchy network, each until its batch latency is stable."""
+    out = {}
+    for name in ("baseline", "branchy"):
+        step = [0]
+
+        def call(name: str = name) -> None:
+            xb = batches[step[0] % len(batches)]
+            step[0] += 1
+            runner.baseline(xb) if name == "baseline" else runner.predict(xb)
+            sync()
+
+        out[name] = warm_up(call, c).to_dict()
+    return out

@@ -40,9 +40,8 @@ def build_report(results_paths: list[str | os.PathLike], out_dir: str | os.PathL
         out.mkdir(parents=True, exist_ok=True)
         written = [atomic_write_bytes(out / p.filename, p.png) for p in plots if isinstance(p, Plot)]
         # A plot skipped now must not leave an older report's PNG that contradicts this one.
-        for p in plots:
-            if not isinstance(p, Plot) and p.filename in PLOT_FILES:
-                (out / p.filename).unlink(missing_ok=True)
+        for name in set(PLOT_FILES) - {p.filename for p in plots if isinstance(p, Plot)}:
+            (out / name).unlink(missing_ok=True)
         md_path = atomic_write_text(out / "report.md", markdown)
         html_path = atomic_write_text(out / "report.html", page)
     except OSError as e:
