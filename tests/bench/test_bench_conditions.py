@@ -107,7 +107,7 @@ def test_external_meter_csv_lands_on_the_right_trials(tiny_artifact, tmp_path, m
     th = threading.Thread(target=logger, daemon=True)
     th.start()
     try:
-        res = run_bench(_cfg(tiny_artifact, tmp_path / "r.json", min_window_s=0.3, gap_s=0.3,
+        res = run_bench(_cfg(tiny_artifact, tmp_path / "r.json", min_window_s=0.5, gap_s=0.4,
                              external_power=str(csv), conditions=False), log=lambda s: None, progress=False)
     finally:
         state["stop"] = True
@@ -115,10 +115,10 @@ def test_external_meter_csv_lands_on_the_right_trials(tiny_artifact, tmp_path, m
         f.close()
     al = res["external_power"]["alignment"]
     assert al["offset_s"] == pytest.approx(t_start, abs=0.05)
-    assert al["residual_s"] is not None and al["residual_s"] < 0.05
+    assert al["residual_s"] is not None and al["residual_s"] < 0.08
     for name in ("baseline", "branchy"):
         ext = res["variants"][name]["external_energy"]
         assert ext["source"] == "external" and ext["kind"] == "measured"
         assert ext["provenance"]["covers"] == "board-external" and ext["usable_trials"] == 3
-        assert ext["watts"] == pytest.approx(levels[name], rel=0.08)
+        assert ext["watts"] == pytest.approx(levels[name], rel=0.1)
     assert res["conditions"]["throttle"] is None
