@@ -29,8 +29,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=5, help="trials per variant (interleaved)")
     p.add_argument("--warmup", type=int, default=50, help="warm-up batches per variant (at least; see --warmup-max)")
     p.add_argument("--warmup-max", type=int, default=2000,
-                   help="keep warming up until the median latency of the last 20 batches is within 5%% of the 20 "
-                        "before and their CV below 0.25, at most this many batches; 0: exactly --warmup batches")
+                   help="keep warming up (cycling over the same 20 batches) until the median latency of the last 20 "
+                        "is within 5%% of the 20 before and the last three window medians vary by less than 5%% "
+                        "(CV), at most this many batches; 0: exactly --warmup batches")
     p.add_argument("--min-window", type=float, default=2.0, help="seconds per energy window (whole passes)")
     p.add_argument("--idle", type=float, default=3.0, help="seconds of idle-power measurement")
     add_backend_flags(p)

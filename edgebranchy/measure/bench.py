@@ -137,7 +137,7 @@ def _bench(cfg: BenchConfig, runner, profile, profile_reason: str, *, log: Calla
         log(f"run conditions: {conditions_line(cond_start)}")
     if cfg.warmup_max:
         crit = WarmupCriterion(window=cfg.warmup_window, min_calls=cfg.warmup,
-                               max_calls=max(cfg.warmup_max, 2 * cfg.warmup_window, cfg.warmup))
+                               max_calls=max(cfg.warmup_max, 3 * cfg.warmup_window, cfg.warmup))
         warm = warm_up_variants(runner, batches, crit, sync)
         log("warm-up: " + "; ".join(f"{k} {w['calls']} calls, {'stable' if w['stable'] else 'NOT stable'}"
                                     for k, w in warm.items()) + f" ({crit.describe()})")

@@ -1,10 +1,13 @@
 """Warm up until latency is stable, by a stated criterion, instead of a fixed number of calls.
 
-Criterion (`is_stable`): with W = `window`, after at least 2W calls, the median
+Criterion (`is_stable`): with W = `window`, after at least 3W calls, the median
 of the last W latencies differs from the median of the W before them by less
 than `rel_tol` (relative), and the coefficient of variation (std / mean) of the
-last W is below `max_cv`. Warm-up stops at the first call where that holds, or
-after `max_calls` (then it is reported as not stable, never silently).
+medians of the last three windows is below `max_cv`. Warm-up stops at the first
+call where that holds, or after `max_calls` (then it is reported as not stable,
+never silently). The bench cycles over the same W batches, so every window
+holds the same samples: an early-exit network's per-call latency is bimodal
+(samples leave at different exits) and only its window medians can settle.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from edgebranchy.errors import EdgeBranchyError
 class WarmupCriterion:
     window: int = 20
     rel_tol: float = 0.05
-    max_cv: float = 0.25
+    max_cv: float = 0.05
     min_calls: int = 0
     max_calls: int = 2000
 
@@ -30,28 +33,37 @@ class WarmupCriterion:
             raise EdgeBranchyError(f"warm-up window must be at least 2 calls, got {self.window}")
         if not (self.rel_tol > 0 and self.max_cv > 0):
             raise EdgeBranchyError("warm-up tolerances must be > 0")
-        if self.max_calls < 2 * self.window:
-            raise EdgeBranchyError(f"warm-up max_calls ({self.max_calls}) must be at least 2 x window "
-                                   f"({2 * self.window})")
+        if self.max_calls < 3 * self.window:
+            raise EdgeBranchyError(f"warm-up max_calls ({self.max_calls}) must be at least 3 x window "
+                                   f"({3 * self.window})")
 
     def describe(self) -> str:
         return (f"median of the last {self.window} calls within {self.rel_tol * 100:g}% of the previous "
-                f"{self.window} and their CV below {self.max_cv:g} (at most {self.max_calls} calls)")
+                f"{self.window}, CV of the last three window medians below {self.max_cv:g} "
+                f"(at most {self.max_calls} calls)")
 
 
 def is_stable(latencies: Sequence[float], c: WarmupCriterion) -> bool:
     """Whether the latency series meets the criterion at its end (pure function)."""
     w = c.window
-    if len(latencies) < max(2 * w, c.min_calls):
+    if len(latencies) < max(3 * w, c.min_calls):
         return False
-    last = np.asarray(latencies[-w:], dtype=float)
-    prev = np.asarray(latencies[-2 * w:-w], dtype=float)
-    m_last, m_prev = float(np.median(last)), float(np.median(prev))
+    meds = _window_medians(latencies, w)
+    m_prev, m_last = meds[1], meds[2]
     if m_prev <= 0:
         return False
-    mean = float(last.mean())
-    cv = float(last.std(ddof=1)) / mean if mean > 0 else float("inf")
-    return abs(m_last - m_prev) / m_prev < c.rel_tol and cv < c.max_cv
+    return abs(m_last - m_prev) / m_prev < c.rel_tol and _cv(meds) < c.max_cv
+
+
+def _window_medians(latencies: Sequence[float], w: int) -> list[float]:
+    x = np.asarray(latencies[-3 * w:], dtype=float)
+    return [float(np.median(x[i * w:(i + 1) * w])) for i in range(3)]
+
+
+def _cv(values: Sequence[float]) -> float:
+    v = np.asarray(values, dtype=float)
+    mean = float(v.mean())
+    return float(v.std(ddof=1)) / mean if mean > 0 else float("inf")
 
 
 @dataclass
@@ -75,11 +87,9 @@ def warm_up(call: Callable[[], None], c: WarmupCriterion, clock: Callable[[], in
         lat.append((clock() - t0) / 1e6)
         if is_stable(lat, c):
             break
-    last = np.asarray(lat[-c.window:], dtype=float)
-    mean = float(last.mean())
-    return WarmupResult(len(lat), is_stable(lat, c), float(np.median(last)),
-                        float(last.std(ddof=1)) / mean if mean > 0 and last.size > 1 else None,
-                        c.describe())
+    enough = len(lat) >= 3 * c.window
+    return WarmupResult(len(lat), is_stable(lat, c), float(np.median(lat[-c.window:])),
+                        _cv(_window_medians(lat, c.window)) if enough else None, c.describe())
 
 
 def warm_up_variants(runner, batches: Sequence[np.ndarray], c: WarmupCriterion,
@@ -88,9 +98,10 @@ def warm_up_variants(runner, batches: Sequence[np.ndarray], c: WarmupCriterion,
     out = {}
     for name in ("baseline", "branchy"):
         step = [0]
+        fixed = batches[: c.window]  # the same samples in every window
 
         def call(name: str = name) -> None:
-            xb = batches[step[0] % len(batches)]
+            xb = fixed[step[0] % len(fixed)]
             step[0] += 1
             runner.baseline(xb) if name == "baseline" else runner.predict(xb)
             sync()
