@@ -22,6 +22,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--samples", type=positive_int, help="only the first N test samples")
     p.add_argument("--thresholds", type=thresholds, help="override the artifact's thresholds, comma separated")
     p.add_argument("--pipelined", action="store_true", help="overlap segments of consecutive batches")
+    p.add_argument("--drift-alpha", type=float, default=1e-3,
+                   help="significance level of the exit-rate drift test against the calibration")
     add_backend_flags(p)
     return p
 
@@ -64,4 +66,19 @@ def run(args) -> int:
         for k, c in enumerate(counts):
             acc = np.mean(labels[exits == k] == y[exits == k]) * 100 if c else float("nan")
             print(f"exit {k}: {c:6d} samples ({c / n * 100:5.1f}%), accuracy {acc:6.2f}%")
+        if ts is None:
+            warn_exit_drift(r, args.drift_alpha)
     return 0
+
+
+def warn_exit_drift(runner, alpha: float) -> None:
+    """Compare the runner's exit counts with the calibration's fractions; a drift is one line on stderr."""
+    import sys
+
+    from edgebranchy.exits.drift import exit_rate_drift, expected_fractions
+
+    expected, _ = expected_fractions(runner.artifact.manifest)
+    if expected is None or len(expected) != runner.num_exits:
+        return
+    d = exit_rate_drift(runner.exit_counts, expected, alpha=alpha)
+    print(d.line(), file=sys.stderr if d.drifted else sys.stdout)

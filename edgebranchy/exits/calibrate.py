@@ -93,7 +93,8 @@ def _check_costs(segment_costs: Sequence[float], k: int, baseline_cost: float) -
 
 
 def _problem(logits: Sequence[np.ndarray], labels: np.ndarray, segment_costs: Sequence[float],
-             baseline_cost: float, normalize: bool, temperatures: Sequence[float] | None) -> _Problem:
+             baseline_cost: float, normalize: bool, temperatures: Sequence[float] | None,
+             entropies: Sequence[np.ndarray] | None = None) -> _Problem:
     if isinstance(logits, np.ndarray) and logits.ndim == 2:
         raise EdgeBranchyError("logits must be a list with one [N, C] array per exit")
     per_exit = [np.asarray(x) for x in logits]
@@ -108,6 +109,8 @@ def _problem(logits: Sequence[np.ndarray], labels: np.ndarray, segment_costs: Se
         if len(temps) != k:
             raise EdgeBranchyError(f"{k} exits need {k} temperatures, got {len(temps)}")
         temps = [check_temperature(t) for t in temps]
+    if entropies is not None and len(entropies) != k:
+        raise EdgeBranchyError(f"{k} exits need {k} entropy arrays, got {len(entropies)}")
     ents = []
     for j, x in enumerate(per_exit):
         if x.ndim != 2:
@@ -115,7 +118,13 @@ def _problem(logits: Sequence[np.ndarray], labels: np.ndarray, segment_costs: Se
         if x.shape[0] != per_exit[0].shape[0]:
             raise EdgeBranchyError(
                 f"exit {j} has logits for {x.shape[0]} samples but exit 0 has {per_exit[0].shape[0]}")
-        ents.append(entropy(x, normalize=normalize, temperature=temps[j]))
+        if entropies is None:
+            ents.append(entropy(x, normalize=normalize, temperature=temps[j]))
+        else:  # what a deployed graph computed itself (device calibration): used as given
+            ej = np.asarray(entropies[j], dtype=np.float64)
+            if ej.shape != (x.shape[0],):
+                raise EdgeBranchyError(f"exit {j}: {ej.shape} entropies for {x.shape[0]} samples")
+            ents.append(np.where(np.all(np.isfinite(x), axis=1), ej, np.nan))
     n = per_exit[0].shape[0]
     if n == 0:
         raise EdgeBranchyError("calibration needs at least one sample")
@@ -518,9 +527,13 @@ def _evaluate(prob: _Problem, thresholds: Sequence[float]) -> dict[str, Any]:
 
 def evaluate(logits: Sequence[np.ndarray], labels: np.ndarray, thresholds: Sequence[float],
              segment_costs: Sequence[float], baseline_cost: float, normalize: bool = False,
-             temperatures: Sequence[float] | None = None) -> dict[str, Any]:
-    """Accuracy, expected cost, relative cost, exit fractions and n of `thresholds` on one split."""
-    prob = _problem(logits, labels, segment_costs, baseline_cost, normalize, temperatures)
+             temperatures: Sequence[float] | None = None,
+             entropies: Sequence[np.ndarray] | None = None) -> dict[str, Any]:
+    """Accuracy, expected cost, relative cost, exit fractions and n of `thresholds` on one split.
+
+    `entropies` (one array per exit) replaces the entropies computed from `logits`.
+    """
+    prob = _problem(logits, labels, segment_costs, baseline_cost, normalize, temperatures, entropies)
     thr = list(thresholds)
     if len(thr) != prob.k - 1:
         raise EdgeBranchyError(f"{prob.k} exits need {prob.k - 1} thresholds, got {len(thr)}")
@@ -543,20 +556,23 @@ def calibrate(logits: Sequence[np.ndarray], labels: np.ndarray, segment_costs: S
               baseline_cost: float, *, max_accuracy_drop: float | None = None,
               budget: float | None = None, reference_accuracy: float | None = None,
               normalize: bool = False, temperatures: Sequence[float] | None = None,
-              max_frontier_points: int = 200) -> CalibrationResult:
+              max_frontier_points: int = 200,
+              entropies: Sequence[np.ndarray] | None = None) -> CalibrationResult:
     """Thresholds for K exits from every exit's logits on a validation split.
 
     `logits` holds K arrays [N, C]; reaching exit k costs sum(segment_costs[:k+1]).
     Give exactly one target: `max_accuracy_drop` (percentage points below
     `reference_accuracy`, a fraction in [0, 1] defaulting to the last exit's
     accuracy on this split) or `budget` (a fraction of `baseline_cost`).
+    `entropies` (one [N] array per exit) replaces the entropies computed from the
+    logits: a deployed graph's own outputs, so that what is calibrated is what runs.
     Raises EdgeBranchyError when no thresholds meet the target, naming the best achievable value.
     """
     if (max_accuracy_drop is None) == (budget is None):
         raise EdgeBranchyError("give exactly one of max_accuracy_drop and budget")
     if not is_int_at_least(max_frontier_points, 3):
         raise EdgeBranchyError(f"max_frontier_points must be an integer >= 3, got {max_frontier_points!r}")
-    prob = _problem(logits, labels, segment_costs, baseline_cost, normalize, temperatures)
+    prob = _problem(logits, labels, segment_costs, baseline_cost, normalize, temperatures, entropies)
     n = prob.n
     final_accuracy = float(prob.correct[-1].mean())
     if reference_accuracy is None:

@@ -18,8 +18,15 @@ from typing import Callable
 import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.measure.conditions import ConditionsReader
+from edgebranchy.measure.conditions import summary_line as conditions_line
+from edgebranchy.measure.exit_energy import summary_line as exit_energy_line
+from edgebranchy.measure.quality import energy_summary, exit_drift, exit_energy, merge_external, throttle_line, \
+    throttle_summary
 from edgebranchy.measure.results import assemble_results
+from edgebranchy.measure.throttle import TrialWatch
 from edgebranchy.measure.trials import TrialPlan, run_trials, segment_latencies, warm_up
+from edgebranchy.measure.warmup import WarmupCriterion, warm_up_variants
 
 
 @dataclass
@@ -45,6 +52,15 @@ class BenchConfig:
     # leaves early. Turn it on with --speculate and compare; its discarded work is reported separately.
     speculate: bool = False
     force: bool = False  # replace an earlier results file and its trial log at `out`
+
+    warmup_max: int = 2000  # calls per variant until latency is stable (warmup.py); 0: exactly `warmup` batches
+    warmup_window: int = 20
+    conditions: bool = True  # run conditions at both ends of every trial, throttled trials flagged
+    conditions_root: str = "/"  # where sys/ is (tests: a fake tree)
+    lock_clocks: bool = False  # jetson_clocks for the run, restored afterwards
+    external_power: str | None = None  # CSV of an external meter, merged onto the trial windows
+    gap_s: float | None = None  # idle seconds between trials (default 1 with external power, else 0)
+    drift_alpha: float = 1e-3
 
 
 def backend_can_speculate(backend: str) -> bool:
@@ -121,12 +137,15 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, progress: bo
     profile, profile_reason = resolve_profile(cfg.profile)
     log(f"profile: {profile.name} ({profile_reason})")
     options = _runtime_options(cfg.backend, profile, cfg.backend_options)
-    runner = EarlyExitRunner(cfg.artifact, backend=cfg.backend, options=options,
-                             speculate=cfg.speculate and backend_can_speculate(cfg.backend))
-    try:
-        return _bench(cfg, runner, profile, profile_reason, log=log, progress=progress, on_trial=on_trial)
-    finally:
-        runner.close()
+    from edgebranchy.measure.lock_clocks import maybe_locked
+
+    with maybe_locked(cfg.lock_clocks, log=log):
+        runner = EarlyExitRunner(cfg.artifact, backend=cfg.backend, options=options,
+                                 speculate=cfg.speculate and backend_can_speculate(cfg.backend))
+        try:
+            return _bench(cfg, runner, profile, profile_reason, log=log, progress=progress, on_trial=on_trial)
+        finally:
+            runner.close()
 
 
 def _bench(cfg: BenchConfig, runner, profile, profile_reason: str, *, log: Callable[[str], None], progress: bool,
@@ -137,7 +156,14 @@ def _bench(cfg: BenchConfig, runner, profile, profile_reason: str, *, log: Calla
     from edgebranchy.util.files import atomic_write_json
 
     art, backend = runner.artifact, runner.backend
-    data = load_dataset(cfg.dataset, cfg.data_dir)
+    sync = backend.synchronize
+    meter, power_reason = select_meter(profile, cfg.power, sync=sync)  # before the data: an unusable source fails fast
+    log(f"power: {power_reason}")
+    try:
+        data = load_dataset(cfg.dataset, cfg.data_dir)
+    except BaseException:
+        meter.close()
+        raise
     n = min(cfg.samples, len(data.test))
     if n < cfg.samples:
         log(f"note: {cfg.dataset} has {len(data.test)} test samples; using {n}")
@@ -145,10 +171,19 @@ def _bench(cfg: BenchConfig, runner, profile, profile_reason: str, *, log: Calla
     y = data.test.y[:n]
     bs = cfg.batch_size
     batches = [x[i:i + bs] for i in range(0, n, bs)]
-    sync = backend.synchronize
-    meter, power_reason = select_meter(profile, cfg.power, sync=sync)
-    log(f"power: {power_reason}")
-    warm_up(runner, batches, cfg.warmup, sync)
+    reader = ConditionsReader(cfg.conditions_root) if cfg.conditions else None
+    cond_start = reader.read(tools=True) if reader else None
+    if cond_start is not None:
+        log(f"run conditions: {conditions_line(cond_start)}")
+    if cfg.warmup_max:
+        crit = WarmupCriterion(window=cfg.warmup_window, min_calls=cfg.warmup,
+                               max_calls=max(cfg.warmup_max, 3 * cfg.warmup_window, cfg.warmup))
+        warm = warm_up_variants(runner, batches, crit, sync)
+        log("warm-up: " + "; ".join(f"{k} {w['calls']} calls, {'stable' if w['stable'] else 'NOT stable'}"
+                                    for k, w in warm.items()) + f" ({crit.describe()})")
+    else:
+        warm_up(runner, batches, cfg.warmup, sync)
+        warm = {"fixed_batches": cfg.warmup}
 
     out = Path(cfg.out)
     stream = _Stream(trial_log_path(out), replace=cfg.force)
@@ -159,14 +194,16 @@ def _bench(cfg: BenchConfig, runner, profile, profile_reason: str, *, log: Calla
                 "artifact_sha256": art.sha256(), "model": art.manifest["model"].get("name"),
                 "dataset": cfg.dataset, "thresholds": runner.thresholds, "power_source": meter.name,
                 "power_source_reason": power_reason, "power_meter": meter.describe(), "pipelined": cfg.pipelined,
-            "speculate": cfg.speculate})
+                "speculate": cfg.speculate,
+                "conditions_start": cond_start, "clocks_locked_by_bench": cfg.lock_clocks})
     stream.write({"type": "start", "environment": env, "config": _config(cfg, n)})
 
     meter.start()
     time.sleep(cfg.idle_s)
     idle = meter.stop()
     stream.write({"type": "idle", "reading": idle.to_dict()})
-    log(f"idle power with the models loaded: {idle.watts:.2f} W ({idle.kind}, {idle.source})")
+    log(f"idle power with the models loaded: {idle.watts:.2f} W ({idle.kind}, {idle.source})"
+        + (f"; NOT usable: {idle.flag}; no dynamic energy is reported" if idle.flag else ""))
 
     bar = None
     if progress:
@@ -183,16 +220,20 @@ def _bench(cfg: BenchConfig, runner, profile, profile_reason: str, *, log: Calla
             on_trial(rec)
 
     try:
+        gap = cfg.gap_s if cfg.gap_s is not None else (1.0 if cfg.external_power else 0.0)
         measured = run_trials(runner, batches, TrialPlan(cfg.trials, cfg.min_window_s, cfg.pipelined), meter,
-                              idle.watts, sync=sync, on_trial=finished)
+                              idle.watts if idle.flag is None else None, sync=sync, on_trial=finished,
+                              watch=TrialWatch(reader, gap_s=gap))
     finally:
         if bar is not None:
             bar.close()
         meter.close()
+    external = merge_external(cfg.external_power, measured.trials, log) if cfg.external_power else None
     seg_ms = segment_latencies(runner, batches[0], cfg.segment_repeats, sync)
     results = assemble_results(environment=env, config=_config(cfg, n), idle=idle, measured=measured, y=y,
                                batch_size=bs, num_exits=runner.num_exits, segment_latency_ms=seg_ms,
                                calibration=art.manifest.get("calibration"), speculate=runner.speculate)
+    _add_trust(results, cfg, measured, art, idle, seg_ms, reader, cond_start, warm, external, log)
     atomic_write_json(out, results)
     stream.write({"type": "done", "results": str(out)})
     stream.close()
@@ -213,7 +254,38 @@ def check_config(cfg: BenchConfig) -> None:
             raise EdgeBranchyError(f"{opt} must be a finite number of seconds >= 0, got {v!r}")
 
 
+def _add_trust(results: dict, cfg: BenchConfig, measured, art, idle, seg_ms: list[float], reader, cond_start,
+               warm: dict, external: dict | None, log: Callable[[str], None]) -> None:
+    """Run conditions and throttling, external board power, energy per exit and exit-rate drift."""
+    import sys
+
+    th = throttle_summary(measured.trials)
+    results["conditions"] = {"start": cond_start, "end": reader.read(tools=True) if reader else None,
+                             "lock_clocks": cfg.lock_clocks, "warmup": warm, "throttle": th,
+                             "line": throttle_line(th)}
+    if reader is not None:
+        log(results["conditions"]["line"])
+    variants = results["variants"]
+    if external is not None:
+        results["external_power"] = external
+        for name, recs in measured.trials.items():
+            variants[name]["external_energy"] = energy_summary(recs, key="external_energy")
+    br = variants["branchy"]
+    rec = exit_energy(br.get("energy"), variants["baseline"].get("energy"), br["exit_counts"],
+                      batch_size=cfg.batch_size, segment_latency_ms=seg_ms, manifest=art.manifest,
+                      idle_watts=idle.watts if idle.flag is None else None)
+    if rec is not None:
+        br["energy_per_exit"] = rec
+        log(exit_energy_line(rec))
+    drift = exit_drift(br["exit_counts"], art.manifest, overridden=False, alpha=cfg.drift_alpha)
+    results["exit_drift"] = drift
+    if drift is not None:
+        print(drift["line"], file=sys.stderr if drift["drifted"] else sys.stdout)
+
+
 def _config(cfg: BenchConfig, n: int) -> dict:
     return {"batch_size": cfg.batch_size, "samples": n, "trials": cfg.trials, "warmup": cfg.warmup,
             "min_window_s": cfg.min_window_s, "idle_s": cfg.idle_s, "pipelined": cfg.pipelined,
-            "speculate": cfg.speculate}
+            "speculate": cfg.speculate,
+            "warmup_max": cfg.warmup_max, "conditions": cfg.conditions, "lock_clocks": cfg.lock_clocks,
+            "external_power": cfg.external_power, "gap_s": cfg.gap_s}

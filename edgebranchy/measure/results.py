@@ -6,7 +6,8 @@ from datetime import datetime, timezone
 import numpy as np
 
 from edgebranchy.artifact.results import SCHEMA, SCHEMA_VERSION
-from edgebranchy.measure.latency import ci95_across_trials, median_ci95, summarize
+from edgebranchy.measure.latency import ci95_across_trials, summarize
+from edgebranchy.measure.quality import energy_summary
 from edgebranchy.measure.trials import VARIANTS, Measured
 
 
@@ -16,17 +17,18 @@ def variant_summary(recs: list[dict], labels: np.ndarray, y: np.ndarray, batch_s
     s = summarize(all_lat)
     per_trial_mean = [float(np.mean(r["latency_ms"])) for r in recs]
     total_s = sum(r["energy"]["seconds"] for r in recs)
-    return {
+    energy = energy_summary(recs)  # usable windows only; flagged ones are listed, never averaged
+    out = {
         "accuracy": float(np.mean(labels == y)),
         "latency_ms": {"per": "sample" if batch_size == 1 else "batch", "samples": all_lat,
                        **{k: s[k] for k in ("p50", "p90", "p99", "p999", "mean")},
                        "ci95": list(ci95_across_trials(per_trial_mean))},
         "throughput_sps": sum(r["inferences"] for r in recs) / total_s if total_s > 0 else None,
-        "energy": {"kind": recs[0]["energy"]["kind"], "source": recs[0]["energy"]["source"],
-                   "per_inference_mj": median_ci95([r["energy_per_inference_mj"] for r in recs]),
-                   "dynamic_per_inference_mj": median_ci95([r["dynamic_per_inference_mj"] for r in recs]),
-                   "trials": [r["energy"] for r in recs]},
+        "energy": energy if energy and energy["per_inference_mj"] is not None else None,
     }
+    if energy and energy["per_inference_mj"] is None:
+        out["energy_refused"] = energy
+    return out
 
 
 def exit_summary(labels: np.ndarray, exits: np.ndarray, y: np.ndarray, num_exits: int) -> dict:
@@ -46,7 +48,8 @@ def assemble_results(*, environment: dict, config: dict, idle, measured: Measure
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "environment": environment,
         "config": config,
-        "idle": {"watts": idle.watts, "seconds": idle.seconds, "kind": idle.kind, "source": idle.source},
+        "idle": {"watts": idle.watts, "seconds": idle.seconds, "kind": idle.kind, "source": idle.source,
+                 "flag": idle.flag, "provenance": idle.provenance},
         "variants": {},
         "calibration": calibration,
     }

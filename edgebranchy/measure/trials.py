@@ -72,16 +72,21 @@ def warm_up(runner, batches: Sequence[np.ndarray], count: int, sync: Callable[[]
     sync()
 
 
-def run_trials(runner, batches: Sequence[np.ndarray], plan: TrialPlan, meter, idle_watts: float, *,
-               sync: Callable[[], None], on_trial: Callable[[dict], None] | None = None) -> Measured:
+def run_trials(runner, batches: Sequence[np.ndarray], plan: TrialPlan, meter, idle_watts: float | None, *,
+               sync: Callable[[], None], on_trial: Callable[[dict], None] | None = None,
+               watch=None) -> Measured:
     """Interleaved trials (baseline, branchy, baseline, ...), each one energy window of whole passes
-    lasting at least `plan.min_window_s`; `on_trial(record)` is called as soon as each trial ends."""
+    lasting at least `plan.min_window_s`; `on_trial(record)` is called as soon as each trial ends.
+    `watch` (a `throttle.TrialWatch`) records the run conditions and wall-clock edges of each window.
+    A reading flagged by its meter (window too short for the sensor) gets no per-inference figure."""
     n = sum(len(b) for b in batches)
     out = Measured()
     for t in range(plan.trials):
         for name in VARIANTS:
             lat: list[float] = []
             passes = 0
+            if watch is not None:
+                watch.begin()
             meter.start()
             t0 = time.perf_counter()
             while True:
@@ -97,10 +102,14 @@ def run_trials(runner, batches: Sequence[np.ndarray], plan: TrialPlan, meter, id
                     break
             reading = meter.stop()
             inferences = passes * n
+            usable = reading.flag is None
             rec = {"type": "trial", "trial": t, "variant": name, "passes": passes, "inferences": inferences,
                    "latency_ms": lat, "energy": reading.to_dict(),
-                   "energy_per_inference_mj": reading.joules / inferences * 1e3,
-                   "dynamic_per_inference_mj": (reading.joules - idle_watts * reading.seconds) / inferences * 1e3}
+                   "energy_per_inference_mj": reading.joules / inferences * 1e3 if usable else None,
+                   "dynamic_per_inference_mj": ((reading.joules - idle_watts * reading.seconds) / inferences * 1e3
+                                                if usable and idle_watts is not None else None)}
+            if watch is not None:
+                watch.end(rec)
             out.trials[name].append(rec)
             if on_trial is not None:
                 on_trial(rec)

@@ -46,7 +46,7 @@ def build_report(results_paths: list[str | os.PathLike], out_dir: str | os.PathL
     files["report.md"] = markdown.encode("utf-8")
     files["report.html"] = page.encode("utf-8")  # last: the page appears once everything it shows is there
     # A plot skipped now must not leave an older report's PNG that contradicts this one.
-    stale = [p.filename for p in plots if not isinstance(p, Plot) and p.filename in PLOT_FILES]
+    stale = sorted(set(PLOT_FILES) - {p.filename for p in plots if isinstance(p, Plot)})
     _write_staged(out, files, stale)
     written = [out / p.filename for p in plots if isinstance(p, Plot)]
     return ReportFiles(directory=out, markdown=out / "report.md", html=out / "report.html", plots=written,

@@ -14,7 +14,7 @@ BASELINE_COLOR = "#4C72B0"
 BRANCHY_COLOR = "#DD8452"
 RUN_COLORS = ["#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD"]
 DPI = 110
-PLOT_FILES = ("latency_cdf.png", "exit_histogram.png", "pareto.png", "energy.png")
+PLOT_FILES = ("latency_cdf.png", "exit_histogram.png", "pareto.png", "energy.png", "energy_per_exit.png")
 
 
 @dataclass(frozen=True)
@@ -302,4 +302,8 @@ def energy(runs: list[Run]) -> Plot | Skipped:
 
 def make_plots(runs: list[Run]) -> list[Plot | Skipped]:
     """All report plots in display order; a plot with no data comes back as Skipped."""
-    return [latency_cdf(runs), exit_histogram(runs), pareto(runs), energy(runs)]
+    from edgebranchy.report.energy_plots import energy_per_exit
+
+    plots = [latency_cdf(runs), exit_histogram(runs), pareto(runs), energy(runs)]
+    per_exit = energy_per_exit(runs)
+    return plots + ([per_exit] if isinstance(per_exit, Plot) else [])  # drawn only for results that have it

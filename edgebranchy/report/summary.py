@@ -5,6 +5,7 @@ import math
 from dataclasses import dataclass
 
 from edgebranchy.report.results import Run
+from edgebranchy.report.trust_notes import trust_notes
 
 
 @dataclass(frozen=True)
@@ -148,4 +149,5 @@ def summary_notes(runs: list[Run]) -> list[str]:
         elif idle["kind"] == "estimated" and any(e and e["kind"] == "measured" for e in energies):
             notes.append(f"{tag}: dynamic energy subtracts an ESTIMATED idle power "
                          f"({idle['watts']:.3g} W, source: {idle['source']}) from a measured total.")
+        notes += trust_notes(run)
     return notes

@@ -30,6 +30,8 @@ class EarlyExitRunner:
         self.backend = backend if isinstance(backend, Backend) else get_backend_class(backend)(self.artifact, options)
         self.num_exits = self.artifact.num_exits
         self.thresholds = self._check_thresholds(self.artifact.thresholds if thresholds is None else thresholds)
+        #: samples that left at each exit since construction (or `reset_exit_counts`), for drift checks
+        self.exit_counts = [0] * self.num_exits
         # speculation (segment k+1 on the other lane while exit k is decided) is opt-in: it can pay only where
         # launches are asynchronous (GPU streams), and no GPU benchmark has shown that it does; at batch 1 it
         # doubles the work of every sample that leaves early (`bench --speculate` measures it)
@@ -92,6 +94,7 @@ class EarlyExitRunner:
             launch = b.launch(k, h, 0)
             e = launch.entropy().item(0)
             if k == last or confident_one(e, ts[k]):
+                self.exit_counts[k] += 1
                 lg = b.to_host(launch.logits)
                 return Prediction(np.array([lg.argmax()], dtype=np.int64), np.array([k], dtype=np.int64),
                                   np.array([e], dtype=np.float32),
@@ -116,7 +119,11 @@ class EarlyExitRunner:
         pos = alive if done is None else alive[done]
         lg = b.to_host(launch.logits if len(pos) == launch.batch else b.gather(launch.logits, pos, launch.lane))
         out.record(rows[pos], k, e_alive if done is None else e_alive[done], lg)
+        self.exit_counts[k] += len(pos)  # one stage thread per segment in the pipeline: no race on index k
         return None if done is None else alive[~done]
+
+    def reset_exit_counts(self) -> None:
+        self.exit_counts = [0] * self.num_exits
 
     def baseline(self, x: np.ndarray) -> np.ndarray:
         """Labels of the baseline network (baseline.onnx) for a normalised batch."""

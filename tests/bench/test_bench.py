@@ -14,7 +14,7 @@ from eb_testutil import run_cli, run_cli_with, sigkill_after_trial
 
 def _cfg(artifact, out, **kw):
     base = dict(artifact=str(artifact), out=str(out), backend="onnxruntime", profile="x86-cpu", power="estimate",
-                dataset="synthetic", batch_size=1, samples=40, trials=2, warmup=2, min_window_s=0.05, idle_s=0.05,
+                dataset="synthetic", batch_size=1, samples=40, trials=2, warmup=2, min_window_s=0.12, idle_s=0.12,
                 segment_repeats=5)
     base.update(kw)
     return BenchConfig(**base)

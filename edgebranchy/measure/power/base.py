@@ -1,7 +1,11 @@
 """The power-meter contract, plus the pieces the sampled sources share.
 
 A `PowerMeter` measures one window at a time: `start()`, run the work,
-`stop()` returns an `EnergyReading`. Sources that sample power (tegrastats,
+`stop()` returns an `EnergyReading`. Every reading carries its provenance
+(what the figure covers, energy counter or sampled power, the sensor's own
+update interval, the sampling interval used) and a `flag` when the window was
+too short for the sensor or the source returned no energy: a flagged reading
+is kept for the record but never reported as a figure. Sources that sample power (tegrastats,
 INA3221 sysfs) keep time-stamped samples in a `SampleBuffer` and integrate them
 with `integrate_mw`; the Jetson rule for which rail is the module total lives
 in `total_power_mw` so every Jetson source applies the same one.
@@ -27,6 +31,59 @@ TOTAL_RAILS = ("VIN", "POM_5V_IN", "VDD_IN")
 #: The label tegrastats and the INA3221 driver give an unconnected channel.
 UNCONNECTED = "NC"
 
+#: What an energy figure covers.
+COVERS = ("module-input-rail", "named-rail", "rail-sum", "gpu-board", "cpu-package", "board-external", "estimate")
+#: How it was obtained.
+METHODS = ("energy-counter", "sampled-power", "model")
+#: A window needs at least this many power samples (sampled sources) ...
+MIN_SAMPLES = 5
+#: ... and must last this many times the sensor's update (or sampling) interval: with
+#: a reading quantised to u at each edge, the edge error is then at most 2u/T = 20%.
+MIN_UPDATE_MULTIPLE = 10
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where an energy figure comes from."""
+
+    covers: str  # one of COVERS
+    detail: str  # e.g. "VDD_IN: the module's input rail; carrier board and USB peripherals not included"
+    method: str  # one of METHODS
+    sensor_update_s: float | None  # how often the sensor itself produces a new value
+    sampling_interval_s: float | None  # how often we read it (None: read at the window edges only)
+
+    def __post_init__(self) -> None:
+        if self.covers not in COVERS:
+            raise ValueError(f"Provenance.covers must be one of {COVERS}, got {self.covers!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"Provenance.method must be one of {METHODS}, got {self.method!r}")
+
+    @property
+    def resolution_s(self) -> float | None:
+        """The coarser of the sensor's update and our sampling interval."""
+        vals = [v for v in (self.sensor_update_s, self.sampling_interval_s) if v]
+        return max(vals) if vals else None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def window_flag(joules: float, seconds: float, samples: int, kind: str, prov: "Provenance | None",
+                min_samples: int = MIN_SAMPLES, min_update_multiple: float = MIN_UPDATE_MULTIPLE) -> str | None:
+    """Why a window's energy must not be reported as a figure, or None when it may."""
+    if prov is None:
+        return None
+    res = prov.resolution_s
+    if prov.method == "sampled-power" and samples < min_samples:
+        return (f"only {samples} power sample(s) in the {seconds:.3g} s window (at least {min_samples} needed; "
+                f"sampling every {prov.sampling_interval_s or 0:.3g} s): lengthen the window (--min-window)")
+    if res and seconds < min_update_multiple * res:
+        return (f"window {seconds:.3g} s is shorter than {min_update_multiple:g} x the sensor's "
+                f"{res:.3g} s update interval: lengthen the window (--min-window)")
+    if kind == "measured" and joules <= 0 and (res is None or seconds >= res):
+        return f"the source returned no energy over {seconds:.3g} s ({prov.detail}): not a measurement"
+    return None
+
 
 @dataclass(frozen=True)
 class EnergyReading:
@@ -38,19 +95,29 @@ class EnergyReading:
     samples: int
     source: str
     kind: str  # "measured" | "estimated"
+    provenance: dict | None = None  # Provenance.to_dict()
+    flag: str | None = None  # set: too short for the sensor, or no energy returned; never report it
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"EnergyReading.kind must be one of {KINDS}, got {self.kind!r}")
 
     @classmethod
-    def from_window(cls, joules: float, seconds: float, samples: int, source: str, kind: str) -> "EnergyReading":
-        """A reading whose average power is joules / seconds (0 for an empty window)."""
+    def from_window(cls, joules: float, seconds: float, samples: int, source: str, kind: str,
+                    provenance: Provenance | None = None) -> "EnergyReading":
+        """A reading whose average power is joules / seconds (0 for an empty window), flagged by `window_flag`."""
         watts = joules / seconds if seconds > 0 else 0.0
-        return cls(float(joules), float(seconds), float(watts), int(samples), source, kind)
+        return cls(float(joules), float(seconds), float(watts), int(samples), source, kind,
+                   provenance.to_dict() if provenance else None,
+                   window_flag(joules, seconds, samples, kind, provenance))
+
+    @property
+    def usable(self) -> bool:
+        """Whether the reading may be reported as a figure."""
+        return self.flag is None
 
     def to_dict(self) -> dict:
-        """A JSON-ready dict with the six fields."""
+        """A JSON-ready dict of the fields."""
         return asdict(self)
 
 
@@ -79,6 +146,13 @@ class PowerMeter(ABC):
         """The settings of this meter, for the results file."""
         return {"source": self.name, "kind": self.kind}
 
+    def provenance(self) -> Provenance | None:
+        """What this meter's figures cover and how they are obtained (None: not stated)."""
+        return None
+
+    def _reading(self, joules: float, seconds: float, samples: int) -> EnergyReading:
+        return EnergyReading.from_window(joules, seconds, samples, self.name, self.kind, self.provenance())
+
     def close(self) -> None:
         """Release what the meter holds (subprocess, threads, library handles)."""
 
@@ -100,6 +174,23 @@ class PowerMeter(ABC):
             raise EdgeBranchyError(f"{self.name}: stop() called without start()")
         t0, self._t_start = self._t_start, None
         return t0, time.perf_counter()
+
+
+def rail_provenance(total_from: str | None, rails: Sequence[str] | None, sampling_interval_s: float,
+                    sensor_update_s: float = 0.1) -> Provenance:
+    """Provenance of a Jetson INA3221 total (tegrastats or sysfs): input rail, a named rail or a sum."""
+    shown = ", ".join(rails or []) or "?"
+    if total_from in TOTAL_RAILS:
+        covers = "module-input-rail"
+        detail = f"{total_from}: the module's input rail; carrier board and USB peripherals not included"
+    elif total_from == "sum" or total_from is None:
+        covers = "rail-sum"
+        detail = (f"sum of rails {shown} (no input rail on this board): what the rails feed, "
+                  "not the carrier board")
+    else:
+        covers, detail = "named-rail", f"rail {total_from} only"
+    # the Jetson INA3221 updates at roughly 10 Hz or slower (energy.md)
+    return Provenance(covers, detail, "sampled-power", sensor_update_s, sampling_interval_s)
 
 
 def total_power_mw(rails: Mapping[str, float], total_rail: str | None = None) -> tuple[float, str]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.util.checks import is_finite_at_least, is_int_at_least
-from edgebranchy.measure.power.base import EnergyReading, PowerMeter
+from edgebranchy.measure.power.base import EnergyReading, PowerMeter, Provenance
 
 if TYPE_CHECKING:
     from edgebranchy.measure.profiles import Profile
@@ -134,8 +134,19 @@ class EstimateMeter(PowerMeter):
         text += f" (scope {self.scope})"
         return f"{text}; coefficients: {self.coefficients_source}" if self.coefficients_source else text
 
+    def provenance(self) -> Provenance:
+        # CPU time advances in clock ticks (USER_HZ, 100 per second on Linux): the model's resolution
+        import os
+
+        try:
+            tick = 1.0 / os.sysconf("SC_CLK_TCK")
+        except (AttributeError, ValueError, OSError):
+            tick = 0.01
+        return Provenance("estimate", f"estimate: {self.summary()}", "model", tick, None)
+
     def describe(self) -> dict:
-        return {"source": self.name, "kind": self.kind, "model": self.model, "scope": self.scope,
+        return {"source": self.name, "kind": self.kind, "provenance": self.provenance().to_dict(),
+                "model": self.model, "scope": self.scope,
                 "cores": self.cores, "summary": self.summary()}
 
     def energy(self, seconds: float, busy_cpu_seconds: float) -> float:
@@ -158,4 +169,4 @@ class EstimateMeter(PowerMeter):
         if cpu0 is None:
             raise EdgeBranchyError("estimate: stop() without a start reading")
         seconds = t1 - t0
-        return EnergyReading.from_window(self.energy(seconds, cpu1 - cpu0), seconds, 2, self.name, self.kind)
+        return self._reading(self.energy(seconds, cpu1 - cpu0), seconds, 2)

@@ -25,8 +25,10 @@ from edgebranchy.measure.power.base import (
     UNCONNECTED,
     EnergyReading,
     PowerMeter,
+    Provenance,
     SampleBuffer,
     integrate_mw,
+    rail_provenance,
     total_power_mw,
 )
 
@@ -114,16 +116,24 @@ class Ina3221Meter(PowerMeter):
         """Whether INA3221 rails exist under `root` and can be read."""
         try:
             meter = cls(root=root, interval_ms=interval_ms, total_rail=total_rail)
-            meter._sample()
+            total = meter._sample()
         except EdgeBranchyError as e:
             return False, str(e)
+        if total == 0:
+            return False, (f"INA3221 rails {', '.join(r.name for r in meter._rails or [])} read 0 mW "
+                           "(sensors not powered or not exposed here): this source returns no power")
         rails = ", ".join(r.name for r in meter._rails or [])
         return True, f"rails {rails}; total from {meter._total_from}"
+
+    def provenance(self) -> Provenance:
+        return rail_provenance(self._total_from or self.total_rail, [r.name for r in self._rails or []],
+                               self.interval_ms / 1000)
 
     def describe(self) -> dict:
         return {
             "source": self.name,
             "kind": self.kind,
+            "provenance": self.provenance().to_dict(),
             "root": str(self.root),
             "interval_ms": self.interval_ms,
             "rails": [r.name for r in self._rails] if self._rails else None,
@@ -187,7 +197,7 @@ class Ina3221Meter(PowerMeter):
         self._buffer.add(time.perf_counter(), mw)
         times, powers = self._buffer.snapshot()
         joules, inside = integrate_mw(times, powers, t0, t1)
-        return EnergyReading.from_window(joules, t1 - t0, inside, self.name, self.kind)
+        return self._reading(joules, t1 - t0, inside)
 
     def close(self) -> None:
         """Stop the sampling thread if a window is open."""

@@ -11,7 +11,10 @@ from typing import Any, Callable
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.util.checks import is_int_at_least
-from edgebranchy.measure.power.base import EnergyReading, PowerMeter
+from edgebranchy.measure.power.base import EnergyReading, PowerMeter, Provenance
+
+#: the driver updates the energy counter about every 100 ms (energy.md)
+COUNTER_UPDATE_S = 0.1
 
 
 def _import_pynvml() -> Any:
@@ -47,18 +50,28 @@ class NvmlMeter(PowerMeter):
             meter = cls(device_index=device_index, sync=sync)
             try:
                 meter._open()
-                meter._read_mj()
+                mj = meter._read_mj()
                 name = meter._device_name
+                if mj == 0 and not meter._power_mw():
+                    # a counter stuck at 0 with no power reading would give 0 J for every window
+                    return False, (f"GPU {device_index} ({name}) returns no power: the energy counter reads 0 mJ "
+                                   "and nvmlDeviceGetPowerUsage gives nothing (as on Jetson's integrated GPU); "
+                                   "use tegrastats or ina3221 on a Jetson")
             finally:
                 meter.close()
         except EdgeBranchyError as e:
             return False, str(e)
-        return True, f"GPU {device_index} ({name}) energy counter readable"
+        return True, f"GPU {device_index} ({name}) energy counter readable ({mj} mJ so far)"
+
+    def provenance(self) -> Provenance:
+        return Provenance("gpu-board", f"GPU {self.device_index} ({self._device_name or '?'}) board only: not the "
+                          "CPU or the rest of the host", "energy-counter", COUNTER_UPDATE_S, None)
 
     def describe(self) -> dict:
         return {
             "source": self.name,
             "kind": self.kind,
+            "provenance": self.provenance().to_dict(),
             "device_index": self.device_index,
             "gpu": self._device_name,
             "scope": "GPU board only",
@@ -95,10 +108,22 @@ class NvmlMeter(PowerMeter):
             not_supported = getattr(nvml, "NVMLError_NotSupported", None)
             if not_supported is not None and isinstance(e, not_supported):
                 raise EdgeBranchyError(
-                    f"GPU {self.device_index} ({self._device_name}) has no total-energy counter "
-                    "(needs Volta or newer)"
+                    f"GPU {self.device_index} ({self._device_name}) returns no energy: "
+                    "nvmlDeviceGetTotalEnergyConsumption is not supported (needs a Volta or newer discrete GPU; "
+                    "Jetson's integrated GPU reports no power through NVML: use tegrastats or ina3221)"
                 ) from None
             raise EdgeBranchyError(f"NVML energy counter read failed on GPU {self.device_index}: {e}") from None
+
+    def _power_mw(self) -> int | None:
+        """nvmlDeviceGetPowerUsage (mW), or None where it is not supported."""
+        nvml = self._nvml
+        fn = getattr(nvml, "nvmlDeviceGetPowerUsage", None)
+        if fn is None:
+            return None
+        try:
+            return int(fn(self._handle))
+        except nvml.NVMLError:
+            return None
 
     def start(self) -> None:
         self._open()
@@ -117,7 +142,7 @@ class NvmlMeter(PowerMeter):
             raise EdgeBranchyError("nvml: stop() without a start reading")
         if e1 < e0:
             raise EdgeBranchyError(f"NVML energy counter went backwards ({e0} -> {e1} mJ); driver reset?")
-        return EnergyReading.from_window((e1 - e0) / 1000.0, t1 - t0, 2, self.name, self.kind)
+        return self._reading((e1 - e0) / 1000.0, t1 - t0, 2)
 
     def close(self) -> None:
         """Shut NVML down (it counts init calls, so each meter balances its own)."""

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.measure.power.base import EnergyReading, PowerMeter
+from edgebranchy.measure.power.base import EnergyReading, PowerMeter, Provenance
+
+#: RAPL energy status registers update about every 1 ms (Intel SDM vol. 3B, 15.10.1)
+COUNTER_UPDATE_S = 0.001
 
 POWERCAP = "sys/class/powercap"
 _TOP = re.compile(r"intel-rapl:[0-9]+")
@@ -78,15 +81,24 @@ class RaplMeter(PowerMeter):
         """Whether RAPL package counters exist under `root` and are readable."""
         try:
             meter = cls(root=root)
-            meter._read_all()
+            values = meter._read_all()
         except EdgeBranchyError as e:
             return False, str(e)
+        if not any(values):
+            return False, ("RAPL counters read 0 uJ (not counting: a VM or a powercap stub): "
+                           "this source returns no energy")
         return True, f"packages {', '.join(d.name for d in meter._domains or [])} readable"
+
+    def provenance(self) -> Provenance:
+        names = ", ".join(d.name for d in self._domains or []) or "packages"
+        return Provenance("cpu-package", f"RAPL {names}: CPU packages only (no GPU, board or peripherals)",
+                          "energy-counter", COUNTER_UPDATE_S, None)
 
     def describe(self) -> dict:
         return {
             "source": self.name,
             "kind": self.kind,
+            "provenance": self.provenance().to_dict(),
             "domains": [d.name for d in self._domains] if self._domains else None,
             "scope": "CPU packages only",
         }
@@ -119,4 +131,4 @@ class RaplMeter(PowerMeter):
             if delta < 0:
                 delta += d.max_range_uj
             total_uj += delta
-        return EnergyReading.from_window(total_uj / 1e6, t1 - t0, 2, self.name, self.kind)
+        return self._reading(total_uj / 1e6, t1 - t0, 2)

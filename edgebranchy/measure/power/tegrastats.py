@@ -27,8 +27,10 @@ from edgebranchy.measure.power.base import (
     UNCONNECTED,
     EnergyReading,
     PowerMeter,
+    Provenance,
     SampleBuffer,
     integrate_mw,
+    rail_provenance,
     total_power_mw,
 )
 
@@ -181,12 +183,19 @@ class TegrastatsMeter(PowerMeter):
         except EdgeBranchyError as e:
             return False, str(e)
         rails = ", ".join(s.rails_mw) if s else "?"
+        if s is not None and s.total_mw == 0:
+            return False, f"{path} prints rails {rails} but they read 0 mW: this source returns no power"
         return True, f"{path} prints rails {rails}; total from {s.total_rail if s else '?'}"
+
+    def provenance(self) -> Provenance:
+        total = self._last.total_rail if self._last else self.total_rail
+        return rail_provenance(total, list(self._last.rails_mw) if self._last else None, self.interval_ms / 1000)
 
     def describe(self) -> dict:
         return {
             "source": self.name,
             "kind": self.kind,
+            "provenance": self.provenance().to_dict(),
             "executable": self.executable,
             "interval_ms": self.interval_ms,
             "total_rail": self._last.total_rail if self._last else self.total_rail,
@@ -277,7 +286,7 @@ class TegrastatsMeter(PowerMeter):
         times, powers = self._buffer.snapshot()
         joules, inside = integrate_mw(times, powers, t0, t1)
         self._buffer.drop_before(t1)
-        return EnergyReading.from_window(joules, t1 - t0, inside, self.name, self.kind)
+        return self._reading(joules, t1 - t0, inside)
 
     def close(self) -> None:
         """Stop the tegrastats process and its reader thread."""

@@ -1,0 +1,102 @@
+"""`edgebranchy calibrate ARTIFACT`: thresholds recomputed from the deployed graphs' outputs, without torch."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from edgebranchy.cli import main
+from edgebranchy.artifact.manifest import Artifact
+
+from eb_testutil import ROOT
+
+NO_TORCH = textwrap.dedent("""
+    import sys
+    class _NoTorch:
+        def find_spec(self, name, path=None, target=None):
+            if name == "torch" or name.startswith("torch."):
+                raise ImportError("torch is blocked in this test")
+            return None
+    sys.meta_path.insert(0, _NoTorch())
+""")
+
+
+@pytest.fixture
+def art(tiny_artifact, tmp_path):
+    out = tmp_path / "art"
+    shutil.copytree(tiny_artifact, out)
+    return out
+
+
+def test_calibrate_artifact_without_torch_records_both(art):
+    before = json.loads((art / "manifest.json").read_text())
+    code = NO_TORCH + textwrap.dedent(f"""
+        from edgebranchy.cli import main
+        rc = main(["calibrate", {str(art)!r}, "--max-accuracy-drop", "2", "--batch-size", "64"])
+        assert rc == 0, rc
+        assert "torch" not in sys.modules
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "recomputed on this backend" in r.stdout and "recorded and applied" in r.stdout
+    m = json.loads((art / "manifest.json").read_text())
+    assert m["calibration"] == before["calibration"]          # the original stays
+    assert m["files"] == before["files"]                      # sha256 bookkeeping untouched
+    dev = m["device_calibration"]
+    assert dev["applied"] == "onnxruntime/fp32"
+    assert dev["original_thresholds"] == [e["threshold"] for e in before["exits"][:-1]]
+    rec = dev["records"]["onnxruntime/fp32"]
+    assert rec["method"] == "max-accuracy-drop" and rec["target"] == 2.0
+    assert [e["threshold"] for e in m["exits"][:-1]] == rec["thresholds"]
+    assert rec["segment_costs"] == [s["macs"] for s in m["segments"]]
+    assert "deployed graphs' entropy outputs" in rec["entropy_source"]
+    assert rec["validation"]["accuracy"] >= rec["final_exit_accuracy"]["validation"] - 0.02 - 1e-9
+    Artifact.load(art, verify=True)
+
+
+def test_device_thresholds_are_exact_for_the_runtime(art):
+    """The runner with the recorded thresholds sends exactly the recorded fractions out on validation."""
+    from edgebranchy.data.datasets import load_recorded
+    from edgebranchy.runtime.runner import EarlyExitRunner
+
+    assert main(["calibrate", str(art), "--budget", "0.6", "--precision", "fp16"]) == 0
+    m = json.loads((art / "manifest.json").read_text())
+    rec = m["device_calibration"]["records"]["onnxruntime/fp16"]
+    data = load_recorded(m["source"]["dataset"])
+    with EarlyExitRunner(art, options={"precision": "fp16"}) as r:
+        assert r.thresholds == rec["thresholds"]
+        x = r.artifact.preprocess(data.val.x)
+        exits = np.concatenate([r.predict(x[i:i + 32]).exits for i in range(0, len(x), 32)])
+    got = (np.bincount(exits, minlength=2) / len(exits)).tolist()
+    assert got == pytest.approx(rec["validation"]["exit_fractions"], abs=1e-12)
+    assert rec["validation"]["relative_cost"] <= 0.6 + 1e-9
+
+
+def test_no_apply_and_two_backends_keep_every_record(art, capsys):
+    before = Artifact.load(art).thresholds
+    assert main(["calibrate", str(art), "--max-accuracy-drop", "0", "--no-apply"]) == 0
+    assert "not applied" in capsys.readouterr().out
+    a = Artifact.load(art)
+    assert a.thresholds == before and a.manifest["device_calibration"]["applied"] is None
+    assert main(["calibrate", str(art), "--thresholds", "0.3", "--precision", "fp16"]) == 0
+    a = Artifact.load(art)
+    recs = a.manifest["device_calibration"]["records"]
+    assert set(recs) == {"onnxruntime/fp32", "onnxruntime/fp16"} and recs["onnxruntime/fp16"]["method"] == "manual"
+    assert a.thresholds == [0.3] and a.manifest["device_calibration"]["original_thresholds"] == before
+
+
+@pytest.mark.parametrize("argv,phrase", [
+    (["--temperature"], "fixed in an exported artifact"),
+    (["--budget", "0.001"], "no thresholds meet the budget"),
+    (["--backend", "nope"], "unknown backend"),
+])
+def test_artifact_calibration_user_errors(art, capsys, argv, phrase):
+    before = (art / "manifest.json").read_text()
+    assert main(["calibrate", str(art), *argv]) == 2
+    assert phrase in capsys.readouterr().err
+    assert (art / "manifest.json").read_text() == before
