@@ -7,7 +7,7 @@ from torch import nn
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.models.branchynet import BranchyNet
-from edgebranchy.models.layers import flat_features, out_shape, pool
+from edgebranchy.models.layers import flat_features, pool
 
 HeadFactory = Callable[[tuple, int], nn.Module]
 
@@ -31,36 +31,26 @@ def from_sequential(backbone: nn.Sequential, split_points: Sequence[int | str], 
     A split point is the index or the name of the layer after which a side exit
     reads the features. The backbone must end with its own classifier: its last
     segment becomes the main exit (the baseline network is the backbone itself).
+    Built by the fx splitter (`from_model`) with every layer kept whole.
     """
+    from edgebranchy.models.fx import from_model
+
     if not isinstance(backbone, nn.Sequential):
         raise EdgeBranchyError(f"from_sequential needs an nn.Sequential backbone, got {type(backbone).__name__}")
     names = [n for n, _ in backbone.named_children()]
-    cuts = []
+    points = []
     for sp in split_points:
         if isinstance(sp, str):
             if sp not in names:
                 raise EdgeBranchyError(f"split point {sp!r} is not a layer of the backbone; layers: {names}")
             if names.index(sp) >= len(names) - 1:
                 raise EdgeBranchyError(f"split point {sp!r} is the backbone's last layer: nothing would follow it")
-            cuts.append(names.index(sp) + 1)
+            points.append(sp)
         else:
             if not 0 <= int(sp) < len(names) - 1:
                 raise EdgeBranchyError(f"split point {sp} out of range 0..{len(names) - 2}")
-            cuts.append(int(sp) + 1)
-    if not cuts or sorted(set(cuts)) != cuts:
+            points.append(names[int(sp)])
+    idx = [names.index(p) for p in points]
+    if not idx or sorted(set(idx)) != idx:
         raise EdgeBranchyError(f"split points must be strictly increasing and non-empty, got {list(split_points)}")
-    head_factory = head_factory or default_head
-    layers = list(backbone.children())
-    bounds = [0] + cuts + [len(layers)]
-    stages = [nn.Sequential(*layers[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
-    shape = tuple(int(v) for v in input_shape)
-    exits: list[nn.Module] = []
-    for stage in stages[:-1]:
-        shape = out_shape(stage, shape)
-        exits.append(head_factory(shape, num_classes))
-    final = out_shape(stages[-1], shape)
-    if final != (num_classes,):
-        raise EdgeBranchyError(f"the backbone must end with its classifier: its output is {final}, "
-                               f"expected ({num_classes},)")
-    exits.append(nn.Identity())
-    return BranchyNet(stages, exits)
+    return from_model(backbone, points, input_shape, num_classes, head_factory, leaf_modules=names)
