@@ -1,4 +1,4 @@
-"""`edgebranchy predict`: a quick check that an artifact works on this device."""
+"""`edgebranchy predict`: a quick check that an artifact works on this device, or answers for image files."""
 from __future__ import annotations
 
 import argparse
@@ -10,9 +10,10 @@ ORDER = 40
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
-        "predict", help="run an artifact on a dataset's test split: accuracy and exit histogram",
+        "predict", help="run an artifact on a dataset's test split (accuracy, exit histogram) or on image files",
         description="Run the early-exit artifact (and its baseline) on the test split of a dataset and print the "
-                    "accuracy and where the samples left. Needs no torch.",
+                    "accuracy and where the samples left; with --images, answer for image files instead (label, "
+                    "exit and entropy per image, prepared as the artifact records: needs Pillow). Needs no torch.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("artifact", help="artifact directory from `edgebranchy export`")
     p.add_argument("--dataset", default="fashion-mnist")
@@ -22,6 +23,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, help="only the first N test samples")
     p.add_argument("--thresholds", type=floats, help="override the artifact's thresholds, comma separated")
     p.add_argument("--pipelined", action="store_true", help="overlap segments of consecutive batches")
+    p.add_argument("--images", nargs="+", metavar="DIR_OR_FILE",
+                   help="image files, or folders of them (searched recursively): one answer per image")
+    p.add_argument("--out", help="with --images: write the answers to this .csv or .json file")
+    p.add_argument("--strict-images", action="store_true",
+                   help="with --images: refuse a damaged or non-image file (default: name it and skip it)")
     return p
 
 
@@ -39,8 +45,12 @@ def run(args) -> int:
     if args.samples is not None and args.samples <= 0:
         raise EdgeBranchyError("--samples must be positive")
     ts = args.thresholds
+    if (args.out or args.strict_images) and not args.images:
+        raise EdgeBranchyError("--out and --strict-images go with --images")
+    if args.images:
+        return _predict_images(args)
     with EarlyExitRunner(args.artifact, backend=args.backend, thresholds=ts) as r:
-        data = load_dataset(args.dataset, args.data_dir)
+        data = load_dataset(args.dataset, args.data_dir, image=_reader_options(r.artifact, args.dataset))
         n = min(args.samples or len(data.test), len(data.test))  # None: the whole test split
         x = r.artifact.preprocess(data.test.x[:n])
         y = data.test.y[:n]
@@ -63,3 +73,67 @@ def run(args) -> int:
             acc = np.mean(labels[exits == k] == y[exits == k]) * 100 if c else float("nan")
             print(f"exit {k}: {c:6d} samples ({c / n * 100:5.1f}%), accuracy {acc:6.2f}%")
     return 0
+
+
+def _predict_images(args) -> int:
+    """Per-image label, exit and entropy for image files, preprocessed as the artifact's input block says."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from edgebranchy.data.imagefolder import image_files, load_images
+    from edgebranchy.errors import EdgeBranchyError
+    from edgebranchy.runtime.runner import EarlyExitRunner
+
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix.lower() not in (".csv", ".json"):
+        raise EdgeBranchyError(f"--out {out}: give a .csv or .json file")
+    files = image_files(args.images, strict=args.strict_images)
+    rows = []
+    with EarlyExitRunner(args.artifact, backend=args.backend, thresholds=args.thresholds) as r:
+        classes = r.artifact.classes
+        inp = r.artifact.manifest["input"]
+        for i in range(0, len(files), args.batch_size):
+            chunk = files[i:i + args.batch_size]
+            p = r.predict(r.artifact.preprocess(load_images(chunk, inp)))
+            for f, lab, ex, ent in zip(chunk, p.labels.tolist(), p.exits.tolist(), p.entropy.tolist()):
+                rows.append({"file": str(f), "label": classes[lab], "class_index": int(lab), "exit": int(ex),
+                             "entropy": float(ent)})
+        thresholds = list(r.thresholds)
+    if out is None:
+        width = max(len(row["file"]) for row in rows)
+        print(f"{'file':<{width}}  {'label':<16} exit  entropy")
+        for row in rows:
+            print(f"{row['file']:<{width}}  {row['label']:<16} {row['exit']:>4}  {row['entropy']:.4f}")
+    else:
+        _write_answers(out, rows, {"artifact": str(args.artifact), "backend": args.backend,
+                                   "thresholds": thresholds})
+        print(f"{len(rows)} image(s) -> {out}")
+    counts = np.bincount([row["exit"] for row in rows], minlength=len(thresholds) + 1)
+    print("exits: " + ", ".join(f"{k}: {c}" for k, c in enumerate(counts.tolist())))
+    return 0
+
+
+def _write_answers(out, rows: list[dict], about: dict) -> None:
+    import csv
+    import io
+
+    from edgebranchy.util.files import atomic_write_json, atomic_write_text
+
+    if out.suffix.lower() == ".json":
+        atomic_write_json(out, {**about, "predictions": rows})
+        return
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["file", "label", "class_index", "exit", "entropy"], lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(out, buf.getvalue())
+
+
+def _reader_options(artifact, dataset: str) -> dict | None:
+    """An image folder is read with the artifact's own resize, crop and normalisation."""
+    if dataset != "imagefolder":
+        return None
+    from edgebranchy.data.imagefolder import reader_options
+
+    return reader_options(artifact.manifest["input"])

@@ -316,3 +316,21 @@ def _given_stats(mean, std, channels: int) -> tuple[list[float], list[float]]:
     if min(std) <= 0:
         raise EdgeBranchyError("--std values must be positive")
     return mean, std
+
+
+def reader_options(input_block: dict) -> dict:
+    """Reader options that read an image folder as an artifact or checkpoint `input` block records it."""
+    spec = ImageSpec.from_input(input_block)
+    return {"size": spec.size, "crop": spec.crop[0], "color": spec.color, "mean": list(input_block["mean"]), "std": list(input_block["std"])}
+
+
+def load_images(paths: Sequence[str | os.PathLike], input_block: dict) -> np.ndarray:
+    """Image files -> uint8 N x C x H x W, prepared as `input_block` (a manifest's) records."""
+    spec = ImageSpec.from_input(input_block)
+    out = np.empty((len(paths), *spec.shape), dtype=np.uint8)
+    for i, p in enumerate(paths):
+        try:
+            out[i] = load_image(p, spec)
+        except BadImage as e:
+            raise EdgeBranchyError(str(e)) from None
+    return out
