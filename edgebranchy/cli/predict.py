@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import floats
+from edgebranchy.cli._args import add_backend_flags, backend_flag_options, floats
 
 ORDER = 40
 
@@ -28,6 +28,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", help="with --images: write the answers to this .csv or .json file")
     p.add_argument("--strict-images", action="store_true",
                    help="with --images: refuse a damaged or non-image file (default: name it and skip it)")
+    add_backend_flags(p)
     return p
 
 
@@ -47,9 +48,10 @@ def run(args) -> int:
     ts = args.thresholds
     if (args.out or args.strict_images) and not args.images:
         raise EdgeBranchyError("--out and --strict-images go with --images")
+    opts = backend_flag_options(args, args.backend)
     if args.images:
-        return _predict_images(args)
-    with EarlyExitRunner(args.artifact, backend=args.backend, thresholds=ts) as r:
+        return _predict_images(args, opts)
+    with EarlyExitRunner(args.artifact, backend=args.backend, thresholds=ts, options=opts) as r:
         data = load_dataset(args.dataset, args.data_dir, image=_reader_options(r.artifact, args.dataset))
         n = min(args.samples or len(data.test), len(data.test))  # None: the whole test split
         x = r.artifact.preprocess(data.test.x[:n])
@@ -75,7 +77,7 @@ def run(args) -> int:
     return 0
 
 
-def _predict_images(args) -> int:
+def _predict_images(args, opts: dict | None) -> int:
     """Per-image label, exit and entropy for image files, preprocessed as the artifact's input block says."""
     from pathlib import Path
 
@@ -90,7 +92,7 @@ def _predict_images(args) -> int:
         raise EdgeBranchyError(f"--out {out}: give a .csv or .json file")
     files = image_files(args.images, strict=args.strict_images)
     rows = []
-    with EarlyExitRunner(args.artifact, backend=args.backend, thresholds=args.thresholds) as r:
+    with EarlyExitRunner(args.artifact, backend=args.backend, thresholds=args.thresholds, options=opts) as r:
         classes = r.artifact.classes
         inp = r.artifact.manifest["input"]
         for i in range(0, len(files), args.batch_size):

@@ -9,7 +9,7 @@ from eb_fx_models import TinyResNet, resnet_branchy, resnet_weights
 from eb_images import make_image_folder
 from edgebranchy.data import load_dataset
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.train.checkpoint import load_checkpoint  # models.checkpoint after issue 12
+from edgebranchy.models.checkpoint import load_checkpoint
 from edgebranchy.models.custom import load_init_weights
 from edgebranchy.train.trainer import TrainConfig, Trainer
 

@@ -55,6 +55,8 @@ class Backend(ABC):
     asynchronous: bool = False
     #: number of independent lanes (streams) the backend offers
     lanes: int = 1
+    #: the typed options the backend takes (runtime/backends/options.py)
+    OPTIONS: tuple = ()
 
     @property
     @abstractmethod
@@ -119,3 +121,8 @@ def get_backend_class(name: str) -> type[Backend]:
     mod_name, cls_name = target.split(":")
     mod = importlib.import_module(mod_name)
     return getattr(mod, cls_name)
+
+
+def backend_options(name: str) -> tuple:
+    """The options the backend `name` declares (imports its module, not its library)."""
+    return tuple(getattr(get_backend_class(name), "OPTIONS", ()))
