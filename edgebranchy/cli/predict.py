@@ -38,6 +38,7 @@ def run(args) -> int:
     import numpy as np
 
     from edgebranchy.data import load_dataset
+    from edgebranchy.data.imagefolder import reader_options
     from edgebranchy.errors import EdgeBranchyError
     from edgebranchy.runtime.runner import EarlyExitRunner
 
@@ -52,7 +53,8 @@ def run(args) -> int:
     if args.images:
         return _predict_images(args, opts)
     with EarlyExitRunner(args.artifact, backend=args.backend, thresholds=ts, options=opts) as r:
-        data = load_dataset(args.dataset, args.data_dir, image=_reader_options(r.artifact, args.dataset))
+        data = load_dataset(args.dataset, args.data_dir,
+                            image=reader_options(r.artifact.manifest["input"], args.dataset))
         n = min(args.samples or len(data.test), len(data.test))  # None: the whole test split
         x = r.artifact.preprocess(data.test.x[:n])
         y = data.test.y[:n]
@@ -131,11 +133,3 @@ def _write_answers(out, rows: list[dict], about: dict) -> None:
     w.writerows(rows)
     atomic_write_text(out, buf.getvalue())
 
-
-def _reader_options(artifact, dataset: str) -> dict | None:
-    """An image folder is read with the artifact's own resize, crop and normalisation."""
-    if dataset != "imagefolder":
-        return None
-    from edgebranchy.data.imagefolder import reader_options
-
-    return reader_options(artifact.manifest["input"])

@@ -318,8 +318,11 @@ def _given_stats(mean, std, channels: int) -> tuple[list[float], list[float]]:
     return mean, std
 
 
-def reader_options(input_block: dict) -> dict:
-    """Reader options that read an image folder as an artifact or checkpoint `input` block records it."""
+def reader_options(input_block: dict, dataset: str = "imagefolder") -> dict | None:
+    """Reader options that read an image folder as an artifact or checkpoint `input` block records it
+    (None for the other datasets, which need none)."""
+    if dataset != "imagefolder":
+        return None
     spec = ImageSpec.from_input(input_block)
     return {"size": spec.size, "crop": spec.crop[0], "color": spec.color, "mean": list(input_block["mean"]), "std": list(input_block["std"])}
 

@@ -93,12 +93,13 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, progress: bo
 def _bench(cfg: BenchConfig, runner, profile, profile_reason: str, *, log: Callable[[str], None], progress: bool,
            on_trial: Callable[[dict], None] | None) -> dict:
     from edgebranchy.data import load_dataset
+    from edgebranchy.data.imagefolder import reader_options
     from edgebranchy.measure.environment import collect_environment
     from edgebranchy.measure.power.select import select_meter
     from edgebranchy.util.files import atomic_write_json
 
     art, backend = runner.artifact, runner.backend
-    data = load_dataset(cfg.dataset, cfg.data_dir)
+    data = load_dataset(cfg.dataset, cfg.data_dir, image=reader_options(art.manifest["input"], cfg.dataset))
     n = min(cfg.samples, len(data.test))
     if n < cfg.samples:
         log(f"note: {cfg.dataset} has {len(data.test)} test samples; using {n}")

@@ -2,9 +2,10 @@
 
 Data lives in pre-loaded tensors indexed by a seeded permutation per epoch (no
 DataLoader); an image folder is decoded batch by batch instead (`_Lazy`).
+Every finished epoch is saved to `<out>.resume` (atomically) with the
+optimiser and RNG state, so a killed run resumes to the same final state.
 With `freeze_backbone`, only the side exit heads train on the frozen trunk
-(kept in eval mode), so the main exit and the baseline stay the given model. Every finished epoch is saved to `<out>.resume` (atomically) with
-the optimiser and RNG state, so a killed run resumes to the same final state.
+(kept in eval mode), so the main exit and the baseline stay the given model.
 """
 from __future__ import annotations
 

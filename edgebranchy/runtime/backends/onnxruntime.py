@@ -51,16 +51,20 @@ class OnnxRuntimeBackend(Backend):
         self._ort = ort
         self.sessions = [self._session(artifact.segment_file(k, self.precision)) for k in range(artifact.num_exits)]
         self._outputs = [[o.name for o in s.get_outputs()] for s in self.sessions]
-        for k, names in enumerate(self._outputs):
-            want = ["logits", "entropy"] if k == artifact.num_exits - 1 else ["features", "logits", "entropy"]
+        self._inputs = [artifact.segment_inputs(k) for k in range(artifact.num_exits)]
+        for k, (names, sess) in enumerate(zip(self._outputs, self.sessions)):
+            want = artifact.segment_outputs(k)
             if sorted(names) != sorted(want):
                 raise EdgeBranchyError(f"segment {k} graph has outputs {names}, expected {want}")
+            got_in = [i.name for i in sess.get_inputs()]
+            if sorted(got_in) != sorted(self._inputs[k]):
+                raise EdgeBranchyError(f"segment {k} graph has inputs {got_in}, the manifest says {self._inputs[k]}")
         # The public InferenceSession.run re-validates feed names and WebGPU capture state on every
         # call (several microseconds at batch 1); the runner validates inputs once itself, so it
         # calls the binding's run directly where it exists (recorded in describe()).
         self._runs = [self._fast_run(s) for s in self.sessions]
-        self._idx = [(n.index("features") if "features" in n else -1, n.index("logits"), n.index("entropy"))
-                     for n in self._outputs]
+        # where features (one index, or a tuple of them for several tensors), logits and entropy sit
+        self._idx = [(_feature_index(n), n.index("logits"), n.index("entropy")) for n in self._outputs]
         self._baseline = None
 
     @staticmethod
@@ -93,18 +97,23 @@ class OnnxRuntimeBackend(Backend):
     def to_device(self, x: np.ndarray) -> np.ndarray:
         return x
 
+    def _feed(self, k: int, x: Any) -> dict:
+        # several tensors cross this split (from_model): x is the tuple the previous launch passed on
+        return dict(zip(self._inputs[k], x)) if isinstance(x, tuple) else {self._inputs[k][0]: x}
+
     def launch(self, k: int, x: Any, lane: int = 0) -> Launch:
-        outs = self._runs[k](self._outputs[k], {"x": x})
+        outs = self._runs[k](self._outputs[k], self._feed(k, x))
         fi, li, ei = self._idx[k]
         ent = outs[ei]
-        return Launch(outs[fi] if fi >= 0 else None, outs[li], lambda: ent, len(ent), k, lane)
+        feats = None if fi is None else tuple(outs[i] for i in fi) if isinstance(fi, tuple) else outs[fi]
+        return Launch(feats, outs[li], lambda: ent, len(ent), k, lane)
 
-    def run_segment(self, k: int, x: np.ndarray) -> list[np.ndarray]:
+    def run_segment(self, k: int, x: Any) -> list[np.ndarray]:
         """Bare session call (for overhead measurements): outputs in graph order."""
-        return self._runs[k](self._outputs[k], {"x": x})
+        return self._runs[k](self._outputs[k], self._feed(k, x))
 
     def gather(self, t: Any, index: np.ndarray, lane: int = 0) -> Any:
-        return t[index]
+        return tuple(a[index] for a in t) if isinstance(t, tuple) else t[index]
 
     def to_host(self, t: Any) -> np.ndarray:
         return np.asarray(t)
@@ -123,3 +132,11 @@ class OnnxRuntimeBackend(Backend):
     def close(self) -> None:
         self.sessions = []
         self._baseline = None
+
+
+def _feature_index(names: list[str]):
+    """Index of `features` in a segment's outputs, a tuple of the `features.i` indices, or None (last segment)."""
+    if "features" in names:
+        return names.index("features")
+    multi = sorted((int(n.split(".", 1)[1]), i) for i, n in enumerate(names) if n.startswith("features."))
+    return tuple(i for _, i in multi) or None
