@@ -147,3 +147,33 @@ def test_bench_on_the_image_folder(pipeline):
     res = json.loads((d / "results.json").read_text())
     assert res["variants"]["branchy"]["accuracy"] is not None
     assert len(res["variants"]["branchy"]["exit_fractions"]) == 3
+
+
+@pytest.mark.parametrize("argv,phrase", [
+    (["train", "--dataset", "synthetic", "--image-size", "32", "--crop", "28"], "--image-size, --crop: for --dataset "
+                                                                                "imagefolder only"),
+    (["train", "--dataset", "imagefolder", "--data-dir", "{images}", "--image-size", "16", "--strict-images"],
+     "broken.png: damaged or not an image"),
+    (["train", "--model", MODEL, "--dataset", "imagefolder", "--data-dir", "{images}", "--image-size", "16",
+      "--freeze-backbone", "--baseline-epochs", "1"], "no baseline phase"),
+    (["train", "--model", MODEL, "--dataset", "imagefolder", "--data-dir", "{images}", "--image-size", "16",
+      "--init-weights", "{tmp}/none.pt"], "--init-weights: {tmp}/none.pt not found"),
+    (["train", "--dataset", "imagefolder", "--data-dir", "{tmp}/nowhere"], "image folder not found"),
+    (["train", "--dataset", "imagefolder"], "needs --data-dir"),
+    (["predict", "{tmp}/art", "--out", "{tmp}/a.csv"], "--out and --strict-images go with --images"),
+    (["predict", "{tmp}/art", "--images", "{images}", "--out", "{tmp}/a.txt"], "give a .csv or .json file"),
+    (["predict", "{tmp}/art", "--images", "{tmp}/none.png"], "no such file or directory"),
+])
+def test_user_errors_are_one_line(argv, phrase, tmp_path, capsys, monkeypatch):
+    from edgebranchy.cli import main
+
+    monkeypatch.syspath_prepend(str(TESTS))
+    images = tmp_path / "images"
+    make_image_folder(images, per_class=3)
+    fill = {"images": str(images), "tmp": str(tmp_path)}
+    argv = [a.format(**fill) for a in argv]
+    if argv[0] == "train":
+        argv += ["--out", str(tmp_path / "x.pt"), "--max-steps", "1", "--epochs", "1", "--quiet"]
+    assert main(argv) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if not ln.startswith("skip")]
+    assert len(err) == 1 and phrase.format(**fill) in err[0], err
