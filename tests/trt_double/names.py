@@ -1,6 +1,6 @@
 """Which TensorRT Python names exist in which version (from the bindings' identifier lists).
 
-`names-10.3.txt` and `names-11.4.txt` (copied from shared/reference/tensorrt-api)
+`names-10.3.txt` and `names-11.4.txt` (beside this file; extracted from the bindings)
 list every identifier string in the compiled Python bindings of TensorRT 10.3 and
 11.4. They are `strings` output, so a name counts as present when it is
 
