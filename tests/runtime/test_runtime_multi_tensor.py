@@ -11,20 +11,25 @@ from edgebranchy.artifact.manifest import Artifact, segment_io_names
 from edgebranchy.errors import EdgeBranchyError
 
 
+@pytest.fixture(autouse=True)
+def _trust(monkeypatch):
+    """The torch backend rebuilds the model from its module:function factory (only within these tests)."""
+    monkeypatch.setenv("EDGEBRANCHY_TRUST_MODEL_CODE", "1")
+
+
 @pytest.fixture(scope="module")
 def skip_artifact(tmp_path_factory):
     """TinyResNet (1 channel, 28x28 synthetic data) split inside layer1.1: segment 1 takes two tensors."""
-    import os
-
     from edgebranchy.export.onnx import export_checkpoint
     from edgebranchy.train.trainer import TrainConfig, Trainer
 
-    os.environ["EDGEBRANCHY_TRUST_MODEL_CODE"] = "1"
     d = tmp_path_factory.mktemp("multi")
     cfg = TrainConfig(model="eb_fx_models:resnet_branchy", dataset="synthetic", epochs=1, baseline_epochs=0,
                       max_steps=2, batch_size=32, limit=300)
-    Trainer(cfg, d / "m.pt", progress=False).run()
-    art = export_checkpoint(d / "m.pt", d / "art", prune=False, check_samples=16, log=lambda s: None)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDGEBRANCHY_TRUST_MODEL_CODE", "1")
+        Trainer(cfg, d / "m.pt", progress=False).run()
+        art = export_checkpoint(d / "m.pt", d / "art", prune=False, check_samples=16, log=lambda s: None)
     return d / "m.pt", art
 
 
