@@ -8,5 +8,5 @@ from setuptools import find_packages, setup
 setup(
     packages=find_packages(include=["edgebranchy", "edgebranchy.*"]) + ["edgebranchy.profiles"],
     package_dir={"edgebranchy.profiles": "profiles"},
-    package_data={"edgebranchy": ["py.typed"], "edgebranchy.profiles": ["*.toml"]},
+    package_data={"edgebranchy": ["py.typed", "tensorrt/data/*.onnx"], "edgebranchy.profiles": ["*.toml"]},
 )

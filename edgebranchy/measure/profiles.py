@@ -25,12 +25,12 @@ from typing import Any, Callable
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.util.checks import is_finite_at_least, is_int_at_least
+from edgebranchy.tensorrt.settings import TensorRTSettings
 
 ENV_VAR = "EDGEBRANCHY_PROFILES"
 POWER_SOURCES = ("auto", "tegrastats", "ina3221", "nvml", "rapl", "estimate")
 ESTIMATE_MODELS = ("utilization", "cpu_time")
 ESTIMATE_SCOPES = ("process", "system")
-PRECISIONS = ("fp32", "fp16", "int8")
 BACKENDS = ("onnxruntime", "tensorrt", "torch")
 GRAPH_OPTIMIZATIONS = ("disable", "basic", "extended", "all")
 EXECUTION_MODES = ("sequential", "parallel")
@@ -42,8 +42,6 @@ THREADS_PER_CORE = 4     # intra_op_threads <= 4 x os.cpu_count() (at least MIN_
 MIN_THREAD_CAP = 16      # so a profile for a bigger board still validates on a small machine
 MAX_BATCH = 4096         # runtime.batch_size and tensorrt.max_batch
 MAX_INTERVAL_MS = 10_000  # power sampling interval; sensors update at ~10 Hz, windows last seconds
-MAX_WORKSPACE_MB = 262_144  # 256 GiB: more than any Jetson or data-centre GPU has
-MAX_DLA_CORE = 1         # Xavier and Orin have DLA cores 0 and 1; -1 means none
 MAX_WATTS = 1000.0       # a workstation with a GPU; edge boards are 1-150 W
 
 
@@ -78,14 +76,8 @@ class PowerConfig:
     estimate: EstimateConfig
 
 
-@dataclass(frozen=True)
-class TensorRTConfig:
-    precision: str
-    workspace_mb: int
-    builder_optimization_level: int
-    max_batch: int
-    dla_core: int  # -1: no DLA
-    gpu_fallback: bool
+#: the [tensorrt] table, validated by tensorrt/settings.py (the one place TensorRT settings are checked)
+TensorRTConfig = TensorRTSettings
 
 
 @dataclass(frozen=True)
@@ -208,14 +200,6 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "scope": (_choice(*ESTIMATE_SCOPES), "process"),
         "source": (_string, _REQUIRED),
     },
-    "tensorrt": {
-        "precision": (_choice(*PRECISIONS), _REQUIRED),
-        "workspace_mb": (_integer(1, MAX_WORKSPACE_MB), _REQUIRED),
-        "builder_optimization_level": (_integer(0, 5), _REQUIRED),
-        "max_batch": (_integer(1, MAX_BATCH), _REQUIRED),
-        "dla_core": (_integer(-1, MAX_DLA_CORE), _REQUIRED),
-        "gpu_fallback": (_boolean, _REQUIRED),
-    },
     "runtime": {
         "backend": (_choice(*BACKENDS), _REQUIRED),
         "intra_op_threads": (_threads, _REQUIRED),
@@ -288,8 +272,8 @@ def validate_profile(doc: dict, path: Path) -> Profile:
         raise EdgeBranchyError(f"{where}: [power.estimate].p_max_w must be >= p_idle_w")
     if est["model"] == "cpu_time" and est["p_active_core_w"] < est["p_idle_core_w"]:
         raise EdgeBranchyError(f"{where}: [power.estimate].p_active_core_w must be >= p_idle_core_w")
-    trt = _check_section(doc, "tensorrt", where)
     runtime = _check_section(doc, "runtime", where)
+    trt = TensorRTSettings.from_table(_section(doc, "tensorrt", where), where, typical_batch=runtime["batch_size"])
     _check_across_sections(where, trt, runtime)
     return Profile(
         name=device["name"],
@@ -302,17 +286,17 @@ def validate_profile(doc: dict, path: Path) -> Profile:
             interval_ms=power["interval_ms"],
             estimate=EstimateConfig(**est),
         ),
-        tensorrt=TensorRTConfig(**trt),
+        tensorrt=trt,
         runtime=RuntimeConfig(**runtime),
     )
 
 
-def _check_across_sections(where: str, trt: dict, runtime: dict) -> None:
+def _check_across_sections(where: str, trt: TensorRTSettings, runtime: dict) -> None:
     """Rules between keys of different sections (each key's own bounds are in SCHEMA)."""
-    if runtime["backend"] == "tensorrt" and runtime["batch_size"] > trt["max_batch"]:
+    if runtime["backend"] == "tensorrt" and runtime["batch_size"] > trt.max_batch:
         raise EdgeBranchyError(
             f"{where}: [runtime].batch_size {runtime['batch_size']} is above [tensorrt].max_batch "
-            f"{trt['max_batch']}: engines built from this profile could not run it"
+            f"{trt.max_batch}: engines built from this profile could not run it"
         )
 
 

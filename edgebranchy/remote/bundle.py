@@ -19,7 +19,7 @@ from pathlib import Path
 
 from edgebranchy.errors import EdgeBranchyError
 
-ENGINES_PREFIX = "engines/"  # export/tensorrt.py's ENGINES_DIR: engines only run where they were built
+ENGINES_PREFIX = "engines/"  # artifact/engines.py's ENGINES_DIR: engines only run where they were built
 # what a wheel build reads from the source tree (a user's checkout may also hold data sets and runs)
 _FOR_WHEEL_FILES = ("pyproject.toml", "setup.cfg", "setup.py", "MANIFEST.in", "README.md")
 _FOR_WHEEL_DIRS = ("edgebranchy", "profiles")
@@ -62,7 +62,7 @@ def _digest(members: list[tuple[str, bytes]]) -> str:
 
 def artifact_part(path: str | os.PathLike) -> Part:
     """The verified artifact as the board gets it: manifest + listed files, no engines and no engine records."""
-    from edgebranchy.export.artifact import MANIFEST, Artifact
+    from edgebranchy.artifact.manifest import MANIFEST, Artifact
 
     root = Path(path)
     art = Artifact.load(root, verify=True)  # damaged files stop here, not on ten boards

@@ -61,7 +61,7 @@ def test_ssh_options_and_failures():
 
 
 def test_artifact_goes_without_engines(tiny_artifact, tmp_path):
-    from edgebranchy.export.artifact import Artifact
+    from edgebranchy.artifact.manifest import Artifact
 
     clean = artifact_part(tiny_artifact)
     copy = tmp_path / "tiny-artifact"
