@@ -40,6 +40,34 @@ def safe_relpath(root: Path, rel: str) -> Path:
 _REQUIRED = ("input", "classes", "exits", "segments", "baseline", "files", "entropy")
 
 
+def segment_io_names(n_inputs: int, n_features: int, last: bool) -> tuple[list[str], list[str]]:
+    """(input names, output names) of a segment graph.
+
+    One tensor in is `x`, one passed on is `features`; a segment of a model split by
+    from_model that takes or passes on several tensors names them `x.0, x.1, ...` and
+    `features.0, features.1, ...` (the first is the split's main tensor). Then `logits`, `entropy`.
+    """
+    ins = ["x"] if n_inputs == 1 else [f"x.{i}" for i in range(n_inputs)]
+    feats = [] if last else ["features"] if n_features == 1 else [f"features.{i}" for i in range(n_features)]
+    return ins, feats + ["logits", "entropy"]
+
+
+def _check_segment_io(segments: list, where: Path) -> None:
+    """Recorded input/output names: segment 0 takes the image alone, segment k+1 what segment k passes on."""
+    prev = None
+    for k, e in enumerate(segments):
+        ins, outs = e.get("inputs", ["x"]), e.get("outputs")
+        if not isinstance(ins, list) or not ins or not all(isinstance(n, str) for n in ins) \
+                or (outs is not None and (not isinstance(outs, list) or not all(isinstance(n, str) for n in outs))):
+            raise EdgeBranchyError(f"{where}: segments[{k}] 'inputs'/'outputs' must be lists of names")
+        if k == 0 and ins != ["x"]:
+            raise EdgeBranchyError(f"{where}: segment 0 must take the image alone (input 'x'), not {ins}")
+        if prev is not None and len(prev) != len(ins):
+            raise EdgeBranchyError(f"{where}: segment {k - 1} passes on {len(prev)} tensor(s) but segment {k} "
+                                   f"takes {len(ins)}")
+        prev = None if outs is None else [n for n in outs if n.startswith("features")]
+
+
 def validate_manifest(m: Any, where: Path, graphs: bool = True) -> None:
     """Check a manifest's schema, version and shape; every failure is an EdgeBranchyError naming `where`."""
     if not isinstance(m, dict) or m.get("schema") != SCHEMA:
@@ -62,6 +90,7 @@ def validate_manifest(m: Any, where: Path, graphs: bool = True) -> None:
     if not isinstance(m["files"], dict) or not all(isinstance(e, dict) for e in m["exits"]):
         raise EdgeBranchyError(f"{where}: 'files' must map paths to hashes and 'exits' must be objects")
     validate_manifest_fields(str(where), m)
+    _check_segment_io(m["segments"], where)
 
 
 def validate_input_block(where: str, inp: Any, key: str = "input") -> None:
@@ -254,6 +283,15 @@ class Artifact:
     def source(self) -> dict:
         """Where the artifact came from: `checkpoint` path and `checkpoint_sha256` (may be empty)."""
         return self.manifest.get("source") or {}
+
+    def segment_inputs(self, k: int) -> list[str]:
+        """Input names of segment k's graph (`x`, or `x.0, x.1, ...` when it takes several tensors)."""
+        return list(self.manifest["segments"][k].get("inputs") or ["x"])
+
+    def segment_outputs(self, k: int) -> list[str]:
+        """Output names of segment k's graph: its features (none for the last), logits, entropy."""
+        rec = self.manifest["segments"][k].get("outputs")
+        return list(rec) if rec else segment_io_names(1, 1, k == self.num_exits - 1)[1]
 
     def segment_file(self, k: int, precision: str = "fp32") -> Path:
         return self._file(self.manifest["segments"][k], precision, f"segment {k}")

@@ -1,18 +1,19 @@
-"""`edgebranchy predict`: a quick check that an artifact works on this device."""
+"""`edgebranchy predict`: a quick check that an artifact works on this device, or answers for image files."""
 from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import add_backend_flags, backend_flag_options, positive_int, thresholds
+from edgebranchy.cli._args import add_backend_flags, backend_flag_options, positive_int, probability, thresholds
 
 ORDER = 40
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
-        "predict", help="run an artifact on a dataset's test split: accuracy and exit histogram",
+        "predict", help="run an artifact on a dataset's test split (accuracy, exit histogram) or on image files",
         description="Run the early-exit artifact (and its baseline) on the test split of a dataset and print the "
-                    "accuracy and where the samples left. Needs no torch.",
+                    "accuracy and where the samples left; with --images, answer for image files instead (label, "
+                    "exit and entropy per image, prepared as the artifact records: needs Pillow). Needs no torch.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("artifact", help="artifact directory from `edgebranchy export`")
     p.add_argument("--dataset", default="fashion-mnist")
@@ -22,8 +23,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--samples", type=positive_int, help="only the first N test samples")
     p.add_argument("--thresholds", type=thresholds, help="override the artifact's thresholds, comma separated")
     p.add_argument("--pipelined", action="store_true", help="overlap segments of consecutive batches")
-    p.add_argument("--drift-alpha", type=float, default=1e-3,
+    p.add_argument("--drift-alpha", type=probability, default=1e-3,
                    help="significance level of the exit-rate drift test against the calibration")
+    p.add_argument("--images", nargs="+", metavar="DIR_OR_FILE",
+                   help="image files, or folders of them (searched recursively): one answer per image")
+    p.add_argument("--out", help="with --images: write the answers to this .csv or .json file")
+    p.add_argument("--strict-images", action="store_true",
+                   help="with --images: refuse a damaged or non-image file (default: name it and skip it)")
     add_backend_flags(p)
     return p
 
@@ -34,6 +40,7 @@ def run(args) -> int:
     import numpy as np
 
     from edgebranchy.data import load_dataset
+    from edgebranchy.data.imagefolder import reader_options
     from edgebranchy.errors import EdgeBranchyError
     from edgebranchy.runtime.runner import EarlyExitRunner
 
@@ -42,9 +49,14 @@ def run(args) -> int:
     if args.samples is not None and args.samples <= 0:
         raise EdgeBranchyError("--samples must be positive")
     ts = args.thresholds
+    if (args.out or args.strict_images) and not args.images:
+        raise EdgeBranchyError("--out and --strict-images go with --images")
     opts = backend_flag_options(args, args.backend)
+    if args.images:
+        return _predict_images(args, opts)
     with EarlyExitRunner(args.artifact, backend=args.backend, thresholds=ts, options=opts) as r:
-        data = load_dataset(args.dataset, args.data_dir)
+        data = load_dataset(args.dataset, args.data_dir,
+                            image=reader_options(r.artifact.manifest["input"], args.dataset))
         n = min(args.samples or len(data.test), len(data.test))  # None: the whole test split
         x = r.artifact.preprocess(data.test.x[:n])
         y = data.test.y[:n]
@@ -82,3 +94,59 @@ def warn_exit_drift(runner, alpha: float) -> None:
         return
     d = exit_rate_drift(runner.exit_counts, expected, alpha=alpha)
     print(d.line(), file=sys.stderr if d.drifted else sys.stdout)
+
+
+def _predict_images(args, opts: dict | None) -> int:
+    """Per-image label, exit and entropy for image files, preprocessed as the artifact's input block says."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from edgebranchy.data.imagefolder import image_files, load_images
+    from edgebranchy.errors import EdgeBranchyError
+    from edgebranchy.runtime.runner import EarlyExitRunner
+
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix.lower() not in (".csv", ".json"):
+        raise EdgeBranchyError(f"--out {out}: give a .csv or .json file")
+    files = image_files(args.images, strict=args.strict_images)
+    rows = []
+    with EarlyExitRunner(args.artifact, backend=args.backend, thresholds=args.thresholds, options=opts) as r:
+        classes = r.artifact.classes
+        inp = r.artifact.manifest["input"]
+        for i in range(0, len(files), args.batch_size):
+            chunk = files[i:i + args.batch_size]
+            p = r.predict(r.artifact.preprocess(load_images(chunk, inp)))
+            for f, lab, ex, ent in zip(chunk, p.labels.tolist(), p.exits.tolist(), p.entropy.tolist()):
+                rows.append({"file": str(f), "label": classes[lab], "class_index": int(lab), "exit": int(ex),
+                             "entropy": float(ent)})
+        thresholds = list(r.thresholds)
+    if out is None:
+        width = max(len(row["file"]) for row in rows)
+        print(f"{'file':<{width}}  {'label':<16} exit  entropy")
+        for row in rows:
+            print(f"{row['file']:<{width}}  {row['label']:<16} {row['exit']:>4}  {row['entropy']:.4f}")
+    else:
+        _write_answers(out, rows, {"artifact": str(args.artifact), "backend": args.backend,
+                                   "thresholds": thresholds})
+        print(f"{len(rows)} image(s) -> {out}")
+    counts = np.bincount([row["exit"] for row in rows], minlength=len(thresholds) + 1)
+    print("exits: " + ", ".join(f"{k}: {c}" for k, c in enumerate(counts.tolist())))
+    return 0
+
+
+def _write_answers(out, rows: list[dict], about: dict) -> None:
+    import csv
+    import io
+
+    from edgebranchy.util.files import atomic_write_json, atomic_write_text
+
+    if out.suffix.lower() == ".json":
+        atomic_write_json(out, {**about, "predictions": rows})
+        return
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["file", "label", "class_index", "exit", "entropy"], lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(out, buf.getvalue())
+

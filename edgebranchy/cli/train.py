@@ -20,8 +20,25 @@ def add_parser(sub) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", default="b-lenet", help="b-lenet, b-alexnet, b-resnet, or module:function")
     p.add_argument("--depth", type=resnet_depth, help="ResNet depth 6n+2 (b-resnet; 110 in the paper, 20 for quick runs)")
-    p.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist, mnist, cifar10, digits, synthetic")
+    p.add_argument("--dataset", default="fashion-mnist", 
+                   help="fashion-mnist, mnist, cifar10, digits, synthetic, or imagefolder (DIR/<class>/*.jpg)")
     p.add_argument("--data-dir", help="directory with the dataset files (default: the system's copy)")
+    g = p.add_argument_group("image folders (--dataset imagefolder)")
+    g.add_argument("--image-size", type=int, metavar="N", help="resize the shorter side to N pixels (default 224)")
+    g.add_argument("--crop", type=int, metavar="N", help="centre crop N x N after resizing (default: --image-size)")
+    g.add_argument("--grayscale", action="store_true", help="read images as one channel (default RGB)")
+    g.add_argument("--mean", type=floats, help="per-channel mean on 0..1 pixels, e.g. 0.485,0.456,0.406 "
+                                               "(default: measured on the training images)")
+    g.add_argument("--std", type=floats, help="per-channel std on 0..1 pixels, e.g. 0.229,0.224,0.225")
+    g.add_argument("--strict-images", action="store_true",
+                   help="refuse a folder with a damaged or non-image file (default: name it and skip it)")
+    b = p.add_argument_group("your own model (--model module:function)")
+    b.add_argument("--freeze-backbone", action="store_true",
+                   help="train only the side exit heads on the frozen model (no baseline phase: the baseline and "
+                        "the main exit are the given model)")
+    b.add_argument("--init-weights", metavar="FILE",
+                   help="a state_dict (weights only) loaded into the model before training, e.g. "
+                        "torch.save(model.state_dict(), FILE)")
     p.add_argument("--out", default="runs/model.pt", help="checkpoint to write")
     p.add_argument("--epochs", type=positive_int, default=10, help="joint-training epochs")
     p.add_argument("--baseline-epochs", type=nonneg_int, help="baseline epochs first (default: --epochs; 0 skips)")
@@ -58,8 +75,10 @@ def run(args) -> int:
         v = getattr(args, name)
         if v is not None and v < low:
             raise EdgeBranchyError(f"--{name.replace('_', '-')} must be at least {low}, got {v}")
+    image = _image_options(args)
     cfg = TrainConfig(
-        model=args.model, model_args=model_args, dataset=args.dataset, data_dir=args.data_dir,
+        model=args.model, model_args=model_args, dataset=args.dataset, data_dir=args.data_dir, image=image,
+        freeze_backbone=args.freeze_backbone, init_weights=args.init_weights,
         epochs=args.epochs, baseline_epochs=args.baseline_epochs,
         batch_size=recipe["batch_size"] if args.batch_size is None else args.batch_size, lr=args.lr,
         betas=tuple(args.betas) if args.betas else recipe["betas"], exit_weights=args.exit_weights,
@@ -84,12 +103,27 @@ def run(args) -> int:
         print(f"training {cfg.model} on {d.name} ({len(d.train)} train / {len(d.val)} validation / "
               f"{len(d.test)} test, from {d.source}); recipe {cfg.recipe}: batch {cfg.batch_size}, "
               f"Adam lr {cfg.lr} betas {tuple(cfg.betas)}, exit weights {trainer.weights}, "
-              f"{trainer.dist.world} process(es)", flush=True)
+              f"{trainer.dist.world} process(es)"
+              + ("; backbone frozen: training the side exit heads only" if cfg.freeze_backbone else ""), flush=True)
     config = trainer.run(resume=args.resume)
     if trainer.dist.main:
         print(_accuracy_table(config))
         print(f"checkpoint: {args.out}")
     return 0
+
+
+def _image_options(args) -> dict | None:
+    """The image folder reader's options from the flags (None when none is given)."""
+    from edgebranchy.errors import EdgeBranchyError
+
+    o = {"size": args.image_size, "crop": args.crop, "color": "L" if args.grayscale else None,
+         "mean": args.mean, "std": args.std, "strict": True if args.strict_images else None}
+    o = {k: v for k, v in o.items() if v is not None}
+    if o and args.dataset != "imagefolder":
+        flags = {"size": "--image-size", "crop": "--crop", "color": "--grayscale", "mean": "--mean", "std": "--std",
+                 "strict": "--strict-images"}
+        raise EdgeBranchyError(f"{', '.join(flags[k] for k in o)}: for --dataset imagefolder only")
+    return o or None
 
 
 def _accuracy_table(config: dict) -> str:
@@ -98,7 +132,8 @@ def _accuracy_table(config: dict) -> str:
     for k, (a, b) in enumerate(zip(v["exit_accuracy"], t["exit_accuracy"])):
         name = f"exit {k}" + (" (main)" if k == len(v["exit_accuracy"]) - 1 else "")
         lines.append(f"{name:<22}{a * 100:>10.2f}%{b * 100:>8.2f}%")
-    lines.append(f"{'baseline (separate)':<22}{v['baseline_accuracy'] * 100:>10.2f}%"
+    base = "baseline (given model)" if config["train"].get("freeze_backbone") else "baseline (separate)"
+    lines.append(f"{base:<22}{v['baseline_accuracy'] * 100:>10.2f}%"
                  f"{t['baseline_accuracy'] * 100:>8.2f}%")
     return "\n".join(lines)
 
@@ -109,7 +144,8 @@ def _dry_run(cfg) -> int:
     from edgebranchy.models.summary import format_summary, summarize
     from edgebranchy.train.trainer import _model_args
 
-    data = load_dataset(cfg.dataset, cfg.data_dir, val_size=cfg.val_size, seed=cfg.seed, limit=cfg.limit)
+    data = load_dataset(cfg.dataset, cfg.data_dir, val_size=cfg.val_size, seed=cfg.seed, limit=cfg.limit,
+                        image=cfg.image)
     args = _model_args(cfg, data)
     net = build_model(cfg.model, args)
     print(format_summary(f"{cfg.model} {args}", summarize(net, data.input_shape)))

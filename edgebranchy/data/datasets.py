@@ -37,8 +37,26 @@ class Split:
         return len(self.y)
 
     def x_float(self, norm: "Normalization", index=None) -> np.ndarray:
+        """Normalised float32 images; for a lazily decoded split (image folders) without `index`,
+        a view that decodes and normalises the slices asked of it."""
+        if index is None and not isinstance(self.x, np.ndarray):
+            return _Normalized(self.x, norm)  # type: ignore[return-value]
         x = self.x if index is None else self.x[index]
         return norm.apply(x)
+
+
+class _Normalized:
+    """len() and slicing of a lazy image array, normalised on the fly (batches, never the whole split)."""
+
+    def __init__(self, x, norm: "Normalization"):
+        self.x, self.norm = x, norm
+        self.shape = tuple(x.shape)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index) -> np.ndarray:
+        return self.norm.apply(self.x[index])
 
 
 @dataclass
@@ -81,12 +99,15 @@ class DataBundle:
         return tuple(int(v) for v in self.train.x.shape[1:])  # type: ignore[return-value]
 
     def describe(self) -> dict:
-        return {"name": self.name, "source": self.source, "train": len(self.train), "val": len(self.val),
-                "test": len(self.test), "split_seed": self.split_seed, "input_shape": list(self.input_shape)}
+        d = {"name": self.name, "source": self.source, "train": len(self.train), "val": len(self.val),
+             "test": len(self.test), "split_seed": self.split_seed, "input_shape": list(self.input_shape)}
+        if self.meta.get("image") is not None:  # how an image folder was read, to read it again the same way
+            d["image"] = self.meta["image"]
+        return d
 
 
 def dataset_names() -> list[str]:
-    return ["fashion-mnist", "mnist", "cifar10", "digits", "synthetic"]
+    return ["fashion-mnist", "mnist", "cifar10", "digits", "synthetic", "imagefolder"]
 
 
 def _resolve_dir(name: str, data_dir: str | os.PathLike | None) -> Path:
@@ -159,18 +180,26 @@ def load_recorded(dataset: dict | None, data_dir: str | os.PathLike | None = Non
     src = d.get("source")
     ddir = data_dir or (src if src and Path(src).is_dir() else None)
     try:
-        return load_dataset(d["name"], ddir, val_size=d.get("val"), seed=d.get("split_seed", 0))
+        return load_dataset(d["name"], ddir, val_size=d.get("val"), seed=d.get("split_seed", 0), image=d.get("image"))
     except EdgeBranchyError as e:
         raise EdgeBranchyError(f"cannot reload the checkpoint's dataset ({e}); pass --data-dir") from None
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, val_size: int | None = None,
-                 seed: int = 0, synthetic_shape=(1, 28, 28), limit: int | None = None) -> DataBundle:
+                 seed: int = 0, synthetic_shape=(1, 28, 28), limit: int | None = None,
+                 image: dict | None = None) -> DataBundle:
     """Load a named dataset split into train / validation / test with normalisation from the train split.
 
     `val_size` defaults to 5,000 for the 60k/50k sets and 10% otherwise.
     `limit` keeps only the first `limit` training and test samples (quick runs).
+    `image`: options of the image folder reader (data/imagefolder.py), for "imagefolder" only.
     """
+    if name == "imagefolder":
+        from edgebranchy.data.imagefolder import load_imagefolder
+
+        return load_imagefolder(data_dir, val_size, seed, limit, image)
+    if image:
+        raise EdgeBranchyError(f"image options ({', '.join(sorted(image))}) apply to --dataset imagefolder only")
     if name in ("fashion-mnist", "mnist"):
         from edgebranchy.data.idx import load_idx_dir
 

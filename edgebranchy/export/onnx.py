@@ -12,22 +12,29 @@ from typing import Callable
 import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.artifact.manifest import MANIFEST, build_manifest, validate_manifest, write_artifact_dir
+from edgebranchy.artifact.manifest import MANIFEST, build_manifest, segment_io_names, validate_manifest, write_artifact_dir
 from edgebranchy.util.files import atomic_write_bytes, atomic_write_json, sha256_file
 
 OPSET = 17
 TOL = {"fp32": 1e-3, "fp16": 5e-2}  # max abs difference, relative to max(1, |reference|)
 
 
-def _export(module, example, out_names: list[str]) -> bytes:
+def _flat(t) -> list:
+    """The tensors of a (possibly nested) tuple, in order: how the exporter numbers graph inputs and outputs."""
+    return [v for e in t for v in _flat(e)] if isinstance(t, (tuple, list)) else [t]
+
+
+def _export(module, example, out_names: list[str], in_names: list[str] | None = None) -> bytes:
+    """ONNX bytes of `module` on `example` (a tensor, or the tuple of tensors a from_model stage passes on)."""
     import torch
 
     module.eval()  # the TorchScript exporter restores training flags recursively: eval the wrapper itself
     buf = io.BytesIO()
-    dyn = {"x": {0: "N"}, **{n: {0: "N"} for n in out_names}}
+    in_names = in_names or ["x"]
+    dyn = {n: {0: "N"} for n in in_names + out_names}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), buf, input_names=["x"], output_names=out_names,
+        torch.onnx.export(module, (example,), buf, input_names=in_names, output_names=out_names,
                           dynamic_axes=dyn, opset_version=OPSET, dynamo=False, do_constant_folding=True)
     return buf.getvalue()
 
@@ -56,13 +63,13 @@ def _check_and_simplify(data: bytes, what: str, simplify: bool) -> tuple[bytes, 
         return data, False, f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
 
 
-def _ort_run(data: bytes, x: np.ndarray) -> list[np.ndarray]:
+def _ort_run(data: bytes, x: np.ndarray | dict[str, np.ndarray]) -> list[np.ndarray]:
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
     sess = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
-    return sess.run(None, {"x": x})
+    return sess.run(None, x if isinstance(x, dict) else {"x": x})
 
 
 def _max_diff(got: list[np.ndarray], ref: list[np.ndarray], what: str) -> float:
@@ -151,20 +158,25 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
         feats = x
         for k, j in enumerate(keep):
             last = k == n_seg - 1
-            names = ["logits", "entropy"] if last else ["features", "logits", "entropy"]
-            entry = {"index": k, "model_exit": j, "input_shape": list(feats.shape[1:]), "macs": seg_macs[k]}
             with torch.no_grad():
-                ref = [t.numpy() for t in graphs["fp32"][k].eval()(feats)]
+                ref_out = graphs["fp32"][k].eval()(feats)
+            ins = _flat(feats)
+            in_names, names = segment_io_names(len(ins), 0 if last else len(_flat(ref_out[0])), last)
+            ref = [t.numpy() for t in _flat(ref_out)]
+            entry = {"index": k, "model_exit": j, "input_shape": list(ins[0].shape[1:]), "macs": seg_macs[k],
+                     "inputs": in_names}
+            if len(ins) > 1:  # a from_model split: the main tensor and the others later stages read
+                entry["input_shapes"] = [list(t.shape[1:]) for t in ins]
             for prec in graphs:
                 half = prec == "fp16"
                 mod = graphs[prec][k]
                 # fp16 chain: segment 0 takes the fp32 image, later segments take fp16 features
-                example = feats.half() if (half and k > 0) else feats
-                data = _export(mod, example, names)
+                example = _half(feats) if (half and k > 0) else feats
+                data = _export(mod, example, names, in_names)
                 data, simplified, err = _check_and_simplify(data, f"segment {k} ({prec})", simplify)
                 if err and simplify:
                     log(f"warning: onnxsim failed on segment {k} ({prec}); kept the unsimplified graph: {err}")
-                got = _ort_run(data, example.numpy())
+                got = _ort_run(data, {n: t.numpy() for n, t in zip(in_names, _flat(example))})
                 diff = _max_diff(got, ref, f"segment {k} ({prec})") if checked else None
                 if diff is not None and diff > TOL[prec]:
                     raise EdgeBranchyError(f"segment {k} ({prec}): ONNX Runtime differs from PyTorch by {diff:.3g} "
@@ -179,17 +191,19 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
                                  simplify_error=err, outputs=names)
             entry.setdefault("fp16_file", None)
             if not last:
-                with torch.no_grad():
-                    feats = graphs["fp32"][k].stage(feats)
-                entry["feature_shape"] = list(feats.shape[1:])
+                feats = ref_out[0]
+                entry["feature_shape"] = list(_flat(feats)[0].shape[1:])
+                if isinstance(feats, tuple):
+                    entry["feature_shapes"] = [list(t.shape[1:]) for t in feats]
             else:
                 entry["feature_shape"] = None
             segs.append(entry)
             log(f"segment {k}: {entry['macs'] / 1e6:.3f} M MACs, max |ONNX - PyTorch| {_diff_text(entry['max_abs_diff'])}"
                 + (f" (fp16 {_diff_text(entry['max_abs_diff_fp16'])})" if entry.get("fp16_file") else "")
                 + ("" if entry["simplified"] else f", not simplified: {entry['simplify_error']}"))
-        base_entry = {"macs": summary["baseline_macs"], "separately_trained": bool(cfg.get("train", {}).get(
-            "baseline_epochs", 1) != 0), "fp16_file": None}
+        tr = cfg.get("train", {})
+        base_entry = {"macs": summary["baseline_macs"], "fp16_file": None,
+                      "separately_trained": bool(tr.get("baseline_epochs", 1) != 0 and not tr.get("freeze_backbone"))}
         with torch.no_grad():
             bref = [BaselineGraph(baseline, False).eval()(x).numpy()]
         for prec in ["fp32"] + (["fp16"] if precision == "fp16" else []):
@@ -252,6 +266,13 @@ def _check_classes(checkpoint, cfg: dict, net) -> None:
         if o.shape[-1] != len(classes):
             raise EdgeBranchyError(f"{checkpoint}: config 'classes' names {len(classes)} classes but exit {k} "
                                    f"has {o.shape[-1]} outputs")
+
+
+def _half(feats):
+    """fp16 copies of the floating-point tensors among `feats` (a tensor or a tuple of them)."""
+    if isinstance(feats, tuple):
+        return tuple(_half(t) for t in feats)
+    return feats.half() if feats.is_floating_point() else feats
 
 
 def _validation_samples(cfg: dict, n: int, data_dir: str | None) -> np.ndarray:

@@ -151,6 +151,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, progress: bo
 def _bench(cfg: BenchConfig, runner, profile, profile_reason: str, *, log: Callable[[str], None], progress: bool,
            on_trial: Callable[[dict], None] | None) -> dict:
     from edgebranchy.data import load_dataset
+    from edgebranchy.data.imagefolder import reader_options
     from edgebranchy.measure.environment import collect_environment
     from edgebranchy.measure.power.select import select_meter
     from edgebranchy.util.files import atomic_write_json
@@ -160,7 +161,7 @@ def _bench(cfg: BenchConfig, runner, profile, profile_reason: str, *, log: Calla
     meter, power_reason = select_meter(profile, cfg.power, sync=sync)  # before the data: an unusable source fails fast
     log(f"power: {power_reason}")
     try:
-        data = load_dataset(cfg.dataset, cfg.data_dir)
+        data = load_dataset(cfg.dataset, cfg.data_dir, image=reader_options(art.manifest["input"], cfg.dataset))
     except BaseException:
         meter.close()
         raise

@@ -11,7 +11,6 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from importlib import resources
 from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
@@ -34,7 +33,11 @@ def _row(check: str, status: str, detail: str, advice: str = "", **data: Any) ->
 
 def graph_bytes() -> bytes:
     """The tiny ONNX graph shipped with the package (x: N x 8 -> y: N x 4, Gemm + Relu)."""
-    return resources.files("edgebranchy.tensorrt").joinpath("data", GRAPH).read_bytes()
+    try:
+        from importlib.resources import files  # novermin (guarded; 3.8 takes the backport below)
+    except ImportError:
+        from importlib_resources import files  # a dependency on Python 3.8 only
+    return files("edgebranchy.tensorrt").joinpath("data", GRAPH).read_bytes()
 
 
 def check_python() -> List[dict]:

@@ -9,6 +9,8 @@ _EXPORTS = {
     "BranchyNet": "edgebranchy.models.branchynet",
     "default_head": "edgebranchy.models.custom",
     "from_sequential": "edgebranchy.models.custom",
+    "from_model": "edgebranchy.models.fx",
+    "load_init_weights": "edgebranchy.models.custom",
     "build_model": "edgebranchy.models.registry",
     "model_names": "edgebranchy.models.registry",
 }

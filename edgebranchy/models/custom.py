@@ -1,13 +1,15 @@
-"""Bring your own backbone: a BranchyNet from an nn.Sequential and split points."""
+"""Bring your own backbone: a BranchyNet from an nn.Sequential and split points; the user's weights."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Callable, Sequence
 
 from torch import nn
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.models.branchynet import BranchyNet
-from edgebranchy.models.layers import flat_features, out_shape, pool
+from edgebranchy.models.layers import flat_features, pool
 
 HeadFactory = Callable[[tuple, int], nn.Module]
 
@@ -31,36 +33,79 @@ def from_sequential(backbone: nn.Sequential, split_points: Sequence[int | str], 
     A split point is the index or the name of the layer after which a side exit
     reads the features. The backbone must end with its own classifier: its last
     segment becomes the main exit (the baseline network is the backbone itself).
+    Built by the fx splitter (`from_model`) with every layer kept whole.
     """
+    from edgebranchy.models.fx import from_model
+
     if not isinstance(backbone, nn.Sequential):
         raise EdgeBranchyError(f"from_sequential needs an nn.Sequential backbone, got {type(backbone).__name__}")
     names = [n for n, _ in backbone.named_children()]
-    cuts = []
+    points = []
     for sp in split_points:
         if isinstance(sp, str):
             if sp not in names:
                 raise EdgeBranchyError(f"split point {sp!r} is not a layer of the backbone; layers: {names}")
             if names.index(sp) >= len(names) - 1:
                 raise EdgeBranchyError(f"split point {sp!r} is the backbone's last layer: nothing would follow it")
-            cuts.append(names.index(sp) + 1)
+            points.append(sp)
         else:
             if not 0 <= int(sp) < len(names) - 1:
                 raise EdgeBranchyError(f"split point {sp} out of range 0..{len(names) - 2}")
-            cuts.append(int(sp) + 1)
-    if not cuts or sorted(set(cuts)) != cuts:
+            points.append(names[int(sp)])
+    idx = [names.index(p) for p in points]
+    if not idx or sorted(set(idx)) != idx:
         raise EdgeBranchyError(f"split points must be strictly increasing and non-empty, got {list(split_points)}")
-    head_factory = head_factory or default_head
-    layers = list(backbone.children())
-    bounds = [0] + cuts + [len(layers)]
-    stages = [nn.Sequential(*layers[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
-    shape = tuple(int(v) for v in input_shape)
-    exits: list[nn.Module] = []
-    for stage in stages[:-1]:
-        shape = out_shape(stage, shape)
-        exits.append(head_factory(shape, num_classes))
-    final = out_shape(stages[-1], shape)
-    if final != (num_classes,):
-        raise EdgeBranchyError(f"the backbone must end with its classifier: its output is {final}, "
-                               f"expected ({num_classes},)")
-    exits.append(nn.Identity())
-    return BranchyNet(stages, exits)
+    return from_model(backbone, points, input_shape, num_classes, head_factory, leaf_modules=names)
+
+
+def load_init_weights(net: BranchyNet, path: str | os.PathLike) -> dict:
+    """Load a user's weights file (a state_dict, read weights-only) into the network's main branch.
+
+    Keys are those of the model given to from_model/from_sequential ("layer1.0.conv1.weight"),
+    or the BranchyNet's own ("stages.0...."). Every main-branch weight must be present with its
+    shape; a key the network does not have is an error. Side exit heads keep their initialisation.
+    Returns {"loaded": number of tensors, "form": "backbone" | "branchynet"}.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise EdgeBranchyError(f"--init-weights: {path} not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - damaged files and pickled objects raise many types
+        raise EdgeBranchyError(f"--init-weights: {path} is not a weights-only state_dict "
+                               f"({(str(e).splitlines() or [type(e).__name__])[0][:160]})") from None
+    if isinstance(obj, dict) and obj.get("format") == "edgebranchy.checkpoint":
+        raise EdgeBranchyError(f"--init-weights: {path} is an edgebranchy checkpoint; give the model's own "
+                               "state_dict (torch.save(model.state_dict(), FILE))")
+    for wrapper in ("state_dict", "model_state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
+            obj = obj[wrapper]
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise EdgeBranchyError(f"--init-weights: {path} does not hold a state_dict (name -> tensor)")
+    sd = {(k[7:] if k.startswith("module.") else k): v for k, v in obj.items()}  # saved from DDP
+    main = net.main_state_dict()
+    form = "branchynet" if any(k.startswith("stages.") for k in sd) else "backbone"
+    own = {k: k if form == "branchynet" else k.split(".", 2)[2] for k in main if k.startswith("stages.")}
+    last = f"exits.{net.num_exits - 1}."
+    own.update({k: k if form == "branchynet" else k[len(last):] for k in main if k.startswith(last)})
+    missing = sorted({src for src in own.values() if src not in sd})
+    allowed = set(own.values()) | ({k for k in net.state_dict() if k.startswith("exits.")} if form == "branchynet"
+                                   else set())
+    unexpected = sorted(k for k in sd if k not in allowed)
+    if missing or unexpected:
+        parts = ([f"missing {len(missing)} key(s) the network needs, e.g. {', '.join(missing[:3])}"] if missing
+                 else []) + ([f"{len(unexpected)} key(s) the network does not have, e.g. {', '.join(unexpected[:3])}"]
+                             if unexpected else [])
+        raise EdgeBranchyError(f"--init-weights: {path} does not fit the model: {'; '.join(parts)}")
+    state = net.state_dict()
+    target = {dst: sd[src] for dst, src in own.items()}
+    if form == "branchynet":
+        target.update({k: v for k, v in sd.items() if k.startswith("exits.")})
+    for k, v in target.items():
+        if tuple(v.shape) != tuple(state[k].shape):
+            raise EdgeBranchyError(f"--init-weights: {path}: {own.get(k, k)} has shape {list(v.shape)}, the "
+                                   f"network's has {list(state[k].shape)}")
+    net.load_state_dict(target, strict=False)
+    return {"loaded": len(target), "form": form}

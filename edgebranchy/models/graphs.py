@@ -14,6 +14,8 @@ from torch import nn
 class SegmentGraph(nn.Module):
     """Stage + exit head: returns (features, logits, entropy), or (logits, entropy) for the last segment.
 
+    `features` is a tuple of tensors where several cross the split (models/fx.py).
+
     Entropy of softmax(logits / temperature), in nats, divided by ln(C) when `normalize`,
     computed as logsumexp(z) - sum(softmax(z) * z) with the maximum subtracted first, so every
     term stays finite however the graph is imported (TensorRT's parser turns LogSoftmax into
@@ -28,8 +30,9 @@ class SegmentGraph(nn.Module):
         self.inv_t = 1.0 / float(temperature)
         self.scale = 1.0 / math.log(classes) if normalize else 1.0
 
-    def forward(self, x: torch.Tensor):
-        if self.half_ and x.dtype == torch.float32:
+    def forward(self, x):
+        # x: the image, the features, or the tuple of tensors a from_model split passes on (already fp16)
+        if self.half_ and isinstance(x, torch.Tensor) and x.dtype == torch.float32:
             x = x.half()
         f = self.stage(x)
         logits = self.head(f).float()

@@ -7,8 +7,19 @@ from torch import nn
 from edgebranchy.models.branchynet import BranchyNet
 
 
-def count_macs(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
-    """MACs of convolutions and linear layers for one input of `shape`; returns (macs, output shape)."""
+def count_macs(module: nn.Module, shape) -> tuple[int, tuple[int, ...]]:
+    """MACs of convolutions and linear layers for one input of `shape`; returns (macs, output shape).
+
+    `shape` may instead be an example input (a tensor, or the tuple of tensors a stage of
+    from_model passes on); the output shape is then that of the output's first (main) tensor.
+    """
+    macs, out = _run_counting(module, shape)
+    main = out[0] if isinstance(out, tuple) else out
+    return macs, tuple(main.shape[1:])
+
+
+def _run_counting(module: nn.Module, shape):
+    """(MACs, output) of one call on zeros of `shape` or on the given example input."""
     total = 0
 
     def hook(m, inp, out):
@@ -24,12 +35,18 @@ def count_macs(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, tuple[in
     module.eval()
     try:
         with torch.no_grad():
-            out = module(torch.zeros(1, *shape))
+            example = shape if isinstance(shape, (torch.Tensor, tuple)) and not _is_shape(shape) else \
+                torch.zeros(1, *shape)
+            out = module(example)
     finally:
         module.train(was)
         for h in handles:
             h.remove()
-    return int(total), tuple(out.shape[1:])
+    return int(total), out
+
+
+def _is_shape(s) -> bool:
+    return isinstance(s, tuple) and all(isinstance(v, int) for v in s)
 
 
 def params(module: nn.Module) -> int:
@@ -38,10 +55,13 @@ def params(module: nn.Module) -> int:
 
 def summarize(net: BranchyNet, input_shape: tuple[int, ...]) -> dict:
     """Per stage and exit: params, MACs, feature shape; cumulative cost of reaching each exit."""
-    rows, shape, cum = [], tuple(input_shape), 0
+    rows, cum = [], 0
+    feats = torch.zeros(1, *input_shape)
     for k, (stage, head) in enumerate(zip(net.stages, net.exits)):
-        sm, shape = count_macs(stage, shape)
-        hm, _ = count_macs(head, shape)
+        sm, feats = _run_counting(stage, feats)  # the stage's whole output: from_model stages pass tuples
+        hm, _ = _run_counting(head, feats)
+        main = feats[0] if isinstance(feats, tuple) else feats
+        shape = tuple(main.shape[1:])
         cum += sm + hm
         rows.append({"exit": k, "stage_params": params(stage), "stage_macs": sm, "head_params": params(head),
                      "head_macs": hm, "feature_shape": list(shape), "segment_macs": sm + hm,

@@ -21,7 +21,7 @@ OPTIONAL = {"opt_batch": None, "tf32": False}
 SETTINGS_KEYS = REQUIRED + tuple(OPTIONAL)
 MAX_BATCH_LIMIT = 4096       # as [runtime].batch_size: far above what an edge engine is built for
 MAX_WORKSPACE_MB = 262_144  # 256 GiB: more than any Jetson or data-centre GPU has
-MAX_DLA_CORE = 1            # Xavier and Orin have DLA cores 0 and 1; -1 means none
+MAX_DLA_CORE = 7            # a sanity bound (-1: none); the build checks the count the device reports (Orin: 2)
 
 
 def check_precision(value: Any, where: str = "[tensorrt].precision") -> str:

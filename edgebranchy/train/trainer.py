@@ -1,8 +1,11 @@
 """The BranchyNet trainer: baseline first, then joint training on the weighted sum of exit losses.
 
 Data lives in pre-loaded tensors indexed by a seeded permutation per epoch (no
-DataLoader). Every finished epoch is saved to `<out>.resume` (atomically) with
-the optimiser and RNG state, so a killed run resumes to the same final state.
+DataLoader); an image folder is decoded batch by batch instead (`_Lazy`).
+Every finished epoch is saved to `<out>.resume` (atomically) with the
+optimiser and RNG state, so a killed run resumes to the same final state.
+With `freeze_backbone`, only the side exit heads train on the frozen trunk
+(kept in eval mode), so the main exit and the baseline stay the given model.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -52,6 +56,24 @@ class TrainConfig:
     recipe: str = "default"
     eval_batch: int = 1000
     log_every: int = 0  # print the running loss every N steps (0: per epoch only)
+    image: dict | None = None  # image folder reader options (data/imagefolder.py)
+    freeze_backbone: bool = False  # train only the side exit heads; no baseline phase
+    init_weights: str | None = None  # a state_dict loaded into the main branch before training
+
+
+class _Lazy:
+    """A lazily decoded split as the trainer indexes it (index tensor or slice -> normalised batch tensor)."""
+
+    def __init__(self, split, norm, device):
+        self.view, self.device = split.x_float(norm), device
+
+    def __len__(self) -> int:
+        return len(self.view)
+
+    def __getitem__(self, index) -> torch.Tensor:
+        if isinstance(index, torch.Tensor):
+            index = index.cpu().numpy()
+        return torch.from_numpy(self.view[index]).to(self.device)
 
 
 def validate_train_config(cfg: TrainConfig) -> None:
@@ -182,25 +204,47 @@ class Trainer:
         if cfg.batch_size < self.dist.world:
             raise EdgeBranchyError(f"batch size {cfg.batch_size} is smaller than the {self.dist.world} processes")
         self.data = data or load_dataset(cfg.dataset, cfg.data_dir, val_size=cfg.val_size, seed=cfg.seed,
-                                         limit=cfg.limit)
+                                         limit=cfg.limit, image=cfg.image)
         self.model_args = _model_args(cfg, self.data)
         self.device = torch.device(cfg.device if not cfg.device.startswith("cuda") or not self.dist.enabled
                                    else f"cuda:{self.dist.local_rank}")
         torch.manual_seed(cfg.seed)
-        self.net = build_model(cfg.model, self.model_args).to(self.device)
+        self.net = build_model(cfg.model, self.model_args)
+        self.init_info = self._init_weights()
+        self.net = self.net.to(self.device)
+        if cfg.freeze_backbone:
+            if cfg.baseline_epochs:
+                raise EdgeBranchyError("--freeze-backbone trains the exit heads only: it has no baseline phase "
+                                       "(drop --baseline-epochs)")
+            for p in self.net.main_parameters():
+                p.requires_grad_(False)
+            if not any(p.requires_grad for p in self.net.parameters()):
+                raise EdgeBranchyError(f"{cfg.model}: with the backbone frozen nothing is left to train")
         k = self.net.num_exits
         self.weights = list(cfg.exit_weights) if cfg.exit_weights else default_exit_weights(k)
         if len(self.weights) != k:
             raise EdgeBranchyError(f"--exit-weights needs {k} values for {cfg.model}, got {len(self.weights)}")
         norm = self.data.norm
-        self.x = {s: torch.from_numpy(getattr(self.data, s).x_float(norm)).to(self.device)
-                  for s in ("train", "val", "test")}
+        self.x = {s: (torch.from_numpy(split.x_float(norm)).to(self.device) if isinstance(split.x, np.ndarray)
+                      else _Lazy(split, norm, self.device))
+                  for s, split in ((s, getattr(self.data, s)) for s in ("train", "val", "test"))}
         self.y = {s: torch.from_numpy(getattr(self.data, s).y).to(self.device) for s in ("train", "val", "test")}
         self.baseline_state: dict | None = None
         self.history: list[dict] = []
 
     # -- phases -----------------------------------------------------------------------------
+    def _init_weights(self) -> dict | None:
+        if not self.cfg.init_weights:
+            return None
+        from edgebranchy.models.custom import load_init_weights
+        from edgebranchy.util.files import sha256_file
+
+        info = load_init_weights(self.net, self.cfg.init_weights)
+        return {**info, "path": str(self.cfg.init_weights), "sha256": sha256_file(self.cfg.init_weights)}
+
     def _phases(self) -> list[tuple[str, int]]:
+        if self.cfg.freeze_backbone:
+            return [("joint", self.cfg.epochs)]
         be = self.cfg.epochs if self.cfg.baseline_epochs is None else self.cfg.baseline_epochs
         return ([("baseline", be)] if be > 0 else []) + [("joint", self.cfg.epochs)]
 
@@ -231,7 +275,8 @@ class Trainer:
                 if state["phase_index"] == pi:
                     start_epoch = state["epoch"]
             module = self._module_for(phase)
-            params = list(self.net.main_parameters()) if phase == "baseline" else list(self.net.parameters())
+            params = list(self.net.main_parameters()) if phase == "baseline" else \
+                [p for p in self.net.parameters() if p.requires_grad]
             opt = self._optimizer(params)
             if state is not None and state["phase_index"] == pi:
                 try:
@@ -263,6 +308,9 @@ class Trainer:
     def _epoch(self, module, opt, phase: str, pi: int, epoch: int, epochs: int) -> dict:
         cfg, dist = self.cfg, self.dist
         module.train()
+        if cfg.freeze_backbone:  # batch-norm statistics and dropout of the given model stay as they are
+            self.net.stages.eval()
+            self.net.exits[-1].eval()
         n = len(self.y["train"])
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + pi * 10_007 + epoch)
         perm = torch.randperm(n, generator=g)
@@ -375,10 +423,12 @@ class Trainer:
         config = {
             "model": {"name": cfg.model, "args": self.model_args},
             "classes": d.classes,
-            "input": {"shape": list(d.input_shape), "dtype": "float32", "layout": "NCHW", **d.norm.to_dict()},
+            "input": {"shape": list(d.input_shape), "dtype": "float32", "layout": "NCHW", **d.norm.to_dict(),
+                      **d.meta.get("input", {})},
             "dataset": d.describe(),
             "train": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
                       "exit_weights": self.weights, "world_size": self.dist.world, "seconds": seconds,
+                      "init_weights": self.init_info,
                       "history": self.history},
             "validation": val,
             "test": test,

@@ -55,7 +55,7 @@ def write(tmp_path, text, name="x.toml"):
         ('precision = "fp32"', 'precision = "fp8"', '[tensorrt].precision must be "fp32" or "fp16"'),
         ('precision = "fp32"', 'precision = "int8"', "INT8 needs a graph with explicit Q/DQ nodes"),
         ("builder_optimization_level = 3", "builder_optimization_level = 7", "[tensorrt].builder_optimization_level must be an integer from 0 to 5, got 7"),
-        ("dla_core = -1", "dla_core = -2", "[tensorrt].dla_core must be an integer from -1 to 1, got -2"),
+        ("dla_core = -1", "dla_core = -2", "[tensorrt].dla_core must be an integer from -1 to 7, got -2"),
         ("batch_size = 1\n", "", "[runtime].batch_size is missing"),
         ("p_idle_w = 10.0", 'p_idle_w = "ten"', "[power.estimate].p_idle_w must be a number of watts from 0 to 1000, got 'ten'"),
         ("p_active_core_w = 9.0\n", "", "[power.estimate].p_active_core_w is missing (model 'cpu_time' needs it)"),

@@ -10,6 +10,10 @@ Segment k takes `x` (segment 0: the normalised image batch; later: the previous
 segment's `features`) and returns `features` (not for the last segment),
 `logits` and `entropy`. Only `entropy` (B floats) has to reach the host for the
 decision; `features` and `logits` stay where the backend keeps them.
+Where a model split by from_model passes several tensors across a split
+(a skip connection), `features` holds all of them (the artifact names them
+`features.0, ...` and the next segment's inputs `x.0, ...`); `gather`
+compacts every one, and `launch` takes them as they came.
 """
 from __future__ import annotations
 

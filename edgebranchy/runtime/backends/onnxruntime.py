@@ -34,28 +34,42 @@ def _dims(shape) -> list:
     return [d if isinstance(d, int) else None for d in shape]  # symbolic dims ("N") -> None
 
 
-def check_signature(sess, path, input_shape, n_classes: int, feature_shape) -> None:
-    """A graph's input x and its outputs must have the shapes the manifest promises (a replaced graph
-    with an updated hash is caught here, before it answers with another model's meaning)."""
+def _shape_differs(got: list, want: list | None) -> bool:
+    """True when a known (non-batch) dimension of `got` differs from the manifest's `want` (no batch axis)."""
+    if want is None:
+        return False
+    return len(got) != len(want) + 1 or any(g is not None and g != w for g, w in zip(got[1:], want))
+
+
+def check_signature(sess, path, inputs: dict, n_classes: int, features: dict) -> None:
+    """A graph's inputs and outputs must have the names and shapes the manifest promises (a replaced graph
+    with an updated hash is caught here, before it answers with another model's meaning). `inputs` and
+    `features` map each tensor name to its shape without the batch axis (None: not recorded)."""
     ins = sess.get_inputs()
-    if len(ins) != 1 or ins[0].name != "x":
-        raise EdgeBranchyError(f"{path}: the graph takes {[i.name for i in ins]}, expected one input 'x'")
-    got = _dims(ins[0].shape)
-    want = [None, *input_shape] if input_shape is not None else None
-    if want is not None and (len(got) != len(want) or any(g is not None and g != w for g, w in zip(got[1:], want[1:]))):
-        raise EdgeBranchyError(f"{path}: input x has shape {ins[0].shape}, but the manifest says "
-                               f"(N, {', '.join(map(str, input_shape))})")
+    names = [i.name for i in ins]
+    if sorted(names) != sorted(inputs):
+        raise EdgeBranchyError(f"{path}: the graph takes {names}, the manifest says {sorted(inputs)}")
+    for i in ins:
+        want = inputs[i.name]
+        if _shape_differs(_dims(i.shape), want):
+            raise EdgeBranchyError(f"{path}: input {i.name} has shape {i.shape}, but the manifest says "
+                                   f"(N, {', '.join(map(str, want))})")
     for o in sess.get_outputs():
         d = _dims(o.shape)
         if o.name == "logits" and (len(d) != 2 or (d[1] is not None and d[1] != n_classes)):
             raise EdgeBranchyError(f"{path}: logits have shape {o.shape}, but the manifest lists {n_classes} classes")
         if o.name == "entropy" and len(d) != 1:
             raise EdgeBranchyError(f"{path}: entropy has shape {o.shape}, expected one value per sample")
-        if o.name == "features" and feature_shape is not None and (
-                len(d) != len(feature_shape) + 1
-                or any(g is not None and g != w for g, w in zip(d[1:], feature_shape))):
-            raise EdgeBranchyError(f"{path}: features have shape {o.shape}, but the manifest says "
-                                   f"(N, {', '.join(map(str, feature_shape))})")
+        if o.name in features and _shape_differs(d, features[o.name]):
+            want = features[o.name]
+            raise EdgeBranchyError(f"{path}: {o.name} has shape {o.shape}, but the manifest says "
+                                   f"(N, {', '.join(map(str, want))})")
+
+
+def _recorded(seg: dict, many: str, one: str, count: int) -> list:
+    """Shapes of a segment's `count` tensors from the manifest (`input_shapes`/`input_shape`...), None if unknown."""
+    shapes = seg.get(many) or ([seg.get(one)] if count == 1 else None)
+    return list(shapes) if shapes and len(shapes) == count else [None] * count
 
 
 class OnnxRuntimeBackend(Backend):
@@ -79,20 +93,24 @@ class OnnxRuntimeBackend(Backend):
         self._ort = ort
         self.sessions = [self._session(artifact.segment_file(k, self.precision)) for k in range(artifact.num_exits)]
         self._outputs = [[o.name for o in s.get_outputs()] for s in self.sessions]
-        for k, names in enumerate(self._outputs):
-            want = ["logits", "entropy"] if k == artifact.num_exits - 1 else ["features", "logits", "entropy"]
+        self._inputs = [artifact.segment_inputs(k) for k in range(artifact.num_exits)]
+        for k, (names, sess) in enumerate(zip(self._outputs, self.sessions)):
+            want = artifact.segment_outputs(k)
             if sorted(names) != sorted(want):
                 raise EdgeBranchyError(f"segment {k} graph has outputs {names}, expected {want}")
             seg = artifact.manifest["segments"][k]
-            want_in = artifact.input_shape if k == 0 else seg.get("input_shape")
-            check_signature(self.sessions[k], artifact.segment_file(k, self.precision), want_in,
-                            len(artifact.classes), seg.get("feature_shape") if k < artifact.num_exits - 1 else None)
+            ins = self._inputs[k]
+            in_shapes = [artifact.input_shape] if k == 0 else _recorded(seg, "input_shapes", "input_shape", len(ins))
+            feats = [n for n in want if n.startswith("features")]
+            check_signature(sess, artifact.segment_file(k, self.precision), dict(zip(ins, in_shapes)),
+                            len(artifact.classes), dict(zip(feats, _recorded(seg, "feature_shapes", "feature_shape",
+                                                                                   len(feats)))))
         # The public InferenceSession.run re-validates feed names and WebGPU capture state on every
         # call (several microseconds at batch 1); the runner validates inputs once itself, so it
         # calls the binding's run directly where it exists (recorded in describe()).
         self._runs = [self._fast_run(s) for s in self.sessions]
-        self._idx = [(n.index("features") if "features" in n else -1, n.index("logits"), n.index("entropy"))
-                     for n in self._outputs]
+        # where features (one index, or a tuple of them for several tensors), logits and entropy sit
+        self._idx = [(_feature_index(n), n.index("logits"), n.index("entropy")) for n in self._outputs]
         self._baseline = None
 
     @staticmethod
@@ -125,18 +143,23 @@ class OnnxRuntimeBackend(Backend):
     def to_device(self, x: np.ndarray) -> np.ndarray:
         return x
 
+    def _feed(self, k: int, x: Any) -> dict:
+        # several tensors cross this split (from_model): x is the tuple the previous launch passed on
+        return dict(zip(self._inputs[k], x)) if isinstance(x, tuple) else {self._inputs[k][0]: x}
+
     def launch(self, k: int, x: Any, lane: int = 0) -> Launch:
-        outs = self._runs[k](self._outputs[k], {"x": x})
+        outs = self._runs[k](self._outputs[k], self._feed(k, x))
         fi, li, ei = self._idx[k]
         ent = outs[ei]
-        return Launch(outs[fi] if fi >= 0 else None, outs[li], lambda: ent, len(ent), k, lane)
+        feats = None if fi is None else tuple(outs[i] for i in fi) if isinstance(fi, tuple) else outs[fi]
+        return Launch(feats, outs[li], lambda: ent, len(ent), k, lane)
 
-    def run_segment(self, k: int, x: np.ndarray) -> list[np.ndarray]:
+    def run_segment(self, k: int, x: Any) -> list[np.ndarray]:
         """Bare session call (for overhead measurements): outputs in graph order."""
-        return self._runs[k](self._outputs[k], {"x": x})
+        return self._runs[k](self._outputs[k], self._feed(k, x))
 
     def gather(self, t: Any, index: np.ndarray, lane: int = 0) -> Any:
-        return t[index]
+        return tuple(a[index] for a in t) if isinstance(t, tuple) else t[index]
 
     def to_host(self, t: Any) -> np.ndarray:
         return np.asarray(t)
@@ -148,7 +171,7 @@ class OnnxRuntimeBackend(Backend):
             names = [o.name for o in sess.get_outputs()]
             if names != ["logits"]:
                 raise EdgeBranchyError(f"{path}: the baseline graph has outputs {names}, expected ['logits']")
-            check_signature(sess, path, self.artifact.input_shape, len(self.artifact.classes), None)
+            check_signature(sess, path, {"x": self.artifact.input_shape}, len(self.artifact.classes), {})
             self._baseline = self._fast_run(sess)
         return self._baseline(["logits"], {"x": x})[0]
 
@@ -161,3 +184,11 @@ class OnnxRuntimeBackend(Backend):
     def close(self) -> None:
         self.sessions = []
         self._baseline = None
+
+
+def _feature_index(names: list[str]):
+    """Index of `features` in a segment's outputs, a tuple of the `features.i` indices, or None (last segment)."""
+    if "features" in names:
+        return names.index("features")
+    multi = sorted((int(n.split(".", 1)[1]), i) for i, n in enumerate(names) if n.startswith("features."))
+    return tuple(i for _, i in multi) or None

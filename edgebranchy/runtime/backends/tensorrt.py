@@ -211,6 +211,11 @@ class TensorRTBackend(Backend):
         from edgebranchy.tensorrt.load import load_engine
 
         self.artifact = artifact if isinstance(artifact, Artifact) else Artifact.load(artifact)
+        multi = [k for k in range(self.artifact.num_exits) if len(self.artifact.segment_inputs(k)) > 1]
+        if multi:  # buffers, profiles and compaction here handle one tensor per split
+            raise EdgeBranchyError(f"segment {multi[0]} takes {len(self.artifact.segment_inputs(multi[0]))} tensors "
+                                   "(a split where a skip connection crosses): the tensorrt backend runs "
+                                   "single-tensor splits only; use onnxruntime or torch, or split between blocks")
         unknown = sorted(set(options or {}) - set(DEFAULTS))
         if unknown:
             raise EdgeBranchyError(f"unknown tensorrt option(s): {', '.join(unknown)}; known: {', '.join(DEFAULTS)}")

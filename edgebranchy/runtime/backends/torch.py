@@ -49,7 +49,10 @@ def checkpoint_artifact(checkpoint: str | os.PathLike) -> Artifact:
 
 @dataclass
 class DeviceTensor:
-    """A tensor on the backend's device and the event (None on CPU) after which it is valid."""
+    """A tensor on the backend's device and the event (None on CPU) after which it is valid.
+
+    `t` is a tuple of tensors where a from_model split passes on several (compaction gathers each).
+    """
 
     t: Any
     event: Any = None
@@ -118,7 +121,8 @@ class TorchBackend(Backend):
         """x.t, usable on `lane`'s stream (waits on x's event when it came from another lane)."""
         if self.cuda and x.event is not None and x.lane != lane:
             self.streams[lane].wait_event(x.event)
-            x.t.record_stream(self.streams[lane])
+            for t in (x.t if isinstance(x.t, tuple) else (x.t,)):
+                t.record_stream(self.streams[lane])
         return x.t
 
     def _event(self, lane: int, timing: bool = False):
@@ -171,12 +175,13 @@ class TorchBackend(Backend):
     def gather(self, t: Any, index: np.ndarray, lane: int = 0) -> DeviceTensor:
         torch = self.torch
         if not self.cuda:
-            return DeviceTensor(t.t[torch.from_numpy(np.ascontiguousarray(index))])
+            idx = torch.from_numpy(np.ascontiguousarray(index))
+            return DeviceTensor(tuple(v[idx] for v in t.t) if isinstance(t.t, tuple) else t.t[idx])
         with torch.cuda.stream(self.streams[lane]):
             src = self._ready_on(t, lane)
             idx = torch.from_numpy(np.ascontiguousarray(index, dtype=np.int64)).pin_memory().to(
                 self.device, non_blocking=True)
-            out = src.index_select(0, idx)
+            out = tuple(v.index_select(0, idx) for v in src) if isinstance(src, tuple) else src.index_select(0, idx)
             return DeviceTensor(out, self._event(lane), lane)
 
     def to_host(self, t: Any) -> np.ndarray:
