@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import add_backend_flags, backend_flag_options, nonneg_float, nonneg_int, positive_int
+from edgebranchy.cli._args import add_backend_flags, backend_flag_options, nonneg_float, nonneg_int, positive_int, probability
 
 ORDER = 50
 

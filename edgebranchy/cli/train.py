@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import (betas, device, exit_weights, nonneg_int, positive_float, positive_int,
+from edgebranchy.cli._args import (betas, device, exit_weights, floats, nonneg_int, positive_float, positive_int,
                                    resnet_depth, seed)
 
 ORDER = 10
