@@ -55,6 +55,8 @@ class Backend(ABC):
     asynchronous: bool = False
     #: number of independent lanes (streams) the backend offers
     lanes: int = 1
+    #: True when the backend can run the artifact's single early-exit graph (batch 1)
+    supports_single_graph: bool = False
 
     @property
     @abstractmethod
@@ -80,6 +82,14 @@ class Backend(ABC):
     def run_baseline(self, x: np.ndarray) -> np.ndarray:
         """Logits of the baseline network for a host batch, as a host array."""
 
+    def load_single(self, thresholds: list[float]) -> None:
+        """Load the artifact's single early-exit graph with these thresholds."""
+        raise EdgeBranchyError(f"the {self.name} backend does not run the single early-exit graph")
+
+    def run_single(self, x: Any) -> list[np.ndarray]:
+        """One batch-1 call of the single graph: host arrays [label, logits, entropy, exit]."""
+        raise EdgeBranchyError(f"the {self.name} backend does not run the single early-exit graph")
+
     def synchronize(self) -> None:
         """Wait for all outstanding work (no-op on synchronous backends)."""
 
@@ -95,6 +105,17 @@ class Backend(ABC):
 
     def __exit__(self, *exc):
         self.close()
+
+
+def single_graph_entry(artifact) -> dict:
+    """The artifact's single-graph manifest entry; EdgeBranchyError when it has none."""
+    entry = artifact.manifest.get("single_graph")
+    if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+        raise EdgeBranchyError(f"{artifact.root}: the artifact has no single early-exit graph; re-export it with "
+                               "`edgebranchy export` (or run with form='segments')")
+    if entry["file"] not in artifact.manifest.get("files", {}):
+        raise EdgeBranchyError(f"{artifact.root}: {entry['file']} is used but has no hash in 'files'")
+    return entry
 
 
 _REGISTRY: dict[str, str] = {

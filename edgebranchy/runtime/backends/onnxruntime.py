@@ -6,8 +6,8 @@ from typing import Any
 import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.export.artifact import Artifact
-from edgebranchy.runtime.backends.base import Backend, Launch
+from edgebranchy.export.artifact import Artifact, safe_relpath
+from edgebranchy.runtime.backends.base import Backend, Launch, single_graph_entry
 
 # Chosen by measurement on a 2-core machine (benchmarks/runner_settings.py): one
 # intra-op thread per session and no spinning keep K sessions from fighting for
@@ -67,6 +67,9 @@ class OnnxRuntimeBackend(Backend):
         self._idx = [(n.index("features") if "features" in n else -1, n.index("logits"), n.index("entropy"))
                      for n in self._outputs]
         self._baseline = None
+        self._single = None
+        self._single_feed: dict = {}
+        self._single_keep: list = []  # arrays handed to add_initializer must outlive the session
 
     @staticmethod
     def _fast_run(sess):
@@ -75,9 +78,11 @@ class OnnxRuntimeBackend(Backend):
             return lambda names, feed: inner.run(names, feed, None)
         return sess.run
 
-    def _session(self, path):
+    def _session(self, path, initializers: dict | None = None):
         ort, o = self._ort, self.options
         so = ort.SessionOptions()
+        for name, value in (initializers or {}).items():
+            so.add_initializer(name, value)
         so.intra_op_num_threads = o["intra_op_threads"]
         so.inter_op_num_threads = o["inter_op_threads"]
         so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[o["graph_optimization"]])
@@ -119,6 +124,38 @@ class OnnxRuntimeBackend(Backend):
             self._baseline = self._fast_run(self._session(self.artifact.baseline_file(self.precision)))
         return self._baseline(["logits"], {"x": x})[0]
 
+    # -- the single early-exit graph (batch 1) --------------------------------------------------
+    supports_single_graph = True
+
+    def load_single(self, thresholds: list[float]) -> None:
+        """Open the artifact's single graph with these thresholds (replacing its initializers, no re-export)."""
+        from edgebranchy.exits.rule import float32_threshold
+
+        entry = single_graph_entry(self.artifact)
+        ts = [np.array(float32_threshold(t), dtype=np.float32) for t in thresholds]
+        names = entry["thresholds"]
+        if len(names) != len(ts):
+            raise EdgeBranchyError(f"the single graph has {len(names)} thresholds, the runner {len(ts)}")
+        if entry.get("threshold_mode", "initializer") == "initializer":
+            vals = {n: self._ort.OrtValue.ortvalue_from_numpy(t) for n, t in zip(names, ts)}
+            sess = self._session(safe_relpath(self.artifact.root, entry["file"]), vals)
+            self._single_keep = [ts, vals]
+            self._single_feed = {}
+        else:
+            sess = self._session(safe_relpath(self.artifact.root, entry["file"]))
+            self._single_feed = dict(zip(names, ts))
+        got = [o.name for o in sess.get_outputs()]
+        if got != ["label", "logits", "entropy", "exit"]:
+            raise EdgeBranchyError(f"single graph has outputs {got}, expected label, logits, entropy, exit")
+        run = self._fast_run(sess)
+        self._single = (run, got)
+
+    def run_single(self, x: np.ndarray) -> list[np.ndarray]:
+        """One call of the single graph on a batch-1 input: [label, logits, entropy, exit]."""
+        run, names = self._single
+        feed = self._single_feed
+        return run(names, {"x": x, **feed} if feed else {"x": x})
+
     def describe(self) -> dict:
         return {"backend": self.name, "onnxruntime": self._ort.__version__, "precision": self.precision,
                 "options": {k: v for k, v in self.options.items() if k != "precision"},
@@ -128,3 +165,4 @@ class OnnxRuntimeBackend(Backend):
     def close(self) -> None:
         self.sessions = []
         self._baseline = None
+        self._single = None
