@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -26,15 +24,23 @@ from edgebranchy.runtime.runner import EarlyExitRunner
 
 
 def timed(fns: dict, items, rounds: int) -> dict:
-    """Median over interleaved rounds of the mean µs per item, for each function."""
-    res = {k: [] for k in fns}
+    """Median over interleaved rounds of the mean µs per item, per function: (thread CPU time, wall)."""
+    res = {k: ([], []) for k in fns}
     for _ in range(rounds):
         for k, fn in fns.items():
-            t0 = time.perf_counter_ns()
+            w0, c0 = time.perf_counter_ns(), time.thread_time_ns()
             for it in items:
                 fn(it)
-            res[k].append((time.perf_counter_ns() - t0) / 1e3 / len(items))
-    return {k: float(np.median(v)) for k, v in res.items()}
+            c1, w1 = time.thread_time_ns(), time.perf_counter_ns()
+            res[k][0].append((c1 - c0) / 1e3 / len(items))
+            res[k][1].append((w1 - w0) / 1e3 / len(items))
+    return {k: (float(np.median(c)), float(np.median(w))) for k, (c, w) in res.items()}
+
+
+def table(title: str, r: dict) -> None:
+    print(f"\n## {title}\n\n| | µs, thread CPU time | µs, wall |\n|---|---|---|")
+    for k, (c, w) in r.items():
+        print(f"| {k} | {c:.2f} | {w:.2f} |")
 
 
 def _session(path_or_bytes, initializers=None):
@@ -103,9 +109,7 @@ def main() -> int:
         "binding run, without the entropy nodes": lambda xb: s_noent._sess.run(noent_names, {"x": xb}, None),
         "backend.launch + entropy read": lambda xb: b.launch(0, xb).entropy().item(0),
     }, singles, a.rounds)
-    print("## Segment 0 per call\n\n| layer | µs |\n|---|---|")
-    for k, v in r.items():
-        print(f"| {k} | {v:.2f} |")
+    table("Segment 0 per call", r)
     lg = inner.run(names0, {"x": singles[0]}, None)[names0.index("logits")]
     ent = lambda z: float(-(np.exp(z - z.max()) / np.exp(z - z.max()).sum() * (z - z.max() - np.log(  # noqa: E731
         np.exp(z - z.max()).sum()))).sum())
@@ -116,48 +120,43 @@ def main() -> int:
         "Prediction(3 x np.array)": lambda _: (np.array([1], np.int64), np.array([0], np.int64),
                                                np.array([0.5], np.float32)),
     }, singles, a.rounds)
-    print("\n## Host-side pieces of the batch-1 path\n\n| piece | µs |\n|---|---|")
-    for k, v in r.items():
-        print(f"| {k} | {v:.2f} |")
+    table("Host-side pieces of the batch-1 path", r)
 
     # 2. whole samples: runner forms, bare chains, threshold modes
     one = EarlyExitRunner(art, form="single-graph")
     sb = one.backend
     srun, snames = sb._single
-    tmp = tempfile.mkdtemp(prefix="eb-prof-")
-    try:
-        inp_bytes = single_graph_bytes(art, threshold_mode="input")
-        s_inp = _session(inp_bytes)
-        tfeed = {f"threshold_{k}": np.array(t, np.float32) for k, t in enumerate(art.thresholds)}
-        s_lbl = onnx.load_from_string(single_graph_bytes(art))
-        exits = seg.predict(x).exits
+    inp_bytes = single_graph_bytes(art, threshold_mode="input")
+    s_inp = _session(inp_bytes)
+    s_ng = _session(single_graph_bytes(art, guard=False))
+    tfeed = {f"threshold_{k}": np.array(t, np.float32) for k, t in enumerate(art.thresholds)}
+    exits = seg.predict(x).exits
 
-        def chain(xb):
-            h = xb
-            for k in range(seg.num_exits):
-                o = b.run_segment(k, h)
-                if k == seg.num_exits - 1 or o[b._idx[k][2]].item(0) < seg.thresholds[k]:
-                    return
-                h = o[b._idx[k][0]]
+    def chain(xb):
+        h = xb
+        for k in range(seg.num_exits):
+            o = b.run_segment(k, h)
+            if k == seg.num_exits - 1 or o[b._idx[k][2]].item(0) < seg.thresholds[k]:
+                return
+            h = o[b._idx[k][0]]
 
+    for e in range(seg.num_exits):
+        items = [xb for xb, ex in zip(singles, exits) if ex == e]
+        if not items:
+            continue
         r = timed({
-            "runner, segments": lambda xb: seg.predict(xb),
+            "runner, segments": seg.predict,
             "bare segment chain (binding runs + host decision)": chain,
-            "runner, single graph": lambda xb: one.predict(xb),
+            "runner, single graph": one.predict,
             "bare single-graph call, thresholds as initializers": lambda xb: srun(snames, {"x": xb}),
             "bare single-graph call, thresholds as inputs": lambda xb: s_inp._sess.run(snames, {"x": xb, **tfeed},
                                                                                        None),
-            "baseline.onnx (binding run)": lambda xb: b.run_baseline(xb),
-        }, singles, a.rounds)
-        print(f"\n## Whole sample (exits {', '.join(f'{f * 100:.1f}%' for f in np.bincount(exits, minlength=seg.num_exits) / len(exits))})"
-              "\n\n| path | µs |\n|---|---|")
-        for k, v in r.items():
-            print(f"| {k} | {v:.2f} |")
-        del s_lbl
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        seg.close()
-        one.close()
+            "bare single-graph call, no IsInf guard": lambda xb: s_ng._sess.run(snames, {"x": xb}, None),
+            "baseline.onnx (binding run)": b.run_baseline,
+        }, items, a.rounds)
+        table(f"Samples that leave at exit {e} ({len(items)} of {len(singles)})", r)
+    seg.close()
+    one.close()
     return 0
 
 

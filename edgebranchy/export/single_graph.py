@@ -34,8 +34,9 @@ def threshold_name(k: int) -> str:
     return f"threshold_{k}"
 
 
-def _renamed_segment(model, k: int, x_name: str):
-    """Nodes and initializers of segment k with every name prefixed `s{k}/`, its input read from `x_name`."""
+def _renamed_segment(model, k: int, x_name: str, out_names: dict | None = None):
+    """Nodes and initializers of segment k with every name prefixed `s{k}/`, its input read from `x_name`
+    (and graph outputs renamed by `out_names`, e.g. {"logits": "e0/logits"})."""
     import onnx
 
     g = model.graph
@@ -46,7 +47,9 @@ def _renamed_segment(model, k: int, x_name: str):
     def rn(name: str) -> str:
         if not name:
             return name  # an omitted optional input
-        return x_name if name == inp else f"s{k}/{name}"
+        if name == inp:
+            return x_name
+        return (out_names or {}).get(name) or f"s{k}/{name}"
 
     nodes = []
     for n in g.node:
@@ -72,8 +75,11 @@ def _renamed_segment(model, k: int, x_name: str):
 
 
 def build_single_graph(segments: Sequence, thresholds: Sequence[float], classes: int,
-                       threshold_mode: str = "initializer"):
-    """The single early-exit ModelProto from the K segment ModelProtos (segment k feeds k+1's `x`)."""
+                       threshold_mode: str = "initializer", guard: bool = True):
+    """The single early-exit ModelProto from the K segment ModelProtos (segment k feeds k+1's `x`).
+
+    `guard=False` drops the IsInf check (three nodes): then an entropy of -inf would exit, which the
+    rule forbids; kept only to measure what the check costs."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -105,22 +111,24 @@ def build_single_graph(segments: Sequence, thresholds: Sequence[float], classes:
 
     def level(k: int, x_name: str, prefix: str):
         """Nodes + initializers that compute segment k onwards and leave `{prefix}logits/entropy/exit`."""
-        nodes, inits, outs = _renamed_segment(segments[k], k, x_name)
+        last = k == K - 1
+        direct = {n: f"{prefix}{n}" for n in ("logits", "entropy")} if last else None
+        nodes, inits, outs = _renamed_segment(segments[k], k, x_name, direct)
         for name in ("logits", "entropy"):
             if outs[name].type.tensor_type.elem_type != f32:
                 raise EdgeBranchyError(f"segment {k}: {name} is not float32")
-        if k == K - 1:
-            nodes += [helper.make_node("Identity", [f"s{k}/logits"], [f"{prefix}logits"], name=f"out{k}/logits"),
-                      helper.make_node("Identity", [f"s{k}/entropy"], [f"{prefix}entropy"], name=f"out{k}/entropy"),
-                      exit_const(k, f"{prefix}exit")]
-            return nodes, inits
+        if last:
+            return nodes + [exit_const(k, f"{prefix}exit")], inits
         if "features" not in outs:
             raise EdgeBranchyError(f"segment {k}: no 'features' output for segment {k + 1}")
         e = f"s{k}/entropy"
-        nodes += [helper.make_node("Less", [e, threshold_name(k)], [f"d{k}/below"], name=f"d{k}/less"),
-                  helper.make_node("IsInf", [e], [f"d{k}/inf"], name=f"d{k}/isinf"),
-                  helper.make_node("Not", [f"d{k}/inf"], [f"d{k}/finite"], name=f"d{k}/not"),
-                  helper.make_node("And", [f"d{k}/below", f"d{k}/finite"], [f"d{k}/leave"], name=f"d{k}/and")]
+        if guard:
+            nodes += [helper.make_node("Less", [e, threshold_name(k)], [f"d{k}/below"], name=f"d{k}/less"),
+                      helper.make_node("IsInf", [e], [f"d{k}/inf"], name=f"d{k}/isinf"),
+                      helper.make_node("Not", [f"d{k}/inf"], [f"d{k}/finite"], name=f"d{k}/not"),
+                      helper.make_node("And", [f"d{k}/below", f"d{k}/finite"], [f"d{k}/leave"], name=f"d{k}/and")]
+        else:
+            nodes.append(helper.make_node("Less", [e, threshold_name(k)], [f"d{k}/leave"], name=f"d{k}/less"))
         then_nodes = [helper.make_node("Identity", [f"s{k}/logits"], [f"t{k}/logits"], name=f"t{k}/logits"),
                       helper.make_node("Identity", [e], [f"t{k}/entropy"], name=f"t{k}/entropy"),
                       exit_const(k, f"t{k}/exit")]
@@ -154,13 +162,13 @@ def build_single_graph(segments: Sequence, thresholds: Sequence[float], classes:
 
 
 def single_graph_bytes(artifact, thresholds: Sequence[float] | None = None,
-                       threshold_mode: str = "initializer") -> bytes:
+                       threshold_mode: str = "initializer", guard: bool = True) -> bytes:
     """Serialized single graph for a loaded artifact (fp32 segments; the artifact's thresholds by default)."""
     import onnx
 
     segs = [onnx.load(str(artifact.segment_file(k))) for k in range(artifact.num_exits)]
     ts = artifact.thresholds if thresholds is None else list(thresholds)
-    return build_single_graph(segs, ts, len(artifact.classes), threshold_mode).SerializeToString()
+    return build_single_graph(segs, ts, len(artifact.classes), threshold_mode, guard).SerializeToString()
 
 
 def single_graph_entry(artifact, rel: str = SINGLE_FILE, threshold_mode: str = "initializer") -> dict:

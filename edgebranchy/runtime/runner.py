@@ -231,14 +231,11 @@ class EarlyExitRunner:
         b, ts, last = self.backend, self.thresholds, self.num_exits - 1
         h = b.to_device(x)
         for k in range(self.num_exits):
-            launch = b.launch(k, h, 0)
-            e = launch.entropy().item(0)
-            if k == last or confident_one(e, ts[k]):
-                lg = b.to_host(launch.logits)
-                return Prediction(np.array([lg.argmax()], dtype=np.int64), np.array([k], dtype=np.int64),
-                                  np.array([e], dtype=np.float32),
+            h, lg, ent = b.step_one(k, h)
+            if k == last or confident_one(ent.item(0), ts[k]):
+                lg = b.to_host(lg)
+                return Prediction(lg.argmax(1), np.array([k], dtype=np.int64), ent,
                                   lg.astype(np.float32, copy=False) if return_logits else None)
-            h = launch.features
         raise AssertionError("unreachable: the last exit always answers")
 
     def _predict_single_graph(self, x: np.ndarray, return_logits: bool) -> Prediction:

@@ -82,6 +82,13 @@ class Backend(ABC):
     def run_baseline(self, x: np.ndarray) -> np.ndarray:
         """Logits of the baseline network for a host batch, as a host array."""
 
+    def step_one(self, k: int, x: Any) -> tuple[Any, Any, np.ndarray]:
+        """Segment k on a batch-1 backend tensor, waited for: (features, logits, entropy as a float32
+        host array of one). The runner's batch-1 path; backends override it where a Launch costs time."""
+        launch = self.launch(k, x, 0)
+        # a copy: a backend may read entropies back into a buffer it reuses
+        return launch.features, launch.logits, np.array(launch.entropy(), dtype=np.float32)
+
     def load_single(self, thresholds: list[float]) -> None:
         """Load the artifact's single early-exit graph with these thresholds."""
         raise EdgeBranchyError(f"the {self.name} backend does not run the single early-exit graph")

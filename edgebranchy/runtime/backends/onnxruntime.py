@@ -109,6 +109,11 @@ class OnnxRuntimeBackend(Backend):
         ent = outs[ei]
         return Launch(outs[fi] if fi >= 0 else None, outs[li], lambda: ent, len(ent), k, lane)
 
+    def step_one(self, k: int, x: np.ndarray) -> tuple[Any, Any, np.ndarray]:
+        outs = self._runs[k](self._outputs[k], {"x": x})
+        fi, li, ei = self._idx[k]
+        return (outs[fi] if fi >= 0 else None), outs[li], outs[ei]
+
     def run_segment(self, k: int, x: np.ndarray) -> list[np.ndarray]:
         """Bare session call (for overhead measurements): outputs in graph order."""
         return self._runs[k](self._outputs[k], {"x": x})
