@@ -190,3 +190,37 @@ def add_single_graph(artifact_dir: str | Path, threshold_mode: str = "initialize
     entry = single_graph_entry(art, SINGLE_FILE, threshold_mode)
     art.add_files([SINGLE_FILE], updates={"single_graph": entry})
     return entry
+
+
+def check_single_graph(data: bytes, segments: Sequence[bytes], thresholds: Sequence[float],
+                       samples) -> dict:
+    """Run the single graph and the per-segment chain (host rule) on each sample with ONNX Runtime;
+    EdgeBranchyError unless exits and labels agree exactly. Returns what was compared."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from edgebranchy.exits.rule import confident_one
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    one = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    segs = [ort.InferenceSession(s, so, providers=["CPUExecutionProvider"]) for s in segments]
+    names = [[o.name for o in s.get_outputs()] for s in segs]
+    worst = 0.0
+    exits = []
+    for i in range(len(samples)):
+        h = np.ascontiguousarray(samples[i:i + 1], dtype=np.float32)
+        for k, s in enumerate(segs):
+            out = dict(zip(names[k], s.run(None, {"x": h})))
+            e = float(out["entropy"][0])
+            if k == len(segs) - 1 or confident_one(e, float(thresholds[k])):
+                break
+            h = out["features"]
+        label, logits, ent, ex = one.run(None, {"x": np.ascontiguousarray(samples[i:i + 1], dtype=np.float32)})
+        if int(ex[0]) != k or int(label[0]) != int(out["logits"].argmax()):
+            raise EdgeBranchyError(f"single graph: sample {i} leaves at exit {int(ex[0])} with label {int(label[0])}, "
+                                   f"the per-segment chain at exit {k} with label {int(out['logits'].argmax())}")
+        worst = max(worst, float(np.max(np.abs(logits - out["logits"]))))
+        exits.append(k)
+    return {"samples": len(samples), "max_abs_diff_logits": worst,
+            "exit_counts": [exits.count(k) for k in range(len(segs))]}
