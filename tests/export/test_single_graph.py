@@ -214,3 +214,15 @@ def test_float32_threshold_is_exact(t):
     for e in (near, below, np.float32(t32)):
         if math.isfinite(float(e)):
             assert (float(e) < t) == (np.float32(e) < np.float32(t32))
+
+
+def test_check_single_graph_catches_a_mismatch(single_artifact, synthetic_test):
+    from edgebranchy.export.single_graph import check_single_graph
+
+    _, x, _ = synthetic_test
+    art = Artifact.load(single_artifact)
+    segs = [art.segment_file(k).read_bytes() for k in range(art.num_exits)]
+    good = check_single_graph(single_graph_bytes(art), segs, art.thresholds, x[:24])
+    assert good["samples"] == 24 and good["max_abs_diff_logits"] == 0.0 and sum(good["exit_counts"]) == 24
+    with pytest.raises(EdgeBranchyError, match="single graph: sample 0 leaves at exit 0"):
+        check_single_graph(single_graph_bytes(art, thresholds=[math.inf]), segs, [0.0], x[:4])
