@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from edgebranchy.data import load_dataset
-from edgebranchy.export.artifact import Artifact
+from edgebranchy.artifact.manifest import Artifact
 from edgebranchy.runtime.runner import EarlyExitRunner
 
 

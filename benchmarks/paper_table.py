@@ -72,7 +72,7 @@ def prepare(name: str, a, log) -> Path:
     """Copy (or train) the checkpoint, calibrate the copy, export it; returns the artifact directory."""
     from edgebranchy.export.onnx import export_checkpoint
     from edgebranchy.export.single_graph import add_single_graph
-    from edgebranchy.export.artifact import Artifact
+    from edgebranchy.artifact.manifest import Artifact
     from edgebranchy.train.calibration import calibrate_checkpoint
 
     work = Path(a.work)
@@ -99,7 +99,7 @@ def prepare(name: str, a, log) -> Path:
 def measure(name: str, art_dir: Path, a, log) -> dict:
     """Every figure of one network's row (µs unless named otherwise)."""
     from edgebranchy.data import load_dataset
-    from edgebranchy.export.artifact import Artifact
+    from edgebranchy.artifact.manifest import Artifact
     from edgebranchy.runtime.runner import EarlyExitRunner
 
     art = Artifact.load(art_dir)
@@ -250,7 +250,7 @@ def energy(art_dir: Path, a) -> dict:
     e = {k: v[k]["energy"]["per_inference_mj"]["median"] for k in ("baseline", "branchy")}
     return {"baseline_mj": e["baseline"], "branchy_mj": e["branchy"], "gain": e["baseline"] / e["branchy"],
             "kind": v["branchy"]["energy"]["kind"], "source": v["branchy"]["energy"]["source"],
-            "results": str(out), "forms": res.get("forms")}
+            "results": str(out), "forms": res["environment"].get("batch1_forms")}
 
 
 def render(rows: list[dict], a, started: str) -> str:
@@ -305,7 +305,12 @@ def render(rows: list[dict], a, started: str) -> str:
         L += [f"- form='auto' after `choose_form` on 300 samples (wall clock): segments {fc['segments_us']:.1f} us, "
               f"single graph {fc['single_graph_us']:.1f} us -> **{fc['choice']}**",
               f"- energy ({e['kind']}, {e['source']}): baseline {e['baseline_mj']:.4f} mJ, branchy "
-              f"{e['branchy_mj']:.4f} mJ per inference -> {e['gain']:.2f}x (bench results {e['results']})", ""]
+              f"{e['branchy_mj']:.4f} mJ per inference -> {e['gain']:.2f}x (bench results {e['results']})"]
+        if e.get("forms"):
+            f = e["forms"]
+            L.append(f"- `edgebranchy bench` at batch 1 measured both forms: segments {f['segments_us']:.1f} us, "
+                     f"single graph {f['single_graph_us']:.1f} us per sample (wall) and ran branchy as **{f['choice']}**")
+        L.append("")
     return "\n".join(L) + "\n"
 
 
@@ -335,7 +340,7 @@ def _details(r: dict, c: str, samples: int) -> list[str]:
 
 
 def _recipe(ck: Path) -> dict:
-    from edgebranchy.train.checkpoint import load_checkpoint
+    from edgebranchy.models.checkpoint import load_checkpoint
 
     t = load_checkpoint(ck).config.get("train") or {}
     return {k: t.get(k) for k in ("epochs", "baseline_epochs", "batch_size", "max_steps", "limit", "seed")
@@ -358,19 +363,28 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=2000, help="test samples timed at batch 1 and 64")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--work", default=str(ROOT / "benchmarks/_work/paper_table_run"))
+    ap.add_argument("--skip-missing", action="store_true",
+                    help="list networks without a checkpoint in --checkpoints as not run instead of training them")
     ap.add_argument("--train-extra", default="", help="extra `edgebranchy train` arguments (e.g. --max-steps 50)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/paper_table.md"))
     a = ap.parse_args()
     a.argv = sys.argv[1:]
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
-    rows = []
+    rows, missing = [], []
     for name in [n.strip() for n in a.models.split(",") if n.strip()]:
         if name not in TRAIN:
             raise SystemExit(f"unknown network {name!r}; choose from {', '.join(TRAIN)}")
+        if a.skip_missing and not (a.checkpoints and (Path(a.checkpoints) / f"{name}.pt").is_file()):
+            missing.append(name)
+            log(f"{name}: no checkpoint in {a.checkpoints}: not run")
+            continue
         art = prepare(name, a, log)
         rows.append(measure(name, art, a, log))
     md = render(rows, a, started)
+    if missing:
+        md += f"\nNot run (no checkpoint in {a.checkpoints} when this ran): " + "; ".join(
+            f"{n} (`edgebranchy train {' '.join(TRAIN[n])} --dataset fashion-mnist`)" for n in missing) + "\n"
     out = Path(a.out)
     from edgebranchy.util.files import atomic_write_json, atomic_write_text
 

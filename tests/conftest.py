@@ -57,7 +57,7 @@ def tiny_calibrated(tiny_checkpoint, tmp_path_factory) -> Path:
     import shutil
 
     from edgebranchy.train.calibration import calibrate_checkpoint
-    from edgebranchy.train.checkpoint import load_checkpoint
+    from edgebranchy.models.checkpoint import load_checkpoint
 
     out = tmp_path_factory.mktemp("ckpt-cal") / "tiny-cal.pt"
     shutil.copy(tiny_checkpoint, out)

@@ -15,3 +15,41 @@ def run_cli(*args, env=None, timeout=300) -> subprocess.CompletedProcess:
     e.update(env or {})
     return subprocess.run([sys.executable, "-m", "edgebranchy", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env=e, cwd=ROOT)
+
+
+def run_cli_with(prelude: str, *args, env=None, timeout=300) -> subprocess.CompletedProcess:
+    """Like run_cli, but runs the Python code `prelude` in the same process first (e.g. to pass a callback in)."""
+    e = dict(os.environ)
+    e.update(env or {})
+    code = prelude + "\nfrom edgebranchy.cli import main\nraise SystemExit(main())\n"
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=e, cwd=ROOT)
+
+
+def sigkill_after_trial(trial: int, variant: str) -> str:
+    """A prelude for run_cli_with: `bench` gets an on_trial callback that SIGKILLs the process after that trial."""
+    return f"""
+import os, signal
+from edgebranchy.measure import bench as _bench
+_run_bench = _bench.run_bench
+def _kill_on(rec):
+    if (rec["trial"], rec["variant"]) == ({trial!r}, {variant!r}):
+        os.kill(os.getpid(), signal.SIGKILL)
+_bench.run_bench = lambda cfg, *a, **kw: _run_bench(cfg, *a, on_trial=_kill_on, **kw)
+"""
+
+
+def sigkill_after_epoch(phase: str, epoch: int) -> str:
+    """A prelude for run_cli_with: the trainer gets an on_epoch callback that SIGKILLs the process once the
+    state after `phase` epoch `epoch` is on disk."""
+    return f"""
+import os, signal
+from edgebranchy.train import trainer as _trainer
+_init = _trainer.Trainer.__init__
+def _kill_on(stats):
+    if (stats["phase"], stats["epoch"]) == ({phase!r}, {epoch!r}):
+        os.kill(os.getpid(), signal.SIGKILL)
+def _patched(self, *a, **kw):
+    _init(self, *a, on_epoch=_kill_on, **kw)
+_trainer.Trainer.__init__ = _patched
+"""

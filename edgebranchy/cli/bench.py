@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from edgebranchy.cli._args import add_backend_flags, backend_flag_options
+
 ORDER = 50
 
 
@@ -28,10 +30,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=50, help="warm-up batches per variant")
     p.add_argument("--min-window", type=float, default=2.0, help="seconds per energy window (whole passes)")
     p.add_argument("--idle", type=float, default=3.0, help="seconds of idle-power measurement")
-    p.add_argument("--threads", type=int, help="intra-op threads per session (onnxruntime)")
-    p.add_argument("--spinning", choices=["on", "off"], help="ONNX Runtime thread spinning")
-    p.add_argument("--checkpoint", help="checkpoint for the torch backend (default: the artifact's source)")
-    p.add_argument("--device", help="torch backend device (cpu, cuda)")
+    add_backend_flags(p)
     p.add_argument("--pipelined", action="store_true", help="branchy runs as a pipelined stream (throughput)")
     p.add_argument("--out", default="runs/results.json", help="results file (JSON); trials also go to OUT.jsonl")
     return p
@@ -41,18 +40,10 @@ def run(args) -> int:
     from edgebranchy.measure.bench import BenchConfig, run_bench
     from edgebranchy.measure.profiles import resolve_profile
 
-    opts: dict = {}
-    if args.threads is not None:
-        opts["intra_op_threads"] = args.threads
-    if args.spinning:
-        opts["allow_spinning"] = args.spinning == "on"
-    if args.checkpoint:
-        opts["checkpoint"] = args.checkpoint
-    if args.device:
-        opts["device"] = args.device
     backend = args.backend
     if backend is None:
         backend = resolve_profile(args.profile)[0].runtime.backend
+    opts = backend_flag_options(args, backend)
     cfg = BenchConfig(artifact=args.artifact, out=args.out, backend=backend, backend_options=opts,
                       profile=args.profile, power=args.power, dataset=args.dataset, data_dir=args.data_dir,
                       batch_size=args.batch_size, samples=args.samples, trials=args.trials, warmup=args.warmup,
@@ -67,5 +58,9 @@ def run(args) -> int:
     print(f"latency gain (p50 per {unit}): {b['latency_ms']['p50'] / e['latency_ms']['p50']:.2f}x; "
           f"exits {', '.join(f'{f * 100:.1f}%' for f in e['exit_fractions'])}; energy {e['energy']['kind']} "
           f"({e['energy']['source']})")
+    forms = res["environment"].get("batch1_forms")
+    if forms:
+        print(f"batch-1 forms (measured here): segments {forms['segments_us']:.1f} us, single graph "
+              f"{forms['single_graph_us']:.1f} us per sample; branchy ran as {forms['choice']}")
     print(f"results: {args.out}")
     return 0

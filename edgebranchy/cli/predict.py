@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import floats
+from edgebranchy.cli._args import add_backend_flags, backend_flag_options, floats
 
 ORDER = 40
 
@@ -22,6 +22,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, help="only the first N test samples")
     p.add_argument("--thresholds", type=floats, help="override the artifact's thresholds, comma separated")
     p.add_argument("--pipelined", action="store_true", help="overlap segments of consecutive batches")
+    add_backend_flags(p)
     return p
 
 
@@ -39,7 +40,8 @@ def run(args) -> int:
     if args.samples is not None and args.samples <= 0:
         raise EdgeBranchyError("--samples must be positive")
     ts = args.thresholds
-    with EarlyExitRunner(args.artifact, backend=args.backend, thresholds=ts) as r:
+    opts = backend_flag_options(args, args.backend)
+    with EarlyExitRunner(args.artifact, backend=args.backend, thresholds=ts, options=opts) as r:
         data = load_dataset(args.dataset, args.data_dir)
         n = min(args.samples or len(data.test), len(data.test))  # None: the whole test split
         x = r.artifact.preprocess(data.test.x[:n])

@@ -34,6 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.util.checks import is_int_at_least
 from edgebranchy.exits.entropy import check_temperature, entropy
 from edgebranchy.exits.rule import assign_exits, check_threshold
 from edgebranchy.exits.temperature import check_labels
@@ -553,8 +554,7 @@ def calibrate(logits: Sequence[np.ndarray], labels: np.ndarray, segment_costs: S
     """
     if (max_accuracy_drop is None) == (budget is None):
         raise EdgeBranchyError("give exactly one of max_accuracy_drop and budget")
-    if isinstance(max_frontier_points, bool) or not isinstance(max_frontier_points, int) \
-            or max_frontier_points < 3:
+    if not is_int_at_least(max_frontier_points, 3):
         raise EdgeBranchyError(f"max_frontier_points must be an integer >= 3, got {max_frontier_points!r}")
     prob = _problem(logits, labels, segment_costs, baseline_cost, normalize, temperatures)
     n = prob.n

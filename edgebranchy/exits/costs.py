@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgebranchy.artifact.results import validate_results
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.util.files import read_json
 
@@ -14,13 +15,12 @@ def costs_from_results(path: str | Path, num_exits: int) -> tuple[list[float], f
     """
     r = read_json(path, "results file")
     try:
-        if r.get("schema") != "edgebranchy.results":
-            raise KeyError("schema")
-        seg = [float(v) for v in r["variants"]["branchy"]["segment_latency_ms"]]
-        base = float(r["variants"]["baseline"]["latency_ms"]["p50"])
-        bs = r["config"]["batch_size"]
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        validate_results(r, str(path))
+    except EdgeBranchyError as e:
         raise EdgeBranchyError(f"{path}: not an edgebranchy results file with per-segment latencies ({e})") from None
+    seg = [float(v) for v in r["variants"]["branchy"]["segment_latency_ms"]]   # the validator checked the keys
+    base = float(r["variants"]["baseline"]["latency_ms"]["p50"])
+    bs = r["config"]["batch_size"]
     if len(seg) != num_exits:
         raise EdgeBranchyError(f"{path}: has {len(seg)} segment latencies, the model has {num_exits} exits")
     env = r.get("environment", {})

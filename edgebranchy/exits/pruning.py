@@ -17,6 +17,7 @@ import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.exits.calibrate import CalibrationResult, calibrate, evaluate
+from edgebranchy.models.segments import fused_costs
 
 
 def effective_costs(segment_costs: Sequence[float], head_costs: Sequence[float] | None,
@@ -59,10 +60,7 @@ def calibrate_pruned(logits: Sequence[np.ndarray], labels: np.ndarray, segment_c
     for r in range(K - 1, 0, -1):
         for side in combinations(range(K - 1), r):
             keep = list(side) + [K - 1]
-            sub_costs, prev = [], -1
-            for j in keep:  # a kept exit's segment carries the stages fused into it
-                sub_costs.append(sum(stage[prev + 1:j + 1]) + float(head_costs[j]))
-                prev = j
+            sub_costs = fused_costs(stage, [float(h) for h in head_costs], keep)
             try:
                 res = calibrate([logits[j] for j in keep], labels, sub_costs, baseline_cost,
                                 temperatures=[temps[j] for j in keep] if temps else None, **common)

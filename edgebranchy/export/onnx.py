@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.export.artifact import MANIFEST, SCHEMA, SCHEMA_VERSION, write_artifact_dir
+from edgebranchy.artifact.manifest import MANIFEST, build_manifest, write_artifact_dir
 from edgebranchy.util.files import atomic_write_bytes, atomic_write_json, sha256_file
 
 OPSET = 17
@@ -79,16 +79,17 @@ def _max_diff(got: list[np.ndarray], ref: list[np.ndarray], what: str) -> float:
 def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = "fp32", simplify: bool = True,
                       samples: np.ndarray | None = None, check_samples: int = 64, force: bool = False,
                       normalize_entropy: bool | None = None, prune: bool = True, data_dir: str | None = None,
-                      log: Callable[[str], None] = print) -> Path:
+                      single_graph: bool = True, log: Callable[[str], None] = print) -> Path:
     """Write the artifact for `checkpoint` to `out` (atomically). Returns the artifact path.
 
     `samples`: normalised validation inputs for the numerical check (default: the
-    checkpoint's own validation split, reloaded from its dataset).
+    checkpoint's own validation split, reloaded from its dataset). `single_graph`: also
+    write `single.onnx`, the batch-1 graph with the exit decisions inside (export/single_graph.py).
     """
     import torch
 
     from edgebranchy.models.summary import summarize
-    from edgebranchy.train.checkpoint import load_checkpoint
+    from edgebranchy.models.checkpoint import load_checkpoint
 
     if precision not in ("fp32", "fp16"):
         raise EdgeBranchyError(f"--precision must be fp32 or fp16, got {precision!r}")
@@ -108,23 +109,19 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
         samples = _validation_samples(cfg, check_samples, data_dir)
     x = torch.from_numpy(np.ascontiguousarray(samples[:check_samples], dtype=np.float32))
     summary = summarize(net, tuple(cfg["input"]["shape"]))
-    from edgebranchy.models.graphs import BaselineGraph, SegmentGraph
+    from edgebranchy.models.graphs import BaselineGraph
+    from edgebranchy.models.segments import fused_costs, kept_exits, segment_graphs
 
-    # A side exit calibrated to threshold 0 lets no sample leave (the rule is entropy < T and
-    # entropy >= 0): its head would only cost time, so its stage is fused into the next segment.
-    keep = [j for j in range(k_exits) if j == k_exits - 1 or not prune or not thresholds or thresholds[j] > 0]
+    keep = kept_exits(k_exits, thresholds, prune)
     pruned = [j for j in range(k_exits) if j not in keep]
     if pruned:
         log(f"exit(s) {', '.join(map(str, pruned))} calibrated to threshold 0 (no sample leaves there): "
             "fused into the next segment (--keep-all-exits keeps them)")
-    plan, prev = [], -1
-    for j in keep:
-        parts = [net.stages[i] for i in range(prev + 1, j + 1)]
-        stage = parts[0] if len(parts) == 1 else torch.nn.Sequential(*parts)
-        macs = sum(summary["exits"][i]["stage_macs"] for i in range(prev + 1, j + 1)) + summary["exits"][j]["head_macs"]
-        plan.append((j, stage, net.exits[j], macs))
-        prev = j
-    n_seg = len(plan)
+    rows = summary["exits"]
+    seg_macs = fused_costs([r["stage_macs"] for r in rows], [r["head_macs"] for r in rows], keep)
+    graphs = {prec: segment_graphs(net, keep, classes=classes, normalize=normalize, temperatures=temps,
+                                   half=prec == "fp16") for prec in ["fp32"] + (["fp16"] if precision == "fp16" else [])}
+    n_seg = len(keep)
 
     def build(tmp: Path) -> None:
         (tmp / "segments").mkdir()
@@ -136,19 +133,16 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
             files[rel] = {"sha256": sha256_file(tmp / rel), "bytes": len(data)}
 
         feats = x
-        for k, (j, stage, head, seg_macs) in enumerate(plan):
+        fp32_graphs: list[bytes] = []
+        for k, j in enumerate(keep):
             last = k == n_seg - 1
             names = ["logits", "entropy"] if last else ["features", "logits", "entropy"]
-            entry = {"index": k, "model_exit": j, "input_shape": list(feats.shape[1:]), "macs": seg_macs}
+            entry = {"index": k, "model_exit": j, "input_shape": list(feats.shape[1:]), "macs": seg_macs[k]}
             with torch.no_grad():
-                ref_mod = SegmentGraph(stage, head, last, normalize, temps[j], classes, False).eval()
-                ref = [t.numpy() for t in ref_mod(feats)]
-            for prec in ["fp32"] + (["fp16"] if precision == "fp16" else []):
+                ref = [t.numpy() for t in graphs["fp32"][k].eval()(feats)]
+            for prec in graphs:
                 half = prec == "fp16"
-                mod = SegmentGraph(stage, head, last, normalize, temps[j], classes, False)
-                if half:
-                    mod = SegmentGraph(copy.deepcopy(stage).half(), copy.deepcopy(head).half(), last,
-                                       normalize, temps[j], classes, True)
+                mod = graphs[prec][k]
                 # fp16 chain: segment 0 takes the fp32 image, later segments take fp16 features
                 example = feats.half() if (half and k > 0) else feats
                 data = _export(mod, example, names)
@@ -162,6 +156,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
                                            f"(tolerance {TOL[prec]}); the export is not trustworthy")
                 rel = f"segments/seg{k}{'.fp16' if half else ''}.onnx"
                 put(rel, data)
+                if not half:
+                    fp32_graphs.append(data)
                 if half:
                     entry.update(fp16_file=rel, max_abs_diff_fp16=diff, simplified_fp16=simplified,
                                  simplify_error_fp16=err)
@@ -171,7 +167,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
             entry.setdefault("fp16_file", None)
             if not last:
                 with torch.no_grad():
-                    feats = stage(feats)
+                    feats = graphs["fp32"][k].stage(feats)
                 entry["feature_shape"] = list(feats.shape[1:])
             else:
                 entry["feature_shape"] = None
@@ -200,31 +196,35 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
             else:
                 base_entry.update(file=rel, max_abs_diff=diff, simplified=simplified, simplify_error=err)
         log(f"baseline: {base_entry['macs'] / 1e6:.3f} M MACs, max |ONNX - PyTorch| {base_entry['max_abs_diff']:.2g}")
-        val_acc = cfg.get("validation", {}).get("exit_accuracy") or [None] * k_exits
-        manifest = {
-            "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
-            "model": cfg["model"],
-            "input": {"name": "x", **cfg["input"]},
-            "classes": cfg["classes"],
-            "entropy": {"unit": "nats", "normalized": normalize, "temperatures": temps},
-            "exits": [{"index": k, "model_exit": j,
-                       "threshold": (float(thresholds[j]) if thresholds and k < n_seg - 1 else None),
-                       "macs": int(sum(p[3] for p in plan[:k + 1])), "val_accuracy": val_acc[j]}
-                      for k, (j, *_rest) in enumerate(plan)],
-            "pruned_exits": pruned,
-            "segments": segs,
-            "baseline": base_entry,
-            "calibration": cal,
-            "precisions": ["fp32"] + (["fp16"] if precision == "fp16" else []),
-            "source": {"checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
-                       "dataset": cfg.get("dataset"), "test": cfg.get("test")},
-            "files": files,
-            "export": _export_env(),
-            "tensorrt": {},
-        }
+        sg = None
+        if single_graph:
+            side = [float(thresholds[j]) if thresholds else 0.0 for j in keep[:-1]]
+            sg = _single_graph(fp32_graphs, side, classes, x.numpy()[:16], put, log)
+        manifest = build_manifest(
+            cfg, keep, normalized=normalize, temperatures=temps, single_graph=sg,
+            source={"checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
+                    "dataset": cfg.get("dataset"), "test": cfg.get("test")},
+            segments=segs, baseline=base_entry, files=files,
+            exit_macs=[sum(seg_macs[:k + 1]) for k in range(n_seg)],
+            precisions=["fp32"] + (["fp16"] if precision == "fp16" else []), export=_export_env())
         atomic_write_json(tmp / MANIFEST, manifest)
 
     return write_artifact_dir(out, build, force=force)
+
+
+def _single_graph(segments: list[bytes], thresholds: list[float], classes: int, samples: np.ndarray, put,
+                  log: Callable[[str], None]) -> dict:
+    """Build single.onnx from the segment graphs, check it against the per-segment chain, write it."""
+    import onnx
+
+    from edgebranchy.export.single_graph import SINGLE_FILE, build_single_graph, check_single_graph, single_graph_entry
+
+    data = build_single_graph([onnx.load_from_string(b) for b in segments], thresholds, classes).SerializeToString()
+    check = check_single_graph(data, segments, thresholds, samples)
+    put(SINGLE_FILE, data)
+    log(f"single graph: {SINGLE_FILE} ({len(segments) - 1} If), same exits and labels as the segments on "
+        f"{check['samples']} samples")
+    return single_graph_entry(thresholds, SINGLE_FILE, check=check)
 
 
 def _validation_samples(cfg: dict, n: int, data_dir: str | None) -> np.ndarray:

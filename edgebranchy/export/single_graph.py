@@ -171,23 +171,25 @@ def single_graph_bytes(artifact, thresholds: Sequence[float] | None = None,
     return build_single_graph(segs, ts, len(artifact.classes), threshold_mode, guard).SerializeToString()
 
 
-def single_graph_entry(artifact, rel: str = SINGLE_FILE, threshold_mode: str = "initializer") -> dict:
+def single_graph_entry(thresholds: Sequence[float], rel: str = SINGLE_FILE, threshold_mode: str = "initializer",
+                       check: dict | None = None) -> dict:
     """The manifest entry that describes the single graph (the file's hash goes in 'files' beside it)."""
     return {"file": rel, "batch": 1, "threshold_mode": threshold_mode,
-            "thresholds": [threshold_name(k) for k in range(artifact.num_exits - 1)],
-            "thresholds_at_export": artifact.thresholds, "outputs": list(OUTPUTS),
-            "rule": "exit k when isfinite(entropy_k) and entropy_k < threshold_k (float32, rounded up)"}
+            "thresholds": [threshold_name(k) for k in range(len(thresholds))],
+            "thresholds_at_export": [float(t) for t in thresholds], "outputs": list(OUTPUTS),
+            "rule": "exit k when isfinite(entropy_k) and entropy_k < threshold_k (float32, rounded up)",
+            "check": check}
 
 
 def add_single_graph(artifact_dir: str | Path, threshold_mode: str = "initializer") -> dict:
     """Write `single.onnx` into an existing artifact and list it in the manifest (with its sha256)."""
-    from edgebranchy.export.artifact import Artifact
+    from edgebranchy.artifact.manifest import Artifact
     from edgebranchy.util.files import atomic_write_bytes
 
     art = Artifact.load(artifact_dir)
     data = single_graph_bytes(art, threshold_mode=threshold_mode)
     atomic_write_bytes(art.root / SINGLE_FILE, data)
-    entry = single_graph_entry(art, SINGLE_FILE, threshold_mode)
+    entry = single_graph_entry(art.thresholds, SINGLE_FILE, threshold_mode)
     art.add_files([SINGLE_FILE], updates={"single_graph": entry})
     return entry
 

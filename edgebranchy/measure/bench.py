@@ -10,21 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.measure.latency import ci95_across_trials, median_ci95, summarize
-
-SCHEMA = "edgebranchy.results"
-SCHEMA_VERSION = 1
-VARIANTS = ("baseline", "branchy")
+from edgebranchy.measure.results import assemble_results
+from edgebranchy.measure.trials import TrialPlan, run_trials, segment_latencies, warm_up
 
 
 @dataclass
@@ -48,13 +43,11 @@ class BenchConfig:
 
 
 def _runtime_options(backend: str, profile, given: dict) -> dict:
-    """Backend options from the profile's [runtime] table, overridden by explicit ones."""
-    opts = {}
-    if backend == "onnxruntime":
-        rt = profile.runtime
-        opts = {"intra_op_threads": rt.intra_op_threads, "allow_spinning": rt.allow_spinning,
-                "graph_optimization": rt.graph_optimization, "execution_mode": rt.execution_mode}
-    return {**opts, **given}
+    """Backend options from the profile's [runtime] table (the keys the backend declares), overridden by `given`."""
+    from edgebranchy.runtime.backends.base import backend_options
+    from edgebranchy.runtime.backends.options import profile_options
+
+    return {**profile_options(backend_options(backend), profile.runtime), **given}
 
 
 class _Stream:
@@ -73,14 +66,14 @@ class _Stream:
         self.f.close()
 
 
-def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, progress: bool = True) -> dict:
-    """Run the benchmark described by `cfg`; returns the results document (also written to cfg.out)."""
-    from edgebranchy.data import load_dataset
-    from edgebranchy.measure.environment import collect_environment
-    from edgebranchy.measure.power.select import select_meter
+def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, progress: bool = True,
+              on_trial: Callable[[dict], None] | None = None) -> dict:
+    """Run the benchmark described by `cfg`; returns the results document (also written to cfg.out).
+
+    `on_trial(record)` is called after each finished trial is on disk in `<out>.jsonl`.
+    """
     from edgebranchy.measure.profiles import resolve_profile
     from edgebranchy.runtime.runner import EarlyExitRunner
-    from edgebranchy.util.files import atomic_write_json
 
     for name in ("batch_size", "samples", "trials"):
         if getattr(cfg, name) < 1:
@@ -92,16 +85,19 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, progress: bo
     options = _runtime_options(cfg.backend, profile, cfg.backend_options)
     runner = EarlyExitRunner(cfg.artifact, backend=cfg.backend, options=options)
     try:
-        return _bench(cfg, runner, profile, profile_reason, log, progress, load_dataset, collect_environment,
-                      select_meter, atomic_write_json)
+        return _bench(cfg, runner, profile, profile_reason, log=log, progress=progress, on_trial=on_trial)
     finally:
         runner.close()
 
 
-def _bench(cfg, runner, profile, profile_reason, log, progress, load_dataset, collect_environment, select_meter,
-           atomic_write_json) -> dict:
-    art = runner.artifact
-    backend = runner.backend
+def _bench(cfg: BenchConfig, runner, profile, profile_reason: str, *, log: Callable[[str], None], progress: bool,
+           on_trial: Callable[[dict], None] | None) -> dict:
+    from edgebranchy.data import load_dataset
+    from edgebranchy.measure.environment import collect_environment
+    from edgebranchy.measure.power.select import select_meter
+    from edgebranchy.util.files import atomic_write_json
+
+    art, backend = runner.artifact, runner.backend
     data = load_dataset(cfg.dataset, cfg.data_dir)
     n = min(cfg.samples, len(data.test))
     if n < cfg.samples:
@@ -113,135 +109,56 @@ def _bench(cfg, runner, profile, profile_reason, log, progress, load_dataset, co
     sync = backend.synchronize
     meter, power_reason = select_meter(profile, cfg.power, sync=sync)
     log(f"power: {power_reason}")
-
-    def run_variant(name: str) -> tuple[list[float], list[np.ndarray], list[np.ndarray]]:
-        """One pass: per-batch latency (ms), labels and exits."""
-        lat, labels, exits = [], [], []
-        for xb in batches:
-            t0 = time.perf_counter_ns()
-            if name == "baseline":
-                lab = runner.baseline(xb)
-                sync()
-                ex = None
-            else:
-                p = runner.predict(xb)
-                sync()
-                lab, ex = p.labels, p.exits
-            lat.append((time.perf_counter_ns() - t0) / 1e6)
-            labels.append(lab)
-            exits.append(ex)
-        return lat, labels, exits
-
-    def run_stream() -> tuple[list[float], list[np.ndarray], list[np.ndarray]]:
-        """One pipelined pass (throughput mode): per-batch latency is the pass time / batches."""
-        t0 = time.perf_counter_ns()
-        preds = list(runner.predict_stream(batches, pipelined=True))
-        sync()
-        per = (time.perf_counter_ns() - t0) / 1e6 / len(batches)
-        return [per] * len(batches), [p.labels for p in preds], [p.exits for p in preds]
-
-    # warm-up: both variants, so caches and thread pools are steady
-    for name in VARIANTS:
-        for xb in batches[: max(1, min(cfg.warmup, len(batches)))]:
-            runner.baseline(xb) if name == "baseline" else runner.predict(xb)
-    sync()
+    warm_up(runner, batches, cfg.warmup, sync)
+    forms = None
+    if bs == 1 and runner.single_graph_available:  # both batch-1 forms, measured here; the faster runs below
+        forms = {**runner.choose_form(x[:min(n, 300)]), "reason": runner.form_reason}
+        log(f"batch-1 forms: segments {forms['segments_us']:.1f} us, single graph {forms['single_graph_us']:.1f} us "
+            f"per sample -> {forms['choice']}")
 
     out = Path(cfg.out)
-    stream_path = out.with_name(out.name + ".jsonl")
-    stream = _Stream(stream_path)
+    stream = _Stream(out.with_name(out.name + ".jsonl"))
     env = collect_environment()
     env.update({"profile": profile.name, "profile_source": profile_reason, "profile_settings": profile.to_dict(),
                 "backend": backend.name, "backend_options": backend.describe(),
                 "precision": backend.describe().get("precision", "fp32"), "artifact": str(art.root),
                 "artifact_sha256": art.sha256(), "model": art.manifest["model"].get("name"),
                 "dataset": cfg.dataset, "thresholds": runner.thresholds, "power_source": meter.name,
-                "power_source_reason": power_reason, "power_meter": meter.describe(), "pipelined": cfg.pipelined})
+                "power_source_reason": power_reason, "power_meter": meter.describe(), "pipelined": cfg.pipelined,
+                "batch1_form": runner.batch1_form if bs == 1 else "segments", "batch1_forms": forms})
     stream.write({"type": "start", "environment": env, "config": _config(cfg, n)})
 
     meter.start()
     time.sleep(cfg.idle_s)
     idle = meter.stop()
-    idle_w = idle.watts
     stream.write({"type": "idle", "reading": idle.to_dict()})
-    log(f"idle power with the models loaded: {idle_w:.2f} W ({idle.kind}, {idle.source})")
+    log(f"idle power with the models loaded: {idle.watts:.2f} W ({idle.kind}, {idle.source})")
 
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.trials * 2, desc="bench trials", unit="trial", leave=False, disable=None)
-    trials = {v: [] for v in VARIANTS}
-    first = {}
+
+    def finished(rec: dict) -> None:
+        stream.write(rec)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(variant=rec["variant"], p50=f"{np.median(rec['latency_ms']):.3f}ms")
+        if on_trial is not None:
+            on_trial(rec)
+
     try:
-        for t in range(cfg.trials):
-            for name in VARIANTS:
-                lat: list[float] = []
-                passes = 0
-                meter.start()
-                t0 = time.perf_counter()
-                while True:
-                    if name == "branchy" and cfg.pipelined:
-                        pl, labels, exits = run_stream()
-                    else:
-                        pl, labels, exits = run_variant(name)
-                    lat += pl
-                    passes += 1
-                    if name not in first:
-                        first[name] = (np.concatenate(labels), None if exits[0] is None else np.concatenate(exits))
-                    if time.perf_counter() - t0 >= cfg.min_window_s:
-                        break
-                reading = meter.stop()
-                inferences = passes * n
-                rec = {"type": "trial", "trial": t, "variant": name, "passes": passes, "inferences": inferences,
-                       "latency_ms": lat, "energy": reading.to_dict(),
-                       "energy_per_inference_mj": reading.joules / inferences * 1e3,
-                       "dynamic_per_inference_mj": (reading.joules - idle_w * reading.seconds) / inferences * 1e3}
-                trials[name].append(rec)
-                stream.write(rec)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(variant=name, p50=f"{np.median(lat):.3f}ms")
-                _maybe_test_kill(t, name)
+        measured = run_trials(runner, batches, TrialPlan(cfg.trials, cfg.min_window_s, cfg.pipelined), meter,
+                              idle.watts, sync=sync, on_trial=finished)
     finally:
         if bar is not None:
             bar.close()
         meter.close()
-    seg_ms = _segment_latencies(runner, batches[0], cfg.segment_repeats, sync)
-    results = {
-        "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "environment": env,
-        "config": _config(cfg, n),
-        "idle": {"watts": idle_w, "seconds": idle.seconds, "kind": idle.kind, "source": idle.source},
-        "variants": {},
-        "calibration": art.manifest.get("calibration"),
-    }
-    for name in VARIANTS:
-        labels, exits = first[name]
-        recs = trials[name]
-        all_lat = [v for r in recs for v in r["latency_ms"]]
-        s = summarize(all_lat)
-        per_trial_mean = [float(np.mean(r["latency_ms"])) for r in recs]
-        total_s = sum(r["energy"]["seconds"] for r in recs)
-        v = {
-            "accuracy": float(np.mean(labels == y)),
-            "latency_ms": {"per": "sample" if bs == 1 else "batch", "samples": all_lat,
-                           **{k: s[k] for k in ("p50", "p90", "p99", "p999", "mean")},
-                           "ci95": list(ci95_across_trials(per_trial_mean))},
-            "throughput_sps": sum(r["inferences"] for r in recs) / total_s if total_s > 0 else None,
-            "energy": {"kind": recs[0]["energy"]["kind"], "source": recs[0]["energy"]["source"],
-                       "per_inference_mj": median_ci95([r["energy_per_inference_mj"] for r in recs]),
-                       "dynamic_per_inference_mj": median_ci95([r["dynamic_per_inference_mj"] for r in recs]),
-                       "trials": [r["energy"] for r in recs]},
-        }
-        if name == "branchy":
-            counts = np.bincount(exits, minlength=runner.num_exits)
-            v["exit_counts"] = counts.tolist()
-            v["exit_fractions"] = (counts / n).tolist()
-            v["exit_accuracy"] = [float(np.mean(labels[exits == k] == y[exits == k])) if c else None
-                                  for k, c in enumerate(counts)]
-            v["segment_latency_ms"] = seg_ms
-        results["variants"][name] = v
+    seg_ms = segment_latencies(runner, batches[0], cfg.segment_repeats, sync)
+    results = assemble_results(environment=env, config=_config(cfg, n), idle=idle, measured=measured, y=y,
+                               batch_size=bs, num_exits=runner.num_exits, segment_latency_ms=seg_ms,
+                               calibration=art.manifest.get("calibration"))
     atomic_write_json(out, results)
     stream.write({"type": "done", "results": str(out)})
     stream.close()
@@ -251,27 +168,3 @@ def _bench(cfg, runner, profile, profile_reason, log, progress, load_dataset, co
 def _config(cfg: BenchConfig, n: int) -> dict:
     return {"batch_size": cfg.batch_size, "samples": n, "trials": cfg.trials, "warmup": cfg.warmup,
             "min_window_s": cfg.min_window_s, "idle_s": cfg.idle_s, "pipelined": cfg.pipelined}
-
-
-def _segment_latencies(runner, xb: np.ndarray, repeats: int, sync) -> list[float]:
-    """Median time of each bare segment call (launch + entropy read-back) at the bench's batch size."""
-    b = runner.backend
-    out = []
-    inp = b.to_device(xb)
-    for k in range(runner.num_exits):
-        times = []
-        for _ in range(max(1, repeats)):
-            t0 = time.perf_counter_ns()
-            launch = b.launch(k, inp, 0)
-            launch.entropy()
-            sync()
-            times.append((time.perf_counter_ns() - t0) / 1e6)
-        out.append(float(np.median(times)))
-        inp = launch.features
-    return out
-
-
-def _maybe_test_kill(trial: int, variant: str) -> None:
-    # Test hook: a real SIGKILL right after the given trial was written, e.g. "1:baseline".
-    if os.environ.get("EDGEBRANCHY_TEST_KILL_BENCH") == f"{trial}:{variant}":
-        os.kill(os.getpid(), signal.SIGKILL)

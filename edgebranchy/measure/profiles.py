@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.util.checks import is_finite_at_least, is_int_at_least
 
 ENV_VAR = "EDGEBRANCHY_PROFILES"
 POWER_SOURCES = ("auto", "tegrastats", "ina3221", "nvml", "rapl", "estimate")
@@ -129,14 +130,14 @@ def _choice(*options: str) -> Callable[[Any], str]:
 
 def _integer(lo: int, hi: int | None = None) -> Callable[[Any], int]:
     def check(v: Any) -> int:
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
+        if not is_int_at_least(v, lo, hi):
             raise _Bad(f"must be an integer >= {lo}" if hi is None else f"must be an integer from {lo} to {hi}")
         return v
     return check
 
 
 def _watts(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v < float("inf")):
+    if not is_finite_at_least(v, 0):
         raise _Bad("must be a number of watts >= 0")
     return float(v)
 

@@ -35,12 +35,6 @@ class BranchyNet(nn.Module):
             outs.append(head(x))
         return outs
 
-    def forward_main(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of the main branch alone (the baseline path), skipping side heads."""
-        for stage in self.stages:
-            x = stage(x)
-        return self.exits[-1](x)
-
     def main_parameters(self):
         """Parameters of the baseline path (all stages + the final exit)."""
         yield from self.stages.parameters()
@@ -49,12 +43,6 @@ class BranchyNet(nn.Module):
     def baseline(self) -> "Baseline":
         """A module sharing this network's main-branch weights: the network without side branches."""
         return Baseline(self)
-
-    def segment(self, k: int) -> "Segment":
-        """Stage k fused with exit head k: what the device runs as one graph."""
-        if not 0 <= k < self.num_exits:
-            raise EdgeBranchyError(f"segment {k} out of range 0..{self.num_exits - 1}")
-        return Segment(self.stages[k], self.exits[k], last=(k == self.num_exits - 1))
 
     def main_state_dict(self) -> dict:
         """State dict restricted to the baseline path (keys keep their BranchyNet names)."""
@@ -75,15 +63,3 @@ class Baseline(nn.Module):
             x = stage(x)
         return self.head(x)
 
-
-class Segment(nn.Module):
-    """Stage + exit head; returns (features, logits) or logits for the last one."""
-
-    def __init__(self, stage: nn.Module, head: nn.Module, last: bool):
-        super().__init__()
-        self.stage, self.head, self.last = stage, head, last
-
-    def forward(self, x: torch.Tensor):
-        f = self.stage(x)
-        logits = self.head(f)
-        return logits if self.last else (f, logits)

@@ -5,128 +5,11 @@ import base64
 import hashlib
 import html
 import json
-import math
-from dataclasses import dataclass
 
 from edgebranchy.report.plots import Plot, Skipped, latency_unit
 from edgebranchy.report.results import Run
-
-SUMMARY_COLUMNS = [
-    "Run", "Variant", "Acc %", "Latency per", "p50 ms", "p99 ms", "Gain p50", "Gain mean",
-    "Entropy T", "Exit %", "Energy mJ/inf [95% CI]", "Energy kind (source)", "Energy gain",
-    "Dynamic mJ/inf [95% CI]", "Dynamic gain",
-]
-
-
-@dataclass(frozen=True)
-class Cell:
-    """A table cell: its text and an optional CSS class for the HTML page."""
-
-    text: str
-    cls: str | None = None
-
-
-def fmt_sig(x: float, digits: int = 4) -> str:
-    """Fixed-point with `digits` significant digits (never an exponent): 0.14 -> '0.1400'."""
-    if x == 0:
-        return "0"
-    decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
-    return f"{x:.{decimals}f}"
-
-
-def fmt_gain(num: float, den: float) -> str:
-    """A ratio as '2.00x'; 'n/a' when the denominator is zero."""
-    return "n/a" if den == 0 else f"{num / den:.2f}x"
-
-
-def fmt_estimate(est: dict | None) -> str:
-    """'median [low, high]' in mJ, or 'n/a'."""
-    if est is None:
-        return "n/a"
-    lo, hi = est["ci95"]
-    return f"{fmt_sig(est['median'])} [{fmt_sig(lo)}, {fmt_sig(hi)}]"
-
-
-def fmt_thresholds(values: list) -> str:
-    """Entropy thresholds as '0.025, 0.05' (the final exit has none)."""
-    return ", ".join(f"{t:.4g}" for t in values if t is not None)
-
-
-def _latency_per(run: Run) -> str:
-    if run.baseline["latency_ms"]["per"] == "batch":
-        return f"batch of {run.batch_size}"
-    return "sample" if run.batch_size == 1 else f"sample (batch {run.batch_size})"
-
-
-def _energy_cells(run: Run, variant: str) -> tuple[Cell, Cell, Cell, Cell, Cell]:
-    energy = run.data["variants"][variant]["energy"]
-    if energy is None:
-        na = Cell("n/a")
-        return Cell("not recorded"), na, na, Cell("not recorded"), na
-    kind_cell = Cell(f"{energy['kind']} ({energy['source']})", energy["kind"])
-    gain = gain_dyn = Cell("")
-    if variant == "branchy":
-        base, br = run.baseline["energy"], run.branchy["energy"]
-        if base is not None:
-            mixed = " (mixed kinds)" if base["kind"] != br["kind"] else ""
-            gain = Cell(fmt_gain(base["per_inference_mj"]["median"],
-                                 br["per_inference_mj"]["median"]) + mixed)
-            bd, dd = base.get("dynamic_per_inference_mj"), br.get("dynamic_per_inference_mj")
-            gain_dyn = Cell(fmt_gain(bd["median"], dd["median"]) + mixed if bd and dd else "n/a")
-    return (Cell(fmt_estimate(energy["per_inference_mj"])), kind_cell, gain,
-            Cell(fmt_estimate(energy.get("dynamic_per_inference_mj"))), gain_dyn)
-
-
-def summary_rows(runs: list[Run]) -> list[list[Cell]]:
-    """Two rows per run (baseline, branchy) in the columns of SUMMARY_COLUMNS."""
-    rows = []
-    for run in runs:
-        b_lat, r_lat = run.baseline["latency_ms"], run.branchy["latency_ms"]
-        for variant in ("baseline", "branchy"):
-            v = run.data["variants"][variant]
-            lat = v["latency_ms"]
-            is_br = variant == "branchy"
-            e_mj, e_kind, e_gain, d_mj, d_gain = _energy_cells(run, variant)
-            rows.append([
-                Cell(f"R{run.index}: {run.label}"),
-                Cell(variant),
-                Cell(f"{100 * v['accuracy']:.2f}"),
-                Cell(_latency_per(run)),
-                Cell(fmt_sig(lat["p50"])),
-                Cell(fmt_sig(lat["p99"])),
-                Cell(fmt_gain(b_lat["p50"], r_lat["p50"]) if is_br else ""),
-                Cell(fmt_gain(b_lat["mean"], r_lat["mean"]) if is_br else ""),
-                Cell(fmt_thresholds(run.env["thresholds"]) if is_br else ""),
-                Cell(", ".join(f"{100 * f:.1f}" for f in v["exit_fractions"]) if is_br else ""),
-                e_mj, e_kind, e_gain, d_mj, d_gain,
-            ])
-    return rows
-
-
-def summary_notes(runs: list[Run]) -> list[str]:
-    """Plain-language caveats that belong under the summary table."""
-    notes = []
-    for run in runs:
-        tag = f"R{run.index}"
-        if run.baseline["latency_ms"]["per"] != run.branchy["latency_ms"]["per"]:
-            notes.append(f"{tag}: baseline and branchy latencies are recorded per different units "
-                         f"({run.baseline['latency_ms']['per']} vs {run.branchy['latency_ms']['per']}); "
-                         "the gain compares them as recorded.")
-        for variant in ("baseline", "branchy"):
-            energy = run.data["variants"][variant]["energy"]
-            if energy is None:
-                notes.append(f"{tag} {variant}: no energy reading in the results file.")
-            elif energy["kind"] == "estimated":
-                notes.append(f"{tag} {variant}: energy is ESTIMATED by a power model "
-                             f"(source: {energy['source']}), not measured.")
-        idle = run.data["idle"]
-        energies = [run.data["variants"][v]["energy"] for v in ("baseline", "branchy")]
-        if idle is None:
-            notes.append(f"{tag}: no idle power in the results file; dynamic energy is as recorded.")
-        elif idle["kind"] == "estimated" and any(e and e["kind"] == "measured" for e in energies):
-            notes.append(f"{tag}: dynamic energy subtracts an ESTIMATED idle power "
-                         f"({idle['watts']:.3g} W, source: {idle['source']}) from a measured total.")
-    return notes
+from edgebranchy.report.summary import (COLUMNS, SUMMARY_COLUMNS, Column, fmt_sig, fmt_thresholds, summary_notes,
+                                        summary_rows)
 
 
 def _compact(value: object) -> str:
@@ -264,7 +147,7 @@ def render_markdown(runs: list[Run], plots: list[Plot | Skipped], title: str | N
            f"Built from {len(runs)} results file{'s' if len(runs) != 1 else ''}: "
            + ", ".join(f"R{r.index} = `{r.path.name}`" for r in runs) + ".", "",
            "## Summary (Table I shape)", ""]
-    out += _md_table(SUMMARY_COLUMNS, [[c.text for c in row] for row in summary_rows(runs)])
+    out += _md_table(SUMMARY_COLUMNS, [[c.text for c in row.cells] for row in summary_rows(runs)])
     notes = summary_notes(runs)
     if notes:
         out += [""] + [f"- {n}" for n in notes]
@@ -330,23 +213,23 @@ def _esc(text: str) -> str:
 
 
 def _html_summary(runs: list[Run]) -> list[str]:
-    text_cols = {0, 1, 3, 8, 9, 11}
+    def cls(col: Column) -> str:
+        return "text" if col.text else "num"
+
     out = ['<div class="scroll"><table>', "<thead><tr>"]
-    out += [f'<th class="{"text" if i in text_cols else "num"}">{_esc(h)}</th>'
-            for i, h in enumerate(SUMMARY_COLUMNS)]
+    out += [f'<th class="{cls(col)}">{_esc(col.title)}</th>' for col in COLUMNS]
     out.append("</tr></thead><tbody>")
     for n, row in enumerate(summary_rows(runs)):
         cells = []
-        for i, c in enumerate(row):
+        for i, (col, c) in enumerate(zip(COLUMNS, row.cells)):
             if i == 0 and n % 2 == 1:
                 continue  # the run label spans its two rows
             span = ' rowspan="2"' if i == 0 else ""
-            body = f'<span class="{c.cls}">{_esc(c.text)}</span>' if c.cls else _esc(c.text)
-            if " [" in c.text and c.text.endswith("]"):   # median [CI]: the CI on its own line
-                median, ci = c.text.split(" [", 1)
-                body = f'{_esc(median)}<br><span class="ci">[{_esc(ci)}</span>'
-            cells.append(f'<td class="{"text" if i in text_cols else "num"}"{span}>{body}</td>')
-        out.append(f'<tr class="{row[1].text}">' + "".join(cells) + "</tr>")
+            body = f'<span class="{c.cls}">{_esc(c.value)}</span>' if c.cls else _esc(c.value)
+            if c.interval is not None:   # median [CI]: the CI on its own line
+                body += f'<br><span class="ci">[{_esc(c.interval[0])}, {_esc(c.interval[1])}]</span>'
+            cells.append(f'<td class="{cls(col)}"{span}>{body}</td>')
+        out.append(f'<tr class="{row.variant}">' + "".join(cells) + "</tr>")
     out.append("</tbody></table></div>")
     return out
 

@@ -11,6 +11,9 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.runtime.prediction import Answers
+
 _STOP = object()
 
 
@@ -21,8 +24,6 @@ class _Failed:
 
 def run_pipeline(runner, batches: Iterable[np.ndarray], depth: int = 2) -> Iterator:
     """Yield runner predictions for `batches` in order, overlapping segments across batches."""
-    from edgebranchy.runtime.runner import _Answers
-
     K = runner.num_exits
     b = runner.backend
     lanes = max(1, b.lanes)
@@ -44,8 +45,8 @@ def run_pipeline(runner, batches: Iterable[np.ndarray], depth: int = 2) -> Itera
             for bid, xb in enumerate(batches):
                 xb = runner.artifact.check_input(xb)
                 if len(xb) == 0:
-                    raise ValueError("empty batch")
-                out = _Answers(len(xb), False)
+                    raise EdgeBranchyError("empty batch")
+                out = Answers(len(xb), False)
                 if not put(queues[0], (bid, out, np.arange(len(xb)), b.to_device(xb))):
                     return
         except BaseException as e:  # noqa: BLE001 - handed to the consumer

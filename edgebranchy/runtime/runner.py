@@ -15,56 +15,17 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from edgebranchy.artifact.manifest import Artifact
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.exits.rule import confident, confident_one
-from edgebranchy.export.artifact import Artifact
 from edgebranchy.runtime.backends.base import Backend, get_backend_class
+from edgebranchy.runtime.prediction import Answers, Prediction
 
 FORMS = ("segments", "single-graph", "auto")
-
-
-@dataclass
-class Prediction:
-    """Per-sample answer: label, the exit that answered, its entropy (and logits on request)."""
-
-    labels: np.ndarray
-    exits: np.ndarray
-    entropy: np.ndarray
-    logits: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
-class _Answers:
-    """Per-sample results of one batch, filled exit by exit."""
-
-    __slots__ = ("labels", "exits", "entropy", "logits", "want_logits")
-
-    def __init__(self, n: int, want_logits: bool):
-        self.labels = np.empty(n, dtype=np.int64)
-        self.exits = np.empty(n, dtype=np.int64)
-        self.entropy = np.empty(n, dtype=np.float32)
-        self.logits = None
-        self.want_logits = want_logits
-
-    def record(self, ids: np.ndarray, k: int, entropy: np.ndarray, logits: np.ndarray) -> None:
-        self.labels[ids] = logits.argmax(1)
-        self.exits[ids] = k
-        self.entropy[ids] = entropy
-        if self.want_logits:
-            if self.logits is None:
-                self.logits = np.empty((len(self.labels), logits.shape[1]), dtype=np.float32)
-            self.logits[ids] = logits
-
-    def prediction(self) -> Prediction:
-        return Prediction(self.labels, self.exits, self.entropy, self.logits)
 
 
 class EarlyExitRunner:
@@ -104,26 +65,9 @@ class EarlyExitRunner:
     def from_checkpoint(cls, checkpoint: str | os.PathLike, device: str = "cpu",
                         thresholds: Sequence[float] | None = None, **kw) -> "EarlyExitRunner":
         """A runner on the torch backend straight from a checkpoint (no ONNX export): the reference path."""
-        from edgebranchy.train.checkpoint import load_checkpoint
-        from edgebranchy.util.files import sha256_file
+        from edgebranchy.runtime.backends.torch import checkpoint_artifact
 
-        ck = load_checkpoint(checkpoint)
-        cfg = ck.config
-        cal = cfg.get("calibration") or {}
-        k = len(cfg.get("validation", {}).get("exit_accuracy") or []) or None
-        if k is None:
-            raise EdgeBranchyError(f"{checkpoint}: the config does not record the number of exits")
-        ts = cal.get("thresholds") or [None] * (k - 1)
-        manifest = {
-            "model": cfg["model"], "input": cfg["input"], "classes": cfg["classes"],
-            "entropy": {"unit": "nats", "normalized": bool(cal.get("normalized")),
-                        "temperatures": cal.get("temperatures")},
-            "exits": [{"index": j, "threshold": ts[j] if j < k - 1 else None} for j in range(k)],
-            "segments": [{"index": j, "model_exit": j} for j in range(k)],
-            "source": {"checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint)},
-            "files": {}, "calibration": cal or None,
-        }
-        art = Artifact(Path(checkpoint).parent, manifest)
+        art = checkpoint_artifact(checkpoint)
         return cls(art, backend="torch", thresholds=thresholds, options={"device": device, **kw.pop("options", {})},
                    **kw)
 
@@ -131,8 +75,7 @@ class EarlyExitRunner:
     @property
     def single_graph_available(self) -> bool:
         """True when the artifact has a single graph and the backend can run it."""
-        return bool(self.backend.supports_single_graph and isinstance(self.artifact.manifest.get("single_graph"),
-                                                                      dict))
+        return bool(self.backend.supports_single_graph and self.artifact.single_graph is not None)
 
     @property
     def batch1_form(self) -> str:
@@ -148,10 +91,9 @@ class EarlyExitRunner:
             self._single_loaded = True
 
     def _recorded_choice(self) -> dict | None:
-        entry = self.artifact.manifest.get("single_graph")
         if not self.single_graph_available:
             return None
-        rec = (entry.get("measured") or {}).get(self.backend.name)
+        rec = (self.artifact.single_graph.get("measured") or {}).get(self.backend.name)
         return rec if isinstance(rec, dict) else None
 
     def choose_form(self, samples: np.ndarray, rounds: int = 5) -> dict:
@@ -205,7 +147,7 @@ class EarlyExitRunner:
                 return self._predict_single_graph(x, return_logits)
             if not self.speculate:
                 return self._predict_one(x, return_logits)
-        out = _Answers(n, return_logits)
+        out = Answers(n, return_logits)
         last = self.num_exits - 1
         rows = np.arange(n)          # sample id of each row of the current launch's batch
         alive = rows                 # rows of the current launch still undecided
@@ -243,7 +185,7 @@ class EarlyExitRunner:
         label, logits, ent, ex = self.backend.run_single(x)
         return Prediction(label, ex, ent, logits if return_logits else None)
 
-    def decide(self, launch, alive: np.ndarray, rows: np.ndarray, out: "_Answers") -> np.ndarray | None:
+    def decide(self, launch, alive: np.ndarray, rows: np.ndarray, out: "Answers") -> np.ndarray | None:
         """Apply exit `launch.segment`'s rule to rows `alive` of `launch`; record the answers of
         the samples that leave in `out`; return the rows that go on (None when none do)."""
         b, k = self.backend, launch.segment

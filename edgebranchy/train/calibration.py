@@ -4,8 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
+from edgebranchy.artifact.calibration import CalibrationRecord
 from edgebranchy.errors import EdgeBranchyError
 
 
@@ -23,7 +22,7 @@ def calibrate_checkpoint(checkpoint: str | Path, *, max_accuracy_drop: float | N
     from edgebranchy.exits.pruning import calibrate_pruned, evaluate_pruned
     from edgebranchy.exits.temperature import fit_temperature
     from edgebranchy.models.summary import summarize
-    from edgebranchy.train.checkpoint import load_checkpoint, update_config
+    from edgebranchy.models.checkpoint import load_checkpoint, update_config
     from edgebranchy.train.collect import collect_logits
 
     given = [v is not None for v in (max_accuracy_drop, budget, thresholds)]
@@ -62,7 +61,7 @@ def calibrate_checkpoint(checkpoint: str | Path, *, max_accuracy_drop: float | N
     t_search = time.perf_counter()
     if thresholds is not None:
         val = evaluate_pruned(val_logits, data.val.y, thresholds, seg_costs, head_costs, base_cost, **common)
-        record = {"method": "manual", "target": None, "reference": reference, "segment_costs": seg_costs,
+        chosen = {"method": "manual", "target": None, "reference": reference, "segment_costs": seg_costs,
                   "baseline_cost": base_cost, "thresholds": [float(t) for t in thresholds], "temperatures": temps,
                   "validation": val, "frontier": None}
     else:
@@ -70,26 +69,16 @@ def calibrate_checkpoint(checkpoint: str | Path, *, max_accuracy_drop: float | N
         res = calibrate_pruned(val_logits, data.val.y, seg_costs, head_costs, base_cost,
                         max_accuracy_drop=None if budget is not None else drop, budget=budget,
                         reference_accuracy=base_val_acc if reference == "baseline" else None, **common)
-        record = res.to_dict()
-    record["search_seconds"] = time.perf_counter() - t_search
-    record["cost_source"] = cost_source
-    record["normalized"] = bool(normalize)
-    record["test"] = evaluate_pruned(test_logits, data.test.y, record["thresholds"], seg_costs, head_costs, base_cost,
-                                     **common)
-    record["head_costs"] = head_costs
-    record["final_exit_accuracy"] = {"validation": float((val_logits[-1].argmax(1) == data.val.y).mean()),
-                                     "test": float((test_logits[-1].argmax(1) == data.test.y).mean())}
-    record["baseline_accuracy"] = {"validation": base_val_acc}
-    record = _jsonable(record)
+        chosen = res.to_dict()
+    search_seconds = time.perf_counter() - t_search
+    chosen.update(
+        cost_source=cost_source, normalized=bool(normalize), head_costs=head_costs, search_seconds=search_seconds,
+        test=evaluate_pruned(test_logits, data.test.y, chosen["thresholds"], seg_costs, head_costs, base_cost,
+                             **common),
+        final_exit_accuracy={"validation": float((val_logits[-1].argmax(1) == data.val.y).mean()),
+                             "test": float((test_logits[-1].argmax(1) == data.test.y).mean())},
+        baseline_accuracy={"validation": base_val_acc})
+    record = CalibrationRecord(**chosen).to_dict()
     update_config(checkpoint, calibration=record)
     return record
 
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import platform
-import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch.nn.functional as F
 from edgebranchy.data import DataBundle, load_dataset
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.models.registry import build_model
-from edgebranchy.train.checkpoint import save_checkpoint
+from edgebranchy.models.checkpoint import save_checkpoint
 from edgebranchy.train.distributed import Dist, init_distributed, shutdown
 
 RECIPES = {
@@ -116,7 +115,10 @@ def evaluate(net, x: torch.Tensor, y: torch.Tensor, batch: int = 1000, baseline=
 
 
 class Trainer:
-    """Runs the two phases, with resume and optional torchrun/DDP."""
+    """Runs the two phases, with resume and optional torchrun/DDP.
+
+    `on_epoch(stats)` is called on the main rank once the state after that epoch is on disk.
+    """
 
     def __init__(self, cfg: TrainConfig, out: str | os.PathLike, progress: bool = True,
                  data: DataBundle | None = None, on_epoch: Callable[[dict], None] | None = None):
@@ -192,7 +194,6 @@ class Trainer:
                     self._save_resume(pi, epoch + 1, opt)
                     if self.on_epoch:
                         self.on_epoch(stats)
-                self._maybe_test_kill(phase, epoch + 1)
                 if stats.get("stopped_at_max_steps"):
                     break
             if phase == "baseline":
@@ -298,12 +299,6 @@ class Trainer:
         self.history = list(st.get("history") or [])
         st["rng"] = st["rng"].cpu()
         return st
-
-    def _maybe_test_kill(self, phase: str, epoch: int) -> None:
-        # Test hook: a real SIGKILL after the state of `phase:epoch` is on disk.
-        spec = os.environ.get("EDGEBRANCHY_TEST_KILL_AFTER")
-        if spec and spec == f"{phase}:{epoch}" and self.dist.main:
-            os.kill(os.getpid(), signal.SIGKILL)
 
     # -- end ----------------------------------------------------------------------------------
     def _finish(self, seconds: float) -> dict:

@@ -72,3 +72,11 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def check_sha256(path: str | os.PathLike, want: Any, message: str) -> str:
+    """The file's sha256; raises EdgeBranchyError(`message` + both digests) when it is not `want`."""
+    got = sha256_file(path)
+    if got != want:
+        raise EdgeBranchyError(f"{message}: sha256 {got[:16]}... does not match the recorded {str(want)[:16]}...")
+    return got

@@ -9,7 +9,7 @@ import pytest
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.measure.bench import BenchConfig, run_bench
 
-from eb_testutil import run_cli
+from eb_testutil import run_cli, run_cli_with, sigkill_after_trial
 
 
 def _cfg(artifact, out, **kw):
@@ -54,11 +54,23 @@ def test_bench_end_to_end(tiny_artifact, tmp_path, synthetic_test):
     assert [l["variant"] for l in lines if l["type"] == "trial"] == ["baseline", "branchy"] * 2
 
 
+def test_on_trial_sees_every_trial_after_it_is_streamed(tiny_artifact, tmp_path):
+    out = tmp_path / "t.json"
+    seen = []
+
+    def on_trial(rec):
+        streamed = [json.loads(line) for line in (tmp_path / "t.json.jsonl").read_text().splitlines()]
+        seen.append((rec["trial"], rec["variant"], streamed[-1] == json.loads(json.dumps(rec))))
+
+    run_bench(_cfg(tiny_artifact, out, trials=2), log=lambda s: None, progress=False, on_trial=on_trial)
+    assert seen == [(0, "baseline", True), (0, "branchy", True), (1, "baseline", True), (1, "branchy", True)]
+
+
 def test_killed_bench_keeps_finished_trials(tiny_artifact, tmp_path):
     out = tmp_path / "k.json"
-    r = run_cli("bench", tiny_artifact, "--profile", "x86-cpu", "--power", "estimate", "--dataset", "synthetic",
-                "--samples", "20", "--trials", "3", "--warmup", "1", "--min-window", "0", "--idle", "0",
-                "--backend", "onnxruntime", "--out", out, env={"EDGEBRANCHY_TEST_KILL_BENCH": "1:baseline"})
+    r = run_cli_with(sigkill_after_trial(1, "baseline"), "bench", tiny_artifact, "--profile", "x86-cpu", "--power",
+                     "estimate", "--dataset", "synthetic", "--samples", "20", "--trials", "3", "--warmup", "1",
+                     "--min-window", "0", "--idle", "0", "--backend", "onnxruntime", "--out", out)
     assert r.returncode == -9, r.stderr
     assert not out.exists()
     lines = [json.loads(line) for line in (tmp_path / "k.json.jsonl").read_text().splitlines()]

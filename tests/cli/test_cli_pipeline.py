@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from edgebranchy.cli import main
-from edgebranchy.export.artifact import Artifact
-from edgebranchy.train.checkpoint import load_checkpoint
+from edgebranchy.artifact.manifest import Artifact
+from edgebranchy.models.checkpoint import load_checkpoint
 
 
 def _err_line(capsys) -> str:

@@ -76,7 +76,6 @@ FIXED = {  # once bugs: each must now be a one-line user error
 
 def _run(argv: list[str]) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("EDGEBRANCHY_TEST_KILL_AFTER", None)
     return subprocess.run([sys.executable, "-m", "edgebranchy", *argv], capture_output=True, text=True,
                           timeout=240, env=env, cwd=ROOT)
 
@@ -160,8 +159,7 @@ def test_user_errors_exit_2_with_one_line(results, name):
 
 
 @pytest.mark.parametrize("name", sorted(ERRORS))
-def test_user_errors_in_process(name, tmp_path, capsys, monkeypatch):
-    monkeypatch.delenv("EDGEBRANCHY_TEST_KILL_AFTER", raising=False)
+def test_user_errors_in_process(name, tmp_path, capsys):
     _one_line_error(_in_process(ERRORS[name][0], tmp_path, capsys), ERRORS[name][1])
     assert not (tmp_path / "x.pt").exists()
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.export.artifact import Artifact
+from edgebranchy.artifact.manifest import Artifact
 from edgebranchy.export.onnx import export_checkpoint
 from edgebranchy.exits.entropy import entropy
-from edgebranchy.train.checkpoint import load_checkpoint
+from edgebranchy.models.checkpoint import load_checkpoint
 
 
 def _sess(path):

@@ -10,16 +10,26 @@ import pytest
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.exits.rule import float32_threshold
-from edgebranchy.export.artifact import Artifact
+from edgebranchy.artifact.manifest import Artifact
 from edgebranchy.export.single_graph import add_single_graph, single_graph_bytes
 from edgebranchy.runtime.runner import EarlyExitRunner
 
 
 @pytest.fixture(scope="module")
-def single_artifact(tiny_artifact, tmp_path_factory):
-    out = tmp_path_factory.mktemp("single") / "art"
+def single_artifact(tiny_artifact):
+    """`edgebranchy export` writes the single graph by default (read-only here)."""
+    return tiny_artifact
+
+
+@pytest.fixture(scope="module")
+def segments_only(tiny_artifact, tmp_path_factory):
+    """The same artifact as an older export without a single graph."""
+    out = tmp_path_factory.mktemp("segonly") / "art"
     shutil.copytree(tiny_artifact, out)
-    add_single_graph(out)
+    m = json.loads((out / "manifest.json").read_text())
+    del m["files"][m.pop("single_graph")["file"]]
+    (out / "single.onnx").unlink()
+    (out / "manifest.json").write_text(json.dumps(m))
     return out
 
 
@@ -36,7 +46,6 @@ def three_exit_artifact(tmp_path_factory):
                         batch_size=32, seed=0), ck, progress=False).run()
     calibrate_checkpoint(ck, thresholds=[1e9, 1e9], log=lambda s: None)  # any; the tests pick their own
     export_checkpoint(ck, d / "art", prune=False, log=lambda s: None)
-    add_single_graph(d / "art")
     return d / "art"
 
 
@@ -70,6 +79,7 @@ def test_checker_and_manifest(single_artifact):
     entry = art.manifest["single_graph"]
     assert entry["file"] == "single.onnx" and "single.onnx" in art.manifest["files"]
     assert entry["thresholds"] == ["threshold_0"] and entry["batch"] == 1
+    assert entry["check"]["samples"] == 16 and sum(entry["check"]["exit_counts"]) == 16  # checked at export
     props = {p.key: p.value for p in m.metadata_props}
     assert json.loads(props["edgebranchy.single_graph"])["thresholds"] == art.thresholds
 
@@ -187,15 +197,51 @@ def test_auto_form_choice(single_artifact, synthetic_test, tmp_path):
             assert r.batch1_form == choice and "records" in r.form_reason
 
 
-def test_form_errors(tiny_artifact, single_artifact):
+def test_form_errors(segments_only, single_artifact):
     with pytest.raises(EdgeBranchyError, match="no single early-exit graph"):
-        EarlyExitRunner(tiny_artifact, form="single-graph")
+        EarlyExitRunner(segments_only, form="single-graph")
     with pytest.raises(EdgeBranchyError, match="form must be one of"):
         EarlyExitRunner(single_artifact, form="fused")
-    with EarlyExitRunner(tiny_artifact) as r:  # auto without a single graph: segments
+    with EarlyExitRunner(segments_only) as r:  # auto without a single graph: segments
         assert r.batch1_form == "segments"
         with pytest.raises(EdgeBranchyError, match="no single graph to choose"):
             r.choose_form(np.zeros((1, 1, 28, 28), np.float32))
+
+
+def test_add_single_graph_to_an_older_artifact(segments_only, tmp_path, synthetic_test):
+    _, x, _ = synthetic_test
+    art = tmp_path / "art"
+    shutil.copytree(segments_only, art)
+    add_single_graph(art)
+    with EarlyExitRunner(art, form="single-graph") as one, EarlyExitRunner(segments_only) as seg:
+        for i in range(10):
+            _assert_same(seg.predict(x[i:i + 1]), one.predict(x[i:i + 1]))
+
+
+@pytest.mark.parametrize("damage, match", [
+    (lambda m: m["single_graph"].pop("file"), "single_graph has no 'file'"),
+    (lambda m: m["single_graph"].update(thresholds=[]), "one threshold per side exit"),
+    (lambda m: m["single_graph"].update(threshold_mode="attribute"), "threshold_mode"),
+    (lambda m: m["single_graph"].update(batch=8), "batch 1"),
+    (lambda m: m["files"].pop("single.onnx"), "single.onnx is used but has no hash"),
+])
+def test_loader_validates_the_entry(single_artifact, tmp_path, damage, match):
+    art = tmp_path / "art"
+    shutil.copytree(single_artifact, art)
+    m = json.loads((art / "manifest.json").read_text())
+    damage(m)
+    (art / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(EdgeBranchyError, match=match):
+        Artifact.load(art)
+
+
+def test_tampered_single_graph_refused(single_artifact, tmp_path):
+    art = tmp_path / "art"
+    shutil.copytree(single_artifact, art)
+    with open(art / "single.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(EdgeBranchyError, match="modified or damaged"):
+        Artifact.load(art)
 
 
 def test_build_refuses_wrong_threshold_count(single_artifact):

@@ -8,6 +8,7 @@ import torch
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.models import BranchyNet, build_model
+from edgebranchy.models.segments import fused_costs, kept_exits, segment_graphs
 from edgebranchy.models.summary import count_macs, summarize
 
 PAPER_INPUT = {"b-lenet": (1, 28), "b-alexnet": (3, 32), "b-resnet": (3, 32)}
@@ -120,9 +121,7 @@ def test_baseline_equals_last_exit_exactly(name, args):
     with torch.no_grad():
         outs = net(x)
         base = net.baseline().eval()(x)
-        main = net.forward_main(x)
     assert torch.equal(base, outs[-1])
-    assert torch.equal(main, outs[-1])
 
 
 @pytest.mark.parametrize("name,args", ZOO[:3])
@@ -148,26 +147,35 @@ def test_main_state_dict_is_the_baseline_path(name, args):
 
 
 @pytest.mark.parametrize("name,args", ZOO[:3])
-def test_segments_chain_to_forward(name, args):
+def test_segment_graphs_chain_to_forward(name, args):
     c, s = PAPER_INPUT[name]
     net = _net(name, args, c, s)
+    k = net.num_exits
     x = torch.randn(3, c, s, s)
     with torch.no_grad():
         outs = net(x)
-        f = x
-        for k in range(net.num_exits - 1):
-            seg = net.segment(k)
-            f, logits = seg(f)
-            assert torch.equal(logits, outs[k])
-        last = net.segment(net.num_exits - 1)(f)
-    assert isinstance(last, torch.Tensor) and torch.equal(last, outs[-1])
+        for keep in (list(range(k)), [k - 1], [0, k - 1]):   # every exit, all fused, a side exit fused away
+            f = x
+            graphs = segment_graphs(net, keep, classes=outs[0].shape[1])
+            assert len(graphs) == len(keep)
+            for g, j in zip(graphs[:-1], keep):
+                f, logits, _ = g.eval()(f)
+                assert torch.equal(logits, outs[j])
+            logits, ent = graphs[-1].eval()(f)
+            assert torch.equal(logits, outs[-1]) and ent.shape == (3,)
 
 
-def test_segment_out_of_range():
+def test_segment_plan_and_fused_costs():
+    assert kept_exits(3, [0.0, 0.2]) == [1, 2]
+    assert kept_exits(3, [0.0, 0.2], prune=False) == [0, 1, 2]
+    assert kept_exits(3, None) == [0, 1, 2]
+    # a kept exit's segment carries the stages fused into it plus its own head
+    assert fused_costs([1, 2, 4], [10, 20, 40], [1, 2]) == [1 + 2 + 20, 4 + 40]
+    assert fused_costs([1, 2, 4], [10, 20, 40], [0, 1, 2]) == [11, 22, 44]
     net = _net("b-lenet", {}, 1, 28)
-    for k in (-1, 2, 5):
-        with pytest.raises(EdgeBranchyError, match="out of range"):
-            net.segment(k)
+    for keep in ([0], [1, 0], [-1, 1], [0, 0, 1], []):
+        with pytest.raises(EdgeBranchyError, match="does not fit"):
+            segment_graphs(net, keep, classes=10)
 
 
 def test_branchynet_needs_matching_stages_and_exits():

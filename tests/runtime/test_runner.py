@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.export.artifact import Artifact
+from edgebranchy.artifact.manifest import Artifact
 from edgebranchy.runtime.runner import EarlyExitRunner
 
 
@@ -17,7 +17,7 @@ def torch_reference(checkpoint, x, thresholds):
     import torch
 
     from edgebranchy.exits.entropy import entropy
-    from edgebranchy.train.checkpoint import load_checkpoint
+    from edgebranchy.models.checkpoint import load_checkpoint
 
     net, _ = load_checkpoint(checkpoint).build()
     labels, exits = [], []
@@ -179,7 +179,7 @@ def test_manifest_not_json(tiny_artifact, tmp_path):
 def test_baseline_matches_torch(runner, tiny_calibrated, synthetic_test):
     import torch
 
-    from edgebranchy.train.checkpoint import load_checkpoint
+    from edgebranchy.models.checkpoint import load_checkpoint
 
     _, x, _ = synthetic_test
     _, base = load_checkpoint(tiny_calibrated).build()

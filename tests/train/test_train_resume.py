@@ -15,29 +15,29 @@ import pytest
 import torch
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.train.checkpoint import load_checkpoint
+from edgebranchy.models.checkpoint import load_checkpoint
 from edgebranchy.train.trainer import TrainConfig, Trainer
+
+from eb_testutil import run_cli_with, sigkill_after_epoch
 
 ROOT = Path(__file__).resolve().parents[2]
 ARGS = ["train", "--dataset", "synthetic", "--limit", "600", "--epochs", "2", "--baseline-epochs", "2",
         "--batch-size", "64", "--quiet"]
 
 
-def _env(kill: str | None = None, **extra: str) -> dict:
+def _env(**extra: str) -> dict:
     # one intra-op thread (what torchrun sets too): a shared 2-core machine is several times faster so
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **extra}
-    env.pop("EDGEBRANCHY_TEST_KILL_AFTER", None)
-    if kill:
-        env["EDGEBRANCHY_TEST_KILL_AFTER"] = kill
-    return env
+    return {**os.environ, "OMP_NUM_THREADS": "1", **extra}
 
 
 def _cmd(out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "edgebranchy", *ARGS, "--out", str(out), *extra]
 
 
-def _train(out: Path, *extra: str, kill: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(_cmd(out, *extra), capture_output=True, text=True, timeout=240, env=_env(kill), cwd=ROOT)
+def _train(out: Path, *extra: str, kill: tuple[str, int] | None = None) -> subprocess.CompletedProcess:
+    if kill:  # the trainer's on_epoch callback SIGKILLs the process after that epoch's state is on disk
+        return run_cli_with(sigkill_after_epoch(*kill), *ARGS, "--out", out, *extra, env=_env(), timeout=240)
+    return subprocess.run(_cmd(out, *extra), capture_output=True, text=True, timeout=240, env=_env(), cwd=ROOT)
 
 
 def _ok(r) -> None:
@@ -71,7 +71,7 @@ def test_resume_after_sigkill_in_each_phase_is_bit_identical(tmp_path):
         out = tmp_path / "B.pt"
         resume = tmp_path / "B.pt.resume"
         # 1. killed after baseline epoch 1 (of 2)
-        _killed(_train(out, kill="baseline:1"), out, 0, 1)
+        _killed(_train(out, kill=("baseline", 1)), out, 0, 1)
         # 2. resuming with other settings is refused with one line, and the state is kept
         r = _train(out, "--resume", "--seed", "1")
         assert r.returncode == 2, r.stderr
@@ -79,7 +79,7 @@ def test_resume_after_sigkill_in_each_phase_is_bit_identical(tmp_path):
         assert len(lines) == 1 and "other settings" in lines[0], r.stderr
         assert resume.is_file() and not out.exists()
         # 3. resumed, and killed again after joint epoch 1 (of 2)
-        _killed(_train(out, "--resume", kill="joint:1"), out, 1, 1)
+        _killed(_train(out, "--resume", kill=("joint", 1)), out, 1, 1)
         # 4. resumed to the end
         _ok(_train(out, "--resume"))
         assert out.is_file() and not resume.exists()

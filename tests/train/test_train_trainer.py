@@ -11,7 +11,7 @@ import torch
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.models import build_model
-from edgebranchy.train.checkpoint import FORMAT, load_checkpoint, save_checkpoint, update_config
+from edgebranchy.models.checkpoint import FORMAT, load_checkpoint, save_checkpoint, update_config
 from edgebranchy.train.trainer import TrainConfig, Trainer, default_exit_weights
 
 

@@ -13,10 +13,10 @@ peripherals are not. Every reading is labelled kind "estimated".
 """
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.util.checks import is_finite_at_least, is_int_at_least
 from edgebranchy.measure.power.base import EnergyReading, PowerMeter
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ SCOPES = ("process", "system")
 
 
 def _watts(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    if not is_finite_at_least(value, 0):
         raise EdgeBranchyError(f"power estimate coefficient {name} must be a number >= 0 W, got {value!r}")
     return float(value)
 
@@ -90,7 +90,7 @@ class EstimateMeter(PowerMeter):
             import psutil
 
             cores = psutil.cpu_count(logical=True) or 1
-        if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
+        if not is_int_at_least(cores, 1):
             raise EdgeBranchyError(f"estimate cores must be an integer >= 1, got {cores!r}")
         self.cores = cores
         self.coefficients_source = coefficients_source

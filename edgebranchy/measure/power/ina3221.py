@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.util.checks import is_int_at_least
 from edgebranchy.measure.power.base import (
     UNCONNECTED,
     EnergyReading,
@@ -96,7 +97,7 @@ class Ina3221Meter(PowerMeter):
     kind = "measured"
 
     def __init__(self, root: str | Path = "/", interval_ms: int = 100, total_rail: str | None = None) -> None:
-        if isinstance(interval_ms, bool) or not isinstance(interval_ms, int) or interval_ms < 1:
+        if not is_int_at_least(interval_ms, 1):
             raise EdgeBranchyError(f"INA3221 sampling interval must be an integer >= 1 ms, got {interval_ms!r}")
         self.root = Path(root)
         self.interval_ms = interval_ms

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.util.checks import is_int_at_least
 from edgebranchy.measure.power.base import EnergyReading, PowerMeter
 
 
@@ -30,7 +31,7 @@ class NvmlMeter(PowerMeter):
     kind = "measured"
 
     def __init__(self, device_index: int = 0, sync: Callable[[], None] | None = None) -> None:
-        if isinstance(device_index, bool) or not isinstance(device_index, int) or device_index < 0:
+        if not is_int_at_least(device_index, 0):
             raise EdgeBranchyError(f"NVML device index must be an integer >= 0, got {device_index!r}")
         self.device_index = device_index
         self.sync = sync

@@ -22,6 +22,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.util.checks import is_int_at_least
 from edgebranchy.measure.power.base import (
     UNCONNECTED,
     EnergyReading,
@@ -142,7 +143,7 @@ class TegrastatsMeter(PowerMeter):
         total_rail: str | None = None,
         startup_timeout_s: float = 5.0,
     ) -> None:
-        if isinstance(interval_ms, bool) or not isinstance(interval_ms, int) or interval_ms < 1:
+        if not is_int_at_least(interval_ms, 1):
             raise EdgeBranchyError(f"tegrastats interval must be an integer >= 1 ms, got {interval_ms!r}")
         self.interval_ms = interval_ms
         self.executable = executable

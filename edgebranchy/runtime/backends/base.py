@@ -57,6 +57,8 @@ class Backend(ABC):
     lanes: int = 1
     #: True when the backend can run the artifact's single early-exit graph (batch 1)
     supports_single_graph: bool = False
+    #: the typed options the backend takes (runtime/backends/options.py)
+    OPTIONS: tuple = ()
 
     @property
     @abstractmethod
@@ -114,17 +116,6 @@ class Backend(ABC):
         self.close()
 
 
-def single_graph_entry(artifact) -> dict:
-    """The artifact's single-graph manifest entry; EdgeBranchyError when it has none."""
-    entry = artifact.manifest.get("single_graph")
-    if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
-        raise EdgeBranchyError(f"{artifact.root}: the artifact has no single early-exit graph; re-export it with "
-                               "`edgebranchy export` (or run with form='segments')")
-    if entry["file"] not in artifact.manifest.get("files", {}):
-        raise EdgeBranchyError(f"{artifact.root}: {entry['file']} is used but has no hash in 'files'")
-    return entry
-
-
 _REGISTRY: dict[str, str] = {
     "onnxruntime": "edgebranchy.runtime.backends.onnxruntime:OnnxRuntimeBackend",
     "torch": "edgebranchy.runtime.backends.torch:TorchBackend",
@@ -147,3 +138,8 @@ def get_backend_class(name: str) -> type[Backend]:
     mod_name, cls_name = target.split(":")
     mod = importlib.import_module(mod_name)
     return getattr(mod, cls_name)
+
+
+def backend_options(name: str) -> tuple:
+    """The options the backend `name` declares (imports its module, not its library)."""
+    return tuple(getattr(get_backend_class(name), "OPTIONS", ()))

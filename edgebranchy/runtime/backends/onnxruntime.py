@@ -5,47 +5,42 @@ from typing import Any
 
 import numpy as np
 
+from edgebranchy.artifact.manifest import Artifact
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.export.artifact import Artifact, safe_relpath
-from edgebranchy.runtime.backends.base import Backend, Launch, single_graph_entry
+from edgebranchy.runtime.backends.base import Backend, Launch
+from edgebranchy.runtime.backends.options import BackendOption, resolve_options
 
+_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+           "all": "ORT_ENABLE_ALL"}
 # Chosen by measurement on a 2-core machine (benchmarks/runner_settings.py): one
 # intra-op thread per session and no spinning keep K sessions from fighting for
 # the cores (reference/measured.md: 2 spinning threads per session lost to the baseline).
-DEFAULTS = {
-    "intra_op_threads": 1,
-    "inter_op_threads": 1,
-    "allow_spinning": False,
-    "graph_optimization": "all",
-    "execution_mode": "sequential",
-    "precision": "fp32",
-    "providers": ["CPUExecutionProvider"],
-}
-_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
-           "all": "ORT_ENABLE_ALL"}
+OPTIONS = (
+    BackendOption("intra_op_threads", "int", 1, "intra-op threads per session", minimum=0, flag="--threads",
+                  profile_key="intra_op_threads"),  # 0 = ONNX Runtime's default
+    BackendOption("inter_op_threads", "int", 1, "inter-op threads per session", minimum=0),
+    BackendOption("allow_spinning", "bool", False, "ONNX Runtime thread spinning", flag="--spinning",
+                  profile_key="allow_spinning"),
+    BackendOption("graph_optimization", "str", "all", "graph optimisation level",
+                  choices=tuple(_LEVELS), profile_key="graph_optimization"),
+    BackendOption("execution_mode", "str", "sequential", "execution mode", choices=("sequential", "parallel"),
+                  profile_key="execution_mode"),
+    BackendOption("precision", "str", "fp32", "which graphs to run", choices=("fp32", "fp16")),
+    BackendOption("providers", "strings", ("CPUExecutionProvider",), "execution providers, in order"),
+)
 
 
 class OnnxRuntimeBackend(Backend):
     """Runs each segment graph in its own ONNX Runtime session."""
 
     name = "onnxruntime"
+    OPTIONS = OPTIONS
 
     def __init__(self, artifact: Artifact, options: dict | None = None):
         import onnxruntime as ort
 
-        unknown = set(options or {}) - set(DEFAULTS)
-        if unknown:
-            raise EdgeBranchyError(f"unknown onnxruntime option(s): {', '.join(sorted(unknown))}; "
-                                   f"known: {', '.join(sorted(DEFAULTS))}")
-        self.options = {**DEFAULTS, **(options or {})}
+        self.options = resolve_options(OPTIONS, options, self.name)
         o = self.options
-        if o["graph_optimization"] not in _LEVELS:
-            raise EdgeBranchyError(f"graph_optimization must be one of {', '.join(_LEVELS)}")
-        if o["execution_mode"] not in ("sequential", "parallel"):
-            raise EdgeBranchyError("execution_mode must be sequential or parallel")
-        for key in ("intra_op_threads", "inter_op_threads"):
-            if not isinstance(o[key], int) or o[key] < 0:
-                raise EdgeBranchyError(f"{key} must be an integer >= 0 (0 = ONNX Runtime's default)")
         available = set(ort.get_available_providers())
         missing = [p for p in o["providers"] if p not in available]
         if missing:
@@ -136,18 +131,19 @@ class OnnxRuntimeBackend(Backend):
         """Open the artifact's single graph with these thresholds (replacing its initializers, no re-export)."""
         from edgebranchy.exits.rule import float32_threshold
 
-        entry = single_graph_entry(self.artifact)
+        path = self.artifact.single_graph_file()
+        entry = self.artifact.single_graph
         ts = [np.array(float32_threshold(t), dtype=np.float32) for t in thresholds]
         names = entry["thresholds"]
         if len(names) != len(ts):
             raise EdgeBranchyError(f"the single graph has {len(names)} thresholds, the runner {len(ts)}")
         if entry.get("threshold_mode", "initializer") == "initializer":
             vals = {n: self._ort.OrtValue.ortvalue_from_numpy(t) for n, t in zip(names, ts)}
-            sess = self._session(safe_relpath(self.artifact.root, entry["file"]), vals)
+            sess = self._session(path, vals)
             self._single_keep = [ts, vals]
             self._single_feed = {}
         else:
-            sess = self._session(safe_relpath(self.artifact.root, entry["file"]))
+            sess = self._session(path)
             self._single_feed = dict(zip(names, ts))
         got = [o.name for o in sess.get_outputs()]
         if got != ["label", "logits", "entropy", "exit"]:

@@ -8,18 +8,43 @@ the device.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgebranchy.artifact.manifest import Artifact, build_manifest
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.export.artifact import Artifact
 from edgebranchy.runtime.backends.base import Backend, Launch
-from edgebranchy.util.files import sha256_file
+from edgebranchy.runtime.backends.options import BackendOption, resolve_options
+from edgebranchy.util.files import check_sha256, sha256_file
 
-DEFAULTS = {"device": "cpu", "checkpoint": None, "precision": "fp32", "timing": False, "threads": 0}
+OPTIONS = (
+    BackendOption("device", "str", "cpu", "torch device (cpu, cuda, cuda:N)", flag="--device"),
+    BackendOption("checkpoint", "str", None, "the checkpoint the artifact came from (default: the artifact's source)",
+                  nullable=True, flag="--checkpoint"),
+    BackendOption("precision", "str", "fp32", "fp16 needs CUDA", choices=("fp32", "fp16")),
+    BackendOption("timing", "bool", False, "record GPU time per launch (CUDA events)"),
+    BackendOption("threads", "int", 0, "torch intra-op threads (0: torch's default)", minimum=0),
+)
+
+
+def checkpoint_artifact(checkpoint: str | os.PathLike) -> Artifact:
+    """An in-memory artifact for a checkpoint (no ONNX files): the manifest export would write, minus the
+    graphs, validated like a loaded one. Every exit keeps its head: the checkpoint runs as trained."""
+    from edgebranchy.models.checkpoint import load_checkpoint
+
+    cfg = load_checkpoint(checkpoint).config
+    cal = cfg.get("calibration") or {}
+    k = len(cfg.get("validation", {}).get("exit_accuracy") or [])
+    if not k:
+        raise EdgeBranchyError(f"{checkpoint}: the config does not record the number of exits")
+    manifest = build_manifest(cfg, list(range(k)), normalized=bool(cal.get("normalized")),
+                              temperatures=cal.get("temperatures") or [1.0] * k,
+                              source={"checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint)})
+    return Artifact.from_manifest(Path(checkpoint).parent, manifest, graphs=False)
 
 
 @dataclass
@@ -35,61 +60,45 @@ class TorchBackend(Backend):
     """Runs the checkpoint's segments with PyTorch (the same graphs the export traced)."""
 
     name = "torch"
+    OPTIONS = OPTIONS
 
     def __init__(self, artifact: Artifact, options: dict | None = None):
         import torch
 
-        from edgebranchy.models.graphs import BaselineGraph, SegmentGraph
-        from edgebranchy.train.checkpoint import load_checkpoint
+        from edgebranchy.models.checkpoint import load_checkpoint
+        from edgebranchy.models.graphs import BaselineGraph
+        from edgebranchy.models.segments import check_plan, segment_graphs
 
-        unknown = set(options or {}) - set(DEFAULTS)
-        if unknown:
-            raise EdgeBranchyError(f"unknown torch backend option(s): {', '.join(sorted(unknown))}; "
-                                   f"known: {', '.join(sorted(DEFAULTS))}")
-        o = {**DEFAULTS, **(options or {})}
+        o = resolve_options(OPTIONS, options, self.name)
         self.torch = torch
         self.device = torch.device(o["device"])
         self.cuda = self.device.type == "cuda"
         if self.cuda and not torch.cuda.is_available():
             raise EdgeBranchyError("the torch backend was asked for CUDA but torch.cuda.is_available() is False")
-        if o["precision"] not in ("fp32", "fp16"):
-            raise EdgeBranchyError("precision must be fp32 or fp16")
         if o["precision"] == "fp16" and not self.cuda:
             raise EdgeBranchyError("fp16 on the torch backend needs CUDA; use fp32 on the CPU")
         if o["threads"]:
             torch.set_num_threads(int(o["threads"]))
         self.precision, self.timing = o["precision"], bool(o["timing"])
         self.artifact = artifact
-        src = artifact.manifest.get("source", {})
+        src = artifact.source
         ck_path = Path(o["checkpoint"] or src.get("checkpoint") or "")
         if not ck_path.is_file():
             raise EdgeBranchyError(f"the torch backend needs the checkpoint the artifact came from; {ck_path} not "
                                    "found: pass options={'checkpoint': PATH} (or --checkpoint)")
         want = src.get("checkpoint_sha256")
-        if want and sha256_file(ck_path) != want:
-            raise EdgeBranchyError(f"{ck_path} is not the checkpoint this artifact was exported from "
-                                   "(sha256 differs): the two would not compute the same thing")
+        if want:
+            check_sha256(ck_path, want, f"{ck_path} is not the checkpoint this artifact was exported from "
+                                        "(the two would not compute the same thing)")
         ck = load_checkpoint(ck_path)
         net, base = ck.build()
-        ent = artifact.manifest["entropy"]
-        temps = ent.get("temperatures") or [1.0] * net.num_exits
+        temps = artifact.temperatures or [1.0] * net.num_exits
         classes = len(artifact.classes)
         half = self.precision == "fp16"
-        plan = [int(seg.get("model_exit", i)) for i, seg in enumerate(artifact.manifest["segments"])]
-        if plan[-1] != net.num_exits - 1 or plan != sorted(set(plan)):
-            raise EdgeBranchyError(f"{artifact.root}: segment plan {plan} does not fit the checkpoint's "
-                                   f"{net.num_exits} exits")
-        self.segments, prev = [], -1
-        for k, j in enumerate(plan):
-            parts = list(net.stages)[prev + 1:j + 1]
-            stage = parts[0] if len(parts) == 1 else torch.nn.Sequential(*parts)
-            g = SegmentGraph(stage, net.exits[j], k == len(plan) - 1, bool(ent.get("normalized")), temps[j],
-                             classes, half).eval().to(self.device)
-            if half:
-                g.stage.half()
-                g.head.half()
-            self.segments.append(g)
-            prev = j
+        plan = check_plan(artifact.model_exits, net.num_exits, str(artifact.root))
+        self.segments = [g.eval().to(self.device) for g in
+                         segment_graphs(net, plan, classes=classes, normalize=artifact.entropy_normalized,
+                                        temperatures=temps, half=half)]
         self.base_graph = BaselineGraph(base.half() if half else base, half).eval().to(self.device)
         if self.cuda:
             self.asynchronous, self.lanes = True, 2

@@ -1,0 +1,312 @@
+"""The artifact directory: manifest.json + segment graphs, verified on load (no torch needed).
+
+Loading checks the schema, refuses any listed path that leaves the directory,
+and verifies the sha256 of every file the manifest lists. No pickle anywhere.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Any, Sequence
+
+import numpy as np
+
+from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.util.files import atomic_write_json, check_sha256, read_json, sha256_file
+
+SCHEMA = "edgebranchy.artifact"
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def safe_relpath(root: Path, rel: str) -> Path:
+    """`root / rel` after checking that `rel` is a plain relative path that stays inside `root`."""
+    if not isinstance(rel, str) or not rel:
+        raise EdgeBranchyError(f"{root / MANIFEST}: file entry {rel!r} is not a relative path")
+    p = PurePosixPath(rel)
+    if p.is_absolute() or ".." in p.parts or "\\" in rel or ":" in p.parts[0]:
+        raise EdgeBranchyError(f"{root / MANIFEST}: refusing path {rel!r}: it leaves the artifact directory")
+    full = (root / Path(*p.parts))
+    try:
+        full.resolve().relative_to(root.resolve())
+    except ValueError:
+        raise EdgeBranchyError(f"{root / MANIFEST}: refusing path {rel!r}: it resolves outside the artifact "
+                               "directory (symbolic link?)") from None
+    return full
+
+
+_REQUIRED = ("input", "classes", "exits", "segments", "baseline", "files", "entropy")
+
+
+def validate_manifest(m: Any, where: Path, graphs: bool = True) -> None:
+    """Check a manifest's schema, version and shape; every failure is an EdgeBranchyError naming `where`."""
+    if not isinstance(m, dict) or m.get("schema") != SCHEMA:
+        raise EdgeBranchyError(f"{where}: not an edgebranchy artifact manifest")
+    if m.get("schema_version") != SCHEMA_VERSION:
+        raise EdgeBranchyError(f"{where}: schema version {m.get('schema_version')}; this edgebranchy "
+                               f"reads version {SCHEMA_VERSION}: re-export the artifact")
+    for key in _REQUIRED:
+        if key not in m:
+            raise EdgeBranchyError(f"{where}: missing key {key!r}")
+    if not isinstance(m["segments"], list) or not isinstance(m["exits"], list) \
+            or len(m["segments"]) != len(m["exits"]) or len(m["exits"]) < 1:
+        raise EdgeBranchyError(f"{where}: {len(m['segments'])} segments but {len(m['exits'])} exits")
+    entries = [("baseline", m["baseline"])] + [(f"segments[{i}]", e) for i, e in enumerate(m["segments"])]
+    for name, e in entries:
+        if not isinstance(e, dict) or not (isinstance(e.get("file"), str) or (not graphs and e.get("file") is None)):
+            raise EdgeBranchyError(f"{where}: {name} has no 'file'")
+    if not isinstance(m["files"], dict) or not all(isinstance(e, dict) for e in m["exits"]):
+        raise EdgeBranchyError(f"{where}: 'files' must map paths to hashes and 'exits' must be objects")
+    inp = m["input"]
+    if not isinstance(inp, dict) or not all(k in inp for k in ("shape", "scale", "mean", "std")):
+        raise EdgeBranchyError(f"{where}: 'input' needs shape, scale, mean and std")
+    _validate_single_graph(m.get("single_graph"), len(m["exits"]), where)
+
+
+SINGLE_GRAPH_OUTPUTS = ["label", "logits", "entropy", "exit"]
+
+
+def _validate_single_graph(sg: Any, k_exits: int, where: Path) -> None:
+    """The optional `single_graph` entry (export/single_graph.py): one batch-1 graph with the exits inside."""
+    if sg is None:
+        return
+    what = f"{where}: single_graph"
+    if not isinstance(sg, dict) or not isinstance(sg.get("file"), str):
+        raise EdgeBranchyError(f"{what} has no 'file'")
+    names = sg.get("thresholds")
+    if not isinstance(names, list) or len(names) != k_exits - 1 or not all(isinstance(n, str) for n in names):
+        raise EdgeBranchyError(f"{what}: 'thresholds' must name one threshold per side exit ({k_exits - 1})")
+    if sg.get("threshold_mode") not in ("initializer", "input"):
+        raise EdgeBranchyError(f"{what}: 'threshold_mode' must be 'initializer' or 'input'")
+    if sg.get("batch") != 1 or sg.get("outputs") != SINGLE_GRAPH_OUTPUTS:
+        raise EdgeBranchyError(f"{what}: expected batch 1 and outputs {', '.join(SINGLE_GRAPH_OUTPUTS)}")
+
+
+def build_manifest(config: dict, plan: Sequence[int], *, normalized: bool, temperatures: Sequence[float],
+                   source: dict, segments: list[dict] | None = None, baseline: dict | None = None,
+                   files: dict | None = None, exit_macs: Sequence[int] | None = None,
+                   precisions: Sequence[str] = ("fp32",), export: dict | None = None,
+                   single_graph: dict | None = None) -> dict:
+    """The manifest for a checkpoint `config` whose artifact exits are the model exits `plan`.
+
+    `segments`/`baseline`/`files` describe the exported graphs; without them (the torch
+    backend running a checkpoint directly) each segment only records its model exit.
+    Thresholds, validation accuracies and the calibration record come from `config`.
+    `single_graph`: the entry of the batch-1 graph with the exits inside (its file in `files`).
+    """
+    cal = config.get("calibration") or None
+    thresholds = (cal or {}).get("thresholds")
+    val_acc = (config.get("validation") or {}).get("exit_accuracy") or [None] * (max(plan) + 1)
+    n = len(plan)
+    return {
+        "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
+        "model": config["model"],
+        "input": {"name": "x", **config["input"]},
+        "classes": config["classes"],
+        "entropy": {"unit": "nats", "normalized": bool(normalized), "temperatures": list(temperatures)},
+        "exits": [{"index": k, "model_exit": j,
+                   "threshold": (float(thresholds[j]) if thresholds and k < n - 1 else None),
+                   "macs": None if exit_macs is None else int(exit_macs[k]), "val_accuracy": val_acc[j]}
+                  for k, j in enumerate(plan)],
+        "pruned_exits": [j for j in range(plan[-1] + 1) if j not in plan],
+        "segments": segments if segments is not None else [{"index": k, "model_exit": j, "file": None}
+                                                           for k, j in enumerate(plan)],
+        "baseline": baseline if baseline is not None else {"file": None},
+        "calibration": cal,
+        "precisions": list(precisions),
+        "source": source,
+        "files": files if files is not None else {},
+        "export": export,
+        "tensorrt": {},
+        **({"single_graph": single_graph} if single_graph is not None else {}),
+    }
+
+
+class Artifact:
+    """A loaded, verified artifact."""
+
+    def __init__(self, root: Path, manifest: dict):
+        self.root = root
+        self.manifest = manifest
+        self._shape: tuple[int, ...] | None = None
+
+    # -- loading ---------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | os.PathLike, verify: bool = True) -> "Artifact":
+        """Read `path/manifest.json`, validate it and (with `verify`) every listed file's sha256."""
+        root = Path(path)
+        if not root.is_dir():
+            raise EdgeBranchyError(f"artifact directory not found: {root} (create one with `edgebranchy export`)")
+        return cls.from_manifest(root, read_json(root / MANIFEST, "artifact manifest"), verify=verify)
+
+    @classmethod
+    def from_manifest(cls, root: Path, manifest: Any, verify: bool = True, graphs: bool = True) -> "Artifact":
+        """Validate a manifest (as `load` does) and wrap it. With graphs=False (an in-memory manifest
+        built from a checkpoint for the torch backend) segments and the baseline need no file."""
+        validate_manifest(manifest, root / MANIFEST, graphs=graphs)
+        art = cls(root, manifest)
+        for rel in manifest["files"]:
+            safe_relpath(root, rel)
+        for rel in art._referenced_files():
+            if rel not in manifest["files"]:
+                raise EdgeBranchyError(f"{root / MANIFEST}: {rel} is used but has no hash in 'files'")
+        if verify:
+            art.verify()
+        art.thresholds  # validates them
+        return art
+
+    def _referenced_files(self) -> list[str]:
+        refs = []
+        for s in self.manifest["segments"] + [self.manifest["baseline"]]:
+            refs += [s[k] for k in ("file", "fp16_file") if s.get(k)]
+        if self.single_graph is not None:
+            refs.append(self.single_graph["file"])
+        return refs
+
+    def verify(self) -> None:
+        """Check that every listed file exists and has its recorded sha256."""
+        for rel, info in self.manifest["files"].items():
+            p = safe_relpath(self.root, rel)
+            if not p.is_file():
+                raise EdgeBranchyError(f"artifact file missing: {p}")
+            check_sha256(p, info.get("sha256"), f"artifact file {p} has been modified or damaged")
+
+    # -- accessors -------------------------------------------------------------------------------
+    @property
+    def num_exits(self) -> int:
+        return len(self.manifest["exits"])
+
+    @property
+    def thresholds(self) -> list[float]:
+        ts = [e.get("threshold") for e in self.manifest["exits"][:-1]]
+        out = []
+        for k, t in enumerate(ts):
+            if t is None:
+                t = 0.0  # uncalibrated: nobody exits early
+            if not isinstance(t, (int, float)) or math.isnan(t) or t < 0:
+                raise EdgeBranchyError(f"{self.root / MANIFEST}: exit {k} threshold {t!r} is not a number >= 0")
+            out.append(float(t))
+        return out
+
+    @property
+    def calibrated(self) -> bool:
+        return all(e.get("threshold") is not None for e in self.manifest["exits"][:-1])
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        if self._shape is None:
+            self._shape = tuple(int(v) for v in self.manifest["input"]["shape"])
+        return self._shape
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.manifest["classes"])
+
+    @property
+    def entropy_normalized(self) -> bool:
+        return bool(self.manifest["entropy"].get("normalized", False))
+
+    @property
+    def temperatures(self) -> list[float] | None:
+        """Per model exit, the temperature the entropy divides logits by (None: all 1)."""
+        return self.manifest["entropy"].get("temperatures")
+
+    @property
+    def model_exits(self) -> list[int]:
+        """The segment plan: the model exit each artifact segment ends with."""
+        return [int(s.get("model_exit", i)) for i, s in enumerate(self.manifest["segments"])]
+
+    @property
+    def source(self) -> dict:
+        """Where the artifact came from: `checkpoint` path and `checkpoint_sha256` (may be empty)."""
+        return self.manifest.get("source") or {}
+
+    @property
+    def single_graph(self) -> dict | None:
+        """The single early-exit graph's manifest entry, or None when the artifact has none."""
+        return self.manifest.get("single_graph")
+
+    def single_graph_file(self) -> Path:
+        if self.single_graph is None:
+            raise EdgeBranchyError(f"{self.root}: the artifact has no single early-exit graph; re-export it with "
+                                   "`edgebranchy export` (or run with form='segments')")
+        return safe_relpath(self.root, self.single_graph["file"])
+
+    def segment_file(self, k: int, precision: str = "fp32") -> Path:
+        return self._file(self.manifest["segments"][k], precision, f"segment {k}")
+
+    def baseline_file(self, precision: str = "fp32") -> Path:
+        return self._file(self.manifest["baseline"], precision, "baseline")
+
+    def _file(self, entry: dict, precision: str, what: str) -> Path:
+        if precision == "fp32":
+            rel = entry["file"]
+        elif precision == "fp16":
+            rel = entry.get("fp16_file")
+            if not rel:
+                raise EdgeBranchyError(f"{self.root}: no FP16 graph for the {what}; re-export with --precision fp16")
+        else:
+            raise EdgeBranchyError(f"unknown precision {precision!r} (fp32 or fp16)")
+        return safe_relpath(self.root, rel)
+
+    def preprocess(self, raw: np.ndarray) -> np.ndarray:
+        """Raw pixels (N x C x H x W, as the dataset stores them) -> normalised float32 input."""
+        i = self.manifest["input"]
+        x = np.asarray(raw, dtype=np.float32) / np.float32(i["scale"])
+        m = np.asarray(i["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
+        s = np.asarray(i["std"], dtype=np.float32).reshape(1, -1, 1, 1)
+        return (x - m) / s
+
+    def check_input(self, x: Any) -> np.ndarray:
+        """Validate a normalised input batch: ndarray, float32, N x C x H x W with the artifact's C, H, W."""
+        if not isinstance(x, np.ndarray):
+            raise EdgeBranchyError(f"input must be a numpy array, got {type(x).__name__}")
+        if x.dtype != np.float32:
+            raise EdgeBranchyError(f"input dtype must be float32 (normalised pixels), got {x.dtype}; "
+                                   "use Artifact.preprocess on raw pixels")
+        want = self.input_shape
+        if x.shape[1:] != want:
+            raise EdgeBranchyError(f"input shape {tuple(x.shape)} does not match the artifact's "
+                                   f"(N, {', '.join(map(str, want))})")
+        return np.ascontiguousarray(x)
+
+    def sha256(self) -> str:
+        return sha256_file(self.root / MANIFEST)
+
+    # -- updates ---------------------------------------------------------------------------------
+    def add_files(self, rels: list[str], updates: dict | None = None) -> None:
+        """Record new files' hashes (and top-level manifest keys) and rewrite manifest.json atomically."""
+        for rel in rels:
+            p = safe_relpath(self.root, rel)
+            self.manifest["files"][rel] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+        if updates:
+            self.manifest.update(updates)
+        atomic_write_json(self.root / MANIFEST, self.manifest)
+
+
+def write_artifact_dir(out: str | os.PathLike, build, force: bool = False) -> Path:
+    """Create the artifact directory atomically: `build(tmpdir)` fills a temporary sibling, then it is renamed.
+
+    An existing directory is only replaced with force=True (and only after the new one is complete).
+    """
+    out = Path(out)
+    if out.exists() and not force:
+        raise EdgeBranchyError(f"{out} already exists; pass --force to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        build(tmp)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, old / "a")
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -1,0 +1,272 @@
+"""The results-file contract: schema name and version, and the validator of `edgebranchy.results` documents.
+
+Bench writes these files, the report and `calibrate --cost` read them; all of them
+take the schema from here.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.util.checks import is_int, is_number
+
+SCHEMA = "edgebranchy.results"
+SCHEMA_VERSION = 1
+ENERGY_KINDS = ("measured", "estimated")
+LATENCY_PER = ("sample", "batch")
+
+_NUMBER = "a number"
+_INT = "an integer"
+_STR = "a string"
+_OBJ = "an object"
+_LIST = "a list"
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _is(value: Any, kind: str) -> bool:
+    if kind == _NUMBER:
+        return is_number(value)
+    if kind == _INT:
+        return is_int(value)
+    if kind == _STR:
+        return isinstance(value, str)
+    if kind == _OBJ:
+        return isinstance(value, dict)
+    if kind == _LIST:
+        return isinstance(value, list)
+    raise ValueError(kind)
+
+
+class _Checker:
+    """Walks one results document; every failure names the file and the dotted key."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def fail(self, message: str) -> None:
+        raise EdgeBranchyError(f"results file {self.name}: {message}")
+
+    def get(self, obj: dict, key: str, where: str, kind: str, *, nullable: bool = False,
+            optional: bool = False) -> Any:
+        dotted = f"{where}.{key}" if where else key
+        if key not in obj:
+            if optional:
+                return None
+            self.fail(f"missing key '{dotted}'")
+        value = obj[key]
+        if value is None and (nullable or optional):
+            return None
+        if not _is(value, kind):
+            want = kind + (" or null" if nullable or optional else "")
+            self.fail(f"key '{dotted}' should be {want}, got {_type_name(value)}")
+        return value
+
+    def number(self, obj: dict, key: str, where: str, *, minimum: float | None = None,
+               maximum: float | None = None, nullable: bool = False) -> float | None:
+        value = self.get(obj, key, where, _NUMBER, nullable=nullable)
+        if value is None:
+            return None
+        dotted = f"{where}.{key}" if where else key
+        if minimum is not None and value < minimum:
+            self.fail(f"key '{dotted}' is {value}; it must be >= {minimum}")
+        if maximum is not None and value > maximum:
+            self.fail(f"key '{dotted}' is {value}; it must be <= {maximum}")
+        return value
+
+    def choice(self, obj: dict, key: str, where: str, choices: tuple[str, ...]) -> str:
+        value = self.get(obj, key, where, _STR)
+        if value not in choices:
+            dotted = f"{where}.{key}" if where else key
+            self.fail(f"key '{dotted}' is {value!r}; expected one of {', '.join(map(repr, choices))}")
+        return value
+
+    def numbers(self, obj: dict, key: str, where: str, *, integer: bool = False,
+                allow_null: bool = False, non_empty: bool = False, minimum: float | None = None) -> list:
+        values = self.get(obj, key, where, _LIST)
+        dotted = f"{where}.{key}" if where else key
+        if non_empty and not values:
+            self.fail(f"key '{dotted}' is an empty list")
+        kind = _INT if integer else _NUMBER
+        for i, v in enumerate(values):
+            if v is None and allow_null:
+                continue
+            if not _is(v, kind):
+                self.fail(f"key '{dotted}[{i}]' should be {kind}, got {_type_name(v)}")
+            if minimum is not None and v < minimum:
+                self.fail(f"key '{dotted}[{i}]' is {v}; it must be >= {minimum}")
+        return values
+
+    def interval(self, obj: dict, key: str, where: str) -> list:
+        values = self.numbers(obj, key, where)
+        dotted = f"{where}.{key}"
+        if len(values) != 2:
+            self.fail(f"key '{dotted}' should be [low, high], got {len(values)} values")
+        if values[0] > values[1]:
+            self.fail(f"key '{dotted}' has low {values[0]} > high {values[1]}")
+        return values
+
+
+def _reject_non_finite(check: _Checker, value: Any, where: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        what = "NaN" if math.isnan(value) else "infinite"
+        check.fail(f"key '{where or '(top level)'}' is {what}; results must hold finite numbers")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _reject_non_finite(check, v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _reject_non_finite(check, v, f"{where}[{i}]")
+
+
+def _check_environment(c: _Checker, doc: dict) -> None:
+    env = c.get(doc, "environment", "", _OBJ)
+    w = "environment"
+    for key in ("profile", "backend", "precision", "model", "dataset"):
+        c.get(env, key, w, _STR)
+    c.get(env, "cpu_model", w, _STR, nullable=True)
+    if "cpu_cores" not in env:
+        c.fail("missing key 'environment.cpu_cores'")
+    cores = env["cpu_cores"]   # a count, or {"logical", "physical"} as measure.environment writes it
+    if cores is not None and not (_is(cores, _INT) or isinstance(cores, dict)):
+        c.fail(f"key 'environment.cpu_cores' should be an integer, an object or null, "
+               f"got {_type_name(cores)}")
+    c.get(env, "versions", w, _OBJ)
+    c.get(env, "backend_options", w, _OBJ)
+    c.numbers(env, "thresholds", w, allow_null=True)
+    c.get(env, "power_source", w, _STR, nullable=True)
+    for key in ("profile_source", "hostname", "governor", "artifact_sha256", "power_source_reason"):
+        c.get(env, key, w, _STR, optional=True)
+    # power_mode ({"name", "id"} or {"error"} from nvpmodel) and gpu (a list of GPUs, or
+    # {"error"}) are descriptive facts: any JSON value is accepted and shown as it is.
+
+
+def _check_config(c: _Checker, doc: dict) -> None:
+    cfg = c.get(doc, "config", "", _OBJ)
+    for key, minimum in (("batch_size", 1), ("samples", 1), ("trials", 1), ("warmup", 0)):
+        value = c.get(cfg, key, "config", _INT)
+        if value < minimum:
+            c.fail(f"key 'config.{key}' is {value}; it must be >= {minimum}")
+
+
+def _check_idle(c: _Checker, doc: dict) -> None:
+    idle = c.get(doc, "idle", "", _OBJ, nullable=True)
+    if idle is None:
+        return
+    c.number(idle, "watts", "idle", minimum=0)
+    c.number(idle, "seconds", "idle", minimum=0)
+    c.choice(idle, "kind", "idle", ENERGY_KINDS)
+    c.get(idle, "source", "idle", _STR)
+
+
+def _check_estimate(c: _Checker, obj: dict, key: str, where: str, *, nullable: bool) -> None:
+    est = c.get(obj, key, where, _OBJ, nullable=nullable)
+    if est is None:
+        return
+    w = f"{where}.{key}"
+    c.number(est, "median", w)
+    c.interval(est, "ci95", w)
+
+
+def _check_variant(c: _Checker, variants: dict, name: str) -> None:
+    v = c.get(variants, name, "variants", _OBJ)
+    w = f"variants.{name}"
+    c.number(v, "accuracy", w, minimum=0, maximum=1)
+    lat = c.get(v, "latency_ms", w, _OBJ)
+    lw = f"{w}.latency_ms"
+    c.choice(lat, "per", lw, LATENCY_PER)
+    c.numbers(lat, "samples", lw, non_empty=True, minimum=0)
+    for key in ("p50", "p90", "p99", "p999", "mean"):
+        c.number(lat, key, lw, minimum=0)
+    c.interval(lat, "ci95", lw)
+    c.number(v, "throughput_sps", w, minimum=0)
+    energy = c.get(v, "energy", w, _OBJ, nullable=True)
+    if energy is not None:
+        ew = f"{w}.energy"
+        c.choice(energy, "kind", ew, ENERGY_KINDS)
+        c.get(energy, "source", ew, _STR)
+        _check_estimate(c, energy, "per_inference_mj", ew, nullable=False)
+        _check_estimate(c, energy, "dynamic_per_inference_mj", ew, nullable=True)
+        trials = c.get(energy, "trials", ew, _LIST)
+        for i, t in enumerate(trials):
+            if not isinstance(t, dict):
+                c.fail(f"key '{ew}.trials[{i}]' should be an object, got {_type_name(t)}")
+
+
+def _check_branchy_exits(c: _Checker, doc: dict) -> None:
+    br = doc["variants"]["branchy"]
+    w = "variants.branchy"
+    counts = c.numbers(br, "exit_counts", w, integer=True, non_empty=True, minimum=0)
+    fractions = c.numbers(br, "exit_fractions", w, non_empty=True, minimum=0)
+    if len(counts) != len(fractions):
+        c.fail(f"'{w}.exit_counts' has {len(counts)} entries but '{w}.exit_fractions' has {len(fractions)}")
+    if sum(counts) > 0 and abs(sum(fractions) - 1.0) > 1e-3:
+        c.fail(f"'{w}.exit_fractions' sum to {sum(fractions):.6g}, not 1")
+    c.numbers(br, "segment_latency_ms", w, minimum=0)
+    thresholds = doc["environment"]["thresholds"]
+    if len(thresholds) not in (len(counts) - 1, len(counts)):
+        c.fail(f"'environment.thresholds' has {len(thresholds)} entries for {len(counts)} exits "
+               f"(expected {len(counts) - 1})")
+
+
+def _check_calibration(c: _Checker, doc: dict) -> None:
+    cal = c.get(doc, "calibration", "", _OBJ, nullable=True)
+    if cal is None:
+        return
+    # hand-picked thresholds (`calibrate --thresholds`) have no frontier
+    frontier = c.get(cal, "frontier", "calibration", _LIST, nullable=True) or []
+    for i, point in enumerate(frontier):
+        w = f"calibration.frontier[{i}]"
+        if not isinstance(point, dict):
+            c.fail(f"key '{w}' should be an object, got {_type_name(point)}")
+        c.number(point, "accuracy", w, minimum=0, maximum=1)
+        c.number(point, "relative_cost", w, minimum=0)
+        c.numbers(point, "thresholds", w, allow_null=True)
+    val = c.get(cal, "validation", "calibration", _OBJ)
+    c.number(val, "accuracy", "calibration.validation", minimum=0, maximum=1)
+    c.number(val, "relative_cost", "calibration.validation", minimum=0)
+    c.get(cal, "method", "calibration", _STR, optional=True)
+    c.get(cal, "cost_source", "calibration", _STR, optional=True)
+    if "thresholds" in cal:
+        c.numbers(cal, "thresholds", "calibration", allow_null=True)
+
+
+def validate_results(doc: Any, name: str) -> dict:
+    """Check a parsed results document against schema version 1; `name` appears in every error."""
+    c = _Checker(name)
+    if not isinstance(doc, dict):
+        c.fail(f"is not a results document (top level is {_type_name(doc)}, expected an object)")
+    schema = c.get(doc, "schema", "", _STR)
+    if schema != SCHEMA:
+        c.fail(f"is not an edgebranchy results file (schema {schema!r}, expected {SCHEMA!r})")
+    version = c.get(doc, "schema_version", "", _INT)
+    if version != SCHEMA_VERSION:
+        raise EdgeBranchyError(
+            f"results file {name} has schema version {version}; this edgebranchy reads version "
+            f"{SCHEMA_VERSION} (use the edgebranchy release that wrote it, or re-run bench)")
+    _reject_non_finite(c, doc, "")
+    c.get(doc, "created", "", _STR)
+    _check_environment(c, doc)
+    _check_config(c, doc)
+    _check_idle(c, doc)
+    variants = c.get(doc, "variants", "", _OBJ)
+    _check_variant(c, variants, "baseline")
+    _check_variant(c, variants, "branchy")
+    _check_branchy_exits(c, doc)
+    _check_calibration(c, doc)
+    return doc

@@ -1,0 +1,116 @@
+"""The measurement loop of `bench`: warm-up, interleaved trials with one energy window each, bare segment times."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+VARIANTS = ("baseline", "branchy")
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """How many trials, how long each energy window lasts, and how the branchy variant runs."""
+
+    trials: int
+    min_window_s: float
+    pipelined: bool = False
+
+
+@dataclass
+class Measured:
+    """What the trials gave: every trial record per variant, and the labels/exits of each variant's first pass."""
+
+    trials: dict[str, list[dict]] = field(default_factory=lambda: {v: [] for v in VARIANTS})
+    first: dict[str, tuple[np.ndarray, np.ndarray | None]] = field(default_factory=dict)
+
+
+def _one_pass(runner, batches: Sequence[np.ndarray], variant: str, sync: Callable[[], None]):
+    """One pass: per-batch latency (ms), labels and exits (None for the baseline)."""
+    lat, labels, exits = [], [], []
+    for xb in batches:
+        t0 = time.perf_counter_ns()
+        if variant == "baseline":
+            lab = runner.baseline(xb)
+            sync()
+            ex = None
+        else:
+            p = runner.predict(xb)
+            sync()
+            lab, ex = p.labels, p.exits
+        lat.append((time.perf_counter_ns() - t0) / 1e6)
+        labels.append(lab)
+        exits.append(ex)
+    return lat, labels, exits
+
+
+def _stream_pass(runner, batches: Sequence[np.ndarray], sync: Callable[[], None]):
+    """One pipelined pass (throughput mode): per-batch latency is the pass time / batches."""
+    t0 = time.perf_counter_ns()
+    preds = list(runner.predict_stream(batches, pipelined=True))
+    sync()
+    per = (time.perf_counter_ns() - t0) / 1e6 / len(batches)
+    return [per] * len(batches), [p.labels for p in preds], [p.exits for p in preds]
+
+
+def warm_up(runner, batches: Sequence[np.ndarray], count: int, sync: Callable[[], None]) -> None:
+    """Run both variants on the first `count` batches (at least one), so caches and thread pools are steady."""
+    for name in VARIANTS:
+        for xb in batches[: max(1, min(count, len(batches)))]:
+            runner.baseline(xb) if name == "baseline" else runner.predict(xb)
+    sync()
+
+
+def run_trials(runner, batches: Sequence[np.ndarray], plan: TrialPlan, meter, idle_watts: float, *,
+               sync: Callable[[], None], on_trial: Callable[[dict], None] | None = None) -> Measured:
+    """Interleaved trials (baseline, branchy, baseline, ...), each one energy window of whole passes
+    lasting at least `plan.min_window_s`; `on_trial(record)` is called as soon as each trial ends."""
+    n = sum(len(b) for b in batches)
+    out = Measured()
+    for t in range(plan.trials):
+        for name in VARIANTS:
+            lat: list[float] = []
+            passes = 0
+            meter.start()
+            t0 = time.perf_counter()
+            while True:
+                if name == "branchy" and plan.pipelined:
+                    pl, labels, exits = _stream_pass(runner, batches, sync)
+                else:
+                    pl, labels, exits = _one_pass(runner, batches, name, sync)
+                lat += pl
+                passes += 1
+                if name not in out.first:
+                    out.first[name] = (np.concatenate(labels), None if exits[0] is None else np.concatenate(exits))
+                if time.perf_counter() - t0 >= plan.min_window_s:
+                    break
+            reading = meter.stop()
+            inferences = passes * n
+            rec = {"type": "trial", "trial": t, "variant": name, "passes": passes, "inferences": inferences,
+                   "latency_ms": lat, "energy": reading.to_dict(),
+                   "energy_per_inference_mj": reading.joules / inferences * 1e3,
+                   "dynamic_per_inference_mj": (reading.joules - idle_watts * reading.seconds) / inferences * 1e3}
+            out.trials[name].append(rec)
+            if on_trial is not None:
+                on_trial(rec)
+    return out
+
+
+def segment_latencies(runner, xb: np.ndarray, repeats: int, sync: Callable[[], None]) -> list[float]:
+    """Median time of each bare segment call (launch + entropy read-back) at the bench's batch size."""
+    b = runner.backend
+    out = []
+    inp = b.to_device(xb)
+    for k in range(runner.num_exits):
+        times = []
+        for _ in range(max(1, repeats)):
+            t0 = time.perf_counter_ns()
+            launch = b.launch(k, inp, 0)
+            launch.entropy()
+            sync()
+            times.append((time.perf_counter_ns() - t0) / 1e6)
+        out.append(float(np.median(times)))
+        inp = launch.features
+    return out
