@@ -311,7 +311,8 @@ def render(rows: list[dict], a, started: str) -> str:
         if e.get("forms"):
             f = e["forms"]
             L.append(f"- `edgebranchy bench` at batch 1 measured both forms: segments {f['segments_us']:.1f} us, "
-                     f"single graph {f['single_graph_us']:.1f} us per sample (wall) and ran branchy as **{f['choice']}**")
+                     f"single graph {f['single_graph_us']:.1f} us per sample (wall); branchy ran as "
+                     f"**{f['choice']}**")
         L.append("")
     return "\n".join(L) + "\n"
 

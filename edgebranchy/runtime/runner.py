@@ -84,8 +84,8 @@ class EarlyExitRunner:
 
     def _load_single(self) -> None:
         if not self.backend.supports_single_graph:
-            raise EdgeBranchyError(f"the {self.backend.name} backend does not run the single early-exit graph; "
-                                   "use form='segments'")
+            raise EdgeBranchyError(f"the {self.backend.name} backend (as configured) does not run the single "
+                                   "early-exit graph; use form='segments'")
         if not getattr(self, "_single_loaded", False):
             self.backend.load_single(self.thresholds)
             self._single_loaded = True

@@ -272,3 +272,10 @@ def test_check_single_graph_catches_a_mismatch(single_artifact, synthetic_test):
     assert good["samples"] == 24 and good["max_abs_diff_logits"] == 0.0 and sum(good["exit_counts"]) == 24
     with pytest.raises(EdgeBranchyError, match="single graph: sample 0 leaves at exit 0"):
         check_single_graph(single_graph_bytes(art, thresholds=[math.inf]), segs, [0.0], x[:4])
+
+
+def test_fp16_runs_the_segments(single_artifact):
+    with EarlyExitRunner(single_artifact, options={"precision": "fp16"}) as r:
+        assert not r.single_graph_available and r.batch1_form == "segments"
+    with pytest.raises(EdgeBranchyError, match="does not run the single early-exit graph"):
+        EarlyExitRunner(single_artifact, options={"precision": "fp16"}, form="single-graph")

@@ -125,12 +125,16 @@ class OnnxRuntimeBackend(Backend):
         return self._baseline(["logits"], {"x": x})[0]
 
     # -- the single early-exit graph (batch 1) --------------------------------------------------
-    supports_single_graph = True
+    @property
+    def supports_single_graph(self) -> bool:
+        return self.precision == "fp32"  # single.onnx is built from the fp32 segments only
 
     def load_single(self, thresholds: list[float]) -> None:
         """Open the artifact's single graph with these thresholds (replacing its initializers, no re-export)."""
         from edgebranchy.exits.rule import float32_threshold
 
+        if not self.supports_single_graph:
+            raise EdgeBranchyError("the single early-exit graph is fp32 only; with precision fp16 use form='segments'")
         path = self.artifact.single_graph_file()
         entry = self.artifact.single_graph
         ts = [np.array(float32_threshold(t), dtype=np.float32) for t in thresholds]
