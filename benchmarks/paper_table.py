@@ -114,7 +114,8 @@ def measure(name: str, art_dir: Path, a, log) -> dict:
     r: dict = {"name": name, "model": m["model"], "thresholds": seg.thresholds, "pruned_exits": m.get("pruned_exits"),
                "calibration": {k: (m.get("calibration") or {}).get(k) for k in ("method", "target", "thresholds")},
                "train": (m.get("source") or {}).get("checkpoint"), "load_before": os.getloadavg(),
-               "recipe": _recipe(Path(a.work) / f"{name}.pt")}
+               "recipe": _recipe(Path(a.work) / f"{name}.pt"),
+               "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     # accuracy on the whole test split, through ONNX Runtime (batches of 500, compaction path)
     base_lab = np.concatenate([seg.baseline(xt[i:i + 500]) for i in range(0, len(xt), 500)])
     preds = [seg.predict(xt[i:i + 500]) for i in range(0, len(xt), 500)]
@@ -300,7 +301,8 @@ def render(rows: list[dict], a, started: str) -> str:
               f"{_pct(r['acc_val']['branchy'])}, baseline {_pct(r['acc_val']['baseline'])}; test "
               f"({r['test_samples']} samples, ONNX Runtime): baseline {r['acc_baseline'] * 100:.2f}, branchy "
               f"{r['acc_branchy'] * 100:.2f}",
-              f"- load average (1, 5, 15 min) before / after: {_load(r['load_before'])} / {_load(r['load_after'])}"]
+              f"- measured {r.get('measured', '?')}; load average (1, 5, 15 min) before / after: "
+              f"{_load(r['load_before'])} / {_load(r['load_after'])}"]
         for c in CLOCKS:
             L += _details(r, c, a.samples)
         fc, e = r["form_choice"], r["energy"]
@@ -368,6 +370,9 @@ def main() -> int:
     ap.add_argument("--work", default=str(ROOT / "benchmarks/_work/paper_table_run"))
     ap.add_argument("--skip-missing", action="store_true",
                     help="list networks without a checkpoint in --checkpoints as not run instead of training them")
+    ap.add_argument("--keep-rows", action="store_true",
+                    help="keep the rows of networks not in --models from an earlier run's OUT.json (each row says "
+                         "when it was measured)")
     ap.add_argument("--train-extra", default="", help="extra `edgebranchy train` arguments (e.g. --max-steps 50)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/paper_table.md"))
     a = ap.parse_args()
@@ -384,11 +389,16 @@ def main() -> int:
             continue
         art = prepare(name, a, log)
         rows.append(measure(name, art, a, log))
+    out = Path(a.out)
+    if a.keep_rows and out.with_suffix(".json").is_file():
+        done = {r["name"] for r in rows}
+        earlier = json.loads(out.with_suffix(".json").read_text())
+        rows = [r for r in earlier["rows"] if r["name"] not in done] + rows
+        missing = [n for n in missing if n not in {r["name"] for r in rows}]
     md = render(rows, a, started)
     if missing:
         md += f"\nNot run (no checkpoint in {a.checkpoints} when this ran): " + "; ".join(
             f"{n} (`edgebranchy train {' '.join(TRAIN[n])} --dataset fashion-mnist`)" for n in missing) + "\n"
-    out = Path(a.out)
     from edgebranchy.util.files import atomic_write_json, atomic_write_text
 
     atomic_write_text(out, md)
