@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 
 .PHONY: quickstart test clean-venv
 
-$(VENV)/.installed: pyproject.toml requirements-ci.txt
+$(VENV)/.installed: pyproject.toml setup.py requirements-ci.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-ci.txt

@@ -1,1 +1,2 @@
-"""The contracts between the parts: artifact manifest, results schema, calibration record (no torch)."""
+"""The contracts between the parts: artifact manifest, engine records, results schema, calibration record
+(no torch)."""

@@ -32,6 +32,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--idle", type=float, default=3.0, help="seconds of idle-power measurement")
     add_backend_flags(p)
     p.add_argument("--pipelined", action="store_true", help="branchy runs as a pipelined stream (throughput)")
+    p.add_argument("--speculate", action="store_true",
+                   help="run segment k+1 on the second GPU lane while exit k is decided (tensorrt, torch CUDA); off "
+                        "by default: not shown to pay yet, and it doubles the work of samples that leave early")
     p.add_argument("--out", default="runs/results.json", help="results file (JSON); trials also go to OUT.jsonl")
     return p
 
@@ -47,7 +50,8 @@ def run(args) -> int:
     cfg = BenchConfig(artifact=args.artifact, out=args.out, backend=backend, backend_options=opts,
                       profile=args.profile, power=args.power, dataset=args.dataset, data_dir=args.data_dir,
                       batch_size=args.batch_size, samples=args.samples, trials=args.trials, warmup=args.warmup,
-                      min_window_s=args.min_window, idle_s=args.idle, pipelined=args.pipelined)
+                      min_window_s=args.min_window, idle_s=args.idle, pipelined=args.pipelined,
+                      speculate=args.speculate)
     res = run_bench(cfg)
     b, e = res["variants"]["baseline"], res["variants"]["branchy"]
     unit = res["variants"]["baseline"]["latency_ms"]["per"]

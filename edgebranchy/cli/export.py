@@ -57,18 +57,13 @@ def run(args) -> int:
 
 
 def _tensorrt(args) -> int:
-    import dataclasses
-
-    from edgebranchy.export.tensorrt import build_engines
+    from edgebranchy.tensorrt.build import build_engines
     from edgebranchy.measure.profiles import resolve_profile
 
     profile, reason = resolve_profile(args.profile)
     print(f"profile: {profile.name} ({reason})")
-    settings = dataclasses.asdict(profile.tensorrt)
-    if args.max_batch:
-        settings["max_batch"] = args.max_batch
-    if args.precision:
-        settings["precision"] = args.precision
+    changes = {k: v for k, v in (("max_batch", args.max_batch), ("precision", args.precision)) if v}
+    settings = profile.tensorrt.replace(**changes)  # validated again with the command line's changes
     # build_engines verifies the ONNX graphs it reads and rebuilds damaged engines itself
     info = build_engines(args.source, settings, force=args.force)
     state = "reused from the cache" if info.get("cached") else "built"

@@ -12,7 +12,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "profiles",
         help="list, show, validate or auto-detect device profiles",
         description=(
-            "Device profiles (profiles/<device>.toml, or $EDGEBRANCHY_PROFILES) say how to measure "
+            "Device profiles (<device>.toml, installed with edgebranchy, or in $EDGEBRANCHY_PROFILES) "
+            "say how to measure "
             "power, build TensorRT engines and configure the runtime on a device. With no option, "
             "list them; with NAME, show one."
         ),

@@ -40,6 +40,15 @@ class BenchConfig:
     idle_s: float = 3.0
     segment_repeats: int = 200
     pipelined: bool = False
+    # Speculation (segment k+1 on the second lane while the host decides exit k) is off unless asked for:
+    # no benchmark on a GPU has shown it pays yet, and at batch 1 it doubles the GPU work of a sample that
+    # leaves early. Turn it on with --speculate and compare; its discarded work is reported separately.
+    speculate: bool = False
+
+
+def backend_can_speculate(backend: str) -> bool:
+    """Speculation needs asynchronous launches on two lanes (GPU streams)."""
+    return backend in ("tensorrt", "torch")
 
 
 def _runtime_options(backend: str, profile, given: dict) -> dict:
@@ -83,7 +92,8 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, progress: bo
     profile, profile_reason = resolve_profile(cfg.profile)
     log(f"profile: {profile.name} ({profile_reason})")
     options = _runtime_options(cfg.backend, profile, cfg.backend_options)
-    runner = EarlyExitRunner(cfg.artifact, backend=cfg.backend, options=options)
+    runner = EarlyExitRunner(cfg.artifact, backend=cfg.backend, options=options,
+                             speculate=cfg.speculate and backend_can_speculate(cfg.backend))
     try:
         return _bench(cfg, runner, profile, profile_reason, log=log, progress=progress, on_trial=on_trial)
     finally:
@@ -125,7 +135,8 @@ def _bench(cfg: BenchConfig, runner, profile, profile_reason: str, *, log: Calla
                 "artifact_sha256": art.sha256(), "model": art.manifest["model"].get("name"),
                 "dataset": cfg.dataset, "thresholds": runner.thresholds, "power_source": meter.name,
                 "power_source_reason": power_reason, "power_meter": meter.describe(), "pipelined": cfg.pipelined,
-                "batch1_form": runner.batch1_form if bs == 1 else "segments", "batch1_forms": forms})
+                "speculate": cfg.speculate, "batch1_form": runner.batch1_form if bs == 1 else "segments",
+                "batch1_forms": forms})
     stream.write({"type": "start", "environment": env, "config": _config(cfg, n)})
 
     meter.start()
@@ -158,7 +169,7 @@ def _bench(cfg: BenchConfig, runner, profile, profile_reason: str, *, log: Calla
     seg_ms = segment_latencies(runner, batches[0], cfg.segment_repeats, sync)
     results = assemble_results(environment=env, config=_config(cfg, n), idle=idle, measured=measured, y=y,
                                batch_size=bs, num_exits=runner.num_exits, segment_latency_ms=seg_ms,
-                               calibration=art.manifest.get("calibration"))
+                               calibration=art.manifest.get("calibration"), speculate=runner.speculate)
     atomic_write_json(out, results)
     stream.write({"type": "done", "results": str(out)})
     stream.close()
@@ -167,4 +178,5 @@ def _bench(cfg: BenchConfig, runner, profile, profile_reason: str, *, log: Calla
 
 def _config(cfg: BenchConfig, n: int) -> dict:
     return {"batch_size": cfg.batch_size, "samples": n, "trials": cfg.trials, "warmup": cfg.warmup,
-            "min_window_s": cfg.min_window_s, "idle_s": cfg.idle_s, "pipelined": cfg.pipelined}
+            "min_window_s": cfg.min_window_s, "idle_s": cfg.idle_s, "pipelined": cfg.pipelined,
+            "speculate": cfg.speculate}

@@ -1,12 +1,16 @@
 """Device profiles: `profiles/<device>.toml`, validated against a schema, and auto-detection.
 
+(Over 400 lines: schema, lookup and detection share the Profile types; one section each below.)
+
 A profile says how to measure power on a device (`[power]`, with the
 coefficients of the CPU-time estimate in `[power.estimate]`), how to build
 TensorRT engines there (`[tensorrt]`) and which runtime settings to use
 (`[runtime]`). `[device.match]` holds the rules `detect_profile` uses.
 
 Profiles are looked up in `$EDGEBRANCHY_PROFILES` when it is set, else in the
-repository's `profiles/` directory.
+copy installed with the package (`edgebranchy/profiles/`, read with
+importlib.resources; the wheel maps the repository's top-level `profiles/`
+there), else, in a source checkout, in the repository's `profiles/`.
 """
 from __future__ import annotations
 
@@ -14,22 +18,31 @@ import os
 import platform
 import re
 import shutil
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.util.checks import is_finite_at_least, is_int_at_least
+from edgebranchy.tensorrt.settings import TensorRTSettings
 
 ENV_VAR = "EDGEBRANCHY_PROFILES"
 POWER_SOURCES = ("auto", "tegrastats", "ina3221", "nvml", "rapl", "estimate")
 ESTIMATE_MODELS = ("utilization", "cpu_time")
 ESTIMATE_SCOPES = ("process", "system")
-PRECISIONS = ("fp32", "fp16", "int8")
 BACKENDS = ("onnxruntime", "tensorrt", "torch")
 GRAPH_OPTIMIZATIONS = ("disable", "basic", "extended", "all")
 EXECUTION_MODES = ("sequential", "parallel")
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
+
+# Bounds on every number of a profile: a typo (an extra zero, ms for s) must be an
+# error at load time, not a bench that runs out of memory minutes later.
+THREADS_PER_CORE = 4     # intra_op_threads <= 4 x os.cpu_count() (at least MIN_THREAD_CAP)
+MIN_THREAD_CAP = 16      # so a profile for a bigger board still validates on a small machine
+MAX_BATCH = 4096         # runtime.batch_size and tensorrt.max_batch
+MAX_INTERVAL_MS = 10_000  # power sampling interval; sensors update at ~10 Hz, windows last seconds
+MAX_WATTS = 1000.0       # a workstation with a GPU; edge boards are 1-150 W
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,7 @@ class MatchRules:
     device_tree_model: tuple[str, ...]  # substrings of /proc/device-tree/model (case-insensitive)
     machine: tuple[str, ...]  # platform.machine() values, for boards without a device tree
     requires: tuple[str, ...]  # executables that must be on PATH for a machine match
+    system: tuple[str, ...] = ()  # platform.system() values ("Linux", "Darwin"); empty: any
 
 
 @dataclass(frozen=True)
@@ -62,14 +76,8 @@ class PowerConfig:
     estimate: EstimateConfig
 
 
-@dataclass(frozen=True)
-class TensorRTConfig:
-    precision: str
-    workspace_mb: int
-    builder_optimization_level: int
-    max_batch: int
-    dla_core: int  # -1: no DLA
-    gpu_fallback: bool
+#: the [tensorrt] table, validated by tensorrt/settings.py (the one place TensorRT settings are checked)
+TensorRTConfig = TensorRTSettings
 
 
 @dataclass(frozen=True)
@@ -137,9 +145,22 @@ def _integer(lo: int, hi: int | None = None) -> Callable[[Any], int]:
 
 
 def _watts(v: Any) -> float:
-    if not is_finite_at_least(v, 0):
-        raise _Bad("must be a number of watts >= 0")
+    if not is_finite_at_least(v, 0) or v > MAX_WATTS:
+        raise _Bad(f"must be a number of watts from 0 to {MAX_WATTS:g}")
     return float(v)
+
+
+def max_threads() -> int:
+    """The most intra-op threads a profile may ask for on this machine."""
+    return max(MIN_THREAD_CAP, THREADS_PER_CORE * (os.cpu_count() or 1))
+
+
+def _threads(v: Any) -> int:
+    hi = max_threads()
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= hi:
+        raise _Bad(f"must be an integer from 0 (the library's default) to {hi} "
+                   f"({THREADS_PER_CORE} x the {os.cpu_count() or 1} CPUs here, at least {MIN_THREAD_CAP})")
+    return v
 
 
 def _boolean(v: Any) -> bool:
@@ -163,11 +184,12 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "device_tree_model": (_strings, ()),
         "machine": (_strings, ()),
         "requires": (_strings, ()),
+        "system": (_strings, ()),
     },
     "power": {
         "source": (_choice(*POWER_SOURCES), _REQUIRED),
         "total_rail": (_string, None),
-        "interval_ms": (_integer(10), 100),
+        "interval_ms": (_integer(10, MAX_INTERVAL_MS), 100),
     },
     "power.estimate": {
         "model": (_choice(*ESTIMATE_MODELS), _REQUIRED),
@@ -178,21 +200,13 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "scope": (_choice(*ESTIMATE_SCOPES), "process"),
         "source": (_string, _REQUIRED),
     },
-    "tensorrt": {
-        "precision": (_choice(*PRECISIONS), _REQUIRED),
-        "workspace_mb": (_integer(1), _REQUIRED),
-        "builder_optimization_level": (_integer(0, 5), _REQUIRED),
-        "max_batch": (_integer(1), _REQUIRED),
-        "dla_core": (_integer(-1), _REQUIRED),
-        "gpu_fallback": (_boolean, _REQUIRED),
-    },
     "runtime": {
         "backend": (_choice(*BACKENDS), _REQUIRED),
-        "intra_op_threads": (_integer(0), _REQUIRED),
+        "intra_op_threads": (_threads, _REQUIRED),
         "allow_spinning": (_boolean, _REQUIRED),
         "graph_optimization": (_choice(*GRAPH_OPTIMIZATIONS), _REQUIRED),
         "execution_mode": (_choice(*EXECUTION_MODES), _REQUIRED),
-        "batch_size": (_integer(1), _REQUIRED),
+        "batch_size": (_integer(1, MAX_BATCH), _REQUIRED),
     },
 }
 
@@ -258,8 +272,9 @@ def validate_profile(doc: dict, path: Path) -> Profile:
         raise EdgeBranchyError(f"{where}: [power.estimate].p_max_w must be >= p_idle_w")
     if est["model"] == "cpu_time" and est["p_active_core_w"] < est["p_idle_core_w"]:
         raise EdgeBranchyError(f"{where}: [power.estimate].p_active_core_w must be >= p_idle_core_w")
-    trt = _check_section(doc, "tensorrt", where)
     runtime = _check_section(doc, "runtime", where)
+    trt = TensorRTSettings.from_table(_section(doc, "tensorrt", where), where, typical_batch=runtime["batch_size"])
+    _check_across_sections(where, trt, runtime)
     return Profile(
         name=device["name"],
         description=device["description"],
@@ -271,25 +286,49 @@ def validate_profile(doc: dict, path: Path) -> Profile:
             interval_ms=power["interval_ms"],
             estimate=EstimateConfig(**est),
         ),
-        tensorrt=TensorRTConfig(**trt),
+        tensorrt=trt,
         runtime=RuntimeConfig(**runtime),
     )
+
+
+def _check_across_sections(where: str, trt: TensorRTSettings, runtime: dict) -> None:
+    """Rules between keys of different sections (each key's own bounds are in SCHEMA)."""
+    if runtime["backend"] == "tensorrt" and runtime["batch_size"] > trt.max_batch:
+        raise EdgeBranchyError(
+            f"{where}: [runtime].batch_size {runtime['batch_size']} is above [tensorrt].max_batch "
+            f"{trt.max_batch}: engines built from this profile could not run it"
+        )
 
 
 # ---------------------------------------------------------------- lookup
 
 def profiles_dir() -> Path:
-    """Where profiles live: $EDGEBRANCHY_PROFILES, else the repository's profiles/."""
+    """Where profiles live: $EDGEBRANCHY_PROFILES, else the installed package's, else the checkout's."""
     env = os.environ.get(ENV_VAR)
     if env:
         d = Path(env)
         if not d.is_dir():
             raise EdgeBranchyError(f"{ENV_VAR}={env} is not a directory")
         return d
-    d = Path(__file__).resolve().parents[2] / "profiles"
+    packaged = _packaged_profiles()
+    if packaged is not None:
+        return packaged
+    d = Path(__file__).resolve().parents[2] / "profiles"  # a source checkout (or an editable install)
     if not d.is_dir():
-        raise EdgeBranchyError(f"no profiles directory at {d}; set {ENV_VAR} to one")
+        raise EdgeBranchyError(f"no profiles installed with edgebranchy and none at {d}; set {ENV_VAR} to a directory")
     return d
+
+
+def _packaged_profiles() -> Path | None:
+    """`edgebranchy/profiles/` as installed from the wheel, or None (a source checkout has none)."""
+    if sys.version_info >= (3, 9):
+        from importlib.resources import files  # novermin (guarded; 3.8 takes the backport below)
+    else:
+        from importlib_resources import files  # a dependency on Python 3.8 only
+    d = files("edgebranchy") / "profiles"
+    # A wheel installs into a directory, so this is a real path; a zipped install would
+    # need importlib.resources.as_file, which edgebranchy does not support.
+    return Path(str(d)) if isinstance(d, Path) and d.is_dir() else None
 
 
 def list_profiles(directory: str | Path | None = None) -> list[str]:
@@ -299,9 +338,9 @@ def list_profiles(directory: str | Path | None = None) -> list[str]:
 
 
 def _read_toml(path: Path) -> dict:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
+    if sys.version_info >= (3, 11):
+        import tomllib  # novermin (guarded: tomli below is the same parser for 3.8-3.10)
+    else:
         import tomli as tomllib
     try:
         data = path.read_bytes()
@@ -355,13 +394,16 @@ def detect_profile(
     machine: str | None = None,
     which: Callable[[str], str | None] = shutil.which,
     directory: str | Path | None = None,
+    system: str | None = None,
 ) -> tuple[str, str]:
     """The profile that fits this machine (for `--profile auto`) and a sentence saying why.
 
     Board model (device tree, or the Raspberry Pi `Model` line of cpuinfo)
-    first: the profile with the longest matching substring wins. Otherwise the
-    CPU architecture, preferring the profile whose required tools (e.g.
-    nvidia-smi) are all present and most numerous.
+    first: the profile with the longest matching substring wins. Otherwise
+    (no board model, or one no profile names) the generic profile of the CPU
+    architecture and operating system: among the profiles whose `machine`
+    and `system` rules fit, the one whose required tools (e.g. nvidia-smi)
+    are all present and most numerous, then the one that names the system.
     """
     from edgebranchy.measure.environment import cpu_model
 
@@ -377,27 +419,32 @@ def detect_profile(
         if best is not None:
             return best[1], f"board model {model!r} (from {model_from}) contains {best[2]!r}"
     arch = machine if machine is not None else platform.machine()
+    osname = system if system is not None else platform.system()
     cpu = cpu_model(cpuinfo)
-    seen = f"board model {model!r}" if model else f"no board model ({model_from} unreadable)"
+    seen = (f"board model {model!r} (from {model_from}) matches no board profile" if model
+            else f"no board model ({model_from} unreadable)")
     candidates = []
     tools: dict[str, str | None] = {}
     for p in profiles:
         if arch.lower() not in (m.lower() for m in p.match.machine):
             continue
+        if p.match.system and osname.lower() not in (s.lower() for s in p.match.system):
+            continue
         for tool in p.match.requires:
             if tool not in tools:
                 tools[tool] = which(tool)
         if all(tools[t] for t in p.match.requires):
-            candidates.append((len(p.match.requires), p.name))
+            candidates.append((len(p.match.requires), bool(p.match.system), p.name))
     notes = "; ".join(f"{t} {'at ' + str(w) if w else 'not found'}" for t, w in sorted(tools.items()))
     if not candidates:
         raise EdgeBranchyError(
-            f"no profile matches this machine ({seen}, machine {arch!r}, CPU {cpu!r}); "
+            f"no profile matches this machine ({seen}, machine {arch!r}, system {osname!r}, CPU {cpu!r}); "
             f"pass --profile NAME, one of: {', '.join(p.name for p in profiles)}"
         )
-    candidates.sort(key=lambda c: (-c[0], c[1]))
-    name = candidates[0][1]
-    reason = f"{seen}; machine {arch!r}, CPU {cpu!r}" + (f"; {notes}" if notes else "")
+    candidates.sort(key=lambda c: (-c[0], not c[1], c[2]))
+    name = candidates[0][2]
+    reason = (f"{seen}; generic profile for machine {arch!r}, system {osname!r}, CPU {cpu!r}"
+              + (f"; {notes}" if notes else ""))
     return name, reason
 
 

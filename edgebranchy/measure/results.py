@@ -38,7 +38,8 @@ def exit_summary(labels: np.ndarray, exits: np.ndarray, y: np.ndarray, num_exits
 
 
 def assemble_results(*, environment: dict, config: dict, idle, measured: Measured, y: np.ndarray, batch_size: int,
-                     num_exits: int, segment_latency_ms: list[float], calibration: dict | None) -> dict:
+                     num_exits: int, segment_latency_ms: list[float], calibration: dict | None,
+                     speculate: bool = False) -> dict:
     """The results document: environment, config, idle power, both variants, the calibration record."""
     results = {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
@@ -55,5 +56,7 @@ def assemble_results(*, environment: dict, config: dict, idle, measured: Measure
         if name == "branchy":
             v.update(exit_summary(labels, exits, y, num_exits))
             v["segment_latency_ms"] = segment_latency_ms
+            v["speculation"] = {"on": speculate, "discarded_wait_ms":
+                                summarize(measured.discarded_ms) if measured.discarded_ms else None}
         results["variants"][name] = v
     return results

@@ -14,8 +14,10 @@ from torch import nn
 class SegmentGraph(nn.Module):
     """Stage + exit head: returns (features, logits, entropy), or (logits, entropy) for the last segment.
 
-    Entropy is computed from log-softmax of logits / temperature, in nats, divided by
-    ln(C) when `normalize`. With `half`, the trunk runs in fp16 while logits and entropy
+    Entropy of softmax(logits / temperature), in nats, divided by ln(C) when `normalize`,
+    computed as logsumexp(z) - sum(softmax(z) * z) with the maximum subtracted first, so every
+    term stays finite however the graph is imported (TensorRT's parser turns LogSoftmax into
+    log(softmax) and ReduceLogSumExp into log(sum(exp)) without the max; FP16 underflows). With `half`, the trunk runs in fp16 while logits and entropy
     stay fp32 (a float32 image entering segment 0 is cast inside the graph).
     """
 
@@ -31,9 +33,17 @@ class SegmentGraph(nn.Module):
             x = x.half()
         f = self.stage(x)
         logits = self.head(f).float()
-        logp = torch.log_softmax(logits * self.inv_t, dim=1)
-        ent = -(torch.exp(logp) * logp).sum(dim=1) * self.scale
+        ent = entropy_nats(logits * self.inv_t) * self.scale
         return (logits, ent) if self.last else (f, logits, ent)
+
+
+def entropy_nats(z: torch.Tensor) -> torch.Tensor:
+    """Per-row entropy of softmax(z): with zs = z - max(z), log(sum(exp(zs))) - sum(p * zs).
+    exp(zs) <= 1 and its sum >= 1, so neither log(0) nor overflow can occur, in FP32 or FP16."""
+    zs = z - z.max(dim=1, keepdim=True).values
+    e = torch.exp(zs)
+    total = e.sum(dim=1, keepdim=True)
+    return (torch.log(total) - (e * zs).sum(dim=1, keepdim=True) / total).squeeze(1)
 
 
 class BaselineGraph(nn.Module):

@@ -38,8 +38,10 @@ class EarlyExitRunner:
         self.backend = backend if isinstance(backend, Backend) else get_backend_class(backend)(self.artifact, options)
         self.num_exits = self.artifact.num_exits
         self.thresholds = self._check_thresholds(self.artifact.thresholds if thresholds is None else thresholds)
-        # speculation only pays where launches are asynchronous (GPU streams)
-        self.speculate = bool(self.backend.asynchronous and self.backend.lanes > 1) if speculate is None else speculate
+        # speculation (segment k+1 on the other lane while exit k is decided) is opt-in: it can pay only where
+        # launches are asynchronous (GPU streams), and no GPU benchmark has shown that it does; at batch 1 it
+        # doubles the work of every sample that leaves early (`bench --speculate` measures it)
+        self.speculate = False if speculate is None else bool(speculate)
         if self.speculate and self.backend.lanes < 2:
             raise EdgeBranchyError(f"speculation needs a backend with 2 lanes; {self.backend.name} has one")
         if form not in FORMS:

@@ -23,7 +23,8 @@ from edgebranchy.models.checkpoint import save_checkpoint
 from edgebranchy.train.distributed import Dist, init_distributed, shutdown
 
 RECIPES = {
-    # chosen by measurement (reference/measured.md): converges in 10 epochs
+    # chosen by measurement (a probe before the project, B-LeNet on Fashion-MNIST): 89.1% after
+    # 10 epochs against 87.6% for the paper's recipe below
     "default": {"batch_size": 128, "betas": (0.9, 0.999)},
     # the paper's released code: under-trains B-LeNet in 10 epochs (87.6% vs 89.1%)
     "paper": {"batch_size": 512, "betas": (0.99, 0.999)},

@@ -10,9 +10,12 @@ import pytest
 from trt_double import VERSIONS, assert_clean, fake_trt, install
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.export import trt_compat
-from edgebranchy.export.artifact import Artifact
-from edgebranchy.export.tensorrt import build_engines, device_facts, gpu_info, load_engine, validate_settings
+from edgebranchy.tensorrt import compat as trt_compat
+from edgebranchy.artifact.manifest import Artifact
+from edgebranchy.tensorrt.build import build_engines
+from edgebranchy.tensorrt.device import device_facts, gpu_info
+from edgebranchy.tensorrt.load import load_engine
+from edgebranchy.tensorrt.settings import validate_settings
 
 GPU_A = ("Orin (nvgpu)", (8, 7))
 GPU_B = ("NVIDIA GeForce RTX 4090", (8, 9))
@@ -148,8 +151,8 @@ def test_build_writes_engines_and_records_them(double, art):
         assert h["version"] == v and h["gpu"] == GPU_A[0] and h["precision"] == "fp16"
         assert h["workspace"] == 512 << 20 and h["timing_cache"] is True
         shape = a.manifest["segments"][int(name[3:])]["input_shape"] if name != "baseline" else list(a.input_shape)
-        assert h["profile"] == {"x": [[1, *shape], [16, *shape], [16, *shape]]}
-        assert rec["profiles"][name] == {"input": "x", "min": [1, *shape], "opt": [16, *shape], "max": [16, *shape]}
+        assert h["profile"] == {"x": [[1, *shape], [1, *shape], [16, *shape]]}
+        assert rec["profiles"][name] == {"input": "x", "min": [1, *shape], "opt": [1, *shape], "max": [16, *shape]}
     assert json.loads((art / rec["files"]["engine.json"]).read_text()) == rec["components"]
     assert (rec["tensorrt"], rec["gpu"], rec["compute_capability"]) == (v, GPU_A[0], "8.7")
     assert rec["dla_core"] is None and rec["max_batch"] == 16
@@ -222,7 +225,7 @@ def test_dla_with_gpu_fallback(double, art):
 
 
 def test_gpu_identified_through_pycuda_by_default(double, art):
-    assert gpu_info() == (GPU_A[0], GPU_A[1])
+    assert gpu_info() == (GPU_A[0], GPU_A[1], 16)
     r = build_engines(art, SETTINGS, log=lambda s: None)
     assert r["gpu"] == GPU_A[0] and r["compute_capability"] == "8.7"
 
@@ -376,3 +379,53 @@ def test_cli_export_tensorrt_with_profile(art, double, capsys):
     assert rec["max_batch"] == 8
     assert main(["export", str(art), "--tensorrt", "--profile", "jetson-orin-nano", "--max-batch", "8"]) == 0
     assert "reused from the cache" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- issue 11: opt batch, device key
+
+def test_profile_opt_is_the_typical_batch_not_max_batch(double, art):
+    """Kernels are chosen for kOPT (NvInfer.h, IOptimizationProfile::setDimensions): bench runs batch 1."""
+    r = build(art, double)
+    h = fake_trt.plan_header((art / r["files"]["seg0"]).read_bytes())
+    shape = Artifact.load(art).manifest["segments"][0]["input_shape"]
+    assert h["profile"]["x"] == [[1, *shape], [1, *shape], [16, *shape]]
+    assert r["profiles"]["seg0"]["opt"] == [1, *shape] and r["opt_batch"] == 1
+    r4 = build(art, double, settings={"opt_batch": 4})
+    assert r4["profiles"]["seg0"]["opt"] == [4, *shape] and r4["device_key"] != r["device_key"]
+    with pytest.raises(EdgeBranchyError, match="opt_batch"):
+        build(art, double, settings={"opt_batch": 17})
+
+
+def test_orin_modules_with_the_same_name_and_cc_get_different_keys(monkeypatch, art, tmp_path):
+    """AGX Orin, Orin NX and Orin Nano all say "Orin (nvgpu)", compute 8.7: SM count and board tell them apart."""
+    model = tmp_path / "model"
+    model.write_bytes(b"NVIDIA Jetson AGX Orin Developer Kit\x00")
+    monkeypatch.setattr("edgebranchy.tensorrt.device.DEVICE_TREE_MODEL", str(model))
+    d = install(monkeypatch, "10.3.0", gpu=GPU_A, sm_count=16)
+    agx = build_engines(art, SETTINGS, log=lambda s: None)
+    assert agx["components"]["sm_count"] == 16 and "AGX Orin" in agx["components"]["board"]
+    assert_clean(d)
+    model.write_bytes(b"NVIDIA Jetson Orin Nano Developer Kit\x00")
+    d2 = install(monkeypatch, "10.3.0", gpu=GPU_A, sm_count=8)
+    with pytest.raises(EdgeBranchyError, match=r"differs in: .*sm_count"):
+        load_engine(Artifact.load(art), device_facts(d2.trt))
+    nano = build_engines(art, SETTINGS, log=lambda s: None)
+    assert nano["device_key"] != agx["device_key"]
+    assert_clean(d2)
+
+
+def test_fp32_engines_clear_tf32_unless_asked_and_record_it(double, art):
+    """BuilderFlag.TF32 is on by default (NvInfer.h 8.5, 10.3, 11.1): an "fp32" engine would compute in TF32."""
+    r = build(art, double, precision="fp32")
+    h = fake_trt.plan_header((art / r["files"]["seg0"]).read_bytes())
+    assert h["tf32"] is False and r["tf32"] is False and r["components"]["tf32"] is False
+    r2 = build(art, double, precision="fp32", settings={"tf32": True})
+    assert fake_trt.plan_header((art / r2["files"]["seg0"]).read_bytes())["tf32"] is True
+    assert r2["device_key"] != r["device_key"]
+
+
+def test_profile_sharing_is_built_in_where_the_version_needs_it(double, art):
+    r = build(art, double)
+    h = fake_trt.plan_header((art / r["files"]["seg0"]).read_bytes())
+    want = tuple(int(p) for p in double.state.version.split(".")[:2]) >= (8, 6)
+    assert h["profile_sharing"] is want and r["profile_sharing"] is want

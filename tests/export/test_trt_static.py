@@ -1,5 +1,5 @@
 """Static checks of the TensorRT code paths (no TensorRT here): every TensorRT name they use exists in
-TensorRT 10.3 and 11.4 unless it is version-gated in trt_compat.py; no removed API anywhere in the
+TensorRT 8.5, 8.6, 10.3 and 11.x unless it is version-gated in tensorrt/compat.py; no removed API anywhere in the
 package; no pycuda.autoinit; Python 3.8 syntax where JetPack 5 runs the code."""
 from __future__ import annotations
 
@@ -10,16 +10,19 @@ import re
 import pytest
 from trt_double import names, scan
 
-from edgebranchy.export import trt_compat
+from edgebranchy.tensorrt import compat as trt_compat
 
-LISTS = ("10.3", "11.4")
+LISTS = names.SUPPORTED
 REMOVED = [r"execute_async_v2", r"\bbuild_engine\b", r"max_workspace_size", r"num_bindings", r"\bget_binding_",
            r"binding_is_input", r"set_binding_shape", r"\bget_profile_shape", r"int8_calibrator",
            r"platform_has_fast_fp16", r"max_batch_size", r"\.execute\(", r"\.execute_async\("]
+#: identifiers in the package that share a spelling with a removed TensorRT name but are not TensorRT
+#: ("NC": tegrastats' unconnected rail; "kernel_size": torch; "NCHW": a layout named in a message)
+NOT_TENSORRT = frozenset({"NC", "kernel_size", "NCHW"})
 
 
 def in_every_version(name: str) -> bool:
-    return all(names.listed(name, lst) for lst in LISTS) and name not in names.ADDED_AFTER_8_5
+    return names.in_every_version(name)
 
 
 def package_sources():
@@ -28,22 +31,56 @@ def package_sources():
 
 # ---------------------------------------------------------------- the name lists and their rules
 
-def test_name_rules_on_known_cases():
-    assert names.listed("execute_async_v3", "10.3") and names.listed("execute_async_v3", "11.4")
-    assert names.listed("FP16", "10.3") and not names.listed("FP16", "11.4")
-    assert names.listed("EXPLICIT_BATCH", "10.3") and not names.listed("EXPLICIT_BATCH", "11.4")
-    assert not names.listed("platform_has_fast_fp16", "11.4")
-    assert names.listed("Builder", "10.3")          # merged into "IExprBuilder"
-    assert names.listed("DataType", "10.3")         # only inside "N8nvinfer18DataTypeE"
+def test_name_lists_on_known_cases():
+    """Facts from the release notes, checked against the four exact lists (8.5.2, 8.6.1, 10.3.0, 11.1)."""
+    assert all(names.listed("execute_async_v3", v) for v in LISTS)
+    assert [names.listed("FP16", v) for v in LISTS] == [True, True, True, False]            # removed in 11.0
+    assert [names.listed("EXPLICIT_BATCH", v) for v in LISTS] == [True, True, True, False]  # removed in 11.0
+    assert [names.listed("PROFILE_SHARING_0806", v) for v in LISTS] == [False, True, True, False]
+    assert [names.listed("builder_optimization_level", v) for v in LISTS] == [False, True, True, True]
+    assert [names.listed("STRONGLY_TYPED", v) for v in LISTS] == [False, False, True, True]
     for removed in ("num_bindings", "get_binding_index", "build_engine", "max_workspace_size", "set_binding_shape"):
-        assert not names.listed(removed, "10.3") and not names.listed(removed, "11.4"), removed
+        assert names.listed(removed, "8.5") and not names.listed(removed, "10.3"), removed
+    assert not names.listed("platform_has_fast_fp16", "11.1") and names.listed("platform_has_fast_fp16", "10.3")
+    assert names.list_for("8.6.1") == "8.6" and names.list_for("11.4.0") == "11.1" and names.list_for("10.16") == "10.3"
     assert not names.exists_in("builder_optimization_level", "8.5.2")
-    assert names.exists_in("builder_optimization_level", "10.3.0")
+    assert names.exists_in("builder_optimization_level", "8.6.1") and names.exists_in("STRONGLY_TYPED", "9.3.0")
+    assert {"FP16", "EXPLICIT_BATCH", "execute_async_v2", "PROFILE_SHARING_0806"} <= names.removed_after_8()
+
+
+def _identifiers(t: ast.AST):
+    for node in ast.walk(t):
+        if isinstance(node, ast.Attribute):
+            yield node.attr, node.lineno
+        elif isinstance(node, ast.Name):
+            yield node.id, node.lineno
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier():
+            yield node.value, node.lineno
+
+
+def test_names_removed_in_10_or_11_appear_only_in_the_compat_module():
+    """A TensorRT name gone by 11.1 (present in 8.5, 8.6 or 10.3) anywhere in the package but compat.py:
+    only distinctive spellings (an upper-case letter or an underscore) are checked, as plain words such
+    as `range` or `precision` are not TensorRT's."""
+    removed = names.removed_after_8()
+    hits = []
+    for path in package_sources():
+        if path == scan.COMPAT:
+            continue
+        for name, line in _identifiers(ast.parse(path.read_text(encoding="utf-8"))):
+            if name in removed and name not in NOT_TENSORRT and ("_" in name.strip("_") or name != name.lower()):
+                hits.append(f"{path.relative_to(scan.ROOT)}:{line}: {name}")
+    assert not hits, "TensorRT names removed in 10.x/11.x outside tensorrt/compat.py:\n" + "\n".join(hits)
+    gated_removed = {n for n in scan.trt_module_names(scan.tree(scan.COMPAT)) if n in removed}
+    assert gated_removed and gated_removed <= set(trt_compat.VERSION_GATED)
 
 
 # ---------------------------------------------------------------- names used by the code
 
-@pytest.mark.parametrize("path", scan.FILES, ids=lambda p: p.name if p != scan.FILES[2] else "backend-tensorrt.py")
+IDS = ["backend" if "backends" in m else m.rsplit(".", 1)[-1] for m in scan.MODULES]
+
+
+@pytest.mark.parametrize("path", scan.FILES, ids=IDS)
 def test_trt_module_names_exist_or_are_gated(path):
     used = scan.trt_module_names(scan.tree(path))
     assert "<dynamic getattr>" not in used, f"{path}: getattr/hasattr on trt with a computed name"
@@ -51,12 +88,12 @@ def test_trt_module_names_exist_or_are_gated(path):
         if in_every_version(name):
             continue
         assert name in trt_compat.VERSION_GATED, (f"{path.name}:{lines}: trt.{name} is missing from TensorRT "
-                                                  f"{[v for v in LISTS if not names.listed(name, v)] or '8.5'} "
+                                                  f"{[v for v in LISTS if not names.listed(name, v)]} "
                                                   "and is not in trt_compat.VERSION_GATED")
-        assert path == scan.COMPAT, f"{path.name}:{lines}: version-gated name {name!r} outside trt_compat.py"
+        assert path == scan.COMPAT, f"{path.name}:{lines}: version-gated name {name!r} outside tensorrt/compat.py"
 
 
-@pytest.mark.parametrize("path,module", list(zip(scan.FILES, scan.MODULES)), ids=["compat", "export", "backend"])
+@pytest.mark.parametrize("path,module", list(zip(scan.FILES, scan.MODULES)), ids=IDS)
 def test_trt_object_attributes_are_declared_and_exist(path, module):
     declared = set(importlib.import_module(module).TRT_OBJECT_API)
     used = scan.receiver_names(scan.tree(path))
@@ -80,7 +117,7 @@ def test_version_gated_names_are_really_gated():
         used.update({k: v[0] for k, v in scan.trt_module_names(t).items()})  # trt.X, hasattr(trt..., "X")
         for name, line in used.items():
             assert name not in trt_compat.VERSION_GATED, \
-                f"{path.name}:{line}: uses the version-gated name {name!r} (only trt_compat.py may)"
+                f"{path.name}:{line}: uses the version-gated name {name!r} (only tensorrt/compat.py may)"
 
 
 def test_no_alias_hides_trt_names():
@@ -200,7 +237,7 @@ def py38_problems(t: ast.AST) -> list:
     return out
 
 
-@pytest.mark.parametrize("path", scan.FILES, ids=["compat", "export", "backend"])
+@pytest.mark.parametrize("path", scan.FILES, ids=IDS)
 def test_python38_syntax(path):
     src = path.read_text(encoding="utf-8")
     t = ast.parse(src, feature_version=(3, 8))  # match statements, parenthesised context managers, ...
@@ -218,3 +255,27 @@ def test_python38_checker_catches_310_syntax():
     assert not py38_problems(ast.parse("flags = 0\nflags |= 1 << 3\nm = a | b\n"))
     with pytest.raises(SyntaxError):
         ast.parse("match x:\n    case 1:\n        pass\n", feature_version=(3, 8))
+
+
+# ---------------------------------------------------------------- layout (loader/runner model)
+
+def _edgebranchy_imports(path) -> set:
+    mods = set()
+    for node in ast.walk(scan.tree(path)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("edgebranchy"):
+            mods.add(node.module)
+        elif isinstance(node, ast.Import):
+            mods |= {a.name for a in node.names if a.name.startswith("edgebranchy")}
+    return mods
+
+
+def test_runtime_backend_imports_only_load_device_and_engine_records():
+    """The runner side never pulls in the builder or the exporter (Polygraphy: loaders apart from runners)."""
+    mods = _edgebranchy_imports(scan.PACKAGE / "runtime" / "backends" / "tensorrt.py")
+    trt_side = {m for m in mods if m.startswith(("edgebranchy.tensorrt", "edgebranchy.artifact.engines"))}
+    assert trt_side <= {"edgebranchy.tensorrt.load", "edgebranchy.tensorrt.device", "edgebranchy.artifact.engines"}
+    assert "edgebranchy.tensorrt.load" in trt_side
+    assert not [m for m in mods if m.startswith("edgebranchy.export.") and m != "edgebranchy.export.artifact"
+                or m == "edgebranchy.tensorrt.build"], mods
+    load_mods = _edgebranchy_imports(scan.TRT / "load.py")
+    assert "edgebranchy.tensorrt.build" not in load_mods and not any(m.startswith("edgebranchy.export") for m in load_mods)

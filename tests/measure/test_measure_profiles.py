@@ -4,8 +4,9 @@ from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.measure import profiles as P
 
 SHIPPED = [
-    "jetson-agx-orin", "jetson-agx-xavier", "jetson-nano", "jetson-orin-nano", "jetson-thor", "jetson-tx2",
-    "jetson-xavier-nx", "raspberry-pi-4", "raspberry-pi-5", "x86-cpu", "x86-nvidia-gpu",
+    "arm64-cpu", "jetson-agx-orin", "jetson-agx-xavier", "jetson-nano", "jetson-orin-nano", "jetson-thor",
+    "jetson-tx2", "jetson-xavier-nx", "macos-arm64", "macos-x86_64", "raspberry-pi-4", "raspberry-pi-5",
+    "x86-cpu", "x86-nvidia-gpu",
 ]
 
 
@@ -18,7 +19,8 @@ def test_every_shipped_profile_validates():
         assert p.to_dict()["runtime"]["batch_size"] >= 1
 
 
-@pytest.mark.parametrize("name", ["x86-cpu", "raspberry-pi-4", "raspberry-pi-5"])
+@pytest.mark.parametrize("name", ["x86-cpu", "raspberry-pi-4", "raspberry-pi-5", "arm64-cpu", "macos-arm64",
+                                  "macos-x86_64", "jetson-nano", "jetson-tx2"])
 def test_cpu_devices_use_one_ort_thread_without_spinning(name):
     r = P.load_profile(name).runtime
     assert (r.backend, r.intra_op_threads, r.allow_spinning) == ("onnxruntime", 1, False)
@@ -46,15 +48,16 @@ def write(tmp_path, text, name="x.toml"):
 @pytest.mark.parametrize(
     "old, new, message",
     [
-        ("intra_op_threads = 1", "intra_op_threads = 'two'", "[runtime].intra_op_threads must be an integer >= 0, got 'two'"),
-        ("intra_op_threads = 1", "intra_op_threads = true", "[runtime].intra_op_threads must be an integer >= 0, got True"),
+        ("intra_op_threads = 1", "intra_op_threads = 'two'", "[runtime].intra_op_threads must be an integer from 0 (the library's default) to"),
+        ("intra_op_threads = 1", "intra_op_threads = true", "[runtime].intra_op_threads must be an integer from 0"),
         ("allow_spinning = false", "allow_spinning = 0", "[runtime].allow_spinning must be true or false, got 0"),
         ('source = "auto"', 'source = "multimeter"', "[power].source must be one of 'auto', 'tegrastats'"),
-        ('precision = "fp32"', 'precision = "fp8"', "[tensorrt].precision must be one of"),
+        ('precision = "fp32"', 'precision = "fp8"', '[tensorrt].precision must be "fp32" or "fp16"'),
+        ('precision = "fp32"', 'precision = "int8"', "INT8 needs a graph with explicit Q/DQ nodes"),
         ("builder_optimization_level = 3", "builder_optimization_level = 7", "[tensorrt].builder_optimization_level must be an integer from 0 to 5, got 7"),
-        ("dla_core = -1", "dla_core = -2", "[tensorrt].dla_core must be an integer >= -1"),
+        ("dla_core = -1", "dla_core = -2", "[tensorrt].dla_core must be an integer from -1 to 1, got -2"),
         ("batch_size = 1\n", "", "[runtime].batch_size is missing"),
-        ("p_idle_w = 10.0", 'p_idle_w = "ten"', "[power.estimate].p_idle_w must be a number of watts >= 0, got 'ten'"),
+        ("p_idle_w = 10.0", 'p_idle_w = "ten"', "[power.estimate].p_idle_w must be a number of watts from 0 to 1000, got 'ten'"),
         ("p_active_core_w = 9.0\n", "", "[power.estimate].p_active_core_w is missing (model 'cpu_time' needs it)"),
         ("graph_optimization = \"all\"", "graph_optimisation = \"all\"", "[runtime] has unknown key 'graph_optimisation'"),
         ('name = "x86-cpu"', 'name = "X86 CPU"', "[device].name must be a lower-case name"),
@@ -140,12 +143,20 @@ def test_detect_x86_with_and_without_nvidia_smi(tmp_path, smi, expected):
     assert "AMD EPYC 7B13" in why and ("nvidia-smi at /usr/bin" in why if smi else "nvidia-smi not found" in why)
 
 
-def test_detect_unknown_board_is_an_error(tmp_path):
+def test_detect_unknown_board_falls_back_to_the_architecture(tmp_path):
     dt = tmp_path / "model"
     dt.write_text("Pine64 RockPro64")
+    name, why = P.detect_profile(device_tree_model=dt, cpuinfo=tmp_path / "none", machine="aarch64",
+                                 system="Linux", which=lambda t: None)
+    assert name == "arm64-cpu"
+    assert "'Pine64 RockPro64'" in why and "matches no board profile" in why and "'aarch64'" in why
+
+
+def test_detect_unknown_architecture_is_an_error(tmp_path):
     with pytest.raises(EdgeBranchyError) as e:
-        P.detect_profile(device_tree_model=dt, cpuinfo=tmp_path / "none", machine="aarch64", which=lambda t: None)
-    assert "Pine64" in str(e.value) and "--profile" in str(e.value)
+        P.detect_profile(device_tree_model=tmp_path / "absent", cpuinfo=tmp_path / "none", machine="riscv64",
+                         system="Linux", which=lambda t: None)
+    assert "riscv64" in str(e.value) and "--profile" in str(e.value) and "arm64-cpu" in str(e.value)
 
 
 def test_resolve_profile(tmp_path):

@@ -67,3 +67,18 @@ def test_profile_source_tegrastats_is_used(bare, fake_tegrastats, fixtures_dir):
 def test_unknown_override(bare):
     with pytest.raises(EdgeBranchyError, match="choose one of auto, tegrastats"):
         select_meter(load_profile("x86-cpu"), "multimeter", **bare)
+
+
+def test_jetson_profile_in_a_container_uses_ina3221_and_says_so(bare, tree):
+    """Inside the Jetson container there is no tegrastats but the INA3221 sysfs files are there (issue 11
+    item 9): the profile's tegrastats falls back to them, the reason names both; --power tegrastats does not."""
+    from edgebranchy.measure.power.ina3221 import Ina3221Meter
+
+    d = "sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon2"
+    tree(bare["sysfs_root"], {f"{d}/in1_label": "VDD_IN\n", f"{d}/in1_input": "5000\n", f"{d}/curr1_input": "1200\n"})
+    meter, why = select_meter(load_profile("jetson-orin-nano"), **bare)
+    assert isinstance(meter, Ina3221Meter)
+    assert why.startswith("ina3221 instead of tegrastats (profile jetson-orin-nano [power].source)")
+    assert "not found" in why and "VDD_IN" in why
+    with pytest.raises(EdgeBranchyError, match="'tegrastats'"):
+        select_meter(load_profile("jetson-orin-nano"), "tegrastats", **bare)

@@ -62,7 +62,7 @@ def test_probe_reports_rails(fake_tegrastats, fixtures_dir):
 def test_lines_without_rails_fail_at_start(fake_tegrastats, tmp_path, tegrastats_cases):
     log = tmp_path / "norails.log"
     log.write_text("\n".join(tegrastats_cases["no_rails"]) + "\n")
-    meter = TegrastatsMeter(interval_ms=20, executable=fake_tegrastats(log), startup_timeout_s=0.5)
+    meter = TegrastatsMeter(interval_ms=20, executable=fake_tegrastats(log), startup_timeout_s=5.0)
     with pytest.raises(EdgeBranchyError, match="root"):
         meter.start()
     ok, why = TegrastatsMeter.available(executable=fake_tegrastats(log), interval_ms=20, probe=True)
@@ -81,7 +81,7 @@ def test_process_that_exits_is_reported(fake_tegrastats, fixtures_dir):
 
 def test_configured_total_rail_missing_is_an_error(fake_tegrastats, fixtures_dir):
     exe = fake_tegrastats(fixtures_dir / "tegrastats_constant.log")
-    meter = TegrastatsMeter(interval_ms=20, executable=exe, total_rail="VIN", startup_timeout_s=0.5)
+    meter = TegrastatsMeter(interval_ms=20, executable=exe, total_rail="VIN", startup_timeout_s=5.0)
     with pytest.raises(EdgeBranchyError, match="'VIN' not found"):
         meter.start()
 

@@ -12,8 +12,8 @@ from hypothesis import strategies as hst
 from trt_double import VERSIONS, StrictDoubleError, assert_clean, install
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.export.artifact import Artifact
-from edgebranchy.export.tensorrt import build_engines
+from edgebranchy.artifact.manifest import Artifact
+from edgebranchy.tensorrt.build import build_engines
 from edgebranchy.runtime.backends.tensorrt import DeviceTensor, TensorRTBackend, row_runs
 
 GPU = ("Orin (nvgpu)", (8, 7))
@@ -33,7 +33,7 @@ def double(request, monkeypatch):
 def art(tiny_artifact, tmp_path, double):
     dst = tmp_path / "art"
     shutil.copytree(tiny_artifact, dst)
-    build_engines(dst, SETTINGS, log=lambda s: None, gpu=lambda: GPU)
+    build_engines(dst, SETTINGS, log=lambda s: None)
     return Artifact.load(dst)
 
 
@@ -53,12 +53,15 @@ def graph_precision(double) -> str:
     return "fp16" if double.state.version.startswith("11.") else "fp32"
 
 
-def ort_run(path, x):
+def ort_run(path, x, fp16_compute: bool = False):
+    """ONNX Runtime on a graph; with `fp16_compute`, on the graph as a BuilderFlag.FP16 engine computes it."""
     import onnxruntime as ort
+    from trt_double.onnx_import import trt_import
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    model = open(path, "rb").read()
+    sess = ort.InferenceSession(trt_import(model, fp16=fp16_compute), so, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
     return dict(zip(names, sess.run(names, {"x": x})))
 
@@ -67,6 +70,24 @@ def close(got, want):
     tol = 2e-3 if want.dtype == np.float16 else 1e-5
     assert got.dtype == want.dtype and got.shape == want.shape
     np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=tol, atol=tol)
+
+
+def f16(double) -> bool:
+    """The fixture engines are fp16: on 8.5-10.x by BuilderFlag.FP16, so they compute in float16."""
+    return not double.state.version.startswith("11.")
+
+
+def fp32_engines(art):
+    """FP32 engines beside the fixture's FP16 ones, and a backend on them."""
+    build_engines(art.root, SETTINGS, precision="fp32", log=lambda s: None)
+    a = Artifact.load(art.root)
+    return a, TensorRTBackend(a, {"precision": "fp32"})
+
+
+def two_lanes(backend):
+    """Lane tests need the second lane, which TensorRT 8.5 engines do not have (one context owns the profile)."""
+    if backend.lanes < 2:
+        pytest.skip("TensorRT 8.5: one execution context per engine, one lane")
 
 
 def streams_of(backend):
@@ -78,8 +99,8 @@ def streams_of(backend):
 def test_segments_and_baseline_equal_onnxruntime(double, art, backend, inputs):
     x = inputs[:12]
     prec = graph_precision(double)
-    ref0 = ort_run(art.segment_file(0, prec), x)
-    ref1 = ort_run(art.segment_file(1, prec), ref0["features"])
+    ref0 = ort_run(art.segment_file(0, prec), x, f16(double))
+    ref1 = ort_run(art.segment_file(1, prec), ref0["features"], f16(double))
     l0 = backend.launch(0, backend.to_device(x), 0)
     l1 = backend.launch(1, l0.features, 0)  # chained on the device
     close(l0.entropy(), ref0["entropy"])
@@ -88,7 +109,7 @@ def test_segments_and_baseline_equal_onnxruntime(double, art, backend, inputs):
     close(l1.entropy(), ref1["entropy"])
     close(backend.to_host(l1.logits), ref1["logits"])
     assert l1.features is None and (l0.batch, l0.segment, l0.lane) == (12, 0, 0)
-    close(backend.run_baseline(x), ort_run(art.baseline_file(prec), x)["logits"])
+    close(backend.run_baseline(x), ort_run(art.baseline_file(prec), x, f16(double))["logits"])
     assert isinstance(l0.features, DeviceTensor)
     assert l0.features.dtype == (np.float16 if prec == "fp16" else np.float32)
 
@@ -126,7 +147,8 @@ def test_gather_keeps_exactly_the_selected_rows(double, backend, inputs, index):
     copies = [info for k, _, info in double.ops[before:] if k == "dtod"]
     assert len(copies) == len(row_runs(np.array(index)))
     np.testing.assert_array_equal(backend.to_host(g), feats[index])
-    np.testing.assert_array_equal(backend.to_host(backend.gather(launch.logits, np.array(index), 1)), logits[index])
+    last = backend.lanes - 1
+    np.testing.assert_array_equal(backend.to_host(backend.gather(launch.logits, np.array(index), last)), logits[index])
 
 
 def test_gather_with_a_mask_empty_and_bad_index(backend, inputs):
@@ -148,8 +170,8 @@ def test_compacted_features_feed_the_next_segment(double, art, backend, inputs):
     x = inputs[:9]
     keep = np.array([1, 2, 3, 7])
     prec = graph_precision(double)
-    ref0 = ort_run(art.segment_file(0, prec), x)
-    ref1 = ort_run(art.segment_file(1, prec), ref0["features"][keep])
+    ref0 = ort_run(art.segment_file(0, prec), x, f16(double))
+    ref1 = ort_run(art.segment_file(1, prec), ref0["features"][keep], f16(double))
     l0 = backend.launch(0, backend.to_device(x), 0)
     l1 = backend.launch(1, backend.gather(l0.features, keep, 0), 0)
     assert l1.batch == 4
@@ -159,6 +181,7 @@ def test_compacted_features_feed_the_next_segment(double, art, backend, inputs):
 # ---------------------------------------------------------------- lanes and events
 
 def test_lane1_waits_for_lane0_on_the_gpu_and_sees_its_results(double, art, backend, inputs):
+    two_lanes(backend)
     x = inputs[:8]
     prec = graph_precision(double)
     l0 = backend.launch(0, backend.to_device(x), 0)
@@ -169,12 +192,13 @@ def test_lane1_waits_for_lane0_on_the_gpu_and_sees_its_results(double, art, back
     kinds = [k for k, _, _ in ops]
     assert kinds.index("wait") < kinds.index("execute") and ops[kinds.index("wait")][2]["on"] == lane0
     assert double.pending() > 0  # nothing ran yet: both lanes are queued
-    ref1 = ort_run(art.segment_file(1, prec), ort_run(art.segment_file(0, prec), x)["features"])
+    ref1 = ort_run(art.segment_file(1, prec), ort_run(art.segment_file(0, prec), x, f16(double))["features"], f16(double))
     close(l1.entropy(), ref1["entropy"])
 
 
 def test_without_the_event_wait_lane1_would_read_stale_features(double, backend, inputs, monkeypatch):
     """The double's queued streams make a missing cross-lane wait visible (so the test above can fail)."""
+    two_lanes(backend)
     x = inputs[:8]
     l0 = backend.launch(0, backend.to_device(x), 0)
     ref = backend.launch(1, l0.features, 1).entropy()
@@ -191,6 +215,7 @@ def test_without_the_event_wait_lane1_would_read_stale_features(double, backend,
 def test_recycled_buffer_waits_for_its_last_reader(double, art, backend, inputs):
     """Features dropped by the host while lane 1 still has to read them: the buffer is recycled for
     lane 0's next launch, which must wait (on the GPU) for lane 1's read before overwriting it."""
+    two_lanes(backend)
     import gc
 
     prec = graph_precision(double)
@@ -203,11 +228,12 @@ def test_recycled_buffer_waits_for_its_last_reader(double, art, backend, inputs)
     l0b = backend.launch(0, backend.to_device(x2), 0)
     assert l0b.features.ptr == old  # the buffer really was recycled
     l0b.entropy()  # runs lane 0 first
-    ref = ort_run(art.segment_file(1, prec), ort_run(art.segment_file(0, prec), x1)["features"])
+    ref = ort_run(art.segment_file(1, prec), ort_run(art.segment_file(0, prec), x1, f16(double))["features"], f16(double))
     close(l1.entropy(), ref["entropy"])
 
 
 def test_entropy_waits_only_for_its_own_launch(double, backend, inputs):
+    two_lanes(backend)
     a = backend.launch(0, backend.to_device(inputs[:8]), 0)
     b = backend.launch(0, backend.to_device(inputs[8:16]), 1)
     lane1 = backend._streams[1]
@@ -219,6 +245,7 @@ def test_entropy_waits_only_for_its_own_launch(double, backend, inputs):
 
 
 def test_same_segment_on_both_lanes_uses_two_contexts(double, backend, inputs):
+    two_lanes(backend)
     a = backend.launch(0, backend.to_device(inputs[:4]), 0)
     b = backend.launch(0, backend.to_device(inputs[4:8]), 1)
     ctxs = {info["context"] for k, _, info in double.ops if k == "execute"}
@@ -270,7 +297,7 @@ def test_describe_says_what_was_used(double, art, backend):
         ("tensorrt", double.state.version, GPU[0], "8.7")
     assert d["precision"] == "fp16" and d["precision_mode"] == rec["precision_mode"]
     assert d["precision_mode"] == ("strongly-typed-graph" if double.state.version.startswith("11.") else "builder-flag")
-    assert d["dla_core"] is None and d["max_batch"] == MAX_BATCH and d["lanes"] == 2
+    assert d["dla_core"] is None and d["max_batch"] == MAX_BATCH and d["lanes"] == backend.lanes == (1 if double.state.version.startswith("8.5") else 2)
 
 
 def test_buffers_are_allocated_once_and_reused(art, backend, inputs):
@@ -297,7 +324,7 @@ def test_closed_backend_refuses_work_and_frees_memory(double, art, inputs):
 
 
 def test_choosing_between_engine_sets(double, art):
-    build_engines(art.root, SETTINGS, precision="fp32", log=lambda s: None, gpu=lambda: GPU)
+    build_engines(art.root, SETTINGS, precision="fp32", log=lambda s: None)
     a = Artifact.load(art.root)
     with pytest.raises(EdgeBranchyError, match="several engine sets"):
         TensorRTBackend(a)
@@ -314,10 +341,12 @@ def test_engines_of_another_gpu_are_refused(art, monkeypatch):
 def test_works_in_a_thread_without_a_current_context(double, backend, inputs):
     out = {}
 
+    lane = backend.lanes - 1
+
     def work():
-        launch = backend.launch(0, backend.to_device(inputs[:5]), 1)
+        launch = backend.launch(0, backend.to_device(inputs[:5]), lane)
         out["e"] = launch.entropy()
-        out["l"] = backend.to_host(backend.gather(launch.logits, np.array([0, 4]), 1))
+        out["l"] = backend.to_host(backend.gather(launch.logits, np.array([0, 4]), lane))
 
     t = threading.Thread(target=work)
     t.start()
@@ -330,9 +359,11 @@ def test_works_in_a_thread_without_a_current_context(double, backend, inputs):
 def test_runner_gives_the_answers_of_the_onnxruntime_backend(double, art, backend, inputs):
     from edgebranchy.runtime.runner import EarlyExitRunner
 
-    ref = EarlyExitRunner(art, "onnxruntime", options={"precision": graph_precision(double)})
-    trt = EarlyExitRunner(art, backend)
-    assert trt.speculate  # asynchronous with two lanes
+    assert not EarlyExitRunner(art, backend).speculate  # opt-in (issue 11 item 4)
+    # exits equal ONNX Runtime's only where both compute in FP32: an FP16 engine may flip a borderline exit
+    art, backend = fp32_engines(art)
+    ref = EarlyExitRunner(art, "onnxruntime")
+    trt = EarlyExitRunner(art, backend, speculate=backend.lanes > 1)
     for lo in (0, 16, 32):
         want, got = ref.predict(inputs[lo:lo + 16]), trt.predict(inputs[lo:lo + 16])
         np.testing.assert_array_equal(got.exits, want.exits)
@@ -357,14 +388,15 @@ def test_double_is_strict_about_streams_addresses_shapes_and_memory(monkeypatch,
     import importlib
 
     shutil.copytree(tiny_artifact, tmp_path / "art")
-    build_engines(tmp_path / "art", SETTINGS, log=lambda s: None, gpu=lambda: GPU)
+    build_engines(tmp_path / "art", SETTINGS, log=lambda s: None)
     art = Artifact.load(tmp_path / "art")
 
     importlib.import_module("pycuda.autoprimaryctx")
     cuda = d.driver
-    from edgebranchy.export.tensorrt import device_facts, load_engine
+    from edgebranchy.tensorrt.device import device_facts
+    from edgebranchy.tensorrt.load import load_engine
 
-    engine = load_engine(art, device_facts(d.trt, lambda: GPU)).engines["seg1"]
+    engine = load_engine(art, device_facts(d.trt)).engines["seg1"]
     ctx = engine.create_execution_context()
     s1, s2 = cuda.Stream(), cuda.Stream()
     with pytest.raises(StrictDoubleError, match="input shape"):
@@ -404,3 +436,96 @@ def _catch(fn):
     except Exception as e:  # noqa: BLE001
         return e
     return None
+
+
+# ---------------------------------------------------------------- issue 11: profiles per context
+
+def test_every_lane_context_owns_a_profile(double, art, backend, inputs):
+    """8.5/8.6: only one live context owns profile 0 unless the engine shares it (PROFILE_SHARING_0806 on 8.6,
+    always from 10.0; NvInfer.h createExecutionContext): every context the backend uses must hold a profile,
+    and the second lane exists only where sharing does."""
+    from edgebranchy.runtime.runner import EarlyExitRunner
+
+    major_minor = tuple(int(p) for p in double.state.version.split(".")[:2])
+    assert backend.lanes == (1 if major_minor < (8, 6) else 2)
+    assert backend.record["profile_sharing"] is (major_minor >= (8, 6))
+    for seg in backend._segments:
+        assert [c.active_optimization_profile for c in seg.contexts] == [0] * backend.lanes
+    art, fp32 = fp32_engines(art)
+    runner = EarlyExitRunner(art, fp32, speculate=backend.lanes == 2)
+    ref = EarlyExitRunner(art, "onnxruntime")
+    np.testing.assert_array_equal(runner.predict(inputs[:16]).exits, ref.predict(inputs[:16]).exits)
+
+
+def test_double_gives_a_second_context_no_profile_without_sharing(monkeypatch, tiny_artifact, tmp_path):
+    d = install(monkeypatch, "8.5.2", gpu=GPU)
+    shutil.copytree(tiny_artifact, tmp_path / "art")
+    build_engines(tmp_path / "art", SETTINGS, log=lambda s: None)
+    from edgebranchy.tensorrt.device import device_facts
+    from edgebranchy.tensorrt.load import load_engine
+
+    engine = load_engine(Artifact.load(tmp_path / "art"), device_facts(d.trt)).engines["seg0"]
+    a, b = engine.create_execution_context(), engine.create_execution_context()
+    assert (a.active_optimization_profile, b.active_optimization_profile) == (0, -1)
+    assert b.set_input_shape("x", (1, *Artifact.load(tmp_path / "art").input_shape)) is False
+    import importlib
+
+    importlib.import_module("pycuda.autoprimaryctx")
+    with pytest.raises(RuntimeError, match="held by another"):
+        b.set_optimization_profile_async(0, d.driver.Stream().handle)
+
+
+# ---------------------------------------------------------------- issue 11: pycuda lifetimes (items 6 and 8)
+
+def test_pipeline_threads_leave_no_cuda_object_to_the_gc(double, art, inputs):
+    """Events dropped on eb-seg threads with no context current leak in pycuda ("could not be cleaned up");
+    pinned buffers are freed by close(), not by the garbage collector."""
+    import gc
+
+    from edgebranchy.runtime.runner import EarlyExitRunner
+
+    b = TensorRTBackend(art)
+    runner = EarlyExitRunner(art, b, speculate=b.lanes > 1)
+    batches = [inputs[i:i + 8] for i in range(0, 64, 8)]
+    assert len(list(runner.predict_stream(batches, pipelined=True))) == len(batches)
+    gc.collect()
+    assert double.state.leaks == []
+    b.close()
+    gc.collect()
+    assert double.state.leaks == [] and not double.state._pinned  # every HostAllocation freed explicitly
+
+
+def test_sync_events_cannot_time_and_timing_events_can(double, art, inputs):
+    with TensorRTBackend(art, {"timing": True}) as b:
+        launch = b.launch(0, b.to_device(inputs[:2]), 0)
+        launch.entropy()
+        assert launch.timing["gpu_ms"] >= 0
+        ev = b._event(0)  # a sync-only event (DISABLE_TIMING)
+        with pytest.raises(double.driver.LogicError, match="DISABLE_TIMING"):
+            ev.time_till(b._event(0))
+        double.violations.clear()
+
+
+# ---------------------------------------------------------------- issue 11: DLA (item 2)
+
+def test_dla_engines_have_a_fixed_profile_and_pad_compacted_batches(monkeypatch, tiny_artifact, tmp_path, inputs):
+    """DLA: profile min = opt = max (NvInfer.h addInput); runtime.DLA_core set before deserialising."""
+    from edgebranchy.runtime.runner import EarlyExitRunner
+    from trt_double import fake_trt
+
+    d = install(monkeypatch, "8.6.1", gpu=GPU, dla_cores=2)
+    shutil.copytree(tiny_artifact, tmp_path / "art")
+    r = build_engines(tmp_path / "art", {**SETTINGS, "dla_core": 1, "gpu_fallback": True, "opt_batch": 4},
+                      log=lambda s: None)
+    h = fake_trt.plan_header((tmp_path / "art" / r["files"]["seg1"]).read_bytes())
+    assert all(p[0][0] == p[1][0] == p[2][0] == 4 for p in h["profile"].values()) and h["dla_core"] == 1
+    assert r["fixed_batch"] == 4 and r["max_batch"] == 4
+    art = Artifact.load(tmp_path / "art")
+    with TensorRTBackend(art) as b:
+        runner = EarlyExitRunner(art, b)
+        full = runner.predict(inputs[:4], return_logits=True)
+        for n in (3, 1):  # compacted and smaller batches run padded to 4: the same rows, the same answers
+            got = runner.predict(inputs[:n], return_logits=True)
+            np.testing.assert_array_equal(got.exits, full.exits[:n])
+            np.testing.assert_array_equal(got.logits, full.logits[:n])
+    assert_clean(d)

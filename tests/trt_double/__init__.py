@@ -17,7 +17,7 @@ from trt_double import fake_pycuda, fake_trt
 from trt_double import state as st
 from trt_double.state import StrictDoubleError
 
-VERSIONS = ("8.5.2", "10.3.0", "11.4.0")
+VERSIONS = ("8.5.2", "8.6.1", "10.3.0", "11.4.0")
 DEFAULT_GPU = ("Orin (nvgpu)", (8, 7))
 
 __all__ = ["Double", "StrictDoubleError", "VERSIONS", "assert_clean", "install", "fake_trt", "fake_pycuda"]
@@ -67,9 +67,10 @@ class Double:
         self.state.ctx_stack().clear()
 
 
-def install(monkeypatch, version: str = "10.3.0", gpu: tuple = DEFAULT_GPU, dla_cores: int = 0) -> Double:
+def install(monkeypatch, version: str = "10.3.0", gpu: tuple = DEFAULT_GPU, dla_cores: int = 0,
+            sm_count: int = 16) -> Double:
     """Install the double claiming TensorRT `version` on GPU `gpu` = (name, (major, minor))."""
-    s = st.State(version=version, gpu=gpu[0], cc=tuple(gpu[1]), dla_cores=dla_cores)
+    s = st.State(version=version, gpu=gpu[0], cc=tuple(gpu[1]), dla_cores=dla_cores, sm_count=sm_count)
     monkeypatch.setattr(st, "_CURRENT", [s])
     trt = fake_trt.make_module(s)
     driver = fake_pycuda.make_driver_module()

@@ -42,6 +42,7 @@ class DeviceAllocation:
         self._nbytes = int(nbytes)
         self._address = address
         self._freed = False
+        self._eb_state = st.current()
 
     def __int__(self):
         return self._address
@@ -49,8 +50,13 @@ class DeviceAllocation:
     __index__ = __int__
 
     def free(self):
-        self._freed = True
-        _memory().release(self)
+        if not self._freed:
+            self._freed = True
+            _memory().release(self)
+
+    def __del__(self):
+        if not getattr(self, "_freed", True):
+            _collected(self, "DeviceAllocation")
 
 
 class _Memory:
@@ -112,11 +118,43 @@ def mem_alloc(nbytes):
     return _memory().alloc(int(nbytes))
 
 
+class HostAllocation(np.ndarray):
+    """pycuda's page-locked allocation: the `.base` of the array `pagelocked_empty` returns (PC:
+    `pagelocked_host_allocation`); freed by `free()` or when collected, which needs its context current
+    on the collecting thread (else pycuda warns "could not be cleaned up" and leaks it)."""
+
+    def free(self):
+        if not getattr(self, "_eb_freed", False):
+            self._eb_freed = True
+            _pinned().pop(id(self), None)
+
+    def __del__(self):
+        if not getattr(self, "_eb_freed", True):
+            _collected(self, "HostAllocation")
+
+
+def _collected(obj, kind: str) -> None:
+    """An unfreed pycuda object collected: fine where a context is current, a leak elsewhere (PC, `context_dependent`
+    destructors: "<type> in out-of-thread context could not be cleaned up")."""
+    s = getattr(obj, "_eb_state", None)
+    if s is None or not st._CURRENT or st._CURRENT[-1] is not s:
+        return  # made under another (uninstalled) double: nothing to check any more
+    if not s.ctx_stack():
+        msg = f"{kind} in out-of-thread context could not be cleaned up (collected on a thread without the context)"
+        s.leaks.append(msg)
+        s.violations.append(msg)
+
+
 def pagelocked_empty(shape, dtype, order="C", mem_flags=0):
     _need_context("pagelocked_empty")
-    a = np.zeros(shape, dtype=dtype, order=order)
-    _pinned()[id(a)] = a
-    return a
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    host = HostAllocation(shape=(max(n, 1),), dtype=np.uint8)
+    host[:] = 0
+    host._eb_freed = False
+    host._eb_state = st.current()
+    _pinned()[id(host)] = host
+    return np.ndarray(shape, dtype, buffer=host, order=order)
 
 
 def _check_pinned(a, what: str) -> np.ndarray:
@@ -126,7 +164,7 @@ def _check_pinned(a, what: str) -> np.ndarray:
     root = a
     while isinstance(root.base, np.ndarray):
         root = root.base
-    if _pinned().get(id(root)) is not root:
+    if _pinned().get(id(root)) is not root or getattr(root, "_eb_freed", False):
         s.fail(f"{what}: host memory is not page-locked (use pagelocked_empty): the copy would not be async")
     if not a.flags.c_contiguous:
         s.fail(f"{what}: host array is not contiguous")
@@ -211,11 +249,21 @@ def stream_for_handle(handle) -> Stream:
     return found
 
 
+class event_flags:  # noqa: N801 - pycuda's spelling
+    DEFAULT = 0
+    BLOCKING_SYNC = 1
+    DISABLE_TIMING = 2
+
+
 class Event:
     def __init__(self, flags=0):
-        _need_context("Event()")
+        self._eb_state = _need_context("Event()")
         self._op = None
         self._time = None
+        self._timing = not (int(flags) & event_flags.DISABLE_TIMING)
+
+    def __del__(self):
+        _collected(self, "Event")
 
     def record(self, stream=None):
         stream = _stream(stream, "Event.record")
@@ -237,6 +285,8 @@ class Event:
 
     def time_till(self, other):
         s = st.current()
+        if not (self._timing and other._timing):
+            s.fail("Event.time_till: an event created with DISABLE_TIMING cannot time (invalid handle)", LogicError)
         if self._time is None or other._time is None:
             s.fail("Event.time_till: both events must have completed (cuEventElapsedTime: not ready)", LogicError)
         return (other._time - self._time) * 1e3
@@ -336,11 +386,20 @@ class Device:
     def compute_capability(self):
         return tuple(st.current().cc)
 
+    def get_attribute(self, attr):
+        if attr is not device_attribute.MULTIPROCESSOR_COUNT:
+            st.current().fail(f"Device.get_attribute({attr!r}): the double knows MULTIPROCESSOR_COUNT only")
+        return st.current().sm_count
+
     def retain_primary_context(self):
         s = st.current()
         if not hasattr(s, "_primary"):
             s._primary = Context(self)
         return s._primary
+
+
+class device_attribute:  # noqa: N801 - pycuda's spelling
+    MULTIPROCESSOR_COUNT = object()
 
 
 def init(flags=0):
@@ -350,7 +409,8 @@ def init(flags=0):
 def make_driver_module() -> types.ModuleType:
     m = types.ModuleType("pycuda.driver")
     for name in ("LogicError", "DeviceAllocation", "mem_alloc", "pagelocked_empty", "Stream", "Event",
-                 "memcpy_htod_async", "memcpy_dtoh_async", "memcpy_dtod_async", "Context", "Device", "init"):
+                 "memcpy_htod_async", "memcpy_dtoh_async", "memcpy_dtod_async", "Context", "Device", "init",
+                 "device_attribute", "event_flags", "HostAllocation"):
         setattr(m, name, globals()[name])
     return m
 

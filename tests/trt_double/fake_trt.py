@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import types
+import weakref
 
 import numpy as np
 
@@ -33,7 +34,7 @@ _NP = {"FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32, "INT8": np.in
 SUPPORTED_OPS = frozenset({
     "Add", "AveragePool", "BatchNormalization", "Cast", "Concat", "Constant", "Conv", "Div", "Dropout", "Exp",
     "Flatten", "Gemm", "GlobalAveragePool", "Identity", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mul", "Neg",
-    "ReduceMax", "ReduceSum", "Relu", "Reshape", "Shape", "Softmax", "Sub", "Transpose", "Unsqueeze",
+    "ReduceMax", "ReduceSum", "Relu", "Reshape", "Shape", "Softmax", "Squeeze", "Sub", "Transpose", "Unsqueeze",
 })
 _SESSIONS: dict = {}
 
@@ -48,6 +49,15 @@ def _session(model: bytes):
         so.intra_op_num_threads = 1
         _SESSIONS[key] = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
     return _SESSIONS[key]
+
+
+def engine_graph(header: dict, model: bytes) -> bytes:
+    """The graph as the engine computes it: TensorRT's ONNX import (LogSoftmax -> Softmax, Log; see
+    onnx_import.py) and, for a BuilderFlag.FP16 engine, every layer in float16 (ONNX Runtime in float16).
+    Strongly typed engines keep the graph's own types (H10.3 STRONGLY_TYPED)."""
+    from trt_double.onnx_import import trt_import
+
+    return trt_import(model, fp16=header.get("mode") == "builder-flag" and header.get("precision") == "fp16")
 
 
 def _io(model: bytes):
@@ -96,6 +106,14 @@ def make_module(s: st.State) -> types.ModuleType:
         bflags.update(FP16=0, INT8=1)
     BuilderFlag = enum("BuilderFlag", bflags)
     MemoryPoolType = enum("MemoryPoolType", {"WORKSPACE": 0, "DLA_MANAGED_SRAM": 1})
+    # PreviewFeature members per version (names-8.5/8.6/10.3.src/11.1.src): PROFILE_SHARING_0806 from 8.6,
+    # deprecated (always on) in 10.0, gone in 11
+    pf = {"FASTER_DYNAMIC_SHAPES_0805": 0, "DISABLE_EXTERNAL_TACTIC_SOURCES_FOR_CORE_0805": 1} if major < 10 else {}
+    if (8, 6, 0) <= ver < (11, 0, 0):
+        pf["PROFILE_SHARING_0806"] = 2
+    if major >= 10:
+        pf["ALIASED_PLUGIN_IO_10_03"] = 3
+    PreviewFeature = enum("PreviewFeature", pf)
     DeviceType = enum("DeviceType", {"GPU": 0, "DLA": 1})
     DataType = enum("DataType", {"FLOAT": 0, "HALF": 1, "INT8": 2, "INT32": 3, "BOOL": 4})
     TensorIOMode = enum("TensorIOMode", {"NONE": 0, "INPUT": 1, "OUTPUT": 2})
@@ -123,7 +141,8 @@ def make_module(s: st.State) -> types.ModuleType:
             self._min = min_severity
 
     def _log(logger, sev, msg):
-        logger.log(type.__getattribute__(Severity, sev), msg)
+        if logger is not None:
+            logger.log(type.__getattribute__(Severity, sev), msg)
 
     # ------------------------------------------------------------ network, parser
 
@@ -251,7 +270,7 @@ def make_module(s: st.State) -> types.ModuleType:
         __module__ = MODULE
 
         def __init__(self):
-            self._flags, self._pools, self._profiles = set(), {}, []
+            self._flags, self._pools, self._profiles = {"TF32"}, {}, []  # TF32 on by default (H8.5)
             self._level, self._device, self._dla, self._cache = 3, "GPU", -1, None
 
         def set_memory_pool_limit(self, pool, size):
@@ -269,6 +288,11 @@ def make_module(s: st.State) -> types.ModuleType:
 
         def get_flag(self, flag):
             return flag._name in self._flags
+
+        def set_preview_feature(self, feature, enable):
+            if getattr(feature, "_owner", None) != "PreviewFeature":
+                s.fail(f"set_preview_feature: {feature!r} is not a PreviewFeature")
+            (self._flags.add if enable else self._flags.discard)("preview:" + feature._name)
 
         def add_optimization_profile(self, profile):
             self._profiles.append(profile)
@@ -367,6 +391,10 @@ def make_module(s: st.State) -> types.ModuleType:
                 precision = "fp16" if "FP16" in cfg._flags else "fp32"
                 mode = "builder-flag" if precision == "fp16" else "default"
             dla = None
+            if cfg._device == "DLA" and any(not (d[0] == d[1] == d[2]) for d in prof.values()):
+                # H8.5 addInput: on DLA only the leading dimension may vary, with min = opt = max
+                _log(self._logger, "ERROR", f"DLA needs an optimisation profile with min = opt = max, got {prof}")
+                return None
             if cfg._device == "DLA":
                 if not 0 <= cfg._dla < s.dla_cores:
                     _log(self._logger, "ERROR", f"DLA core {cfg._dla} does not exist ({s.dla_cores} cores)")
@@ -380,7 +408,11 @@ def make_module(s: st.State) -> types.ModuleType:
                       "profile": {k: [list(x) for x in v] for k, v in prof.items()},
                       "workspace": cfg._pools.get("WORKSPACE"),
                       "opt_level": cfg._level if ver >= (8, 6, 0) else None,
-                      "timing_cache": cfg._cache is not None, "explicit_batch_flag": net._explicit and major < 10}
+                      "timing_cache": cfg._cache is not None, "explicit_batch_flag": net._explicit and major < 10,
+                      # H8.6 createExecutionContext: contexts share a profile only with PROFILE_SHARING_0806 on
+                      # 8.6/9.x; from 10.0 always (tensorrt-semantics.md section 1)
+                      "profile_sharing": major >= 10 or "preview:PROFILE_SHARING_0806" in cfg._flags,
+                      "tf32": "TF32" in cfg._flags}
             if cfg._cache is not None:
                 cfg._cache._entries[hashlib.sha256(net._model).hexdigest()[:16]] = precision
             s.builds.append(header)
@@ -395,6 +427,7 @@ def make_module(s: st.State) -> types.ModuleType:
             self._header, self._model = header, model
             self._io = {n: (is_in, t, d) for n, is_in, t, d in _io(model)}
             self._names = list(self._io)
+            self._holders = weakref.WeakSet()  # contexts holding profile 0
 
         @property
         def num_io_tensors(self):
@@ -413,16 +446,47 @@ def make_module(s: st.State) -> types.ModuleType:
             return tuple(self._io[name][2])
 
         def create_execution_context(self):
-            return IExecutionContext(self)
+            ctx = IExecutionContext(self)
+            # 8.5: the first context gets profile 0, later ones -1; 8.6/9.x: 0 if no live context holds it;
+            # with sharing (10+, or PROFILE_SHARING_0806): always 0 (H8.5/H8.6 getOptimizationProfile; #1597)
+            if self._header.get("profile_sharing") or not (self._holders or (ver < (8, 6, 0) and self._made)):
+                object.__setattr__(ctx, "_profile", 0)
+                self._holders.add(ctx)
+            else:
+                _log(_runtime_logger[0], "WARNING", "Profile 0 has been chosen by another IExecutionContext. Use "
+                                                    "another profileIndex or destroy the IExecutionContext")
+            object.__setattr__(self, "_made", True)
+            return ctx
+
+        _made = False
 
     class IExecutionContext(Strict):
         __module__ = MODULE
 
         def __init__(self, engine):
             self._engine, self._shapes, self._addr, self._last = engine, {}, {}, None
+            self._profile = -1
+
+        @property
+        def active_optimization_profile(self):
+            return self._profile
+
+        def set_optimization_profile_async(self, index, stream_handle):
+            e = self._engine
+            fake_pycuda.stream_for_handle(stream_handle)
+            if index != 0:
+                raise RuntimeError(f"set_optimization_profile_async({index}): the engine has one profile")
+            if not e._header.get("profile_sharing") and any(c is not self for c in e._holders):
+                raise RuntimeError("profile 0 is held by another execution context (no profile sharing)")
+            e._holders.add(self)
+            self._profile = 0
+            return True
 
         def set_input_shape(self, name, shape):
             e = self._engine
+            if self._profile < 0:  # returns False, never raises (Py 8.5-11.1; tensorrt-semantics.md 7)
+                _log(_runtime_logger[0], "ERROR", "set_input_shape: the context has no optimisation profile (-1)")
+                return False
             if name not in e._io or not e._io[name][0]:
                 s.fail(f"set_input_shape({name!r}): not an input of the engine")
             shape = tuple(int(v) for v in shape)
@@ -452,6 +516,9 @@ def make_module(s: st.State) -> types.ModuleType:
         def execute_async_v3(self, stream_handle):
             e = self._engine
             stream = fake_pycuda.stream_for_handle(stream_handle)
+            if self._profile < 0:
+                _log(_runtime_logger[0], "ERROR", "execute_async_v3: no optimisation profile selected")
+                return False
             for n, (is_in, t, dims) in e._io.items():
                 if is_in and n not in self._shapes:
                     s.fail(f"execute_async_v3: input shape of {n!r} not set (set_input_shape)")
@@ -467,7 +534,7 @@ def make_module(s: st.State) -> types.ModuleType:
                 nbytes = int(np.prod(shape)) * np.dtype(_NP[t]).itemsize
                 fake_pycuda._memory().view(self._addr[n], nbytes, f"execute_async_v3 ({n})")
                 plan[n] = (is_in, np.dtype(_NP[t]), shape, self._addr[n], nbytes)
-            sess = _session(e._model)
+            sess = _session(engine_graph(e._header, e._model))
 
             def run():
                 mem = fake_pycuda._memory()
@@ -493,7 +560,16 @@ def make_module(s: st.State) -> types.ModuleType:
 
         def __init__(self, logger):
             self._logger = logger
+            self._dla = -1
             _runtime_logger[0] = logger
+
+        def _get_dla(self):
+            return self._dla
+
+        def _set_dla(self, v):
+            object.__setattr__(self, "_dla", int(v))
+
+        DLA_core = property(_get_dla, _set_dla)
 
         def deserialize_cuda_engine(self, data):
             data = bytes(data)
@@ -509,6 +585,11 @@ def make_module(s: st.State) -> types.ModuleType:
             if header["gpu"] != s.gpu or list(header["cc"]) != list(s.cc):
                 _log(self._logger, "ERROR", f"The engine plan file is generated on an incompatible device "
                                             f"({header['gpu']} {header['cc']}, this is {s.gpu} {list(s.cc)})")
+                return None
+            if header.get("dla_core") is not None and self._dla != header["dla_core"]:
+                # sampleEngines.cpp (8.5.2) sets runtime DLA_core before deserialising a DLA engine
+                _log(self._logger, "ERROR", f"engine built for DLA core {header['dla_core']}; runtime.DLA_core is "
+                                            f"{self._dla}")
                 return None
             return ICudaEngine(header, model)
 

@@ -1,21 +1,14 @@
-"""Which TensorRT Python names exist in which version (from the bindings' identifier lists).
+"""Which TensorRT Python names exist in which version.
 
-`names-10.3.txt` and `names-11.4.txt` (copied from shared/reference/tensorrt-api)
-list every identifier string in the compiled Python bindings of TensorRT 10.3 and
-11.4. They are `strings` output, so a name counts as present when it is
+`names-8.5.txt`, `names-8.6.txt`, `names-10.3.src.txt` and `names-11.1.src.txt`
+(copied from shared/reference/tensorrt-api) are exact identifier lists extracted
+from the Python binding sources (NVIDIA/TensorRT `python/src` plus the package
+`__init__.py`) at tags 8.5.2, v8.6.1, v10.3.0 and v11.1. They are not
+class-qualified: they catch removed APIs, not every misuse.
 
-- listed exactly;
-- the tail of a listed string: the linker merges a string into a longer one that
-  ends with it ("Builder" lives inside "IExprBuilder", "num_errors" inside
-  "get_num_errors");
-- a component of a mangled C++ name ("DataType" in "N8nvinfer18DataTypeE").
-
-Strings shorter than four characters are dropped by `strings`, so a short name is
-found only as the tail of a longer one ("DLA" in "can_run_on_DLA"); one that is not
-("GPU") cannot be confirmed and the code must not rely on it.
-`__version__` is set by the Python package (tensorrt/__init__.py), not the bindings.
-
-8.5 is checked against the 10.3 list minus the names added after 8.5 below.
+A claimed version is checked against the list of its line: 8.5.x -> 8.5, 8.6.x
+and 9.x -> 8.6 (plus STRONGLY_TYPED, added in 9.0), 10.x -> 10.3, 11.x -> 11.1
+(the newest source available; a name added after 11.1 is unknown here).
 """
 from __future__ import annotations
 
@@ -23,39 +16,47 @@ from functools import lru_cache
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PYTHON_LEVEL = frozenset({"__version__"})
-
-#: in the 10.3 list but not in TensorRT 8.5 (release notes of 8.6 / 9.x)
-ADDED_AFTER_8_5 = frozenset({"builder_optimization_level", "STRONGLY_TYPED", "BF16", "INT64"})
+LISTS = {"8.5": "names-8.5.txt", "8.6": "names-8.6.txt", "10.3": "names-10.3.src.txt", "11.1": "names-11.1.src.txt"}
+#: the claimed versions the double is tested with, one per list
+SUPPORTED = ("8.5", "8.6", "10.3", "11.1")
+#: added in 9.0 (NvInfer.h of 9.x): a claimed 9.x has them on top of the 8.6 list
+ADDED_IN_9 = frozenset({"STRONGLY_TYPED"})
 
 
 @lru_cache(maxsize=None)
 def load(list_name: str) -> frozenset:
-    """The identifiers of one list: "10.3" or "11.4"."""
-    return frozenset((HERE / f"names-{list_name}.txt").read_text().split())
-
-
-@lru_cache(maxsize=None)
-def _tails(list_name: str) -> tuple:
-    return tuple(load(list_name))
+    """The identifiers of one list: "8.5", "8.6", "10.3" or "11.1"."""
+    return frozenset((HERE / LISTS[list_name]).read_text().split())
 
 
 def listed(name: str, list_name: str) -> bool:
-    """True when `name` is in the list by the rules in the module docstring."""
-    names = load(list_name)
-    if name in PYTHON_LEVEL or name in names:
-        return True
-    mangled = f"{len(name)}{name}"
-    return any(e.endswith(name) or mangled in e for e in _tails(list_name))
+    return name in load(list_name)
 
 
 def list_for(version: str) -> str:
-    major = int(str(version).split(".")[0])
-    return "11.4" if major >= 11 else "10.3"
+    major, minor = (int(p) for p in str(version).split(".")[:2])
+    if major == 8:
+        return "8.5" if minor <= 5 else "8.6"
+    if major == 9:
+        return "8.6"
+    return "10.3" if major == 10 else "11.1"
 
 
 def exists_in(name: str, version: str) -> bool:
-    """Whether TensorRT `version` ("8.5.2", "10.3.0", "11.4.0") has the Python name `name`."""
-    if version.startswith("8.") and name in ADDED_AFTER_8_5:
-        return False
+    """Whether TensorRT `version` ("8.5.2", "8.6.1", "10.3.0", "11.4.0") has the Python name `name`."""
+    if str(version).startswith("9.") and name in ADDED_IN_9:
+        return True
     return listed(name, list_for(version))
+
+
+def in_every_version(name: str) -> bool:
+    """Listed in all four; Python's own dunder protocol (`ILogger.__init__`) counts as present."""
+    if name.startswith("__") and name.endswith("__") and name != "__version__":
+        return True
+    return all(listed(name, v) for v in SUPPORTED)
+
+
+@lru_cache(maxsize=None)
+def removed_after_8() -> frozenset:
+    """Names present in 8.5, 8.6 or 10.3 and gone by 11.1 (removed in 10.x or 11.x)."""
+    return (load("8.5") | load("8.6") | load("10.3")) - load("11.1")

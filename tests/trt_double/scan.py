@@ -13,11 +13,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "edgebranchy"
-COMPAT = PACKAGE / "export" / "trt_compat.py"
-FILES = (COMPAT, PACKAGE / "export" / "tensorrt.py", PACKAGE / "runtime" / "backends" / "tensorrt.py")
-MODULES = ("edgebranchy.export.trt_compat", "edgebranchy.export.tensorrt", "edgebranchy.runtime.backends.tensorrt")
+TRT = PACKAGE / "tensorrt"
+COMPAT = TRT / "compat.py"
+#: every module that touches TensorRT objects; COMPAT first (the only one allowed version-gated names)
+MODULES = ("edgebranchy.tensorrt.compat", "edgebranchy.tensorrt.device", "edgebranchy.tensorrt.build",
+           "edgebranchy.tensorrt.load", "edgebranchy.runtime.backends.tensorrt", "edgebranchy.measure.doctor")
+FILES = tuple(PACKAGE.joinpath(*m.split(".")[1:]).with_suffix(".py") for m in MODULES)
 
-#: variable names that hold TensorRT objects in the three files
+#: variable names that hold TensorRT objects in the scanned files
 TRT_RECEIVERS = frozenset({"builder", "network", "parser", "err", "config", "profile", "cache", "runtime", "engine",
                            "ctx", "serialized"})
 
@@ -68,7 +71,7 @@ def receiver_names(t: ast.AST) -> dict:
 
 @lru_cache(maxsize=None)
 def all_trt_names() -> frozenset:
-    """Every TensorRT name the three files use (module names and object attributes)."""
+    """Every TensorRT name the scanned files use (module names and object attributes)."""
     import importlib
 
     names: set = set()

@@ -17,10 +17,12 @@ class State:
     gpu: str                          # GPU name
     cc: tuple                         # compute capability
     dla_cores: int = 0
+    sm_count: int = 16                # streaming multiprocessors (AGX Orin 16, Orin NX 8, Orin Nano 8/4)
     violations: list = field(default_factory=list)
     accessed: set = field(default_factory=set)        # public names looked up on fake TensorRT objects
     ops: list = field(default_factory=list)           # (kind, stream handle, info) in enqueue order
     builds: list = field(default_factory=list)        # one dict per build_serialized_network
+    leaks: list = field(default_factory=list)         # pycuda objects collected without their context
     lock: threading.RLock = field(default_factory=threading.RLock)
     tls: threading.local = field(default_factory=threading.local)
 

@@ -19,7 +19,7 @@ from edgebranchy.errors import EdgeBranchyError
 
 KINDS = ("measured", "estimated")
 
-#: Rails that measure the whole module, best first (energy.md): VIN (Thor),
+#: Rails that measure the whole module, best first (NVIDIA's Jetson power docs): VIN (Thor),
 #: POM_5V_IN (Nano), VDD_IN (TX2, Xavier NX, Orin NX/Nano). Boards with none
 #: of them (AGX Xavier, AGX Orin) are summed over all connected rails.
 TOTAL_RAILS = ("VIN", "POM_5V_IN", "VDD_IN")

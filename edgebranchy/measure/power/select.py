@@ -1,7 +1,10 @@
 """Choosing the power meter for a run: the one the profile (or `--power`) names, never a silent substitute.
 
 A named source that is unavailable is an error that says why and how to pick
-another. "auto" tries, in this documented order, and records why each
+another, with one exception: a profile's `tegrastats` (never an explicit
+`--power tegrastats`) falls back to `ina3221` when tegrastats cannot run, as in
+a container (JetPack's tools are not inside it, the sysfs sensors are): the
+same sensors, and the reason says so. "auto" tries, in this documented order, and records why each
 rejected source was rejected:
 
 1. tegrastats  (Jetson; run once to check it prints power rails)
@@ -24,6 +27,8 @@ if TYPE_CHECKING:
 SOURCES = ("tegrastats", "ina3221", "nvml", "rapl", "estimate")
 AUTO_ORDER = SOURCES
 CHOICES = ("auto",) + SOURCES
+#: a profile's source -> the one reading the same sensors another way (tegrastats is absent in containers)
+SAME_SENSORS = {"tegrastats": "ina3221"}
 
 
 def meter_class(source: str) -> type[PowerMeter]:
@@ -112,6 +117,15 @@ def select_meter(
     if source != "auto":
         options = meter_options(source, profile, **env)
         ok, why = _check(source, options)
+        if not ok and override is None and source in SAME_SENSORS:
+            alt = SAME_SENSORS[source]
+            alt_options = meter_options(alt, profile, **env)
+            alt_ok, alt_why = _check(alt, alt_options)
+            if alt_ok:
+                return meter_class(alt)(**alt_options), (
+                    f"{alt} instead of {source} ({origin}): {source} is not usable here ({why}; inside a "
+                    f"container tegrastats is absent), {alt} reads the same sensors from sysfs: {alt_why}")
+            why = f"{why}; {alt} (the same sensors in sysfs) neither: {alt_why}"
         if not ok:
             others = ", ".join(c for c in CHOICES if c != source)
             raise EdgeBranchyError(

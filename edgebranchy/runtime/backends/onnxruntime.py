@@ -12,9 +12,9 @@ from edgebranchy.runtime.backends.options import BackendOption, resolve_options
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
            "all": "ORT_ENABLE_ALL"}
-# Chosen by measurement on a 2-core machine (benchmarks/runner_settings.py): one
-# intra-op thread per session and no spinning keep K sessions from fighting for
-# the cores (reference/measured.md: 2 spinning threads per session lost to the baseline).
+# Chosen by measurement on a 2-core machine (benchmarks/ort_settings.py, recorded in
+# benchmarks/results/ort_settings.md): one intra-op thread per session and no spinning
+# keep K sessions from fighting for the cores (2 spinning threads per session was the worst).
 OPTIONS = (
     BackendOption("intra_op_threads", "int", 1, "intra-op threads per session", minimum=0, flag="--threads",
                   profile_key="intra_op_threads"),  # 0 = ONNX Runtime's default

@@ -13,7 +13,10 @@ next user first waits (on the GPU) for the events of every op that touched it.
 Lanes are non-default CUDA streams; a launch on one lane that reads a tensor
 written on the other waits for that tensor's event on the GPU, not on the host.
 Each (segment, lane) has its own execution context, so both lanes may run the
-same engine at once.
+same engine at once. Two contexts can share the engine's one optimisation
+profile only where the engines were built for it (TensorRT 10+, or 8.6/9.x
+with PROFILE_SHARING_0806: the record's `profile_sharing`); elsewhere (8.5)
+the backend has one lane.
 
 Runs on JetPack 5 (Python 3.8): no 3.10-only syntax at runtime.
 """
@@ -27,8 +30,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from edgebranchy.artifact.engines import rebuild_hint
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.export.artifact import Artifact
+from edgebranchy.artifact.manifest import Artifact
 from edgebranchy.runtime.backends.base import Backend, Launch
 
 DEFAULTS = {
@@ -44,6 +48,7 @@ INPUT = "x"
 TRT_OBJECT_API = frozenset({
     "num_io_tensors", "get_tensor_name", "get_tensor_mode", "get_tensor_dtype", "get_tensor_shape",
     "create_execution_context", "set_input_shape", "set_tensor_address", "execute_async_v3",
+    "active_optimization_profile",
 })
 
 
@@ -69,8 +74,43 @@ class _Buffer:
         self.uses: List[Tuple[int, Any]] = []
 
 
+class _Events:
+    """CUDA events owned by the backend for its whole life, recorded again in turn (a ring per lane and kind).
+
+    pycuda frees an event when it is collected, which needs the context current on the collecting thread;
+    launches made on pipeline threads would otherwise drop their events there and leak them ("could not be
+    cleaned up"). Re-recording an event on the same lane only moves it later on that stream, so a waiter waits
+    at most longer, never too little. Sync-only events are created with DISABLE_TIMING (cheaper); timing
+    ones only when timing is on. All are released in `close()`, with the context current.
+    """
+
+    def __init__(self, cuda: Any, size: int = 512):
+        self._cuda, self._size = cuda, size
+        self._rings: Dict[Tuple[int, bool], List[Any]] = {}
+        self._next: Dict[Tuple[int, bool], int] = {}
+        self._lock = threading.Lock()
+
+    def get(self, lane: int, timing: bool) -> Any:
+        key = (lane, timing)
+        with self._lock:
+            ring = self._rings.setdefault(key, [])
+            if len(ring) < self._size:
+                flags = 0 if timing else self._cuda.event_flags.DISABLE_TIMING
+                ev = self._cuda.Event(flags)
+                ring.append(ev)
+                return ev
+            i = self._next.get(key, 0)
+            self._next[key] = (i + 1) % self._size
+            return ring[i]
+
+    def close(self) -> None:
+        with self._lock:
+            self._rings, self._next = {}, {}
+
+
 class _Pool:
-    """Recycles buffers by size. Device buffers wait for earlier users on the GPU; host buffers on the host."""
+    """Recycles buffers by size, least recently returned first (an upload does not re-take the buffer whose
+    copy is still in flight). Device buffers wait for earlier users on the GPU; host buffers on the host."""
 
     def __init__(self, alloc, streams: list, host: bool):
         self._alloc, self._streams, self._host = alloc, streams, host
@@ -82,7 +122,7 @@ class _Pool:
     def take(self, nbytes: int, lane: int) -> _Buffer:
         with self._lock:
             free = self._free.get(nbytes)
-            buf = free.pop() if free else None
+            buf = free.pop(0) if free else None
         if buf is None:
             buf = self._alloc(nbytes)
             with self._lock:
@@ -110,7 +150,8 @@ class _Pool:
             self.closed = True
             bufs, self._all, self._free = self._all, [], {}
         for b in bufs:
-            free = getattr(b.mem, "free", None)
+            # device: DeviceAllocation.free; pinned: the HostAllocation is the array's .base (freed now, not by GC)
+            free = getattr(b.mem, "free", None) or getattr(getattr(b.mem, "base", None), "free", None)
             if free is not None:
                 free()
 
@@ -166,8 +207,8 @@ class TensorRTBackend(Backend):
     lanes = LANES
 
     def __init__(self, artifact: Any, options: Optional[dict] = None):
-        from edgebranchy.export import trt_compat
-        from edgebranchy.export.tensorrt import device_facts, import_tensorrt, load_engine
+        from edgebranchy.tensorrt.device import describe_device, device_facts, import_tensorrt, numpy_dtypes
+        from edgebranchy.tensorrt.load import load_engine
 
         self.artifact = artifact if isinstance(artifact, Artifact) else Artifact.load(artifact)
         unknown = sorted(set(options or {}) - set(DEFAULTS))
@@ -190,9 +231,8 @@ class TensorRTBackend(Backend):
         except ImportError as e:
             raise EdgeBranchyError(f"the tensorrt backend needs pycuda ({e}): `pip install pycuda`") from None
         self._trt, self._cuda, self._context = trt, cuda, primary.context
-        dev = primary.device
-        major, minor = dev.compute_capability()
-        self.facts = device_facts(trt, lambda: (str(dev.name()), (int(major), int(minor))))
+        gpu = describe_device(cuda, primary.device)
+        self.facts = device_facts(trt, lambda: gpu)
         want = dict(self.facts)
         if o["precision"] is not None:
             want["precision"] = o["precision"]
@@ -204,14 +244,17 @@ class TensorRTBackend(Backend):
         rec = self._loaded.record
         self.device_key, self.record = self._loaded.key, rec
         self.max_batch = int(rec["max_batch"])
-        self._dtypes = trt_compat.numpy_dtypes(trt)
+        self.fixed_batch = rec.get("fixed_batch")  # DLA engines run one batch size; smaller ones are padded
+        self.lanes = LANES if rec.get("profile_sharing") else 1
+        self._dtypes = numpy_dtypes(trt)
         with self._current():
-            self._streams = [cuda.Stream() for _ in range(LANES)]  # non-default streams, one per lane
+            self._streams = [cuda.Stream() for _ in range(self.lanes)]  # non-default streams, one per lane
+        self._events = _Events(cuda)
         self._device_pool = _Pool(self._device_alloc, self._streams, host=False)
         self._host_pool = _Pool(self._host_alloc, self._streams, host=True)
         self._closed = False
         n = self.artifact.num_exits
-        self._segments = [self._segment(f"seg{k}", LANES, self._expected(k)) for k in range(n)]
+        self._segments = [self._segment(f"seg{k}", self.lanes, self._expected(k)) for k in range(n)]
         classes = len(self.artifact.classes)
         self._baseline = self._segment("baseline", 1, {INPUT: self.artifact.input_shape, "logits": (classes,)})
 
@@ -246,6 +289,11 @@ class TensorRTBackend(Backend):
             contexts = [engine.create_execution_context() for _ in range(lanes)]
         if any(c is None for c in contexts):
             raise EdgeBranchyError(f"TensorRT could not create an execution context for {name} (out of GPU memory?)")
+        held = [c.active_optimization_profile for c in contexts]
+        if any(p != 0 for p in held):
+            raise EdgeBranchyError(f"the {name} engine gave its execution contexts optimisation profiles {held}: "
+                                   "a context without a profile (-1) cannot run (TensorRT 8.5/8.6 without profile "
+                                   f"sharing); {rebuild_hint(self.artifact.root)}")
         return _Segment(name, engine, contexts, io)
 
     def _device_alloc(self, nbytes: int) -> _Buffer:
@@ -274,8 +322,8 @@ class TensorRTBackend(Backend):
             raise EdgeBranchyError("the tensorrt backend is closed")
 
     def _check_lane(self, lane: int) -> int:
-        if isinstance(lane, bool) or not isinstance(lane, (int, np.integer)) or not 0 <= lane < LANES:
-            raise EdgeBranchyError(f"lane must be 0..{LANES - 1}, got {lane!r}")
+        if isinstance(lane, bool) or not isinstance(lane, (int, np.integer)) or not 0 <= lane < self.lanes:
+            raise EdgeBranchyError(f"lane must be 0..{self.lanes - 1}, got {lane!r}")
         return int(lane)
 
     def _check_batch(self, n: int, what: str) -> None:
@@ -286,8 +334,8 @@ class TensorRTBackend(Backend):
                                    f"(optimisation profile of {self.device_key}); use a smaller batch or rebuild with "
                                    "a larger [tensorrt].max_batch in the device profile")
 
-    def _event(self, lane: int) -> Any:
-        ev = self._cuda.Event()
+    def _event(self, lane: int, timing: bool = False) -> Any:
+        ev = self._events.get(lane, timing)
         ev.record(self._streams[lane])
         return ev
 
@@ -340,17 +388,20 @@ class TensorRTBackend(Backend):
         ctx = seg.contexts[lane]
         start = None
         with seg.locks[lane]:
-            if not ctx.set_input_shape(INPUT, x.shape):
-                raise EdgeBranchyError(f"{seg.name}: TensorRT refused input shape {x.shape} (outside the "
-                                       f"optimisation profile?); rebuild with a larger [tensorrt].max_batch")
+            run_shape = x.shape if not self.fixed_batch else (int(self.fixed_batch), *x.shape[1:])
+            # padded rows: stale data in the buffer's spare capacity, results ignored (rows are independent)
+            if not ctx.set_input_shape(INPUT, run_shape):
+                raise EdgeBranchyError(f"{seg.name}: TensorRT refused input shape {x.shape} on lane {lane} (profile "
+                                       f"{ctx.active_optimization_profile}, shapes {self.record.get('profiles', {}).get(seg.name)}); "
+                                       + "; ".join(self._loaded.logger.errors[-2:]))
             ctx.set_tensor_address(INPUT, x.ptr)
             for n, t in outs.items():
                 ctx.set_tensor_address(n, t.ptr)
             if timing is not None:
-                start = self._event(lane)
+                start = self._event(lane, timing=True)
             if not ctx.execute_async_v3(stream.handle):
                 raise EdgeBranchyError(f"TensorRT failed to enqueue {seg.name} (batch {b})")
-        done = self._event(lane)
+        done = self._event(lane, timing=timing is not None)
         x._buf.uses.append((lane, done))
         for t in outs.values():
             t.ready = done
@@ -465,7 +516,7 @@ class TensorRTBackend(Backend):
                "precision": rec.get("precision"), "precision_mode": rec.get("precision_mode"),
                "dla_core": rec.get("dla_core"), "gpu_fallback": rec.get("gpu_fallback"),
                "max_batch": self.max_batch, "builder_optimization_level": rec.get("builder_optimization_level"),
-               "lanes": LANES, "cuda_binding": "pycuda", "timing": self.options["timing"]}
+               "lanes": self.lanes, "profile_sharing": rec.get("profile_sharing"), "cuda_binding": "pycuda", "timing": self.options["timing"]}
         if not self._closed:
             out["device_buffers"] = self._device_pool.stats()
             out["pinned_buffers"] = self._host_pool.stats()
@@ -480,6 +531,7 @@ class TensorRTBackend(Backend):
             self._closed = True
             self._device_pool.close()
             self._host_pool.close()
+            self._events.close()
             for seg in self._segments + [self._baseline]:
                 seg.contexts = []
             self._segments = []

@@ -34,12 +34,13 @@ VERSION_GATED = {
     "FP16": "BuilderFlag member: removed in 11, where the precision comes from the graph",
     "STRONGLY_TYPED": "NetworkDefinitionCreationFlag member: added in 9.x, used on 11 only",
     "builder_optimization_level": "IBuilderConfig attribute: added in 8.6",
+    "PROFILE_SHARING_0806": "PreviewFeature member: added in 8.6, always on (deprecated) in 10, removed in 11",
 }
 
 #: attributes this module uses on TensorRT objects (builder, builder config)
 TRT_OBJECT_API = frozenset({
-    "set_memory_pool_limit", "set_flag", "builder_optimization_level", "default_device_type", "DLA_core",
-    "num_DLA_cores",
+    "set_memory_pool_limit", "set_flag", "clear_flag", "builder_optimization_level", "default_device_type",
+    "DLA_core", "num_DLA_cores", "set_preview_feature",
 })
 
 #: how the engine's precision was obtained (recorded in the manifest)
@@ -95,6 +96,15 @@ def has_memory_pool_api(v: Version) -> bool:
     return v >= (8, 4, 0)
 
 
+def profile_sharing(v: Version) -> Optional[str]:
+    """How two execution contexts can share the engine's one optimisation profile (NvInfer.h
+    createExecutionContext): "implicit" from 10.0, "preview-feature" (PROFILE_SHARING_0806, off by
+    default) on 8.6 and 9.x, None on 8.5 (only the first context owns profile 0: one lane)."""
+    if v[0] >= 10:
+        return "implicit"
+    return "preview-feature" if v >= (8, 6, 0) else None
+
+
 @dataclass(frozen=True)
 class BuildPlan:
     """What the builder will do on this TensorRT version, decided before touching TensorRT."""
@@ -110,10 +120,12 @@ class BuildPlan:
     dla_core: Optional[int]      # None: GPU only
     gpu_fallback: Optional[bool]  # None: not applicable (no DLA)
     notes: Tuple[str, ...] = ()
+    profile_sharing: Optional[str] = None  # see profile_sharing()
+    tf32: bool = False            # TF32 left on (False: the builder's default TF32 flag is cleared)
 
 
 def plan_build(v: Version, precision: str, optimization_level: int, dla_core: int = -1,
-               gpu_fallback: bool = False) -> BuildPlan:
+               gpu_fallback: bool = False, tf32: bool = False) -> BuildPlan:
     """The version-dependent choices for one engine build (pure)."""
     check_supported(v)
     if precision not in ("fp32", "fp16"):
@@ -146,7 +158,7 @@ def plan_build(v: Version, precision: str, optimization_level: int, dla_core: in
     return BuildPlan(version=v, precision=precision, precision_mode=mode, graph_precision=graph,
                      explicit_batch_flag=explicit_batch_flag_needed(v), strongly_typed_flag=typed,
                      fp16_flag=fp16_flag, optimization_level=level, dla_core=dla, gpu_fallback=fallback,
-                     notes=tuple(notes))
+                     notes=tuple(notes), profile_sharing=profile_sharing(v), tf32=bool(tf32))
 
 
 # ---------------------------------------------------------------- the only version-gated TensorRT calls
@@ -164,6 +176,10 @@ def network_flags(trt: Any, plan: BuildPlan) -> int:
 def configure(trt: Any, builder: Any, config: Any, plan: BuildPlan, workspace_bytes: int) -> None:
     """Apply the plan's settings to a builder config."""
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_bytes))
+    if not plan.tf32:  # on by default (NvInfer.h 8.5-11.1): "fp32" would run TF32 on Ampere+ and Orin
+        config.clear_flag(trt.BuilderFlag.TF32)
+    if plan.profile_sharing == "preview-feature":  # lets the second lane's context use profile 0 (8.6/9.x)
+        config.set_preview_feature(trt.PreviewFeature.PROFILE_SHARING_0806, True)
     if plan.fp16_flag:
         if not hasattr(trt.BuilderFlag, "FP16"):
             raise EdgeBranchyError(f"this TensorRT ({version_string(plan.version)}) has no FP16 builder flag")
@@ -179,12 +195,3 @@ def configure(trt: Any, builder: Any, config: Any, plan: BuildPlan, workspace_by
         config.DLA_core = int(plan.dla_core)
         if plan.gpu_fallback:
             config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
-
-
-def numpy_dtypes(trt: Any) -> dict:
-    """TensorRT data types -> numpy dtypes, for the types every supported version has."""
-    import numpy as np
-
-    return {trt.DataType.FLOAT: np.dtype(np.float32), trt.DataType.HALF: np.dtype(np.float16),
-            trt.DataType.INT32: np.dtype(np.int32), trt.DataType.INT8: np.dtype(np.int8),
-            trt.DataType.BOOL: np.dtype(np.bool_)}

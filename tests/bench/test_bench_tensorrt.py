@@ -1,0 +1,69 @@
+"""bench on the tensorrt backend (strict double): speculation is opt-in, and its discarded work is waited for
+outside the latency and reported on its own (issue 11 item 4); bench passes the backend only its options."""
+from __future__ import annotations
+
+import shutil
+
+from trt_double import assert_clean, install
+
+from edgebranchy.measure.bench import BenchConfig, run_bench
+from edgebranchy.runtime.backends.tensorrt import TensorRTBackend
+from edgebranchy.tensorrt.build import build_engines
+
+SETTINGS = {"precision": "fp32", "workspace_mb": 64, "builder_optimization_level": 3, "max_batch": 4,
+            "dla_core": -1, "gpu_fallback": False}
+
+
+def _cfg(art, out, **kw):
+    base = dict(artifact=str(art), out=str(out), backend="tensorrt", profile="x86-cpu", power="estimate",
+                dataset="synthetic", batch_size=1, samples=6, trials=1, warmup=1, min_window_s=0.0, idle_s=0.0,
+                segment_repeats=2)
+    base.update(kw)
+    return BenchConfig(**base)
+
+
+def test_speculation_is_opt_in_and_its_discarded_work_is_not_latency(monkeypatch, tiny_artifact, tmp_path):
+    d = install(monkeypatch, "10.3.0")
+    art = tmp_path / "art"
+    shutil.copytree(tiny_artifact, art)
+    build_engines(art, SETTINGS, log=lambda s: None)
+    pending_at_sync = []
+    orig = TensorRTBackend.synchronize
+
+    def sync(self):
+        pending_at_sync.append(d.pending())
+        orig(self)
+
+    monkeypatch.setattr(TensorRTBackend, "synchronize", sync)
+    plain = run_bench(_cfg(art, tmp_path / "plain.json"), log=lambda s: None, progress=False)
+    assert plain["config"]["speculate"] is False
+    assert plain["variants"]["branchy"]["speculation"] == {"on": False, "discarded_wait_ms": None}
+    spec = run_bench(_cfg(art, tmp_path / "spec.json", speculate=True), log=lambda s: None, progress=False)
+    s = spec["variants"]["branchy"]["speculation"]
+    assert spec["config"]["speculate"] is True and s["on"] is True
+    assert s["discarded_wait_ms"]["p50"] >= 0
+    assert any(n > 0 for n in pending_at_sync)  # speculative work was still queued after predict returned
+    assert (spec["variants"]["branchy"]["exit_counts"] == plain["variants"]["branchy"]["exit_counts"])
+    assert_clean(d)
+
+
+def test_bench_cli_gives_the_tensorrt_backend_only_its_options(monkeypatch, tiny_artifact, tmp_path, capsys):
+    """--device/--checkpoint are torch options, --threads ONNX Runtime's: with --backend tensorrt they are refused
+    in one line naming their backend (never passed on), and a run without them goes through."""
+    from edgebranchy.cli import main
+
+    d = install(monkeypatch, "10.3.0")
+    art = tmp_path / "art"
+    shutil.copytree(tiny_artifact, art)
+    build_engines(art, SETTINGS, log=lambda s: None)
+    common = ["bench", str(art), "--backend", "tensorrt", "--profile", "x86-cpu", "--power", "estimate",
+              "--dataset", "synthetic", "--samples", "4", "--trials", "1", "--warmup", "1", "--min-window", "0",
+              "--idle", "0"]
+    for flag, owner in ((["--device", "cuda"], "torch"), (["--threads", "2"], "onnxruntime")):
+        rc = main([*common, *flag, "--out", str(tmp_path / "bad.json")])
+        err = capsys.readouterr().err
+        assert rc == 2 and f"{flag[0]} is an option of the {owner} backend" in err and "Traceback" not in err
+        assert not (tmp_path / "bad.json").exists()
+    rc = main([*common, "--out", str(tmp_path / "r.json")])
+    assert rc == 0, capsys.readouterr().err
+    assert_clean(d)
