@@ -42,7 +42,7 @@ def bench_artifact(path: str, samples: int, rounds: int, dataset: str) -> None:
     data = load_dataset(dataset)
     x = art.preprocess(data.test.x[:samples])
     singles = [x[i:i + 1] for i in range(len(x))]
-    r = EarlyExitRunner(art)
+    r = EarlyExitRunner(art, form="segments")
     b = r.backend
     K = r.num_exits
     name = art.manifest["model"]["name"] + str(art.manifest["model"].get("args", {}).get("depth", ""))
@@ -103,6 +103,21 @@ def bench_artifact(path: str, samples: int, rounds: int, dataset: str) -> None:
           f"(ratio **{speed / exp_speed:.2f}**, target >= 0.9); MAC-implied ideal {mac_ideal:.2f}x "
           f"(segment 0 is {macs[0] / art.manifest['baseline']['macs'] * 100:.0f}% of the baseline MACs but "
           f"{seg_us[0] / m['baseline'] * 100:.0f}% of its time)")
+
+    # 3b. the single graph (one call per sample, exit decision inside) against the segments, batch 1
+    if r.single_graph_available:
+        one = EarlyExitRunner(art, form="single-graph")
+        srun, snames = one.backend._single
+        for xb in singles[:100]:
+            one.predict(xb)
+        m1 = interleaved({"segments": r.predict, "single": one.predict,
+                          "bare single": lambda xb: srun(snames, {"x": xb}), "baseline": r.baseline}, singles, rounds)
+        print(f"3b. single graph at batch 1: {m1['single']:.1f} us/sample (bare call {m1['bare single']:.1f}) vs "
+              f"segments {m1['segments']:.1f} us vs baseline {m1['baseline']:.1f} us -> gain **"
+              f"{m1['baseline'] / m1['single']:.2f}x** single graph, {m1['baseline'] / m1['segments']:.2f}x segments")
+        one.close()
+    else:
+        print("3b. single graph: the artifact has none (re-export it)")
 
     # 4. batched throughput at 64 with compaction, and pipelining
     bx = [x[i:i + 64] for i in range(0, len(x) - 63, 64)]

@@ -91,6 +91,7 @@ def validate_manifest(m: Any, where: Path, graphs: bool = True) -> None:
         raise EdgeBranchyError(f"{where}: 'files' must map paths to hashes and 'exits' must be objects")
     validate_manifest_fields(str(where), m)
     _check_segment_io(m["segments"], where)
+    _validate_single_graph(m.get("single_graph"), len(m["exits"]), where)
 
 
 def validate_input_block(where: str, inp: Any, key: str = "input") -> None:
@@ -154,15 +155,36 @@ def validate_manifest_fields(where: str, m: dict) -> None:
             raise EdgeBranchyError(f"{where}: files[{rel!r}] must be an object with a 'sha256' string")
 
 
+SINGLE_GRAPH_OUTPUTS = ["label", "logits", "entropy", "exit"]
+
+
+def _validate_single_graph(sg: Any, k_exits: int, where: Path) -> None:
+    """The optional `single_graph` entry (export/single_graph.py): one batch-1 graph with the exits inside."""
+    if sg is None:
+        return
+    what = f"{where}: single_graph"
+    if not isinstance(sg, dict) or not isinstance(sg.get("file"), str):
+        raise EdgeBranchyError(f"{what} has no 'file'")
+    names = sg.get("thresholds")
+    if not isinstance(names, list) or len(names) != k_exits - 1 or not all(isinstance(n, str) for n in names):
+        raise EdgeBranchyError(f"{what}: 'thresholds' must name one threshold per side exit ({k_exits - 1})")
+    if sg.get("threshold_mode") not in ("initializer", "input"):
+        raise EdgeBranchyError(f"{what}: 'threshold_mode' must be 'initializer' or 'input'")
+    if sg.get("batch") != 1 or sg.get("outputs") != SINGLE_GRAPH_OUTPUTS:
+        raise EdgeBranchyError(f"{what}: expected batch 1 and outputs {', '.join(SINGLE_GRAPH_OUTPUTS)}")
+
+
 def build_manifest(config: dict, plan: Sequence[int], *, normalized: bool, temperatures: Sequence[float],
                    source: dict, segments: list[dict] | None = None, baseline: dict | None = None,
                    files: dict | None = None, exit_macs: Sequence[int] | None = None,
-                   precisions: Sequence[str] = ("fp32",), export: dict | None = None) -> dict:
+                   precisions: Sequence[str] = ("fp32",), export: dict | None = None,
+                   single_graph: dict | None = None) -> dict:
     """The manifest for a checkpoint `config` whose artifact exits are the model exits `plan`.
 
     `segments`/`baseline`/`files` describe the exported graphs; without them (the torch
     backend running a checkpoint directly) each segment only records its model exit.
     Thresholds, validation accuracies and the calibration record come from `config`.
+    `single_graph`: the entry of the batch-1 graph with the exits inside (its file in `files`).
     """
     cal = config.get("calibration") or None
     thresholds = (cal or {}).get("thresholds")
@@ -188,6 +210,7 @@ def build_manifest(config: dict, plan: Sequence[int], *, normalized: bool, tempe
         "files": files if files is not None else {},
         "export": export,
         "tensorrt": {},
+        **({"single_graph": single_graph} if single_graph is not None else {}),
     }
 
 
@@ -228,6 +251,8 @@ class Artifact:
         refs = []
         for s in self.manifest["segments"] + [self.manifest["baseline"]]:
             refs += [s[k] for k in ("file", "fp16_file") if s.get(k)]
+        if self.single_graph is not None:
+            refs.append(self.single_graph["file"])
         return refs
 
     def verify(self) -> None:
@@ -292,6 +317,17 @@ class Artifact:
         """Output names of segment k's graph: its features (none for the last), logits, entropy."""
         rec = self.manifest["segments"][k].get("outputs")
         return list(rec) if rec else segment_io_names(1, 1, k == self.num_exits - 1)[1]
+
+    @property
+    def single_graph(self) -> dict | None:
+        """The single early-exit graph's manifest entry, or None when the artifact has none."""
+        return self.manifest.get("single_graph")
+
+    def single_graph_file(self) -> Path:
+        if self.single_graph is None:
+            raise EdgeBranchyError(f"{self.root}: the artifact has no single early-exit graph; re-export it with "
+                                   "`edgebranchy export` (or run with form='segments')")
+        return safe_relpath(self.root, self.single_graph["file"])
 
     def segment_file(self, k: int, precision: str = "fp32") -> Path:
         return self._file(self.manifest["segments"][k], precision, f"segment {k}")

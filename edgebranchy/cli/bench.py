@@ -85,5 +85,9 @@ def run(args) -> int:
     print(f"latency gain (p50 per {unit}): {b['latency_ms']['p50'] / e['latency_ms']['p50']:.2f}x; "
           f"exits {', '.join(f'{f * 100:.1f}%' for f in e['exit_fractions'])}; {energy}")
     print(res["conditions"]["line"])
+    forms = res["environment"].get("batch1_forms")
+    if forms:
+        print(f"batch-1 forms (measured here): segments {forms['segments_us']:.1f} us, single graph "
+              f"{forms['single_graph_us']:.1f} us per sample; branchy ran as {forms['choice']}")
     print(f"results: {args.out}")
     return 0

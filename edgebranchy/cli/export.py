@@ -28,6 +28,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="validation samples for the numerical check (0 skips it; recorded as skipped)")
     p.add_argument("--keep-all-exits", action="store_true",
                    help="keep side exits that calibration switched off (threshold 0) as their own segments")
+    p.add_argument("--no-single-graph", action="store_true",
+                   help="skip single.onnx, the batch-1 graph with the exit decisions inside (ONNX If)")
     p.add_argument("--force", action="store_true", help="replace an existing artifact / rebuild cached engines")
     p.add_argument("--tensorrt", action="store_true", help="build TensorRT engines into an existing artifact")
     p.add_argument("--profile", default="auto", help="device profile for the TensorRT build settings")
@@ -51,7 +53,8 @@ def run(args) -> int:
 
     out = export_checkpoint(args.source, args.out, precision=args.precision or "fp32", simplify=not args.no_simplify,
                             check_samples=args.check_samples, force=args.force,
-                            prune=not args.keep_all_exits, data_dir=args.data_dir)
+                            prune=not args.keep_all_exits, data_dir=args.data_dir,
+                            single_graph=not args.no_single_graph)
     print(f"artifact: {out}")
     return 0
 

@@ -89,3 +89,17 @@ def assign_exits(entropies: np.ndarray | Sequence[np.ndarray], thresholds: Seque
         exits[leave] = k
         undecided &= ~leave
     return exits
+
+
+def float32_threshold(threshold: float) -> float:
+    """The smallest float32 >= `threshold`: for every float32 entropy e, e < result iff e < threshold.
+
+    What a graph that compares in float32 (the single early-exit graph) must use to
+    decide exactly as `confident` does in float64.
+    """
+    t = check_threshold(threshold)
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, which is >= t
+        t32 = np.float32(t)
+    if float(t32) < t:
+        t32 = np.nextafter(t32, np.float32(np.inf))
+    return float(t32)

@@ -90,11 +90,12 @@ def _max_diff(got: list[np.ndarray], ref: list[np.ndarray], what: str) -> float:
 def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = "fp32", simplify: bool = True,
                       samples: np.ndarray | None = None, check_samples: int = 64, force: bool = False,
                       normalize_entropy: bool | None = None, prune: bool = True, data_dir: str | None = None,
-                      log: Callable[[str], None] = print) -> Path:
+                      single_graph: bool = True, log: Callable[[str], None] = print) -> Path:
     """Write the artifact for `checkpoint` to `out` (atomically). Returns the artifact path.
 
     `samples`: normalised validation inputs for the numerical check (default: the
-    checkpoint's own validation split, reloaded from its dataset).
+    checkpoint's own validation split, reloaded from its dataset). `single_graph`: also
+    write `single.onnx`, the batch-1 graph with the exit decisions inside (export/single_graph.py).
     """
     import torch
 
@@ -156,6 +157,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
             files[rel] = {"sha256": sha256_file(tmp / rel), "bytes": len(data)}
 
         feats = x
+        fp32_graphs: list[bytes] = []
         for k, j in enumerate(keep):
             last = k == n_seg - 1
             with torch.no_grad():
@@ -183,6 +185,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
                                            f"(tolerance {TOL[prec]}); the export is not trustworthy")
                 rel = f"segments/seg{k}{'.fp16' if half else ''}.onnx"
                 put(rel, data)
+                if not half:
+                    fp32_graphs.append(data)
                 if half:
                     entry.update(fp16_file=rel, max_abs_diff_fp16=diff, simplified_fp16=simplified,
                                  simplify_error_fp16=err)
@@ -226,8 +230,12 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
                                   simplify_error=err)
         log(f"baseline: {base_entry['macs'] / 1e6:.3f} M MACs, max |ONNX - PyTorch| "
             f"{_diff_text(base_entry['max_abs_diff'])}")
+        sg = None
+        if single_graph:
+            side = [float(thresholds[j]) if thresholds else 0.0 for j in keep[:-1]]
+            sg = _single_graph(fp32_graphs, side, classes, x.numpy()[:16], put, log)
         manifest = build_manifest(
-            cfg, keep, normalized=normalize, temperatures=temps,
+            cfg, keep, normalized=normalize, temperatures=temps, single_graph=sg,
             source={"checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
                     "dataset": cfg.get("dataset"), "test": cfg.get("test")},
             segments=segs, baseline=base_entry, files=files,
@@ -273,6 +281,21 @@ def _half(feats):
     if isinstance(feats, tuple):
         return tuple(_half(t) for t in feats)
     return feats.half() if feats.is_floating_point() else feats
+
+
+def _single_graph(segments: list[bytes], thresholds: list[float], classes: int, samples: np.ndarray, put,
+                  log: Callable[[str], None]) -> dict:
+    """Build single.onnx from the segment graphs, check it against the per-segment chain, write it."""
+    import onnx
+
+    from edgebranchy.export.single_graph import SINGLE_FILE, build_single_graph, check_single_graph, single_graph_entry
+
+    data = build_single_graph([onnx.load_from_string(b) for b in segments], thresholds, classes).SerializeToString()
+    check = check_single_graph(data, segments, thresholds, samples)
+    put(SINGLE_FILE, data)
+    log(f"single graph: {SINGLE_FILE} ({len(segments) - 1} If), same exits and labels as the segments on "
+        f"{check['samples']} samples")
+    return single_graph_entry(thresholds, SINGLE_FILE, check=check)
 
 
 def _validation_samples(cfg: dict, n: int, data_dir: str | None) -> np.ndarray:

@@ -185,6 +185,11 @@ def _bench(cfg: BenchConfig, runner, profile, profile_reason: str, *, log: Calla
     else:
         warm_up(runner, batches, cfg.warmup, sync)
         warm = {"fixed_batches": cfg.warmup}
+    forms = None
+    if bs == 1 and runner.single_graph_available:  # both batch-1 forms, measured here; the faster runs below
+        forms = {**runner.choose_form(x[:min(n, 300)]), "reason": runner.form_reason}
+        log(f"batch-1 forms: segments {forms['segments_us']:.1f} us, single graph {forms['single_graph_us']:.1f} us "
+            f"per sample -> {forms['choice']}")
 
     out = Path(cfg.out)
     stream = _Stream(trial_log_path(out), replace=cfg.force)
@@ -196,7 +201,8 @@ def _bench(cfg: BenchConfig, runner, profile, profile_reason: str, *, log: Calla
                 "dataset": cfg.dataset, "thresholds": runner.thresholds, "power_source": meter.name,
                 "power_source_reason": power_reason, "power_meter": meter.describe(), "pipelined": cfg.pipelined,
                 "speculate": cfg.speculate,
-                "conditions_start": cond_start, "clocks_locked_by_bench": cfg.lock_clocks})
+                "conditions_start": cond_start, "clocks_locked_by_bench": cfg.lock_clocks,
+                "batch1_form": runner.batch1_form if bs == 1 else "segments", "batch1_forms": forms})
     stream.write({"type": "start", "environment": env, "config": _config(cfg, n)})
 
     meter.start()

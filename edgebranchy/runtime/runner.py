@@ -4,10 +4,17 @@ For a batch: run segment k on the active samples, let those whose entropy is
 below T_k leave with exit k's answer, compact the rest, continue; the last
 exit always answers. A NaN or infinite entropy (e.g. from a NaN input) is never
 confident, so such a sample goes on to the last exit.
+
+Two forms give the same answers: "segments" (one backend call per segment, the
+host decides; batches shrink by compaction) and, at batch 1, "single-graph"
+(the artifact's one graph with ONNX `If` inside: one call per sample). "auto"
+takes the single graph at batch 1 only where a measurement shows it faster:
+`choose_form` on this runner, or one recorded in the artifact's manifest.
 """
 from __future__ import annotations
 
 import os
+import time
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -19,13 +26,15 @@ from edgebranchy.runtime.backends.base import Backend, get_backend_class
 from edgebranchy.runtime.prediction import Answers, Prediction
 from edgebranchy.util.checks import validate_thresholds
 
+FORMS = ("segments", "single-graph", "auto")
+
 
 class EarlyExitRunner:
     """Runs an artifact's segments with entropy early exit on a backend."""
 
     def __init__(self, artifact: str | os.PathLike | Artifact, backend: str | Backend = "onnxruntime",
                  thresholds: Sequence[float] | None = None, options: dict | None = None,
-                 speculate: bool | None = None, verify: bool = True):
+                 speculate: bool | None = None, verify: bool = True, form: str = "auto"):
         self.artifact = artifact if isinstance(artifact, Artifact) else Artifact.load(artifact, verify=verify)
         self.backend = backend if isinstance(backend, Backend) else get_backend_class(backend)(self.artifact, options)
         self.num_exits = self.artifact.num_exits
@@ -38,6 +47,24 @@ class EarlyExitRunner:
         self.speculate = False if speculate is None else bool(speculate)
         if self.speculate and self.backend.lanes < 2:
             raise EdgeBranchyError(f"speculation needs a backend with 2 lanes; {self.backend.name} has one")
+        if form not in FORMS:
+            raise EdgeBranchyError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
+        self.form = form
+        self.form_reason = "form='segments'"
+        self._single = False  # batch-1 calls go to the single graph
+        if form == "single-graph":
+            self._load_single()
+            self._single, self.form_reason = True, "form='single-graph'"
+        elif form == "auto":
+            rec = self._recorded_choice()
+            if rec is None:
+                self.form_reason = "auto: no measurement of the single graph on this backend: segments"
+            elif rec.get("choice") == "single-graph":
+                self._load_single()
+                self._single = True
+                self.form_reason = f"auto: the artifact records the single graph faster ({_figures(rec)})"
+            else:
+                self.form_reason = f"auto: the artifact records the segments faster ({_figures(rec)})"
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike, device: str = "cpu",
@@ -48,6 +75,58 @@ class EarlyExitRunner:
         art = checkpoint_artifact(checkpoint)
         return cls(art, backend="torch", thresholds=thresholds, options={"device": device, **kw.pop("options", {})},
                    **kw)
+
+    # -- the single graph -----------------------------------------------------------------------
+    @property
+    def single_graph_available(self) -> bool:
+        """True when the artifact has a single graph and the backend can run it."""
+        return bool(self.backend.supports_single_graph and self.artifact.single_graph is not None)
+
+    @property
+    def batch1_form(self) -> str:
+        """The form that answers batch-1 calls now: 'single-graph' or 'segments'."""
+        return "single-graph" if self._single else "segments"
+
+    def _load_single(self) -> None:
+        if not self.backend.supports_single_graph:
+            raise EdgeBranchyError(f"the {self.backend.name} backend (as configured) does not run the single "
+                                   "early-exit graph; use form='segments'")
+        if not getattr(self, "_single_loaded", False):
+            self.backend.load_single(self.thresholds)
+            self._single_loaded = True
+
+    def _recorded_choice(self) -> dict | None:
+        if not self.single_graph_available:
+            return None
+        rec = (self.artifact.single_graph.get("measured") or {}).get(self.backend.name)
+        return rec if isinstance(rec, dict) else None
+
+    def choose_form(self, samples: np.ndarray, rounds: int = 5) -> dict:
+        """Measure both forms at batch 1 on `samples` (normalised, N x C x H x W), rounds interleaved,
+        and answer batch-1 calls with the faster from now on. Returns the figures and the choice."""
+        if not self.single_graph_available:
+            raise EdgeBranchyError("no single graph to choose: the artifact has none or the backend cannot run it")
+        self._load_single()
+        singles = [self.artifact.check_input(samples[i:i + 1]) for i in range(len(samples))]
+        if not singles:
+            raise EdgeBranchyError("choose_form needs at least one sample")
+        fns = {"segments": self._predict_one, "single-graph": self._predict_single_graph}
+        for fn in fns.values():  # warm-up
+            for xb in singles[:20]:
+                fn(xb, False)
+        times: dict[str, list[float]] = {k: [] for k in fns}
+        for _ in range(max(1, rounds)):
+            for name, fn in fns.items():
+                t0 = time.perf_counter_ns()
+                for xb in singles:
+                    fn(xb, False)
+                times[name].append((time.perf_counter_ns() - t0) / 1e3 / len(singles))
+        seg, one = float(np.median(times["segments"])), float(np.median(times["single-graph"]))
+        self._single = one < seg
+        rec = {"segments_us": seg, "single_graph_us": one, "choice": self.batch1_form, "samples": len(singles),
+               "rounds": max(1, rounds)}
+        self.form_reason = f"measured: {_figures(rec)}"
+        return rec
 
     def _check_thresholds(self, ts: Sequence[float]) -> list[float]:
         return validate_thresholds(ts, self.num_exits - 1)
@@ -63,8 +142,11 @@ class EarlyExitRunner:
         n = len(x)
         if n == 0:
             raise EdgeBranchyError("empty batch")
-        if n == 1 and not self.speculate:
-            return self._predict_one(x, return_logits)
+        if n == 1:
+            if self._single:
+                return self._predict_single_graph(x, return_logits)
+            if not self.speculate:
+                return self._predict_one(x, return_logits)
         out = Answers(n, return_logits)
         last = self.num_exits - 1
         rows = np.arange(n)          # sample id of each row of the current launch's batch
@@ -91,16 +173,18 @@ class EarlyExitRunner:
         b, ts, last = self.backend, self.thresholds, self.num_exits - 1
         h = b.to_device(x)
         for k in range(self.num_exits):
-            launch = b.launch(k, h, 0)
-            e = launch.entropy().item(0)
-            if k == last or confident_one(e, ts[k]):
+            h, lg, ent = b.step_one(k, h)
+            if k == last or confident_one(ent.item(0), ts[k]):
                 self.exit_counts[k] += 1
-                lg = b.to_host(launch.logits)
-                return Prediction(np.array([lg.argmax()], dtype=np.int64), np.array([k], dtype=np.int64),
-                                  np.array([e], dtype=np.float32),
+                lg = b.to_host(lg)
+                return Prediction(lg.argmax(1), np.array([k], dtype=np.int64), ent,
                                   lg.astype(np.float32, copy=False) if return_logits else None)
-            h = launch.features
         raise AssertionError("unreachable: the last exit always answers")
+
+    def _predict_single_graph(self, x: np.ndarray, return_logits: bool) -> Prediction:
+        """Batch 1 through the single graph: one call, the exit decision and the label inside it."""
+        label, logits, ent, ex = self.backend.run_single(x)
+        return Prediction(label, ex, ent, logits if return_logits else None)
 
     def decide(self, launch, alive: np.ndarray, rows: np.ndarray, out: "Answers") -> np.ndarray | None:
         """Apply exit `launch.segment`'s rule to rows `alive` of `launch`; record the answers of
@@ -145,9 +229,15 @@ class EarlyExitRunner:
 
     def close(self) -> None:
         self.backend.close()
+        self._single = False
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _figures(rec: dict) -> str:
+    return (f"segments {rec.get('segments_us', float('nan')):.1f} us, single graph "
+            f"{rec.get('single_graph_us', float('nan')):.1f} us per sample")

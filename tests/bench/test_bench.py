@@ -49,6 +49,9 @@ def test_bench_end_to_end(tiny_artifact, tmp_path, synthetic_test):
     assert env["backend"] == "onnxruntime" and env["profile"] == "x86-cpu"
     assert env["thresholds"] == pytest.approx(res["calibration"]["thresholds"])
     assert env["backend_options"]["options"]["intra_op_threads"] == 1
+    forms = env["batch1_forms"]  # the artifact has a single graph: both batch-1 forms measured, the faster ran
+    assert forms["choice"] == env["batch1_form"] in ("segments", "single-graph")
+    assert (forms["single_graph_us"] < forms["segments_us"]) == (forms["choice"] == "single-graph")
     lines = [json.loads(line) for line in (tmp_path / "r.json.jsonl").read_text().splitlines()]
     assert [l["type"] for l in lines] == ["start", "idle"] + ["trial"] * 4 + ["done"]
     assert [l["variant"] for l in lines if l["type"] == "trial"] == ["baseline", "branchy"] * 2
@@ -87,6 +90,7 @@ def test_bench_cli_and_bad_arguments(tiny_artifact, tmp_path):
     assert r.returncode == 0, r.stderr
     res = json.loads(out.read_text())
     assert res["config"]["batch_size"] == 4 and res["variants"]["branchy"]["latency_ms"]["per"] == "batch"
+    assert res["environment"]["batch1_form"] == "segments" and res["environment"]["batch1_forms"] is None
     fresh = tmp_path / "d.json"  # `out` holds a finished run now: a rerun there is refused (tests/reliability)
     r = run_cli("bench", tiny_artifact, "--profile", "no-such-board", "--dataset", "synthetic", "--out", fresh)
     assert r.returncode == 2 and "no-such-board" in r.stderr and "Traceback" not in r.stderr

@@ -65,7 +65,7 @@ def test_manifest_contents(tiny_artifact, tiny_calibrated):
         assert seg["simplified"] is True and seg["simplify_error"] is None
         assert seg["fp16_file"] in m["files"]
     assert set(m["files"]) == {"segments/seg0.onnx", "segments/seg1.onnx", "segments/seg0.fp16.onnx",
-                               "segments/seg1.fp16.onnx", "baseline.onnx", "baseline.fp16.onnx"}
+                               "segments/seg1.fp16.onnx", "baseline.onnx", "baseline.fp16.onnx", "single.onnx"}
     assert m["export"]["versions"]["onnx"] and m["export"]["opset"] == 17
 
 

@@ -59,6 +59,8 @@ class Backend(ABC):
     asynchronous: bool = False
     #: number of independent lanes (streams) the backend offers
     lanes: int = 1
+    #: True when the backend can run the artifact's single early-exit graph (batch 1)
+    supports_single_graph: bool = False
     #: the typed options the backend takes (runtime/backends/options.py)
     OPTIONS: tuple = ()
 
@@ -85,6 +87,21 @@ class Backend(ABC):
     @abstractmethod
     def run_baseline(self, x: np.ndarray) -> np.ndarray:
         """Logits of the baseline network for a host batch, as a host array."""
+
+    def step_one(self, k: int, x: Any) -> tuple[Any, Any, np.ndarray]:
+        """Segment k on a batch-1 backend tensor, waited for: (features, logits, entropy as a float32
+        host array of one). The runner's batch-1 path; backends override it where a Launch costs time."""
+        launch = self.launch(k, x, 0)
+        # a copy: a backend may read entropies back into a buffer it reuses
+        return launch.features, launch.logits, np.array(launch.entropy(), dtype=np.float32)
+
+    def load_single(self, thresholds: list[float]) -> None:
+        """Load the artifact's single early-exit graph with these thresholds."""
+        raise EdgeBranchyError(f"the {self.name} backend does not run the single early-exit graph")
+
+    def run_single(self, x: Any) -> list[np.ndarray]:
+        """One batch-1 call of the single graph: host arrays [label, logits, entropy, exit]."""
+        raise EdgeBranchyError(f"the {self.name} backend does not run the single early-exit graph")
 
     def synchronize(self) -> None:
         """Wait for all outstanding work (no-op on synchronous backends)."""

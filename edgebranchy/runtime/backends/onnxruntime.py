@@ -112,6 +112,9 @@ class OnnxRuntimeBackend(Backend):
         # where features (one index, or a tuple of them for several tensors), logits and entropy sit
         self._idx = [(_feature_index(n), n.index("logits"), n.index("entropy")) for n in self._outputs]
         self._baseline = None
+        self._single = None
+        self._single_feed: dict = {}
+        self._single_keep: list = []  # arrays handed to add_initializer must outlive the session
 
     @staticmethod
     def _fast_run(sess):
@@ -120,9 +123,11 @@ class OnnxRuntimeBackend(Backend):
             return lambda names, feed: inner.run(names, feed, None)
         return sess.run
 
-    def _session(self, path):
+    def _session(self, path, initializers: dict | None = None):
         ort, o = self._ort, self.options
         so = ort.SessionOptions()
+        for name, value in (initializers or {}).items():
+            so.add_initializer(name, value)
         so.intra_op_num_threads = o["intra_op_threads"]
         so.inter_op_num_threads = o["inter_op_threads"]
         so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[o["graph_optimization"]])
@@ -154,6 +159,12 @@ class OnnxRuntimeBackend(Backend):
         feats = None if fi is None else tuple(outs[i] for i in fi) if isinstance(fi, tuple) else outs[fi]
         return Launch(feats, outs[li], lambda: ent, len(ent), k, lane)
 
+    def step_one(self, k: int, x: Any) -> tuple[Any, Any, np.ndarray]:
+        outs = self._runs[k](self._outputs[k], self._feed(k, x))
+        fi, li, ei = self._idx[k]
+        feats = None if fi is None else tuple(outs[i] for i in fi) if isinstance(fi, tuple) else outs[fi]
+        return feats, outs[li], outs[ei]
+
     def run_segment(self, k: int, x: Any) -> list[np.ndarray]:
         """Bare session call (for overhead measurements): outputs in graph order."""
         return self._runs[k](self._outputs[k], self._feed(k, x))
@@ -175,6 +186,43 @@ class OnnxRuntimeBackend(Backend):
             self._baseline = self._fast_run(sess)
         return self._baseline(["logits"], {"x": x})[0]
 
+    # -- the single early-exit graph (batch 1) --------------------------------------------------
+    @property
+    def supports_single_graph(self) -> bool:
+        return self.precision == "fp32"  # single.onnx is built from the fp32 segments only
+
+    def load_single(self, thresholds: list[float]) -> None:
+        """Open the artifact's single graph with these thresholds (replacing its initializers, no re-export)."""
+        from edgebranchy.exits.rule import float32_threshold
+
+        if not self.supports_single_graph:
+            raise EdgeBranchyError("the single early-exit graph is fp32 only; with precision fp16 use form='segments'")
+        path = self.artifact.single_graph_file()
+        entry = self.artifact.single_graph
+        ts = [np.array(float32_threshold(t), dtype=np.float32) for t in thresholds]
+        names = entry["thresholds"]
+        if len(names) != len(ts):
+            raise EdgeBranchyError(f"the single graph has {len(names)} thresholds, the runner {len(ts)}")
+        if entry.get("threshold_mode", "initializer") == "initializer":
+            vals = {n: self._ort.OrtValue.ortvalue_from_numpy(t) for n, t in zip(names, ts)}
+            sess = self._session(path, vals)
+            self._single_keep = [ts, vals]
+            self._single_feed = {}
+        else:
+            sess = self._session(path)
+            self._single_feed = dict(zip(names, ts))
+        got = [o.name for o in sess.get_outputs()]
+        if got != ["label", "logits", "entropy", "exit"]:
+            raise EdgeBranchyError(f"single graph has outputs {got}, expected label, logits, entropy, exit")
+        run = self._fast_run(sess)
+        self._single = (run, got)
+
+    def run_single(self, x: np.ndarray) -> list[np.ndarray]:
+        """One call of the single graph on a batch-1 input: [label, logits, entropy, exit]."""
+        run, names = self._single
+        feed = self._single_feed
+        return run(names, {"x": x, **feed} if feed else {"x": x})
+
     def describe(self) -> dict:
         return {"backend": self.name, "onnxruntime": self._ort.__version__, "precision": self.precision,
                 "options": {k: v for k, v in self.options.items() if k != "precision"},
@@ -184,6 +232,7 @@ class OnnxRuntimeBackend(Backend):
     def close(self) -> None:
         self.sessions = []
         self._baseline = None
+        self._single = None
 
 
 def _feature_index(names: list[str]):
