@@ -231,7 +231,11 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
         log(f"baseline: {base_entry['macs'] / 1e6:.3f} M MACs, max |ONNX - PyTorch| "
             f"{_diff_text(base_entry['max_abs_diff'])}")
         sg = None
-        if single_graph:
+        if single_graph and any(len(seg["inputs"]) > 1 for seg in segs):
+            # export/single_graph.py chains one `features` tensor per split; a model whose splits pass several
+            # (skip connections across a split) keeps the per-segment form only
+            log("single graph: not written (a split passes several tensors); the runner uses the segments")
+        elif single_graph:
             side = [float(thresholds[j]) if thresholds else 0.0 for j in keep[:-1]]
             sg = _single_graph(fp32_graphs, side, classes, x.numpy()[:16], put, log)
         manifest = build_manifest(

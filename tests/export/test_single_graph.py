@@ -93,13 +93,18 @@ def test_same_answers_as_segments(single_artifact, synthetic_test):
     assert 0 < exits.count(0) < len(exits), "the fixture threshold should split the samples"
 
 
+# thresholds are finite (the manifest is JSON, and validate_thresholds refuses inf): one above every
+# finite entropy stands for "always exit"
+ABOVE_ALL = 1e30
+
+
 def test_threshold_edges(single_artifact, synthetic_test):
     _, x, _ = synthetic_test
     x = x[:40]
     with EarlyExitRunner(single_artifact, form="segments") as r:
         e0 = np.array([r.backend.launch(0, x[i:i + 1]).entropy()[0] for i in range(len(x))])
     e = float(e0[3])
-    cases = {0.0: None, math.inf: None, e: None, float(np.nextafter(np.float32(e), np.float32(np.inf))): None,
+    cases = {0.0: None, ABOVE_ALL: None, e: None, float(np.nextafter(np.float32(e), np.float32(np.inf))): None,
              e + 1e-12: None}
     for t in cases:
         got = []
@@ -107,7 +112,7 @@ def test_threshold_edges(single_artifact, synthetic_test):
             _assert_same(a, b)
             got.append(int(a.exits[0]))
         cases[t] = got
-    assert set(cases[0.0]) == {1} and set(cases[math.inf]) == {0}
+    assert set(cases[0.0]) == {1} and set(cases[ABOVE_ALL]) == {0}
     assert cases[e][3] == 1, "entropy equal to the threshold is not confident"
     assert cases[float(np.nextafter(np.float32(e), np.float32(np.inf)))][3] == 0
     assert cases[e + 1e-12][3] == 0, "float64 threshold just above a float32 entropy must still let it exit"
@@ -120,11 +125,11 @@ def test_nan_and_inf_inputs(single_artifact, synthetic_test):
     bad[1, 0, 3, 3] = np.nan
     bad[2] = np.inf
     bad[3, 0, 0, 0] = -np.inf
-    for a, b in _pairs(single_artifact, [math.inf], bad):
+    for a, b in _pairs(single_artifact, [ABOVE_ALL], bad):
         assert int(b.exits[0]) == 1 or math.isfinite(float(b.entropy[0]))
         assert np.array_equal(a.exits, b.exits) and np.array_equal(a.labels, b.labels)
         np.testing.assert_array_equal(a.entropy, b.entropy)
-    with EarlyExitRunner(single_artifact, thresholds=[math.inf], form="single-graph") as r:
+    with EarlyExitRunner(single_artifact, thresholds=[ABOVE_ALL], form="single-graph") as r:
         assert r.predict(bad[:1]).exits[0] == 1, "a NaN input must never exit early"
 
 
