@@ -64,8 +64,6 @@ def test_doctor_reports_a_wrong_engine_as_a_failure(monkeypatch):
 
 
 def test_the_doctor_graph_is_package_data():
-    import tomllib
-
     assert doctor.graph_bytes().startswith(b"\x08")  # an ONNX ModelProto
-    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    assert "tensorrt/data/*.onnx" in data["edgebranchy"]
+    # package data lives in setup.py (it also maps profiles/ into the wheel); the wheel test checks the wheel
+    assert '"tensorrt/data/*.onnx"' in (ROOT / "setup.py").read_text()

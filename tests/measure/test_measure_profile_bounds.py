@@ -22,7 +22,7 @@ GPU = (P.profiles_dir() / "x86-nvidia-gpu.toml").read_text()
         (BASE, "interval_ms = 100", "interval_ms = 3600000", "[power].interval_ms"),
         (BASE, "interval_ms = 100", "interval_ms = 1", "[power].interval_ms"),
         (BASE, "workspace_mb = 256", "workspace_mb = 100000000", "[tensorrt].workspace_mb"),
-        (BASE, "dla_core = -1", "dla_core = 7", "[tensorrt].dla_core"),
+        (BASE, "dla_core = -1", "dla_core = 8", "[tensorrt].dla_core"),
         (BASE, "p_idle_w = 10.0", "p_idle_w = 1e9", "[power.estimate].p_idle_w"),
         (BASE, "p_idle_w = 10.0", "p_idle_w = nan", "[power.estimate].p_idle_w"),
         (BASE, "p_idle_w = 10.0", "p_idle_w = inf", "[power.estimate].p_idle_w"),
