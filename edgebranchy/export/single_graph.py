@@ -122,13 +122,17 @@ def build_single_graph(segments: Sequence, thresholds: Sequence[float], classes:
         if "features" not in outs:
             raise EdgeBranchyError(f"segment {k}: no 'features' output for segment {k + 1}")
         e = f"s{k}/entropy"
+        # `If` takes a one-element boolean; TensorRT's IIfConditional wants it 0-D, so the [1] entropy is
+        # squeezed (no axes: every size-1 dimension, valid in every opset) before the test
+        nodes.append(helper.make_node("Squeeze", [e], [f"d{k}/e"], name=f"d{k}/squeeze"))
+        e0 = f"d{k}/e"
         if guard:
-            nodes += [helper.make_node("Less", [e, threshold_name(k)], [f"d{k}/below"], name=f"d{k}/less"),
-                      helper.make_node("IsInf", [e], [f"d{k}/inf"], name=f"d{k}/isinf"),
+            nodes += [helper.make_node("Less", [e0, threshold_name(k)], [f"d{k}/below"], name=f"d{k}/less"),
+                      helper.make_node("IsInf", [e0], [f"d{k}/inf"], name=f"d{k}/isinf"),
                       helper.make_node("Not", [f"d{k}/inf"], [f"d{k}/finite"], name=f"d{k}/not"),
                       helper.make_node("And", [f"d{k}/below", f"d{k}/finite"], [f"d{k}/leave"], name=f"d{k}/and")]
         else:
-            nodes.append(helper.make_node("Less", [e, threshold_name(k)], [f"d{k}/leave"], name=f"d{k}/less"))
+            nodes.append(helper.make_node("Less", [e0, threshold_name(k)], [f"d{k}/leave"], name=f"d{k}/less"))
         then_nodes = [helper.make_node("Identity", [f"s{k}/logits"], [f"t{k}/logits"], name=f"t{k}/logits"),
                       helper.make_node("Identity", [e], [f"t{k}/entropy"], name=f"t{k}/entropy"),
                       exit_const(k, f"t{k}/exit")]

@@ -173,6 +173,34 @@ def test_three_exits_nested_if(three_exit_artifact, synthetic_test):
     assert seen == {0, 1, 2}
 
 
+def _if_conditions(graph, out):
+    for n in graph.node:
+        if n.op_type == "If":
+            out.append((graph, n.input[0]))
+            for a in n.attribute:
+                if a.name in ("then_branch", "else_branch"):
+                    _if_conditions(a.g, out)
+    return out
+
+
+def test_if_conditions_are_0d_booleans(three_exit_artifact):
+    """TensorRT's IIfConditional takes a 0-D boolean (ONNX allows a one-element tensor): every `If`,
+    nested ones included, is fed a scalar, as shape inference shows."""
+    import onnx
+    from onnx import TensorProto
+
+    m = onnx.shape_inference.infer_shapes(onnx.load(str(three_exit_artifact / "single.onnx")), strict_mode=True)
+    conds = _if_conditions(m.graph, [])
+    assert len(conds) == 2
+    known = {v.name: v for v in m.graph.value_info}
+    for graph, name in conds:
+        producer = next(n for n in graph.node if name in n.output)
+        assert producer.op_type == "And"  # the guarded test: below the threshold and finite
+        info = known.get(name) or next(v for v in graph.value_info if v.name == name)
+        t = info.type.tensor_type
+        assert t.elem_type == TensorProto.BOOL and len(t.shape.dim) == 0, (name, t)
+
+
 def test_batches_keep_the_segment_path(single_artifact, synthetic_test):
     _, x, _ = synthetic_test
     with EarlyExitRunner(single_artifact, form="single-graph") as one, \
