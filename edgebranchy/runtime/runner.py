@@ -41,6 +41,7 @@ class EarlyExitRunner:
         self.thresholds = self._check_thresholds(self.artifact.thresholds if thresholds is None else thresholds)
         #: samples that left at each exit since construction (or `reset_exit_counts`), for drift checks
         self.exit_counts = [0] * self.num_exits
+        self._exit_ids = [np.array([k], dtype=np.int64) for k in range(self.num_exits)]  # copied per answer: cheaper
         # speculation (segment k+1 on the other lane while exit k is decided) is opt-in: it can pay only where
         # launches are asynchronous (GPU streams), and no GPU benchmark has shown that it does; at batch 1 it
         # doubles the work of every sample that leaves early (`bench --speculate` measures it)
@@ -177,7 +178,7 @@ class EarlyExitRunner:
             if k == last or confident_one(ent.item(0), ts[k]):
                 self.exit_counts[k] += 1
                 lg = b.to_host(lg)
-                return Prediction(lg.argmax(1), np.array([k], dtype=np.int64), ent,
+                return Prediction(lg.argmax(1), self._exit_ids[k].copy(), ent,
                                   lg.astype(np.float32, copy=False) if return_logits else None)
         raise AssertionError("unreachable: the last exit always answers")
 
@@ -208,6 +209,7 @@ class EarlyExitRunner:
 
     def reset_exit_counts(self) -> None:
         self.exit_counts = [0] * self.num_exits
+        self._exit_ids = [np.array([k], dtype=np.int64) for k in range(self.num_exits)]  # copied per answer: cheaper
 
     def baseline(self, x: np.ndarray) -> np.ndarray:
         """Labels of the baseline network (baseline.onnx) for a normalised batch."""
