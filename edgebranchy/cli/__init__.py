@@ -13,7 +13,7 @@ import pkgutil
 import sys
 
 from edgebranchy import __version__
-from edgebranchy.cli._args import OneLineParser
+from edgebranchy.cli._args import OneLineParser, use_defaults_formatter
 from edgebranchy.errors import EdgeBranchyError
 
 _EPILOG = """\
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in _commands():
         p = mod.add_parser(sub)
+        use_defaults_formatter(p)  # every command's help shows real defaults once, never "(default: None)"
         p.set_defaults(_run=mod.run)
     return parser
 

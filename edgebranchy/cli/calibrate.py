@@ -17,8 +17,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "baseline's cost. Costs are MACs counted from the model, or per-segment latencies measured on "
                     "the device (--cost RESULTS.json from `edgebranchy bench`). The result and the whole "
                     "accuracy-versus-cost frontier are stored in the checkpoint, then the same table is printed "
-                    "for the untouched test split so over-fitting to validation shows.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "for the untouched test split so over-fitting to validation shows.")
     p.add_argument("checkpoint", help="checkpoint written by `edgebranchy train` (updated in place, atomically), or "
                                       "an artifact directory: then the thresholds are recomputed from the deployed "
                                       "graphs' outputs on this device (no torch) and both calibrations are recorded "

@@ -15,8 +15,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "the graph) plus baseline.onnx, each checked with onnx.checker, simplified with onnxsim and "
                     "compared with PyTorch on real validation samples; the artifact directory appears atomically. "
                     "On an NVIDIA device, `edgebranchy export ARTIFACT --tensorrt --profile DEVICE` adds one "
-                    "TensorRT engine per segment, cached per device.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "TensorRT engine per segment, cached per device.")
     p.add_argument("source", help="CHECKPOINT.pt (ONNX export) or ARTIFACT_DIR (with --tensorrt)")
     p.add_argument("--out", help="artifact directory to create (ONNX export)")
     p.add_argument("--precision", choices=["fp32", "fp16"],

@@ -16,14 +16,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "drop, export per-segment ONNX graphs, benchmark baseline versus BranchyNet on ONNX Runtime "
                     "on this CPU (with the energy estimate of the detected profile unless a sensor is readable), "
                     "and write the report. Fewer epochs than the full recipe: it is a demonstration; "
-                    "`edgebranchy train --epochs 10` gives the full accuracy.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "`edgebranchy train --epochs 10` gives the full accuracy.")
     p.add_argument("--out", default="runs/quickstart", help="directory for every file the run writes")
-    p.add_argument("--dataset", choices=["auto", "fashion-mnist", "digits", "synthetic"], default="auto")
-    p.add_argument("--epochs", type=positive_int, help="epochs per phase (default: 2 on Fashion-MNIST, 30 on digits)")
-    p.add_argument("--trials", type=positive_int, default=5)
-    p.add_argument("--samples", type=positive_int, default=1000, help="test samples per bench pass")
-    p.add_argument("--profile", default="auto")
+    p.add_argument("--dataset", choices=["auto", "fashion-mnist", "digits", "synthetic"], default="auto",
+                   help="auto: Fashion-MNIST when installed, else scikit-learn's digits")
+    p.add_argument("--epochs", type=positive_int, help="epochs PER PHASE, as in train: the baseline phase and the joint phase each run --epochs "
+                        "(default: 2 on Fashion-MNIST, 30 on digits)")
+    p.add_argument("--trials", type=positive_int, default=5, help="bench trials per variant (interleaved)")
+    p.add_argument("--samples", type=positive_int, default=1000, metavar="N", help="first N test samples per bench pass")
+    p.add_argument("--profile", default="auto", help="device profile name or TOML path; 'auto' detects it")
     p.add_argument("--force", action="store_true",
                    help="replace the outputs of an earlier quickstart in OUT (never other files)")
     return p
