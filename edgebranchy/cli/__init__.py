@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    from edgebranchy.util import talk
+
+    talk.enable(not getattr(args, "quiet", False))  # progress notes on stderr where a person waits
     try:
         return int(args._run(args) or 0)
     except EdgeBranchyError as e:
