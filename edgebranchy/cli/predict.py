@@ -46,6 +46,11 @@ def run(args) -> int:
     from edgebranchy.errors import EdgeBranchyError
     from edgebranchy.runtime.runner import EarlyExitRunner
 
+    from edgebranchy.util.talk import say
+    from edgebranchy.util.wrongkind import refuse_wrong_kind
+
+    refuse_wrong_kind(args.artifact, "artifact", "predict")
+    say(f"predict: opening {args.artifact} on {args.backend}")
     if args.batch_size <= 0:
         raise EdgeBranchyError("--batch-size must be positive")
     if args.samples is not None and args.samples <= 0:
@@ -78,8 +83,9 @@ def run(args) -> int:
         print(f"baseline accuracy {np.mean(base == y) * 100:6.2f}%  {t_base:.2f} s  (wall time here, not a benchmark:"
               " use `edgebranchy bench`)")
         for k, c in enumerate(counts):
-            acc = np.mean(labels[exits == k] == y[exits == k]) * 100 if c else float("nan")
-            print(f"exit {k}: {c:6d} samples ({c / n * 100:5.1f}%), accuracy {acc:6.2f}%")
+            # an exit no sample took has no accuracy: "-", never nan%
+            acc = f"{np.mean(labels[exits == k] == y[exits == k]) * 100:6.2f}%" if c else f"{'-':>7}"
+            print(f"exit {k}: {c:6d} samples ({c / n * 100:5.1f}%), accuracy {acc}")
         if ts is None:
             warn_exit_drift(r, args.drift_alpha)
     return 0

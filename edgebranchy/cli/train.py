@@ -68,7 +68,26 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+def _check_names(args) -> None:
+    """A mistyped --model or --dataset is refused before torch is imported and the data decoded."""
+    from edgebranchy.data.datasets import dataset_names
+    from edgebranchy.errors import EdgeBranchyError
+
+    if args.dataset not in dataset_names():
+        raise EdgeBranchyError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(dataset_names())}")
+    if ":" not in args.model:
+        from edgebranchy.models.registry import model_names
+
+        if args.model not in model_names():
+            raise EdgeBranchyError(f"unknown model {args.model!r}; choose one of {', '.join(model_names())} "
+                                   "or give module:function of your own factory")
+
+
 def run(args) -> int:
+    from edgebranchy.util.talk import say
+
+    say(f"train: checking the options, loading torch and {args.dataset}")
+    _check_names(args)
     from edgebranchy.errors import EdgeBranchyError
     from edgebranchy.train.trainer import RECIPES, TrainConfig
 
