@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from edgebranchy.util import talk
 
+    talked = talk.enabled()
     talk.enable(not getattr(args, "quiet", False))  # progress notes on stderr where a person waits
     try:
         return int(args._run(args) or 0)
@@ -85,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"edgebranchy {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        talk.enable(talked)  # main() called from Python (tests) leaves library code quiet again
 
 
 def _one_line(text: str) -> str:
