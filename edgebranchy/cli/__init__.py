@@ -20,7 +20,7 @@ _EPILOG = """\
 The usual flow:
   edgebranchy quickstart --out runs/quick        # everything below, on this CPU
   edgebranchy train --model b-lenet --dataset fashion-mnist --out runs/lenet.pt
-  edgebranchy calibrate runs/lenet.pt --max-accuracy-drop 0.5
+  edgebranchy calibrate runs/lenet.pt --in-place --max-accuracy-drop 0.5
   edgebranchy export runs/lenet.pt --out runs/lenet-artifact
   edgebranchy bench runs/lenet-artifact --profile auto --out runs/results.json
   edgebranchy report runs/results.json --out runs/report

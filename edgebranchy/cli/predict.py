@@ -46,11 +46,9 @@ def run(args) -> int:
     from edgebranchy.errors import EdgeBranchyError
     from edgebranchy.runtime.runner import EarlyExitRunner
 
-    from edgebranchy.util.talk import say
     from edgebranchy.util.wrongkind import refuse_wrong_kind
 
-    refuse_wrong_kind(args.artifact, "artifact", "predict")
-    say(f"predict: opening {args.artifact} on {args.backend}")
+    refuse_wrong_kind(args.artifact, "artifact", "predict")  # the data set's loader says "loading ..."
     if args.batch_size <= 0:
         raise EdgeBranchyError("--batch-size must be positive")
     if args.samples is not None and args.samples <= 0:
