@@ -64,6 +64,13 @@ def _cost(args) -> str:
     return "flops" if args.cost.lower() in ("macs", "flops") else args.cost
 
 
+def cost_words(source: str) -> str:
+    """The record's cost source in the CLI's words: MACs are called MACs ("flops" is the record's old key)."""
+    if source.startswith("flops (MACs ") and source.endswith(")"):
+        return "MACs " + source[len("flops (MACs "):-1]
+    return source
+
+
 def run(args) -> int:
     from edgebranchy.errors import EdgeBranchyError
     from edgebranchy.util import talk
@@ -102,7 +109,7 @@ def run(args) -> int:
     written = args.out or args.checkpoint
     temps = rec.get("temperatures")
     print(f"threshold search: {rec['search_seconds']:.2f} s over {rec['validation']['n']} validation samples")
-    print(f"cost: {rec['cost_source']}" + (f"; temperatures {', '.join(f'{t:.3f}' for t in temps)}" if temps else ""))
+    print(f"cost: {cost_words(rec['cost_source'])}" + (f"; temperatures {', '.join(f'{t:.3f}' for t in temps)}" if temps else ""))
     fe = rec["final_exit_accuracy"]
     print(f"final exit alone: validation {fe['validation'] * 100:.2f}%, test {fe['test'] * 100:.2f}%")
     print(calibration_table(rec["validation"], rec["test"], rec["thresholds"]))
@@ -159,7 +166,7 @@ def _run_artifact(args) -> int:
                              batch_size=args.batch_size, apply=not args.no_apply, log=lambda s: print(s, flush=True))
     prev = rec["previous_thresholds_here"]
     print(f"device calibration on {rec['backend']}/{rec['precision']}, {rec['validation']['n']} validation samples; "
-          f"cost: {rec['cost_source']}")
+          f"cost: {cost_words(rec['cost_source'])}")
     print("thresholds in the artifact before, on this backend:")
     print(calibration_table(prev["validation"], prev["test"], prev["thresholds"]))
     print("recomputed on this backend:")

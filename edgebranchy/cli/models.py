@@ -24,6 +24,9 @@ _PAPER_INPUT = {"b-lenet": (1, 28), "b-alexnet": (3, 32), "b-resnet": (3, 32)}
 
 
 def run(args) -> int:
+    from edgebranchy.util.talk import say
+
+    say("models: loading torch and building the networks")
     from edgebranchy.models.registry import DESCRIPTIONS, build_model, model_names
     from edgebranchy.models.summary import format_summary, summarize
 
