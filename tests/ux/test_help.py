@@ -103,3 +103,13 @@ def test_help_of_a_subcommand_through_the_cli():
     assert "(default: None)" not in text
     assert "--depth" in text and "110" in text
     assert "--samples" in text and "--limit" not in text  # the deprecated alias is hidden
+
+
+def test_samples_is_the_flag_and_limit_a_hidden_alias():
+    p = build_parser()
+    assert p.parse_args(["train", "--samples", "5"]).samples == 5
+    assert p.parse_args(["train", "--limit", "7"]).samples == 7
+    for cmd in ("train", "predict", "bench", "quickstart"):
+        assert "--samples" in _subparsers()[cmd]._option_string_actions, cmd
+    a = p.parse_args(["calibrate", "m.pt", "--in-place"])
+    assert a.cost == "macs" and a.in_place and a.out is None
