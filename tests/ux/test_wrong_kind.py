@@ -97,6 +97,7 @@ def test_what_is_left_to_the_loaders(tmp_path):
     (["export", "{checkpoint}", "--tensorrt"], "checkpoint", "export it first"),
     (["predict", "{results}"], "results", "edgebranchy report"),
     (["predict", "{checkpoint}"], "checkpoint", "export it first"),
+    (["remote", "{checkpoint}", "board", "--dry-run"], "checkpoint", "export it first"),
 ])
 def test_commands_refuse_before_any_work(argv, found, says, tmp_path, capsys):
     paths = {k: make(k, tmp_path) for k in ("results", "artifact", "checkpoint")}
