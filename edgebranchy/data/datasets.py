@@ -246,7 +246,8 @@ def _load_files(name: str, d: Path, val_size, seed: int, limit) -> DataBundle:
         norm = Normalization(float(hit["scale"]), hit["mean"].tolist(), hit["std"].tolist())
         return DataBundle(name, Split(hit["x_train"], hit["y_train"]), Split(hit["x_val"], hit["y_val"]),
                           Split(hit["x_test"], hit["y_test"]), list(classes), norm, source, split_seed=seed)
-    say(f"loading {name} from {d} (decoding" + (", cached for next time)" if key else ")"))
+    if d.is_dir():  # a missing folder: the reader's one-line error is all there is to say
+        say(f"loading {name} from {d} (decoding" + (", cached for next time)" if key else ")"))
     if name == "cifar10":
         from edgebranchy.data.cifar import load_cifar_dir
 
