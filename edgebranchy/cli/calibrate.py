@@ -20,7 +20,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "accuracy-versus-cost frontier are stored in a new checkpoint (--out NEW.pt) or, with --in-place, in the "
                     "given one; the same table is printed for the untouched test split so over-fitting to "
                     "validation shows. Accuracy drops are in percentage points; budgets and relative costs are "
-                    "fractions of the baseline's cost (0.4 = 40%%).")
+                    "fractions of the baseline's cost (0.4 = 40%).")
     p.add_argument("checkpoint", help="checkpoint written by `edgebranchy train` (give --out NEW.pt or --in-place), "
                                       "or an artifact directory: then the thresholds are recomputed from the "
                                       "deployed graphs' outputs on this device (no torch) and both calibrations are "
