@@ -10,6 +10,13 @@ from eb_testutil import ROOT, run_cli  # noqa: F401  (re-exported for older test
 
 
 @pytest.fixture(autouse=True)
+def _data_cache_in_tmp(tmp_path, monkeypatch):
+    """The decoded-data cache (edgebranchy/data/cache.py) of each test lives in its tmp_path: the suite
+    never writes to ~/.cache, and subprocesses inherit the setting."""
+    monkeypatch.setenv("EDGEBRANCHY_CACHE", str(tmp_path / "edgebranchy-cache"))
+
+
+@pytest.fixture(autouse=True)
 def _one_torch_thread():
     """One intra-op thread per test: the CI machine is small and shared, and torch's spinning
     worker threads make tiny models many times slower there. Results do not depend on it."""

@@ -13,14 +13,14 @@ import pkgutil
 import sys
 
 from edgebranchy import __version__
-from edgebranchy.cli._args import OneLineParser
+from edgebranchy.cli._args import OneLineParser, use_defaults_formatter
 from edgebranchy.errors import EdgeBranchyError
 
 _EPILOG = """\
 The usual flow:
   edgebranchy quickstart --out runs/quick        # everything below, on this CPU
   edgebranchy train --model b-lenet --dataset fashion-mnist --out runs/lenet.pt
-  edgebranchy calibrate runs/lenet.pt --max-accuracy-drop 0.5
+  edgebranchy calibrate runs/lenet.pt --in-place --max-accuracy-drop 0.5
   edgebranchy export runs/lenet.pt --out runs/lenet-artifact
   edgebranchy bench runs/lenet-artifact --profile auto --out runs/results.json
   edgebranchy report runs/results.json --out runs/report
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in _commands():
         p = mod.add_parser(sub)
+        use_defaults_formatter(p)  # every command's help shows real defaults once, never "(default: None)"
         p.set_defaults(_run=mod.run)
     return parser
 
@@ -65,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    from edgebranchy.util import talk
+
+    talked = talk.enabled()
+    talk.enable(not getattr(args, "quiet", False))  # progress notes on stderr where a person waits
     try:
         return int(args._run(args) or 0)
     except EdgeBranchyError as e:
@@ -81,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"edgebranchy {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        talk.enable(talked)  # main() called from Python (tests) leaves library code quiet again
 
 
 def _one_line(text: str) -> str:

@@ -153,6 +153,49 @@ def device(text: str) -> str:
     return text
 
 
+_NO_DEFAULT_ACTIONS = (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._StoreConstAction,
+                       argparse._AppendConstAction, argparse._CountAction, argparse._HelpAction,
+                       argparse._VersionAction)
+
+
+def shown_default(action: argparse.Action) -> bool:
+    """Whether help should append "(default: X)" for `action`: only a real default of an optional
+    option that takes a value, and only when its help does not state the default itself."""
+    if not action.option_strings or action.required or isinstance(action, _NO_DEFAULT_ACTIONS):
+        return False
+    d = action.default
+    if d is None or d is argparse.SUPPRESS or d is False or d == [] or d == "":
+        return False
+    return "default" not in (action.help or "").lower()
+
+
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Help that shows an option's real default once: "(default: 128)" after the help text, never
+    "(default: None)", never for a required option or a flag, and not when the help already says what
+    the default is ("default: the profile's")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if text is not argparse.SUPPRESS and shown_default(action):
+            text += " (default: %(default)s)"
+        return text
+
+
+class RawDefaultsFormatter(DefaultsFormatter, argparse.RawDescriptionHelpFormatter):
+    """DefaultsFormatter for commands whose description and epilog are laid out by hand."""
+
+
+def use_defaults_formatter(parser: argparse.ArgumentParser) -> None:
+    """Give `parser` the defaults formatter (keeping a hand laid-out description raw)."""
+    raw = issubclass(parser.formatter_class, argparse.RawDescriptionHelpFormatter)
+    parser.formatter_class = RawDefaultsFormatter if raw else DefaultsFormatter
+
+
+def deprecated_alias(parser: argparse.ArgumentParser, old: str, new: str, **kwargs) -> None:
+    """A hidden option `old` kept for old scripts: it sets `new`'s value (and is not in --help)."""
+    parser.add_argument(old, dest=new.lstrip("-").replace("-", "_"), help=argparse.SUPPRESS, **kwargs)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one line on stderr (exit status 2)."""
 

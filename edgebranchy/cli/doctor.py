@@ -12,8 +12,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                                    "TensorRT and pycuda (versions, CUDA context, GPU, SMs, DLA cores) and a tiny "
                                    "engine compared with ONNX Runtime; every power source with a short sample; the "
                                    "profile auto-detection. Exit status 0 when it ran: absent optional parts are "
-                                   "reported, not failures.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                   "reported, not failures.")
     p.add_argument("--out", help="also write the report as JSON (atomically)")
     p.add_argument("--power-sample", type=float, default=0.2, help="seconds of each power source's sample")
     return p

@@ -15,14 +15,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "the graph) plus baseline.onnx, each checked with onnx.checker, simplified with onnxsim and "
                     "compared with PyTorch on real validation samples; the artifact directory appears atomically. "
                     "On an NVIDIA device, `edgebranchy export ARTIFACT --tensorrt --profile DEVICE` adds one "
-                    "TensorRT engine per segment, cached per device.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "TensorRT engine per segment, cached per device.")
     p.add_argument("source", help="CHECKPOINT.pt (ONNX export) or ARTIFACT_DIR (with --tensorrt)")
-    p.add_argument("--out", help="artifact directory to create (ONNX export)")
+    p.add_argument("--out", help="artifact directory to create (needed for the ONNX export; not with --tensorrt)")
     p.add_argument("--precision", choices=["fp32", "fp16"],
-                   help="ONNX export: fp16 also writes FP16 graphs (what TensorRT 11 needs for FP16 engines); "
-                        "default fp32. With --tensorrt: the engine precision (default: the profile's)")
-    p.add_argument("--data-dir", help="dataset directory for the numerical check, if not where it was trained")
+                   help="ONNX export: fp16 also writes FP16 graphs (what TensorRT 11 needs for FP16 engines; "
+                        "default: fp32). With --tensorrt: the engine precision (default: the profile's)")
+    p.add_argument("--data-dir", help="dataset directory for the numerical check (default: where the checkpoint "
+                                      "was trained)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
     p.add_argument("--check-samples", type=nonneg_int, default=64,
                    help="validation samples for the numerical check (0 skips it; recorded as skipped)")
@@ -33,7 +33,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing artifact / rebuild cached engines")
     p.add_argument("--tensorrt", action="store_true", help="build TensorRT engines into an existing artifact")
     p.add_argument("--profile", default="auto", help="device profile for the TensorRT build settings")
-    p.add_argument("--max-batch", type=positive_int, help="override the profile's maximum batch for the engines")
+    p.add_argument("--max-batch", type=positive_int, help="maximum batch of the engines (default: the profile's)")
     return p
 
 
@@ -41,7 +41,10 @@ def run(args) -> int:
     from pathlib import Path
 
     from edgebranchy.errors import EdgeBranchyError
+    from edgebranchy.util.talk import say
+    from edgebranchy.util.wrongkind import refuse_wrong_kind
 
+    refuse_wrong_kind(args.source, "artifact" if args.tensorrt else "checkpoint", "export")
     if args.tensorrt:
         return _tensorrt(args)
     if not args.out:
@@ -49,6 +52,7 @@ def run(args) -> int:
     if Path(args.source).is_dir():
         raise EdgeBranchyError(f"{args.source} is a directory: the ONNX export takes a checkpoint; "
                                "to build TensorRT engines into an artifact, add --tensorrt")
+    say(f"export: loading torch and {args.source}")
     from edgebranchy.export.onnx import export_checkpoint
 
     out = export_checkpoint(args.source, args.out, precision=args.precision or "fp32", simplify=not args.no_simplify,

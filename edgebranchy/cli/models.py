@@ -11,12 +11,11 @@ ORDER = 5
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the zoo networks and what each exit costs",
                        description="Show parameters and multiply-accumulates per stage and per exit head, so you "
-                                   "see what each exit costs before training.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                   "see what each exit costs before training.")
     p.add_argument("name", nargs="?", help="one model (default: all)")
     p.add_argument("--in-channels", type=positive_int, help="input channels (default: the paper's)")
     p.add_argument("--input-size", type=positive_int, help="square input size (default: the paper's)")
-    p.add_argument("--num-classes", type=positive_int, default=10)
+    p.add_argument("--num-classes", type=positive_int, default=10, help="classes of the final and side exits")
     p.add_argument("--depth", type=resnet_depth, default=110, help="b-resnet depth (6n+2)")
     return p
 
@@ -25,6 +24,9 @@ _PAPER_INPUT = {"b-lenet": (1, 28), "b-alexnet": (3, 32), "b-resnet": (3, 32)}
 
 
 def run(args) -> int:
+    from edgebranchy.util.talk import say
+
+    say("models: loading torch and building the networks")
     from edgebranchy.models.registry import DESCRIPTIONS, build_model, model_names
     from edgebranchy.models.summary import format_summary, summarize
 

@@ -13,14 +13,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "predict", help="run an artifact on a dataset's test split (accuracy, exit histogram) or on image files",
         description="Run the early-exit artifact (and its baseline) on the test split of a dataset and print the "
                     "accuracy and where the samples left; with --images, answer for image files instead (label, "
-                    "exit and entropy per image, prepared as the artifact records: needs Pillow). Needs no torch.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "exit and entropy per image, prepared as the artifact records: needs Pillow). Needs no torch.")
     p.add_argument("artifact", help="artifact directory from `edgebranchy export`")
-    p.add_argument("--dataset", default="fashion-mnist")
-    p.add_argument("--data-dir")
+    p.add_argument("--dataset", default="fashion-mnist",
+                   help="dataset whose test split is run: fashion-mnist, mnist, cifar10, digits, synthetic or "
+                        "imagefolder")
+    p.add_argument("--data-dir", help="directory with the dataset files (default: $EDGEBRANCHY_DATA/NAME, else "
+                                      "the system's copy)")
     p.add_argument("--backend", default="onnxruntime", help="onnxruntime, torch or tensorrt")
-    p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--samples", type=positive_int, help="only the first N test samples")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="samples per runner call")
+    p.add_argument("--samples", type=positive_int, metavar="N", help="only the first N test samples (default: the whole test split)")
     p.add_argument("--thresholds", type=thresholds, help="override the artifact's thresholds, comma separated")
     p.add_argument("--pipelined", action="store_true", help="overlap segments of consecutive batches")
     p.add_argument("--drift-alpha", type=probability, default=1e-3,
@@ -44,6 +46,9 @@ def run(args) -> int:
     from edgebranchy.errors import EdgeBranchyError
     from edgebranchy.runtime.runner import EarlyExitRunner
 
+    from edgebranchy.util.wrongkind import refuse_wrong_kind
+
+    refuse_wrong_kind(args.artifact, "artifact", "predict")  # the data set's loader says "loading ..."
     if args.batch_size <= 0:
         raise EdgeBranchyError("--batch-size must be positive")
     if args.samples is not None and args.samples <= 0:
@@ -76,8 +81,9 @@ def run(args) -> int:
         print(f"baseline accuracy {np.mean(base == y) * 100:6.2f}%  {t_base:.2f} s  (wall time here, not a benchmark:"
               " use `edgebranchy bench`)")
         for k, c in enumerate(counts):
-            acc = np.mean(labels[exits == k] == y[exits == k]) * 100 if c else float("nan")
-            print(f"exit {k}: {c:6d} samples ({c / n * 100:5.1f}%), accuracy {acc:6.2f}%")
+            # an exit no sample took has no accuracy: "-", never nan%
+            acc = f"{np.mean(labels[exits == k] == y[exits == k]) * 100:6.2f}%" if c else f"{'-':>7}"
+            print(f"exit {k}: {c:6d} samples ({c / n * 100:5.1f}%), accuracy {acc}")
         if ts is None:
             warn_exit_drift(r, args.drift_alpha)
     return 0

@@ -10,39 +10,94 @@ ORDER = 1
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
-        "quickstart", help="the whole pipeline on this CPU in about two minutes",
+        "quickstart", help="the whole pipeline on this CPU in two to three minutes",
         description="Train B-LeNet on a dataset available offline (Fashion-MNIST when installed, else "
                     "scikit-learn's digits), calibrate its exit threshold for at most 0.5 points of accuracy "
                     "drop, export per-segment ONNX graphs, benchmark baseline versus BranchyNet on ONNX Runtime "
                     "on this CPU (with the energy estimate of the detected profile unless a sensor is readable), "
                     "and write the report. Fewer epochs than the full recipe: it is a demonstration; "
-                    "`edgebranchy train --epochs 10` gives the full accuracy.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "`edgebranchy train --epochs 10` gives the full accuracy. A recorded run took 161 s on a shared 2-core "
+                    "x86 VM, 137 s of it training (benchmarks/results/quickstart.md).")
     p.add_argument("--out", default="runs/quickstart", help="directory for every file the run writes")
-    p.add_argument("--dataset", choices=["auto", "fashion-mnist", "digits", "synthetic"], default="auto")
-    p.add_argument("--epochs", type=positive_int, help="epochs per phase (default: 2 on Fashion-MNIST, 30 on digits)")
-    p.add_argument("--trials", type=positive_int, default=5)
-    p.add_argument("--samples", type=positive_int, default=1000, help="test samples per bench pass")
-    p.add_argument("--profile", default="auto")
+    p.add_argument("--dataset", choices=["auto", "fashion-mnist", "digits", "synthetic"], default="auto",
+                   help="auto: Fashion-MNIST when installed, else scikit-learn's digits")
+    p.add_argument("--epochs", type=positive_int, help="epochs PER PHASE, as in train: the baseline phase and the joint phase each run --epochs "
+                        "(default: 2 on Fashion-MNIST, 30 on digits)")
+    p.add_argument("--trials", type=positive_int, default=5, help="bench trials per variant (interleaved)")
+    p.add_argument("--samples", type=positive_int, default=1000, metavar="N", help="first N test samples per bench pass")
+    p.add_argument("--profile", default="auto", help="device profile name or TOML path; 'auto' detects it")
     p.add_argument("--force", action="store_true",
-                   help="replace the outputs of an earlier quickstart in OUT (never other files)")
+                   help="replace an earlier quickstart in OUT: its outputs are removed first (other files there "
+                        "are never touched; a folder that is not a quickstart's is never replaced)")
     return p
 
 
 OUTPUTS = (("b-lenet.pt", "checkpoint"), ("artifact", "artifact"), ("results.json", "results"),
            ("results.json.jsonl", "trial-log"), ("report", "report"))
+#: files a run may leave beside its outputs (an interrupted training's state)
+SIDE_FILES = ("b-lenet.pt.resume",)
 
 
-def _check_outputs(out, force: bool) -> None:
-    """Every file the run will write, checked before training: only an earlier quickstart's, with --force."""
+def _is_earlier_quickstart(out) -> bool:
+    """`out` is a quickstart's folder: it has the marker, or (written before the marker existed) holds
+    nothing but quickstart outputs, each of its kind."""
+    from edgebranchy.util.kinds import QUICKSTART_MARKER, what_is
+
+    found = what_is(out)
+    if found == "quickstart":
+        return True
+    if found != "other-dir":
+        return False
+    kinds = dict(OUTPUTS)
+    names = {p.name for p in out.iterdir()}
+    known = set(kinds) | set(SIDE_FILES) | {QUICKSTART_MARKER}
+    return bool(names) and names <= known and all(
+        what_is(out / n) == kinds[n] for n in names if n in kinds)
+
+
+def _check_outputs(out, force: bool) -> bool:
+    """Every file the run will write, checked before training. An earlier quickstart's folder is replaced
+    with --force (True is returned: remove its outputs first); anything else there is never touched."""
     from edgebranchy.errors import EdgeBranchyError
-    from edgebranchy.util.kinds import what_is
+    from edgebranchy.util.kinds import describe, what_is
     from edgebranchy.util.outputs import check_output
 
-    if what_is(out) not in ("missing", "other-dir"):
-        raise EdgeBranchyError(f"--out {out} is not a folder for a quickstart run ({what_is(out)}); choose another")
+    found = what_is(out)
+    if _is_earlier_quickstart(out):
+        if not force:
+            raise EdgeBranchyError(f"--out {out} holds an earlier quickstart; pass --force to replace it")
+        return True
+    if found not in ("missing", "other-dir"):
+        raise EdgeBranchyError(f"--out {out} is {describe(found)}, not a folder for a quickstart run; "
+                               "choose another")
     for name, kind in OUTPUTS:
         check_output(out / name, [], kind, force=force)
+    return False
+
+
+def _replace_earlier(out) -> None:
+    """Remove an earlier quickstart's outputs (only those: other files in the folder stay)."""
+    import shutil
+
+    from edgebranchy.util.kinds import QUICKSTART_MARKER
+
+    for name in [n for n, _ in OUTPUTS] + list(SIDE_FILES) + [QUICKSTART_MARKER]:
+        p = out / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+
+
+def _write_marker(out, state: str) -> None:
+    import time
+
+    from edgebranchy.util.files import atomic_write_json
+    from edgebranchy.util.kinds import QUICKSTART_MARKER, QUICKSTART_SCHEMA
+
+    atomic_write_json(out / QUICKSTART_MARKER, {"schema": QUICKSTART_SCHEMA, "state": state,
+                                                "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                                "outputs": [n for n, _ in OUTPUTS]})
 
 
 def _pick_dataset(choice: str):
@@ -62,6 +117,10 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
+    from edgebranchy.util.talk import say
+
+    say(f"quickstart: checking {args.out}, loading torch and ONNX")
+
     from edgebranchy.exits.table import calibration_table
     from edgebranchy.export.onnx import export_checkpoint
     from edgebranchy.measure.bench import BenchConfig, run_bench
@@ -71,11 +130,15 @@ def run(args) -> int:
 
     t_all = time.perf_counter()
     out = Path(args.out)
-    _check_outputs(out, args.force)
+    replace = _check_outputs(out, args.force)
     from edgebranchy.measure.profiles import resolve_profile
 
     resolve_profile(args.profile)  # an unknown profile is refused now, not after training
+    if replace:
+        print(f"--force: replacing the earlier quickstart in {out}", flush=True)
+        _replace_earlier(out)
     out.mkdir(parents=True, exist_ok=True)
+    _write_marker(out, "running")  # from now on the folder is recognisably a quickstart's
 
     def step(n: int, text: str) -> None:
         print(f"\n[{n}/5] {text}  (+{time.perf_counter() - t_all:.0f} s)", flush=True)
@@ -119,6 +182,7 @@ def run(args) -> int:
     step(5, "writing the report")
     files = build_report([results], out / "report")
     print(f"report: {files.html}\n        {files.markdown}")
+    _write_marker(out, "done")
     print(f"\ndone in {time.perf_counter() - t_all:.0f} s. Files in {out}/: b-lenet.pt (checkpoint), artifact/ "
           "(what a device needs), results.json (+ .jsonl trial log), report/")
     return 0

@@ -140,6 +140,10 @@ def run(args) -> int:
     from datetime import datetime, timezone
     from pathlib import Path
 
+    from edgebranchy.util.wrongkind import refuse_wrong_kind
+
+    refuse_wrong_kind(args.artifact, "artifact", "remote")
+
     from edgebranchy.remote import bundle
     from edgebranchy.remote.fleet import kept_results, plan_text, run_fleet, status_table
     from edgebranchy.remote.job import JobConfig

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import (betas, device, exit_weights, floats, nonneg_int, positive_float, positive_int,
-                                   resnet_depth, seed)
+from edgebranchy.cli._args import (betas, deprecated_alias, device, exit_weights, floats, nonneg_int, positive_float,
+                                   positive_int, resnet_depth, seed)
 
 ORDER = 10
 
@@ -16,13 +16,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "jointly on the weighted sum of their cross-entropy losses (the paper's method). "
                     "Defaults (Adam 1e-3, betas 0.9/0.999, batch 128) were chosen by measurement; "
                     "--paper-recipe uses the paper's betas 0.99/0.999 and batch 512. "
-                    "Under torchrun, trains with DistributedDataParallel.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "Under torchrun, trains with DistributedDataParallel.")
     p.add_argument("--model", default="b-lenet", help="b-lenet, b-alexnet, b-resnet, or module:function")
-    p.add_argument("--depth", type=resnet_depth, help="ResNet depth 6n+2 (b-resnet; 110 in the paper, 20 for quick runs)")
-    p.add_argument("--dataset", default="fashion-mnist", 
+    p.add_argument("--depth", type=resnet_depth, help="ResNet depth 6n+2, b-resnet only (default: 110, the paper's; 20 for quick runs)")
+    p.add_argument("--dataset", default="fashion-mnist",
                    help="fashion-mnist, mnist, cifar10, digits, synthetic, or imagefolder (DIR/<class>/*.jpg)")
-    p.add_argument("--data-dir", help="directory with the dataset files (default: the system's copy)")
+    p.add_argument("--data-dir", help="directory with the dataset files (default: $EDGEBRANCHY_DATA/NAME, else the system's copy)")
     g = p.add_argument_group("image folders (--dataset imagefolder)")
     g.add_argument("--image-size", type=int, metavar="N", help="resize the shorter side to N pixels (default 224)")
     g.add_argument("--crop", type=int, metavar="N", help="centre crop N x N after resizing (default: --image-size)")
@@ -40,16 +39,25 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="a state_dict (weights only) loaded into the model before training, e.g. "
                         "torch.save(model.state_dict(), FILE)")
     p.add_argument("--out", default="runs/model.pt", help="checkpoint to write")
-    p.add_argument("--epochs", type=positive_int, default=10, help="joint-training epochs")
-    p.add_argument("--baseline-epochs", type=nonneg_int, help="baseline epochs first (default: --epochs; 0 skips)")
+    p.add_argument("--epochs", type=positive_int, default=10,
+                   help="epochs PER PHASE: the baseline phase and then the joint phase each run --epochs "
+                        "(as in quickstart), unless --baseline-epochs is given")
+    p.add_argument("--baseline-epochs", type=nonneg_int,
+                   help="epochs of the baseline phase (default: --epochs; 0 skips it)")
     p.add_argument("--batch-size", type=positive_int, help="global batch size (default 128; paper recipe 512)")
     p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
-    p.add_argument("--betas", type=betas, help="Adam betas, e.g. 0.9,0.999")
+    p.add_argument("--betas", type=betas, help="Adam betas, two numbers (default: 0.9,0.999; with --paper-recipe 0.99,0.999)")
     p.add_argument("--exit-weights", type=exit_weights, help="loss weight per exit (default 1.0 per side exit, 0.3 last)")
     p.add_argument("--paper-recipe", action="store_true", help="the paper's Adam betas (0.99, 0.999) and batch 512")
-    p.add_argument("--seed", type=seed, default=0)
-    p.add_argument("--val-size", type=positive_int, help="validation samples held out for calibration")
-    p.add_argument("--limit", type=positive_int, help="use only the first N training and test samples")
+    p.add_argument("--seed", type=seed, default=0,
+                   help="seed of the train/validation split, the initial weights and the batch order")
+    p.add_argument("--val-size", type=positive_int,
+                   help="training samples held out as the validation split for calibration (default: 5000 on the "
+                        "60k/50k-sample sets, else 10%% of the training samples)")
+    p.add_argument("--samples", type=positive_int, metavar="N",
+                   help="use only the first N training and test samples (quick runs; the same flag as in "
+                        "predict and bench)")
+    deprecated_alias(p, "--limit", "--samples", type=positive_int)
     p.add_argument("--max-steps", type=positive_int, help="stop each phase after N steps (smoke runs)")
     p.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--resume", action="store_true", help="continue from OUT.resume after an interruption")
@@ -60,7 +68,26 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+def _check_names(args) -> None:
+    """A mistyped --model or --dataset is refused before torch is imported and the data decoded."""
+    from edgebranchy.data.datasets import dataset_names
+    from edgebranchy.errors import EdgeBranchyError
+
+    if args.dataset not in dataset_names():
+        raise EdgeBranchyError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(dataset_names())}")
+    if ":" not in args.model:
+        from edgebranchy.models.registry import model_names
+
+        if args.model not in model_names():
+            raise EdgeBranchyError(f"unknown model {args.model!r}; choose one of {', '.join(model_names())} "
+                                   "or give module:function of your own factory")
+
+
 def run(args) -> int:
+    from edgebranchy.util.talk import say
+
+    say(f"train: checking the options, loading torch and {args.dataset}")
+    _check_names(args)
     from edgebranchy.errors import EdgeBranchyError
     from edgebranchy.train.trainer import RECIPES, TrainConfig
 
@@ -71,7 +98,7 @@ def run(args) -> int:
     for name in ("epochs", "lr"):
         if getattr(args, name) <= 0:
             raise EdgeBranchyError(f"--{name} must be positive")
-    for name, low in (("baseline_epochs", 0), ("max_steps", 1), ("limit", 1), ("val_size", 1)):
+    for name, low in (("baseline_epochs", 0), ("max_steps", 1), ("samples", 1), ("val_size", 1)):
         v = getattr(args, name)
         if v is not None and v < low:
             raise EdgeBranchyError(f"--{name.replace('_', '-')} must be at least {low}, got {v}")
@@ -82,7 +109,7 @@ def run(args) -> int:
         epochs=args.epochs, baseline_epochs=args.baseline_epochs,
         batch_size=recipe["batch_size"] if args.batch_size is None else args.batch_size, lr=args.lr,
         betas=tuple(args.betas) if args.betas else recipe["betas"], exit_weights=args.exit_weights,
-        seed=args.seed, val_size=args.val_size, limit=args.limit, max_steps=args.max_steps, device=args.device,
+        seed=args.seed, val_size=args.val_size, limit=args.samples, max_steps=args.max_steps, device=args.device,
         recipe="paper" if args.paper_recipe else "default", log_every=max(0, args.log_every))
     if len(cfg.betas) != 2:
         raise EdgeBranchyError("--betas takes two numbers")

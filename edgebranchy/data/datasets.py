@@ -200,20 +200,9 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, val_size:
         return load_imagefolder(data_dir, val_size, seed, limit, image)
     if image:
         raise EdgeBranchyError(f"image options ({', '.join(sorted(image))}) apply to --dataset imagefolder only")
-    if name in ("fashion-mnist", "mnist"):
-        from edgebranchy.data.idx import load_idx_dir
-
-        d = _resolve_dir(name, data_dir)
-        xtr, ytr, xte, yte = load_idx_dir(d)
-        scale, source = 255.0, str(d)
-        classes = FASHION_CLASSES if name == "fashion-mnist" else DIGIT_CLASSES
-    elif name == "cifar10":
-        from edgebranchy.data.cifar import load_cifar_dir
-
-        d = _resolve_dir(name, data_dir)
-        xtr, ytr, xte, yte = load_cifar_dir(d)
-        scale, source, classes = 255.0, str(d), CIFAR10_CLASSES
-    elif name == "digits":
+    if name in ("fashion-mnist", "mnist", "cifar10"):
+        return _load_files(name, _resolve_dir(name, data_dir), val_size, seed, limit)
+    if name == "digits":
         xtr, ytr, xte, yte = _digits()
         scale, source, classes = 16.0, "sklearn.datasets.load_digits (UCI, 8x8)", DIGIT_CLASSES
     elif name == "synthetic":
@@ -221,6 +210,62 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, val_size:
         scale, source, classes = 255.0, f"synthetic(seed={seed})", [f"class{i}" for i in range(10)]
     else:
         raise EdgeBranchyError(f"unknown dataset {name!r}; choose one of {', '.join(dataset_names())}")
+    return _split(name, xtr, ytr, xte, yte, scale, source, classes, val_size, seed, limit)
+
+
+_ARRAYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "scale", "mean", "std")
+
+
+def _source_files(name: str, d: Path) -> list[Path]:
+    """The files a file-based dataset is decoded from (what the cache key hashes)."""
+    if name == "cifar10":
+        if (d / "cifar-10-batches-py").is_dir():
+            d = d / "cifar-10-batches-py"
+        return sorted(d.glob("data_batch_*")) + [d / "test_batch"]
+    out = []
+    for prefix in ("train", "t10k"):
+        for kind in ("images-idx3", "labels-idx1"):
+            stem = f"{prefix}-{kind}-ubyte"
+            out.append(d / f"{stem}.gz" if (d / f"{stem}.gz").exists() else d / stem)
+    return out
+
+
+def _load_files(name: str, d: Path, val_size, seed: int, limit) -> DataBundle:
+    """MNIST, Fashion-MNIST or CIFAR-10 from `d`, through the decoded-data cache (data/cache.py)."""
+    from edgebranchy.data import cache
+    from edgebranchy.util.talk import say
+
+    classes = {"fashion-mnist": FASHION_CLASSES, "mnist": DIGIT_CLASSES, "cifar10": CIFAR10_CLASSES}[name]
+    source = str(d)
+    key = None
+    if cache.cache_dir() is not None and d.is_dir():
+        key = cache.entry_key(name, _source_files(name, d), {"val_size": val_size, "seed": seed, "limit": limit})
+    hit = cache.load(key, _ARRAYS)
+    if hit is not None:
+        say(f"loading {name} from {d} (decoded copy in the cache)")
+        norm = Normalization(float(hit["scale"]), hit["mean"].tolist(), hit["std"].tolist())
+        return DataBundle(name, Split(hit["x_train"], hit["y_train"]), Split(hit["x_val"], hit["y_val"]),
+                          Split(hit["x_test"], hit["y_test"]), list(classes), norm, source, split_seed=seed)
+    if d.is_dir():  # a missing folder: the reader's one-line error is all there is to say
+        say(f"loading {name} from {d} (decoding" + (", cached for next time)" if key else ")"))
+    if name == "cifar10":
+        from edgebranchy.data.cifar import load_cifar_dir
+
+        xtr, ytr, xte, yte = load_cifar_dir(d)
+    else:
+        from edgebranchy.data.idx import load_idx_dir
+
+        xtr, ytr, xte, yte = load_idx_dir(d)
+    b = _split(name, xtr, ytr, xte, yte, 255.0, source, classes, val_size, seed, limit)
+    cache.store(key, {"x_train": b.train.x, "y_train": b.train.y, "x_val": b.val.x, "y_val": b.val.y,
+                      "x_test": b.test.x, "y_test": b.test.y, "scale": np.float64(b.norm.scale),
+                      "mean": np.asarray(b.norm.mean, dtype=np.float64),
+                      "std": np.asarray(b.norm.std, dtype=np.float64)})
+    return b
+
+
+def _split(name, xtr, ytr, xte, yte, scale, source, classes, val_size, seed, limit) -> DataBundle:
+    """Labels checked, `limit` applied, train split into train + validation, normalisation from train."""
     for part, labels in (("training", ytr), ("test", yte)):
         if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
             raise EdgeBranchyError(f"{name} ({source}): {part} labels outside 0..{len(classes) - 1} "

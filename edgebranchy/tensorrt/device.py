@@ -18,13 +18,42 @@ DEVICE_TREE_MODEL = "/proc/device-tree/model"
 TRT_OBJECT_API = frozenset()
 
 
+#: files whose presence says "this is a Jetson" / "an NVIDIA driver is loaded"
+JETSON_RELEASE = "/etc/nv_tegra_release"
+NVIDIA_DRIVER = ("/proc/driver/nvidia/version", "/dev/nvidia0")
+
+
+def machine_kind(root: str = "") -> str:
+    """"jetson", "nvidia-gpu" (a machine with an NVIDIA driver loaded) or "no-nvidia-gpu"; `root` prefixes
+    the paths looked at (tests)."""
+    import os
+
+    model = board_model(root + DEVICE_TREE_MODEL) or ""
+    if os.path.exists(root + JETSON_RELEASE) or "jetson" in model.lower():
+        return "jetson"
+    if any(os.path.exists(root + p) for p in NVIDIA_DRIVER):
+        return "nvidia-gpu"
+    return "no-nvidia-gpu"
+
+
+def missing_tensorrt_advice(kind: str) -> str:
+    """How to get TensorRT on this kind of machine (see machine_kind)."""
+    if kind == "jetson":
+        return ("on Jetson they come with JetPack (python3-libnvinfer): create the venv with "
+                "--system-site-packages")
+    if kind == "nvidia-gpu":
+        return ("install them with `pip install tensorrt` (the version that matches this machine's CUDA, e.g. "
+                "tensorrt-cu12 for CUDA 12) and pycuda")
+    return "TensorRT needs an NVIDIA GPU and none was found on this machine; use --backend onnxruntime"
+
+
 def import_tensorrt() -> Any:
-    """The tensorrt module, or an EdgeBranchyError saying how to get it."""
+    """The tensorrt module, or an EdgeBranchyError saying how to get it on this machine."""
     try:
         import tensorrt as trt
     except ImportError as e:
-        raise EdgeBranchyError(f"the TensorRT Python bindings cannot be imported ({e}); on Jetson they come with "
-                               "JetPack (python3-libnvinfer): create the venv with --system-site-packages") from None
+        raise EdgeBranchyError(f"the TensorRT Python bindings cannot be imported ({e}); "
+                               + missing_tensorrt_advice(machine_kind())) from None
     return trt
 
 

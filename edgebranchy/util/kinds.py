@@ -4,6 +4,7 @@ Used to decide what `--force` may replace and to say what a wrong argument is.
 Signatures:
   artifact   a directory whose manifest.json has schema "edgebranchy.artifact"
   report     a directory with report.md or report.html and the REPORT_MARKER file
+  quickstart a directory with the QUICKSTART_MARKER file that `edgebranchy quickstart` writes first
   results    a JSON file with schema "edgebranchy.results"
   trial-log  a .jsonl file whose first line is a bench "start" record
   checkpoint a torch zip file whose data.pkl holds the "edgebranchy.checkpoint" header
@@ -16,15 +17,18 @@ import zipfile
 from pathlib import Path
 from typing import Literal
 
-Kind = Literal["checkpoint", "artifact", "results", "trial-log", "report", "other-file", "other-dir", "missing"]
-KINDS: tuple[str, ...] = ("checkpoint", "artifact", "results", "trial-log", "report", "other-file", "other-dir",
-                          "missing")
+Kind = Literal["checkpoint", "artifact", "results", "trial-log", "report", "quickstart", "other-file", "other-dir",
+               "missing"]
+KINDS: tuple[str, ...] = ("checkpoint", "artifact", "results", "trial-log", "report", "quickstart", "other-file",
+                          "other-dir", "missing")
 
 ARTIFACT_SCHEMA = "edgebranchy.artifact"
 RESULTS_SCHEMA = "edgebranchy.results"
 CHECKPOINT_FORMAT = "edgebranchy.checkpoint"
 REPORT_SCHEMA = "edgebranchy.report"
 REPORT_MARKER = "edgebranchy-report.json"
+QUICKSTART_SCHEMA = "edgebranchy.quickstart"
+QUICKSTART_MARKER = "edgebranchy-quickstart.json"
 
 _HEAD = 1 << 16  # bytes read to recognise a JSON document or a trial log's first line
 _PICKLE_HEAD = 1 << 12  # the checkpoint header is the first key of the pickled dict
@@ -93,6 +97,8 @@ def what_is(path: str | os.PathLike) -> Kind:
                 return "artifact"
             if _is_report(p):
                 return "report"
+            if _json_schema(p / QUICKSTART_MARKER) == QUICKSTART_SCHEMA:
+                return "quickstart"
             return "other-dir"
         if not p.is_file():
             return "other-file"
@@ -111,6 +117,7 @@ def describe(kind: str) -> str:
     """A kind in words, for messages: 'an edgebranchy artifact', 'a folder', ..."""
     return {"checkpoint": "an edgebranchy checkpoint", "artifact": "an edgebranchy artifact",
             "results": "an edgebranchy results file", "trial-log": "a bench trial log",
-            "report": "an edgebranchy report", "other-file": "a file that edgebranchy did not write",
+            "report": "an edgebranchy report",
+            "quickstart": "the output folder of an earlier `edgebranchy quickstart`", "other-file": "a file that edgebranchy did not write",
             "other-dir": "a folder that is not an edgebranchy artifact or report",
             "missing": "nothing (it does not exist)"}[kind]

@@ -102,7 +102,7 @@ def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | No
         elif kind in DIR_KINDS and found in FILE_KINDS + ("other-file",):
             raise EdgeBranchyError(f"{option} {out} exists and is not a directory ({describe(found)}); "
                                    "choose another output")
-        elif kind in FILE_KINDS and found in ("other-dir", "artifact", "report"):
+        elif kind in FILE_KINDS and found in ("other-dir", "artifact", "report", "quickstart"):
             raise EdgeBranchyError(f"{option} {out} is a folder; name the {kind} file to write, e.g. "
                                    f"{out / ('model.pt' if kind == 'checkpoint' else 'results.json')}")
         else:

@@ -49,7 +49,7 @@ def pipeline(tmp_path_factory):
                              "--out", d / "frozen.pt", env=ENV)
         runs = {"joint": _ok(joint.result()), "frozen": _ok(frozen.result())}
     # exit 0 sits inside a residual block: keep it (a threshold > 0) so its segment passes two tensors on
-    runs["calibrate"] = _ok(run_cli("calibrate", d / "frozen.pt", "--thresholds", "0.6,0.6", env=ENV))
+    runs["calibrate"] = _ok(run_cli("calibrate", d / "frozen.pt", "--in-place", "--thresholds", "0.6,0.6", env=ENV))
     runs["export"] = _ok(run_cli("export", d / "frozen.pt", "--out", d / "art", env=ENV))
     bad = d / "images" / "cat" / "broken.png"
     with ThreadPoolExecutor(3) as pool:

@@ -10,10 +10,11 @@ import pytest
 from edgebranchy.cli import main
 from edgebranchy.artifact.manifest import Artifact
 from edgebranchy.models.checkpoint import load_checkpoint
+from edgebranchy.util.talk import is_note
 
 
 def _err_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
+    err = [ln for ln in capsys.readouterr().err.strip().splitlines() if not is_note(ln)]  # progress notes
     assert len(err) == 1 and "Traceback" not in err[0], err
     return err[0]
 
@@ -26,7 +27,7 @@ def ckpt(tiny_checkpoint, tmp_path):
 
 
 def test_calibrate_cli_stores_and_prints(ckpt, capsys):
-    assert main(["calibrate", str(ckpt), "--max-accuracy-drop", "1.0", "--temperature"]) == 0
+    assert main(["calibrate", str(ckpt), "--in-place", "--max-accuracy-drop", "1.0", "--temperature"]) == 0
     out = capsys.readouterr().out
     assert "accuracy-versus-cost frontier" in out and "threshold search:" in out and "temperatures" in out
     rec = load_checkpoint(ckpt).config["calibration"]
@@ -38,10 +39,10 @@ def test_calibrate_cli_stores_and_prints(ckpt, capsys):
 
 
 def test_calibrate_cli_budget_and_hand_picked(ckpt, capsys):
-    assert main(["calibrate", str(ckpt), "--budget", "0.6", "--reference", "baseline"]) == 0
+    assert main(["calibrate", str(ckpt), "--in-place", "--budget", "0.6", "--reference", "baseline"]) == 0
     rec = load_checkpoint(ckpt).config["calibration"]
     assert rec["method"] == "budget" and rec["validation"]["relative_cost"] <= 0.6 + 1e-9
-    assert main(["calibrate", str(ckpt), "--thresholds", "0.025"]) == 0
+    assert main(["calibrate", str(ckpt), "--in-place", "--thresholds", "0.025", "--cost", "flops"]) == 0
     rec = load_checkpoint(ckpt).config["calibration"]
     assert rec["method"] == "manual" and rec["thresholds"] == [0.025] and rec["frontier"] is None
 
@@ -54,7 +55,7 @@ def test_calibrate_cli_budget_and_hand_picked(ckpt, capsys):
 ])
 def test_calibrate_cli_user_errors(ckpt, capsys, argv, phrase):
     before = ckpt.read_bytes()
-    assert main(["calibrate", str(ckpt), *argv]) == 2
+    assert main(["calibrate", str(ckpt), "--in-place", *argv]) == 2
     assert phrase in _err_line(capsys)
     assert ckpt.read_bytes() == before  # nothing written on failure
 
@@ -62,8 +63,47 @@ def test_calibrate_cli_user_errors(ckpt, capsys, argv, phrase):
 def test_calibrate_cli_rejects_non_checkpoint(tmp_path, capsys):
     bad = tmp_path / "x.pt"
     bad.write_text("hello")
-    assert main(["calibrate", str(bad)]) == 2
+    assert main(["calibrate", str(bad), "--in-place"]) == 2
     assert "checkpoint" in _err_line(capsys)
+
+
+def test_calibrate_cli_writes_a_new_checkpoint_or_in_place_only_when_asked(ckpt, tmp_path, capsys):
+    before = ckpt.read_bytes()
+    assert main(["calibrate", str(ckpt), "--thresholds", "0.3"]) == 2
+    line = _err_line(capsys)
+    assert "--out NEW.pt" in line and "--in-place" in line
+    new = tmp_path / "sub" / "cal.pt"
+    assert main(["calibrate", str(ckpt), "--thresholds", "0.3", "--out", str(new)]) == 0
+    assert f"stored in {new}" in capsys.readouterr().out
+    assert ckpt.read_bytes() == before  # the given checkpoint stays as it was
+    assert load_checkpoint(new).config["calibration"]["thresholds"] == [0.3]
+    assert [p.name for p in new.parent.iterdir()] == ["cal.pt"]  # no temporary file left
+    assert main(["calibrate", str(ckpt), "--thresholds", "0.2", "--out", str(new)]) == 2
+    assert "--force" in _err_line(capsys)
+    assert main(["calibrate", str(ckpt), "--thresholds", "0.2", "--out", str(new), "--force"]) == 0
+    assert load_checkpoint(new).config["calibration"]["thresholds"] == [0.2]
+    assert main(["calibrate", str(ckpt), "--thresholds", "0.2", "--out", str(ckpt)]) == 2
+    assert "input" in _err_line(capsys) and ckpt.read_bytes() == before
+    # a failed calibration leaves no half-written --out and no temporary file
+    assert main(["calibrate", str(ckpt), "--thresholds", "0.1,0.2", "--out", str(tmp_path / "x.pt")]) == 2
+    assert "thresholds" in _err_line(capsys)
+    assert not (tmp_path / "x.pt").exists() and not list(tmp_path.glob(".x.pt.*"))
+
+
+def test_calibrate_cost_is_called_macs(ckpt, capsys):
+    assert main(["calibrate", str(ckpt), "--in-place", "--thresholds", "0.3", "--cost", "macs"]) == 0
+    assert "MACs" in capsys.readouterr().out
+    assert "'macs'" in " ".join(build_help("calibrate").split())
+
+
+def build_help(command: str) -> str:
+    from edgebranchy.cli import build_parser
+
+    p = build_parser()
+    import argparse
+
+    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[command].format_help()
 
 
 def test_export_and_predict_cli(tiny_calibrated, tmp_path, capsys):
@@ -106,6 +146,25 @@ def test_quickstart_end_to_end_on_synthetic(tmp_path, capsys):
     assert res["variants"]["branchy"]["energy"]["kind"] in ("estimated", "measured")
     assert (out / "report" / "report.html").is_file() and (out / "b-lenet.pt").is_file()
     Artifact.load(out / "artifact")
+    # a second run is refused without --force, and with it replaces the earlier quickstart's outputs only
+    argv = ["quickstart", "--dataset", "synthetic", "--epochs", "1", "--trials", "1", "--samples", "20",
+            "--out", str(out)]
+    assert main(argv) == 2
+    assert "--force" in _err_line(capsys)
+    (out / "notes.txt").write_text("mine")
+    (out / "b-lenet.pt.resume").write_bytes(b"stale")
+    first = json.loads((out / "results.json").read_text())["created"]
+    assert main(argv + ["--force"]) == 0
+    assert "replacing the earlier quickstart" in capsys.readouterr().out
+    assert (out / "notes.txt").read_text() == "mine" and not (out / "b-lenet.pt.resume").exists()
+    res = json.loads((out / "results.json").read_text())
+    assert res["created"] != first and res["config"]["samples"] == 20
+    # a folder that is not a quickstart's is never replaced wholesale
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "results.json").write_text("{}")
+    assert main(["quickstart", "--out", str(other), "--force"]) == 2
+    assert "results.json" in _err_line(capsys) and (other / "results.json").read_text() == "{}"
 
 
 def test_log_every_prints_running_loss(tmp_path, capsys):

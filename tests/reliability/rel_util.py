@@ -40,7 +40,7 @@ def tree(root: str | os.PathLike) -> dict[str, str]:
 
 def one_error_line(err: str, command: str | None = None) -> str:
     """Assert `err` is exactly one line and no traceback; return it."""
-    lines = err.strip("\n").splitlines()
+    lines = [ln for ln in err.strip("\n").splitlines() if not ln.rstrip().endswith(" ...")]  # progress notes
     assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{err}"
     assert "Traceback" not in err
     if command:

@@ -119,7 +119,7 @@ def test_train_refuses_a_foreign_file(tmp_path):
 def test_calibrate_bad_option_leaves_the_checkpoint(ckpt):
     before = ckpt.read_bytes()
     for bad in (["--frontier-rows", "-1"], ["--thresholds=-1"], ["--budget", "0"], ["--max-accuracy-drop", "nan"]):
-        rc, _, err = cli("calibrate", ckpt, *bad)
+        rc, _, err = cli("calibrate", ckpt, "--in-place", *bad)
         assert rc == 2
         one_error_line(err, "calibrate")
     assert ckpt.read_bytes() == before

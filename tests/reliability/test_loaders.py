@@ -164,7 +164,7 @@ def test_checkpoint_config_fields(tiny_calibrated, tmp_path, edit, field):
     p = tmp_path / "bad.pt"
     _write_raw_checkpoint(p, cfg, tiny_calibrated)
     before = p.read_bytes()
-    for argv in (["export", p, "--out", tmp_path / "a"], ["calibrate", p, "--thresholds", "0.1"]):
+    for argv in (["export", p, "--out", tmp_path / "a"], ["calibrate", p, "--in-place", "--thresholds", "0.1"]):
         rc, _, err = cli(*argv)
         assert rc == 2 and field in one_error_line(err)
     assert p.read_bytes() == before and not (tmp_path / "a").exists()
@@ -193,7 +193,7 @@ def test_weights_only_refusal_in_our_words(tmp_path):
 
     p = tmp_path / "evil.pt"
     torch.save({"format": "edgebranchy.checkpoint", "version": 1, "config": "{}", "x": Evil()}, p)
-    for argv in (["export", p, "--out", tmp_path / "a"], ["calibrate", p]):
+    for argv in (["export", p, "--out", tmp_path / "a"], ["calibrate", p, "--in-place"]):
         rc, _, err = cli(*argv)
         line = one_error_line(err)
         assert rc == 2 and "refused" in line and "weights_only=False" not in line and "posix.system" in line
@@ -275,6 +275,6 @@ def test_calibrate_cost_file_goes_through_the_results_validator(tiny_calibrated,
     for doc in ({"schema": "edgebranchy.results"}, {"schema": "edgebranchy.results", "schema_version": 1,
                                                     "variants": "fast"}, [1, 2]):
         bad.write_text(json.dumps(doc))
-        rc, _, err = cli("calibrate", ck, "--cost", bad)
+        rc, _, err = cli("calibrate", ck, "--in-place", "--cost", bad)
         assert rc == 2 and str(bad) in one_error_line(err, "calibrate")
     assert ck.read_bytes() == before

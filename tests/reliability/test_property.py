@@ -91,7 +91,7 @@ BASE = {
                         "--out", w / "new.pt"],
     "bench": lambda w: ["bench", w / "art", "--profile", "x86-cpu", "--power", "estimate", "--dataset", "synthetic",
                         "--out", w / "new.json"],
-    "calibrate": lambda w: ["calibrate", w / "m.pt"],
+    "calibrate": lambda w: ["calibrate", w / "m.pt", "--in-place"],
     "export": lambda w: ["export", w / "m.pt", "--out", w / "new-art"],
     "predict": lambda w: ["predict", w / "art", "--dataset", "synthetic"],
     "quickstart": lambda w: ["quickstart", "--dataset", "synthetic", "--out", w / "q"],
@@ -216,7 +216,7 @@ def test_checkpoint_config_fields(world, tmp_path_factory, case):
     torch.save({"format": "edgebranchy.checkpoint", "version": 1, "config": json.dumps(cfg),
                 "branchy": ck.branchy_state, "baseline": ck.baseline_state}, p)
     before = tree(d)
-    for argv in (["calibrate", p, "--thresholds", "0.1"], ["export", p, "--out", d / "a"]):
+    for argv in (["calibrate", p, "--in-place", "--thresholds", "0.1"], ["export", p, "--out", d / "a"]):
         rc, _, err = cli(*argv)
         assert rc == 2, (path, value, err)
         one_error_line(err)

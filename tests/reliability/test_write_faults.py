@@ -72,7 +72,7 @@ def test_calibrate_on_a_read_only_disk(tiny_calibrated, tmp_path, monkeypatch):
     shutil.copy(tiny_calibrated, ck)
     before = ck.read_bytes()
     monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.EROFS, os.strerror(errno.EROFS))))
-    rc, _, err = cli("calibrate", ck, "--thresholds", "0.2")
+    rc, _, err = cli("calibrate", ck, "--in-place", "--thresholds", "0.2")
     line = one_error_line(err, "calibrate")
     assert rc == 2 and "Read-only file system" in line and str(ck) in line
     assert ck.read_bytes() == before
