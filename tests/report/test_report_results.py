@@ -148,7 +148,7 @@ def test_runs_get_distinguishing_labels(tmp_path: Path) -> None:
     a = write_results(tmp_path / "a.json", build_results())
     b = write_results(tmp_path / "b.json", build_results(profile="rpi5", batch_size=8))
     runs = load_runs([a, b])
-    assert runs[0].label == "b-lenet · fashion-mnist · x86-generic · onnxruntime/fp32 · batch 1"
+    assert runs[0].label == "b-lenet · x86-generic · onnxruntime/fp32 · batch 1 · 2026-05-12"
     assert runs[0].short_label == "R1: x86-generic · batch 1"
     assert runs[1].short_label == "R2: rpi5 · batch 8"
 
