@@ -7,8 +7,8 @@ gives the same numbers:
 - a latency quantile (p50, p99) drawn from its bootstrap distribution when the raw samples are in the
   run (the resampled q-quantile of n sorted values is the order statistic at n x Beta(k, n + 1 - k),
   k = ceil(q n), so no resampling of the samples is needed); no interval when they are not;
-- a mean and an energy median drawn from the interval the run records for it (normal on the value,
-  resp. on its logarithm), the across-trials intervals that bench computes;
+- a mean latency and an energy median drawn from the interval the run records for it (normal on the
+  logarithm, so a draw is never negative), the across-trials intervals that bench computes;
 - the accuracy difference in points: paired on the same samples when both variants record
   per-sample correctness (`variants.X.correct`, 0/1 per sample), else two independent proportions.
 
@@ -60,9 +60,10 @@ def _normal_draws(value: float, ci: Any, rng: np.random.Generator, log: bool = F
         return None
     lo, hi = float(ci[0]), float(ci[1])
     if log:
-        if value <= 0 or lo <= 0 or hi <= 0:
+        if value <= 0 or hi <= 0:
             return None
-        se = max(math.log(hi / value), math.log(value / lo), 0.0) / Z95
+        sides = [math.log(hi / value)] + ([math.log(value / lo)] if lo > 0 else [])   # a t interval can reach 0
+        se = max(*sides, 0.0) / Z95
         return value * np.exp(rng.normal(0.0, se, size=draws))
     se = max(hi - value, value - lo, 0.0) / Z95
     return value + rng.normal(0.0, se, size=draws)
@@ -72,12 +73,13 @@ def latency_draws(latency: dict, stat: str, rng: np.random.Generator) -> np.ndar
     """Draws of a variant's latency statistic ("p50", "p99" or "mean"); None when the run cannot say."""
     samples = latency.get("samples")
     if stat == "mean":
-        d = _normal_draws(latency["mean"], latency.get("ci95"), rng)
+        d = _normal_draws(latency["mean"], latency.get("ci95"), rng, log=True)
         if d is not None and np.ptp(d) > 0:
             return d
         if samples is not None and len(samples) > 1:
             x = np.asarray(samples, dtype=float)
-            return x.mean() + rng.normal(0.0, x.std(ddof=1) / math.sqrt(x.size), size=DRAWS)
+            if x.mean() > 0:
+                return x.mean() * np.exp(rng.normal(0.0, x.std(ddof=1) / math.sqrt(x.size) / x.mean(), size=DRAWS))
         return None
     q = {"p50": 0.5, "p90": 0.9, "p99": 0.99, "p999": 0.999}[stat]
     return quantile_draws(samples, q, rng)
