@@ -283,3 +283,32 @@ def test_runs_with_different_exit_counts(tmp_path: Path) -> None:
     assert rows[3]["Entropy T"] == "0.95, 0.5"
     assert "No calibration record in R2." in files.markdown.read_text()
     assert len(files.plots) == 4
+
+
+def test_pareto_labels_fit_and_do_not_collide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two panels, a long cost source: every axis label and title lies inside the figure, none overlap."""
+    from edgebranchy.report import plots
+    from edgebranchy.report.results import Run
+
+    figs = []
+    real = plots._png
+    monkeypatch.setattr(plots, "_png", lambda fig: (figs.append(fig), fig.canvas.draw(), b"")[2])
+    a, b = build_results(), second_run()
+    for doc in (a, b):
+        doc["calibration"]["cost_source"] = "latency measured by bench on jetson-orin-nano (tensorrt, batch 8): r.json"
+    runs = [Run(index=i, path=Path(f"r{i}.json"), data=d, label=f"run {i}", short_label=f"R{i}: run {i}")
+            for i, d in enumerate((a, b), start=1)]
+    plots.pareto(runs)
+    monkeypatch.setattr(plots, "_png", real)
+    fig = figs[0]
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    texts = []
+    for ax in fig.axes:
+        for t in (ax.xaxis.label, ax.yaxis.label, ax.title):
+            ext = t.get_window_extent(renderer)
+            assert box.x0 <= ext.x0 and ext.x1 <= box.x1 and box.y0 <= ext.y0 and ext.y1 <= box.y1, t.get_text()
+            texts.append(ext)
+        assert "from measured costs" in ax.get_xlabel()
+    for i, e in enumerate(texts):
+        assert not any(e.overlaps(f) for f in texts[i + 1:])
