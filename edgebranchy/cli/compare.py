@@ -8,7 +8,8 @@ ORDER = 65
 
 def regression(text: str) -> float:
     """'5%' or '5' (percent) -> 0.05; from 0 to 1000%."""
-    body = text.strip().removesuffix("%").strip()
+    body = text.strip()
+    body = body[:-1].strip() if body.endswith("%") else body
     try:
         v = float(body)
     except ValueError:
