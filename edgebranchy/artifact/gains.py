@@ -9,8 +9,10 @@ gives the same numbers:
   k = ceil(q n), so no resampling of the samples is needed); no interval when they are not;
 - a mean latency and an energy median drawn from the interval the run records for it (normal on the
   logarithm, so a draw is never negative), the across-trials intervals that bench computes;
-- the accuracy difference in points: paired on the same samples when both variants record
-  per-sample correctness (`variants.X.correct`, 0/1 per sample), else two independent proportions.
+- the accuracy difference in points: paired on the same samples when the run records per-sample
+  correctness (`variants.X.correct`, 0/1 per sample) or its discordant counts (`accuracy_pairs`:
+  {"baseline_only", "branchy_only", "n"}: samples only the baseline, only branchy got right), else two
+  independent proportions.
 
 Pure Python and numpy: bench (to store the gains), the report, the verdict and `compare` all use it.
 """
@@ -123,10 +125,13 @@ def accuracy_difference(run: dict) -> dict:
     pb, pr = float(base["accuracy"]), float(br["accuracy"])
     diff = pr - pb
     cb, cr = base.get("correct"), br.get("correct")
+    pairs = run.get("accuracy_pairs")
     if isinstance(cb, list) and isinstance(cr, list) and len(cb) == len(cr) and cb:
         a, b = np.asarray(cb, dtype=bool), np.asarray(cr, dtype=bool)
-        m = a.size
-        only_r, only_b = float(np.sum(b & ~a)), float(np.sum(a & ~b))
+        pairs = {"baseline_only": int(np.sum(a & ~b)), "branchy_only": int(np.sum(b & ~a)), "n": int(a.size)}
+    if isinstance(pairs, dict) and pairs.get("n"):
+        m = int(pairs["n"])
+        only_r, only_b = float(pairs["branchy_only"]), float(pairs["baseline_only"])
         diff = (only_r - only_b) / m
         var = max((only_r + only_b) / m - diff * diff, 0.0) / m
         method, n = "paired", m

@@ -53,6 +53,9 @@ def test_accuracy_difference_two_proportion_then_paired() -> None:
     p = run_gains(run)["accuracy"]
     assert p["method"] == "paired" and p["diff_points"] == pytest.approx(-0.42)
     assert p["ci95_points"][1] - p["ci95_points"][0] < 0.5 * 2 * half   # pairing removes the shared variance
+    del run["variants"]["baseline"]["correct"], run["variants"]["branchy"]["correct"]
+    run["accuracy_pairs"] = {"baseline_only": 90, "branchy_only": 48, "n": 10000}   # the same, compactly
+    assert run_gains(run)["accuracy"] == p
 
 
 def test_latency_interval_needs_the_samples() -> None:
