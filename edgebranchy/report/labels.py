@@ -10,9 +10,10 @@ from collections import Counter
 
 
 def form_of(run: dict) -> str | None:
-    """The batch-1 form the run measured ('segments' / 'single-graph'), or None where it does not say."""
-    env = run.get("environment", {})
-    form = run.get("form") or (run.get("config") or {}).get("form") or env.get("batch1_form")
+    """The form the run measured ('segments' / 'single-graph'), or None where it does not say; the
+    environment's batch-1 choice counts only at batch 1 (batches always run the segments)."""
+    env, cfg = run.get("environment", {}), run.get("config") or {}
+    form = run.get("form") or cfg.get("form") or (env.get("batch1_form") if cfg.get("batch_size") == 1 else None)
     return form if isinstance(form, str) else None
 
 
