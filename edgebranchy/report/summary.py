@@ -142,8 +142,8 @@ def summary_notes(runs: list[Run]) -> list[str]:
             if energy is None:
                 notes.append(f"{tag} {variant}: no energy reading in the results file.")
             elif energy["kind"] == "estimated":
-                notes.append(f"{tag} {variant}: energy is ESTIMATED by a power model "
-                             f"(source: {energy['source']}), not measured.")
+                src = "" if kind_text(energy) == "estimated" else f" (source: {energy['source']})"
+                notes.append(f"{tag} {variant}: energy is ESTIMATED by a power model{src}, not measured.")
         idle = run.data["idle"]
         energies = [run.data["variants"][v]["energy"] for v in ("baseline", "branchy")]
         if idle is None:

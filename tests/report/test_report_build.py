@@ -312,3 +312,11 @@ def test_pareto_labels_fit_and_do_not_collide(monkeypatch: pytest.MonkeyPatch) -
         assert "from measured costs" in ax.get_xlabel()
     for i, e in enumerate(texts):
         assert not any(e.overlaps(f) for f in texts[i + 1:])
+
+
+def test_estimate_source_is_not_repeated(tmp_path: Path) -> None:
+    doc = build_results(energy_source="estimate")
+    md = build_report([write_results(tmp_path / "r.json", doc)], tmp_path / "report").markdown.read_text()
+    assert "estimated (estimate)" not in md and "(source: estimate)" not in md
+    assert summary_table(md)[0]["Energy kind (source)"] == "estimated"
+    assert "R1 baseline: energy is ESTIMATED by a power model, not measured." in md
