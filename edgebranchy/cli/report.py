@@ -31,4 +31,8 @@ def run(args: argparse.Namespace) -> int:
           f"{len(files.plots)} PNG plot{'s' if len(files.plots) != 1 else ''} in {files.directory})")
     for note in files.skipped:
         print(f"  not drawn: {note}")
+    for label, lines in files.verdicts:
+        print(f"{label}: {lines[0]}")
+        for warning in lines[1:]:
+            print(f"  {warning}")
     return 0

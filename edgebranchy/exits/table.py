@@ -53,6 +53,19 @@ def _percent(x: float) -> str:
     return f"{100.0 * x:.2f}"
 
 
+def _fraction(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def speedup_label(cost_source: str | None) -> str:
+    """'expected speedup (from MACs)' or '(from measured costs)', from a calibration record's cost_source
+    (MACs when it starts with 'flops', as `calibrate --cost flops` records it); no source, no suffix."""
+    if cost_source is None:
+        return "expected speedup"
+    text = cost_source.lower()
+    return "expected speedup (from " + ("MACs" if text.startswith("flops") or "mac" in text else "measured costs") + ")"
+
+
 def _speedup(relative_cost: float | None) -> str | None:
     if relative_cost is None:
         return None
@@ -60,11 +73,13 @@ def _speedup(relative_cost: float | None) -> str | None:
 
 
 def calibration_table(validation: Mapping[str, Any], test: Mapping[str, Any] | None = None,
-                      thresholds: Sequence[float] | None = None) -> str:
-    """Thresholds and exit fractions per exit, then accuracy, relative cost and expected speedup
-    (1 / relative cost) on validation and, when given, test, side by side.
+                      thresholds: Sequence[float] | None = None, cost_source: str | None = None) -> str:
+    """Thresholds and exit fractions per exit, then accuracy, relative cost (a fraction of the baseline's,
+    0-1, as the Pareto plot shows it) and expected speedup (1 / relative cost) on validation and, when
+    given, test, side by side.
 
-    `validation` and `test` are the "validation"/"test" entries of a calibration record.
+    `validation` and `test` are the "validation"/"test" entries of a calibration record, `cost_source`
+    its "cost_source" (it names where the speedup comes from: MACs or measured costs).
     """
     fractions_v = list(validation["exit_fractions"])
     fractions_t = list(test["exit_fractions"]) if test is not None else None
@@ -91,8 +106,8 @@ def calibration_table(validation: Mapping[str, Any], test: Mapping[str, Any] | N
 
     splits = [("validation", validation)] + ([("test", test)] if test is not None else [])
     metrics = [("accuracy %", lambda d: _percent(d["accuracy"])),
-               ("relative cost %", lambda d: _percent(d["relative_cost"])),
-               ("expected speedup", lambda d: _speedup(d["relative_cost"])),
+               ("relative cost (0-1)", lambda d: _fraction(d["relative_cost"])),
+               (speedup_label(cost_source), lambda d: _speedup(d["relative_cost"])),
                ("samples", lambda d: str(d["n"]))]
     metric_rows = [{"metric": name, **{split: get(d) for split, d in splits}} for name, get in metrics]
     metric_cols: list[tuple[str, str, Format]] = [("metric", "metric", "s")]
@@ -100,17 +115,18 @@ def calibration_table(validation: Mapping[str, Any], test: Mapping[str, Any] | N
     return format_table(exit_rows, exit_cols) + "\n\n" + format_table(metric_rows, metric_cols)
 
 
-def frontier_table(frontier: Sequence[Mapping[str, Any]], max_rows: int = 15) -> str:
+def frontier_table(frontier: Sequence[Mapping[str, Any]], max_rows: int = 15, cost_source: str | None = None) -> str:
     """The accuracy-vs-cost frontier as a table, cheapest first, at most `max_rows` rows
-    spread evenly over it (the first and last always shown)."""
+    spread evenly over it (the first and last always shown); relative cost as a fraction 0-1."""
     if max_rows < 2:
         raise EdgeBranchyError(f"max_rows must be >= 2, got {max_rows}")
     points = sorted(frontier, key=lambda p: p["relative_cost"])
     if len(points) > max_rows:
         picks = np.unique(np.round(np.linspace(0, len(points) - 1, max_rows)).astype(int))
         points = [points[i] for i in picks]
-    rows = [{"relative_cost": _percent(p["relative_cost"]), "speedup": _speedup(p["relative_cost"]),
+    rows = [{"relative_cost": _fraction(p["relative_cost"]), "speedup": _speedup(p["relative_cost"]),
              "accuracy": _percent(p["accuracy"]),
              "thresholds": ", ".join(f"{t:.4g}" for t in p["thresholds"])} for p in points]
-    return format_table(rows, [("relative_cost", "relative cost %", "s"), ("speedup", "speedup", "s"),
+    return format_table(rows, [("relative_cost", "relative cost (0-1)", "s"),
+                               ("speedup", speedup_label(cost_source), "s"),
                                ("accuracy", "accuracy %", "s"), ("thresholds", "thresholds", "s")])

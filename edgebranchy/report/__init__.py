@@ -5,7 +5,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebranchy.report.results import Run, load_results, load_runs, validate_results
@@ -25,6 +25,7 @@ class ReportFiles:
     html: Path
     plots: list[Path]
     skipped: list[str]   # "<file>: <reason>" for plots not drawn
+    verdicts: list[tuple[str, list[str]]] = field(default_factory=list)   # (short label, verdict lines) per run
 
 
 def build_report(results_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
@@ -32,6 +33,7 @@ def build_report(results_paths: list[str | os.PathLike], out_dir: str | os.PathL
     """Validate every results file, then write report.md, report.html and the PNG plots to out_dir."""
     from edgebranchy.report.plots import PLOT_FILES, Plot, make_plots
     from edgebranchy.report.render import render_html, render_markdown
+    from edgebranchy.report.verdict import verdict_lines
 
     runs = load_runs(list(results_paths))
     out = Path(out_dir)
@@ -50,7 +52,8 @@ def build_report(results_paths: list[str | os.PathLike], out_dir: str | os.PathL
     _write_staged(out, files, stale)
     written = [out / p.filename for p in plots if isinstance(p, Plot)]
     return ReportFiles(directory=out, markdown=out / "report.md", html=out / "report.html", plots=written,
-                       skipped=[f"{p.filename}: {p.reason}" for p in plots if not isinstance(p, Plot)])
+                       skipped=[f"{p.filename}: {p.reason}" for p in plots if not isinstance(p, Plot)],
+                       verdicts=[(r.short_label, verdict_lines(r.data)) for r in runs])
 
 
 def _write_staged(out: Path, files: dict[str, bytes], stale: list[str]) -> None:

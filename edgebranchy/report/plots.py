@@ -7,6 +7,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import Any
 
+from edgebranchy.artifact.gains import cost_source_name
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.report.results import Run
 
@@ -59,7 +60,7 @@ def _png(fig: Any) -> bytes:
 
 
 def _wrap(text: str, width: int = 56) -> str:
-    return "\n".join(textwrap.wrap(text, width)) or text
+    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False)) or text
 
 
 def _grid(plt: Any, n: int, width: float = 4.8, height: float = 3.8) -> tuple[Any, list]:
@@ -209,20 +210,19 @@ def pareto(runs: list[Run]) -> Plot | Skipped:
         ax.scatter([val["relative_cost"]], [100 * val["accuracy"]], marker="*", s=220,
                    color="#C44E52", edgecolor="black", zorder=5, label=f"chosen (T = {t_text})")
         ax.axvline(1.0, color="black", ls=":", lw=1, label="baseline cost")
-        source = cal.get("cost_source") or "cost"
-        ax.set_xlabel(f"relative cost (source: {source}; 1.0 = baseline)")
+        ax.set_xlabel(_wrap(f"relative cost, from {cost_source_name(cal.get('cost_source'))} (1.0 = baseline)", 50))
         ax.set_ylabel("accuracy on validation split (%)")
         who = ", ".join(f"R{m.index}" for m in members)
         method = cal.get("method")
         sub = f" · {method} {cal.get('target')}" if method else ""
-        ax.set_title(_wrap(f"{who}: {members[0].env['model']} · {members[0].env['dataset']}{sub}"),
+        ax.set_title(_wrap(f"{who}: {members[0].env['model']} · {members[0].env['dataset']}{sub}", 44),
                      fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
         alts.append(f"{who}: {len(front)} frontier points; chosen point accuracy "
                     f"{100 * val['accuracy']:.2f}% at relative cost {val['relative_cost']:.3g}")
     fig.suptitle("Accuracy vs relative cost (validation split)", fontsize=12)
-    fig.tight_layout()
+    fig.tight_layout(w_pad=2.0)
     skipped = [f"R{r.index}" for r in runs if r.data["calibration"] is None]
     caption = ("Accuracy against relative cost for the swept entropy thresholds (grey), their "
                "Pareto frontier (line) and the chosen operating point (star), from the calibration "

@@ -6,8 +6,10 @@ import hashlib
 import html
 import json
 
+from edgebranchy.report.main_table import main_columns, main_rows
 from edgebranchy.report.plots import Plot, Skipped, latency_unit
 from edgebranchy.report.results import Run
+from edgebranchy.report.verdict import verdict_lines
 from edgebranchy.report.summary import (COLUMNS, SUMMARY_COLUMNS, Column, fmt_sig, fmt_thresholds, summary_notes,
                                         summary_rows)
 
@@ -66,6 +68,7 @@ def _environment_fields(run: Run) -> list[tuple[str, str]]:
         f"{idle['watts']:.3g} W over {idle['seconds']:.3g} s ({idle['kind']}, {idle['source']})")
     sha = env.get("artifact_sha256")
     return [
+        ("Run label", run.label),
         ("Results file", run.path.name),
         ("Created", run.data["created"]),
         ("Model / dataset", f"{env['model']} / {env['dataset']}"),
@@ -101,6 +104,11 @@ def environment_table(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
 
 
 HOW_TO_READ = [
+    "The verdict opens the report: one line per run (latency, energy and accuracy of the branchy network "
+    "against its baseline), then the warnings that apply (slower than the baseline, no early exits, a worse "
+    "tail, accuracy below the calibrated target, a gain far from the calibration's estimate).",
+    "Intervals [low, high] are 95%: latency quantiles bootstrapped from the timed calls, means and energy "
+    "from the per-trial intervals, the accuracy difference from the test samples (points = percentage points).",
     "Gain = baseline / branchy: above 1.00x the branchy network is faster (latency) or uses less "
     "energy; below 1.00x it is slower. Gain p50 compares medians, gain mean compares means.",
     "Latency is in milliseconds at the batch size of the run, per sample or per batch as the "
@@ -141,16 +149,27 @@ def _md_alt(text: str) -> str:
     return text.replace("[", "(").replace("]", ")").replace("\n", " ")
 
 
+def _sources(runs: list[Run], code) -> str:
+    n_files = len({r.path for r in runs})
+    return (f"Built from {len(runs)} run{'s' if len(runs) != 1 else ''} in {n_files} results "
+            f"file{'s' if n_files != 1 else ''}: " + "; ".join(f"R{r.index} = {r.label} ({code(r.path.name)})"
+                                                              for r in runs) + ".")
+
+
 def render_markdown(runs: list[Run], plots: list[Plot | Skipped], title: str | None = None) -> str:
     """The report as Markdown; plots are referenced as PNG files next to it."""
-    out = [f"# {title or default_title(runs)}", "",
-           f"Built from {len(runs)} results file{'s' if len(runs) != 1 else ''}: "
-           + ", ".join(f"R{r.index} = `{r.path.name}`" for r in runs) + ".", "",
-           "## Summary (Table I shape)", ""]
-    out += _md_table(SUMMARY_COLUMNS, [[c.text for c in row.cells] for row in summary_rows(runs)])
+    out = [f"# {title or default_title(runs)}", "", _sources(runs, lambda n: f"`{n}`"), "", "## Verdict", ""]
+    for r in runs:
+        lines = verdict_lines(r.data)
+        out += [f"**R{r.index}: {_md(r.label)}**: {_md(lines[0])}", ""]
+        out += [f"- {_md(w)}" for w in lines[1:]] + ([""] if lines[1:] else [])
+    out += ["## Summary: branchy vs baseline", ""]
+    out += _md_table([c.title for c in main_columns(runs)], [[c.text for c in row] for row in main_rows(runs)])
     notes = summary_notes(runs)
     if notes:
         out += [""] + [f"- {n}" for n in notes]
+    out += ["", "## Details per variant", ""]
+    out += _md_table(SUMMARY_COLUMNS, [[c.text for c in row.cells] for row in summary_rows(runs)])
     out += ["", "## Plots", ""]
     n = 0
     for p in plots:
@@ -189,6 +208,11 @@ figcaption { font-size: .9rem; color: #444; }
 .skipped { color: #666; font-style: italic; }
 ul.notes { font-size: .88rem; }
 span.ci { color: #555; font-size: .75rem; }
+span.loss { color: #b71c1c; font-weight: 600; background: #fde0e0; padding: 0 .2rem; }
+span.win { color: #1b5e20; font-weight: 600; }
+p.verdict { margin: .4rem 0; }
+p.verdict.warn { border-left: 4px solid #c62828; padding-left: .5rem; }
+ul.warnings li { color: #8e1b1b; font-size: .9rem; }
 nav a { margin-right: 1rem; }
 """
 
@@ -212,9 +236,42 @@ def _esc(text: str) -> str:
     return html.escape(text, quote=True)
 
 
+def _cls(col: Column) -> str:
+    return "text" if col.text else "num"
+
+
+def _cell_html(c) -> str:
+    body = f'<span class="{c.cls}">{_esc(c.value)}</span>' if c.cls else _esc(c.value)
+    if c.interval is not None:   # value [CI]: the CI on its own line
+        body += f'<br><span class="ci">[{_esc(c.interval[0])}, {_esc(c.interval[1])}]</span>'
+    return body
+
+
+def _html_main(runs: list[Run]) -> list[str]:
+    cols = main_columns(runs)
+    out = ['<div class="scroll"><table class="main">', "<thead><tr>"]
+    out += [f'<th class="{_cls(col)}">{_esc(col.title)}</th>' for col in cols] + ["</tr></thead><tbody>"]
+    for row in main_rows(runs):
+        out.append("<tr>" + "".join(f'<td class="{_cls(col)}">{_cell_html(c)}</td>' for col, c in zip(cols, row))
+                   + "</tr>")
+    out.append("</tbody></table></div>")
+    return out
+
+
+def _html_verdict(runs: list[Run]) -> list[str]:
+    out = ['<section id="verdict"><h2>Verdict</h2>']
+    for r in runs:
+        lines = verdict_lines(r.data)
+        cls = "verdict warn" if lines[1:] else "verdict"
+        out.append(f'<p class="{cls}"><strong>R{r.index}: {_esc(r.label)}</strong>: {_esc(lines[0])}</p>')
+        if lines[1:]:
+            out += ['<ul class="warnings">'] + [f"<li>{_esc(w)}</li>" for w in lines[1:]] + ["</ul>"]
+    out.append("</section>")
+    return out
+
+
 def _html_summary(runs: list[Run]) -> list[str]:
-    def cls(col: Column) -> str:
-        return "text" if col.text else "num"
+    cls = _cls
 
     out = ['<div class="scroll"><table>', "<thead><tr>"]
     out += [f'<th class="{cls(col)}">{_esc(col.title)}</th>' for col in COLUMNS]
@@ -225,10 +282,7 @@ def _html_summary(runs: list[Run]) -> list[str]:
             if i == 0 and n % 2 == 1:
                 continue  # the run label spans its two rows
             span = ' rowspan="2"' if i == 0 else ""
-            body = f'<span class="{c.cls}">{_esc(c.value)}</span>' if c.cls else _esc(c.value)
-            if c.interval is not None:   # median [CI]: the CI on its own line
-                body += f'<br><span class="ci">[{_esc(c.interval[0])}, {_esc(c.interval[1])}]</span>'
-            cells.append(f'<td class="{cls(col)}"{span}>{body}</td>')
+            cells.append(f'<td class="{cls(col)}"{span}>{_cell_html(c)}</td>')
         out.append(f'<tr class="{row.variant}">' + "".join(cells) + "</tr>")
     out.append("</tbody></table></div>")
     return out
@@ -244,15 +298,16 @@ def render_html(runs: list[Run], plots: list[Plot | Skipped], title: str | None 
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
            f"<title>{_esc(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
            f"<h1>{_esc(title)}</h1>",
-           "<p>Built from " + ", ".join(f"R{r.index} = <code>{_esc(r.path.name)}</code>" for r in runs)
-           + ".</p>",
-           '<nav><a href="#summary">Summary</a><a href="#plots">Plots</a>'
-           '<a href="#environment">Environment</a><a href="#how-to-read">How to read this</a></nav>',
-           '<section id="summary"><h2>Summary (Table I shape)</h2>']
-    out += _html_summary(runs)
+           "<p>" + _esc(_sources(runs, lambda n: n)) + "</p>",
+           '<nav><a href="#verdict">Verdict</a><a href="#summary">Summary</a><a href="#details">Details</a>'
+           '<a href="#plots">Plots</a><a href="#environment">Environment</a><a href="#how-to-read">How to read '
+           'this</a></nav>']
+    out += _html_verdict(runs)
+    out += ['<section id="summary"><h2>Summary: branchy vs baseline</h2>'] + _html_main(runs)
     notes = summary_notes(runs)
     if notes:
         out += ['<ul class="notes">'] + [f"<li>{_esc(n)}</li>" for n in notes] + ["</ul>"]
+    out += ["</section>", '<section id="details"><h2>Details per variant</h2>'] + _html_summary(runs)
     out += ["</section>", '<section id="plots"><h2>Plots</h2>']
     n = 0
     for p in plots:

@@ -1,4 +1,5 @@
-"""The summary table (Table I shape): its columns, its cells (value + interval) and the number formats."""
+"""The details table (one row per variant of each run): its columns, its cells (value + interval), the number
+formats, and the notes under the summary. The short main table (one row per run) is in `report.main_table`."""
 from __future__ import annotations
 
 import math
@@ -16,11 +17,11 @@ class Column:
     text: bool = False
 
 
+#: the details table: one row per variant of each run
 COLUMNS = (
     Column("Run", text=True), Column("Variant", text=True), Column("Acc %"), Column("Latency per", text=True),
-    Column("p50 ms"), Column("p99 ms"), Column("Gain p50"), Column("Gain mean"),
-    Column("Entropy T", text=True), Column("Exit %", text=True), Column("Energy mJ/inf [95% CI]"),
-    Column("Energy kind (source)", text=True), Column("Energy gain"),
+    Column("p50 ms"), Column("p99 ms"), Column("mean ms"), Column("Entropy T", text=True),
+    Column("Energy mJ/inf [95% CI]"), Column("Energy kind (source)", text=True),
     Column("Dynamic mJ/inf [95% CI]"), Column("Dynamic gain"),
 )
 SUMMARY_COLUMNS = [c.title for c in COLUMNS]
@@ -75,53 +76,54 @@ def fmt_thresholds(values: list) -> str:
     return ", ".join(f"{t:.4g}" for t in values if t is not None)
 
 
-def _latency_per(run: Run) -> str:
+def latency_per(run: Run) -> str:
     if run.baseline["latency_ms"]["per"] == "batch":
         return f"batch of {run.batch_size}"
     return "sample" if run.batch_size == 1 else f"sample (batch {run.batch_size})"
 
 
-def _energy_cells(run: Run, variant: str) -> tuple[Cell, Cell, Cell, Cell, Cell]:
+def kind_text(energy: dict) -> str:
+    """'estimated (psutil-cpu-model)'; the source alone where it already says the kind."""
+    kind, source = energy["kind"], str(energy["source"])
+    return kind if source.lower() in ("estimate", "estimated", kind) else f"{kind} ({source})"
+
+
+def _energy_cells(run: Run, variant: str) -> tuple[Cell, Cell, Cell, Cell]:
     energy = run.data["variants"][variant]["energy"]
     if energy is None:
         na = Cell("n/a")
-        return Cell("not recorded"), na, na, Cell("not recorded"), na
-    kind_cell = Cell(f"{energy['kind']} ({energy['source']})", energy["kind"])
-    gain = gain_dyn = Cell("")
+        return Cell("not recorded"), na, Cell("not recorded"), na
+    kind_cell = Cell(kind_text(energy), energy["kind"])
+    gain_dyn = Cell("")
     if variant == "branchy":
         base, br = run.baseline["energy"], run.branchy["energy"]
         if base is not None:
             mixed = " (mixed kinds)" if base["kind"] != br["kind"] else ""
-            gain = Cell(fmt_gain(base["per_inference_mj"]["median"],
-                                 br["per_inference_mj"]["median"]) + mixed)
             bd, dd = base.get("dynamic_per_inference_mj"), br.get("dynamic_per_inference_mj")
             gain_dyn = Cell(fmt_gain(bd["median"], dd["median"]) + mixed if bd and dd else "n/a")
-    return (estimate_cell(energy["per_inference_mj"]), kind_cell, gain,
+    return (estimate_cell(energy["per_inference_mj"]), kind_cell,
             estimate_cell(energy.get("dynamic_per_inference_mj")), gain_dyn)
 
 
 def summary_rows(runs: list[Run]) -> list[SummaryRow]:
-    """Two rows per run (baseline, branchy) in the columns of COLUMNS."""
+    """Two rows per run (baseline, branchy) in the columns of COLUMNS (the details table)."""
     rows = []
     for run in runs:
-        b_lat, r_lat = run.baseline["latency_ms"], run.branchy["latency_ms"]
         for variant in ("baseline", "branchy"):
             v = run.data["variants"][variant]
             lat = v["latency_ms"]
             is_br = variant == "branchy"
-            e_mj, e_kind, e_gain, d_mj, d_gain = _energy_cells(run, variant)
+            e_mj, e_kind, d_mj, d_gain = _energy_cells(run, variant)
             rows.append(SummaryRow(run.index, variant, [
                 Cell(f"R{run.index}: {run.label}"),
                 Cell(variant),
                 Cell(f"{100 * v['accuracy']:.2f}"),
-                Cell(_latency_per(run)),
+                Cell(latency_per(run)),
                 Cell(fmt_sig(lat["p50"])),
                 Cell(fmt_sig(lat["p99"])),
-                Cell(fmt_gain(b_lat["p50"], r_lat["p50"]) if is_br else ""),
-                Cell(fmt_gain(b_lat["mean"], r_lat["mean"]) if is_br else ""),
+                Cell(fmt_sig(lat["mean"])),
                 Cell(fmt_thresholds(run.env["thresholds"]) if is_br else ""),
-                Cell(", ".join(f"{100 * f:.1f}" for f in v["exit_fractions"]) if is_br else ""),
-                e_mj, e_kind, e_gain, d_mj, d_gain,
+                e_mj, e_kind, d_mj, d_gain,
             ]))
     return rows
 
@@ -140,8 +142,8 @@ def summary_notes(runs: list[Run]) -> list[str]:
             if energy is None:
                 notes.append(f"{tag} {variant}: no energy reading in the results file.")
             elif energy["kind"] == "estimated":
-                notes.append(f"{tag} {variant}: energy is ESTIMATED by a power model "
-                             f"(source: {energy['source']}), not measured.")
+                src = "" if kind_text(energy) == "estimated" else f" (source: {energy['source']})"
+                notes.append(f"{tag} {variant}: energy is ESTIMATED by a power model{src}, not measured.")
         idle = run.data["idle"]
         energies = [run.data["variants"][v]["energy"] for v in ("baseline", "branchy")]
         if idle is None:

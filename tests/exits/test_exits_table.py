@@ -31,9 +31,19 @@ def test_calibration_table_side_by_side():
     assert "0.025" in text and "(last)" in text
     assert "94.30" in text and "93.80" in text and "5.70" in text and "6.20" in text
     assert "99.25" in text and "99.10" in text
-    assert "20.00" in text and "25.00" in text
+    assert "0.200" in text and "0.250" in text and "relative cost (0-1)" in text and "relative cost %" not in text
     assert "5.00x" in text and "4.00x" in text
     assert "test" in text.splitlines()[0]
+    assert "expected speedup (" not in text    # no cost source: no claim where it comes from
+
+
+def test_calibration_table_names_the_cost_source():
+    macs = calibration_table(VAL, TEST, [0.025], cost_source="flops (MACs counted from the model)")
+    assert "expected speedup (from MACs)" in macs
+    measured = calibration_table(VAL, TEST, [0.025], cost_source="latency measured by bench on x86-cpu: r.json")
+    assert "expected speedup (from measured costs)" in measured
+    assert "(from MACs)" in frontier_table([{"thresholds": [0.1], "accuracy": 0.9, "relative_cost": 0.5}],
+                                           cost_source="flops")
 
 
 def test_calibration_table_validation_only():
@@ -54,7 +64,7 @@ def test_frontier_table_thins_and_keeps_ends():
     text = frontier_table(list(reversed(frontier)), max_rows=5)
     body = text.splitlines()[2:]
     assert len(body) == 5
-    assert body[0].split()[0] == "10.00" and body[-1].split()[0] == "69.00"   # cheapest first, both ends
+    assert body[0].split()[0] == "0.100" and body[-1].split()[0] == "0.690"   # cheapest first, both ends
     assert "10.00x" in body[0]
     assert len(frontier_table(frontier[:3]).splitlines()) == 5
     with pytest.raises(EdgeBranchyError):

@@ -1,4 +1,4 @@
-"""build_report: files, the Table I summary against the results files, plots, HTML self-containment."""
+"""build_report: files, the verdict, the main and details tables against the results files, plots, HTML."""
 from __future__ import annotations
 
 import base64
@@ -21,9 +21,9 @@ def png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-def summary_table(md: str) -> list[dict[str, str]]:
-    """The rows of the Markdown table under '## Summary', as dicts keyed by the header."""
-    section = md.split("## Summary", 1)[1].split("\n## ", 1)[0]
+def summary_table(md: str, heading: str = "## Details per variant") -> list[dict[str, str]]:
+    """The rows of the Markdown table under `heading` (default: the details table), as dicts keyed by the header."""
+    section = md.split(heading, 1)[1].split("\n## ", 1)[0]
     lines = [ln for ln in section.splitlines() if ln.startswith("|")]
     split = [[c.strip() for c in re.split(r"(?<!\\)\|", ln)[1:-1]] for ln in lines]
     header, rule, rows = split[0], split[1], split[2:]
@@ -38,6 +38,16 @@ def shows(text: str, value: float, min_sig: int = 3) -> bool:
     decimals = len(text.split(".")[1]) if "." in text else 0
     digits = len(text.replace(".", "").replace("-", "").lstrip("0"))
     return digits >= min_sig and abs(float(text) - value) <= 0.5 * 10 ** -decimals * (1 + 1e-9)
+
+
+def main_table(md: str) -> list[dict[str, str]]:
+    return summary_table(md, "## Summary: branchy vs baseline")
+
+
+def value_and_interval(cell: str) -> tuple[str, str, str]:
+    m = re.fullmatch(r"(\S+)(?: \(.*\))? \[(\S+), (\S+)\]", cell)
+    assert m, cell
+    return m[1], m[2], m[3]
 
 
 def check_estimate(cell: str, est: dict) -> None:
@@ -74,37 +84,92 @@ def test_summary_table_agrees_with_results_files(two_run_report: BuiltReport) ->
         env, cfg = doc["environment"], doc["config"]
         base, br = doc["variants"]["baseline"], doc["variants"]["branchy"]
         for row, v in zip(rows[2 * n: 2 * n + 2], (base, br)):
-            for part in (env["model"], env["dataset"], env["profile"], env["backend"],
-                         f"batch {cfg['batch_size']}"):
+            for part in (env["model"], env["profile"], env["backend"], f"batch {cfg['batch_size']}",
+                         doc["created"][:10]):
                 assert part in row["Run"]
             assert shows(row["Acc %"], 100 * v["accuracy"])
             assert shows(row["p50 ms"], v["latency_ms"]["p50"])
             assert shows(row["p99 ms"], v["latency_ms"]["p99"])
+            assert shows(row["mean ms"], v["latency_ms"]["mean"])
+            assert shows(row["mean ms"], v["latency_ms"]["mean"])
             e = v["energy"]
             check_estimate(row["Energy mJ/inf [95% CI]"], e["per_inference_mj"])
             check_estimate(row["Dynamic mJ/inf [95% CI]"], e["dynamic_per_inference_mj"])
             assert row["Energy kind (source)"] == f"{e['kind']} ({e['source']})"
             per = cfg["batch_size"] if v["latency_ms"]["per"] == "batch" else None
             assert row["Latency per"] == (f"batch of {per}" if per else "sample")
-        b_row, r_row = rows[2 * n], rows[2 * n + 1]
-        assert shows(r_row["Gain p50"], base["latency_ms"]["p50"] / br["latency_ms"]["p50"])
-        assert shows(r_row["Gain mean"], base["latency_ms"]["mean"] / br["latency_ms"]["mean"])
-        assert shows(r_row["Energy gain"], base["energy"]["per_inference_mj"]["median"]
-                     / br["energy"]["per_inference_mj"]["median"])
+        r_row = rows[2 * n + 1]
         assert shows(r_row["Dynamic gain"], base["energy"]["dynamic_per_inference_mj"]["median"]
                      / br["energy"]["dynamic_per_inference_mj"]["median"])
         assert [float(t) for t in r_row["Entropy T"].split(", ")] == env["thresholds"]
-        exits = r_row["Exit %"].split(", ")
+        assert rows[2 * n]["Entropy T"] == rows[2 * n]["Dynamic gain"] == ""
+
+
+def test_main_table_agrees_with_results_files(two_run_report: BuiltReport) -> None:
+    rows = main_table(two_run_report.files.markdown.read_text())
+    assert [r["Run"][:2] for r in rows] == ["R1", "R2"]
+    for row, doc in zip(rows, two_run_report.docs):
+        base, br = doc["variants"]["baseline"], doc["variants"]["branchy"]
+        for key, stat in (("Gain p50 [95% CI]", "p50"), ("Gain mean [95% CI]", "mean")):
+            g, lo, hi = value_and_interval(row[key])
+            ratio = base["latency_ms"][stat] / br["latency_ms"][stat]
+            assert shows(g, ratio) and float(lo[:-1]) <= ratio <= float(hi[:-1])
+        g, lo, hi = value_and_interval(row["Energy gain [95% CI]"])
+        ratio = base["energy"]["per_inference_mj"]["median"] / br["energy"]["per_inference_mj"]["median"]
+        assert shows(g, ratio) and f"({br['energy']['kind']})" in row["Energy gain [95% CI]"]
+        d, lo, hi = value_and_interval(row["Accuracy Δ points [95% CI]"])
+        assert abs(float(d) - 100 * (br["accuracy"] - base["accuracy"])) < 0.006
+        assert float(lo) < float(d) < float(hi)
+        exits = row["Exit %"].split(" / ")
         assert len(exits) == len(br["exit_fractions"])
         assert all(shows(s, 100 * f, min_sig=1) for s, f in zip(exits, br["exit_fractions"]))
-        assert b_row["Gain p50"] == b_row["Exit %"] == b_row["Entropy T"] == ""
+        p99 = 100 * (br["latency_ms"]["p99"] / base["latency_ms"]["p99"] - 1)
+        assert row["p99 change [95% CI]"].startswith(f"{p99:+.0f}%")
+    assert rows[0]["Branchy p50 per sample vs R1 [95% CI]"] == "reference"
+    r1 = two_run_report.docs[0]["variants"]["branchy"]["latency_ms"]["p50"]
+    r2 = two_run_report.docs[1]["variants"]["branchy"]["latency_ms"]["p50"] / 8   # per batch of 8
+    assert rows[1]["Branchy p50 per sample vs R1 [95% CI]"].startswith(f"{100 * (r2 / r1 - 1):+.1f}%")
+
+
+def test_verdict_opens_the_report(two_run_report: BuiltReport) -> None:
+    md = two_run_report.files.markdown.read_text()
+    head = md.split("## Summary", 1)[0]
+    assert "## Verdict" in head
+    assert "**R1: b-lenet · fashion-mnist · x86-generic" not in head   # one dataset: not in the label
+    assert "**R1: b-lenet · x86-generic · onnxruntime/fp32 · batch 1 · 2026-05-12**: branchy is 1.97x faster" in head
+    assert "**R2: b-lenet · jetson-orin-nano · tensorrt/fp16 · batch 8 · 2026-05-12**: branchy is" in head
+    assert "- warning: the tail is worse" in head
+    assert "nan" not in md.lower().replace("nano", "")
+    page = two_run_report.files.html.read_text()
+    assert page.index('id="verdict"') < page.index('id="summary"') < page.index('id="details"')
+
+
+def test_a_losing_run_reads_as_a_loss(tmp_path: Path) -> None:
+    doc = build_results(baseline_p50=0.07, branchy_p50=0.09, exit_counts=(0, 10000), calibration=False)
+    files = build_report([write_results(tmp_path / "lose.json", doc)], tmp_path / "report")
+    md = files.markdown.read_text()
+    verdict = md.split("## Verdict", 1)[1].split("## Summary", 1)[0]
+    assert "branchy is SLOWER than the baseline at p50" in verdict
+    assert "- warning: early exit does not pay here" in verdict
+    assert "- warning: no sample leaves early (exits 0.0% / 100.0%)" in verdict
+    assert "- warning: the artifact is uncalibrated" in verdict
+    row = main_table(md)[0]
+    assert row["Gain p50 [95% CI]"].split(" [")[0].endswith("x (slower)")
+    page = files.html.read_text()
+    gain = re.search(r'<td class="num"><span class="(\w+)">(\d\.\d\dx) \(slower\)</span>', page)
+    assert gain and gain[1] == "loss" and float(gain[2][:-1]) < 1
+    assert '<p class="verdict warn">' in page
+    win = build_report([write_results(tmp_path / "win.json", build_results())], tmp_path / "r2").html.read_text()
+    assert "(slower)" not in win and '<span class="win">1.97x</span>' in win
 
 
 def test_default_fixture_reads_like_table_one(one_run_report: BuiltReport) -> None:
-    rows = summary_table(one_run_report.files.markdown.read_text())
-    assert len(rows) == 2
-    assert rows[1]["Exit %"] == "94.0, 6.0"
+    md = one_run_report.files.markdown.read_text()
+    rows = summary_table(md)
+    assert len(rows) == 2 and len(rows[0]) == 12 and len(main_table(md)[0]) == 8
+    assert main_table(md)[0]["Exit %"] == "94.0 / 6.0"
     assert rows[1]["Entropy T"] == "0.95"
+    assert "Table I" not in md
     assert rows[0]["Energy kind (source)"] == "estimated (psutil-cpu-model)"
 
 
@@ -173,7 +238,9 @@ def test_missing_energy_is_shown_as_not_recorded(tmp_path: Path) -> None:
     files = build_report([path], tmp_path / "report")
     rows = summary_table(files.markdown.read_text())
     assert rows[1]["Energy mJ/inf [95% CI]"] == "not recorded"
-    assert rows[1]["Energy gain"] == rows[1]["Dynamic gain"] == "n/a"
+    assert rows[1]["Dynamic gain"] == "n/a"
+    assert main_table(files.markdown.read_text())[0]["Energy gain [95% CI]"] == "not recorded"
+    assert "energy not recorded" in files.markdown.read_text().split("## Summary")[0]
     assert "R1 branchy: no energy reading in the results file." in files.markdown.read_text()
     assert not (tmp_path / "report" / "energy.png").exists()
 
@@ -183,7 +250,9 @@ def test_mixed_energy_kinds_are_flagged(tmp_path: Path) -> None:
     doc["variants"]["baseline"]["energy"] = second_run()["variants"]["baseline"]["energy"]
     files = build_report([write_results(tmp_path / "r.json", doc)], tmp_path / "report")
     rows = summary_table(files.markdown.read_text())
-    assert rows[1]["Energy gain"].endswith("x (mixed kinds)")
+    assert rows[1]["Dynamic gain"].endswith("x (mixed kinds)")
+    assert "x (mixed) [" in main_table(files.markdown.read_text())[0]["Energy gain [95% CI]"]
+    assert "(mixed kinds: one measured, one estimated)" in files.markdown.read_text()
 
 
 def test_bad_file_writes_nothing(tmp_path: Path) -> None:
@@ -208,8 +277,46 @@ def test_runs_with_different_exit_counts(tmp_path: Path) -> None:
              write_results(tmp_path / "three.json", three)]
     files = build_report(paths, tmp_path / "report")
     rows = summary_table(files.markdown.read_text())
-    assert rows[1]["Exit %"] == "94.0, 6.0"
-    assert rows[3]["Exit %"] == "65.6, 25.2, 9.2"
+    main = main_table(files.markdown.read_text())
+    assert main[0]["Exit %"] == "94.0 / 6.0"
+    assert main[1]["Exit %"] == "65.6 / 25.2 / 9.2"
     assert rows[3]["Entropy T"] == "0.95, 0.5"
     assert "No calibration record in R2." in files.markdown.read_text()
     assert len(files.plots) == 4
+
+
+def test_pareto_labels_fit_and_do_not_collide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two panels, a long cost source: every axis label and title lies inside the figure, none overlap."""
+    from edgebranchy.report import plots
+    from edgebranchy.report.results import Run
+
+    figs = []
+    real = plots._png
+    monkeypatch.setattr(plots, "_png", lambda fig: (figs.append(fig), fig.canvas.draw(), b"")[2])
+    a, b = build_results(), second_run()
+    for doc in (a, b):
+        doc["calibration"]["cost_source"] = "latency measured by bench on jetson-orin-nano (tensorrt, batch 8): r.json"
+    runs = [Run(index=i, path=Path(f"r{i}.json"), data=d, label=f"run {i}", short_label=f"R{i}: run {i}")
+            for i, d in enumerate((a, b), start=1)]
+    plots.pareto(runs)
+    monkeypatch.setattr(plots, "_png", real)
+    fig = figs[0]
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    texts = []
+    for ax in fig.axes:
+        for t in (ax.xaxis.label, ax.yaxis.label, ax.title):
+            ext = t.get_window_extent(renderer)
+            assert box.x0 <= ext.x0 and ext.x1 <= box.x1 and box.y0 <= ext.y0 and ext.y1 <= box.y1, t.get_text()
+            texts.append(ext)
+        assert "from measured costs" in ax.get_xlabel()
+    for i, e in enumerate(texts):
+        assert not any(e.overlaps(f) for f in texts[i + 1:])
+
+
+def test_estimate_source_is_not_repeated(tmp_path: Path) -> None:
+    doc = build_results(energy_source="estimate")
+    md = build_report([write_results(tmp_path / "r.json", doc)], tmp_path / "report").markdown.read_text()
+    assert "estimated (estimate)" not in md and "(source: estimate)" not in md
+    assert summary_table(md)[0]["Energy kind (source)"] == "estimated"
+    assert "R1 baseline: energy is ESTIMATED by a power model, not measured." in md

@@ -19,6 +19,9 @@ def test_cli_writes_report_and_says_where(tmp_path: Path, results_file: Path,
     assert main(["report", str(results_file), "--out", str(out), "--title", "Fashion run"]) == 0
     said = capsys.readouterr().out
     assert f"report written to {out / 'report.html'}" in said
+    assert "R1: b-lenet · x86-generic · onnxruntime/fp32 · batch 1 · 2026-05-12: branchy is 1.97x " \
+           "faster at p50" in said
+    assert "\n  warning: the tail is worse" in said
     assert (out / "report.md").read_text().startswith("# Fashion run\n")
     assert "<title>Fashion run</title>" in (out / "report.html").read_text()
 
@@ -66,6 +69,18 @@ def test_cli_module_imports_only_the_standard_library() -> None:
             top.add((node.module or "").split(".")[0])
     assert top <= {"__future__", "argparse"}, top
     assert cli_report.ORDER == 60
+
+
+def test_compare_cli_module_imports_only_the_standard_library() -> None:
+    import edgebranchy.cli.compare as cli_compare
+
+    tree = ast.parse(Path(cli_compare.__file__).read_text())
+    top = {(n.module or "").split(".")[0] for n in tree.body if isinstance(n, ast.ImportFrom)}
+    top |= {a.name.split(".")[0] for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+    assert top <= {"__future__", "argparse"}, top
+    args = build_parser().parse_args(["compare", "a.json", "b.json", "--max-regression", "7.5%"])
+    assert args.max_regression == 0.075 and args.max_accuracy_drop == 0.5 and not args.json
+    assert build_parser().parse_args(["compare", "a.json", "b.json", "--max-regression", "3"]).max_regression == 0.03
 
 
 def test_report_is_a_registered_subcommand() -> None:

@@ -148,7 +148,7 @@ def test_runs_get_distinguishing_labels(tmp_path: Path) -> None:
     a = write_results(tmp_path / "a.json", build_results())
     b = write_results(tmp_path / "b.json", build_results(profile="rpi5", batch_size=8))
     runs = load_runs([a, b])
-    assert runs[0].label == "b-lenet · fashion-mnist · x86-generic · onnxruntime/fp32 · batch 1"
+    assert runs[0].label == "b-lenet · x86-generic · onnxruntime/fp32 · batch 1 · 2026-05-12"
     assert runs[0].short_label == "R1: x86-generic · batch 1"
     assert runs[1].short_label == "R2: rpi5 · batch 8"
 
@@ -158,3 +158,25 @@ def test_one_bad_file_among_many_fails_before_anything(tmp_path: Path) -> None:
     bad = write_results(tmp_path / "bad.json", _without(build_results(), "variants.branchy"))
     with pytest.raises(EdgeBranchyError, match="bad.json: missing key 'variants.branchy'"):
         load_runs([good, bad])
+
+
+def test_the_same_file_twice_gets_two_labels(tmp_path: Path) -> None:
+    a = write_results(tmp_path / "results.json", build_results())
+    later = build_results()
+    later["created"] = "2026-05-12T16:40:00+00:00"
+    (tmp_path / "other").mkdir()
+    b = write_results(tmp_path / "other" / "results.json", later)
+    runs = load_runs([a, a, b])
+    labels = [r.label for r in runs]
+    assert len(set(labels)) == 3 and not any("results.json" in lab for lab in labels)
+    assert labels[0].endswith("2026-05-12 14:03 #1") and labels[1].endswith("2026-05-12 14:03 #2")
+    assert labels[2].endswith("2026-05-12 16:40")
+    assert len({r.short_label for r in runs}) == 3
+
+
+def test_a_run_label_of_its_own_wins(tmp_path: Path) -> None:
+    doc = build_results()
+    doc["label"] = "orin · trt · batch 8 sweep"
+    runs = load_runs([write_results(tmp_path / "a.json", doc), write_results(tmp_path / "b.json", build_results())])
+    assert runs[0].label == "orin · trt · batch 8 sweep" and runs[0].short_label == "R1: orin · trt · batch 8 sweep"
+    assert runs[1].label == "b-lenet · x86-generic · onnxruntime/fp32 · batch 1 · 2026-05-12"

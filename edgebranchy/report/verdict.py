@@ -1,0 +1,149 @@
+"""The verdict of one run: a line a person can act on, then the warnings that apply.
+
+    branchy is 1.15x faster at p50 (mean 1.04x, p99 +37%), uses 1.03x less energy (estimated),
+    accuracy -0.28 points [-2.2, +1.7] on 360 test samples
+    warning: the tail is worse: p99 0.0924 ms vs 0.0674 ms (+37% [+34%, +41%]) ...
+
+Built on `artifact.gains` (the gains a run stores, else computed); bench, predict and the report print it.
+"""
+from __future__ import annotations
+
+from edgebranchy.artifact.gains import gains_of
+
+WARN = "warning: "
+FAR = 1.5          # measured vs expected speedup: a factor beyond this is "far"
+P99_WORSE = 0.05   # a p99 change above +5% (beyond its interval) is flagged
+
+
+def fmt_x(g: float | None) -> str:
+    """A ratio as '1.15x' ('n/a' when there is none)."""
+    return "n/a" if g is None else f"{g:.2f}x"
+
+
+def fmt_pct(change: float | None, digits: int = 0) -> str:
+    """A relative change as '+6%' / '-3%' (never 'nan%': 'n/a' when there is none)."""
+    if change is None or change != change:
+        return "n/a"
+    return f"{100 * change:+.{digits}f}%"
+
+
+def fmt_points(p: float) -> str:
+    return f"{p:+.2f}" if abs(p) < 10 else f"{p:+.1f}"
+
+
+def fmt_ms(v: float) -> str:
+    return f"{v:.3g} ms"
+
+
+def fmt_exits(fractions: list[float]) -> str:
+    """Exit fractions as '96.9% / 3.1%'."""
+    return " / ".join(f"{100 * f:.1f}%" for f in fractions)
+
+
+def fmt_interval(ci: list[float] | None, fmt) -> str:
+    return "" if not ci else f" [{fmt(ci[0])}, {fmt(ci[1])}]"
+
+
+def _unit(g: dict) -> str:
+    return f"per batch of {g['batch_size']}" if g["latency_per"] == "batch" else ""
+
+
+def headline(g: dict) -> str:
+    """Line 1: latency, energy and accuracy of branchy against the baseline."""
+    p50, mean, p99 = g["p50"], g["mean"], g["p99"]
+    unit = _unit(g)
+    at = f"at p50{' ' + unit if unit else ''}"
+    tail = f"mean {fmt_x(mean['gain'])}, p99 {fmt_pct(p99['change'])}"
+    if p50["gain"] is not None and p50["gain"] >= 1.0:
+        lat = f"branchy is {fmt_x(p50['gain'])} faster {at} ({tail})"
+    else:
+        lat = f"branchy is SLOWER than the baseline {at}: {fmt_x(p50['gain'])} ({tail})"
+    e = g.get("energy")
+    if e is None or e.get("gain") is None:
+        energy = "energy not recorded"
+    else:
+        kind = e.get("kind") or "?"
+        kind = "mixed kinds: one measured, one estimated" if kind == "mixed" else kind
+        if e["gain"] >= 1.0:
+            energy = f"uses {fmt_x(e['gain'])} less energy ({kind})"
+        else:
+            energy = f"uses {fmt_x(1 / e['gain'])} more energy ({kind})"
+    a = g["accuracy"]
+    acc = (f"accuracy {fmt_points(a['diff_points'])} points"
+           f"{fmt_interval(a['ci95_points'], fmt_points)} on {a['n']:,} test samples")
+    return f"{lat}, {energy}, {acc}"
+
+
+def _cost_cause(run: dict, g: dict) -> str:
+    """Why measured latency differs from the cost model: per-call floor, a side head's cost, or the model."""
+    cal = run.get("calibration") or {}
+    seg_ms = run["variants"]["branchy"].get("segment_latency_ms") or []
+    costs, base_cost = cal.get("segment_costs") or [], cal.get("baseline_cost")
+    base_ms = g["p50"]["baseline"]
+    causes = []
+    if seg_ms and len(seg_ms) == len(costs) and base_cost and base_ms > 0:
+        lat0, mac0 = seg_ms[0] / base_ms, costs[0] / base_cost
+        if lat0 > 2 * mac0:
+            causes.append(f"segment 0 alone takes {fmt_ms(seg_ms[0])}, {100 * lat0:.0f}% of the baseline's "
+                          f"{fmt_ms(base_ms)}, for {100 * mac0:.0f}% of its MACs: a per-call floor (a fixed cost "
+                          "per graph call: launch, copies, the exit test) dominates at this size")
+        total = sum(seg_ms)
+        if total > 1.2 * base_ms:
+            causes.append(f"the {len(seg_ms)} segments in a row take {fmt_ms(total)} against the baseline's "
+                          f"{fmt_ms(base_ms)} in one call")
+    heads = cal.get("head_costs") or []
+    for k, (h, c) in enumerate(zip(heads[:-1], costs[:-1])):
+        if c and h / c > 0.25:
+            causes.append(f"exit {k}'s head is {100 * h / c:.0f}% of segment {k}'s MACs")
+    if not causes:
+        causes.append("the cost model does not match this device; calibrate with measured costs "
+                      "(edgebranchy calibrate ... --cost RESULTS.json)")
+    return "; ".join(causes)
+
+
+def warnings_of(run: dict, g: dict) -> list[str]:
+    """The warnings that apply to this run (each a sentence starting with 'warning: ')."""
+    out = []
+    p50, mean, p99, a = g["p50"], g["mean"], g["p99"], g["accuracy"]
+    fr = g["exit_fractions"]
+    if (p50["gain"] is not None and p50["gain"] < 1.0) or (mean["gain"] is not None and mean["gain"] < 1.0):
+        ci = p50.get("ci95")
+        noise = " (within noise)" if ci and ci[0] <= 1.0 <= ci[1] else ""
+        why = (f"only {100 * g['early_fraction']:.1f}% of samples leave early"
+               if g["early_fraction"] < 0.5 else "the side exits cost more than the early samples save")
+        out.append(f"{WARN}early exit does not pay here: branchy is {fmt_x(p50['gain'])} the baseline's speed at "
+                   f"p50{fmt_interval(ci, fmt_x)}{noise}, mean {fmt_x(mean['gain'])}: {why}; keep the baseline "
+                   "on this device, or re-calibrate for more early exits (edgebranchy calibrate --budget)")
+    if not g["calibrated"]:
+        out.append(f"{WARN}the artifact is uncalibrated (no calibration record): its thresholds were not chosen "
+                   "for this model; run edgebranchy calibrate on the checkpoint or the artifact")
+    if len(fr) > 1 and g["early_fraction"] == 0.0:
+        out.append(f"{WARN}no sample leaves early (exits {fmt_exits(fr)}): branchy only adds the side heads' "
+                   "cost; calibrate the thresholds (edgebranchy calibrate)")
+    ch, ci = p99.get("change"), p99.get("ci95")
+    if ch is not None and ch > P99_WORSE and (ci is None or ci[0] > 0):
+        out.append(f"{WARN}the tail is worse: p99 {fmt_ms(p99['branchy'])} vs {fmt_ms(p99['baseline'])} "
+                   f"({fmt_pct(ch)}{fmt_interval(ci, fmt_pct)}): a sample that reaches the last exit also pays "
+                   "for every side exit it passed")
+    cal = run.get("calibration") or {}
+    if cal.get("method") == "max-accuracy-drop" and cal.get("target") is not None:
+        allowed = float(cal["target"])
+        if a["ci95_points"][1] < -allowed:
+            out.append(f"{WARN}accuracy is below the calibrated target: {fmt_points(a['diff_points'])} points"
+                       f"{fmt_interval(a['ci95_points'], fmt_points)} against an allowed drop of {allowed:g} points "
+                       f"(calibrated on the validation split against the {cal.get('reference', 'final exit')}): "
+                       "re-calibrate on data like this")
+    exp = g.get("expected")
+    if exp and mean["gain"]:
+        want = (exp.get("at_run_exits") or exp)["speedup"]
+        got = mean["gain"]
+        if got * FAR < want or got > want * FAR:
+            out.append(f"{WARN}measured gain {fmt_x(got)} (mean) is far from the {fmt_x(want)} expected from "
+                       f"{exp['source']} at these exit rates: {_cost_cause(run, g)}")
+    return out
+
+
+def verdict_lines(run: dict) -> list[str]:
+    """Line 1: the verdict; then one line per warning that applies. `run` is one results run (a v1 body)."""
+    g = gains_of(run)
+    return [headline(g)] + warnings_of(run, g)

@@ -1,0 +1,120 @@
+"""`edgebranchy compare`: matching, changes with intervals, and the exit status a CI gates on."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from report_fixtures import build_results, second_run, write_results
+
+from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.report.compare import _runs_of, compare_files
+
+from eb_testutil import run_cli
+
+
+def _slower(doc: dict, factor: float, variant: str = "branchy") -> dict:
+    """A copy of a results document whose `variant` latencies are all `factor` times longer."""
+    doc = json.loads(json.dumps(doc))
+    lat = doc["variants"][variant]["latency_ms"]
+    lat["samples"] = [x * factor for x in lat["samples"]]
+    for k in ("p50", "p90", "p99", "p999", "mean"):
+        lat[k] *= factor
+    lat["ci95"] = [x * factor for x in lat["ci95"]]
+    return doc
+
+
+def _v2(*docs: dict) -> dict:
+    runs = []
+    for i, d in enumerate(docs, start=1):
+        body = {k: v for k, v in d.items() if k not in ("schema", "schema_version")}
+        runs.append({**body, "label": f"run {i}", "id": f"r{i}"})
+    return {"schema": "edgebranchy.results", "version": 2, "runs": runs}
+
+
+def _metric(summary: dict, name: str, run: int = 0) -> dict:
+    return next(m for m in summary["matched"][run]["metrics"] if m["metric"] == name)
+
+
+def test_matches_runs_and_lists_the_unmatched(tmp_path: Path) -> None:
+    base = write_results(tmp_path / "base.json", build_results())
+    new = tmp_path / "new.json"
+    new.write_text(json.dumps(_v2(second_run(), build_results(seed=4))))
+    s = compare_files(base, new)
+    assert len(s["matched"]) == 1 and s["unmatched_base"] == []
+    assert s["unmatched_new"] == ["run 1"] and s["matched"][0]["new"] == "run 2"
+    assert not s["regressed"]
+    assert len(_runs_of(new)) == 2 and len(_runs_of(base)) == 1
+
+
+def test_accuracy_drop_and_gain_loss_regress(tmp_path: Path) -> None:
+    doc = build_results()
+    base = write_results(tmp_path / "base.json", doc)
+    worse = json.loads(json.dumps(doc))
+    worse["variants"]["branchy"]["accuracy"] -= 0.006    # -0.6 points
+    s = compare_files(base, write_results(tmp_path / "acc.json", worse))
+    acc = _metric(s, "branchy accuracy %")
+    assert acc["regressed"] and acc["diff"] == pytest.approx(-0.6)
+    assert not compare_files(base, write_results(tmp_path / "acc2.json", worse), max_accuracy_drop=0.7)["regressed"]
+    fast_base = _slower(doc, 1 / 1.3, "baseline")         # the baseline got faster: branchy's gain fell
+    s = compare_files(base, write_results(tmp_path / "gain.json", fast_base))
+    assert _metric(s, "gain p50")["regressed"] and not _metric(s, "branchy p50 ms")["regressed"]
+    assert not _metric(s, "baseline p50 ms")["gated"]
+
+
+def test_energy_of_different_kinds_is_not_gated(tmp_path: Path) -> None:
+    doc = build_results()
+    other = json.loads(json.dumps(doc))
+    other["variants"]["branchy"]["energy"] = json.loads(json.dumps(second_run()["variants"]["branchy"]["energy"]))
+    other["variants"]["baseline"]["energy"] = json.loads(json.dumps(second_run()["variants"]["baseline"]["energy"]))
+    s = compare_files(write_results(tmp_path / "a.json", doc), write_results(tmp_path / "b.json", other))
+    e = _metric(s, "branchy energy mJ")
+    assert not e["gated"] and not e["regressed"] and e["note"] == "not compared: energy estimated vs measured"
+
+
+def test_nothing_matches_is_bad_input(tmp_path: Path) -> None:
+    a = write_results(tmp_path / "a.json", build_results())
+    b = write_results(tmp_path / "b.json", second_run())
+    with pytest.raises(EdgeBranchyError, match="no run of .*b.json matches a run of .*a.json"):
+        compare_files(a, b)
+
+
+@pytest.fixture(scope="module")
+def real_results(tiny_artifact, tmp_path_factory) -> Path:
+    """A results file from a real (short) bench of the tiny artifact."""
+    from edgebranchy.measure.bench import BenchConfig, run_bench
+
+    out = tmp_path_factory.mktemp("cmp") / "base.json"
+    run_bench(BenchConfig(artifact=str(tiny_artifact), out=str(out), backend="onnxruntime", profile="x86-cpu",
+                          power="estimate", dataset="synthetic", batch_size=1, samples=40, trials=2, warmup=2,
+                          min_window_s=0.12, idle_s=0.12, segment_repeats=5), log=lambda s: None, progress=False)
+    return out
+
+
+def test_compare_cli_gates_on_a_regression(real_results: Path, tmp_path: Path) -> None:
+    doc = json.loads(real_results.read_text())
+    same = run_cli("compare", real_results, real_results)
+    assert same.returncode == 0, same.stderr
+    assert "no regression in 1 matched run(s)" in same.stdout and "branchy p50 ms/sample" in same.stdout
+    # x3: beyond noise even where the branchy median falls between its two modes (fast early exits, slow rest)
+    slow = write_results(tmp_path / "slow.json", _slower(doc, 3.0))
+    r = run_cli("compare", real_results, slow, "--max-regression", "5%")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "REGRESSED" in r.stdout and "REGRESSION in 1 of 1 matched run(s)" in r.stdout
+    assert run_cli("compare", real_results, slow, "--max-regression", "250%").returncode == 0
+    j = run_cli("compare", real_results, slow, "--json")
+    assert j.returncode == 1
+    s = json.loads(j.stdout)
+    assert s["schema"] == "edgebranchy.compare" and s["regressed"] is True
+    p50 = next(m for m in s["matched"][0]["metrics"] if m["metric"] == "branchy p50 ms")
+    assert p50["change"] == pytest.approx(2.0) and p50["ci95"][0] > 0 and p50["regressed"]
+    v2 = tmp_path / "v2.json"
+    v2.write_text(json.dumps(_v2(doc)))
+    assert run_cli("compare", real_results, v2).returncode == 0   # v1 against the same run in a v2 file
+
+
+def test_compare_cli_bad_input_is_status_2(real_results: Path, tmp_path: Path) -> None:
+    missing = run_cli("compare", real_results, tmp_path / "nope.json")
+    assert missing.returncode == 2 and "error" in missing.stderr
+    bad = run_cli("compare", real_results, real_results, "--max-regression", "lots")
+    assert bad.returncode == 2 and "--max-regression" in bad.stderr
