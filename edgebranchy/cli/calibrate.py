@@ -112,10 +112,10 @@ def run(args) -> int:
     print(f"cost: {cost_words(rec['cost_source'])}" + (f"; temperatures {', '.join(f'{t:.3f}' for t in temps)}" if temps else ""))
     fe = rec["final_exit_accuracy"]
     print(f"final exit alone: validation {fe['validation'] * 100:.2f}%, test {fe['test'] * 100:.2f}%")
-    print(calibration_table(rec["validation"], rec["test"], rec["thresholds"]))
+    print(calibration_table(rec["validation"], rec["test"], rec["thresholds"], cost_source=rec.get("cost_source")))
     if rec.get("frontier"):
         print("\naccuracy-versus-cost frontier (validation):")
-        print(frontier_table(rec["frontier"], max_rows=args.frontier_rows))
+        print(frontier_table(rec["frontier"], max_rows=args.frontier_rows, cost_source=rec.get("cost_source")))
     print(f"\nstored in {written}; next: edgebranchy export {written} --out ARTIFACT_DIR")
     return 0
 
@@ -168,9 +168,9 @@ def _run_artifact(args) -> int:
     print(f"device calibration on {rec['backend']}/{rec['precision']}, {rec['validation']['n']} validation samples; "
           f"cost: {cost_words(rec['cost_source'])}")
     print("thresholds in the artifact before, on this backend:")
-    print(calibration_table(prev["validation"], prev["test"], prev["thresholds"]))
+    print(calibration_table(prev["validation"], prev["test"], prev["thresholds"], cost_source=prev.get("cost_source")))
     print("recomputed on this backend:")
-    print(calibration_table(rec["validation"], rec["test"], rec["thresholds"]))
+    print(calibration_table(rec["validation"], rec["test"], rec["thresholds"], cost_source=rec.get("cost_source")))
     state = "recorded (not applied: --no-apply)" if args.no_apply else "recorded and applied"
     print(f"\n{state} in {args.checkpoint}/manifest.json (device_calibration); the original calibration is kept")
     return 0

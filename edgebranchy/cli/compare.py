@@ -56,7 +56,10 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from edgebranchy.report.compare import compare_files, render_text
+    from edgebranchy.util.wrongkind import refuse_wrong_kind
 
+    for path in (args.base, args.new):
+        refuse_wrong_kind(path, "results", "compare")
     summary = compare_files(args.base, args.new, args.max_regression, args.max_accuracy_drop)
     if args.json:
         print(json.dumps(summary, indent=2))

@@ -158,7 +158,7 @@ def run(args) -> int:
 
     step(2, "calibrating the exit threshold on the validation split (at most 0.5 points below the final exit)")
     rec = calibrate_checkpoint(ckpt, max_accuracy_drop=0.5, data=data, log=lambda s: print(s, flush=True))
-    print(calibration_table(rec["validation"], rec["test"], rec["thresholds"]))
+    print(calibration_table(rec["validation"], rec["test"], rec["thresholds"], cost_source=rec.get("cost_source")))
 
     step(3, "exporting per-segment ONNX graphs (checked against PyTorch on validation samples)")
     artifact = out / "artifact"

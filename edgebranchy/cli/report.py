@@ -25,14 +25,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     """Build the report and say where it went."""
     from edgebranchy.report import build_report
+    from edgebranchy.util.wrongkind import refuse_wrong_kind
 
+    for path in args.results:
+        refuse_wrong_kind(path, "results", "report")
     files = build_report(args.results, args.out, title=args.title)
-    print(f"report written to {files.html} (also {files.markdown.name} and "
-          f"{len(files.plots)} PNG plot{'s' if len(files.plots) != 1 else ''} in {files.directory})")
-    for note in files.skipped:
-        print(f"  not drawn: {note}")
     for label, lines in files.verdicts:
         print(f"{label}: {lines[0]}")
         for warning in lines[1:]:
             print(f"  {warning}")
+    print(f"report written to {files.html} (also {files.markdown.name} and "
+          f"{len(files.plots)} PNG plot{'s' if len(files.plots) != 1 else ''} in {files.directory})")
+    for note in files.skipped:
+        print(f"  not drawn: {note}")
     return 0
