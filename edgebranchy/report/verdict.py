@@ -147,3 +147,32 @@ def verdict_lines(run: dict) -> list[str]:
     """Line 1: the verdict; then one line per warning that applies. `run` is one results run (a v1 body)."""
     g = gains_of(run)
     return [headline(g)] + warnings_of(run, g)
+
+
+def predict_lines(base_correct, branchy_correct, exit_fractions: list[float], base_s: float, branchy_s: float,
+                  calibrated: bool) -> list[str]:
+    """`edgebranchy predict`'s verdict: accuracy against the baseline (paired, same samples), where samples left,
+    and the wall time of this one pass (labelled: not a benchmark), then the warnings that apply."""
+    import numpy as np
+
+    from edgebranchy.artifact.gains import accuracy_difference
+
+    b, r = np.asarray(base_correct, dtype=bool), np.asarray(branchy_correct, dtype=bool)
+    run = {"variants": {"baseline": {"accuracy": float(b.mean()), "correct": b.tolist()},
+                        "branchy": {"accuracy": float(r.mean()), "correct": r.tolist()}},
+           "config": {"samples": int(b.size)}}
+    a = accuracy_difference(run)
+    early = 1.0 - exit_fractions[-1]
+    speed = base_s / branchy_s if branchy_s > 0 and base_s > 0 else None
+    wall = ("n/a more or less" if speed is None else f"{fmt_x(speed)} less" if speed >= 1.0
+            else f"{fmt_x(1 / speed)} MORE")
+    line = (f"branchy accuracy {fmt_points(a['diff_points'])} points{fmt_interval(a['ci95_points'], fmt_points)} "
+            f"against the baseline on {a['n']:,} test samples; {100 * early:.1f}% left early (exits "
+            f"{fmt_exits(exit_fractions)}); this pass took {wall} wall time than the baseline's "
+            "(one pass, not a benchmark: edgebranchy bench measures)")
+    out = [line]
+    if not calibrated:
+        out.append(f"{WARN}the artifact is uncalibrated (no calibration record): run edgebranchy calibrate")
+    if len(exit_fractions) > 1 and early == 0.0:
+        out.append(f"{WARN}no sample leaves early: branchy only adds the side heads' cost; calibrate the thresholds")
+    return out

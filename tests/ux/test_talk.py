@@ -43,3 +43,9 @@ def test_predict_prints_a_dash_for_an_exit_no_sample_took(tiny_artifact, capsys)
     line = next(ln for ln in out.splitlines() if ln.startswith("exit 0:"))
     assert re.search(r"exit 0:\s+0 samples \(\s*0\.0%\), accuracy\s+-$", line), line
     assert re.search(r"exit 1:\s+40 samples .*accuracy\s+\d+\.\d\d%$", out, re.M)
+    # the verdict comes first, and says that nothing left early
+    first, second = out.splitlines()[:2]
+    assert re.match(r"branchy accuracy [+-]\d+\.\d+ points \[.*\] against the baseline on 40 test samples; "
+                    r"0\.0% left early", first), first
+    assert second.startswith("warning: no sample leaves early")
+    assert re.search(r"this pass took \d+\.\d\dx (less|MORE) wall time", first), first
