@@ -1,30 +1,48 @@
-"""Load `edgebranchy.results` files (validated by `edgebranchy.artifact.results`), the report's only input."""
+"""Load `edgebranchy.results` files (validated by `edgebranchy.artifact.results`), the report's only input.
+
+A file of version 2 holds one run per combination of a sweep; a report gets one `Run` per run of every
+file given (a version-1 file is one run). The raw latencies come from the file's side file
+(OUT.latencies.npz) and are put back under `variants.*.latency_ms.samples`; when the side file is
+missing or does not match, the run has no samples and `Run.notes` says why (statistics are all in the
+results file).
+"""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgebranchy.artifact.results import validate_results
+from edgebranchy.artifact.results import runs_of, unique_labels, validate_results
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.util.files import read_json
+
+TRIAL_LOG_HINT = ("this is a trial log of an unfinished bench; finish it with edgebranchy bench ... --resume "
+                  "(the same command, with --resume), then give the results file")
+
+
+def _refuse_trial_log(path: Path) -> None:
+    if path.suffix == ".jsonl":
+        raise EdgeBranchyError(f"{path}: {TRIAL_LOG_HINT}")
 
 
 def load_results(path: str | os.PathLike) -> dict:
     """Read one results file and validate it; any problem raises EdgeBranchyError naming the file."""
+    _refuse_trial_log(Path(path))
     doc = read_json(path, what="results file")
     return validate_results(doc, str(path))
 
 
 @dataclass(frozen=True)
 class Run:
-    """One validated results file with the labels a report shows for it."""
+    """One run of a validated results file with the labels a report shows for it."""
 
     index: int          # 1-based position in the report
     path: Path
-    data: dict
-    label: str          # model · dataset · profile · backend/precision · batch N
+    data: dict          # the run (environment, config, variants, ...), raw latencies put back when available
+    label: str          # model · device profile · backend/precision · batch N · form · date
     short_label: str    # "R1: " + what tells this run apart from the others
+    run_id: str = "r1"  # the run's id within its file
+    notes: tuple = field(default_factory=tuple)   # e.g. why its raw latencies are missing
 
     @property
     def env(self) -> dict:
@@ -42,24 +60,55 @@ class Run:
     def batch_size(self) -> int:
         return self.data["config"]["batch_size"]
 
+    @property
+    def has_latencies(self) -> bool:
+        """Whether the raw per-call latencies (for distributions) are loaded."""
+        return all("samples" in self.data["variants"][v]["latency_ms"] for v in ("baseline", "branchy"))
 
-def _label_parts(doc: dict) -> list[str]:
-    env = doc["environment"]
-    return [env["model"], env["dataset"], env["profile"], f"{env['backend']}/{env['precision']}",
-            f"batch {doc['config']['batch_size']}"]
+
+def _label_parts(run: dict) -> list[str]:
+    env, cfg = run["environment"], run["config"]
+    bs = cfg["batch_size"]
+    return [env["model"], env["dataset"], env["profile"], f"{env['backend']}/{env['precision']}", f"batch {bs}",
+            (env.get("batch1_form") or "segments") if bs == 1 else "segments", str(run.get("created", ""))[:10]]
+
+
+def _with_latencies(path: Path, doc: dict, run: dict) -> tuple[dict, tuple]:
+    """The run with its raw latencies from the side file (version 2), or without them and a note saying why."""
+    if doc.get("version", doc.get("schema_version")) == 1:
+        return run, ()
+    from edgebranchy.artifact.latencies import load_latencies
+
+    try:
+        lat = load_latencies(path, run["id"], doc=doc)
+    except EdgeBranchyError as e:
+        return run, (f"{e}; latency distributions are left out",)
+    variants = {}
+    for name, v in run["variants"].items():
+        samples = lat.get(name)
+        variants[name] = v if samples is None else {**v, "latency_ms": {**v["latency_ms"],
+                                                                         "samples": samples.tolist()}}
+    return {**run, "variants": variants}, ()
 
 
 def load_runs(paths: list[str | os.PathLike]) -> list[Run]:
-    """Load and validate every results file (all errors surface before any output is written)."""
+    """Load and validate every results file (all errors surface before any output is written); one Run per
+    run of each file."""
     if not paths:
         raise EdgeBranchyError("no results files given")
-    docs = [(Path(p), load_results(p)) for p in paths]
-    parts = [_label_parts(doc) for _, doc in docs]
-    varying = [i for i in range(5) if len({p[i] for p in parts}) > 1]
+    loaded = []
+    for p in paths:
+        path = Path(p)
+        doc = load_results(path)
+        for run in runs_of(doc):
+            run, notes = _with_latencies(path, doc, run)
+            loaded.append((path, run, notes))
+    parts = [_label_parts(run) for _, run, _ in loaded]
+    varying = [i for i in range(len(parts[0])) if len({p[i] for p in parts}) > 1]
     if not varying:
-        varying = [2, 3, 4] if len(docs) > 1 else [0, 1, 2, 3, 4]
-    runs = []
-    for n, ((path, doc), p) in enumerate(zip(docs, parts), start=1):
-        runs.append(Run(index=n, path=path, data=doc, label=" · ".join(p),
-                        short_label=f"R{n}: " + " · ".join(p[i] for i in varying)))
-    return runs
+        varying = [2, 3, 4] if len(loaded) > 1 else list(range(len(parts[0])))
+    labels = unique_labels([run.get("label") or " · ".join(p) for (_, run, _), p in zip(loaded, parts)])
+    shorts = unique_labels([" · ".join(p[i] for i in varying) for p in parts])
+    return [Run(index=n, path=path, data=run, label=label, short_label=f"R{n}: {short}",
+                run_id=run.get("id", "r1"), notes=notes)
+            for n, ((path, run, notes), label, short) in enumerate(zip(loaded, labels, shorts), start=1)]
