@@ -112,6 +112,9 @@ def check_outputs(cfg: BenchConfig) -> None:
     if cfg.resume:
         if not log.is_file():
             raise EdgeBranchyError(f"no trial log at {log} to resume: run bench without --resume")
+        if Path(cfg.out).exists() and not cfg.force:
+            raise EdgeBranchyError(f"{cfg.out} is there already: that bench finished, there is nothing to resume "
+                                   "(choose a new --out for a new bench)")
     elif log.exists() and not cfg.force:
         raise EdgeBranchyError(f"{log} holds the trial log of an earlier run: continue that run with --resume, "
                                f"or choose a new --out (or pass --force to replace it and {cfg.out})")
@@ -125,35 +128,45 @@ def check_outputs(cfg: BenchConfig) -> None:
 
 
 class _Stream:
-    """JSON lines, one flushed and fsynced line per finished trial."""
+    """JSON lines, one flushed and fsynced line per finished trial. The file is created at the first write
+    (so a bench refused while it sets up, e.g. for its power source, leaves no log); `first` is written
+    before anything else."""
 
-    def __init__(self, path: Path, replace: bool = False, append: bool = False):
-        from edgebranchy.util.files import writing
+    def __init__(self, path: Path, replace: bool = False, append: bool = False, first: dict | None = None):
+        self.path, self.replace, self.append, self.first = path, replace, append, first
+        self.f = None
 
-        self.path = path
-        with writing(path):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if append:  # --resume: a line cut short by the kill is dropped first
-                text = path.read_text(encoding="utf-8")
-                if text and not text.endswith("\n"):
-                    path.write_text(text[:text.rfind("\n") + 1], encoding="utf-8")
-                self.f = open(path, "a", encoding="utf-8")
-                return
-            try:  # "x": never truncate a log that appeared since check_outputs
-                self.f = open(path, "w" if replace else "x", encoding="utf-8")
-            except FileExistsError:
-                raise EdgeBranchyError(f"{path} appeared while the bench started; choose a new --out") from None
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.append:  # --resume: a line cut short by the kill is dropped first
+            text = self.path.read_text(encoding="utf-8")
+            if text and not text.endswith("\n"):
+                self.path.write_text(text[:text.rfind("\n") + 1], encoding="utf-8")
+            self.f = open(self.path, "a", encoding="utf-8")
+            return
+        try:  # "x": never truncate a log that appeared since check_outputs
+            self.f = open(self.path, "w" if self.replace else "x", encoding="utf-8")
+        except FileExistsError:
+            raise EdgeBranchyError(f"{self.path} appeared while the bench started; choose a new --out") from None
 
     def write(self, obj: dict) -> None:
         from edgebranchy.util.files import writing
 
         with writing(self.path):
-            self.f.write(json.dumps(obj, allow_nan=False) + "\n")
-            self.f.flush()
-            os.fsync(self.f.fileno())
+            if self.f is None:
+                self._open()
+                if self.first is not None:
+                    self._line(self.first)
+            self._line(obj)
+
+    def _line(self, obj: dict) -> None:
+        self.f.write(json.dumps(obj, allow_nan=False) + "\n")
+        self.f.flush()
+        os.fsync(self.f.fileno())
 
     def close(self) -> None:
-        self.f.close()
+        if self.f is not None:
+            self.f.close()
 
 
 #: how the one-line power note names each source
@@ -229,9 +242,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, progress: bo
         log(f"resume: {kept} of {len(specs)} runs finished, {trials} trials of the unfinished one kept")
     profile, profile_reason = resolve_profile(cfg.profile)
     log(f"profile: {profile.name} ({profile_reason})")
-    stream = _Stream(log_path, replace=cfg.force, append=cfg.resume)
-    if not cfg.resume:
-        stream.write(head)
+    stream = _Stream(log_path, replace=cfg.force, append=cfg.resume, first=None if cfg.resume else head)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -258,6 +269,9 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, progress: bo
                 runs.append(run)
                 say(f"{spec.id} done ({spec.describe()}): p50 {_p50(run, 'baseline'):.4g} -> "
                     f"{_p50(run, 'branchy'):.4g} ms, {_p50(run, 'baseline') / _p50(run, 'branchy'):.2f}x")
+    except BaseException:
+        stream.close()
+        raise
     finally:
         if bar is not None:
             bar.close()
