@@ -9,6 +9,7 @@ measures only what is missing.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,3 +152,45 @@ def check_resumable(head: dict, want: dict, path: Path) -> None:
         shown = "; ".join(diffs[:4]) + (f"; and {len(diffs) - 4} more" if len(diffs) > 4 else "")
         raise EdgeBranchyError(f"cannot resume {path}: it was started by a different bench ({shown}); repeat the "
                                "original command with --resume, or pass --force to start again")
+
+
+class TrialLog:
+    """JSON lines, one flushed and fsynced line per finished trial. The file is created at the first write
+    (so a bench refused while it sets up, e.g. for its power source, leaves no log); `first` is written
+    before anything else."""
+
+    def __init__(self, path: Path, replace: bool = False, append: bool = False, first: dict | None = None):
+        self.path, self.replace, self.append, self.first = path, replace, append, first
+        self.f = None
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.append:  # --resume: a line cut short by the kill is dropped first
+            text = self.path.read_text(encoding="utf-8")
+            if text and not text.endswith("\n"):
+                self.path.write_text(text[:text.rfind("\n") + 1], encoding="utf-8")
+            self.f = open(self.path, "a", encoding="utf-8")
+            return
+        try:  # "x": never truncate a log that appeared since check_outputs
+            self.f = open(self.path, "w" if self.replace else "x", encoding="utf-8")
+        except FileExistsError:
+            raise EdgeBranchyError(f"{self.path} appeared while the bench started; choose a new --out") from None
+
+    def write(self, obj: dict) -> None:
+        from edgebranchy.util.files import writing
+
+        with writing(self.path):
+            if self.f is None:
+                self._open()
+                if self.first is not None:
+                    self._line(self.first)
+            self._line(obj)
+
+    def _line(self, obj: dict) -> None:
+        self.f.write(json.dumps(obj, allow_nan=False) + "\n")
+        self.f.flush()
+        os.fsync(self.f.fileno())
+
+    def close(self) -> None:
+        if self.f is not None:
+            self.f.close()
