@@ -275,8 +275,10 @@ def validate_results(doc: Any, name: str) -> dict:
     if schema != SCHEMA:
         c.fail(f"is not an edgebranchy results file (schema {schema!r}, expected {SCHEMA!r})")
     version = doc.get("version", doc.get("schema_version"))
+    if version is None:
+        c.fail(f"missing key '{'version' if 'runs' in doc else 'schema_version'}'")
     if not is_int(version):
-        c.fail("missing key 'version' (an integer)")
+        c.fail(f"key 'version' should be an integer, got {_type_name(version)}")
     if version not in READABLE_VERSIONS:
         raise EdgeBranchyError(
             f"results file {name} has schema version {version}; this edgebranchy reads versions "
@@ -315,11 +317,12 @@ def runs_of(doc: dict) -> list[dict]:
 
 
 def run_label(run: dict) -> str:
-    """model · device profile · backend/precision · batch N · form · date (made unique by `unique_labels`)."""
+    """model · dataset · device profile · backend/precision · batch N · form · date (made unique by
+    `unique_labels`)."""
     env, cfg = run["environment"], run["config"]
     bs = cfg["batch_size"]
     form = (env.get("batch1_form") or "segments") if bs == 1 else "segments"
-    parts = [env["model"], env["profile"], f"{env['backend']}/{env['precision']}", f"batch {bs}", form,
+    parts = [env["model"], env["dataset"], env["profile"], f"{env['backend']}/{env['precision']}", f"batch {bs}", form,
              str(run.get("created", ""))[:10]]
     return " · ".join(p for p in parts if p)
 

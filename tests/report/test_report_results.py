@@ -39,12 +39,12 @@ def test_valid_file_loads_unchanged(results_file: Path) -> None:
 
 
 def test_other_schema_version_is_refused(tmp_path: Path) -> None:
-    path = write_results(tmp_path / "v2.json", _with(build_results(), "schema_version", 2))
+    path = write_results(tmp_path / "v3.json", _with(build_results(), "schema_version", 3))
     with pytest.raises(EdgeBranchyError) as e:
         load_results(path)
     msg = str(e.value)
     assert str(path) in msg
-    assert "has schema version 2; this edgebranchy reads version 1" in msg
+    assert "has schema version 3; this edgebranchy reads versions 1, 2" in msg
 
 
 def test_other_schema_is_refused(tmp_path: Path) -> None:
@@ -148,7 +148,7 @@ def test_runs_get_distinguishing_labels(tmp_path: Path) -> None:
     a = write_results(tmp_path / "a.json", build_results())
     b = write_results(tmp_path / "b.json", build_results(profile="rpi5", batch_size=8))
     runs = load_runs([a, b])
-    assert runs[0].label == "b-lenet · fashion-mnist · x86-generic · onnxruntime/fp32 · batch 1"
+    assert runs[0].label == "b-lenet · fashion-mnist · x86-generic · onnxruntime/fp32 · batch 1 · segments · 2026-05-12"
     assert runs[0].short_label == "R1: x86-generic · batch 1"
     assert runs[1].short_label == "R2: rpi5 · batch 8"
 
