@@ -118,7 +118,8 @@ def _err(line: str) -> None:
 
 
 def run(args) -> int:
-    _err(f"bench: loading {args.artifact} ...")  # a first line at once: the imports and the data take seconds
+    if sys.stderr.isatty() and not args.quiet:  # a first line at once for a person waiting (the imports and the
+        _err(f"bench: loading {args.artifact} ...")  # data take seconds); logs and errors stay one line otherwise
     from edgebranchy.measure.bench import BenchConfig, check_outputs, run_bench
     from edgebranchy.measure.profiles import resolve_profile
 

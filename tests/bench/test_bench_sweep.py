@@ -146,3 +146,34 @@ def test_side_file_missing_or_tampered(tiny_artifact, tmp_path):
 
     (run,) = load_runs([out])  # the report still loads: every statistic is in the results file
     assert not run.has_latencies and "missing" in run.notes[0]
+
+
+def test_a_person_at_a_terminal_sees_a_line_at_once(tmp_path):
+    """With stderr on a terminal, bench says what it is loading before any import or data (errors elsewhere
+    stay one line)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from eb_testutil import ROOT
+
+    master, slave = pty.openpty()
+    try:
+        r = subprocess.run([sys.executable, "-m", "edgebranchy", "bench", str(tmp_path / "nothing"), "--profile",
+                            "x86-cpu", "--out", str(tmp_path / "r.json")], stdout=subprocess.PIPE, stderr=slave,
+                           cwd=ROOT, timeout=120)
+        os.close(slave)
+        err = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            err += chunk
+    finally:
+        os.close(master)
+    lines = err.decode().splitlines()
+    assert r.returncode == 2 and lines[0].startswith("bench: loading") and "nothing" in lines[-1]
