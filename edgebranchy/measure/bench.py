@@ -166,7 +166,6 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, progress: bo
     """
     from edgebranchy.artifact.manifest import Artifact
     from edgebranchy.measure.profiles import resolve_profile
-    from edgebranchy.measure.bench_run import one_run
     from edgebranchy.measure.sweep import LOG_VERSION, TrialLog, check_resumable, plan_runs, read_log
 
     if warn is None:
@@ -180,19 +179,35 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, progress: bo
             "environment": {"artifact": str(art.root), "artifact_sha256": art.sha256()},
             "config": _sweep_config(cfg), "plan": [s.to_dict() for s in specs], "skipped": skipped}
     del art
-    for line in skipped:
-        log(line)
     log_path = trial_log_path(cfg.out)
     state = None
     if cfg.resume:
         state = read_log(log_path)
         check_resumable(state.head, head, log_path)
+    profile, profile_reason = resolve_profile(cfg.profile)
+    stream = TrialLog(log_path, replace=cfg.force, append=cfg.resume, first=None if cfg.resume else head)
+    try:
+        stream.open()  # before anything is printed: a log that cannot be written is the one error line
+        return _run_all(cfg, specs, skipped, state, profile, profile_reason, stream, log=log, warn=warn,
+                        progress=progress, on_trial=on_trial)
+    except BaseException:
+        stream.close()
+        if not cfg.resume and stream.trials == 0:  # refused while it set up: nothing to resume, no log left
+            stream.path.unlink(missing_ok=True)
+        raise
+
+
+def _run_all(cfg: BenchConfig, specs, skipped, state, profile, profile_reason, stream, *, log, warn, progress,
+             on_trial) -> dict:
+    from edgebranchy.measure.bench_run import one_run
+
+    for line in skipped:
+        log(line)
+    if state is not None:
         kept = sum(1 for s in specs if state.runs.get(s.id) and state.runs[s.id].result)
         trials = sum(len(r.trials) for r in state.runs.values() if r.result is None)
         log(f"resume: {kept} of {len(specs)} runs finished, {trials} trials of the unfinished one kept")
-    profile, profile_reason = resolve_profile(cfg.profile)
     log(f"profile: {profile.name} ({profile_reason})")
-    stream = TrialLog(log_path, replace=cfg.force, append=cfg.resume, first=None if cfg.resume else head)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -219,9 +234,6 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, progress: bo
                 runs.append(run)
                 say(f"{spec.id} done ({spec.describe()}): p50 {_p50(run, 'baseline'):.4g} -> "
                     f"{_p50(run, 'branchy'):.4g} ms, {_p50(run, 'baseline') / _p50(run, 'branchy'):.2f}x")
-    except BaseException:
-        stream.close()
-        raise
     finally:
         if bar is not None:
             bar.close()

@@ -155,13 +155,24 @@ def check_resumable(head: dict, want: dict, path: Path) -> None:
 
 
 class TrialLog:
-    """JSON lines, one flushed and fsynced line per finished trial. The file is created at the first write
-    (so a bench refused while it sets up, e.g. for its power source, leaves no log); `first` is written
-    before anything else."""
+    """JSON lines, one flushed and fsynced line per finished trial; `first` (the bench's start record) is
+    written when the file is created (`open`, or the first write). `trials` counts the trial records written,
+    so a bench refused while it sets up can remove a log that holds nothing to resume."""
 
     def __init__(self, path: Path, replace: bool = False, append: bool = False, first: dict | None = None):
         self.path, self.replace, self.append, self.first = path, replace, append, first
         self.f = None
+        self.trials = 0  # trial records written by this bench
+
+    def open(self) -> None:
+        """Create (or open for appending) the log now and write the first record."""
+        from edgebranchy.util.files import writing
+
+        if self.f is None:
+            with writing(self.path):
+                self._open()
+                if self.first is not None:
+                    self._line(self.first)
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,12 +190,10 @@ class TrialLog:
     def write(self, obj: dict) -> None:
         from edgebranchy.util.files import writing
 
+        self.open()
         with writing(self.path):
-            if self.f is None:
-                self._open()
-                if self.first is not None:
-                    self._line(self.first)
             self._line(obj)
+        self.trials += obj.get("type") == "trial"
 
     def _line(self, obj: dict) -> None:
         self.f.write(json.dumps(obj, allow_nan=False) + "\n")

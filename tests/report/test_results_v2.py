@@ -101,3 +101,15 @@ def test_two_files_with_the_same_label_get_distinct_ones(tmp_path: Path) -> None
     runs = load_runs([a, b])
     assert runs[0].label != runs[1].label and runs[1].label.endswith("(2)")
     assert runs[0].short_label != runs[1].short_label
+
+
+def test_report_without_the_side_file_still_builds(tmp_path: Path) -> None:
+    from edgebranchy.report import build_report
+
+    out = tmp_path / "r.json"
+    _write_v2(out, [_run()])
+    (tmp_path / "r.json.latencies.npz").unlink()
+    files = build_report([out], tmp_path / "rep")
+    assert files.html.is_file()
+    (run,) = load_runs([out])
+    assert not run.has_latencies and "r.json.latencies.npz" in run.notes[0] and "left out" in run.notes[0]
