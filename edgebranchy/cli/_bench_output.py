@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import json
 
-_WORDS = {"estimate": "CPU-time model", "rapl": "RAPL", "nvml": "NVML", "tegrastats": "tegrastats",
-          "ina3221": "INA3221"}
-
 
 def _energy_words(e: dict) -> str:
+    from edgebranchy.measure.bench import source_words
+
     if e["energy"]:
-        return f"energy {e['energy']['kind']} ({_WORDS.get(e['energy']['source'], e['energy']['source'])})"
+        return f"energy {e['energy']['kind']} ({source_words(e['energy']['source'])})"
     return "energy refused: " + (e.get("energy_refused") or {}).get("refused", [{"flag": "no reading"}])[0]["flag"]
 
 

@@ -10,7 +10,8 @@ from typing import Callable
 
 import numpy as np
 
-from edgebranchy.measure.bench import BenchConfig, _given_options, _runtime_options, backend_can_speculate, power_line
+from edgebranchy.measure.bench import BenchConfig, _given_options, _runtime_options, backend_can_speculate, power_line, \
+    source_words
 from edgebranchy.measure.conditions import ConditionsReader
 from edgebranchy.measure.conditions import summary_line as conditions_line
 from edgebranchy.measure.exit_energy import summary_line as exit_energy_line
@@ -110,7 +111,7 @@ def _bench(cfg: BenchConfig, spec, runner, profile, profile_reason: str, stream:
         time.sleep(cfg.idle_s)
         idle = meter.stop()
         stream.write({"type": "idle", "run": spec.id, "reading": idle.to_dict()})
-        log(f"{spec.id} idle power with the models loaded: {idle.watts:.2f} W ({idle.kind}, {idle.source})"
+        log(f"{spec.id} idle power with the models loaded: {idle.watts:.2f} W ({idle.kind}, {source_words(idle.source)})"
             + (f"; NOT usable: {idle.flag}; no dynamic energy is reported" if idle.flag else ""))
 
     def finished(rec: dict) -> None:
