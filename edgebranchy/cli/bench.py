@@ -28,11 +28,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
                                    "estimate)")
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--data-dir")
-    p.add_argument("--batch-size", type=_batch_sizes, default=[1],
-                   help="batch size, or a comma list to sweep (1,8,64): one run each, one results file (default: 1)")
-    p.add_argument("--form", type=_forms, default=["auto"],
+    p.add_argument("--batch-size", type=_batch_sizes, default="1",  # a string default goes through the type
+                   help="batch size, or a comma list to sweep (1,8,64): one run each, one results file")
+    p.add_argument("--form", type=_forms, default="auto",
                    help="batch-1 form: segments, single-graph, or auto (both measured, the faster runs); a comma "
-                        "list sweeps them; larger batches always run per segment (default: auto)")
+                        "list sweeps them; larger batches always run per segment")
     p.add_argument("--samples", type=positive_int, default=1000, help="test samples per pass")
     p.add_argument("--trials", type=positive_int, default=5, help="trials per variant (interleaved)")
     p.add_argument("--warmup", type=nonneg_int, default=50, help="warm-up batches per variant (at least; see --warmup-max)")

@@ -175,6 +175,8 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, progress: bo
     check_outputs(cfg)
     art = Artifact.load(cfg.artifact)
     specs, skipped = plan_runs(cfg.batch_size, cfg.backend, cfg.form, single_graph=art.single_graph is not None)
+    if not specs:
+        raise EdgeBranchyError("nothing to measure: " + "; ".join(skipped) + " (choose another --form)")
     head = {"type": "start", "version": LOG_VERSION, "artifact_sha256": art.sha256(),
             "environment": {"artifact": str(art.root), "artifact_sha256": art.sha256()},
             "config": _sweep_config(cfg), "plan": [s.to_dict() for s in specs], "skipped": skipped}
