@@ -227,12 +227,12 @@ def _run_all(cfg: BenchConfig, specs, skipped, state, profile, profile_reason, s
             for spec in specs:
                 prior = state.runs.get(spec.id) if state else None
                 if prior is not None and prior.result is not None:
-                    runs.append(prior.result)
+                    runs.append(_kept_run(prior))
                     say(f"{spec.id} ({spec.describe()}): kept from the trial log")
                     continue
                 run = one_run(cfg, spec, profile, profile_reason, stream, prior, log=say, warn=warn, bar=bar,
                                on_trial=on_trial, first=not runs)
-                stream.write({"type": "run", "run": spec.id, "result": run})
+                stream.write({"type": "run", "run": spec.id, "result": _without_samples(run)})
                 runs.append(run)
                 say(f"{spec.id} done ({spec.describe()}): p50 {_p50(run, 'baseline'):.4g} -> "
                     f"{_p50(run, 'branchy'):.4g} ms, {_p50(run, 'baseline') / _p50(run, 'branchy'):.2f}x")
@@ -251,6 +251,22 @@ def _run_all(cfg: BenchConfig, specs, skipped, state, profile, profile_reason, s
     stream.write({"type": "done", "results": str(cfg.out)})
     stream.close()
     return results
+
+
+def _without_samples(run: dict) -> dict:
+    """The run as the trial log keeps it: its raw latencies are already there, in its trial records."""
+    return {**run, "variants": {name: {**v, "latency_ms": {k: x for k, x in v["latency_ms"].items() if k != "samples"}}
+                                for name, v in run["variants"].items()}}
+
+
+def _kept_run(prior) -> dict:
+    """A finished run from the trial log, its raw latencies put back from its trial records (in trial order,
+    as `measure.results.variant_summary` concatenates them)."""
+    variants = {}
+    for name, v in prior.result["variants"].items():
+        recs = sorted((r for r in prior.trials if r["variant"] == name), key=lambda r: r["trial"])
+        variants[name] = {**v, "latency_ms": {**v["latency_ms"], "samples": [x for r in recs for x in r["latency_ms"]]}}
+    return {**prior.result, "variants": variants}
 
 
 def _p50(run: dict, variant: str) -> float:

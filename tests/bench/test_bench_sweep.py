@@ -87,6 +87,11 @@ def test_resume_after_kill_keeps_finished_runs_and_trials(tiny_artifact, tmp_pat
     kept = doc["runs"][0]
     assert kept["variants"]["branchy"]["latency_ms"]["p50"] == r1["variants"]["branchy"]["latency_ms"]["p50"]
     assert kept["created"] == r1["created"]  # not measured again
+    r1_trials = sorted((l for l in log if l["type"] == "trial" and l["run"] == "r1"), key=lambda l: l["trial"])
+    for name in ("baseline", "branchy"):  # its raw latencies are its logged trials' (the log holds them once)
+        want = [x for l in r1_trials if l["variant"] == name for x in l["latency_ms"]]
+        assert load_latencies(out, "r1")[name].tolist() == want
+    assert "samples" not in r1["variants"]["baseline"]["latency_ms"]
     for run in doc["runs"]:
         for v in run["variants"].values():
             assert (v["energy"] or v["energy_refused"])["trials_total"] == 2  # every trial is there
@@ -177,3 +182,18 @@ def test_a_person_at_a_terminal_sees_a_line_at_once(tmp_path):
         os.close(master)
     lines = err.decode().splitlines()
     assert r.returncode == 2 and lines[0].startswith("bench: loading") and "nothing" in lines[-1]
+
+
+def test_resume_after_ctrl_c(tiny_artifact, tmp_path):
+    """Ctrl-C (SIGINT) in the middle of the trials: the log keeps what finished, --resume completes it."""
+    out = tmp_path / "c.json"
+    args = ["bench", tiny_artifact, *FAST, "--batch-size", "2", "--out", out]
+    r = run_cli_with(_kill_in("r1", 0, "branchy").replace("SIGKILL", "SIGINT"), *args)
+    assert r.returncode != 0 and not out.exists()
+    kept = [json.loads(line) for line in (tmp_path / "c.json.jsonl").read_text().splitlines()]
+    assert [(l["trial"], l["variant"]) for l in kept if l["type"] == "trial"] == [(0, "baseline"), (0, "branchy")]
+    r = run_cli(*args, "--resume")
+    assert r.returncode == 0, r.stderr
+    (run,) = load_runs_doc(out)
+    assert all((v["energy"] or v["energy_refused"])["trials_total"] == 2 for v in run["variants"].values())
+    assert "resume: 0 of 1 runs finished, 2 trials of the unfinished one kept" in r.stderr
