@@ -197,3 +197,17 @@ def test_resume_after_ctrl_c(tiny_artifact, tmp_path):
     (run,) = load_runs_doc(out)
     assert all((v["energy"] or v["energy_refused"])["trials_total"] == 2 for v in run["variants"].values())
     assert "resume: 0 of 1 runs finished, 2 trials of the unfinished one kept" in r.stderr
+
+
+def test_sweep_over_backends_gives_each_its_own_flags(tiny_artifact, tiny_calibrated, tmp_path):
+    out = tmp_path / "b.json"
+    fast = [a for a in FAST if a not in ("--backend", "onnxruntime")]
+    r = run_cli("bench", tiny_artifact, *fast, "--backend", "onnxruntime,torch", "--batch-size", "4",
+                "--checkpoint", tiny_calibrated, "--threads", "1", "--out", out)
+    assert r.returncode == 0, r.stderr
+    runs = load_runs_doc(out)
+    assert [x["environment"]["backend"] for x in runs] == ["onnxruntime", "torch"]
+    assert "onnxruntime/" in runs[0]["label"] and "torch/" in runs[1]["label"]
+    assert runs[1]["environment"]["backend_options"] != runs[0]["environment"]["backend_options"]
+    r = run_cli("bench", tiny_artifact, *FAST, "--checkpoint", tiny_calibrated, "--out", tmp_path / "x.json")
+    assert r.returncode == 2 and "--checkpoint is an option of the torch backend" in r.stderr
