@@ -177,8 +177,9 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, progress: bo
     specs, skipped = plan_runs(cfg.batch_size, cfg.backend, cfg.form, single_graph=art.single_graph is not None)
     if not specs:
         raise EdgeBranchyError("nothing to measure: " + "; ".join(skipped) + " (choose another --form)")
-    head = {"type": "start", "version": LOG_VERSION, "artifact_sha256": art.sha256(),
-            "environment": {"artifact": str(art.root), "artifact_sha256": art.sha256()},
+    sha = art.sha256()
+    head = {"type": "start", "version": LOG_VERSION, "artifact_sha256": sha,
+            "environment": {"artifact": str(art.root), "artifact_sha256": sha},
             "config": _sweep_config(cfg), "plan": [s.to_dict() for s in specs], "skipped": skipped}
     del art
     log_path = trial_log_path(cfg.out)
