@@ -248,9 +248,10 @@ def energy(art_dir: Path, a) -> dict:
     from edgebranchy.measure.bench import BenchConfig, run_bench
 
     out = Path(a.work) / f"{art_dir.name}.bench.json"
-    res = run_bench(BenchConfig(artifact=str(art_dir), out=str(out), power="estimate", data_dir=a.data_dir,
+    doc = run_bench(BenchConfig(artifact=str(art_dir), out=str(out), power="estimate", data_dir=a.data_dir,
                                 samples=min(a.samples, 1000), trials=3, warmup=20, min_window_s=1.0, idle_s=1.0),
                     log=lambda s: None, progress=False)
+    res = doc["runs"][0]
     v = res["variants"]
     e = {k: v[k]["energy"]["per_inference_mj"]["median"] for k in ("baseline", "branchy")}
     return {"baseline_mj": e["baseline"], "branchy_mj": e["branchy"], "gain": e["baseline"] / e["branchy"],

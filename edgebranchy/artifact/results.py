@@ -1,7 +1,9 @@
 """The results-file contract: schema name and version, and the validator of `edgebranchy.results` documents.
 
 Bench writes these files, the report and `calibrate --cost` read them; all of them
-take the schema from here.
+take the schema from here. Version 2 (what bench writes) holds a list of runs (one per
+combination of a sweep), each what a version-1 document's body was plus `id` and `label`;
+the raw per-call latencies live in a side file (`artifact/latencies.py`). Version 1 still loads.
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.util.checks import is_int, is_number
 
 SCHEMA = "edgebranchy.results"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 ENERGY_KINDS = ("measured", "estimated")
 LATENCY_PER = ("sample", "batch")
 
@@ -56,8 +59,9 @@ def _is(value: Any, kind: str) -> bool:
 class _Checker:
     """Walks one results document; every failure names the file and the dotted key."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, version: int = SCHEMA_VERSION) -> None:
         self.name = name
+        self.version = version
 
     def fail(self, message: str) -> None:
         raise EdgeBranchyError(f"results file {self.name}: {message}")
@@ -190,7 +194,10 @@ def _check_variant(c: _Checker, variants: dict, name: str) -> None:
     lat = c.get(v, "latency_ms", w, _OBJ)
     lw = f"{w}.latency_ms"
     c.choice(lat, "per", lw, LATENCY_PER)
-    c.numbers(lat, "samples", lw, non_empty=True, minimum=0)
+    if "samples" in lat or c.version == 1:  # version 2: the raw latencies are in the side file
+        c.numbers(lat, "samples", lw, non_empty=True, minimum=0)
+    if "count" in lat:
+        c.get(lat, "count", lw, _INT)
     for key in ("p50", "p90", "p99", "p999", "mean"):
         c.number(lat, key, lw, minimum=0)
     c.interval(lat, "ci95", lw)
@@ -246,20 +253,7 @@ def _check_calibration(c: _Checker, doc: dict) -> None:
         c.numbers(cal, "thresholds", "calibration", allow_null=True)
 
 
-def validate_results(doc: Any, name: str) -> dict:
-    """Check a parsed results document against schema version 1; `name` appears in every error."""
-    c = _Checker(name)
-    if not isinstance(doc, dict):
-        c.fail(f"is not a results document (top level is {_type_name(doc)}, expected an object)")
-    schema = c.get(doc, "schema", "", _STR)
-    if schema != SCHEMA:
-        c.fail(f"is not an edgebranchy results file (schema {schema!r}, expected {SCHEMA!r})")
-    version = c.get(doc, "schema_version", "", _INT)
-    if version != SCHEMA_VERSION:
-        raise EdgeBranchyError(
-            f"results file {name} has schema version {version}; this edgebranchy reads version "
-            f"{SCHEMA_VERSION} (use the edgebranchy release that wrote it, or re-run bench)")
-    _reject_non_finite(c, doc, "")
+def _check_run(c: _Checker, doc: dict) -> None:
     c.get(doc, "created", "", _STR)
     _check_environment(c, doc)
     _check_config(c, doc)
@@ -269,4 +263,92 @@ def validate_results(doc: Any, name: str) -> dict:
     _check_variant(c, variants, "branchy")
     _check_branchy_exits(c, doc)
     _check_calibration(c, doc)
+    c.get(doc, "gains", "", _OBJ, optional=True)   # artifact/gains.run_gains, stored by bench
+
+
+def validate_results(doc: Any, name: str) -> dict:
+    """Check a parsed results document (schema version 1 or 2); `name` appears in every error."""
+    c = _Checker(name)
+    if not isinstance(doc, dict):
+        c.fail(f"is not a results document (top level is {_type_name(doc)}, expected an object)")
+    schema = c.get(doc, "schema", "", _STR)
+    if schema != SCHEMA:
+        c.fail(f"is not an edgebranchy results file (schema {schema!r}, expected {SCHEMA!r})")
+    version = doc.get("version", doc.get("schema_version"))
+    if version is None:
+        c.fail(f"missing key '{'version' if 'runs' in doc else 'schema_version'}'")
+    if not is_int(version):
+        c.fail(f"key 'version' should be an integer, got {_type_name(version)}")
+    if version not in READABLE_VERSIONS:
+        raise EdgeBranchyError(
+            f"results file {name} has schema version {version}; this edgebranchy reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))} (use the edgebranchy release that wrote it, or re-run bench)")
+    _reject_non_finite(c, doc, "")
+    if version == 1:
+        _check_run(_Checker(name, 1), doc)
+        return doc
+    runs = c.get(doc, "runs", "", _LIST)
+    if not runs:
+        c.fail("key 'runs' is an empty list")
+    c.get(doc, "latencies", "", _STR, optional=True)
+    c.get(doc, "latencies_sha256", "", _STR, optional=True)
+    ids, labels = set(), set()
+    for i, run in enumerate(runs):
+        if not isinstance(run, dict):
+            c.fail(f"key 'runs[{i}]' should be an object, got {_type_name(run)}")
+        rid = c.get(run, "id", f"runs[{i}]", _STR)
+        label = c.get(run, "label", f"runs[{i}]", _STR)
+        if rid in ids or label in labels:
+            c.fail(f"runs[{i}] repeats the id {rid!r} or the label {label!r} of an earlier run")
+        ids.add(rid)
+        labels.add(label)
+        _check_run(_Checker(f"{name} (run {rid})", 2), run)
     return doc
+
+
+def runs_of(doc: dict) -> list[dict]:
+    """The runs of a validated document: version 2's list, or a version-1 document as one run (id r1)."""
+    if doc.get("version", doc.get("schema_version")) == 1:
+        run = {k: v for k, v in doc.items() if k not in ("schema", "schema_version")}
+        run.setdefault("id", "r1")
+        run.setdefault("label", run_label(run))
+        return [run]
+    return list(doc["runs"])
+
+
+def run_label(run: dict) -> str:
+    """model · dataset · device profile · backend/precision · batch N · form · date (made unique by
+    `unique_labels`)."""
+    env, cfg = run["environment"], run["config"]
+    bs = cfg["batch_size"]
+    form = (env.get("batch1_form") or "segments") if bs == 1 else "segments"
+    parts = [env["model"], env["dataset"], env["profile"], f"{env['backend']}/{env['precision']}", f"batch {bs}", form,
+             str(run.get("created", ""))[:10]]
+    return " · ".join(p for p in parts if p)
+
+
+def unique_labels(labels: list[str]) -> list[str]:
+    """The labels with " (2)", " (3)", ... added to repeats, so every run's label is distinct."""
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        n = seen.get(label, 0) + 1
+        seen[label] = n
+        out.append(label if n == 1 else f"{label} ({n})")
+    while len(set(out)) < len(out):   # "x (2)" was itself a given label: number again
+        out = unique_labels(out)
+    return out
+
+
+def load_runs_doc(path) -> list[dict]:
+    """The validated runs of a results file of either version (version 1: one run)."""
+    from edgebranchy.util.files import read_json
+
+    return runs_of(validate_results(read_json(path, what="results file"), str(path)))
+
+
+def load_latencies(path, run_id: str) -> dict:
+    """{variant: per-call latencies (ms, numpy array)} of one run, from the results file's side file."""
+    from edgebranchy.artifact.latencies import load_latencies as _load
+
+    return _load(path, run_id)

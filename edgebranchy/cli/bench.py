@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from edgebranchy.cli._args import add_backend_flags, backend_flag_options, nonneg_float, nonneg_int, positive_int, probability
+from edgebranchy.cli._args import add_backend_flags, nonneg_float, nonneg_int, positive_int, probability
+
+FORMS = ("auto", "segments", "single-graph")
 
 ORDER = 50
 
@@ -18,13 +21,18 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "Every finished trial is appended to OUT.jsonl; OUT is written atomically at the end.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("artifact", help="artifact directory from `edgebranchy export`")
-    p.add_argument("--backend", default=None, help="onnxruntime, torch or tensorrt (default: the profile's)")
+    p.add_argument("--backend", type=_backends, default=None,
+                   help="onnxruntime, torch or tensorrt, or a comma list to sweep (default: the profile's)")
     p.add_argument("--profile", default="auto", help="device profile name or TOML path; 'auto' detects it")
     p.add_argument("--power", help="override the profile's power source (auto, tegrastats, ina3221, nvml, rapl, "
                                    "estimate)")
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--data-dir")
-    p.add_argument("--batch-size", type=positive_int, default=1)
+    p.add_argument("--batch-size", type=_batch_sizes, default="1",  # a string default goes through the type
+                   help="batch size, or a comma list to sweep (1,8,64): one run each, one results file")
+    p.add_argument("--form", type=_forms, default="auto",
+                   help="batch-1 form: segments, single-graph, or auto (both measured, the faster runs); a comma "
+                        "list sweeps them; larger batches always run per segment")
     p.add_argument("--samples", type=positive_int, default=1000, help="test samples per pass")
     p.add_argument("--trials", type=positive_int, default=5, help="trials per variant (interleaved)")
     p.add_argument("--warmup", type=nonneg_int, default=50, help="warm-up batches per variant (at least; see --warmup-max)")
@@ -52,42 +60,94 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/results.json", help="results file (JSON); trials also go to OUT.jsonl")
     p.add_argument("--force", action="store_true",
                    help="replace an earlier results file and its trial log at OUT (never any other file)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted bench whose trial log is OUT.jsonl (same command): finished trials "
+                        "and runs are kept, only the missing ones are measured")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--quiet", action="store_true",
+                     help="print only the verdict, warnings and the results path (no diagnostics, no progress bar)")
+    out.add_argument("--json", action="store_true",
+                     help="print a machine-readable summary of the runs on stdout instead of the table")
     return p
 
 
+def _comma_list(kind: str, parse):
+    def parse_list(text: str) -> list:
+        items = [t.strip() for t in text.split(",")]
+        if not all(items):
+            raise argparse.ArgumentTypeError(f"expected {kind} or a comma list of them, got {text!r}")
+        out = []
+        for t in items:
+            v = parse(t)
+            if v not in out:
+                out.append(v)
+        return out
+
+    parse_list.__name__ = kind
+    return parse_list
+
+
+def _backend_name(text: str) -> str:
+    if text not in ("onnxruntime", "torch", "tensorrt"):
+        raise argparse.ArgumentTypeError(f"unknown backend {text!r}; choose onnxruntime, torch or tensorrt")
+    return text
+
+
+def _form(text: str) -> str:
+    if text not in FORMS:
+        raise argparse.ArgumentTypeError(f"unknown form {text!r}; choose {', '.join(FORMS)}")
+    return text
+
+
+_batch_sizes = _comma_list("batch size", positive_int)
+_backends = _comma_list("backend", _backend_name)
+_forms = _comma_list("form", _form)
+
+
+def _options_by_backend(args, backends: list) -> dict:
+    """The backend flags given, per backend of the sweep (a flag of a backend outside it is refused)."""
+    from edgebranchy.runtime.backends.base import backend_names, backend_options
+    from edgebranchy.runtime.backends.options import cli_options
+
+    declared = [(n, backend_options(n)) for n in backend_names()]
+    return {b: cli_options(args, b, [(n, d) for n, d in declared if n == b or n not in backends]) for b in backends}
+
+
+def _err(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def run(args) -> int:
+    if sys.stderr.isatty() and not args.quiet:  # a first line at once for a person waiting (the imports and the
+        _err(f"bench: loading {args.artifact} ...")  # data take seconds); logs and errors stay one line otherwise
     from edgebranchy.measure.bench import BenchConfig, check_outputs, run_bench
     from edgebranchy.measure.profiles import resolve_profile
 
-    backend = args.backend
-    if backend is None:
-        backend = resolve_profile(args.profile)[0].runtime.backend
-    opts = backend_flag_options(args, backend)
+    backends = args.backend or [resolve_profile(args.profile)[0].runtime.backend]
+    opts = _options_by_backend(args, backends)
+    common = dict(artifact=args.artifact, out=args.out, profile=args.profile, data_dir=args.data_dir,
+                  force=args.force, resume=args.resume, options_by_backend=opts)
     # before anything is loaded
-    check_outputs(BenchConfig(artifact=args.artifact, out=args.out, backend_options=opts, profile=args.profile,
-                              data_dir=args.data_dir, force=args.force))
-    cfg = BenchConfig(artifact=args.artifact, out=args.out, backend=backend, backend_options=opts,
-                      profile=args.profile, power=args.power, dataset=args.dataset, data_dir=args.data_dir,
-                      batch_size=args.batch_size, samples=args.samples, trials=args.trials, warmup=args.warmup,
+    check_outputs(BenchConfig(**common))
+    cfg = BenchConfig(**common, backend=backends if len(backends) > 1 else backends[0], power=args.power,
+                      dataset=args.dataset,
+                      batch_size=args.batch_size if len(args.batch_size) > 1 else args.batch_size[0],
+                      form=args.form if len(args.form) > 1 else args.form[0],
+                      samples=args.samples, trials=args.trials, warmup=args.warmup,
                       min_window_s=args.min_window, idle_s=args.idle, pipelined=args.pipelined,
-                      speculate=args.speculate, force=args.force, warmup_max=args.warmup_max, conditions=not args.no_conditions, lock_clocks=args.lock_clocks,
-                      external_power=args.external_power, gap_s=args.gap, drift_alpha=args.drift_alpha)
-    res = run_bench(cfg)
-    b, e = res["variants"]["baseline"], res["variants"]["branchy"]
-    unit = res["variants"]["baseline"]["latency_ms"]["per"]
-    print(f"{'':10}{'accuracy':>9}{'p50 ms':>10}{'p99 ms':>10}{'mJ/inference':>14}")
-    for name, v in (("baseline", b), ("branchy", e)):
-        mj = f"{v['energy']['per_inference_mj']['median']:>14.4f}" if v["energy"] else f"{'refused':>14}"
-        print(f"{name:10}{v['accuracy'] * 100:>8.2f}%{v['latency_ms']['p50']:>10.4f}{v['latency_ms']['p99']:>10.4f}"
-              + mj)
-    energy = (f"energy {e['energy']['kind']} ({e['energy']['source']})" if e["energy"] else
-              "energy refused: " + (e.get("energy_refused") or {}).get("refused", [{"flag": "no reading"}])[0]["flag"])
-    print(f"latency gain (p50 per {unit}): {b['latency_ms']['p50'] / e['latency_ms']['p50']:.2f}x; "
-          f"exits {', '.join(f'{f * 100:.1f}%' for f in e['exit_fractions'])}; {energy}")
-    print(res["conditions"]["line"])
-    forms = res["environment"].get("batch1_forms")
-    if forms:
-        print(f"batch-1 forms (measured here): segments {forms['segments_us']:.1f} us, single graph "
-              f"{forms['single_graph_us']:.1f} us per sample; branchy ran as {forms['choice']}")
-    print(f"results: {args.out}")
+                      speculate=args.speculate, warmup_max=args.warmup_max, conditions=not args.no_conditions,
+                      lock_clocks=args.lock_clocks, external_power=args.external_power, gap_s=args.gap,
+                      drift_alpha=args.drift_alpha)
+    quiet = args.quiet or args.json
+    res = run_bench(cfg, log=(lambda s: None) if quiet else _err, progress=not quiet, warn=_err)
+    from edgebranchy.cli._bench_output import print_json, print_table
+
+    # integrator: verdict -- print the verdict of each run first (edgebranchy.report.verdict.verdict_lines(run):
+    # its first line on stdout, the warnings after it on stderr), also with --quiet
+    if args.json:
+        print_json(res, args.out)
+    elif not args.quiet:
+        print_table(res)
+    if not args.json:
+        print(f"results: {args.out}")
     return 0

@@ -167,12 +167,11 @@ def run(args) -> int:
 
     step(4, f"benchmarking baseline vs branchy at batch 1 on ONNX Runtime, {args.trials} interleaved trials each")
     results = out / "results.json"
-    run_bench(BenchConfig(artifact=str(artifact), out=str(results), backend="onnxruntime", profile=args.profile,
-                          dataset=data.name, batch_size=1, samples=args.samples, trials=args.trials, warmup=100,
-                          min_window_s=1.0, idle_s=2.0, force=args.force), log=lambda s: print(s, flush=True))
-    import json
-
-    r = json.loads(results.read_text())
+    doc = run_bench(BenchConfig(artifact=str(artifact), out=str(results), backend="onnxruntime",
+                                profile=args.profile, dataset=data.name, batch_size=1, samples=args.samples,
+                                trials=args.trials, warmup=100, min_window_s=1.0, idle_s=2.0, force=args.force),
+                    log=lambda s: print(s, flush=True))
+    r = doc["runs"][0]
     b, e = r["variants"]["baseline"], r["variants"]["branchy"]
     print(f"baseline p50 {b['latency_ms']['p50']:.3f} ms, branchy p50 {e['latency_ms']['p50']:.3f} ms: "
           f"{b['latency_ms']['p50'] / e['latency_ms']['p50']:.2f}x; energy {e['energy']['kind']} "

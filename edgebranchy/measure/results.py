@@ -1,11 +1,14 @@
-"""Assemble the `edgebranchy.results` document (schema in `edgebranchy.artifact.results`) from measured trials."""
+"""Assemble the runs of an `edgebranchy.results` document (schema in `edgebranchy.artifact.results`) from
+measured trials, and write the document with its latencies side file."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
 import numpy as np
 
-from edgebranchy.artifact.results import SCHEMA, SCHEMA_VERSION
+import os
+
+from edgebranchy.artifact.results import SCHEMA, SCHEMA_VERSION, run_label, unique_labels
 from edgebranchy.measure.latency import ci95_across_trials, summarize
 from edgebranchy.measure.quality import energy_summary
 from edgebranchy.measure.trials import VARIANTS, Measured
@@ -42,9 +45,9 @@ def exit_summary(labels: np.ndarray, exits: np.ndarray, y: np.ndarray, num_exits
 def assemble_results(*, environment: dict, config: dict, idle, measured: Measured, y: np.ndarray, batch_size: int,
                      num_exits: int, segment_latency_ms: list[float], calibration: dict | None,
                      speculate: bool = False) -> dict:
-    """The results document: environment, config, idle power, both variants, the calibration record."""
+    """One run of a results document: environment, config, idle power, both variants, the calibration record
+    (the raw latencies still inline under variants.*.latency_ms.samples; `results_document` moves them out)."""
     results = {
-        "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "environment": environment,
         "config": config,
@@ -63,3 +66,27 @@ def assemble_results(*, environment: dict, config: dict, idle, measured: Measure
                                 summarize(measured.discarded_ms) if measured.discarded_ms else None}
         results["variants"][name] = v
     return results
+
+
+def results_document(out: str | os.PathLike, runs: list[dict]) -> dict:
+    """The version-2 document of `runs` (ids and labels set, labels made distinct), with the raw latencies
+    moved to OUT.latencies.npz (written atomically here); the runs given are not modified."""
+    from edgebranchy.artifact.latencies import write_latencies
+
+    labels = unique_labels([r.get("label") or run_label(r) for r in runs])
+    slim, arrays = [], {}
+    for i, (run, label) in enumerate(zip(runs, labels), start=1):
+        rid = run.get("id") or f"r{i}"
+        variants = {}
+        for name, v in run["variants"].items():
+            lat = dict(v["latency_ms"])
+            if "samples" in lat:
+                arrays[f"{rid}/{name}"] = lat.pop("samples")
+                lat["count"] = len(arrays[f"{rid}/{name}"])
+            variants[name] = {**v, "latency_ms": lat}
+        slim.append({"id": rid, "label": label, **{k: v for k, v in run.items() if k not in ("id", "label")},
+                     "variants": variants})
+    name, sha = write_latencies(out, arrays) if arrays else (None, None)
+    return {"schema": SCHEMA, "version": SCHEMA_VERSION,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "runs": slim, "latencies": name, "latencies_sha256": sha}

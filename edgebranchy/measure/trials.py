@@ -74,15 +74,24 @@ def warm_up(runner, batches: Sequence[np.ndarray], count: int, sync: Callable[[]
 
 def run_trials(runner, batches: Sequence[np.ndarray], plan: TrialPlan, meter, idle_watts: float | None, *,
                sync: Callable[[], None], on_trial: Callable[[dict], None] | None = None,
-               watch=None) -> Measured:
+               watch=None, done: Sequence[dict] | None = None) -> Measured:
     """Interleaved trials (baseline, branchy, baseline, ...), each one energy window of whole passes
     lasting at least `plan.min_window_s`; `on_trial(record)` is called as soon as each trial ends.
     `watch` (a `throttle.TrialWatch`) records the run conditions and wall-clock edges of each window.
-    A reading flagged by its meter (window too short for the sensor) gets no per-inference figure."""
+    A reading flagged by its meter (window too short for the sensor) gets no per-inference figure.
+    `done`: trial records already measured (a resumed bench); those trials are kept and not run again, and a
+    variant with no new trial gets its labels and exits from one pass outside any window."""
     n = sum(len(b) for b in batches)
     out = Measured()
+    have = set()
+    for rec in sorted(done or [], key=lambda r: (r["trial"], VARIANTS.index(r["variant"]))):
+        if rec["trial"] < plan.trials and (rec["trial"], rec["variant"]) not in have:
+            have.add((rec["trial"], rec["variant"]))
+            out.trials[rec["variant"]].append(rec)
     for t in range(plan.trials):
         for name in VARIANTS:
+            if (t, name) in have:
+                continue
             lat: list[float] = []
             passes = 0
             if watch is not None:
@@ -113,6 +122,11 @@ def run_trials(runner, batches: Sequence[np.ndarray], plan: TrialPlan, meter, id
             out.trials[name].append(rec)
             if on_trial is not None:
                 on_trial(rec)
+    for name in VARIANTS:
+        out.trials[name].sort(key=lambda r: r["trial"])
+        if name not in out.first:  # every trial of it was kept from the log: answers are deterministic
+            _, labels, exits = _one_pass(runner, batches, name, sync)
+            out.first[name] = (np.concatenate(labels), None if exits[0] is None else np.concatenate(exits))
     return out
 
 

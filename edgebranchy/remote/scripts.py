@@ -7,7 +7,7 @@ Layout of the work directory on a board:
     WORKDIR/profiles/ + profiles.digest
     WORKDIR/wheels/*.whl
     WORKDIR/venv/ + venv.digest   "<how it was created> <digest of the installed wheel>"
-    WORKDIR/runs/RUN/             doctor.json, results.json, results.json.jsonl
+    WORKDIR/runs/RUN/             doctor.json, results.json, results.json.latencies.npz, results.json.jsonl
 """
 from __future__ import annotations
 

@@ -88,6 +88,11 @@ def latency_cdf(runs: list[Run]) -> Plot:
     fig, axes = _grid(plt, len(runs))
     for ax, run in zip(axes, runs):
         lo, hi = math.inf, 0.0
+        if not run.has_latencies:  # the side file is missing (Run.notes says why): statistics only
+            ax.text(0.5, 0.5, "raw latencies not available\n(latencies side file missing)", ha="center",
+                    va="center", transform=ax.transAxes)
+            ax.set_title(_wrap(run.short_label if len(runs) > 1 else run.label), fontsize=10)
+            continue
         for name, color in (("baseline", BASELINE_COLOR), ("branchy", BRANCHY_COLOR)):
             lat = run.data["variants"][name]["latency_ms"]
             x = np.sort(np.asarray(lat["samples"], dtype=float))

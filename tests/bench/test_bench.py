@@ -25,7 +25,10 @@ def test_bench_end_to_end(tiny_artifact, tmp_path, synthetic_test):
     res = run_bench(_cfg(tiny_artifact, out), log=lambda s: None, progress=False)
     on_disk = json.loads(out.read_text())
     assert on_disk == json.loads(json.dumps(res))
-    assert res["schema"] == "edgebranchy.results" and res["schema_version"] == 1
+    assert res["schema"] == "edgebranchy.results" and res["version"] == 2 and len(res["runs"]) == 1
+    doc = res
+    res = doc["runs"][0]
+    assert res["id"] == "r1" and "onnxruntime/fp32 · batch 1" in res["label"]
     b, e = res["variants"]["baseline"], res["variants"]["branchy"]
     # accuracy and exits agree with the runner on the same samples
     from edgebranchy.runtime.runner import EarlyExitRunner
@@ -37,9 +40,16 @@ def test_bench_end_to_end(tiny_artifact, tmp_path, synthetic_test):
         assert e["exit_counts"] == np.bincount(p.exits, minlength=2).tolist()
         assert b["accuracy"] == pytest.approx(np.mean(r.baseline(x[:40]) == y[:40]))
     assert sum(e["exit_fractions"]) == pytest.approx(1.0)
-    for v in (b, e):
+    from edgebranchy.artifact.results import load_latencies, load_runs_doc
+
+    assert load_runs_doc(out) == doc["runs"]
+    raw = load_latencies(out, "r1")  # the raw latencies live in the side file, the statistics stay inline
+    assert doc["latencies"] == "r.json.latencies.npz" and (tmp_path / "r.json.latencies.npz").is_file()
+    for name, v in (("baseline", b), ("branchy", e)):
         lat = v["latency_ms"]
-        assert lat["per"] == "sample" and len(lat["samples"]) >= 2 * 40
+        assert "samples" not in lat and lat["count"] == raw[name].size >= 2 * 40
+        assert lat["p50"] == pytest.approx(float(np.percentile(raw[name], 50)))
+        assert lat["per"] == "sample"
         assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p999"]
         assert v["energy"]["kind"] == "estimated" and v["energy"]["source"] == "estimate"
         assert len(v["energy"]["trials"]) == 2
@@ -53,7 +63,7 @@ def test_bench_end_to_end(tiny_artifact, tmp_path, synthetic_test):
     assert forms["choice"] == env["batch1_form"] in ("segments", "single-graph")
     assert (forms["single_graph_us"] < forms["segments_us"]) == (forms["choice"] == "single-graph")
     lines = [json.loads(line) for line in (tmp_path / "r.json.jsonl").read_text().splitlines()]
-    assert [l["type"] for l in lines] == ["start", "idle"] + ["trial"] * 4 + ["done"]
+    assert [l["type"] for l in lines] == ["start", "run-start", "idle"] + ["trial"] * 4 + ["run", "done"]
     assert [l["variant"] for l in lines if l["type"] == "trial"] == ["baseline", "branchy"] * 2
 
 
@@ -88,7 +98,9 @@ def test_bench_cli_and_bad_arguments(tiny_artifact, tmp_path):
                 "--samples", "10", "--trials", "1", "--warmup", "1", "--min-window", "0", "--idle", "0",
                 "--batch-size", "4", "--out", out)
     assert r.returncode == 0, r.stderr
-    res = json.loads(out.read_text())
+    assert "power: estimated (CPU-time model; --power estimate)" in r.stderr and "power:" not in r.stdout
+    assert "latency gain" in r.stdout and r.stdout.rstrip().endswith(f"results: {out}")
+    res = json.loads(out.read_text())["runs"][0]
     assert res["config"]["batch_size"] == 4 and res["variants"]["branchy"]["latency_ms"]["per"] == "batch"
     assert res["environment"]["batch1_form"] == "segments" and res["environment"]["batch1_forms"] is None
     fresh = tmp_path / "d.json"  # `out` holds a finished run now: a rerun there is refused (tests/reliability)
@@ -111,7 +123,7 @@ def test_calibrate_with_costs_measured_by_bench(tiny_artifact, tiny_calibrated, 
     from edgebranchy.train.calibration import calibrate_checkpoint
 
     out = tmp_path / "r.json"
-    res = run_bench(_cfg(tiny_artifact, out), log=lambda s: None, progress=False)
+    res = run_bench(_cfg(tiny_artifact, out), log=lambda s: None, progress=False)["runs"][0]
     ck = tmp_path / "c.pt"
     shutil.copy(tiny_calibrated, ck)
     rec = calibrate_checkpoint(ck, max_accuracy_drop=100.0, cost=str(out), log=lambda s: None)  # always feasible

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edgebranchy.measure import bench as bench_mod
+from edgebranchy.measure import bench_run as bench_mod  # the module that measures one run
 from edgebranchy.measure.bench import BenchConfig, run_bench
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "measure"))
@@ -38,7 +38,7 @@ def test_fake_throttling_zone_flags_the_affected_trials(tiny_artifact, tmp_path,
 
     out = tmp_path / "r.json"
     res = run_bench(_cfg(tiny_artifact, out, conditions_root=str(root)), log=lambda s: None, progress=False,
-                    on_trial=heat)
+                    on_trial=heat)["runs"][0]
     lines = [json.loads(l) for l in (tmp_path / "r.json.jsonl").read_text().splitlines()]
     flagged = [(l["trial"], l["variant"]) for l in lines if l["type"] == "trial" and l["conditions"]["throttled"]]
     assert flagged == [(1, "branchy")]
@@ -70,7 +70,7 @@ def test_lock_clocks_around_the_bench(tiny_artifact, tmp_path, monkeypatch):
     bin_dir = fake_tools(tmp_path / "bin")
     monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
     res = run_bench(_cfg(tiny_artifact, tmp_path / "r.json", trials=1, conditions_root=str(tmp_path / "none"),
-                         lock_clocks=True), log=lambda s: None, progress=False)
+                         lock_clocks=True), log=lambda s: None, progress=False)["runs"][0]
     made = [c[0] if c else "" for c in calls(bin_dir)]
     assert made[:2] == ["--store", ""] and made[-1] == "--restore" and "--show" in made
     assert res["environment"]["conditions_start"]["clocks_locked"] is True
@@ -108,7 +108,7 @@ def test_external_meter_csv_lands_on_the_right_trials(tiny_artifact, tmp_path, m
     th.start()
     try:
         res = run_bench(_cfg(tiny_artifact, tmp_path / "r.json", min_window_s=0.5, gap_s=0.4,
-                             external_power=str(csv), conditions=False), log=lambda s: None, progress=False)
+                             external_power=str(csv), conditions=False), log=lambda s: None, progress=False)["runs"][0]
     finally:
         state["stop"] = True
         th.join()

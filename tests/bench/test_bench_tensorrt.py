@@ -35,10 +35,10 @@ def test_speculation_is_opt_in_and_its_discarded_work_is_not_latency(monkeypatch
         orig(self)
 
     monkeypatch.setattr(TensorRTBackend, "synchronize", sync)
-    plain = run_bench(_cfg(art, tmp_path / "plain.json"), log=lambda s: None, progress=False)
+    plain = run_bench(_cfg(art, tmp_path / "plain.json"), log=lambda s: None, progress=False)["runs"][0]
     assert plain["config"]["speculate"] is False
     assert plain["variants"]["branchy"]["speculation"] == {"on": False, "discarded_wait_ms": None}
-    spec = run_bench(_cfg(art, tmp_path / "spec.json", speculate=True), log=lambda s: None, progress=False)
+    spec = run_bench(_cfg(art, tmp_path / "spec.json", speculate=True), log=lambda s: None, progress=False)["runs"][0]
     s = spec["variants"]["branchy"]["speculation"]
     assert spec["config"]["speculate"] is True and s["on"] is True
     assert s["discarded_wait_ms"]["p50"] >= 0

@@ -142,7 +142,7 @@ def test_quickstart_end_to_end_on_synthetic(tmp_path, capsys):
     text = capsys.readouterr().out
     for n in range(1, 6):
         assert f"[{n}/5]" in text
-    res = json.loads((out / "results.json").read_text())
+    res = json.loads((out / "results.json").read_text())["runs"][0]
     assert res["variants"]["branchy"]["energy"]["kind"] in ("estimated", "measured")
     assert (out / "report" / "report.html").is_file() and (out / "b-lenet.pt").is_file()
     Artifact.load(out / "artifact")

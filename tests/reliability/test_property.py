@@ -269,13 +269,17 @@ def test_profile_fields(tmp_path_factory, case):
         assert tree(d) == before
 
 
-RESULTS_FIELDS = st.one_of(
-    st.tuples(st.just(("schema_version",)), st.one_of(st.booleans(), st.text(max_size=2), st.just(7))),
-    st.tuples(st.just(("variants", "branchy", "accuracy")), st.one_of(WRONG_TYPE, st.just(1.5), st.just(-0.1))),
-    st.tuples(st.just(("variants", "baseline", "latency_ms", "p50")), WRONG_TYPE),
-    st.tuples(st.just(("environment",)), st.one_of(st.text(max_size=3), st.integers(), st.lists(st.integers()))),
-    st.tuples(st.just(("variants",)), st.one_of(st.text(max_size=3), st.integers(), st.just({}))),
-    st.tuples(st.just(("idle", "watts")), st.one_of(st.text(max_size=3), st.booleans(), st.lists(st.integers()))),
+RESULTS_FIELDS = st.one_of(  # a bench file: schema version 2, each run under runs[i]
+    st.tuples(st.just(("version",)), st.one_of(st.booleans(), st.text(max_size=2), st.just(7))),
+    st.tuples(st.just(("runs", 0, "variants", "branchy", "accuracy")),
+              st.one_of(WRONG_TYPE, st.just(1.5), st.just(-0.1))),
+    st.tuples(st.just(("runs", 0, "variants", "baseline", "latency_ms", "p50")), WRONG_TYPE),
+    st.tuples(st.just(("runs", 0, "environment")),
+              st.one_of(st.text(max_size=3), st.integers(), st.lists(st.integers()))),
+    st.tuples(st.just(("runs", 0, "variants")), st.one_of(st.text(max_size=3), st.integers(), st.just({}))),
+    st.tuples(st.just(("runs", 0, "idle", "watts")),
+              st.one_of(st.text(max_size=3), st.booleans(), st.lists(st.integers()))),
+    st.tuples(st.just(("runs",)), st.one_of(st.just([]), st.text(max_size=3), st.integers())),
 )
 
 

@@ -58,5 +58,5 @@ def test_predict_bench_report_without_torch(tiny_artifact, tmp_path):
         print("ok")
     """)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
-    assert json.loads(out.read_text())["variants"]["branchy"]["exit_counts"]
+    assert json.loads(out.read_text())["runs"][0]["variants"]["branchy"]["exit_counts"]
     assert (tmp_path / "rep" / "report.html").is_file()

@@ -1,0 +1,115 @@
+"""Results schema version 2: runs with ids and labels, raw latencies in OUT.latencies.npz, version 1 still read."""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from report_fixtures import build_results, write_results
+
+from edgebranchy.artifact.results import load_latencies, load_runs_doc, runs_of, unique_labels, validate_results
+from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.measure.results import results_document
+from edgebranchy.report.results import load_runs
+
+
+def _run(**kw) -> dict:
+    """A version-1 fixture's body: what one run of a version-2 document holds."""
+    return {k: v for k, v in build_results(**kw).items() if k not in ("schema", "schema_version")}
+
+
+def _write_v2(path: Path, runs: list[dict]) -> dict:
+    doc = results_document(path, runs)
+    path.write_text(json.dumps(doc))
+    return doc
+
+
+def test_v2_round_trip_moves_raw_latencies_to_the_side_file(tmp_path: Path) -> None:
+    runs = [_run(), _run(batch_size=8, per="batch", seed=1)]
+    out = tmp_path / "r.json"
+    doc = _write_v2(out, runs)
+    assert doc["version"] == 2 and doc["latencies"] == "r.json.latencies.npz"
+    assert [r["id"] for r in doc["runs"]] == ["r1", "r2"] and len({r["label"] for r in doc["runs"]}) == 2
+    validate_results(json.loads(out.read_text()), str(out))
+    got = load_runs_doc(out)
+    for given, run in zip(runs, got):
+        for name in ("baseline", "branchy"):
+            lat = run["variants"][name]["latency_ms"]
+            assert "samples" not in lat and lat["p99"] == given["variants"][name]["latency_ms"]["p99"]
+            raw = load_latencies(out, run["id"])[name]
+            assert np.array_equal(raw, given["variants"][name]["latency_ms"]["samples"])
+            assert lat["count"] == raw.size
+    assert "samples" in runs[0]["variants"]["baseline"]["latency_ms"]  # the runs given are not modified
+    # smaller than the same figures inline
+    inline = len(json.dumps(runs))
+    assert out.stat().st_size + (tmp_path / "r.json.latencies.npz").stat().st_size < inline
+    # the report: one Run per run, raw latencies put back for the plots
+    loaded = load_runs([out])
+    assert [r.label for r in loaded] == [r["label"] for r in doc["runs"]]
+    assert loaded[1].baseline["latency_ms"]["samples"] == runs[1]["variants"]["baseline"]["latency_ms"]["samples"]
+
+
+def test_v1_file_is_one_run(tmp_path: Path) -> None:
+    path = write_results(tmp_path / "old.json", build_results())
+    (run,) = load_runs_doc(path)
+    assert run["id"] == "r1" and run["label"].startswith("b-lenet · fashion-mnist · x86-generic")
+    assert "schema" not in run and run["variants"]["branchy"]["exit_counts"] == [9400, 600]
+    raw = build_results()["variants"]["baseline"]["latency_ms"]["samples"]
+    assert load_latencies(path, "r1")["baseline"].tolist() == raw  # inline in version 1
+    (r,) = load_runs([path])
+    assert r.has_latencies and r.notes == ()
+
+
+def test_v2_validation_names_the_run(tmp_path: Path) -> None:
+    doc = results_document(tmp_path / "v.json", [_run(), _run(profile="rpi5")])
+    validate_results(copy.deepcopy(doc), "v.json")
+    bad = copy.deepcopy(doc)
+    del bad["runs"][1]["variants"]["branchy"]["latency_ms"]["p50"]
+    with pytest.raises(EdgeBranchyError, match=r"v.json \(run r2\): missing key 'variants.branchy.latency_ms.p50'"):
+        validate_results(bad, "v.json")
+    bad = copy.deepcopy(doc)
+    bad["runs"][1]["id"] = "r1"
+    with pytest.raises(EdgeBranchyError, match="repeats the id 'r1'"):
+        validate_results(bad, "v.json")
+    with pytest.raises(EdgeBranchyError, match="'runs' is an empty list"):
+        validate_results({**doc, "runs": []}, "v.json")
+    ok = copy.deepcopy(doc)
+    ok["runs"][0]["gains"] = {"p50": 2.0}   # artifact/gains.run_gains: an optional object per run
+    validate_results(ok, "v.json")
+    ok["runs"][0]["gains"] = [2.0]
+    with pytest.raises(EdgeBranchyError, match="'gains' should be an object"):
+        validate_results(ok, "v.json")
+    v1 = build_results()
+    del v1["variants"]["baseline"]["latency_ms"]["samples"]  # version 1 keeps its latencies inline
+    with pytest.raises(EdgeBranchyError, match="missing key 'variants.baseline.latency_ms.samples'"):
+        validate_results(v1, "old.json")
+    assert runs_of(build_results())[0]["id"] == "r1"
+
+
+def test_unique_labels():
+    assert unique_labels(["a", "b", "a", "a"]) == ["a", "b", "a (2)", "a (3)"]
+    out = unique_labels(["x", "x", "x (2)"])
+    assert len(set(out)) == 3 and out[0] == "x"
+
+
+def test_two_files_with_the_same_label_get_distinct_ones(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    _write_v2(a, [_run()])
+    _write_v2(b, [_run()])
+    runs = load_runs([a, b])
+    assert runs[0].label != runs[1].label and runs[1].label.endswith("(2)")
+    assert runs[0].short_label != runs[1].short_label
+
+
+def test_report_without_the_side_file_still_builds(tmp_path: Path) -> None:
+    from edgebranchy.report import build_report
+
+    out = tmp_path / "r.json"
+    _write_v2(out, [_run()])
+    (tmp_path / "r.json.latencies.npz").unlink()
+    files = build_report([out], tmp_path / "rep")
+    assert files.html.is_file()
+    (run,) = load_runs([out])
+    assert not run.has_latencies and "r.json.latencies.npz" in run.notes[0] and "left out" in run.notes[0]
