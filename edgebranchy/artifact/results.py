@@ -310,8 +310,7 @@ def runs_of(doc: dict) -> list[dict]:
     """The runs of a validated document: version 2's list, or a version-1 document as one run (id r1)."""
     if doc.get("version", doc.get("schema_version")) == 1:
         run = {k: v for k, v in doc.items() if k not in ("schema", "schema_version")}
-        run.setdefault("id", "r1")
-        run.setdefault("label", run_label(run))
+        run.setdefault("id", "r1")  # no label: the report's labels name a run that has none of its own
         return [run]
     return list(doc["runs"])
 

@@ -26,8 +26,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--profile", default="auto", help="device profile name or TOML path; 'auto' detects it")
     p.add_argument("--power", help="override the profile's power source (auto, tegrastats, ina3221, nvml, rapl, "
                                    "estimate)")
-    p.add_argument("--dataset", default="fashion-mnist")
-    p.add_argument("--data-dir")
+    p.add_argument("--dataset", default="fashion-mnist",
+                   help="test data set: fashion-mnist, mnist, cifar10, digits, synthetic or imagefolder")
+    p.add_argument("--data-dir", help="directory with the data set's files (default: the system's copy)")
     p.add_argument("--batch-size", type=_batch_sizes, default="1",  # a string default goes through the type
                    help="batch size, or a comma list to sweep (1,8,64): one run each, one results file")
     p.add_argument("--form", type=_forms, default="auto",
@@ -118,6 +119,9 @@ def _err(line: str) -> None:
 
 
 def run(args) -> int:
+    from edgebranchy.util.wrongkind import refuse_wrong_kind
+
+    refuse_wrong_kind(args.artifact, "artifact", "bench")
     if sys.stderr.isatty() and not args.quiet:  # a first line at once for a person waiting (the imports and the
         _err(f"bench: loading {args.artifact} ...")  # data take seconds); logs and errors stay one line otherwise
     from edgebranchy.measure.bench import BenchConfig, check_outputs, run_bench
@@ -142,8 +146,15 @@ def run(args) -> int:
     res = run_bench(cfg, log=(lambda s: None) if quiet else _err, progress=not quiet, warn=_err)
     from edgebranchy.cli._bench_output import print_json, print_table
 
-    # integrator: verdict -- print the verdict of each run first (edgebranchy.report.verdict.verdict_lines(run):
-    # its first line on stdout, the warnings after it on stderr), also with --quiet
+    if not args.json:  # the verdict of each run first (its warnings on stderr), also with --quiet
+        from edgebranchy.report.verdict import verdict_lines
+
+        runs = res["runs"]
+        for run in runs:
+            lines = verdict_lines(run)
+            print(f"{run['label']}: {lines[0]}" if len(runs) > 1 else lines[0])
+            for warning in lines[1:]:
+                _err(warning)
     if args.json:
         print_json(res, args.out)
     elif not args.quiet:

@@ -35,7 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "compare",
         help="compare two results files; exit status 1 on a regression",
         description=("Match the runs of BASE.json and NEW.json (same model, dataset, device profile, backend, "
-                     "batch size and form) and print each metric old -> new with its change and 95%% interval. "
+                     "batch size and form) and print each metric old -> new with its change and 95% interval. "
                      "Exit status: 0 no regression, 1 a latency or energy metric got worse by more than "
                      "--max-regression beyond noise (its interval excludes no change) or the accuracy dropped "
                      "by more than --max-accuracy-drop points, 2 bad input."),

@@ -28,26 +28,11 @@ METRICS = (
 
 
 def _runs_of(path: str | os.PathLike) -> list[dict]:
-    """The runs of a results file: v1 (one run, the document) or v2 (doc["runs"]), each validated.
+    """The runs of a results file (version 1: one run; version 2: each of its runs, raw latencies put back
+    from the side file where it is there), validated by the report's loader."""
+    from edgebranchy.report.results import load_runs
 
-    The integrator points this at the results loader once that reads v2 itself.
-    """
-    from edgebranchy.artifact.results import SCHEMA as RESULTS, validate_results
-    from edgebranchy.report.results import load_results
-    from edgebranchy.util.files import read_json
-
-    doc = read_json(path, what="results file")
-    if isinstance(doc, dict) and isinstance(doc.get("runs"), list):
-        if not doc["runs"]:
-            raise EdgeBranchyError(f"results file {path} holds no runs")
-        for i, run in enumerate(doc["runs"], start=1):
-            if not isinstance(run, dict):
-                raise EdgeBranchyError(f"results file {path}: runs[{i - 1}] is not an object")
-            body = {"schema": RESULTS, "schema_version": 1, "created": doc.get("created", ""), **run}
-            body["schema_version"] = 1
-            validate_results(body, f"{path} (run {i})")
-        return [dict(run, created=run.get("created", doc.get("created", ""))) for run in doc["runs"]]
-    return [load_results(path)]
+    return [r.data for r in load_runs([path])]
 
 
 def _regressed(c: dict, better: str, name: str, max_regression: float, max_accuracy_drop: float) -> bool:

@@ -96,6 +96,8 @@ def load_runs(paths: list[str | os.PathLike]) -> list[Run]:
         doc = load_results(path)
         for run in runs_of(doc):
             run, notes = _with_latencies(path, doc, run)
+            if "created" not in run and "created" in doc:  # a v2 run: its file's stamp (labels' date and time)
+                run = {**run, "created": doc["created"]}
             loaded.append((path, run, notes))
     labels = run_labels([run for _, run, _ in loaded])
     return [Run(index=n, path=path, data=run, label=label, short_label=short, run_id=run.get("id", "r1"),

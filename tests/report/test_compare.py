@@ -91,13 +91,35 @@ def real_results(tiny_artifact, tmp_path_factory) -> Path:
     return out
 
 
+def _slower_file(src: Path, dst: Path, factor: float) -> Path:
+    """A copy of a version-2 results file (and its latency side file) with branchy `factor` times slower."""
+    from edgebranchy.artifact.latencies import load_latencies, write_latencies
+
+    doc = json.loads(src.read_text())
+    arrays = {}
+    for run in doc["runs"]:
+        lat = load_latencies(src, run["id"], doc=doc)
+        for name, a in lat.items():
+            arrays[f"{run['id']}/{name}"] = (a * factor if name == "branchy" else a).tolist()
+        stats = run["variants"]["branchy"]["latency_ms"]
+        for k in ("p50", "p90", "p99", "p999", "mean"):
+            if k in stats:
+                stats[k] *= factor
+        stats["ci95"] = [x * factor for x in stats["ci95"]]
+        run.pop("gains", None)  # stored gains would be stale: compare recomputes them
+    doc["latencies"], doc["latencies_sha256"] = write_latencies(dst, arrays)
+    dst.write_text(json.dumps(doc))
+    return dst
+
+
 def test_compare_cli_gates_on_a_regression(real_results: Path, tmp_path: Path) -> None:
     doc = json.loads(real_results.read_text())
+    assert doc["version"] == 2
     same = run_cli("compare", real_results, real_results)
     assert same.returncode == 0, same.stderr
     assert "no regression in 1 matched run(s)" in same.stdout and "branchy p50 ms/sample" in same.stdout
     # x3: beyond noise even where the branchy median falls between its two modes (fast early exits, slow rest)
-    slow = write_results(tmp_path / "slow.json", _slower(doc, 3.0))
+    slow = _slower_file(real_results, tmp_path / "slow.json", 3.0)
     r = run_cli("compare", real_results, slow, "--max-regression", "5%")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "REGRESSED" in r.stdout and "REGRESSION in 1 of 1 matched run(s)" in r.stdout
@@ -108,9 +130,15 @@ def test_compare_cli_gates_on_a_regression(real_results: Path, tmp_path: Path) -
     assert s["schema"] == "edgebranchy.compare" and s["regressed"] is True
     p50 = next(m for m in s["matched"][0]["metrics"] if m["metric"] == "branchy p50 ms")
     assert p50["change"] == pytest.approx(2.0) and p50["ci95"][0] > 0 and p50["regressed"]
-    v2 = tmp_path / "v2.json"
-    v2.write_text(json.dumps(_v2(doc)))
-    assert run_cli("compare", real_results, v2).returncode == 0   # v1 against the same run in a v2 file
+    v1 = tmp_path / "v1.json"  # the same run as a version-1 file (latencies inline) against the v2 file
+    from edgebranchy.artifact.latencies import load_latencies
+
+    run = json.loads(json.dumps(doc["runs"][0]))
+    for name, a in load_latencies(real_results, run["id"], doc=doc).items():
+        run["variants"][name]["latency_ms"]["samples"] = a.tolist()
+    body = {k: v for k, v in run.items() if k not in ("id", "label", "gains")}
+    v1.write_text(json.dumps({"schema": "edgebranchy.results", "schema_version": 1, "created": doc["created"], **body}))
+    assert run_cli("compare", v1, real_results).returncode == 0
 
 
 def test_compare_cli_bad_input_is_status_2(real_results: Path, tmp_path: Path) -> None:
