@@ -407,9 +407,11 @@ def main() -> int:
     atomic_write_text(out, md)
     atomic_write_json(out.with_suffix(".json"), {"rows": rows, "argv": a.argv, "started": started})
     res = [r["energy"]["results"] for r in rows]
-    subprocess.run([sys.executable, "-m", "edgebranchy", "report", *res, "--out",
-                    str(out.with_name(out.stem + "_report")), "--title", "Table I on this machine"], check=True,
-                   cwd=ROOT)
+    report_dir = out.with_name(out.stem + "_report")
+    if (report_dir / "report.md").is_file():  # this script's own earlier report: rebuilt from every row's results
+        shutil.rmtree(report_dir)
+    subprocess.run([sys.executable, "-m", "edgebranchy", "report", *res, "--out", str(report_dir),
+                    "--title", "Table I on this machine"], check=True, cwd=ROOT)
     print(md)
     return 0
 
