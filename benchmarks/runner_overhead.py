@@ -20,20 +20,7 @@ import sys
 import time
 
 import numpy as np
-
-
-def timed(fns: dict, items, rounds: int) -> dict:
-    """Median over interleaved rounds of the mean µs per item, per function: (thread CPU time, wall)."""
-    res = {k: ([], []) for k in fns}
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            w0, c0 = time.perf_counter_ns(), time.thread_time_ns()
-            for it in items:
-                fn(it)
-            c1, w1 = time.thread_time_ns(), time.perf_counter_ns()
-            res[k][0].append((c1 - c0) / 1e3 / len(items))
-            res[k][1].append((w1 - w0) / 1e3 / len(items))
-    return {k: (float(np.median(c)), float(np.median(w))) for k, (c, w) in res.items()}
+from call_profile import timed  # the same interleaved two-clock timing (this folder is on sys.path)
 
 
 class Replay:
