@@ -158,7 +158,7 @@ def test_quickstart_end_to_end_on_synthetic(tmp_path, capsys):
     assert "replacing the earlier quickstart" in capsys.readouterr().out
     assert (out / "notes.txt").read_text() == "mine" and not (out / "b-lenet.pt.resume").exists()
     res = json.loads((out / "results.json").read_text())
-    assert res["created"] != first and res["config"]["samples"] == 20
+    assert res["created"] != first and res["runs"][0]["config"]["samples"] == 20
     # a folder that is not a quickstart's is never replaced wholesale
     other = tmp_path / "other"
     other.mkdir()
