@@ -27,6 +27,12 @@ def print_table(res: dict) -> None:
                   f"{v['latency_ms']['p99']:>10.4f}" + mj)
         print(f"latency gain (p50 per {unit}): {b['latency_ms']['p50'] / e['latency_ms']['p50']:.2f}x; "
               f"exits {', '.join(f'{f * 100:.1f}%' for f in e['exit_fractions'])}; {_energy_words(e)}")
+        exp = (run.get("gains") or {}).get("expected")
+        if exp:  # measured against what calibration estimated, so the two are read side by side
+            at = exp.get("at_run_exits") or exp
+            print(f"calibration expected {at['speedup']:.2f}x from {exp['source']} at these exit rates "
+                  f"({exp['speedup']:.2f}x at the calibrated ones); measured {run['gains']['mean']['gain']:.2f}x "
+                  "(mean latency)")
         print(run["conditions"]["line"])
         forms = run["environment"].get("batch1_forms")
         if forms:

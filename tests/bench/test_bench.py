@@ -100,7 +100,13 @@ def test_bench_cli_and_bad_arguments(tiny_artifact, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "power: estimated (CPU-time model; --power estimate)" in r.stderr and "power:" not in r.stdout
     assert "latency gain" in r.stdout and r.stdout.rstrip().endswith(f"results: {out}")
+    assert r.stdout.startswith("branchy is ")  # the verdict first
     res = json.loads(out.read_text())["runs"][0]
+    # measured set against calibration's estimate (the tiny artifact is calibrated on MACs)
+    exp = res["gains"]["expected"]
+    assert exp["source"] == "MACs"
+    assert (f"calibration expected {exp['at_run_exits']['speedup']:.2f}x from MACs at these exit rates "
+            f"({exp['speedup']:.2f}x at the calibrated ones); measured {res['gains']['mean']['gain']:.2f}x") in r.stdout
     assert res["config"]["batch_size"] == 4 and res["variants"]["branchy"]["latency_ms"]["per"] == "batch"
     assert res["environment"]["batch1_form"] == "segments" and res["environment"]["batch1_forms"] is None
     fresh = tmp_path / "d.json"  # `out` holds a finished run now: a rerun there is refused (tests/reliability)
