@@ -156,7 +156,7 @@ def _add_trust(results: dict, cfg: BenchConfig, measured, art, idle, seg_ms: lis
             variants[name]["external_energy"] = energy_summary(recs, key="external_energy")
     br = variants["branchy"]
     rec = exit_energy(br.get("energy"), variants["baseline"].get("energy"), br["exit_counts"],
-                      batch_size=cfg.batch_size, segment_latency_ms=seg_ms, manifest=art.manifest,
+                      batch_size=results["config"]["batch_size"], segment_latency_ms=seg_ms, manifest=art.manifest,
                       idle_watts=idle.watts if idle.flag is None else None)
     if rec is not None:
         br["energy_per_exit"] = rec

@@ -44,10 +44,12 @@ def test_plan_skips_forms_at_larger_batches_and_says_why():
 
 def test_sweep_into_one_file_with_distinct_labels(tiny_artifact, tmp_path):
     out = tmp_path / "s.json"
-    r = run_cli("bench", tiny_artifact, *FAST, "--batch-size", "1,4", "--form", "segments,single-graph",
-                "--out", out)
+    # an idle reading (not 0 s) so that energy per exit is computed for every run, each at its own batch size
+    r = run_cli("bench", tiny_artifact, *FAST, "--idle", "0.2", "--min-window", "0.3", "--batch-size", "1,4",
+                "--form", "segments,single-graph", "--out", out)
     assert r.returncode == 0, r.stderr
     runs = load_runs_doc(out)
+    assert all("energy_per_exit" in x["variants"]["branchy"] for x in runs), r.stderr
     got = [(x["config"]["batch_size"], x["config"]["form"], x["environment"]["batch1_form"]) for x in runs]
     assert got == [(1, "segments", "segments"), (1, "single-graph", "single-graph"), (4, "segments", "segments")]
     assert [x["id"] for x in runs] == ["r1", "r2", "r3"] and len({x["label"] for x in runs}) == 3
