@@ -264,6 +264,14 @@ def _check_run(c: _Checker, doc: dict) -> None:
     _check_branchy_exits(c, doc)
     _check_calibration(c, doc)
     c.get(doc, "gains", "", _OBJ, optional=True)   # artifact/gains.run_gains, stored by bench
+    pairs = c.get(doc, "accuracy_pairs", "", _OBJ, optional=True)  # discordant counts (paired accuracy interval)
+    if pairs is not None:
+        for key in ("baseline_only", "branchy_only", "n"):
+            c.get(pairs, key, "accuracy_pairs", _INT)
+            if pairs[key] < 0:
+                c.fail(f"key 'accuracy_pairs.{key}' should be >= 0, got {pairs[key]}")
+        if pairs["baseline_only"] + pairs["branchy_only"] > pairs["n"]:
+            c.fail("accuracy_pairs: more discordant samples than samples")
 
 
 def validate_results(doc: Any, name: str) -> dict:

@@ -65,6 +65,11 @@ def assemble_results(*, environment: dict, config: dict, idle, measured: Measure
             v["speculation"] = {"on": speculate, "discarded_wait_ms":
                                 summarize(measured.discarded_ms) if measured.discarded_ms else None}
         results["variants"][name] = v
+    # the same samples answered by both: discordant counts give the accuracy difference a paired interval
+    yb = np.asarray(measured.first["baseline"][0]) == y
+    yr = np.asarray(measured.first["branchy"][0]) == y
+    results["accuracy_pairs"] = {"baseline_only": int(np.sum(yb & ~yr)), "branchy_only": int(np.sum(yr & ~yb)),
+                                 "n": int(y.size)}
     return results
 
 

@@ -102,6 +102,10 @@ def test_bench_cli_and_bad_arguments(tiny_artifact, tmp_path):
     assert "latency gain" in r.stdout and r.stdout.rstrip().endswith(f"results: {out}")
     assert r.stdout.startswith("branchy is ")  # the verdict first
     res = json.loads(out.read_text())["runs"][0]
+    pairs, v = res["accuracy_pairs"], res["variants"]  # the same samples: discordant counts explain the difference
+    assert pairs["n"] == 10 and res["gains"]["accuracy"]["method"] == "paired"
+    assert (pairs["branchy_only"] - pairs["baseline_only"]) / 10 == pytest.approx(
+        v["branchy"]["accuracy"] - v["baseline"]["accuracy"])
     # measured set against calibration's estimate (the tiny artifact is calibrated on MACs)
     exp = res["gains"]["expected"]
     assert exp["source"] == "MACs"

@@ -78,6 +78,15 @@ def test_v2_validation_names_the_run(tmp_path: Path) -> None:
     ok = copy.deepcopy(doc)
     ok["runs"][0]["gains"] = {"p50": 2.0}   # artifact/gains.run_gains: an optional object per run
     validate_results(ok, "v.json")
+    ok["runs"][0]["accuracy_pairs"] = {"baseline_only": 3, "branchy_only": 5, "n": 100}  # optional, checked
+    validate_results(copy.deepcopy(ok), "v.json")
+    for pairs, match in (({"baseline_only": -1, "branchy_only": 5, "n": 100}, "baseline_only' should be >= 0"),
+                         ({"baseline_only": 60, "branchy_only": 50, "n": 100}, "more discordant samples"),
+                         ({"baseline_only": 1.5, "branchy_only": 5, "n": 100}, "should be an integer")):
+        bad = copy.deepcopy(ok)
+        bad["runs"][0]["accuracy_pairs"] = pairs
+        with pytest.raises(EdgeBranchyError, match=match):
+            validate_results(bad, "v.json")
     ok["runs"][0]["gains"] = [2.0]
     with pytest.raises(EdgeBranchyError, match="'gains' should be an object"):
         validate_results(ok, "v.json")
