@@ -250,8 +250,11 @@ class BoardJob:
             self.board.workdir, self.cfg.run_id,
             ["bench", f"@/artifacts/{self.cfg.artifact.label}", "--profile", self.board.profile,
              "--out", "results.json", *self.cfg.bench_args]))
-        gain = [line for line in r.stdout.splitlines() if line.startswith("latency gain")]
-        self._record("bench", "ok", t0, gain[-1] if gain else "")
+        lines = r.stdout.splitlines()
+        # the verdict (bench's first line), else an older edgebranchy's gain line
+        said = [ln for ln in lines if ln.startswith("branchy is ")] or [ln for ln in lines
+                                                                        if ln.startswith("latency gain")]
+        self._record("bench", "ok", t0, said[0] if said else "")
 
     def _fetch(self) -> None:
         t0 = time.monotonic()

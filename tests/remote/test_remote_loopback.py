@@ -75,6 +75,8 @@ def test_first_run_two_boards_ok_one_refused_one_failed_bench(fleet, loopback):
                              "venv": "created", "doctor": _steps(b)["doctor"], "engines": "skipped", "bench": "ok",
                              "fetch": "ok"}
         assert _steps(b)["doctor"] in ("ok", "unavailable")
+        bench = next(s for s in b["steps"] if s["name"] == "bench")
+        assert bench["detail"].startswith("branchy is "), bench  # the board's verdict, in the summary
         res = load_results(out / "boards" / name / "results.json")["runs"][0]  # validated against the results schema
         assert (out / "boards" / name / "results.json.latencies.npz").is_file()  # the side file came back too
         assert res["environment"]["profile"] == "x86-cpu"
