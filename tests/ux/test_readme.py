@@ -72,6 +72,13 @@ def _run(argv: list[str], cwd) -> subprocess.CompletedProcess:
                           text=True, timeout=600)
 
 
+def sweep_commands() -> list[list[str]]:
+    """The commands of the "Reading, sweeping and comparing results" block, as argv lists."""
+    [body] = [b for _, b in fenced("bash") if "--form segments,single-graph" in b and "edgebranchy compare" in b]
+    return [shlex.split(line, comments=True)[1:] for line in body.splitlines()
+            if shlex.split(line, comments=True)]
+
+
 def test_the_blocks_are_found():
     cmds = pipeline_commands()
     assert [c[0] for c in cmds] == ["models", "train", "calibrate", "export", "predict", "bench", "report"]
@@ -83,6 +90,16 @@ def test_readme_pipeline_and_python_run_as_written(tmp_path, monkeypatch):
         r = _run(argv, tmp_path)
         assert r.returncode == 0, f"edgebranchy {' '.join(argv)}:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
     assert (tmp_path / "runs" / "report" / "report.html").is_file()
+    # the sweep block on the artifact just built: the sweep, then the same sweep as "a later one" and compare
+    bench, compare = sweep_commands()
+    assert bench[0] == "bench" and compare[0] == "compare"
+    small = EXTRA["bench"] + ["--dataset", "digits"]
+    for out in ("runs/sweep.json", "runs/sweep-new.json"):
+        argv = [out if a == "runs/sweep.json" else a for a in bench] + small
+        r = _run(argv, tmp_path)
+        assert r.returncode == 0, f"edgebranchy {' '.join(argv)}:\n{r.stderr[-2000:]}"
+    r = _run(compare + ["--max-regression", "1000%"], tmp_path)  # a noisy tiny run: the gate itself is tested elsewhere
+    assert r.returncode == 0 and "4 matched run(s)" in r.stdout, r.stdout + r.stderr
     monkeypatch.chdir(tmp_path)
     ran = 0
     for line, body in fenced("python"):
