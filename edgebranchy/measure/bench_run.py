@@ -147,8 +147,8 @@ def _add_trust(results: dict, cfg: BenchConfig, measured, art, idle, seg_ms: lis
     results["conditions"] = {"start": cond_start, "end": reader.read(tools=True) if reader else None,
                              "lock_clocks": cfg.lock_clocks, "warmup": warm, "throttle": th,
                              "line": throttle_line(th)}
-    if reader is not None:
-        log(results["conditions"]["line"])
+    if reader is not None and th and th["throttled"]:  # printed with the results table; a throttled run warns
+        warn("warning: " + results["conditions"]["line"])
     variants = results["variants"]
     if external is not None:
         results["external_power"] = external

@@ -37,8 +37,10 @@ def test_fake_throttling_zone_flags_the_affected_trials(tiny_artifact, tmp_path,
             orin_tree(root, temps={"gpu-thermal": 55.0})
 
     out = tmp_path / "r.json"
+    warned = []
     res = run_bench(_cfg(tiny_artifact, out, conditions_root=str(root)), log=lambda s: None, progress=False,
-                    on_trial=heat)["runs"][0]
+                    on_trial=heat, warn=warned.append)["runs"][0]
+    assert [w for w in warned if w.startswith("warning: throttling: 1 of 6 trials throttled")], warned
     lines = [json.loads(l) for l in (tmp_path / "r.json.jsonl").read_text().splitlines()]
     flagged = [(l["trial"], l["variant"]) for l in lines if l["type"] == "trial" and l["conditions"]["throttled"]]
     assert flagged == [(1, "branchy")]
