@@ -171,12 +171,10 @@ def run(args) -> int:
                                 profile=args.profile, dataset=data.name, batch_size=1, samples=args.samples,
                                 trials=args.trials, warmup=100, min_window_s=1.0, idle_s=2.0, force=args.force),
                     log=lambda s: print(s, flush=True))
-    r = doc["runs"][0]
-    b, e = r["variants"]["baseline"], r["variants"]["branchy"]
-    print(f"baseline p50 {b['latency_ms']['p50']:.3f} ms, branchy p50 {e['latency_ms']['p50']:.3f} ms: "
-          f"{b['latency_ms']['p50'] / e['latency_ms']['p50']:.2f}x; energy {e['energy']['kind']} "
-          f"({e['energy']['source']}): {b['energy']['per_inference_mj']['median']:.3f} -> "
-          f"{e['energy']['per_inference_mj']['median']:.3f} mJ per inference")
+    from edgebranchy.report.verdict import verdict_lines
+
+    for line in verdict_lines(doc["runs"][0]):  # what the run says, and what to watch out for
+        print(line)
 
     step(5, "writing the report")
     files = build_report([results], out / "report")
