@@ -16,8 +16,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "drop, export per-segment ONNX graphs, benchmark baseline versus BranchyNet on ONNX Runtime "
                     "on this CPU (with the energy estimate of the detected profile unless a sensor is readable), "
                     "and write the report. Fewer epochs than the full recipe: it is a demonstration; "
-                    "`edgebranchy train --epochs 10` gives the full accuracy. A recorded run took 161 s on a shared 2-core "
-                    "x86 VM, 137 s of it training (benchmarks/results/quickstart.md).")
+                    "`edgebranchy train --epochs 10` gives the full accuracy. A recorded run took 97 s on a 2-core "
+                    "x86 VM, 78 s of it training (benchmarks/results/quickstart.md).")
     p.add_argument("--out", default="runs/quickstart", help="directory for every file the run writes")
     p.add_argument("--dataset", choices=["auto", "fashion-mnist", "digits", "synthetic"], default="auto",
                    help="auto: Fashion-MNIST when installed, else scikit-learn's digits")
