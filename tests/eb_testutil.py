@@ -8,6 +8,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: a prelude for `python -c`: any import of torch fails, as on a device without it
+NO_TORCH = """
+import sys
+class _NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this test")
+        return None
+sys.meta_path.insert(0, _NoTorch())
+"""
+
 
 def run_cli(*args, env=None, timeout=300) -> subprocess.CompletedProcess:
     """Run `python -m edgebranchy ARGS` in the repository root and capture its output."""

@@ -13,17 +13,8 @@ import pytest
 from edgebranchy.cli import main
 from edgebranchy.artifact.manifest import Artifact
 
-from eb_testutil import ROOT
+from eb_testutil import NO_TORCH, ROOT
 
-NO_TORCH = textwrap.dedent("""
-    import sys
-    class _NoTorch:
-        def find_spec(self, name, path=None, target=None):
-            if name == "torch" or name.startswith("torch."):
-                raise ImportError("torch is blocked in this test")
-            return None
-    sys.meta_path.insert(0, _NoTorch())
-""")
 
 
 @pytest.fixture

@@ -6,21 +6,12 @@ import subprocess
 import sys
 import textwrap
 
-from eb_testutil import ROOT
+from eb_testutil import NO_TORCH, ROOT
 
-BLOCK = textwrap.dedent("""
-    import sys
-    class _NoTorch:
-        def find_spec(self, name, path=None, target=None):
-            if name == "torch" or name.startswith("torch."):
-                raise ImportError("torch is blocked in this test")
-            return None
-    sys.meta_path.insert(0, _NoTorch())
-""")
 
 
 def _run(code: str, timeout=300):
-    return subprocess.run([sys.executable, "-c", BLOCK + textwrap.dedent(code)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-c", NO_TORCH + textwrap.dedent(code)], capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT)
 
 
