@@ -22,13 +22,6 @@ def ckpt(tiny_calibrated, tmp_path):
     return dst
 
 
-@pytest.fixture
-def art(tiny_artifact, tmp_path):
-    dst = tmp_path / "art"
-    shutil.copytree(tiny_artifact, dst)
-    return dst
-
-
 def test_export_force_never_replaces_its_input(ckpt, tmp_path):
     before = tree(tmp_path)
     for out in (ckpt, ckpt.parent, tmp_path):

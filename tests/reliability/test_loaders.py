@@ -21,13 +21,6 @@ def _edit_manifest(art, fn):
     (art / "manifest.json").write_text(json.dumps(m))
 
 
-@pytest.fixture
-def art(tiny_artifact, tmp_path):
-    dst = tmp_path / "art"
-    shutil.copytree(tiny_artifact, dst)
-    return dst
-
-
 def _set(path, value):
     def fn(m):
         obj = m
