@@ -64,6 +64,16 @@ def test_compaction_equals_one_at_a_time(runner, synthetic_test):
         np.testing.assert_allclose(single.logits[0], batched.logits[i], rtol=1e-4, atol=1e-5)
 
 
+def test_batch1_answers_are_the_callers_own(tiny_artifact, synthetic_test):
+    """The batch-1 path copies its exit ids from prepared arrays: changing one answer changes no other."""
+    _, x, _ = synthetic_test
+    with EarlyExitRunner(tiny_artifact, thresholds=[1e9], form="segments") as r:
+        first = r.predict(x[:1])
+        assert first.exits.dtype == np.int64 and first.exits.tolist() == [0]
+        first.exits[0] = 7
+        assert r.predict(x[1:2]).exits.tolist() == [0]
+
+
 def test_last_exit_always_answers(tiny_artifact, synthetic_test):
     _, x, _ = synthetic_test
     with EarlyExitRunner(tiny_artifact, thresholds=[0.0]) as r:

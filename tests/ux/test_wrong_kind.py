@@ -98,6 +98,10 @@ def test_what_is_left_to_the_loaders(tmp_path):
     (["predict", "{results}"], "results", "edgebranchy report"),
     (["predict", "{checkpoint}"], "checkpoint", "export it first"),
     (["remote", "{checkpoint}", "board", "--dry-run"], "checkpoint", "export it first"),
+    (["bench", "{checkpoint}", "--out", "{tmp}/r.json"], "checkpoint", "export it first"),
+    (["report", "{checkpoint}", "--out", "{tmp}/rep"], "checkpoint", "export it"),
+    (["report", "{artifact}", "--out", "{tmp}/rep"], "artifact", "bench it"),
+    (["compare", "{results}", "{checkpoint}"], "checkpoint", "export it"),
 ])
 def test_commands_refuse_before_any_work(argv, found, says, tmp_path, capsys):
     paths = {k: make(k, tmp_path) for k in ("results", "artifact", "checkpoint")}
