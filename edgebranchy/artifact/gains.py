@@ -127,20 +127,30 @@ def accuracy_difference(run: dict) -> dict:
     cb, cr = base.get("correct"), br.get("correct")
     pairs = run.get("accuracy_pairs")
     if isinstance(cb, list) and isinstance(cr, list) and len(cb) == len(cr) and cb:
-        a, b = np.asarray(cb, dtype=bool), np.asarray(cr, dtype=bool)
-        pairs = {"baseline_only": int(np.sum(a & ~b)), "branchy_only": int(np.sum(b & ~a)), "n": int(a.size)}
+        pairs = discordant(cb, cr)
     if isinstance(pairs, dict) and pairs.get("n"):
-        m = int(pairs["n"])
-        only_r, only_b = float(pairs["branchy_only"]), float(pairs["baseline_only"])
-        diff = (only_r - only_b) / m
-        var = max((only_r + only_b) / m - diff * diff, 0.0) / m
-        method, n = "paired", m
-    else:
-        var = (pb * (1 - pb) + pr * (1 - pr)) / n
-        method = "two-proportion"
+        return paired_difference(pb, pr, pairs)
+    var = (pb * (1 - pb) + pr * (1 - pr)) / n
     half = Z95 * math.sqrt(var)
     return {"baseline": pb, "branchy": pr, "diff_points": 100 * diff,
-            "ci95_points": [100 * (diff - half), 100 * (diff + half)], "method": method, "n": n}
+            "ci95_points": [100 * (diff - half), 100 * (diff + half)], "method": "two-proportion", "n": n}
+
+
+def discordant(base_correct: Any, branchy_correct: Any) -> dict:
+    """`{"baseline_only", "branchy_only", "n"}`: the samples only one variant answered right."""
+    a, b = np.asarray(base_correct, dtype=bool), np.asarray(branchy_correct, dtype=bool)
+    return {"baseline_only": int(np.sum(a & ~b)), "branchy_only": int(np.sum(b & ~a)), "n": int(a.size)}
+
+
+def paired_difference(pb: float, pr: float, pairs: dict) -> dict:
+    """Branchy minus baseline accuracy in points, 95% interval from the discordant counts of the same
+    samples (`{"baseline_only", "branchy_only", "n"}`)."""
+    m = int(pairs["n"])
+    only_r, only_b = float(pairs["branchy_only"]), float(pairs["baseline_only"])
+    diff = (only_r - only_b) / m
+    half = Z95 * math.sqrt(max((only_r + only_b) / m - diff * diff, 0.0) / m)
+    return {"baseline": pb, "branchy": pr, "diff_points": 100 * diff,
+            "ci95_points": [100 * (diff - half), 100 * (diff + half)], "method": "paired", "n": m}
 
 
 def energy_kind(run: dict) -> str | None:

@@ -66,10 +66,9 @@ def assemble_results(*, environment: dict, config: dict, idle, measured: Measure
                                 summarize(measured.discarded_ms) if measured.discarded_ms else None}
         results["variants"][name] = v
     # the same samples answered by both: discordant counts give the accuracy difference a paired interval
-    yb = np.asarray(measured.first["baseline"][0]) == y
-    yr = np.asarray(measured.first["branchy"][0]) == y
-    results["accuracy_pairs"] = {"baseline_only": int(np.sum(yb & ~yr)), "branchy_only": int(np.sum(yr & ~yb)),
-                                 "n": int(y.size)}
+    from edgebranchy.artifact.gains import discordant
+
+    results["accuracy_pairs"] = discordant(measured.first["baseline"][0] == y, measured.first["branchy"][0] == y)
     return results
 
 

@@ -155,13 +155,10 @@ def predict_lines(base_correct, branchy_correct, exit_fractions: list[float], ba
     and the wall time of this one pass (labelled: not a benchmark), then the warnings that apply."""
     import numpy as np
 
-    from edgebranchy.artifact.gains import accuracy_difference
+    from edgebranchy.artifact.gains import discordant, paired_difference
 
-    b, r = np.asarray(base_correct, dtype=bool), np.asarray(branchy_correct, dtype=bool)
-    run = {"variants": {"baseline": {"accuracy": float(b.mean()), "correct": b.tolist()},
-                        "branchy": {"accuracy": float(r.mean()), "correct": r.tolist()}},
-           "config": {"samples": int(b.size)}}
-    a = accuracy_difference(run)
+    a = paired_difference(float(np.mean(base_correct)), float(np.mean(branchy_correct)),
+                          discordant(base_correct, branchy_correct))
     early = 1.0 - exit_fractions[-1]
     speed = base_s / branchy_s if branchy_s > 0 and base_s > 0 else None
     wall = ("n/a more or less" if speed is None else f"{fmt_x(speed)} less" if speed >= 1.0
