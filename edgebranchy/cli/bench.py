@@ -145,20 +145,18 @@ def run(args) -> int:
     quiet = args.quiet or args.json
     res = run_bench(cfg, log=(lambda s: None) if quiet else _err, progress=not quiet, warn=_err)
     from edgebranchy.cli._bench_output import print_json, print_table
+    from edgebranchy.report.verdict import verdict_lines
 
-    if not args.json:  # the verdict of each run first (its warnings on stderr), also with --quiet
-        from edgebranchy.report.verdict import verdict_lines
-
-        runs = res["runs"]
-        for run in runs:
-            lines = verdict_lines(run)
-            print(f"{run['label']}: {lines[0]}" if len(runs) > 1 else lines[0])
-            for warning in lines[1:]:
-                _err(warning)
     if args.json:
         print_json(res, args.out)
-    elif not args.quiet:
+        return 0
+    runs = res["runs"]
+    for run in runs:  # the verdict of each run first (its warnings on stderr), also with --quiet
+        lines = verdict_lines(run)
+        print(f"{run['label']}: {lines[0]}" if len(runs) > 1 else lines[0])
+        for warning in lines[1:]:
+            _err(warning)
+    if not args.quiet:
         print_table(res)
-    if not args.json:
-        print(f"results: {args.out}")
+    print(f"results: {args.out}")
     return 0

@@ -125,11 +125,12 @@ def test_quiet_and_json_output(tiny_artifact, tmp_path):
     r = run_cli("bench", tiny_artifact, *FAST, "--batch-size", "4", "--quiet", "--out", out)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == f"results: {out}" and "latency gain" not in r.stdout
+    assert r.stdout.startswith("branchy is ") and len(r.stdout.strip().splitlines()) == 2  # verdict, results
     assert "warm-up" not in r.stderr and "power:" not in r.stderr
     out = tmp_path / "j.json"
     r = run_cli("bench", tiny_artifact, *FAST, "--batch-size", "2,4", "--json", "--out", out)
     assert r.returncode == 0, r.stderr
-    summary = json.loads(r.stdout)
+    summary = json.loads(r.stdout)  # the whole of stdout: no verdict line before it
     assert summary["results"] == str(out) and [x["batch_size"] for x in summary["runs"]] == [2, 4]
     doc = json.loads(out.read_text())
     for row, run in zip(summary["runs"], doc["runs"]):
