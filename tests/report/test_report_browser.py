@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from report_fixtures import BuiltReport
 
-from edgebranchy.report.plots import BASELINE_COLOR, BRANCHY_COLOR
+from edgebranchy.report.plots import BASELINE_COLOR, BRANCHY_COLOR, RUN_COLORS
 
 CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else shutil.which("chromium")
 
@@ -47,13 +47,16 @@ def test_screenshot_shows_the_plots(two_run_report: BuiltReport, tmp_path: Path)
 
     shot = tmp_path / "shot.png"
     url = two_run_report.files.html.resolve().as_uri()
-    proc = _chromium(tmp_path / "profile", "--hide-scrollbars", "--window-size=1280,3000",
+    # tall enough for the whole page: the plots sit below the verdict and the tables
+    proc = _chromium(tmp_path / "profile", "--hide-scrollbars", "--window-size=1280,5000",
                      f"--screenshot={shot}", url)
     assert proc.returncode == 0 and shot.exists(), proc.stderr[-2000:]
     rgb = np.asarray(Image.open(shot).convert("RGB"))
-    assert rgb.shape[:2] == (3000, 1280)
+    assert rgb.shape[:2] == (5000, 1280)
     non_white = (rgb < 245).any(axis=-1).mean()
     assert non_white > 0.05, f"page looks blank ({non_white:.1%} non-white)"
-    # the plots' line and bar colours appear only inside the embedded PNGs
-    assert _count_colour(rgb, BASELINE_COLOR) > 2000
-    assert _count_colour(rgb, BRANCHY_COLOR) > 2000
+    # these colours appear only inside the embedded PNGs: baseline blue and branchy orange in the
+    # latency and energy plots, and (a two-run report) the runs' own colours in the exit histogram;
+    # each is tens of thousands of pixels when the plots paint
+    for colour in (BASELINE_COLOR, BRANCHY_COLOR, *RUN_COLORS[:2]):
+        assert _count_colour(rgb, colour) > 5000, colour
