@@ -202,8 +202,9 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, progress: bo
 
 def _run_all(cfg: BenchConfig, specs, skipped, state, profile, profile_reason, stream, *, log, warn, progress,
              on_trial) -> dict:
-    from edgebranchy.measure.bench_run import one_run
+    from edgebranchy.measure.bench_run import one_run, preflight
 
+    preflight(cfg, specs, profile)
     for line in skipped:
         log(line)
     if state is not None:

@@ -24,17 +24,31 @@ from edgebranchy.measure.trials import TrialPlan, run_trials, segment_latencies,
 from edgebranchy.measure.warmup import WarmupCriterion, warm_up_variants
 
 
-def one_run(cfg: BenchConfig, spec, profile, profile_reason: str, stream: TrialLog, prior, *,
-             log: Callable[[str], None], warn: Callable[[str], None], bar, on_trial, first: bool) -> dict:
-    """One combination of the sweep: a runner for its backend and form, then the measurement (`_bench`)."""
+def _open_runner(cfg: BenchConfig, spec, profile, form: str):
     from edgebranchy.runtime.runner import EarlyExitRunner
 
     options = _runtime_options(spec.backend, profile, _given_options(cfg, spec.backend))
+    return EarlyExitRunner(cfg.artifact, backend=spec.backend, options=options, form=form,
+                           speculate=cfg.speculate and backend_can_speculate(spec.backend))
+
+
+def preflight(cfg: BenchConfig, specs, profile) -> None:
+    """Open each backend of a sweep that its first run does not (a missing package, a bad option, an artifact
+    without its engines), so a sweep is refused before it measures anything rather than after its first runs."""
+    seen = {specs[0].backend}
+    for spec in specs[1:]:
+        if spec.backend not in seen:
+            seen.add(spec.backend)
+            _open_runner(cfg, spec, profile, "segments").close()
+
+
+def one_run(cfg: BenchConfig, spec, profile, profile_reason: str, stream: TrialLog, prior, *,
+             log: Callable[[str], None], warn: Callable[[str], None], bar, on_trial, first: bool) -> dict:
+    """One combination of the sweep: a runner for its backend and form, then the measurement (`_bench`)."""
     form = spec.form if spec.batch_size == 1 else "segments"
     if prior is not None and prior.start is not None and spec.batch_size == 1:
         form = prior.start["environment"].get("batch1_form") or form  # resumed: the form its trials measured
-    runner = EarlyExitRunner(cfg.artifact, backend=spec.backend, options=options, form=form,
-                             speculate=cfg.speculate and backend_can_speculate(spec.backend))
+    runner = _open_runner(cfg, spec, profile, form)
     try:
         return _bench(cfg, spec, runner, profile, profile_reason, stream, prior, log=log, warn=warn, bar=bar,
                       on_trial=on_trial, first=first)

@@ -214,3 +214,16 @@ def test_sweep_over_backends_gives_each_its_own_flags(tiny_artifact, tiny_calibr
     assert runs[1]["environment"]["backend_options"] != runs[0]["environment"]["backend_options"]
     r = run_cli("bench", tiny_artifact, *FAST, "--checkpoint", tiny_calibrated, "--out", tmp_path / "x.json")
     assert r.returncode == 2 and "--checkpoint is an option of the torch backend" in r.stderr
+
+
+def test_sweep_refuses_a_backend_it_cannot_open_before_measuring(tiny_artifact, tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is installed here: the sweep could open it")
+    out = tmp_path / "t.json"
+    fast = [a for a in FAST if a not in ("--backend", "onnxruntime")]
+    r = run_cli("bench", tiny_artifact, *fast, "--backend", "onnxruntime,tensorrt", "--out", out)
+    assert r.returncode == 2 and "TensorRT" in r.stderr, r.stderr
+    assert " done (batch" not in r.stderr and "warm-up" not in r.stderr  # refused before run r1 measured anything
+    assert not out.exists() and not out.with_name("t.json.jsonl").exists()
