@@ -104,8 +104,9 @@ def main() -> int:
     noent_names = [o.name for o in s_noent.get_outputs()]
     r = timed({
         "public InferenceSession.run": lambda xb: s0.run(names0, {"x": xb}),
-        "binding run (what the backend calls)": lambda xb: inner.run(names0, {"x": xb}, None),
+        "binding run (the backend's batched calls)": lambda xb: inner.run(names0, {"x": xb}, None),
         "IOBinding, preallocated outputs (+ copy in)": iob,
+        "backend.step_one (the batch-1 call: IOBinding, ort_bound.py)": lambda xb: b.step_one(0, xb)[2].item(0),
         "binding run, without the entropy nodes": lambda xb: s_noent._sess.run(noent_names, {"x": xb}, None),
         "backend.launch + entropy read": lambda xb: b.launch(0, xb).entropy().item(0),
     }, singles, a.rounds)
@@ -140,6 +141,14 @@ def main() -> int:
                 return
             h = o[b._idx[k][0]]
 
+    def step_chain(xb):
+        h = xb
+        for k in range(seg.num_exits):
+            h, _, ent = b.step_one(k, h)
+            if k == seg.num_exits - 1 or ent.item(0) < seg.thresholds[k]:
+                return
+
+    b.run_baseline(singles[0])  # opens the baseline session (b._baseline: its plain binding run)
     for e in range(seg.num_exits):
         items = [xb for xb, ex in zip(singles, exits) if ex == e]
         if not items:
@@ -147,12 +156,14 @@ def main() -> int:
         r = timed({
             "runner, segments": seg.predict,
             "bare segment chain (binding runs + host decision)": chain,
+            "bare segment chain (backend.step_one, the runner's calls)": step_chain,
             "runner, single graph": one.predict,
             "bare single-graph call, thresholds as initializers": lambda xb: srun(snames, {"x": xb}),
             "bare single-graph call, thresholds as inputs": lambda xb: s_inp._sess.run(snames, {"x": xb, **tfeed},
                                                                                        None),
             "bare single-graph call, no IsInf guard": lambda xb: s_ng._sess.run(snames, {"x": xb}, None),
-            "baseline.onnx (binding run)": b.run_baseline,
+            "baseline.onnx (binding run)": lambda xb: b._baseline(["logits"], {"x": xb})[0],
+            "baseline.onnx (backend.run_baseline: IOBinding at batch 1)": b.run_baseline,
         }, items, a.rounds)
         table(f"Samples that leave at exit {e} ({len(items)} of {len(singles)})", r)
     seg.close()

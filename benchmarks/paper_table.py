@@ -144,12 +144,12 @@ def measure(name: str, art_dir: Path, a, log) -> dict:
             h = [b.run_segment(k, f)[b._idx[k][0]] for f in h]
     srun, snames = one.backend._single
 
-    def chain(i):
+    def chain(i):  # the calls the runner makes (step_one: through IOBinding at batch 1 on ONNX Runtime)
         hh = singles[i]
         for k in range(int(ex1[i]) + 1):
-            hh = b.run_segment(k, hh)[b._idx[k][0]] if k < K - 1 else b.run_segment(k, hh)
+            hh = b.step_one(k, hh)[0]
 
-    seg_fns = {f"seg{k}": (lambda f, k=k: b.run_segment(k, f)) for k in range(K)}
+    seg_fns = {f"seg{k}": (lambda f, k=k: b.step_one(k, f)) for k in range(K)}
     idx = list(range(len(singles)))
     t = timed({"baseline": lambda i: seg.baseline(singles[i]), "segments": lambda i: seg.predict(singles[i]),
                "single": lambda i: one.predict(singles[i]), "bare_chain": chain,

@@ -38,7 +38,7 @@ class EarlyExitRunner:
         self.artifact = artifact if isinstance(artifact, Artifact) else Artifact.load(artifact, verify=verify)
         self.backend = backend if isinstance(backend, Backend) else get_backend_class(backend)(self.artifact, options)
         self.num_exits = self.artifact.num_exits
-        self.thresholds = self._check_thresholds(self.artifact.thresholds if thresholds is None else thresholds)
+        self.thresholds = self.artifact.thresholds if thresholds is None else thresholds
         #: samples that left at each exit since construction (or `reset_exit_counts`), for drift checks
         self.exit_counts = [0] * self.num_exits
         self._exit_ids = [np.array([k], dtype=np.int64) for k in range(self.num_exits)]  # copied per answer: cheaper
@@ -132,6 +132,18 @@ class EarlyExitRunner:
     def _check_thresholds(self, ts: Sequence[float]) -> list[float]:
         return validate_thresholds(ts, self.num_exits - 1)
 
+    @property
+    def thresholds(self) -> list[float]:
+        """The entropy thresholds of the side exits; assigning new ones also reloads a loaded single graph
+        (its thresholds are initializers: replaced when its session is created, no re-export)."""
+        return self._thresholds
+
+    @thresholds.setter
+    def thresholds(self, ts: Sequence[float]) -> None:
+        self._thresholds = self._check_thresholds(ts)
+        if getattr(self, "_single_loaded", False):
+            self.backend.load_single(self._thresholds)
+
     # -- one batch --------------------------------------------------------------------------------
     def predict(self, x: np.ndarray, return_logits: bool = False) -> Prediction:
         """Early-exit inference on a normalised float32 batch N x C x H x W (any N >= 1)."""
@@ -178,8 +190,9 @@ class EarlyExitRunner:
             if k == last or confident_one(ent.item(0), ts[k]):
                 self.exit_counts[k] += 1
                 lg = b.to_host(lg)
-                return Prediction(lg.argmax(1), self._exit_ids[k].copy(), ent,
-                                  lg.astype(np.float32, copy=False) if return_logits else None)
+                # copies of what the answer keeps: a backend may reuse its batch-1 buffers (ort_bound)
+                return Prediction(lg.argmax(1), self._exit_ids[k].copy(), ent.copy(),
+                                  np.array(lg, dtype=np.float32) if return_logits else None)
         raise AssertionError("unreachable: the last exit always answers")
 
     def _predict_single_graph(self, x: np.ndarray, return_logits: bool) -> Prediction:

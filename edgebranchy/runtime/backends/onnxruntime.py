@@ -1,6 +1,7 @@
 """ONNX Runtime backend (CPU): one InferenceSession per segment, numpy arrays as backend tensors."""
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,8 @@ OPTIONS = (
                   profile_key="execution_mode"),
     BackendOption("precision", "str", "fp32", "which graphs to run", choices=("fp32", "fp16")),
     BackendOption("providers", "strings", ("CPUExecutionProvider",), "execution providers, in order"),
+    BackendOption("iobinding", "bool", True, "batch-1 calls through IOBinding with buffers bound once "
+                  "(runtime/backends/ort_bound.py)"),
 )
 
 
@@ -115,6 +118,7 @@ class OnnxRuntimeBackend(Backend):
         self._single = None
         self._single_feed: dict = {}
         self._single_keep: list = []  # arrays handed to add_initializer must outlive the session
+        self._bound = threading.local()  # batch-1 bindings (ort_bound), one set per thread
 
     @staticmethod
     def _fast_run(sess):
@@ -159,7 +163,29 @@ class OnnxRuntimeBackend(Backend):
         feats = None if fi is None else tuple(outs[i] for i in fi) if isinstance(fi, tuple) else outs[fi]
         return Launch(feats, outs[li], lambda: ent, len(ent), k, lane)
 
+    def _chain(self):
+        """This thread's batch-1 bindings of the segments (False where they cannot be bound or are off)."""
+        chain = False
+        if self.options["iobinding"]:
+            from edgebranchy.runtime.backends.ort_bound import bind_chain
+
+            chain = bind_chain(self._ort, self.sessions, self._outputs, [i[0] for i in self._idx]) or False
+        self._bound.chain = chain
+        return chain
+
     def step_one(self, k: int, x: Any) -> tuple[Any, Any, np.ndarray]:
+        """Segment k at batch 1. Through IOBinding the outputs are this thread's reused buffers, valid until
+        its next batch-1 call: the runner copies what it keeps."""
+        chain = self._bound.__dict__.get("chain")
+        if chain is None:
+            chain = self._chain()
+        if chain:
+            call = chain[k]
+            if call.feed(x):
+                call.run()
+                fi, li, ei = self._idx[k]
+                outs = call.outs
+                return (None if fi is None else outs[fi]), outs[li], outs[ei]
         outs = self._runs[k](self._outputs[k], self._feed(k, x))
         fi, li, ei = self._idx[k]
         feats = None if fi is None else tuple(outs[i] for i in fi) if isinstance(fi, tuple) else outs[fi]
@@ -184,6 +210,16 @@ class OnnxRuntimeBackend(Backend):
                 raise EdgeBranchyError(f"{path}: the baseline graph has outputs {names}, expected ['logits']")
             check_signature(sess, path, {"x": self.artifact.input_shape}, len(self.artifact.classes), {})
             self._baseline = self._fast_run(sess)
+            self._baseline_sess = sess
+        if len(x) == 1 and self.options["iobinding"]:
+            call = self._bound.__dict__.get("baseline")
+            if call is None:
+                from edgebranchy.runtime.backends.ort_bound import bind_one
+
+                call = self._bound.baseline = bind_one(self._ort, self._baseline_sess, ["logits"]) or False
+            if call and call.feed(x):
+                call.run()
+                return call.outs[0].copy()  # the buffer is reused by the next call
         return self._baseline(["logits"], {"x": x})[0]
 
     # -- the single early-exit graph (batch 1) --------------------------------------------------
@@ -216,9 +252,20 @@ class OnnxRuntimeBackend(Backend):
             raise EdgeBranchyError(f"single graph has outputs {got}, expected label, logits, entropy, exit")
         run = self._fast_run(sess)
         self._single = (run, got)
+        self._single_sess = sess
+        self._bound = threading.local()  # every thread's bindings are of the sessions open now
 
     def run_single(self, x: np.ndarray) -> list[np.ndarray]:
         """One call of the single graph on a batch-1 input: [label, logits, entropy, exit]."""
+        if self.options["iobinding"] and not self._single_feed:
+            call = self._bound.__dict__.get("single")
+            if call is None:
+                from edgebranchy.runtime.backends.ort_bound import bind_one
+
+                call = self._bound.single = bind_one(self._ort, self._single_sess, self._single[1]) or False
+            if call and call.feed(x):
+                call.run()
+                return [o.copy() for o in call.outs]  # the buffers are reused by the next call
         run, names = self._single
         feed = self._single_feed
         return run(names, {"x": x, **feed} if feed else {"x": x})
@@ -227,12 +274,15 @@ class OnnxRuntimeBackend(Backend):
         return {"backend": self.name, "onnxruntime": self._ort.__version__, "precision": self.precision,
                 "options": {k: v for k, v in self.options.items() if k != "precision"},
                 "providers_used": self.sessions[0].get_providers(),
-                "direct_binding_run": self._runs[0] is not self.sessions[0].run}
+                "direct_binding_run": self._runs[0] is not self.sessions[0].run,
+                "batch1_iobinding": bool(self.options["iobinding"] and (self._bound.__dict__.get("chain")
+                                                                         or self._chain()))}
 
     def close(self) -> None:
         self.sessions = []
         self._baseline = None
         self._single = None
+        self._bound = threading.local()
 
 
 def _feature_index(names: list[str]):
