@@ -406,13 +406,26 @@ def main() -> int:
 
     atomic_write_text(out, md)
     atomic_write_json(out.with_suffix(".json"), {"rows": rows, "argv": a.argv, "started": started})
-    res = [r["energy"]["results"] for r in rows]
-    report_dir = out.with_name(out.stem + "_report")
-    if (report_dir / "report.md").is_file():  # this script's own earlier report: rebuilt from every row's results
-        shutil.rmtree(report_dir)
-    subprocess.run([sys.executable, "-m", "edgebranchy", "report", *res, "--out", str(report_dir),
-                    "--title", "Table I on this machine"], check=True, cwd=ROOT)
     print(md)
+    return _rebuild_report(out, [r["energy"]["results"] for r in rows])
+
+
+def _rebuild_report(out: Path, res: list[str]) -> int:
+    """The `edgebranchy report` of every row's bench results, built beside and swapped in when it is complete;
+    with a kept row whose results file is gone, the earlier report stays as it was (and this says so)."""
+    report_dir = out.with_name(out.stem + "_report")
+    gone = [p for p in res if not Path(p).is_file()]
+    if gone:
+        print(f"report NOT rebuilt ({report_dir} left as it was): the bench results of kept rows are gone: "
+              + ", ".join(gone), file=sys.stderr)
+        return 0
+    tmp = report_dir.with_name(report_dir.name + ".new")
+    shutil.rmtree(tmp, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "edgebranchy", "report", *res, "--out", str(tmp),
+                    "--title", "Table I on this machine"], check=True, cwd=ROOT)
+    if (report_dir / "report.md").is_file():  # this script's own earlier report
+        shutil.rmtree(report_dir)
+    tmp.rename(report_dir)
     return 0
 
 

@@ -49,7 +49,8 @@ def record(runner, one, singles: list) -> tuple[list, list, list]:
         h = b.to_device(x)
         for k in range(k_exit + 1):
             h2, lg, ent = b.step_one(k, h)
-            steps.append((h2, lg, ent))
+            # copies: at batch 1 the backend answers in buffers the next call reuses (ort_bound)
+            steps.append(tuple(None if a is None else np.array(a) for a in (h2, lg, ent)))
             h = h2
         single.append(one.backend.run_single(x))
         exits.append(k_exit)

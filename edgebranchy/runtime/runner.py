@@ -183,7 +183,7 @@ class EarlyExitRunner:
 
     def _predict_one(self, x: np.ndarray, return_logits: bool) -> Prediction:
         """Batch 1 without speculation: the same rule with scalar bookkeeping (less per-call overhead)."""
-        b, ts, last = self.backend, self.thresholds, self.num_exits - 1
+        b, ts, last = self.backend, self._thresholds, self.num_exits - 1
         h = b.to_device(x)
         for k in range(self.num_exits):
             h, lg, ent = b.step_one(k, h)
@@ -209,7 +209,7 @@ class EarlyExitRunner:
         if k == self.num_exits - 1:
             done = None
         else:
-            done = confident(e_alive, self.thresholds[k])
+            done = confident(e_alive, self._thresholds[k])
             if not done.any():
                 return alive
             if done.all():
