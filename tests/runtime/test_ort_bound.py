@@ -133,3 +133,15 @@ def test_new_thresholds_reach_a_loaded_single_graph(tiny_artifact, synthetic_tes
         with pytest.raises(Exception, match="threshold"):
             r.thresholds = [float("nan")]
         assert r.thresholds == [0.0]
+
+
+def test_a_binding_that_does_not_follow_its_buffers_is_refused(tiny_artifact):
+    """Bound sets are checked once against plain runs; one that does not see new input is not used."""
+    from edgebranchy.runtime.backends import ort_bound
+
+    with EarlyExitRunner(tiny_artifact, form="segments") as r:
+        b = r.backend
+        chain = bind_chain(b._ort, b.sessions, b._outputs, [i[0] for i in b._idx])
+        assert ort_bound._agrees(chain, b.sessions, b._outputs)
+        chain[0].run = lambda: None  # as if the input had been copied when bound: outputs never change
+        assert not ort_bound._agrees(chain, b.sessions, b._outputs)

@@ -7,7 +7,9 @@ runs; segment k+1's input is bound to segment k's features buffer, so the featur
 benchmarks/results/call_profile.md.)
 
 The buffers are overwritten by the next call: whoever keeps an output copies it. The backend holds
-one set of bindings per thread, so concurrent batch-1 calls never share a buffer.
+one set of bindings per thread, so concurrent batch-1 calls never share a buffer. Each set is checked
+once when it is bound: a test pattern through the bound calls must give exactly what plain runs give,
+or the backend keeps to plain runs.
 """
 from __future__ import annotations
 
@@ -67,6 +69,24 @@ class BoundCall:
         return True
 
 
+def _agrees(calls: list[BoundCall], sessions, outputs: list[list[str]]) -> bool:
+    """Run the bound calls once on a test pattern and compare every output with a plain run on the same
+    input: a binding that copied its input when bound (not its memory) or wrote elsewhere is refused."""
+    first = calls[0].inp
+    if first.dtype.kind != "f":
+        return False
+    first[...] = np.linspace(-1.0, 1.0, first.size, dtype=np.float32).reshape(first.shape)
+    for call, sess, names in zip(calls, sessions, outputs):
+        fed = call.inp.copy()
+        for o in call.outs:  # a sentinel, so that outputs left from an earlier run cannot pass
+            o[...] = np.nan if o.dtype.kind == "f" else (True if o.dtype.kind == "b" else np.iinfo(o.dtype).min)
+        call.run()
+        plain = sess._sess.run(names, {sess.get_inputs()[0].name: fed}, None)
+        if not all(np.array_equal(b, p, equal_nan=True) for b, p in zip(call.outs, plain)):
+            return False
+    return True
+
+
 def bind_one(ort, sess, names: list[str]) -> BoundCall | None:
     """A session with one input bound at batch 1 (its own input buffer), or None where it cannot be."""
     if not callable(getattr(getattr(sess, "_sess", None), "run_with_iobinding", None)):
@@ -76,9 +96,10 @@ def bind_one(ort, sess, names: list[str]) -> BoundCall | None:
     if buf is None:
         return None
     try:
-        return BoundCall(ort, sess, names, buf)
+        call = BoundCall(ort, sess, names, buf)
     except ValueError:
         return None
+    return call if _agrees([call], [sess], [names]) else None
 
 
 def bind_chain(ort, sessions, outputs: list[list[str]], feature_index: list) -> list[BoundCall] | None:
@@ -104,4 +125,4 @@ def bind_chain(ort, sessions, outputs: list[list[str]], feature_index: list) -> 
         if call is None:
             return None
         chain.append(call)
-    return chain
+    return chain if _agrees(chain, sessions, outputs) else None
