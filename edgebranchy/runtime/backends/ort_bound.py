@@ -3,7 +3,7 @@
 A plain `run` allocates a new numpy array for every output of every call; at batch 1 that is a large
 part of a small segment's cost. Bound once, a call only copies the sample into the input buffer and
 runs; segment k+1's input is bound to segment k's features buffer, so the features never move.
-(benchmarks/call_profile.py: B-LeNet segment 0 40.9 -> 34.9 µs per call, recorded in
+(benchmarks/call_profile.py: B-LeNet segment 0 41.3 -> 36.9 µs per call through `step_one`, recorded in
 benchmarks/results/call_profile.md.)
 
 The buffers are overwritten by the next call: whoever keeps an output copies it. The backend holds
