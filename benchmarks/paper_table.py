@@ -421,8 +421,12 @@ def _rebuild_report(out: Path, res: list[str]) -> int:
         return 0
     tmp = report_dir.with_name(report_dir.name + ".new")
     shutil.rmtree(tmp, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "edgebranchy", "report", *res, "--out", str(tmp),
-                    "--title", "Table I on this machine"], check=True, cwd=ROOT)
+    try:
+        subprocess.run([sys.executable, "-m", "edgebranchy", "report", *res, "--out", str(tmp),
+                        "--title", "Table I on this machine"], check=True, cwd=ROOT)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing half-built is left beside the earlier report
+        raise
     if (report_dir / "report.md").is_file():  # this script's own earlier report
         shutil.rmtree(report_dir)
     tmp.rename(report_dir)

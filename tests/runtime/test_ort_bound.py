@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from edgebranchy.artifact.manifest import Artifact
+from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.runtime.backends.ort_bound import batch1_shape, bind_chain
 from edgebranchy.runtime.runner import EarlyExitRunner
 
@@ -76,16 +76,17 @@ def test_batch1_shape():
     assert batch1_shape(Arg([])) is None
 
 
-def test_unbindable_chain_falls_back(tiny_artifact, synthetic_test):
-    """A segment whose features shape is only known at run time cannot be bound: plain runs answer."""
+def test_a_shape_known_only_at_run_time_is_not_bound(tiny_artifact, synthetic_test):
+    """A segment whose features shape is only known at run time cannot be bound: the backend keeps to plain
+    runs and answers as it does with IOBinding off."""
     _, x, _ = synthetic_test
-    with EarlyExitRunner(tiny_artifact, form="segments") as r:
+    with EarlyExitRunner(tiny_artifact, form="segments") as r, \
+            EarlyExitRunner(tiny_artifact, form="segments", options={"iobinding": False}) as plain:
         b = r.backend
 
-        class Unknown:  # a session whose first output has a symbolic channel axis
+        class Unknown:  # segment 0's session, reporting a symbolic channel axis on its first output
             def __init__(self, sess):
-                self._s = sess
-                self._sess = sess._sess
+                self._s, self._sess = sess, sess._sess
 
             def get_inputs(self):
                 return self._s.get_inputs()
@@ -100,10 +101,14 @@ def test_unbindable_chain_falls_back(tiny_artifact, synthetic_test):
             def io_binding(self):
                 return self._s.io_binding()
 
-        assert bind_chain(b._ort, [Unknown(b.sessions[0]), b.sessions[1]], b._outputs,
-                          [i[0] for i in b._idx]) is None
-        assert bind_chain(b._ort, b.sessions, b._outputs, [i[0] for i in b._idx]) is not None
-        assert Artifact.load(tiny_artifact).num_exits == 2
+        idx = [i[0] for i in b._idx]
+        assert bind_chain(b._ort, b.sessions, b._outputs, idx) is not None
+        assert bind_chain(b._ort, [Unknown(b.sessions[0]), b.sessions[1]], b._outputs, idx) is None
+        b._bound.chain = False  # what the backend stores when bind_chain gives None
+        for i in range(20):
+            got, want = r.predict(x[i:i + 1], return_logits=True), plain.predict(x[i:i + 1], return_logits=True)
+            assert got.exits.tolist() == want.exits.tolist()
+            np.testing.assert_array_equal(got.logits, want.logits)
 
 
 def test_single_graph_answers_equal_plain_runs(tiny_artifact, synthetic_test):
@@ -130,7 +135,7 @@ def test_new_thresholds_reach_a_loaded_single_graph(tiny_artifact, synthetic_tes
         assert {int(r.predict(x[i:i + 1]).exits[0]) for i in range(10)} == {0}
         r.thresholds = [0.0]
         assert {int(r.predict(x[i:i + 1]).exits[0]) for i in range(10)} == {1}
-        with pytest.raises(Exception, match="threshold"):
+        with pytest.raises(EdgeBranchyError, match="threshold"):
             r.thresholds = [float("nan")]
         assert r.thresholds == [0.0]
 

@@ -211,16 +211,27 @@ class OnnxRuntimeBackend(Backend):
             check_signature(sess, path, {"x": self.artifact.input_shape}, len(self.artifact.classes), {})
             self._baseline = self._fast_run(sess)
             self._baseline_sess = sess
-        if len(x) == 1 and self.options["iobinding"]:
-            call = self._bound.__dict__.get("baseline")
-            if call is None:
-                from edgebranchy.runtime.backends.ort_bound import bind_one
-
-                call = self._bound.baseline = bind_one(self._ort, self._baseline_sess, ["logits"]) or False
-            if call and call.feed(x):
-                call.run()
-                return call.outs[0].copy()  # the buffer is reused by the next call
+        if len(x) == 1:
+            outs = self._run_bound("baseline", self._baseline_sess, ["logits"], x)
+            if outs is not None:
+                return outs[0]
         return self._baseline(["logits"], {"x": x})[0]
+
+    def _run_bound(self, key: str, sess, names: list[str], x: np.ndarray) -> list[np.ndarray] | None:
+        """One batch-1 call of `sess` through this thread's binding `key` (bound on first use), as copies
+        of the reused buffers; None where it cannot be bound or x does not fit (the caller runs it plainly)."""
+        if not self.options["iobinding"]:
+            return None
+        call = self._bound.__dict__.get(key)
+        if call is None:
+            from edgebranchy.runtime.backends.ort_bound import bind_one
+
+            call = bind_one(self._ort, sess, names) or False
+            setattr(self._bound, key, call)
+        if not (call and call.feed(x)):
+            return None
+        call.run()
+        return [o.copy() for o in call.outs]  # the buffers are reused by the next call
 
     # -- the single early-exit graph (batch 1) --------------------------------------------------
     @property
@@ -257,15 +268,10 @@ class OnnxRuntimeBackend(Backend):
 
     def run_single(self, x: np.ndarray) -> list[np.ndarray]:
         """One call of the single graph on a batch-1 input: [label, logits, entropy, exit]."""
-        if self.options["iobinding"] and not self._single_feed:
-            call = self._bound.__dict__.get("single")
-            if call is None:
-                from edgebranchy.runtime.backends.ort_bound import bind_one
-
-                call = self._bound.single = bind_one(self._ort, self._single_sess, self._single[1]) or False
-            if call and call.feed(x):
-                call.run()
-                return [o.copy() for o in call.outs]  # the buffers are reused by the next call
+        if not self._single_feed:  # thresholds as initializers: the input is the only feed
+            outs = self._run_bound("single", self._single_sess, self._single[1], x)
+            if outs is not None:
+                return outs
         run, names = self._single
         feed = self._single_feed
         return run(names, {"x": x, **feed} if feed else {"x": x})
