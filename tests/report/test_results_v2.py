@@ -30,7 +30,7 @@ def test_v2_round_trip_moves_raw_latencies_to_the_side_file(tmp_path: Path) -> N
     runs = [_run(), _run(batch_size=8, per="batch", seed=1)]
     out = tmp_path / "r.json"
     doc = _write_v2(out, runs)
-    assert doc["version"] == 2 and doc["latencies"] == "r.json.latencies.npz"
+    assert doc["version"] == 3 and doc["latencies"] == "r.json.latencies.npz"
     assert [r["id"] for r in doc["runs"]] == ["r1", "r2"] and len({r["label"] for r in doc["runs"]}) == 2
     validate_results(json.loads(out.read_text()), str(out))
     got = load_runs_doc(out)
