@@ -172,10 +172,21 @@ def report(args, dataset: str, delay_ns: int, pilot: dict, blocks: list[dict], a
         f"{100 * max(realised):+.1f}%), gain p50 change {100 * float(np.median(gain_change)):+.1f}% (median).",
         f"A/A gains p50 across all A benches: {min(b['gain_p50'] for blk in blocks for b in blk['benches'][:2]):.2f}x "
         f"to {max(b['gain_p50'] for blk in blocks for b in blk['benches'][:2]):.2f}x.",
+        _by_noise(ab),
         f"The `edgebranchy compare` CLI's exit status agreed with the library's verdict on "
         f"{sum(agree)} of {len(agree)} pairs checked.", "",
         "Every pair (gate fired, gain p50 change [95% CI], gain mean change [95% CI], load) is in the JSON file "
         "next to this one.", ""])
+
+
+def _by_noise(ab: list[dict]) -> str:
+    """Detection split by how much the pair's trials disagreed (the half-width of its gain-p50 interval)."""
+    quiet = [p for p in ab if p["metrics"]["gain p50"]["ci95"] and
+             (p["metrics"]["gain p50"]["ci95"][1] - p["metrics"]["gain p50"]["ci95"][0]) / 2 < 0.10]
+    loud = [p for p in ab if p not in quiet]
+    part = lambda ps: f"{sum(p['regressed'] for p in ps)} of {len(ps)}"  # noqa: E731
+    return (f"A/B pairs whose trials agreed (gain-p50 interval narrower than +-10%, the machine quiet enough): "
+            f"{part(quiet)} caught; the others (a loaded machine shifted whole trials): {part(loud)} caught.")
 
 
 def default_trials() -> int:

@@ -75,7 +75,7 @@ def assemble_results(*, environment: dict, config: dict, idle, measured: Measure
 
 
 def results_document(out: str | os.PathLike, runs: list[dict]) -> dict:
-    """The version-2 document of `runs` (ids and labels set, labels made distinct), with the raw latencies
+    """The version-3 document of `runs` (ids and labels set, labels made distinct), with the raw latencies
     moved to OUT.latencies.npz (written atomically here); the runs given are not modified."""
     from edgebranchy.artifact.latencies import write_latencies
 
