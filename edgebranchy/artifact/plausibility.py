@@ -105,8 +105,9 @@ def setup_problems(context: dict | None, baseline_accuracy: float, final_accurac
         lo = difference["ci95_points"][0]
         if lo > UNTRAINED_GAIN_POINTS:
             out.append(f"branchy is {difference['diff_points']:+.1f} points more accurate than its baseline (95% "
-                       f"interval from {lo:+.1f}): the baseline looks untrained or mis-loaded (side exits should not "
-                       "beat the main exit by this much), so the speedup is measured against a broken baseline")
+                       f"interval from {lo:+.1f}): the baseline looks untrained, under-trained or mis-loaded (side "
+                       "exits should not beat the main exit by this much), so the speedup is measured against a "
+                       "broken baseline")
     return out
 
 
