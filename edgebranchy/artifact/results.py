@@ -1,13 +1,11 @@
 """The results-file contract: schema name and version, and the validator of `edgebranchy.results` documents.
 
-Bench writes these files, the report and `calibrate --cost` read them; all of them
-take the schema from here. Version 2 holds a list of runs (one per combination of a sweep),
-each what a version-1 document's body was plus `id` and `label`; the raw per-call latencies
-live in a side file (`artifact/latencies.py`). Version 3 (what bench writes) adds what the
-intervals need, the trials being the replicates: each variant's `latency_ms.trials` (calls
-and p50/p90/p99/p999/mean of every trial, in trial order), energy estimates with their
-per-trial `values` and `trials`, and `ci95` null for a run of one trial. Versions 1 and 2
-still load (their intervals come from what they recorded).
+Bench writes these files, the report and `calibrate --cost` read them; all of them take the schema from here.
+Version 2 holds a list of runs (one per combination of a sweep), each what a version-1 document's body was plus
+`id` and `label`; the raw per-call latencies live in a side file (`artifact/latencies.py`). Version 3 (what bench
+writes) adds what intervals from the trials need: each variant's `latency_ms.trials` (calls and p50/p90/p99/
+p999/mean of every trial), energy estimates' per-trial `values` and `trials`, `ci95` null for one trial.
+Versions 1 and 2 still load.
 """
 from __future__ import annotations
 
@@ -183,10 +181,8 @@ def _check_idle(c: _Checker, doc: dict) -> None:
 
 
 def _check_interval(c: _Checker, obj: dict, key: str, where: str) -> None:
-    """A [low, high] interval; null too from version 3 on (a run of one trial has none)."""
-    if c.version >= 3 and obj.get(key, 0) is None:
-        return
-    c.interval(obj, key, where)
+    if c.version < 3 or obj.get(key, 0) is not None:   # from version 3 on, null for a run of one trial
+        c.interval(obj, key, where)
 
 
 def _check_estimate(c: _Checker, obj: dict, key: str, where: str, *, nullable: bool) -> None:
@@ -196,19 +192,16 @@ def _check_estimate(c: _Checker, obj: dict, key: str, where: str, *, nullable: b
     w = f"{where}.{key}"
     c.number(est, "median", w)
     _check_interval(c, est, "ci95", w)
-    if c.version >= 3 or "values" in est:
-        values = c.numbers(est, "values", w, non_empty=True)
-        index = c.numbers(est, "trials", w, integer=True, minimum=0)
-        if len(index) != len(values):
-            c.fail(f"'{w}.trials' has {len(index)} entries but '{w}.values' has {len(values)}")
+    if (c.version >= 3 or "values" in est) and len(c.numbers(est, "trials", w, integer=True, minimum=0)) != len(
+            c.numbers(est, "values", w, non_empty=True)):
+        c.fail(f"'{w}.trials' has {len(est['trials'])} entries but '{w}.values' has {len(est['values'])}")
 
 
 def _check_trials(c: _Checker, lat: dict, lw: str) -> None:
     """`latency_ms.trials`: calls and each statistic per trial (version 3; optional before)."""
     if c.version < 3 and "trials" not in lat:
         return
-    table = c.get(lat, "trials", lw, _OBJ)
-    tw = f"{lw}.trials"
+    table, tw = c.get(lat, "trials", lw, _OBJ), f"{lw}.trials"
     calls = c.numbers(table, "calls", tw, integer=True, non_empty=True, minimum=1)
     for key in ("p50", "p90", "p99", "p999", "mean"):
         if len(c.numbers(table, key, tw, minimum=0)) != len(calls):
@@ -287,15 +280,14 @@ def _check_calibration(c: _Checker, doc: dict) -> None:
 
 def _check_accuracy_context(c: _Checker, doc: dict) -> None:
     """`accuracy_context` (artifact/plausibility.py; optional): classes, chance, exit accuracies."""
-    ctx = c.get(doc, "accuracy_context", "", _OBJ, optional=True)
-    if ctx is None:
-        return
-    w = "accuracy_context"
-    c.get(ctx, "classes", w, _INT)
-    c.number(ctx, "chance", w, minimum=0, maximum=1)
-    for i, a in enumerate(c.numbers(ctx, "exit_accuracy", w, allow_null=True)):
-        if a is not None and not 0 <= a <= 1:
-            c.fail(f"key '{w}.exit_accuracy[{i}]' is {a}; it must be in [0, 1]")
+    ctx, w = c.get(doc, "accuracy_context", "", _OBJ, optional=True), "accuracy_context"
+    if ctx is not None:
+        c.get(ctx, "classes", w, _INT)
+        c.number(ctx, "chance", w, minimum=0, maximum=1)
+        bad = [(i, a) for i, a in enumerate(c.numbers(ctx, "exit_accuracy", w, allow_null=True))
+               if a is not None and not 0 <= a <= 1]
+        if bad:
+            c.fail(f"key '{w}.exit_accuracy[{bad[0][0]}]' is {bad[0][1]}; it must be in [0, 1]")
 
 
 def _check_run(c: _Checker, doc: dict) -> None:

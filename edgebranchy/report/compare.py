@@ -76,11 +76,10 @@ def compare_runs(old: dict, new: dict, max_regression: float = 0.05, max_accurac
     for name, better, gated in METRICS:
         c = change(old, new, name)
         entry = {"metric": name, **c, "better": better, "gated": gated}
-        if name in ("energy gain", "branchy energy mJ"):
-            if name == "energy gain":
-                _energy_gate(entry, kinds)
-            elif c["change"] is not None and kinds[0] is not None and kinds[0] == kinds[1]:
-                entry["note"] = entry["note"] or kinds[0]
+        if name == "energy gain":
+            _energy_gate(entry, kinds)
+        elif name == "branchy energy mJ" and c["change"] is not None and kinds[0] is not None and kinds[0] == kinds[1]:
+            entry["note"] = entry["note"] or kinds[0]
         # a gated metric without an interval cannot tell a change from noise: it is reported, never failed
         entry["testable"] = bool(entry["gated"] and c["change"] is not None and
                                  (c["ci95"] is not None or name == "branchy accuracy %"))

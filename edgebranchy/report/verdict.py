@@ -74,19 +74,6 @@ def with_interval(value: float | None, ci: list[float] | None, kind: str = "x",
     return fmt(value, d), f" [{fmt(ci[0], d)}, {fmt(ci[1], d)}]"
 
 
-def fmt_interval(ci: list[float] | None, fmt, value: float | None = None) -> str:
-    """' [lo, hi]' (empty without an interval); `fmt` is fmt_x, fmt_pct or fmt_points, and the decimals grow
-    until lo, hi (and `value`) are written apart."""
-    if not ci:
-        return ""
-    kind = {fmt_x: "x", fmt_pct: "pct", fmt_points: "points"}.get(fmt)
-    if kind is None:
-        return f" [{fmt(ci[0])}, {fmt(ci[1])}]"
-    _, scale, start = _KINDS[kind]
-    d = decimals_for([v for v in (value, ci[0], ci[1]) if v is not None], start, scale)
-    return f" [{fmt(ci[0], d)}, {fmt(ci[1], d)}]"
-
-
 def _unit(g: dict) -> str:
     return f"per batch of {g['batch_size']}" if g["latency_per"] == "batch" else ""
 
