@@ -76,6 +76,7 @@ def run(args) -> int:
 def _artifact(args) -> int:
     import json
 
+    from edgebranchy.errors import EdgeBranchyError
     from edgebranchy.measure.doctor_artifact import check_artifact
     from edgebranchy.measure.doctor_artifact_text import format_report
     from edgebranchy.util.files import atomic_write_json
@@ -84,6 +85,8 @@ def _artifact(args) -> int:
 
     refuse_wrong_kind(args.artifact, "artifact", "doctor")
     backend = args.backend or "onnxruntime"
+    if args.profile and backend != "tensorrt":
+        raise EdgeBranchyError("--profile chooses the TensorRT build settings: it goes with --backend tensorrt")
     rep = check_artifact(args.artifact, backend=backend, options=backend_flag_options(args, backend),
                          precision=args.precision, samples=args.samples or 500, batch_size=args.batch_size or 1,
                          dataset=args.dataset, data_dir=args.data_dir, thresholds=args.thresholds, rtol=args.rtol,

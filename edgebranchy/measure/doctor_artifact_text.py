@@ -48,11 +48,11 @@ def _sample_rows(rep: dict) -> List[str]:
     arith = rep["arithmetic"]
     lines = [f"{len(samples)} sample(s) answer differently ({rep['unexplained']} beyond what {arith} explains)"
              + (f"; the first {SHOWN} (--json lists all):" if len(samples) > SHOWN else ":"),
-             f"{'sample':>7}  {'exit ref->here':<14} {'label ref->here':<15} why"]
+             f"{'sample':>7}  {'exit ref->here':<15} {'label ref->here':<16} why"]
     for s in samples[:SHOWN]:
         ex = f"{s['exit_reference']} -> {s['exit_candidate']}"
         lab = f"{s['label_reference']} -> {s['label_candidate']}"
-        lines.append(f"{s['index']:>7}  {ex:<14} {lab:<15} {_why(s)}")
+        lines.append(f"{s['index']:>7}  {ex:<15} {lab:<16} {_why(s)}")
     return lines
 
 
@@ -92,9 +92,10 @@ def format_report(rep: dict) -> str:
     if inp["kind"] == "synthetic":
         lines.append(f"note: no data set ({inp['reason']}): synthetic inputs check the numbers, not the accuracy")
     emax = "1 (normalised)" if rep["entropy_max"] == 1.0 else f"ln {len(rep['classes'])} nats"
-    lines.append(f"rule ({rep['rtol_source']}): |dlogit| <= {rep['rtol']:g} x the exit's max |logit|, |dentropy| <= "
-                 f"{rep['rtol']:g} x {emax}; an exit may differ only within the entropy band of its threshold, a label "
-                 f"only within twice the logit band (band = observed max difference, at most the tolerance)")
+    lines.append(f"tolerance ({rep['rtol_source']}): |dlogit| <= {rep['rtol']:g} x the exit's max |logit|, "
+                 f"|dentropy| <= {rep['rtol']:g} x {emax}")
+    lines.append("an exit may differ only within the entropy band of its threshold, a label only within twice the "
+                 "logit band (band: the observed max difference, at most the tolerance)")
     lines += [""] + _exit_rows(rep) + [""]
     n = rep["n"]
     counts = rep["exit_counts"]

@@ -193,7 +193,8 @@ def test_wrong_input_is_one_line_and_exit_2(tiny_checkpoint, tmp_path):
     for args, said in (([tiny_checkpoint], "is a checkpoint, not an artifact: export it first"),
                        ([tmp_path / "missing"], "artifact directory not found"),
                        ([tmp_path, "--samples", "0"], "--samples"),
-                       (["--samples", "5"], "--samples: only with an ARTIFACT")):
+                       (["--samples", "5"], "--samples: only with an ARTIFACT"),
+                       ([tmp_path, "--profile", "x86-cpu"], "goes with --backend tensorrt")):
         p = run_cli("doctor", *args)
         assert p.returncode == 2 and said in p.stderr, (args, p.stderr)
         assert len(_errors(p)) == 1 and "Traceback" not in p.stderr
