@@ -51,6 +51,22 @@ def _max(a: np.ndarray) -> float:
     return float(np.max(a)) if np.all(np.isfinite(a)) else math.inf
 
 
+def _mean(a: np.ndarray) -> float:
+    if a.size == 0:
+        return 0.0
+    return float(np.mean(a)) if np.all(np.isfinite(a)) else math.inf
+
+
+def _band(observed: float, tolerance: float) -> float:
+    """The observed largest difference, at most the tolerance (none where the tolerance is not finite)."""
+    return min(observed, tolerance) if math.isfinite(tolerance) else 0.0
+
+
+def _within(diff: float, tolerance: float) -> bool:
+    """A finite difference within a finite tolerance (an infinite logit must not make the tolerance infinite)."""
+    return math.isfinite(diff) and math.isfinite(tolerance) and diff <= tolerance
+
+
 def _diff(cand: np.ndarray, ref: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", over="ignore"):
         d = np.abs(cand.astype(np.float64) - ref.astype(np.float64))
@@ -61,17 +77,17 @@ def _exit_numbers(k: int, ref: Outputs, cand: Outputs, rtol: float, entropy_max:
     """Differences at exit k over the whole chain and the runner's answers at k, with their tolerances."""
     zr, er = ref.logits[k], ref.entropy[k]
     at_k = cand.exits == k  # the candidate's answers at k, against the reference's chain at k
-    dz = np.concatenate([_diff(cand.logits[k], zr).ravel(), _diff(cand.answer_logits[at_k], zr[at_k]).ravel()])
+    chain = _diff(cand.logits[k], zr)
+    dz = np.concatenate([chain.ravel(), _diff(cand.answer_logits[at_k], zr[at_k]).ravel()])
     de = np.concatenate([_diff(cand.entropy[k], er), _diff(cand.answer_entropy[at_k], er[at_k])])
     scale = _max(np.abs(zr))
-    row = {"exit": k, "logit_scale": scale, "max_abs_logit_diff": _max(dz),
-           "mean_abs_logit_diff": float(np.mean(dz)) if np.all(np.isfinite(dz)) else math.inf,
+    row = {"exit": k, "logit_scale": scale, "max_abs_logit_diff": _max(dz), "mean_abs_logit_diff": _mean(chain),
            "logit_tolerance": rtol * scale, "max_abs_entropy_diff": _max(de),
            "entropy_tolerance": rtol * entropy_max}
-    row["logit_band"] = min(row["max_abs_logit_diff"], row["logit_tolerance"])
-    row["entropy_band"] = min(row["max_abs_entropy_diff"], row["entropy_tolerance"])
-    row["within"] = (row["max_abs_logit_diff"] <= row["logit_tolerance"]
-                     and row["max_abs_entropy_diff"] <= row["entropy_tolerance"])
+    row["logit_band"] = _band(row["max_abs_logit_diff"], row["logit_tolerance"])
+    row["entropy_band"] = _band(row["max_abs_entropy_diff"], row["entropy_tolerance"])
+    row["within"] = (_within(row["max_abs_logit_diff"], row["logit_tolerance"])
+                     and _within(row["max_abs_entropy_diff"], row["entropy_tolerance"]))
     row["identical"] = row["max_abs_logit_diff"] == 0 and row["max_abs_entropy_diff"] == 0
     return row
 
@@ -105,13 +121,13 @@ def baseline_numbers(ref: np.ndarray, cand: np.ndarray, rtol: float) -> dict:
     d = _diff(cand, ref)
     scale = _max(np.abs(ref))
     mx = _max(d)
-    band = min(mx, rtol * scale)
+    band = _band(mx, rtol * scale)
     flips = np.flatnonzero(ref.argmax(1) != cand.argmax(1))
     unexplained = [int(i) for i in flips if not _margin(ref[i]) <= 2 * band]
-    return {"logit_scale": scale, "max_abs_logit_diff": mx, "mean_abs_logit_diff": float(np.mean(d)),
+    return {"logit_scale": scale, "max_abs_logit_diff": mx, "mean_abs_logit_diff": _mean(d),
             "logit_tolerance": rtol * scale, "labels_equal": int(len(ref) - len(flips)), "n": int(len(ref)),
             "label_flips": [int(i) for i in flips], "unexplained": unexplained,
-            "within": mx <= rtol * scale and not unexplained}
+            "within": _within(mx, rtol * scale) and not unexplained}
 
 
 def compare(ref: Outputs, cand: Outputs, thresholds: Sequence[float], rtol: float, entropy_max: float,

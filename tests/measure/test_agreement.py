@@ -150,3 +150,19 @@ def test_accuracies_and_exit_counts_are_what_the_answers_say():
     assert r["accuracy"] == {"reference": 0.75, "candidate": 0.75}
     assert r["exit_counts"]["reference"] == np.bincount(ref.exits, minlength=2).tolist()
     assert sum(r["exit_counts"]["candidate"]) == 40
+
+
+def test_non_finite_logits_fail_even_where_they_set_the_tolerance():
+    """An infinite logit in the reference makes the tolerance (rtol x max |logit|) infinite: it must still fail."""
+    z = base_logits()
+    t = [0.0]
+    bad = [z[0], z[1].copy()]
+    bad[1][0, 0] = np.inf
+    good = outputs(z, t)
+    broken = outputs(bad, t)
+    broken.entropy, broken.answer_entropy = good.entropy, good.answer_entropy  # only the logits are off
+    for ref, cand in ((broken, outputs(z, t)), (outputs(z, t), broken)):
+        r = compare(ref, cand, t, RTOL["fp16"], LN10)
+        assert not r["exits"][1]["within"] and not r["passed"]
+    r = compare(outputs(z, t), outputs(z, t), t, RTOL["fp16"], LN10)
+    assert r["passed"]
