@@ -25,9 +25,10 @@ import numpy as np
 from edgebranchy.errors import EdgeBranchyError
 
 
-def collect_device_outputs(backend, x: np.ndarray, num_exits: int, batch_size: int = 256
-                           ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Every exit's logits [N, C] and graph-computed entropies [N] for normalised inputs `x` (no early exit)."""
+def collect_device_outputs(backend, x: np.ndarray, num_exits: int, batch_size: int = 256,
+                           on_batch: Callable[[], None] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Every exit's logits [N, C] and graph-computed entropies [N] for normalised inputs `x` (no early exit);
+    `on_batch` is called after each batch (progress)."""
     logits: list[list[np.ndarray]] = [[] for _ in range(num_exits)]
     ents: list[list[np.ndarray]] = [[] for _ in range(num_exits)]
     for i in range(0, len(x), batch_size):
@@ -37,6 +38,8 @@ def collect_device_outputs(backend, x: np.ndarray, num_exits: int, batch_size: i
             ents[k].append(np.asarray(launch.entropy(), dtype=np.float32).copy())
             logits[k].append(np.asarray(backend.to_host(launch.logits), dtype=np.float32).copy())
             h = launch.features
+        if on_batch is not None:
+            on_batch()
     backend.synchronize()
     return [np.concatenate(v) for v in logits], [np.concatenate(v) for v in ents]
 
