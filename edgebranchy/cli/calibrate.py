@@ -148,7 +148,7 @@ def _calibrate(args, checkpoint: str) -> dict:
     return calibrate_checkpoint(checkpoint, max_accuracy_drop=args.max_accuracy_drop, budget=args.budget,
                                 thresholds=args.thresholds, reference=args.reference, cost=_cost(args),
                                 temperature=args.temperature, normalize=args.normalize, data_dir=args.data_dir,
-                                log=lambda s: print(s, flush=True))
+                                log=lambda s: print(s, flush=True), name=args.checkpoint)
 
 
 def _run_artifact(args) -> int:

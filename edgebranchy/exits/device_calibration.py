@@ -55,7 +55,7 @@ def _costs(art, cost: str) -> tuple[list[float], float, str]:
     return costs_from_results(cost, art.num_exits)
 
 
-def _load_split(art, dataset: str | None, data_dir: str | None, log: Callable[[str], None]):
+def _load_split(art, dataset: str | None, data_dir: str | None):
     """The validation split the artifact's checkpoint recorded (data/splits.py); another data set named
     with `dataset` only where the artifact records none (it was never trained on that one's samples)."""
     from edgebranchy.data.datasets import load_dataset
@@ -63,7 +63,7 @@ def _load_split(art, dataset: str | None, data_dir: str | None, log: Callable[[s
 
     recorded = (art.manifest.get("source") or {}).get("dataset") or {}
     if dataset is None or recorded.get("name") == dataset:
-        return load_recorded(recorded, data_dir, what=str(art.root), log=log)
+        return load_recorded(recorded, data_dir, what=str(art.root))
     if recorded.get("name"):
         raise EdgeBranchyError(f"{art.root} was trained on {recorded['name']}: calibrate it on that data set's "
                                f"validation split (drop --dataset {dataset}); any other split may hold samples "
@@ -97,7 +97,7 @@ def calibrate_artifact(artifact: str | Path, *, backend: str = "onnxruntime", op
     if k < 2:
         raise EdgeBranchyError(f"{art.root}: one exit, no threshold to calibrate")
     seg_costs, base_cost, cost_source = _costs(art, cost)
-    data = _load_split(art, dataset, data_dir, log)
+    data = _load_split(art, dataset, data_dir)
     be = get_backend_class(backend)(art, options)
     try:
         desc = be.describe()
