@@ -105,6 +105,11 @@ def test_predict_warns_on_a_shifted_input_stream(tiny_artifact, tmp_path, capsys
     err = capsys.readouterr().err.strip().splitlines()
     (line,) = [l for l in err if "drifted" in l]
     assert line.startswith("warning: exit rates drifted from the calibration: observed") and "calibrated 50.0%/50.0%" in line
+    # the minimum effect is the user's: a change of at most 100 points is never reported
+    assert main(["predict", str(tiny_artifact), "--dataset", "mnist", "--data-dir", str(shifted),
+                 "--drift-min-effect", "100"]) == 0
+    out = capsys.readouterr()
+    assert "drifted" not in out.err and "no exit is shown to differ by more than 100 points" in out.out
     # hand-picked thresholds have no calibrated fractions: no test, no warning
     assert main(["predict", str(tiny_artifact), "--dataset", "mnist", "--data-dir", str(shifted),
                  "--thresholds", "0.5"]) == 0
