@@ -25,17 +25,17 @@ REFERENCE = "onnxruntime"
 def load_inputs(art, samples: int, dataset: Optional[str], data_dir: Optional[str], seed: int = 0):
     """(normalised inputs [N, C, H, W], true labels or None, what they are). The recorded test split when
     it can be read again; synthetic inputs of the manifest's shape when it cannot (never for a --dataset)."""
-    from edgebranchy.data import load_dataset
-    from edgebranchy.data.datasets import load_recorded
     from edgebranchy.data.imagefolder import reader_options
+    from edgebranchy.data.splits import load_recorded, load_test_data
 
     recorded = (art.source or {}).get("dataset")
     try:
         if dataset is not None:
-            data = load_dataset(dataset, data_dir, image=reader_options(art.manifest["input"], dataset))
+            data = load_test_data(recorded, dataset, data_dir, image=reader_options(art.manifest["input"], dataset),
+                                  what=str(art.root))
             what = f"the test split of {dataset}"
         elif recorded and recorded.get("name"):
-            data = load_recorded(recorded, data_dir)
+            data = load_recorded(recorded, data_dir, what=str(art.root))
             what = f"the recorded test split of {recorded['name']}"
         else:
             raise EdgeBranchyError("the artifact records no data set")
