@@ -1,20 +1,22 @@
 """What a bench run says about early exit: baseline/branchy gains with 95% intervals, computed from one run.
 
-A run is the body of a results document (environment, config, variants, calibration, ...). Every
-interval is a percentile interval of Monte Carlo draws with a fixed seed, so the same run always
-gives the same numbers:
+A run is the body of a results document (environment, config, variants, calibration, ...). Its trials are the
+replicates (`artifact.replicates`): bench interleaves baseline and branchy trials, and the machine's state
+shifts whole trials, so an interval comes from the spread between trials, never from the number of calls:
 
-- a latency quantile (p50, p99) drawn from its bootstrap distribution when the raw samples are in the
-  run (the resampled q-quantile of n sorted values is the order statistic at n x Beta(k, n + 1 - k),
-  k = ceil(q n), so no resampling of the samples is needed); no interval when they are not;
-- a mean latency and an energy median drawn from the interval the run records for it (normal on the
-  logarithm, so a draw is never negative), the across-trials intervals that bench computes;
+- a latency gain or change (p50, mean, p99) from the per-round log ratios log(baseline_t / branchy_t) of the
+  per-trial statistics that results version 3 records (`latency_ms.trials`), Student t with trials - 1 degrees
+  of freedom, centred on the ratio of the statistics over all calls; a version-1/2 file records only the mean's
+  across-trial interval, so its mean gain gets an interval from those and its quantile gains none;
+- an energy gain from the per-trial energies paired by trial (`per_inference_mj.values` / `.trials`), else
+  from the two recorded intervals;
 - the accuracy difference in points: paired on the same samples when the run records per-sample
   correctness (`variants.X.correct`, 0/1 per sample) or its discordant counts (`accuracy_pairs`:
   {"baseline_only", "branchy_only", "n"}: samples only the baseline, only branchy got right), else two
   independent proportions.
 
-Pure Python and numpy: bench (to store the gains), the report, the verdict and `compare` all use it.
+Every entry says how many trials it rests on (`trials`) and, below 3, that its interval is wide or absent
+(`note`). Pure Python and numpy: bench (to store the gains), the report, the verdict and `compare` use it.
 """
 from __future__ import annotations
 
@@ -23,75 +25,10 @@ from typing import Any
 
 import numpy as np
 
-DRAWS = 4000
-SEED = 0
+from edgebranchy.artifact.replicates import (around, combined_half, half_width, logs, paired_log_ratios, per_trial,
+                                             recorded_log_se, trials_note, welch_half)
+
 Z95 = 1.959964
-
-
-def _rng(salt: int = 0) -> np.random.Generator:
-    return np.random.default_rng(SEED + salt)
-
-
-def _interval(draws: np.ndarray | None) -> list[float] | None:
-    if draws is None:
-        return None
-    d = draws[np.isfinite(draws)]
-    if d.size < len(draws) * 0.99:
-        return None
-    lo, hi = np.percentile(d, [2.5, 97.5])
-    return [float(lo), float(hi)]
-
-
-def quantile_draws(samples: Any, q: float, rng: np.random.Generator, draws: int = DRAWS) -> np.ndarray | None:
-    """Bootstrap draws of the q-quantile of `samples` (None for fewer than 2 samples)."""
-    if samples is None:
-        return None
-    x = np.sort(np.asarray(samples, dtype=float))
-    n = x.size
-    if n < 2:
-        return None
-    k = min(n, max(1, math.ceil(q * n)))
-    u = rng.beta(k, n + 1 - k, size=draws)
-    return x[np.minimum((u * n).astype(np.int64), n - 1)]
-
-
-def _normal_draws(value: float, ci: Any, rng: np.random.Generator, log: bool = False,
-                  draws: int = DRAWS) -> np.ndarray | None:
-    """Draws of a value whose 95% interval is `ci` (normal on the value, or on its log when `log`)."""
-    if not ci or len(ci) != 2:
-        return None
-    lo, hi = float(ci[0]), float(ci[1])
-    if log:
-        if value <= 0 or hi <= 0:
-            return None
-        sides = [math.log(hi / value)] + ([math.log(value / lo)] if lo > 0 else [])   # a t interval can reach 0
-        se = max(*sides, 0.0) / Z95
-        return value * np.exp(rng.normal(0.0, se, size=draws))
-    se = max(hi - value, value - lo, 0.0) / Z95
-    return value + rng.normal(0.0, se, size=draws)
-
-
-def latency_draws(latency: dict, stat: str, rng: np.random.Generator) -> np.ndarray | None:
-    """Draws of a variant's latency statistic ("p50", "p99" or "mean"); None when the run cannot say."""
-    samples = latency.get("samples")
-    if stat == "mean":
-        d = _normal_draws(latency["mean"], latency.get("ci95"), rng, log=True)
-        if d is not None and np.ptp(d) > 0:
-            return d
-        if samples is not None and len(samples) > 1:
-            x = np.asarray(samples, dtype=float)
-            if x.mean() > 0:
-                return x.mean() * np.exp(rng.normal(0.0, x.std(ddof=1) / math.sqrt(x.size) / x.mean(), size=DRAWS))
-        return None
-    q = {"p50": 0.5, "p90": 0.9, "p99": 0.99, "p999": 0.999}[stat]
-    return quantile_draws(samples, q, rng)
-
-
-def energy_draws(energy: dict | None, key: str, rng: np.random.Generator) -> np.ndarray | None:
-    est = (energy or {}).get(key)
-    if not est:
-        return None
-    return _normal_draws(est["median"], est.get("ci95"), rng, log=True)
 
 
 def per_sample_ms(run: dict, value: float) -> float:
@@ -100,21 +37,64 @@ def per_sample_ms(run: dict, value: float) -> float:
     return value / run["config"]["batch_size"] if per == "batch" else value
 
 
-def _ratio(num: float, den: float) -> float | None:
-    return num / den if den > 0 else None
+def _trials(run: dict) -> int:
+    return int(run["config"].get("trials") or 0)
 
 
-def _ratio_entry(b: float, r: float, db: np.ndarray | None, dr: np.ndarray | None, *, gain: bool) -> dict:
-    """{"baseline", "branchy", "gain" (baseline/branchy) or "change" (branchy/baseline - 1), "ci95"}."""
-    out: dict[str, Any] = {"baseline": b, "branchy": r}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if gain:
-            out["gain"] = _ratio(b, r)
-            out["ci95"] = _interval(db / dr) if db is not None and dr is not None else None
-        else:
-            ch = _ratio(r, b)
-            out["change"] = None if ch is None else ch - 1.0
-            out["ci95"] = _interval(dr / db - 1.0) if db is not None and dr is not None else None
+def latency_ratio_logs(run: dict, stat: str) -> tuple[np.ndarray | None, float | None]:
+    """Per-round log(baseline_t / branchy_t) of a latency statistic, or (None, a log-scale standard error from
+    the recorded intervals: the mean of a version-1/2 file), or (None, None)."""
+    bl, rl = run["variants"]["baseline"]["latency_ms"], run["variants"]["branchy"]["latency_ms"]
+    d = paired_log_ratios(per_trial(bl, stat), per_trial(rl, stat))
+    if d is not None or stat != "mean":
+        return d, None
+    n = _trials(run)
+    se_b = recorded_log_se(float(bl["mean"]), bl.get("ci95"), n)
+    se_r = recorded_log_se(float(rl["mean"]), rl.get("ci95"), n)
+    return None, (None if se_b is None or se_r is None else math.hypot(se_b, se_r))
+
+
+def _paired_energy(eb: dict, er: dict) -> np.ndarray | None:
+    """log(baseline_t / branchy_t) of per-trial energies, trials paired by index (only trials both kept)."""
+    if "values" not in eb or "values" not in er:
+        return None
+    b = dict(zip(eb.get("trials") or range(len(eb["values"])), eb["values"]))
+    r = dict(zip(er.get("trials") or range(len(er["values"])), er["values"]))
+    common = sorted(set(b) & set(r))
+    return paired_log_ratios([b[t] for t in common], [r[t] for t in common]) if common else None
+
+
+def energy_ratio_logs(eb: dict, er: dict, trials: int) -> tuple[np.ndarray | None, float | None]:
+    """Per-trial log energy ratios (baseline / branchy), else a standard error from the recorded intervals."""
+    d = _paired_energy(eb, er)
+    if d is not None:
+        return d, None
+    se_b = recorded_log_se(float(eb["median"]), eb.get("ci95"), int(eb.get("n") or trials))
+    se_r = recorded_log_se(float(er["median"]), er.get("ci95"), int(er.get("n") or trials))
+    return None, (None if se_b is None or se_r is None else math.hypot(se_b, se_r))
+
+
+def _half(d: np.ndarray | None, se: float | None, trials: int) -> tuple[float | None, int]:
+    if d is not None:
+        return half_width(d), int(d.size)
+    if se is not None:
+        return combined_half(se, 0.0, trials), trials
+    return None, trials
+
+
+def _ratio_entry(b: float, r: float, d: np.ndarray | None, se: float | None, trials: int, *, gain: bool) -> dict:
+    """{"baseline", "branchy", "gain" (baseline/branchy) or "change" (branchy/baseline - 1), "ci95", "trials",
+    "note"}."""
+    half, n = _half(d, se, trials)
+    out: dict[str, Any] = {"baseline": b, "branchy": r, "trials": n, "note": trials_note(n)}
+    if gain:
+        out["gain"] = b / r if r > 0 else None
+        out["ci95"] = around(out["gain"], half) if out["gain"] else None
+    else:
+        ratio = r / b if b > 0 else None
+        out["change"] = None if ratio is None else ratio - 1.0
+        ci = around(ratio, half) if ratio else None
+        out["ci95"] = None if ci is None else [ci[0] - 1.0, ci[1] - 1.0]
     return out
 
 
@@ -194,21 +174,23 @@ def run_gains(run: dict) -> dict:
     """Gains of one run: p50/mean latency gain, p99 change, energy gain, accuracy difference, exits, estimate.
 
     Gains are baseline / branchy (above 1: branchy is faster or uses less energy); the p99 change is
-    branchy / baseline - 1 (above 0: the tail is worse). Intervals are 95% (see the module docstring).
+    branchy / baseline - 1 (above 0: the tail is worse). Intervals are 95%, from the trials (see the module
+    docstring); `trials` says how many rounds each rests on.
     """
     base, br = run["variants"]["baseline"], run["variants"]["branchy"]
     bl, rl = base["latency_ms"], br["latency_ms"]
+    trials = _trials(run)
     out: dict[str, Any] = {"samples": int(run["config"]["samples"]), "latency_per": bl.get("per", "sample"),
-                           "batch_size": int(run["config"]["batch_size"])}
-    for i, stat in enumerate(("p50", "mean", "p99")):
-        rng_b, rng_r = _rng(2 * i), _rng(2 * i + 1)
-        out[stat] = _ratio_entry(float(bl[stat]), float(rl[stat]), latency_draws(bl, stat, rng_b),
-                                 latency_draws(rl, stat, rng_r), gain=stat != "p99")
+                           "batch_size": int(run["config"]["batch_size"]), "trials": trials}
+    for stat in ("p50", "mean", "p99"):
+        d, se = latency_ratio_logs(run, stat)
+        # the p99 change is branchy / baseline: the same log ratios, the other way round
+        out[stat] = _ratio_entry(float(bl[stat]), float(rl[stat]), d, se, trials, gain=stat != "p99")
     for key, name in (("per_inference_mj", "energy"), ("dynamic_per_inference_mj", "dynamic_energy")):
-        eb, er = base.get("energy") or {}, br.get("energy") or {}
-        if eb.get(key) and er.get(key):
-            entry = _ratio_entry(float(eb[key]["median"]), float(er[key]["median"]),
-                                 energy_draws(eb, key, _rng(10)), energy_draws(er, key, _rng(11)), gain=True)
+        eb, er = (base.get("energy") or {}).get(key), (br.get("energy") or {}).get(key)
+        if eb and er:
+            d, se = energy_ratio_logs(eb, er, trials)
+            entry = _ratio_entry(float(eb["median"]), float(er["median"]), d, se, trials, gain=True)
             entry["kind"] = energy_kind(run)
             out[name] = entry
         else:
@@ -224,63 +206,78 @@ def run_gains(run: dict) -> dict:
 
 
 def gains_of(run: dict) -> dict:
-    """The gains the run stores (bench writes them as `gains`), else computed now."""
+    """The gains the run stores (bench writes them as `gains`), else computed now. Gains stored before the
+    intervals came from the trials (no `trials` key) are computed again."""
     stored = run.get("gains")
-    return stored if isinstance(stored, dict) and "p50" in stored else run_gains(run)
+    return stored if isinstance(stored, dict) and "p50" in stored and "trials" in stored else run_gains(run)
 
 
 # ------------------------------------------------------------------ run against run
 
-#: the metrics `change` compares between two runs (latencies and energy: lower is better)
-METRICS = ("branchy p50 ms", "branchy mean ms", "branchy p99 ms", "baseline p50 ms", "branchy energy mJ",
-           "gain p50", "gain mean", "branchy accuracy %")
+#: the metrics `change` compares between two runs: a gain (baseline / branchy in the same run: higher is
+#: better), a latency per sample or an energy (lower is better), the branchy accuracy (points)
+METRICS = ("gain p50", "gain mean", "gain p99", "energy gain", "branchy p50 ms", "branchy mean ms",
+           "branchy p99 ms", "baseline p50 ms", "branchy energy mJ", "branchy accuracy %")
 
 
-def metric_draws(run: dict, name: str, stream: int = 0) -> tuple[float | None, np.ndarray | None]:
-    """The value of a named metric (METRICS) in this run, and draws of it (None: no interval); `stream`
-    picks independent draws (two runs compared must not share them)."""
-    v = run["variants"]
-    salt = 1000 * (stream + 1) + METRICS.index(name) * 7
+def metric_logs(run: dict, name: str) -> tuple[float | None, np.ndarray | None, float | None, int]:
+    """(value, per-trial log values or None, else a log-scale standard error or None, trials) of a named metric
+    (METRICS) in this run; latencies per sample, so runs at different batch sizes compare."""
+    v, trials = run["variants"], _trials(run)
+    if name.startswith("gain "):
+        stat = name.split()[1]
+        b, r = float(v["baseline"]["latency_ms"][stat]), float(v["branchy"]["latency_ms"][stat])
+        d, se = latency_ratio_logs(run, stat)
+        return (b / r if r > 0 else None), d, se, trials
+    if name in ("energy gain", "branchy energy mJ"):
+        eb = (v["baseline"].get("energy") or {}).get("per_inference_mj")
+        er = (v["branchy"].get("energy") or {}).get("per_inference_mj")
+        if name == "branchy energy mJ":
+            if not er:
+                return None, None, None, trials
+            return (float(er["median"]), logs(er.get("values")),
+                    recorded_log_se(float(er["median"]), er.get("ci95"), int(er.get("n") or trials)), trials)
+        if not (eb and er):
+            return None, None, None, trials
+        d, se = energy_ratio_logs(eb, er, trials)
+        return float(eb["median"]) / float(er["median"]), d, se, trials
     if name.endswith(" ms"):
         variant, stat = name.split()[:2]
         lat = v[variant]["latency_ms"]
-        d = latency_draws(lat, stat, _rng(salt))
-        return float(lat[stat]), d
-    if name == "branchy energy mJ":
-        e = v["branchy"].get("energy") or {}
-        if not e.get("per_inference_mj"):
-            return None, None
-        return float(e["per_inference_mj"]["median"]), energy_draws(e, "per_inference_mj", _rng(salt))
-    if name.startswith("gain "):
-        stat = name.split()[1]
-        bl, rl = v["baseline"]["latency_ms"], v["branchy"]["latency_ms"]
-        db, dr = latency_draws(bl, stat, _rng(salt)), latency_draws(rl, stat, _rng(salt + 1))
-        value = _ratio(float(bl[stat]), float(rl[stat]))
-        return value, (db / dr if db is not None and dr is not None else None)
+        se = (recorded_log_se(float(lat["mean"]), lat.get("ci95"), trials) if stat == "mean" else None)
+        return per_sample_ms(run, float(lat[stat])), logs(per_trial(lat, stat)), se, trials
     if name == "branchy accuracy %":
-        return 100 * float(v["branchy"]["accuracy"]), None
+        return 100 * float(v["branchy"]["accuracy"]), None, None, trials
     raise KeyError(name)
 
 
 def change(old: dict, new: dict, name: str) -> dict:
-    """{"old", "new", "change" (new/old - 1), "ci95", "diff" (new - old)} of a named metric between two runs.
-
-    Latencies are compared per sample, so runs at different batch sizes stay comparable.
-    """
-    vo, do = metric_draws(old, name, 0)
-    vn, dn = metric_draws(new, name, 1)
+    """{"old", "new", "change" (new/old - 1), "ci95", "diff" (new - old), "trials": [old, new], "note"} of a named
+    metric between two runs. The interval is Welch's t over the two runs' per-trial values (log scale), or from
+    their recorded intervals (results versions 1 and 2); None when a side has fewer than 2 trials."""
+    vo, lo, so, no = metric_logs(old, name)
+    vn, ln, sn, nn = metric_logs(new, name)
+    out: dict[str, Any] = {"old": vo, "new": vn, "change": None, "ci95": None, "diff": None, "trials": [no, nn],
+                           "note": None}
     if vo is None or vn is None:
-        return {"old": vo, "new": vn, "change": None, "ci95": None, "diff": None}
-    if name.endswith(" ms"):
-        so, sn = per_sample_ms(old, 1.0), per_sample_ms(new, 1.0)
-        vo, vn = vo * so, vn * sn
-        do = do * so if do is not None else None
-        dn = dn * sn if dn is not None else None
-    out: dict[str, Any] = {"old": vo, "new": vn, "diff": vn - vo,
-                           "change": vn / vo - 1.0 if vo > 0 else None, "ci95": None}
-    if vo > 0 and (do is not None or dn is not None):
-        a = do if do is not None else np.full(DRAWS, vo)
-        b = dn if dn is not None else np.full(DRAWS, vn)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out["ci95"] = _interval(b / a - 1.0)
+        return out
+    out["diff"] = vn - vo
+    if not (vo > 0 and vn > 0):
+        return out
+    step = math.log(vn / vo)
+    out["change"] = math.exp(step) - 1.0
+    if name == "branchy accuracy %":
+        return out
+    if lo is not None and ln is not None:
+        half = welch_half(lo, ln)
+    elif so is not None and sn is not None and min(no, nn) >= 2:
+        half = combined_half(so, sn, min(no, nn))
+    else:
+        half = None
+    if half is not None:
+        out["ci95"] = [math.exp(step - half) - 1.0, math.exp(step + half) - 1.0]
+    else:
+        few = min(no, nn)
+        out["note"] = (f"no interval: {few} trial{'s' if few != 1 else ''} on one side" if few < 2 else
+                       "no interval: this statistic's per-trial values are not recorded (results version 1 or 2)")
     return out

@@ -1,6 +1,6 @@
 """The results file's side file of raw per-call latencies: OUT.latencies.npz, keys `<run id>/<variant>`.
 
-A results file (version 2) keeps every statistic; the raw latencies (tens of thousands of numbers
+A results file (version 2 and 3) keeps every statistic; the raw latencies (tens of thousands of numbers
 per run) are only needed for distributions (the report's CDF plot), so they live here, compressed,
 with the file's sha256 recorded in the results file.
 """

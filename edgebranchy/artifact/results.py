@@ -1,9 +1,11 @@
 """The results-file contract: schema name and version, and the validator of `edgebranchy.results` documents.
 
-Bench writes these files, the report and `calibrate --cost` read them; all of them
-take the schema from here. Version 2 (what bench writes) holds a list of runs (one per
-combination of a sweep), each what a version-1 document's body was plus `id` and `label`;
-the raw per-call latencies live in a side file (`artifact/latencies.py`). Version 1 still loads.
+Bench writes these files, the report and `calibrate --cost` read them; all of them take the schema from here.
+Version 2 holds a list of runs (one per combination of a sweep), each what a version-1 document's body was plus
+`id` and `label`; the raw per-call latencies live in a side file (`artifact/latencies.py`). Version 3 (what bench
+writes) adds what intervals from the trials need: each variant's `latency_ms.trials` (calls and p50/p90/p99/
+p999/mean of every trial), energy estimates' per-trial `values` and `trials`, `ci95` null for one trial.
+Versions 1 and 2 still load.
 """
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.util.checks import is_int, is_number
 
 SCHEMA = "edgebranchy.results"
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 ENERGY_KINDS = ("measured", "estimated")
 LATENCY_PER = ("sample", "batch")
 
@@ -178,13 +180,35 @@ def _check_idle(c: _Checker, doc: dict) -> None:
     c.get(idle, "source", "idle", _STR)
 
 
+def _check_interval(c: _Checker, obj: dict, key: str, where: str) -> None:
+    if c.version < 3 or obj.get(key, 0) is not None:   # from version 3 on, null for a run of one trial
+        c.interval(obj, key, where)
+
+
 def _check_estimate(c: _Checker, obj: dict, key: str, where: str, *, nullable: bool) -> None:
     est = c.get(obj, key, where, _OBJ, nullable=nullable)
     if est is None:
         return
     w = f"{where}.{key}"
     c.number(est, "median", w)
-    c.interval(est, "ci95", w)
+    _check_interval(c, est, "ci95", w)
+    if (c.version >= 3 or "values" in est) and len(c.numbers(est, "trials", w, integer=True, minimum=0)) != len(
+            c.numbers(est, "values", w, non_empty=True)):
+        c.fail(f"'{w}.trials' has {len(est['trials'])} entries but '{w}.values' has {len(est['values'])}")
+
+
+def _check_trials(c: _Checker, lat: dict, lw: str) -> None:
+    """`latency_ms.trials`: calls and each statistic per trial (version 3; optional before)."""
+    if c.version < 3 and "trials" not in lat:
+        return
+    table, tw = c.get(lat, "trials", lw, _OBJ), f"{lw}.trials"
+    calls = c.numbers(table, "calls", tw, integer=True, non_empty=True, minimum=1)
+    for key in ("p50", "p90", "p99", "p999", "mean"):
+        if len(c.numbers(table, key, tw, minimum=0)) != len(calls):
+            c.fail(f"'{tw}.{key}' has {len(table[key])} entries for {len(calls)} trials")
+    n = lat.get("count", len(lat["samples"]) if isinstance(lat.get("samples"), list) else None)
+    if n is not None and sum(calls) != n:
+        c.fail(f"'{tw}.calls' add up to {sum(calls)} calls but the run has {n} latencies")
 
 
 def _check_variant(c: _Checker, variants: dict, name: str) -> None:
@@ -194,13 +218,14 @@ def _check_variant(c: _Checker, variants: dict, name: str) -> None:
     lat = c.get(v, "latency_ms", w, _OBJ)
     lw = f"{w}.latency_ms"
     c.choice(lat, "per", lw, LATENCY_PER)
-    if "samples" in lat or c.version == 1:  # version 2: the raw latencies are in the side file
+    if "samples" in lat or c.version == 1:  # version 2 on: the raw latencies are in the side file
         c.numbers(lat, "samples", lw, non_empty=True, minimum=0)
     if "count" in lat:
         c.get(lat, "count", lw, _INT)
     for key in ("p50", "p90", "p99", "p999", "mean"):
         c.number(lat, key, lw, minimum=0)
-    c.interval(lat, "ci95", lw)
+    _check_interval(c, lat, "ci95", lw)
+    _check_trials(c, lat, lw)
     c.number(v, "throughput_sps", w, minimum=0)
     energy = c.get(v, "energy", w, _OBJ, nullable=True)
     if energy is not None:
@@ -253,6 +278,18 @@ def _check_calibration(c: _Checker, doc: dict) -> None:
         c.numbers(cal, "thresholds", "calibration", allow_null=True)
 
 
+def _check_accuracy_context(c: _Checker, doc: dict) -> None:
+    """`accuracy_context` (artifact/plausibility.py; optional): classes, chance, exit accuracies."""
+    ctx, w = c.get(doc, "accuracy_context", "", _OBJ, optional=True), "accuracy_context"
+    if ctx is not None:
+        c.get(ctx, "classes", w, _INT)
+        c.number(ctx, "chance", w, minimum=0, maximum=1)
+        bad = [(i, a) for i, a in enumerate(c.numbers(ctx, "exit_accuracy", w, allow_null=True))
+               if a is not None and not 0 <= a <= 1]
+        if bad:
+            c.fail(f"key '{w}.exit_accuracy[{bad[0][0]}]' is {bad[0][1]}; it must be in [0, 1]")
+
+
 def _check_run(c: _Checker, doc: dict) -> None:
     c.get(doc, "created", "", _STR)
     _check_environment(c, doc)
@@ -264,6 +301,7 @@ def _check_run(c: _Checker, doc: dict) -> None:
     _check_branchy_exits(c, doc)
     _check_calibration(c, doc)
     c.get(doc, "gains", "", _OBJ, optional=True)   # artifact/gains.run_gains, stored by bench
+    _check_accuracy_context(c, doc)
     pairs = c.get(doc, "accuracy_pairs", "", _OBJ, optional=True)  # discordant counts (paired accuracy interval)
     if pairs is not None:
         for key in ("baseline_only", "branchy_only", "n"):
@@ -275,7 +313,7 @@ def _check_run(c: _Checker, doc: dict) -> None:
 
 
 def validate_results(doc: Any, name: str) -> dict:
-    """Check a parsed results document (schema version 1 or 2); `name` appears in every error."""
+    """Check a parsed results document (schema version 1, 2 or 3); `name` appears in every error."""
     c = _Checker(name)
     if not isinstance(doc, dict):
         c.fail(f"is not a results document (top level is {_type_name(doc)}, expected an object)")
@@ -310,12 +348,12 @@ def validate_results(doc: Any, name: str) -> dict:
             c.fail(f"runs[{i}] repeats the id {rid!r} or the label {label!r} of an earlier run")
         ids.add(rid)
         labels.add(label)
-        _check_run(_Checker(f"{name} (run {rid})", 2), run)
+        _check_run(_Checker(f"{name} (run {rid})", version), run)
     return doc
 
 
 def runs_of(doc: dict) -> list[dict]:
-    """The runs of a validated document: version 2's list, or a version-1 document as one run (id r1)."""
+    """The runs of a validated document: version 2's or 3's list, or a version-1 document as one run (id r1)."""
     if doc.get("version", doc.get("schema_version")) == 1:
         run = {k: v for k, v in doc.items() if k not in ("schema", "schema_version")}
         run.setdefault("id", "r1")  # no label: the report's labels name a run that has none of its own

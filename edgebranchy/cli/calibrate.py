@@ -149,7 +149,13 @@ def _calibrate(args, checkpoint: str) -> dict:
     return calibrate_checkpoint(checkpoint, max_accuracy_drop=args.max_accuracy_drop, budget=args.budget,
                                 thresholds=args.thresholds, reference=args.reference, cost=_cost(args),
                                 temperature=args.temperature, normalize=args.normalize, data_dir=args.data_dir,
-                                log=lambda s: print(s, flush=True), name=args.checkpoint)
+                                log=lambda s: print(s, flush=True), name=args.checkpoint, warn=_warn)
+
+
+def _warn(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr, flush=True)
 
 
 def _run_artifact(args) -> int:
@@ -164,7 +170,8 @@ def _run_artifact(args) -> int:
     rec = calibrate_artifact(args.checkpoint, backend=args.backend, options=opts, dataset=args.dataset,
                              data_dir=args.data_dir, max_accuracy_drop=args.max_accuracy_drop, budget=args.budget,
                              thresholds=args.thresholds, reference=args.reference, cost=_cost(args),
-                             batch_size=args.batch_size, apply=not args.no_apply, log=lambda s: print(s, flush=True))
+                             batch_size=args.batch_size, apply=not args.no_apply, log=lambda s: print(s, flush=True),
+                             warn=_warn)
     prev = rec["previous_thresholds_here"]
     print(f"device calibration on {rec['backend']}/{rec['precision']}, {rec['validation']['n']} validation samples; "
           f"cost: {cost_words(rec['cost_source'])}")

@@ -35,15 +35,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "compare",
         help="compare two results files; exit status 1 on a regression",
         description=("Match the runs of BASE.json and NEW.json (same model, dataset, device profile, backend, "
-                     "batch size and form) and print each metric old -> new with its change and 95% interval. "
-                     "Exit status: 0 no regression, 1 a latency or energy metric got worse by more than "
-                     "--max-regression beyond noise (its interval excludes no change) or the accuracy dropped "
-                     "by more than --max-accuracy-drop points, 2 bad input."),
+                     "batch size and form) and print each metric old -> new with its change and 95% interval, "
+                     "from the trials of each run (the replicates; calls within a trial are not). Gated: branchy "
+                     "against its own baseline in the same run (the p50 and mean gains; the energy gain where "
+                     "both runs measured energy with a sensor) and the branchy accuracy; absolute latencies are "
+                     "shown, not gated. Exit status: 0 no regression, 1 a gated gain got worse by more than "
+                     "--max-regression with its interval excluding no change, or the accuracy dropped by more than "
+                     "--max-accuracy-drop points, 2 bad input. A run of one trial gives no interval and cannot "
+                     "fail the gate (the output says so). Measured false-alarm and detection rates: "
+                     "benchmarks/results/compare_gate.md."),
     )
     p.add_argument("base", metavar="BASE.json", help="the reference results file")
     p.add_argument("new", metavar="NEW.json", help="the results file to check against it")
     p.add_argument("--max-regression", type=regression, default=0.05, metavar="PCT",
-                   help="largest allowed worsening of a latency or energy metric, e.g. 5%% (default: 5%%)")
+                   help="largest allowed worsening of a gain (branchy against its baseline), e.g. 5%% (default: 5%%)")
     p.add_argument("--max-accuracy-drop", type=points, default=0.5, metavar="POINTS",
                    help="largest allowed drop of the branchy accuracy, in percentage points (default: 0.5)")
     p.add_argument("--json", action="store_true",

@@ -76,10 +76,12 @@ def run(args) -> int:
         base = np.concatenate([r.baseline(b) for b in batches])
         t_base = time.perf_counter() - t0
         counts = np.bincount(exits, minlength=r.num_exits)
+        from edgebranchy.artifact.plausibility import accuracy_context
         from edgebranchy.report.verdict import predict_lines
 
         for line in predict_lines(base == y, labels == y, (counts / n).tolist(), t_base, t_branchy,
-                                  calibrated=bool(r.artifact.manifest.get("calibration"))):
+                                  calibrated=bool(r.artifact.manifest.get("calibration")),
+                                  context=accuracy_context(r.artifact.manifest, y)):
             print(line)
         print(f"{n} test samples of {args.dataset}, batch {args.batch_size}, backend {args.backend}, "
               f"thresholds {', '.join(f'{t:g}' for t in r.thresholds)}")

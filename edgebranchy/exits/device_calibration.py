@@ -79,11 +79,12 @@ def calibrate_artifact(artifact: str | Path, *, backend: str = "onnxruntime", op
                        max_accuracy_drop: float | None = None, budget: float | None = None,
                        thresholds: list[float] | None = None, reference: str = "final-exit",
                        cost: str = "flops", batch_size: int = 256, apply: bool = True,
-                       log: Callable[[str], None] = print) -> dict:
+                       log: Callable[[str], None] = print, warn: Callable[[str], None] | None = None) -> dict:
     """Recompute the thresholds on this device's backend and record them in the artifact's manifest.
 
     Returns the device record (the search result on validation, test-split
-    metrics, what the original thresholds do on this backend, and where it ran).
+    metrics, what the original thresholds do on this backend, and where it ran). `warn` (default: `log`)
+    gets the warning when a side exit beats the final exit on the validation split.
     """
     from edgebranchy.exits.calibrate import calibrate, evaluate
     from edgebranchy.artifact.manifest import Artifact
@@ -117,6 +118,11 @@ def calibrate_artifact(artifact: str | Path, *, backend: str = "onnxruntime", op
             base_acc = float((base.argmax(1) == data.val.y).mean())
     finally:
         be.close()
+    from edgebranchy.artifact.plausibility import calibration_warning
+
+    beaten = calibration_warning(val_logits, data.val.y, reference, base_acc)   # a broken final exit
+    if beaten:
+        (warn or log)(beaten)
     # the graphs' entropies are used as computed; `normalize` only sets their ceiling (ln C or 1)
     common = dict(entropies=val_ent, normalize=bool((art.manifest.get("entropy") or {}).get("normalized")))
     original = art.thresholds

@@ -6,7 +6,7 @@ idle power measured first with the models loaded. One bench is one run or a
 sweep of them (batch sizes x backends x batch-1 forms, `sweep.plan_runs`), each
 measured by `bench_run.one_run`. Every finished trial is appended to `<out>.jsonl`
 at once, so a killed bench keeps it and `--resume` continues it; the final
-results file (schema version 2, raw latencies in OUT.latencies.npz) is written
+results file (schema version 3, raw latencies in OUT.latencies.npz) is written
 atomically at the end.
 """
 from __future__ import annotations
@@ -159,7 +159,7 @@ def _sweep_config(cfg: BenchConfig) -> dict:
 def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, progress: bool = True,
               on_trial: Callable[[dict], None] | None = None, warn: Callable[[str], None] | None = None) -> dict:
     """Run the benchmark described by `cfg` (one run, or a sweep of them); returns the results document
-    (version 2, also written to cfg.out, its raw latencies in OUT.latencies.npz).
+    (version 3, also written to cfg.out, its raw latencies in OUT.latencies.npz).
 
     `on_trial(record)` is called after each finished trial is on disk in `<out>.jsonl`; `log` gets the
     diagnostics, `warn` (default: stderr) the warnings. With `cfg.resume` the trial log's finished trials

@@ -10,6 +10,7 @@ from typing import Callable
 
 import numpy as np
 
+from edgebranchy.artifact.plausibility import accuracy_context
 from edgebranchy.measure.bench import BenchConfig, _given_options, _runtime_options, backend_can_speculate, power_line, \
     source_words
 from edgebranchy.measure.conditions import ConditionsReader
@@ -151,6 +152,7 @@ def _bench(cfg: BenchConfig, spec, runner, profile, profile_reason: str, stream:
                                batch_size=bs, num_exits=runner.num_exits, segment_latency_ms=seg_ms,
                                calibration=art.manifest.get("calibration"), speculate=runner.speculate)
     results["id"] = spec.id
+    results["accuracy_context"] = accuracy_context(art.manifest, y)   # what tells a broken model (the verdict)
     _add_trust(results, cfg, measured, art, idle, seg_ms, reader, cond_start, warm, external, log, warn)
     return results
 

@@ -7,16 +7,6 @@ from typing import Callable, Iterable, Sequence
 
 from edgebranchy.errors import EdgeBranchyError
 
-#: two-sided 95% Student t critical values, by degrees of freedom
-_T95 = {
-    1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
-    10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110,
-    18: 2.101, 19: 2.093, 20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060,
-    26: 2.056, 27: 2.052, 28: 2.048, 29: 2.045, 30: 2.042, 40: 2.021, 50: 2.009, 60: 2.000,
-    80: 1.990, 100: 1.984, 120: 1.980,
-}
-
-
 def now_ns() -> int:
     """Monotonic time in nanoseconds (perf_counter_ns)."""
     return time.perf_counter_ns()
@@ -96,11 +86,11 @@ def summarize(samples_ms: Sequence[float]) -> dict:
 
 def t95(df: int) -> float:
     """Two-sided 95% Student t critical value (table up to df 120, rounded down to the nearest entry; 1.96 beyond)."""
+    from edgebranchy.artifact.replicates import t95 as _t95
+
     if df < 1:
         raise EdgeBranchyError(f"degrees of freedom must be >= 1, got {df}")
-    if df > 120:
-        return 1.96
-    return _T95[max(k for k in _T95 if k <= df)]
+    return _t95(df)
 
 
 def ci95_across_trials(trial_values: Sequence[float]) -> tuple[float, float]:
@@ -115,17 +105,34 @@ def ci95_across_trials(trial_values: Sequence[float]) -> tuple[float, float]:
     return (mean - half, mean + half)
 
 
-def median_ci95(values: Sequence[float], resamples: int = 5000, seed: int = 0) -> dict:
-    """{"median", "ci95": [lo, hi], "mean", "n"}: the median of per-trial values with a 95% percentile
-    bootstrap interval of the median (fixed seed, so the same trials give the same interval)."""
+def median_ci95(values: Sequence[float], trials: Sequence[int] | None = None) -> dict:
+    """{"median", "ci95": [lo, hi] | None, "mean", "n", "values", "trials"}: the median of per-trial values with
+    a 95% Student t interval over the trials, centred on the median (on the log scale when every value is
+    positive, else on the values); None below 2 trials. `values` and `trials` (their trial indices, default
+    0..n-1) are kept, so a ratio of two variants can pair its trials."""
     import numpy as np
+
+    from edgebranchy.artifact.replicates import around, half_width, logs
 
     v = np.asarray(_finite(values, "trial values"), dtype=np.float64)
     med = float(np.median(v))
-    if len(v) == 1:
-        lo = hi = med
+    lv = logs(v) if med > 0 else None
+    if lv is not None:
+        ci = around(med, half_width(lv))
+    elif len(v) > 1:
+        half = t95(len(v) - 1) * float(np.std(v, ddof=1)) / math.sqrt(len(v))
+        ci = [med - half, med + half]
     else:
-        rng = np.random.default_rng(seed)
-        meds = np.median(v[rng.integers(0, len(v), size=(resamples, len(v)))], axis=1)
-        lo, hi = (float(q) for q in np.percentile(meds, [2.5, 97.5]))
-    return {"median": med, "ci95": [lo, hi], "mean": float(v.mean()), "n": int(len(v))}
+        ci = None
+    return {"median": med, "ci95": ci, "mean": float(v.mean()), "n": int(len(v)), "values": v.tolist(),
+            "trials": list(range(len(v))) if trials is None else [int(t) for t in trials]}
+
+
+def per_trial_table(trials: Sequence[Sequence[float]]) -> dict:
+    """{"calls": [...], "p50": [...], "p90", "p99", "p999", "mean"}: each statistic of each trial's calls (ms),
+    in trial order: what the results file keeps so intervals come from trial-level variation."""
+    out: dict = {"calls": [len(t) for t in trials]}
+    stats = [summarize(t) for t in trials]
+    for key in ("p50", "p90", "p99", "p999", "mean"):
+        out[key] = [s[key] for s in stats]
+    return out

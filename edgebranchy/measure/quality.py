@@ -37,10 +37,11 @@ def energy_summary(recs: list[dict], key: str = "energy") -> dict | None:
         out["per_inference_mj"] = None
         return out
     per = [r[key]["joules"] / r["inferences"] * 1e3 for r in usable]
-    out["per_inference_mj"] = median_ci95(per)
+    index = [r["trial"] for r in usable]   # a ratio of two variants pairs them by trial
+    out["per_inference_mj"] = median_ci95(per, index)
     if key == "energy":
         dyn = [r.get("dynamic_per_inference_mj") for r in usable]
-        out["dynamic_per_inference_mj"] = median_ci95(dyn) if all(d is not None for d in dyn) else None
+        out["dynamic_per_inference_mj"] = median_ci95(dyn, index) if all(d is not None for d in dyn) else None
     out["watts"] = float(np.median([r[key]["watts"] for r in usable]))
     return out
 

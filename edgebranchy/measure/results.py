@@ -9,7 +9,7 @@ import numpy as np
 import os
 
 from edgebranchy.artifact.results import SCHEMA, SCHEMA_VERSION, run_label, unique_labels
-from edgebranchy.measure.latency import ci95_across_trials, summarize
+from edgebranchy.measure.latency import ci95_across_trials, per_trial_table, summarize
 from edgebranchy.measure.quality import energy_summary
 from edgebranchy.measure.trials import VARIANTS, Measured
 
@@ -18,14 +18,16 @@ def variant_summary(recs: list[dict], labels: np.ndarray, y: np.ndarray, batch_s
     """Accuracy, latency percentiles and intervals, throughput and energy of one variant's trials."""
     all_lat = [v for r in recs for v in r["latency_ms"]]
     s = summarize(all_lat)
-    per_trial_mean = [float(np.mean(r["latency_ms"])) for r in recs]
+    trials = per_trial_table([r["latency_ms"] for r in recs])   # the trials are the replicates, not the calls
     total_s = sum(r["energy"]["seconds"] for r in recs)
     energy = energy_summary(recs)  # usable windows only; flagged ones are listed, never averaged
     out = {
         "accuracy": float(np.mean(labels == y)),
         "latency_ms": {"per": "sample" if batch_size == 1 else "batch", "samples": all_lat,
                        **{k: s[k] for k in ("p50", "p90", "p99", "p999", "mean")},
-                       "ci95": list(ci95_across_trials(per_trial_mean))},
+                       # the mean of per-trial means (Student t); one trial has no interval
+                       "ci95": list(ci95_across_trials(trials["mean"])) if len(recs) > 1 else None,
+                       "trials": trials},
         "throughput_sps": sum(r["inferences"] for r in recs) / total_s if total_s > 0 else None,
         "energy": energy if energy and energy["per_inference_mj"] is not None else None,
     }
@@ -73,7 +75,7 @@ def assemble_results(*, environment: dict, config: dict, idle, measured: Measure
 
 
 def results_document(out: str | os.PathLike, runs: list[dict]) -> dict:
-    """The version-2 document of `runs` (ids and labels set, labels made distinct), with the raw latencies
+    """The version-3 document of `runs` (ids and labels set, labels made distinct), with the raw latencies
     moved to OUT.latencies.npz (written atomically here); the runs given are not modified."""
     from edgebranchy.artifact.latencies import write_latencies
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from edgebranchy.artifact.gains import change, gains_of
 from edgebranchy.report.results import Run
 from edgebranchy.report.summary import Cell, Column, fmt_sig, latency_per
-from edgebranchy.report.verdict import fmt_pct, fmt_points, fmt_x
+from edgebranchy.report.verdict import with_interval
 
 BASE_COLUMNS = (
     Column("Run", text=True), Column("p50 ms baseline → branchy", text=True), Column("Gain p50 [95% CI]"),
@@ -23,8 +23,16 @@ def main_columns(runs: list[Run]) -> list[Column]:
     return list(BASE_COLUMNS) + ([VS_R1] if len(runs) > 1 else [])
 
 
-def _iv(ci: list[float] | None, fmt) -> tuple[str, str] | None:
-    return None if not ci else (fmt(ci[0]), fmt(ci[1]))
+def _parts(value: float | None, ci: list[float] | None, kind: str, start: int | None = None) \
+        -> tuple[str, tuple[str, str] | None]:
+    """The value and its interval as text, with the decimals that keep them apart."""
+    text, iv = with_interval(value, ci, kind, start)
+    return text, (tuple(iv[2:-1].split(", ")) if iv else None)
+
+
+def _trials_note(entry: dict) -> str:
+    note = entry.get("note")
+    return f" ({note})" if note else ""
 
 
 def gain_cell(entry: dict | None, worse: str = "slower") -> Cell:
@@ -32,15 +40,17 @@ def gain_cell(entry: dict | None, worse: str = "slower") -> Cell:
     if entry is None or entry.get("gain") is None:
         return Cell("n/a")
     g, ci = entry["gain"], entry.get("ci95")
+    text, iv = _parts(g, ci, "x")
     if g < 1.0:
-        return Cell(f"{fmt_x(g)} ({worse})", "loss", _iv(ci, fmt_x))
-    return Cell(fmt_x(g), "win" if ci and ci[0] > 1.0 else None, _iv(ci, fmt_x))
+        return Cell(f"{text} ({worse}){_trials_note(entry)}", "loss", iv)
+    return Cell(text + _trials_note(entry), "win" if ci and ci[0] > 1.0 else None, iv)
 
 
 def _p99_cell(entry: dict) -> Cell:
     ch, ci = entry.get("change"), entry.get("ci95")
     worse = ch is not None and ch > 0.05 and (not ci or ci[0] > 0)
-    return Cell(fmt_pct(ch), "loss" if worse else None, _iv(ci, fmt_pct))
+    text, iv = _parts(ch, ci, "pct")
+    return Cell(text + _trials_note(entry), "loss" if worse else None, iv)
 
 
 def _energy_cell(entry: dict | None) -> Cell:
@@ -51,7 +61,8 @@ def _energy_cell(entry: dict | None) -> Cell:
 
 
 def _accuracy_cell(a: dict) -> Cell:
-    return Cell(fmt_points(a["diff_points"]), None, _iv(a["ci95_points"], fmt_points))
+    text, iv = _parts(a["diff_points"], a["ci95_points"], "points")
+    return Cell(text, None, iv)
 
 
 def _vs_r1(first: Run, run: Run) -> Cell:
@@ -61,8 +72,8 @@ def _vs_r1(first: Run, run: Run) -> Cell:
     if c["change"] is None:
         return Cell("n/a")
     slower = c["change"] > 0 and (not c["ci95"] or c["ci95"][0] > 0)
-    return Cell(f"{fmt_pct(c['change'], 1)} ({fmt_sig(c['old'], 3)} → {fmt_sig(c['new'], 3)})",
-                "loss" if slower else None, _iv(c["ci95"], lambda v: fmt_pct(v, 1)))
+    text, iv = _parts(c["change"], c["ci95"], "pct", start=1)
+    return Cell(f"{text} ({fmt_sig(c['old'], 3)} → {fmt_sig(c['new'], 3)})", "loss" if slower else None, iv)
 
 
 def main_rows(runs: list[Run]) -> list[list[Cell]]:

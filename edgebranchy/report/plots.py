@@ -249,7 +249,8 @@ def _energy_bars(ax: Any, runs: list[Run], key: str) -> bool:
             est = energy.get(key) if energy else None
             if est is None:
                 continue
-            med, (lo, hi) = est["median"], est["ci95"]
+            med = est["median"]
+            lo, hi = est["ci95"] or (med, med)   # one trial: no interval, no error bar
             x = i + (j - 0.5) * 0.38
             estimated = energy["kind"] == "estimated"
             ax.bar(x, med, 0.36, color=color, hatch="//" if estimated else None,

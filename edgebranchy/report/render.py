@@ -106,9 +106,13 @@ def environment_table(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
 HOW_TO_READ = [
     "The verdict opens the report: one line per run (latency, energy and accuracy of the branchy network "
     "against its baseline), then the warnings that apply (slower than the baseline, no early exits, a worse "
-    "tail, accuracy below the calibrated target, a gain far from the calibration's estimate).",
-    "Intervals [low, high] are 95%: latency quantiles bootstrapped from the timed calls, means and energy "
-    "from the per-trial intervals, the accuracy difference from the test samples (points = percentage points).",
+    "tail, accuracy below the calibrated target, a gain far from the calibration's estimate); a set-up that makes "
+    "the figures meaningless (a model near chance, a side exit beating the final exit, a baseline that looks "
+    "untrained) leads the verdict line.",
+    "Intervals [low, high] are 95%. Latency and energy intervals come from the trials (interleaved rounds of "
+    "baseline and branchy), the replicates of a bench: calls within a trial are not independent, so a run "
+    "of 2 trials has a wide interval and one of 1 trial none. The accuracy difference's interval comes from "
+    "the test samples (points = percentage points).",
     "Gain = baseline / branchy: above 1.00x the branchy network is faster (latency) or uses less "
     "energy; below 1.00x it is slower. Gain p50 compares medians, gain mean compares means.",
     "Latency is in milliseconds at the batch size of the run, per sample or per batch as the "
@@ -118,7 +122,7 @@ HOW_TO_READ = [
     "Energy kind 'measured' means read from a power sensor (e.g. tegrastats/INA3221, NVML, RAPL) over "
     "windows of many inferences; 'estimated' means computed from CPU time with the device profile's "
     "power model: an estimate, not a measurement. The source names the sensor or model.",
-    "Energy is the median over trials with a 95% bootstrap confidence interval of the median; dynamic energy subtracts the "
+    "Energy is the median over trials with a 95% Student t interval over the trials; dynamic energy subtracts the "
     "idle power (taken with the model loaded; its kind and source are in the environment table) "
     "times the run time.",
     "Every figure comes from the results files named in the environment table.",

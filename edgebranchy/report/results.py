@@ -1,6 +1,6 @@
 """Load `edgebranchy.results` files (validated by `edgebranchy.artifact.results`), the report's only input.
 
-A file of version 2 holds one run per combination of a sweep; a report gets one `Run` per run of every
+A file of version 2 or 3 holds one run per combination of a sweep; a report gets one `Run` per run of every
 file given (a version-1 file is one run). The raw latencies come from the file's side file
 (OUT.latencies.npz) and are put back under `variants.*.latency_ms.samples`; when the side file is
 missing or does not match, the run has no samples and `Run.notes` says why (statistics are all in the
@@ -68,7 +68,7 @@ class Run:
 
 
 def _with_latencies(path: Path, doc: dict, run: dict) -> tuple[dict, tuple]:
-    """The run with its raw latencies from the side file (version 2), or without them and a note saying why."""
+    """The run with its raw latencies from the side file (version 2 and 3), or without them and a note saying why."""
     if doc.get("version", doc.get("schema_version")) == 1:
         return run, ()
     from edgebranchy.artifact.latencies import load_latencies

@@ -67,8 +67,14 @@ def estimate_cell(est: dict | None) -> Cell:
     """An energy estimate: its median, with the 95% interval (in mJ), or 'n/a'."""
     if est is None:
         return Cell("n/a")
+    if not est.get("ci95"):   # one trial: no interval
+        return Cell(fmt_sig(est["median"]))
     lo, hi = est["ci95"]
-    return Cell(fmt_sig(est["median"]), interval=(fmt_sig(lo), fmt_sig(hi)))
+    values = (est["median"], lo, hi)
+    digits = 4
+    while digits < 10 and len({fmt_sig(v, digits) for v in values}) < len(set(values)):
+        digits += 1   # an interval never collapses onto its point when the trials differ
+    return Cell(fmt_sig(est["median"], digits), interval=(fmt_sig(lo, digits), fmt_sig(hi, digits)))
 
 
 def fmt_thresholds(values: list) -> str:

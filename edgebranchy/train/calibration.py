@@ -12,11 +12,13 @@ def calibrate_checkpoint(checkpoint: str | Path, *, max_accuracy_drop: float | N
                          budget: float | None = None, thresholds: list[float] | None = None,
                          reference: str = "final-exit", cost: str = "flops", temperature: bool = False,
                          normalize: bool = False, data_dir: str | None = None, data=None,
-                         log: Callable[[str], None] = print, name: str | None = None) -> dict:
+                         log: Callable[[str], None] = print, name: str | None = None,
+                         warn: Callable[[str], None] | None = None) -> dict:
     """Choose (or evaluate given) thresholds on the validation split and store the record in the checkpoint.
 
     Exactly one of max_accuracy_drop, budget, thresholds; with none, a 0.5-point drop. `name`: what
-    messages call the checkpoint (default its path).
+    messages call the checkpoint (default its path). `warn` (default: `log`) gets the warning when a side
+    exit beats the final exit on the validation split.
     Returns the calibration record (docs/architecture.md), test-split metrics included.
     """
     from edgebranchy.data.datasets import Normalization
@@ -69,6 +71,11 @@ def calibrate_checkpoint(checkpoint: str | Path, *, max_accuracy_drop: float | N
     temps = [float(fit_temperature(lg, data.val.y)) for lg in val_logits] if temperature else None
     common = dict(normalize=normalize, temperatures=temps)
     base_val_acc = float((val_base.argmax(1) == data.val.y).mean())
+    from edgebranchy.artifact.plausibility import calibration_warning
+
+    beaten = calibration_warning(val_logits, data.val.y, reference, base_val_acc)   # a broken final exit
+    if beaten:
+        (warn or log)(beaten)
     import time
 
     t_search = time.perf_counter()

@@ -25,7 +25,7 @@ def test_bench_end_to_end(tiny_artifact, tmp_path, synthetic_test):
     res = run_bench(_cfg(tiny_artifact, out), log=lambda s: None, progress=False)
     on_disk = json.loads(out.read_text())
     assert on_disk == json.loads(json.dumps(res))
-    assert res["schema"] == "edgebranchy.results" and res["version"] == 2 and len(res["runs"]) == 1
+    assert res["schema"] == "edgebranchy.results" and res["version"] == 3 and len(res["runs"]) == 1
     doc = res
     res = doc["runs"][0]
     assert res["id"] == "r1" and "onnxruntime/fp32 · batch 1" in res["label"]
@@ -55,6 +55,23 @@ def test_bench_end_to_end(tiny_artifact, tmp_path, synthetic_test):
         assert len(v["energy"]["trials"]) == 2
         assert v["energy"]["per_inference_mj"]["median"] > 0
     assert len(e["segment_latency_ms"]) == 2 and all(t > 0 for t in e["segment_latency_ms"])
+    # the trials are the replicates: each one's calls and statistics are recorded, and the intervals rest on them
+    lines = [json.loads(line) for line in (tmp_path / "r.json.jsonl").read_text().splitlines()]
+    for name, v in (("baseline", b), ("branchy", e)):
+        recs = [l for l in lines if l["type"] == "trial" and l["variant"] == name]
+        table = v["latency_ms"]["trials"]
+        assert table["calls"] == [len(r["latency_ms"]) for r in recs] and sum(table["calls"]) == raw[name].size
+        assert table["p50"] == pytest.approx([float(np.percentile(r["latency_ms"], 50)) for r in recs])
+        assert table["mean"] == pytest.approx([float(np.mean(r["latency_ms"])) for r in recs])
+        est = v["energy"]["per_inference_mj"]
+        assert est["trials"] == [0, 1] and est["values"] == pytest.approx(
+            [r["energy"]["joules"] / r["inferences"] * 1e3 for r in recs])
+    g = res["gains"]
+    d = np.log(np.asarray(b["latency_ms"]["trials"]["p50"]) / np.asarray(e["latency_ms"]["trials"]["p50"]))
+    half = 12.706 * np.std(d, ddof=1) / np.sqrt(2)   # two trials: t with one degree of freedom
+    assert g["trials"] == 2 and g["p50"]["trials"] == 2 and g["p50"]["note"] == "only 2 trials: the interval is wide"
+    assert g["p50"]["ci95"] == pytest.approx([g["p50"]["gain"] * np.exp(-half), g["p50"]["gain"] * np.exp(half)])
+    assert res["accuracy_context"]["classes"] == 10 and len(res["accuracy_context"]["exit_accuracy"]) == 2
     env = res["environment"]
     assert env["backend"] == "onnxruntime" and env["profile"] == "x86-cpu"
     assert env["thresholds"] == pytest.approx(res["calibration"]["thresholds"])

@@ -143,7 +143,9 @@ def test_quickstart_end_to_end_on_synthetic(tmp_path, capsys):
     for n in range(1, 6):
         assert f"[{n}/5]" in text
     after_bench = text.split("[4/5]", 1)[1].split("[5/5]", 1)[0].splitlines()
-    assert any(ln.startswith("branchy is ") for ln in after_bench), after_bench  # the verdict of the bench
+    # the verdict of the bench; one epoch leaves the separately trained baseline far behind the exits, so a
+    # warning that the baseline looks under-trained may lead it
+    assert any(ln.startswith("branchy is ") or "; measured anyway: branchy is " in ln for ln in after_bench), after_bench
     res = json.loads((out / "results.json").read_text())["runs"][0]
     assert res["variants"]["branchy"]["energy"]["kind"] in ("estimated", "measured")
     assert (out / "report" / "report.html").is_file() and (out / "b-lenet.pt").is_file()

@@ -64,15 +64,22 @@ def test_ci95_refuses_nan():
         ci95_across_trials([1.0, float("nan")])
 
 
-def test_median_ci95():
-    r = median_ci95([1.0, 2.0, 10.0])
+def test_median_ci95_is_a_t_interval_over_the_trials():
+    v = [1.0, 2.0, 10.0]
+    r = median_ci95(v)
     assert r["median"] == 2.0 and r["mean"] == pytest.approx(13 / 3) and r["n"] == 3
-    lo, hi = r["ci95"]
-    assert 1.0 <= lo <= 2.0 <= hi <= 10.0  # a bootstrap interval of the median lies within the data
-    assert median_ci95([1.0, 2.0, 10.0]) == r  # fixed seed: reproducible
+    assert r["values"] == v and r["trials"] == [0, 1, 2]
+    logs = np.log(v)
+    half = 4.303 * np.std(logs, ddof=1) / math.sqrt(3)   # t with 2 degrees of freedom, on the log scale
+    assert r["ci95"] == pytest.approx([2.0 * math.exp(-half), 2.0 * math.exp(half)])
+    # three trials that disagree give a wide interval, not one pinned between the data
+    assert r["ci95"][0] < 1.0 and r["ci95"][1] > 10.0
     tight = median_ci95([5.0] * 4 + [5.1] * 4)["ci95"]
-    assert tight[1] - tight[0] <= 0.1 + 1e-12
-    assert median_ci95([3.0]) == {"median": 3.0, "ci95": [3.0, 3.0], "mean": 3.0, "n": 1}
+    assert tight[0] < 5.05 < tight[1] and 0 < tight[1] - tight[0] < 0.2
+    assert median_ci95([3.0], trials=[4]) == {"median": 3.0, "ci95": None, "mean": 3.0, "n": 1, "values": [3.0],
+                                              "trials": [4]}   # one trial: no interval
+    dyn = median_ci95([-0.5, 0.5, 1.5])   # dynamic energy can be negative: a t interval on the values
+    assert dyn["ci95"] == pytest.approx([0.5 - 4.303 / math.sqrt(3), 0.5 + 4.303 / math.sqrt(3)])
     with pytest.raises(EdgeBranchyError):
         median_ci95([float("nan")])
 

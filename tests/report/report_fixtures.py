@@ -13,13 +13,23 @@ from pathlib import Path
 import numpy as np
 
 
-def _latency(samples: np.ndarray, per: str) -> dict:
-    s = np.asarray(samples, dtype=float)
+def _trial_table(s: np.ndarray, trials: int) -> dict:
+    """What bench records per trial: calls and p50/p90/p99/p999/mean of each trial's calls."""
+    parts = np.array_split(s, trials)
+    return {"calls": [int(p.size) for p in parts],
+            **{k: [float(np.percentile(p, q)) for p in parts] for k, q in
+               (("p50", 50), ("p90", 90), ("p99", 99), ("p999", 99.9))},
+            "mean": [float(p.mean()) for p in parts]}
+
+
+def _latency(samples: np.ndarray, per: str, trials: int = 5) -> dict:
+    s = np.round(np.asarray(samples, dtype=float), 6)
     mean = float(s.mean())
     half = 1.96 * float(s.std(ddof=1)) / np.sqrt(s.size)
     return {
+        "trials": _trial_table(s, trials),
         "per": per,
-        "samples": [round(float(x), 6) for x in s],
+        "samples": [float(x) for x in s],
         "p50": float(np.percentile(s, 50)),
         "p90": float(np.percentile(s, 90)),
         "p99": float(np.percentile(s, 99)),
@@ -37,12 +47,15 @@ def _energy(kind: str, source: str, median_mj: float, dynamic_mj: float | None, 
         seconds = j / watts
         readings.append({"joules": j, "seconds": seconds, "watts": watts, "samples": 10 * (t + 5),
                          "source": source, "kind": kind})
+    per = [median_mj * (1 + 0.01 * (t - trials // 2)) for t in range(trials)]
     return {
         "kind": kind,
         "source": source,
-        "per_inference_mj": {"median": median_mj, "ci95": [median_mj * 0.97, median_mj * 1.04]},
+        "per_inference_mj": {"median": median_mj, "ci95": [median_mj * 0.97, median_mj * 1.04],
+                             "values": per, "trials": list(range(trials))},
         "dynamic_per_inference_mj": None if dynamic_mj is None else
-        {"median": dynamic_mj, "ci95": [dynamic_mj * 0.95, dynamic_mj * 1.06]},
+        {"median": dynamic_mj, "ci95": [dynamic_mj * 0.95, dynamic_mj * 1.06],
+         "values": [dynamic_mj * (1 + 0.02 * (t - trials // 2)) for t in range(trials)], "trials": list(range(trials))},
         "trials": readings,
     }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import pytest
 from report_fixtures import build_results, second_run
 
@@ -58,13 +59,81 @@ def test_accuracy_difference_two_proportion_then_paired() -> None:
     assert run_gains(run)["accuracy"] == p
 
 
-def test_latency_interval_needs_the_samples() -> None:
+def _with_trials(base_trials: list[np.ndarray], branchy_trials: list[np.ndarray]) -> dict:
+    """A run whose variants' calls come in the given trials (what bench records: every call and, per trial,
+    its statistics)."""
+    from edgebranchy.measure.latency import ci95_across_trials, per_trial_table, summarize
+
+    run = _run()
+    for name, trials in (("baseline", base_trials), ("branchy", branchy_trials)):
+        calls = np.concatenate(trials)
+        s = summarize(calls)
+        table = per_trial_table(trials)
+        run["variants"][name]["latency_ms"] = {
+            "per": "sample", "samples": calls.tolist(), **{k: s[k] for k in ("p50", "p90", "p99", "p999", "mean")},
+            "ci95": list(ci95_across_trials(table["mean"])) if len(trials) > 1 else None, "trials": table}
+    run["config"]["trials"] = len(base_trials)
+    return run
+
+
+def _shifted_trials(rng: np.random.Generator, center: float, shifts: list[float], calls: int = 4000) -> list:
+    return [center * (1 + s) * rng.lognormal(0.0, 0.1, calls) for s in shifts]
+
+
+def test_intervals_come_from_the_trials_not_the_calls() -> None:
+    """Thousands of calls per trial, trials apart by a few per cent: the interval is the trials' (issue 22)."""
+    rng = np.random.default_rng(3)
+    base = _shifted_trials(rng, 0.14, [0.05, -0.06, 0.02, -0.03, 0.06])
+    br = _shifted_trials(rng, 0.07, [-0.04, 0.05, 0.06, -0.05, 0.0])
+    g = run_gains(_with_trials(base, br))
+    d = np.log(np.array([np.median(b) for b in base]) / np.array([np.median(r) for r in br]))
+    half = 2.776 * np.std(d, ddof=1) / math.sqrt(5)   # Student t, 4 degrees of freedom
+    gain = np.median(np.concatenate(base)) / np.median(np.concatenate(br))
+    assert g["p50"]["gain"] == pytest.approx(gain) and g["p50"]["trials"] == 5
+    assert g["p50"]["ci95"] == pytest.approx([gain * math.exp(-half), gain * math.exp(half)])
+    assert g["p50"]["ci95"][1] / g["p50"]["ci95"][0] > 1.08   # 20,000 calls do not make it narrow
+    dm = np.log(np.array([b.mean() for b in base]) / np.array([r.mean() for r in br]))
+    assert g["mean"]["ci95"][1] / g["mean"]["gain"] == pytest.approx(math.exp(2.776 * np.std(dm, ddof=1) / math.sqrt(5)))
+    assert g["p99"]["ci95"][0] < g["p99"]["change"] < g["p99"]["ci95"][1]
+    # the per-trial statistics are enough: the raw calls (the side file) are not needed
+    run = _with_trials(base, br)
+    for v in ("baseline", "branchy"):
+        del run["variants"][v]["latency_ms"]["samples"]
+    assert run_gains(run)["p50"]["ci95"] == g["p50"]["ci95"]
+
+
+def test_one_or_two_trials_say_so() -> None:
+    rng = np.random.default_rng(4)
+    one = _with_trials(_shifted_trials(rng, 0.14, [0.0]), _shifted_trials(rng, 0.07, [0.0]))
+    g = run_gains(one)
+    assert g["p50"]["ci95"] is None and g["p50"]["note"] == "1 trial: no interval"
+    lines = verdict_lines(one)
+    assert "faster at p50 (1 trial: no interval) (mean" in lines[0]
+    assert any(w.startswith("warning: 1 trial per variant: no interval can be given") for w in lines[1:])
+    two = _with_trials(_shifted_trials(rng, 0.14, [0.03, -0.03]), _shifted_trials(rng, 0.07, [-0.03, 0.03]))
+    lines = verdict_lines(two)
+    assert " over 2 trials: wide] (mean" in lines[0]
+    assert any("only 2 trials per variant: the intervals are wide" in w for w in lines[1:])
+    lo, hi = run_gains(two)["p50"]["ci95"]
+    assert hi / lo > 1.5   # t with 1 degree of freedom: wide, as it should be
+    five = _with_trials(_shifted_trials(rng, 0.14, [0.0] * 5), _shifted_trials(rng, 0.07, [0.0] * 5))
+    assert not any("trial" in w for w in verdict_lines(five)[1:])
+
+
+def test_a_version_2_run_has_only_the_mean_interval() -> None:
+    """Results versions 1 and 2 record no per-trial values: the quantile gains get no interval, the mean gain
+    one from the recorded across-trial intervals of the two variants."""
     run = _run()
     for v in ("baseline", "branchy"):
-        del run["variants"][v]["latency_ms"]["samples"]   # moved to a side file
+        del run["variants"][v]["latency_ms"]["trials"]
     g = run_gains(run)
     assert g["p50"]["ci95"] is None and g["p99"]["ci95"] is None
-    assert g["mean"]["ci95"] is not None   # from the recorded across-trial intervals
+    b, r = (run["variants"][v]["latency_ms"] for v in ("baseline", "branchy"))
+    # each recorded interval read as a log-scale standard error (its wider side), t with trials - 1 = 4 df
+    se = math.hypot(*(max(math.log(x["ci95"][1] / x["mean"]), math.log(x["mean"] / x["ci95"][0])) / 2.776
+                      for x in (b, r)))
+    assert g["mean"]["ci95"] == pytest.approx([g["mean"]["gain"] * math.exp(-2.776 * se),
+                                               g["mean"]["gain"] * math.exp(2.776 * se)])
 
 
 def test_expected_speedup_and_its_source() -> None:
@@ -80,8 +149,10 @@ def test_expected_speedup_and_its_source() -> None:
 
 def test_stored_gains_are_used() -> None:
     run = _run()
-    run["gains"] = {"p50": {"gain": 9.0}, "marker": True}
+    run["gains"] = {"p50": {"gain": 9.0}, "trials": 5, "marker": True}
     assert gains_of(run)["marker"] is True
+    run["gains"] = {"p50": {"gain": 9.0}, "marker": True}   # stored before intervals came from the trials
+    assert "marker" not in gains_of(run) and gains_of(run)["p50"]["trials"] == 5
 
 
 def test_change_between_runs_is_per_sample() -> None:
@@ -97,8 +168,8 @@ def test_change_between_runs_is_per_sample() -> None:
 
 def test_verdict_line_of_a_winning_run() -> None:
     lines = verdict_lines(_run())
-    assert lines[0] == ("branchy is 1.97x faster at p50 (mean 1.79x, p99 +21%), uses 1.87x less energy "
-                        "(estimated), accuracy -0.42 points [-1.26, +0.42] on 10,000 test samples")
+    assert lines[0] == ("branchy is 1.97x faster at p50 [1.93x, 2.02x over 5 trials] (mean 1.79x, p99 +21%), uses "
+                        "1.87x less energy (estimated), accuracy -0.42 points [-1.26, +0.42] on 10,000 test samples")
     assert not any("does not pay" in w or "uncalibrated" in w for w in lines)
     assert all(w.startswith("warning: ") for w in lines[1:])
 
@@ -140,3 +211,17 @@ def test_gain_far_from_the_mac_estimate_names_the_cause() -> None:
 def test_batch_runs_say_per_batch_and_measured_energy() -> None:
     line = verdict_lines(second_run())[0]
     assert "at p50 per batch of 8" in line and "less energy (measured)" in line
+
+
+def test_printed_intervals_never_collapse_onto_their_point() -> None:
+    """'2.13x [2.13x, 2.13x]' (issue 22): enough decimals that a point and an interval that differ read apart."""
+    from edgebranchy.report.main_table import gain_cell
+    from edgebranchy.report.verdict import decimals_for, with_interval
+
+    cell = gain_cell({"gain": 2.1304, "ci95": [2.1262, 2.1341], "trials": 5, "note": None})
+    assert cell.text == "2.130x [2.126x, 2.134x]"
+    assert with_interval(0.1362, [0.1331, 0.1384], "pct", start=1) == ("+13.6%", " [+13.3%, +13.8%]")
+    assert with_interval(0.1362, [0.1358, 0.1366], "pct", start=1) == ("+13.62%", " [+13.58%, +13.66%]")
+    assert with_interval(-0.42, [-0.4201, -0.4199], "points") == ("-0.4200", " [-0.4201, -0.4199]")
+    assert with_interval(2.0, [2.0, 2.0]) == ("2.00x", " [2.00x, 2.00x]")   # data that do not vary: no digits added
+    assert decimals_for([1.0, 1.0000001], 2) == 6   # at most 6

@@ -156,7 +156,7 @@ def test_a_losing_run_reads_as_a_loss(tmp_path: Path) -> None:
     row = main_table(md)[0]
     assert row["Gain p50 [95% CI]"].split(" [")[0].endswith("x (slower)")
     page = files.html.read_text()
-    gain = re.search(r'<td class="num"><span class="(\w+)">(\d\.\d\dx) \(slower\)</span>', page)
+    gain = re.search(r'<td class="num"><span class="(\w+)">(\d\.\d+x) \(slower\)</span>', page)
     assert gain and gain[1] == "loss" and float(gain[2][:-1]) < 1
     assert '<p class="verdict warn">' in page
     win = build_report([write_results(tmp_path / "win.json", build_results())], tmp_path / "r2").html.read_text()

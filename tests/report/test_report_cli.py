@@ -28,14 +28,14 @@ def test_cli_writes_report_and_says_where(tmp_path: Path, results_file: Path,
 
 @pytest.mark.parametrize("content, expect", [
     ("{not json", "is not valid JSON"),
-    (None, "has schema version 3; this edgebranchy reads versions 1, 2"),
+    (None, "has schema version 4; this edgebranchy reads versions 1, 2, 3"),
 ])
 def test_cli_bad_file_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture,
                                             content: str | None, expect: str) -> None:
     bad = tmp_path / "bad.json"
     if content is None:
         doc = build_results()
-        doc["schema_version"] = 3
+        doc["schema_version"] = 4
         write_results(bad, doc)
     else:
         bad.write_text(content)

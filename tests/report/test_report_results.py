@@ -39,12 +39,12 @@ def test_valid_file_loads_unchanged(results_file: Path) -> None:
 
 
 def test_other_schema_version_is_refused(tmp_path: Path) -> None:
-    path = write_results(tmp_path / "v3.json", _with(build_results(), "schema_version", 3))
+    path = write_results(tmp_path / "v3.json", _with(build_results(), "schema_version", 4))
     with pytest.raises(EdgeBranchyError) as e:
         load_results(path)
     msg = str(e.value)
     assert str(path) in msg
-    assert "has schema version 3; this edgebranchy reads versions 1, 2" in msg
+    assert "has schema version 4; this edgebranchy reads versions 1, 2, 3" in msg
 
 
 def test_other_schema_is_refused(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ def test_v2_round_trip_moves_raw_latencies_to_the_side_file(tmp_path: Path) -> N
     runs = [_run(), _run(batch_size=8, per="batch", seed=1)]
     out = tmp_path / "r.json"
     doc = _write_v2(out, runs)
-    assert doc["version"] == 2 and doc["latencies"] == "r.json.latencies.npz"
+    assert doc["version"] == 3 and doc["latencies"] == "r.json.latencies.npz"
     assert [r["id"] for r in doc["runs"]] == ["r1", "r2"] and len({r["label"] for r in doc["runs"]}) == 2
     validate_results(json.loads(out.read_text()), str(out))
     got = load_runs_doc(out)
@@ -122,3 +122,46 @@ def test_report_without_the_side_file_still_builds(tmp_path: Path) -> None:
     assert files.html.is_file()
     (run,) = load_runs([out])
     assert not run.has_latencies and "r.json.latencies.npz" in run.notes[0] and "left out" in run.notes[0]
+
+
+def test_v3_records_the_trials_and_v2_still_loads(tmp_path: Path) -> None:
+    """Version 3: every variant's per-trial statistics (the replicates of every interval) and per-trial
+    energies; a run of one trial may have no interval. A version-2 file, which has none of it, still loads."""
+    doc = results_document(tmp_path / "v.json", [_run()])
+    validate_results(copy.deepcopy(doc), "v.json")
+    lat = doc["runs"][0]["variants"]["branchy"]["latency_ms"]
+    assert lat["trials"]["calls"] == [80] * 5 and sum(lat["trials"]["calls"]) == lat["count"]
+    for mutate, match in (
+            (lambda r: r["variants"]["branchy"]["latency_ms"].pop("trials"),
+             "missing key 'variants.branchy.latency_ms.trials'"),
+            (lambda r: r["variants"]["branchy"]["latency_ms"]["trials"]["calls"].append(1),
+             "'variants.branchy.latency_ms.trials.p50' has 5 entries for 6 trials"),
+            (lambda r: r["variants"]["branchy"]["latency_ms"]["trials"].update(calls=[81] * 5),
+             "add up to 405 calls but the run has 400 latencies"),
+            (lambda r: r["variants"]["baseline"]["energy"]["per_inference_mj"]["trials"].pop(),
+             "'variants.baseline.energy.per_inference_mj.trials' has 4 entries but"),
+            (lambda r: r["variants"]["baseline"]["energy"]["per_inference_mj"].pop("values"),
+             "missing key 'variants.baseline.energy.per_inference_mj.values'")):
+        bad = copy.deepcopy(doc)
+        mutate(bad["runs"][0])
+        with pytest.raises(EdgeBranchyError, match=match):
+            validate_results(bad, "v.json")
+    one = copy.deepcopy(doc)
+    one["runs"][0]["variants"]["branchy"]["latency_ms"]["ci95"] = None   # one trial: no interval
+    validate_results(one, "v.json")
+    v2 = copy.deepcopy(doc)
+    v2["version"] = 2
+    for v in v2["runs"][0]["variants"].values():
+        del v["latency_ms"]["trials"]
+        for key in ("per_inference_mj", "dynamic_per_inference_mj"):
+            del v["energy"][key]["values"], v["energy"][key]["trials"]
+    validate_results(copy.deepcopy(v2), "v2.json")
+    (tmp_path / "v2.json").write_text(json.dumps(v2))
+    assert load_runs_doc(tmp_path / "v2.json")[0]["variants"]["branchy"]["latency_ms"]["p50"] == lat["p50"]
+    v2["runs"][0]["variants"]["branchy"]["latency_ms"]["ci95"] = None
+    with pytest.raises(EdgeBranchyError, match="'variants.branchy.latency_ms.ci95' should be a list"):
+        validate_results(v2, "v2.json")
+    ctx = copy.deepcopy(doc)
+    ctx["runs"][0]["accuracy_context"] = {"classes": 4, "chance": 0.25, "exit_accuracy": [0.9, 1.2]}
+    with pytest.raises(EdgeBranchyError, match=r"accuracy_context.exit_accuracy\[1\]' is 1.2"):
+        validate_results(ctx, "v.json")

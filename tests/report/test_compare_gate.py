@@ -1,0 +1,74 @@
+"""The gate of `edgebranchy compare` on simulated benches (issue 22): its false-alarm rate on A/A pairs and its
+detection of a 20% slowdown, over many pairs, at bench's default number of trials.
+
+The noise model is the one the issue measured on a real machine: every trial window (one variant, one trial)
+shifted as a whole by a factor drawn uniformly within +-6% (per-trial p50s spread +-5-7% between trials),
+independently for the baseline and the branchy window of a round (the harder case: a shift shared by the
+round would cancel in the gain), plus call-level noise (log-normal, 15%, and 1% of calls stalled x3). Branchy
+is bimodal: 94% of its calls leave early, the rest take 2.8x. Runs are built as bench builds them
+(`measure.latency.per_trial_table` over each trial's calls) and judged by `report.compare.compare_runs`.
+Deterministic (fixed seed); the real machine's figures are in benchmarks/results/compare_gate.md.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgebranchy.measure.bench import BenchConfig
+from edgebranchy.measure.latency import ci95_across_trials, per_trial_table, summarize
+from edgebranchy.report.compare import compare_runs
+
+TRIALS = BenchConfig(artifact="", out="").trials
+CALLS = 800          # calls per trial window
+PAIRS = 300
+SHIFT = 0.06         # per-trial shifts within +-6%
+
+
+def _variant(rng: np.random.Generator, center: float, branchy: bool, slowdown: float) -> dict:
+    trials = []
+    for _ in range(TRIALS):
+        calls = center * rng.lognormal(0.0, 0.15, CALLS) * np.where(rng.random(CALLS) < 0.01, 3.0, 1.0)
+        if branchy:
+            calls = np.where(rng.random(CALLS) < 0.06, calls * 2.8, calls) * (1.0 + slowdown)
+        trials.append(calls * (1.0 + rng.uniform(-SHIFT, SHIFT)))
+    s = summarize(np.concatenate(trials))
+    table = per_trial_table(trials)
+    return {"accuracy": 0.9, "energy": None,
+            "latency_ms": {"per": "sample", **{k: s[k] for k in ("p50", "p90", "p99", "p999", "mean")},
+                           "ci95": list(ci95_across_trials(table["mean"])), "trials": table}}
+
+
+def _run(rng: np.random.Generator, slowdown: float = 0.0) -> dict:
+    return {"config": {"batch_size": 1, "samples": 1000, "trials": TRIALS},
+            "variants": {"baseline": _variant(rng, 0.14, False, 0.0),
+                         "branchy": _variant(rng, 0.065, True, slowdown)}}
+
+
+def _fired(old: dict, new: dict) -> bool:
+    return any(m["regressed"] for m in compare_runs(old, new, max_regression=0.05))
+
+
+@pytest.fixture(scope="module")
+def rates() -> dict:
+    rng = np.random.default_rng(2026)
+    aa = sum(_fired(_run(rng), _run(rng)) for _ in range(PAIRS))
+    ab = sum(_fired(_run(rng), _run(rng, slowdown=0.2)) for _ in range(PAIRS))
+    return {"false_alarm": aa / PAIRS, "detection": ab / PAIRS}
+
+
+def test_the_gate_rarely_fires_on_identical_benches(rates: dict) -> None:
+    assert rates["false_alarm"] <= 0.05, rates
+
+
+def test_the_gate_catches_a_20_percent_slowdown(rates: dict) -> None:
+    assert rates["detection"] >= 0.95, rates
+
+
+def test_the_simulated_trials_spread_as_the_issue_measured() -> None:
+    """The model is what it claims: per-trial p50s spread about +-5-7% around their mean."""
+    rng = np.random.default_rng(7)
+    spreads = []
+    for _ in range(200):
+        p50 = np.asarray(_variant(rng, 0.14, False, 0.0)["latency_ms"]["trials"]["p50"])
+        spreads.append(np.max(np.abs(p50 / p50.mean() - 1)))
+    assert 0.03 < np.median(spreads) < 0.07
