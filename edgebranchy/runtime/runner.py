@@ -215,7 +215,7 @@ class EarlyExitRunner:
             if done.all():
                 done = None
         pos = alive if done is None else alive[done]
-        lg = b.to_host(launch.logits if len(pos) == launch.batch else b.gather(launch.logits, pos, launch.lane))
+        lg = b.exit_logits(launch, pos)
         out.record(rows[pos], k, e_alive if done is None else e_alive[done], lg)
         self.exit_counts[k] += len(pos)  # one stage thread per segment in the pipeline: no race on index k
         return None if done is None else alive[~done]

@@ -19,6 +19,8 @@ from edgebranchy.tensorrt.settings import validate_settings
 
 GPU_A = ("Orin (nvgpu)", (8, 7))
 GPU_B = ("NVIDIA GeForce RTX 4090", (8, 9))
+#: the engines of the tiny (two-segment) artifact: segments, baseline, the gathers of segment 0's features and of logits
+ENGINES = ("seg0", "seg1", "baseline", "gather0", "gather_logits")
 SETTINGS = {"precision": "fp16", "workspace_mb": 512, "builder_optimization_level": 4, "max_batch": 16,
             "dla_core": -1, "gpu_fallback": True}
 
@@ -64,7 +66,8 @@ def test_parse_version_rejects_garbage():
 @pytest.mark.parametrize("v,precision,mode,graph,explicit,typed,flag", [
     ((8, 5, 2), "fp16", "builder-flag", "fp32", True, False, True),
     ((8, 5, 2), "fp32", "default", "fp32", True, False, False),
-    ((10, 3, 0), "fp16", "builder-flag", "fp32", False, False, True),
+    ((9, 3, 0), "fp16", "builder-flag", "fp32", True, False, True),
+    ((10, 3, 0), "fp16", "strongly-typed-graph", "fp16", False, True, False),  # FP16 flag deprecated from 10.12
     ((10, 3, 0), "fp32", "default", "fp32", False, False, False),
     ((11, 4, 0), "fp16", "strongly-typed-graph", "fp16", False, True, False),
     ((11, 4, 0), "fp32", "strongly-typed-graph", "fp32", False, True, False),
@@ -143,7 +146,9 @@ def test_build_writes_engines_and_records_them(double, art):
     assert key.startswith(f"orin-nvgpu-sm87-trt{v}-fp16-") and r["cached"] is False
     a = Artifact.load(art)  # every hash, including the new files, verifies
     rec = a.manifest["tensorrt"][key]
-    assert set(rec["files"]) == {"seg0", "seg1", "baseline", "engine.json"}
+    assert set(rec["files"]) == set(ENGINES) | {"engine.json"}
+    lane_profiles = 2 if double.state.version.startswith("8.5") else 1  # 8.5: one identical profile per lane
+    assert rec["lane_profiles"] == lane_profiles and rec["lanes"] == 2
     for name in ("seg0", "seg1", "baseline"):
         rel = rec["files"][name]
         assert rel == f"engines/{key}/{name}.plan" and rel in a.manifest["files"]
@@ -151,23 +156,24 @@ def test_build_writes_engines_and_records_them(double, art):
         assert h["version"] == v and h["gpu"] == GPU_A[0] and h["precision"] == "fp16"
         assert h["workspace"] == 512 << 20 and h["timing_cache"] is True
         shape = a.manifest["segments"][int(name[3:])]["input_shape"] if name != "baseline" else list(a.input_shape)
-        assert h["profile"] == {"x": [[1, *shape], [1, *shape], [16, *shape]]}
+        assert h["profiles"] == [{"x": [[1, *shape], [1, *shape], [16, *shape]]}] * lane_profiles
         assert rec["profiles"][name] == {"input": "x", "min": [1, *shape], "opt": [1, *shape], "max": [16, *shape]}
     assert json.loads((art / rec["files"]["engine.json"]).read_text()) == rec["components"]
     assert (rec["tensorrt"], rec["gpu"], rec["compute_capability"]) == (v, GPU_A[0], "8.7")
     assert rec["dla_core"] is None and rec["max_batch"] == 16
     assert (art / rec["timing_cache"]["file"]).is_file() and rec["timing_cache"]["file"] == \
         f"engines/timing-orin-nvgpu-{v}.cache"
-    assert len(double.builds) == 3
+    assert len(double.builds) == len(ENGINES)
     assert any("building TensorRT engines" in line for line in logs)
 
 
 def test_second_build_is_a_cache_hit_unless_forced_or_damaged(double, art):
     first = build(art, double)
     second = build(art, double)
-    assert second["cached"] is True and second["device_key"] == first["device_key"] and len(double.builds) == 3
+    n = len(ENGINES)
+    assert second["cached"] is True and second["device_key"] == first["device_key"] and len(double.builds) == n
     forced = build(art, double, force=True)
-    assert forced["cached"] is False and len(double.builds) == 6
+    assert forced["cached"] is False and len(double.builds) == 2 * n
     assert forced["timing_cache"]["state"] == "loaded"
     plan = art / first["files"]["seg1"]
     plan.write_bytes(plan.read_bytes() + b"x")
@@ -190,7 +196,7 @@ def test_precision_decision_is_taken_and_recorded(double, art, precision):
     r = build(art, double, precision=precision)
     h = fake_trt.plan_header((art / r["files"]["seg1"]).read_bytes())
     assert h["precision"] == precision
-    if major(double) >= 11:
+    if major(double) >= 11 or (major(double) == 10 and precision == "fp16"):  # 10.x: the fp16 graph, typed
         assert r["precision_mode"] == "strongly-typed-graph" and h["mode"] == "strongly-typed"
         want = "segments/seg1.fp16.onnx" if precision == "fp16" else "segments/seg1.onnx"
     else:
@@ -338,7 +344,7 @@ def test_load_engine_refuses_a_tampered_engine_json(monkeypatch, art):
 def test_load_engine_finds_the_engines_of_this_device(double, art):
     r = build(art, double)
     loaded = load_engine(Artifact.load(art), device_facts(double.trt, lambda: GPU_A))
-    assert loaded.key == r["device_key"] and set(loaded.engines) == {"seg0", "seg1", "baseline"}
+    assert loaded.key == r["device_key"] and set(loaded.engines) == set(ENGINES)
     build(art, double, precision="fp32")
     with pytest.raises(EdgeBranchyError, match="several engine sets"):
         load_engine(Artifact.load(art), device_facts(double.trt, lambda: GPU_A))

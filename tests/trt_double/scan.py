@@ -17,12 +17,13 @@ TRT = PACKAGE / "tensorrt"
 COMPAT = TRT / "compat.py"
 #: every module that touches TensorRT objects; COMPAT first (the only one allowed version-gated names)
 MODULES = ("edgebranchy.tensorrt.compat", "edgebranchy.tensorrt.device", "edgebranchy.tensorrt.build",
-           "edgebranchy.tensorrt.load", "edgebranchy.runtime.backends.tensorrt", "edgebranchy.measure.doctor")
+           "edgebranchy.tensorrt.load", "edgebranchy.tensorrt.lanes", "edgebranchy.runtime.backends.tensorrt",
+           "edgebranchy.measure.doctor")
 FILES = tuple(PACKAGE.joinpath(*m.split(".")[1:]).with_suffix(".py") for m in MODULES)
 
 #: variable names that hold TensorRT objects in the scanned files
 TRT_RECEIVERS = frozenset({"builder", "network", "parser", "err", "config", "profile", "cache", "runtime", "engine",
-                           "ctx", "serialized"})
+                           "ctx", "serialized", "layer", "tensor"})
 
 
 def tree(path: Path) -> ast.Module:
