@@ -65,7 +65,8 @@ class Events:
 
 class Pool:
     """Recycles buffers by size, least recently returned first (an upload does not re-take the buffer whose
-    copy is still in flight). Device buffers wait for earlier users on the GPU; host buffers on the host."""
+    copy is still in flight). Device buffers wait for earlier users on the GPU; a host buffer is taken only once
+    every copy that used it is done (the pool grows by one instead): taking never makes the host wait."""
 
     def __init__(self, alloc, streams: list, host: bool):
         self._alloc, self._streams, self._host = alloc, streams, host
@@ -76,18 +77,16 @@ class Pool:
 
     def take(self, nbytes: int, lane: int) -> Buffer:
         with self._lock:
-            free = self._free.get(nbytes)
-            buf = free.pop(0) if free else None
+            free = self._free.get(nbytes) or []
+            i = next((i for i, b in enumerate(free) if not self._host or all(e.query() for _, e in b.uses)), None)
+            buf = free.pop(i) if i is not None else None
         if buf is None:
             buf = self._alloc(nbytes)
             with self._lock:
                 self._all.append(buf)
             return buf
         for used_on, event in buf.uses:
-            if self._host:
-                if not event.query():  # usually long done: no host wait
-                    event.synchronize()
-            elif used_on != lane:
+            if not self._host and used_on != lane:
                 self._streams[lane].wait_for_event(event)
         buf.uses = []
         return buf

@@ -6,6 +6,8 @@ import dataclasses
 import json
 import shutil
 
+import numpy as np
+
 import pytest
 from trt_double import VERSIONS, assert_clean, fake_trt, install
 
@@ -435,3 +437,57 @@ def test_profile_sharing_is_built_in_where_the_version_needs_it(double, art):
     h = fake_trt.plan_header((art / r["files"]["seg0"]).read_bytes())
     want = tuple(int(p) for p in double.state.version.split(".")[:2]) >= (8, 6)
     assert h["profile_sharing"] is want and r["profile_sharing"] is want
+
+
+# ---------------------------------------------------------------- issue 23: FP32 exit head, cache vs TensorRT builds
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_fp16_engines_decide_in_fp32_on_every_version(monkeypatch, art, synthetic_test, version):
+    """Item 3: the entropy (the exit decision) is computed in FP32 from the logits on every TensorRT version, as
+    torch, ONNX Runtime and the 11.x strongly typed path do. Before, BuilderFlag.FP16 let 8.5-10.x run the
+    entropy head in FP16: a small, systematic error that moves borderline exits per TensorRT version."""
+    from edgebranchy.exits.entropy import entropy
+    from edgebranchy.runtime.backends.tensorrt import TensorRTBackend
+
+    d = install(monkeypatch, version, gpu=GPU_A)
+    r = build_engines(art, SETTINGS, precision="fp16", log=lambda s: None)  # the GPU through pycuda, as the backend
+    a = Artifact.load(art)
+    x = np.ascontiguousarray(synthetic_test[1][:16], dtype=np.float32)
+    temps = a.temperatures or [1.0] * 8
+    with TensorRTBackend(a, {"precision": "fp16"}) as b:
+        h = b.to_device(x)
+        for k in range(a.num_exits):
+            launch = b.launch(k, h, 0)
+            logits, ent = b.to_host(launch.logits), launch.entropy()
+            assert logits.dtype == ent.dtype == np.float32
+            t = temps[a.manifest["segments"][k].get("model_exit", k)]
+            want = entropy(logits.astype(np.float64), normalize=a.entropy_normalized, temperature=t)
+            np.testing.assert_allclose(ent, want, rtol=2e-6, atol=2e-6)
+            h = launch.features
+    header = fake_trt.plan_header((art / r["files"]["seg0"]).read_bytes())
+    if version.startswith("8."):  # the head's layers pinned to FP32 under OBEY_PRECISION_CONSTRAINTS
+        assert header["mode"] == "builder-flag" and "/Log" in header["fp32_layers"]
+        assert r["exit_head_fp32_layers"]["seg0"] == len(header["fp32_layers"]) and not \
+            r["exit_head_fp32_layers"]["baseline"]
+    else:  # 10.x and 11.x: the fp16 graph, strongly typed (BuilderFlag.FP16 is deprecated from 10.12)
+        assert header["mode"] == "strongly-typed" and r["graphs"]["seg0"] == "segments/seg0.fp16.onnx"
+    assert_clean(d)
+
+
+def test_cache_check_sees_a_tensorrt_build_change_that_keeps_the_version_string(monkeypatch, art):
+    """Item 11: a pip wheel says "10.3.0" for builds 10.3.0.26 and 10.3.0.30; an engine of one does not load on
+    the other. The cache check deserialises every engine, so export rebuilds instead of saying "up to date"."""
+    from edgebranchy.runtime.backends.tensorrt import TensorRTBackend
+
+    d = install(monkeypatch, "10.3.0", gpu=GPU_A, build="10.3.0.26")
+    first = build_engines(art, SETTINGS, log=lambda s: None)
+    assert_clean(d)
+    d2 = install(monkeypatch, "10.3.0", gpu=GPU_A, build="10.3.0.30")
+    logs = []
+    again = build_engines(art, SETTINGS, log=logs.append)
+    assert again["device_key"] == first["device_key"] and again["cached"] is False
+    assert any("refuses the cached" in line and "10.3.0.26" in line for line in logs)
+    with TensorRTBackend(Artifact.load(art)) as b:  # the rebuilt engines load
+        assert b.device_key == first["device_key"]
+    assert build_engines(art, SETTINGS, log=lambda s: None)["cached"] is True
+    assert_clean(d2)

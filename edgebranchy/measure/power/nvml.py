@@ -86,6 +86,11 @@ class NvmlMeter(PowerMeter):
                           "CPU or the rest of the host", "energy-counter", COUNTER_UPDATE_S, None)
 
     def describe(self) -> dict:
+        if self._handle is None:  # the GPU (index, name) is known once NVML is open
+            try:
+                self._open()
+            except EdgeBranchyError:
+                pass
         return {
             "source": self.name,
             "kind": self.kind,
