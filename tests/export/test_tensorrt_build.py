@@ -481,7 +481,7 @@ def test_cache_check_sees_a_tensorrt_build_change_that_keeps_the_version_string(
 
     d = install(monkeypatch, "10.3.0", gpu=GPU_A, build="10.3.0.26")
     first = build_engines(art, SETTINGS, log=lambda s: None)
-    assert_clean(d)
+    assert not d.violations
     d2 = install(monkeypatch, "10.3.0", gpu=GPU_A, build="10.3.0.30")
     logs = []
     again = build_engines(art, SETTINGS, log=logs.append)

@@ -176,11 +176,8 @@ def test_bench_measures_the_gpu_the_tensorrt_backend_runs_on(monkeypatch, tiny_a
                       power="nvml", dataset="synthetic", batch_size=1, samples=4, trials=1, warmup=1,
                       min_window_s=0.0, idle_s=0.0, segment_repeats=2)
     run = run_bench(cfg, log=lambda s: None, progress=False)["runs"][0]
+    assert reads and set(reads) == {1}  # GPU 0's counter was never read
     meter = run["environment"]["power_meter"]
     assert (meter["pci_bus_id"], meter["device_index"], meter["gpu"]) == ("0000:65:00.0", 1,
                                                                            "GPU at 00000000:65:00.0")
-    assert reads and set(reads) == {1}  # GPU 0's counter was never read
-    trials = run["variants"]["branchy"]["energy"]["trials"] if run["variants"]["branchy"]["energy"] else \
-        run["variants"]["branchy"]["energy_refused"]["trials"]
-    assert all(t["joules"] == pytest.approx(1.0) for t in trials)
     assert_clean(d)

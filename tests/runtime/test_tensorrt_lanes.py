@@ -50,7 +50,6 @@ def test_each_pipeline_stage_has_its_own_stream_and_uploads_have_theirs(double, 
     """Item 5: stage k runs on lane k, and uploads go to a copy stream that no stage uses (before: `k % lanes`
     with uploads on lane 0, and on 8.5 a single lane for everything)."""
     with TensorRTBackend(art) as b:
-        assert b.lanes == compat.lanes_for(art.num_exits) == 2
         before = len(double.ops)
         batches = [inputs[i:i + 8] for i in range(0, 48, 8)]
         runner = EarlyExitRunner(art, b)
@@ -70,6 +69,7 @@ def test_each_pipeline_stage_has_its_own_stream_and_uploads_have_theirs(double, 
         ref = EarlyExitRunner(art, "onnxruntime")
         for g, xb in zip(got, batches):
             np.testing.assert_array_equal(g.exits, ref.predict(xb).exits)
+        assert b.lanes == compat.lanes_for(art.num_exits) == 2  # one lane per stage, at least two
 
 
 def test_one_host_round_trip_per_exit(double, art, inputs):
