@@ -210,6 +210,15 @@ def _declared() -> list[tuple[str, tuple]]:
     return [(name, backend_options(name)) for name in backend_names()]
 
 
+def add_drift_flags(parser: argparse.ArgumentParser) -> None:
+    """The exit-rate drift test's flags (predict and bench; exits/drift.py)."""
+    parser.add_argument("--drift-alpha", type=probability, default=1e-3,
+                        help="false-alarm level of the exit-rate drift test against the calibration")
+    parser.add_argument("--drift-min-effect", type=percentage_points, default=3.0, metavar="POINTS",
+                        help="smallest change of an exit's rate, in percentage points, that the drift test warns "
+                             "about")
+
+
 def add_backend_flags(parser: argparse.ArgumentParser) -> None:
     """The CLI flags every backend declares in its OPTIONS (runtime/backends/options.py)."""
     from edgebranchy.runtime.backends.options import add_cli_flags

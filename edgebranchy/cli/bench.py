@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edgebranchy.cli._args import add_backend_flags, nonneg_float, nonneg_int, positive_int, probability
+from edgebranchy.cli._args import add_backend_flags, add_drift_flags, nonneg_float, nonneg_int, positive_int
 
 FORMS = ("auto", "segments", "single-graph")
 
@@ -56,8 +56,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--gap", type=nonneg_float, help="idle seconds between trials (default 1 with --external-power, else 0)")
     p.add_argument("--no-conditions", action="store_true",
                    help="do not read clocks, temperatures and fans around each trial (no throttle check)")
-    p.add_argument("--drift-alpha", type=probability, default=1e-3,
-                   help="significance level of the exit-rate drift test against the calibration")
+    add_drift_flags(p)
     p.add_argument("--out", default="runs/results.json", help="results file (JSON); trials also go to OUT.jsonl")
     p.add_argument("--force", action="store_true",
                    help="replace an earlier results file and its trial log at OUT (never any other file)")
@@ -141,7 +140,7 @@ def run(args) -> int:
                       min_window_s=args.min_window, idle_s=args.idle, pipelined=args.pipelined,
                       speculate=args.speculate, warmup_max=args.warmup_max, conditions=not args.no_conditions,
                       lock_clocks=args.lock_clocks, external_power=args.external_power, gap_s=args.gap,
-                      drift_alpha=args.drift_alpha)
+                      drift_alpha=args.drift_alpha, drift_min_effect=args.drift_min_effect / 100.0)
     quiet = args.quiet or args.json
     res = run_bench(cfg, log=(lambda s: None) if quiet else _err, progress=not quiet, warn=_err)
     from edgebranchy.cli._bench_output import print_json, print_table

@@ -52,7 +52,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     d = p.add_argument_group("artifact (device) calibration")
     d.add_argument("--backend", default="onnxruntime", help="backend that runs the deployed graphs")
     d.add_argument("--precision", choices=["fp32", "fp16"], help="which graphs the backend runs (default: its own)")
-    d.add_argument("--dataset", help="dataset name (default: the one the artifact records, same split)")
+    d.add_argument("--dataset", help="dataset name, for an artifact that records none (default: the one it "
+                                     "records, with the same split; another one is refused)")
     d.add_argument("--batch-size", type=positive_int, default=256, help="batch size of the device runs")
     d.add_argument("--no-apply", action="store_true",
                    help="record the device thresholds without making them the artifact's thresholds")
@@ -148,7 +149,7 @@ def _calibrate(args, checkpoint: str) -> dict:
     return calibrate_checkpoint(checkpoint, max_accuracy_drop=args.max_accuracy_drop, budget=args.budget,
                                 thresholds=args.thresholds, reference=args.reference, cost=_cost(args),
                                 temperature=args.temperature, normalize=args.normalize, data_dir=args.data_dir,
-                                log=lambda s: print(s, flush=True))
+                                log=lambda s: print(s, flush=True), name=args.checkpoint)
 
 
 def _run_artifact(args) -> int:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import add_backend_flags, backend_flag_options, positive_int, probability, thresholds
+from edgebranchy.cli._args import add_backend_flags, add_drift_flags, backend_flag_options, positive_int, thresholds
 
 ORDER = 40
 
@@ -25,8 +25,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--samples", type=positive_int, metavar="N", help="only the first N test samples (default: the whole test split)")
     p.add_argument("--thresholds", type=thresholds, help="override the artifact's thresholds, comma separated")
     p.add_argument("--pipelined", action="store_true", help="overlap segments of consecutive batches")
-    p.add_argument("--drift-alpha", type=probability, default=1e-3,
-                   help="significance level of the exit-rate drift test against the calibration")
+    add_drift_flags(p)
     p.add_argument("--images", nargs="+", metavar="DIR_OR_FILE",
                    help="image files, or folders of them (searched recursively): one answer per image")
     p.add_argument("--out", help="with --images: write the answers to this .csv or .json file")
@@ -41,8 +40,8 @@ def run(args) -> int:
 
     import numpy as np
 
-    from edgebranchy.data import load_dataset
     from edgebranchy.data.imagefolder import reader_options
+    from edgebranchy.data.splits import load_test_data
     from edgebranchy.errors import EdgeBranchyError
     from edgebranchy.runtime.runner import EarlyExitRunner
 
@@ -60,8 +59,9 @@ def run(args) -> int:
     if args.images:
         return _predict_images(args, opts)
     with EarlyExitRunner(args.artifact, backend=args.backend, thresholds=ts, options=opts) as r:
-        data = load_dataset(args.dataset, args.data_dir,
-                            image=reader_options(r.artifact.manifest["input"], args.dataset))
+        data = load_test_data(r.artifact.source.get("dataset"), args.dataset, args.data_dir,
+                              image=reader_options(r.artifact.manifest["input"], args.dataset),
+                              what=str(args.artifact))
         n = min(args.samples or len(data.test), len(data.test))  # None: the whole test split
         x = r.artifact.preprocess(data.test.x[:n])
         y = data.test.y[:n]
@@ -91,21 +91,19 @@ def run(args) -> int:
             acc = f"{np.mean(labels[exits == k] == y[exits == k]) * 100:6.2f}%" if c else f"{'-':>7}"
             print(f"exit {k}: {c:6d} samples ({c / n * 100:5.1f}%), accuracy {acc}")
         if ts is None:
-            warn_exit_drift(r, args.drift_alpha)
+            warn_exit_drift(r, args.drift_alpha, args.drift_min_effect / 100.0)
     return 0
 
 
-def warn_exit_drift(runner, alpha: float) -> None:
-    """Compare the runner's exit counts with the calibration's fractions; a drift is one line on stderr."""
+def warn_exit_drift(runner, alpha: float, min_effect: float) -> None:
+    """Compare the runner's exit counts with the calibration's; a drift is one line on stderr."""
     import sys
 
-    from edgebranchy.exits.drift import exit_rate_drift, expected_fractions
+    from edgebranchy.measure.quality import exit_drift
 
-    expected, _ = expected_fractions(runner.artifact.manifest)
-    if expected is None or len(expected) != runner.num_exits:
-        return
-    d = exit_rate_drift(runner.exit_counts, expected, alpha=alpha)
-    print(d.line(), file=sys.stderr if d.drifted else sys.stdout)
+    d = exit_drift(runner.exit_counts, runner.artifact.manifest, overridden=False, alpha=alpha, min_effect=min_effect)
+    if d is not None:
+        print(d["line"], file=sys.stderr if d["drifted"] else sys.stdout)
 
 
 def _predict_images(args, opts: dict | None) -> int:

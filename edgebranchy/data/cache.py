@@ -20,8 +20,8 @@ from typing import Iterable
 
 import numpy as np
 
-#: bump when what an entry holds or how the readers decode changes
-VERSION = 1
+#: bump when what an entry holds or how the readers decode changes (2: the validation indices)
+VERSION = 2
 _OFF = ("off", "0", "no", "false", "none")
 _CHUNK = 1 << 20
 
@@ -45,15 +45,25 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def entry_key(kind: str, files: Iterable[Path], params: dict) -> str | None:
-    """The entry's name: sha256 over the files' names and contents and `params`; None when a file
-    cannot be read (the reader then says what is wrong)."""
-    h = hashlib.sha256(json.dumps({"version": VERSION, "kind": kind, "params": params}, sort_keys=True).encode())
+def files_digest(files: Iterable[Path]) -> str | None:
+    """sha256 over the files' names and contents (each file's sha256, in name order); None when a file
+    cannot be read (the reader then says what is wrong). The split record keeps it (data/splits.py)."""
+    h = hashlib.sha256()
     try:
         for p in sorted(Path(f) for f in files):
             h.update(f"{p.name}\0{_file_sha256(p)}\0".encode())
     except OSError:
         return None
+    return h.hexdigest()
+
+
+def entry_key(kind: str, digest: str | None, params: dict) -> str | None:
+    """The entry's name: sha256 over the source files' `digest` (`files_digest`) and `params`; None without
+    a digest."""
+    if digest is None:
+        return None
+    h = hashlib.sha256(json.dumps({"version": VERSION, "kind": kind, "params": params}, sort_keys=True).encode())
+    h.update(digest.encode())
     return h.hexdigest()
 
 

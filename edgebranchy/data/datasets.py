@@ -103,6 +103,8 @@ class DataBundle:
              "test": len(self.test), "split_seed": self.split_seed, "input_shape": list(self.input_shape)}
         if self.meta.get("image") is not None:  # how an image folder was read, to read it again the same way
             d["image"] = self.meta["image"]
+        if self.meta.get("split") is not None:  # what reproduces the split (data/splits.py)
+            d["split"] = dict(self.meta["split"])
         return d
 
 
@@ -171,20 +173,6 @@ def synthetic(n_train: int = 2000, n_test: int = 500, shape=(1, 28, 28), classes
     return xtr, ytr, xte, yte
 
 
-def load_recorded(dataset: dict | None, data_dir: str | os.PathLike | None = None) -> DataBundle:
-    """Reload the dataset a checkpoint records (`DataBundle.describe()`), with the same split."""
-    d = dataset or {}
-    if "name" not in d:
-        raise EdgeBranchyError("the checkpoint does not record which dataset it was trained on; pass the data "
-                               "explicitly")
-    src = d.get("source")
-    ddir = data_dir or (src if src and Path(src).is_dir() else None)
-    try:
-        return load_dataset(d["name"], ddir, val_size=d.get("val"), seed=d.get("split_seed", 0), image=d.get("image"))
-    except EdgeBranchyError as e:
-        raise EdgeBranchyError(f"cannot reload the checkpoint's dataset ({e}); pass --data-dir") from None
-
-
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, val_size: int | None = None,
                  seed: int = 0, synthetic_shape=(1, 28, 28), limit: int | None = None,
                  image: dict | None = None) -> DataBundle:
@@ -210,10 +198,13 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, val_size:
         scale, source, classes = 255.0, f"synthetic(seed={seed})", [f"class{i}" for i in range(10)]
     else:
         raise EdgeBranchyError(f"unknown dataset {name!r}; choose one of {', '.join(dataset_names())}")
-    return _split(name, xtr, ytr, xte, yte, scale, source, classes, val_size, seed, limit)
+    from edgebranchy.data.splits import array_digest
+
+    digest = array_digest(xtr, ytr, xte, yte)  # decoded in memory: the arrays are the source
+    return _split(name, xtr, ytr, xte, yte, scale, source, classes, val_size, seed, limit, digest)
 
 
-_ARRAYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "scale", "mean", "std")
+_ARRAYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "scale", "mean", "std", "val_index")
 
 
 def _source_files(name: str, d: Path) -> list[Path]:
@@ -233,19 +224,23 @@ def _source_files(name: str, d: Path) -> list[Path]:
 def _load_files(name: str, d: Path, val_size, seed: int, limit) -> DataBundle:
     """MNIST, Fashion-MNIST or CIFAR-10 from `d`, through the decoded-data cache (data/cache.py)."""
     from edgebranchy.data import cache
+    from edgebranchy.data.splits import index_digest, split_block
     from edgebranchy.util.talk import say
 
     classes = {"fashion-mnist": FASHION_CLASSES, "mnist": DIGIT_CLASSES, "cifar10": CIFAR10_CLASSES}[name]
     source = str(d)
+    digest = cache.files_digest(_source_files(name, d)) if d.is_dir() else None
     key = None
-    if cache.cache_dir() is not None and d.is_dir():
-        key = cache.entry_key(name, _source_files(name, d), {"val_size": val_size, "seed": seed, "limit": limit})
+    if cache.cache_dir() is not None:
+        key = cache.entry_key(name, digest, {"val_size": val_size, "seed": seed, "limit": limit})
     hit = cache.load(key, _ARRAYS)
     if hit is not None:
         say(f"loading {name} from {d} (decoded copy in the cache)")
         norm = Normalization(float(hit["scale"]), hit["mean"].tolist(), hit["std"].tolist())
+        split = split_block(limit, len(hit["y_val"]), seed, digest, index_digest(hit["val_index"]))
         return DataBundle(name, Split(hit["x_train"], hit["y_train"]), Split(hit["x_val"], hit["y_val"]),
-                          Split(hit["x_test"], hit["y_test"]), list(classes), norm, source, split_seed=seed)
+                          Split(hit["x_test"], hit["y_test"]), list(classes), norm, source, split_seed=seed,
+                          meta={"split": split, "val_index": hit["val_index"]})
     if d.is_dir():  # a missing folder: the reader's one-line error is all there is to say
         say(f"loading {name} from {d} (decoding" + (", cached for next time)" if key else ")"))
     if name == "cifar10":
@@ -256,16 +251,19 @@ def _load_files(name: str, d: Path, val_size, seed: int, limit) -> DataBundle:
         from edgebranchy.data.idx import load_idx_dir
 
         xtr, ytr, xte, yte = load_idx_dir(d)
-    b = _split(name, xtr, ytr, xte, yte, 255.0, source, classes, val_size, seed, limit)
+    b = _split(name, xtr, ytr, xte, yte, 255.0, source, classes, val_size, seed, limit, digest)
     cache.store(key, {"x_train": b.train.x, "y_train": b.train.y, "x_val": b.val.x, "y_val": b.val.y,
                       "x_test": b.test.x, "y_test": b.test.y, "scale": np.float64(b.norm.scale),
                       "mean": np.asarray(b.norm.mean, dtype=np.float64),
-                      "std": np.asarray(b.norm.std, dtype=np.float64)})
+                      "std": np.asarray(b.norm.std, dtype=np.float64), "val_index": b.meta["val_index"]})
     return b
 
 
-def _split(name, xtr, ytr, xte, yte, scale, source, classes, val_size, seed, limit) -> DataBundle:
-    """Labels checked, `limit` applied, train split into train + validation, normalisation from train."""
+def _split(name, xtr, ytr, xte, yte, scale, source, classes, val_size, seed, limit, digest) -> DataBundle:
+    """Labels checked, `limit` applied, train split into train + validation, normalisation from train;
+    `digest` is the source's sha256 (the split record, data/splits.py)."""
+    from edgebranchy.data.splits import index_digest, split_block
+
     for part, labels in (("training", ytr), ("test", yte)):
         if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
             raise EdgeBranchyError(f"{name} ({source}): {part} labels outside 0..{len(classes) - 1} "
@@ -278,5 +276,6 @@ def _split(name, xtr, ytr, xte, yte, scale, source, classes, val_size, seed, lim
         val_size = 5000 if len(ytr) >= 50000 else max(1, len(ytr) // 10)
     tr, va = split_train_val(len(ytr), val_size, seed)
     norm = normalization_of(xtr[tr], scale)
+    meta = {"split": split_block(limit, val_size, seed, digest, index_digest(va)), "val_index": va}
     return DataBundle(name, Split(xtr[tr], ytr[tr]), Split(xtr[va], ytr[va]), Split(xte, yte), list(classes),
-                      norm, source, split_seed=seed)
+                      norm, source, split_seed=seed, meta=meta)

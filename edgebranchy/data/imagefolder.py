@@ -300,10 +300,25 @@ def load_imagefolder(data_dir: str | os.PathLike | None, val_size: int | None = 
     else:
         mean, std = _mean_std(x_tr)
     recorded = {k: o[k] for k in ("size", "crop", "color", "mean", "std", "strict") if o.get(k) is not None}
+    split = _split_record(root, (tr_paths, tr_y), given, va_paths, limit, len(va_y), seed, classes)
     return DataBundle("imagefolder", Split(x_tr, tr_y[tr]), Split(ImageArray(va_paths, spec), np.asarray(va_y)),
                       Split(ImageArray(te_paths, spec), np.asarray(te_y)), classes,
                       Normalization(255.0, mean, std), str(root.resolve()), split_seed=seed,
-                      meta={"image": recorded, "input": spec.to_input()})
+                      meta={"image": recorded, "input": spec.to_input(), "split": split})
+
+
+def _split_record(root: Path, train, given: dict, va_paths, limit, val_size: int, seed: int, classes) -> dict:
+    """The split block (data/splits.py) of a folder: its listing (relative paths, byte sizes, labels and the
+    class names, not the pixels) and the validation images' relative paths."""
+    from edgebranchy.data.splits import names_digest, split_block
+
+    def rel(p) -> str:
+        return Path(p).relative_to(root).as_posix()
+
+    listing = ["\t".join(classes)]
+    for paths, labels in [train] + [given[s] for s in ("val", "test") if s in given]:
+        listing += [f"{rel(p)}\t{os.path.getsize(p)}\t{int(y)}" for p, y in zip(paths, labels)]
+    return split_block(limit, val_size, seed, names_digest(listing), names_digest([rel(p) for p in va_paths]))
 
 
 def _given_stats(mean, std, channels: int) -> tuple[list[float], list[float]]:

@@ -9,8 +9,14 @@ Two targets, exactly one per call:
 
 Candidates for a threshold are "nobody exits" (0.0: entropy is never
 negative) and, for every distinct finite entropy value e seen at that exit,
-nextafter(e, +inf), so that exactly the samples with entropy <= e leave under
-the strict rule of `edgebranchy.exits.rule`. With 2 or 3 exits the search
+"exactly the samples with entropy <= e leave" under the strict rule of
+`edgebranchy.exits.rule` (represented inside the search by nextafter(e, +inf)).
+The thresholds returned (chosen and frontier) are canonical: midway between the
+largest entropy that leaves at an exit and the smallest that reaches it and
+stays (`rule.threshold_between`: a float32 value where one lies there; midway
+to the entropy's ceiling, ln C or 1 normalised, when every sample reaching
+the exit leaves; 0.0 when none does), so that a last-bit difference between
+the entropies computed here and on a device moves no validation sample. With 2 or 3 exits the search
 covers every tuple of candidates and is exact; the accuracy-vs-cost Pareto
 frontier is exact too. With more than 3 exits the first K-3 thresholds are
 enumerated exhaustively only when that is small, and otherwise found by
@@ -36,7 +42,7 @@ import numpy as np
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.util.checks import is_int_at_least
 from edgebranchy.exits.entropy import check_temperature, entropy
-from edgebranchy.exits.rule import assign_exits, check_threshold
+from edgebranchy.exits.rule import assign_exits, check_threshold, threshold_between
 from edgebranchy.exits.temperature import check_labels
 
 METHOD_DROP = "max-accuracy-drop"
@@ -62,6 +68,7 @@ class _Problem:
     segment_costs: np.ndarray  # [K] cost of running segment k
     reach_cost: np.ndarray   # [K] cost of a sample that leaves at exit k (prefix sum of segment costs)
     baseline_cost: float
+    ceiling: float = 1.0     # the largest entropy there can be: ln C, or 1 normalised
 
     @property
     def k(self) -> int:
@@ -134,7 +141,8 @@ def _problem(logits: Sequence[np.ndarray], labels: np.ndarray, segment_costs: Se
         xf = x.astype(np.float64, copy=False)
         finite = np.all(np.isfinite(xf), axis=1)
         correct[j] = finite & (np.argmax(xf, axis=1) == y)
-    return _Problem(np.stack(ents), correct, costs, np.cumsum(costs), base)
+    ceiling = 1.0 if normalize else math.log(min(x.shape[1] for x in per_exit))
+    return _Problem(np.stack(ents), correct, costs, np.cumsum(costs), base, ceiling)
 
 
 # ----------------------------------------------------------------------------- candidate points
@@ -409,16 +417,25 @@ def _frontier(points: _Points, reach_cost: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def _canonical(prob: _Problem, thresholds: Sequence[float]) -> list[float]:
-    """The smallest candidate thresholds that send every sample where `thresholds` sends it.
+    """The canonical thresholds that send every sample where `thresholds` sends it.
 
-    Threshold k becomes nextafter(largest entropy among the samples leaving at k), or 0.0
-    when none leaves there, so that a tuple does not depend on how the search reached it.
+    Threshold k is midway between the largest entropy among the samples leaving at k and the
+    smallest finite one among those reaching k and staying (`threshold_between`), or 0.0 when none
+    leaves there, so that a tuple depends neither on how the search reached it nor on the last bit
+    of an entropy.
     """
     exits = assign_exits(prob.entropy.T, thresholds)
     out = []
     for k in range(prob.k - 1):
-        leaving = prob.entropy[k, exits == k]
-        out.append(float(_above(leaving.max())) if leaving.size else 0.0)
+        e = prob.entropy[k]
+        leaving = e[exits == k]
+        if not leaving.size:
+            out.append(0.0)
+            continue
+        stays = e[exits > k]
+        stays = stays[np.isfinite(stays)]
+        out.append(threshold_between(float(leaving.max()), float(stays.min()) if stays.size else None,
+                                     prob.ceiling))
     return out
 
 

@@ -25,9 +25,10 @@ import numpy as np
 from edgebranchy.errors import EdgeBranchyError
 
 
-def collect_device_outputs(backend, x: np.ndarray, num_exits: int, batch_size: int = 256
-                           ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Every exit's logits [N, C] and graph-computed entropies [N] for normalised inputs `x` (no early exit)."""
+def collect_device_outputs(backend, x: np.ndarray, num_exits: int, batch_size: int = 256,
+                           on_batch: Callable[[], None] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Every exit's logits [N, C] and graph-computed entropies [N] for normalised inputs `x` (no early exit);
+    `on_batch` is called after each batch (progress)."""
     logits: list[list[np.ndarray]] = [[] for _ in range(num_exits)]
     ents: list[list[np.ndarray]] = [[] for _ in range(num_exits)]
     for i in range(0, len(x), batch_size):
@@ -37,6 +38,8 @@ def collect_device_outputs(backend, x: np.ndarray, num_exits: int, batch_size: i
             ents[k].append(np.asarray(launch.entropy(), dtype=np.float32).copy())
             logits[k].append(np.asarray(backend.to_host(launch.logits), dtype=np.float32).copy())
             h = launch.features
+        if on_batch is not None:
+            on_batch()
     backend.synchronize()
     return [np.concatenate(v) for v in logits], [np.concatenate(v) for v in ents]
 
@@ -56,11 +59,18 @@ def _costs(art, cost: str) -> tuple[list[float], float, str]:
 
 
 def _load_split(art, dataset: str | None, data_dir: str | None):
-    from edgebranchy.data import load_dataset
-    from edgebranchy.data.datasets import load_recorded
+    """The validation split the artifact's checkpoint recorded (data/splits.py); another data set named
+    with `dataset` only where the artifact records none (it was never trained on that one's samples)."""
+    from edgebranchy.data.datasets import load_dataset
+    from edgebranchy.data.splits import load_recorded
 
-    if dataset is None:
-        return load_recorded((art.manifest.get("source") or {}).get("dataset"), data_dir)
+    recorded = (art.manifest.get("source") or {}).get("dataset") or {}
+    if dataset is None or recorded.get("name") == dataset:
+        return load_recorded(recorded, data_dir, what=str(art.root))
+    if recorded.get("name"):
+        raise EdgeBranchyError(f"{art.root} was trained on {recorded['name']}: calibrate it on that data set's "
+                               f"validation split (drop --dataset {dataset}); any other split may hold samples "
+                               "it was not meant to be calibrated on")
     return load_dataset(dataset, data_dir)
 
 
@@ -107,7 +117,8 @@ def calibrate_artifact(artifact: str | Path, *, backend: str = "onnxruntime", op
             base_acc = float((base.argmax(1) == data.val.y).mean())
     finally:
         be.close()
-    common = dict(entropies=val_ent)
+    # the graphs' entropies are used as computed; `normalize` only sets their ceiling (ln C or 1)
+    common = dict(entropies=val_ent, normalize=bool((art.manifest.get("entropy") or {}).get("normalized")))
     original = art.thresholds
     t0 = time.perf_counter()
     if thresholds is not None:

@@ -3,6 +3,8 @@
 The runtime and the calibration both use these functions, so that what is
 calibrated is exactly what runs. The rule is strict (`entropy < threshold`),
 NaN or infinite entropy is never confident, and the last exit always answers.
+Calibrated thresholds sit midway between the entropies on either side
+(`threshold_between`), never one float step above an entropy.
 """
 from __future__ import annotations
 
@@ -103,3 +105,29 @@ def float32_threshold(threshold: float) -> float:
     if float(t32) < t:
         t32 = np.nextafter(t32, np.float32(np.inf))
     return float(t32)
+
+
+def threshold_between(leaves: float, stays: float | None, ceiling: float) -> float:
+    """The threshold that lets entropy `leaves` out and keeps `stays` (> `leaves`) in, midway between them,
+    so that a last-bit difference between backends (or FP16) moves no sample across it.
+
+    The result is the float32 value at or just above the midpoint when that is not above `stays`, else
+    the float32 just below it when that is above `leaves` (so a float32 graph uses the very value), else
+    the float64 midpoint (or `stays` itself for adjacent doubles). `stays` None (every sample leaves):
+    1.5 x `ceiling` (the largest entropy there can be: ln C, or 1 normalised; or 1.5 x `leaves` where
+    rounding put it above), so every sample leaves whatever its entropy, as 0.0 lets none leave.
+    """
+    lo = float(leaves)
+    if stays is None:
+        return float32_threshold(1.5 * max(float(ceiling), lo))
+    hi = float(stays)
+    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+        raise EdgeBranchyError(f"no threshold lies between entropies {leaves!r} and {stays!r}")
+    mid = lo + (hi - lo) / 2.0
+    if not mid > lo:
+        return hi
+    up = float32_threshold(mid)
+    if up <= hi:
+        return up
+    down = float(np.nextafter(np.float32(up), np.float32(-np.inf)))  # the largest float32 < mid
+    return down if down > lo else mid

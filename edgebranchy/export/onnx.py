@@ -125,7 +125,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
         log("note: the checkpoint is not calibrated: no sample will exit early until you run "
             "`edgebranchy calibrate` (or pass thresholds to the runner)")
     if samples is None and check_samples > 0:
-        samples = _validation_samples(cfg, check_samples, data_dir)
+        samples = _validation_samples(cfg, check_samples, data_dir, str(checkpoint))
     checked = 0 if samples is None else min(check_samples, len(samples))
     if checked:
         x = torch.from_numpy(np.ascontiguousarray(samples[:checked], dtype=np.float32))
@@ -302,10 +302,11 @@ def _single_graph(segments: list[bytes], thresholds: list[float], classes: int, 
     return single_graph_entry(thresholds, SINGLE_FILE, check=check)
 
 
-def _validation_samples(cfg: dict, n: int, data_dir: str | None) -> np.ndarray:
-    from edgebranchy.data.datasets import Normalization, load_recorded
+def _validation_samples(cfg: dict, n: int, data_dir: str | None, what: str) -> np.ndarray:
+    from edgebranchy.data.datasets import Normalization
+    from edgebranchy.data.splits import load_recorded
 
-    bundle = load_recorded(cfg.get("dataset"), data_dir)
+    bundle = load_recorded(cfg.get("dataset"), data_dir, what=what)
     norm = Normalization.from_dict(cfg["input"])
     return bundle.val.x_float(norm, np.arange(min(n, len(bundle.val))))
 

@@ -55,6 +55,7 @@ class BenchConfig:
     external_power: str | None = None  # CSV of an external meter, merged onto the trial windows
     gap_s: float | None = None  # idle seconds between trials (default 1 with external power, else 0)
     drift_alpha: float = 1e-3
+    drift_min_effect: float = 0.03  # exit-rate change (a fraction) the drift test looks for
     form: str | Sequence[str] = "auto"  # batch-1 form: auto (both measured, the faster runs), segments, single-graph
     options_by_backend: dict | None = None  # {backend: options} for a sweep over backends
     resume: bool = False  # continue the bench whose trial log is OUT.jsonl

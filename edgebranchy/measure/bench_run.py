@@ -58,8 +58,8 @@ def one_run(cfg: BenchConfig, spec, profile, profile_reason: str, stream: TrialL
 
 def _bench(cfg: BenchConfig, spec, runner, profile, profile_reason: str, stream: TrialLog, prior, *,
            log: Callable[[str], None], warn: Callable[[str], None], bar, on_trial, first: bool) -> dict:
-    from edgebranchy.data import load_dataset
     from edgebranchy.data.imagefolder import reader_options
+    from edgebranchy.data.splits import load_test_data
     from edgebranchy.measure.environment import collect_environment
     from edgebranchy.measure.power.base import EnergyReading
     from edgebranchy.measure.power.select import select_meter
@@ -72,7 +72,8 @@ def _bench(cfg: BenchConfig, spec, runner, profile, profile_reason: str, stream:
     if first:
         log(power_line(meter, power_reason))
     try:
-        data = load_dataset(cfg.dataset, cfg.data_dir, image=reader_options(art.manifest["input"], cfg.dataset))
+        data = load_test_data(art.source.get("dataset"), cfg.dataset, cfg.data_dir,
+                              image=reader_options(art.manifest["input"], cfg.dataset), what=str(art.root))
     except BaseException:
         meter.close()
         raise
@@ -177,7 +178,8 @@ def _add_trust(results: dict, cfg: BenchConfig, measured, art, idle, seg_ms: lis
     if rec is not None:
         br["energy_per_exit"] = rec
         log(exit_energy_line(rec))
-    drift = exit_drift(br["exit_counts"], art.manifest, overridden=False, alpha=cfg.drift_alpha)
+    drift = exit_drift(br["exit_counts"], art.manifest, overridden=False, alpha=cfg.drift_alpha,
+                       min_effect=cfg.drift_min_effect)
     results["exit_drift"] = drift
     if drift is not None:
         (warn if drift["drifted"] else log)(drift["line"])

@@ -118,7 +118,8 @@ def exit_energy(branchy_energy: dict | None, baseline_energy: dict | None, exit_
                            kind=branchy_energy["kind"], source=branchy_energy["source"])
 
 
-def exit_drift(exit_counts: Sequence[int], manifest: dict, overridden: bool, alpha: float = 1e-3) -> dict | None:
+def exit_drift(exit_counts: Sequence[int], manifest: dict, overridden: bool, alpha: float = 1e-3,
+               min_effect: float = 0.03) -> dict | None:
     """The drift test of the first pass's exits against the calibration (None when there is nothing to test).
 
     One pass over distinct samples: later passes repeat the same samples and
@@ -128,8 +129,8 @@ def exit_drift(exit_counts: Sequence[int], manifest: dict, overridden: bool, alp
 
     if overridden:
         return None
-    expected, origin = expected_fractions(manifest)
-    if expected is None or len(expected) != len(exit_counts):
+    expected, n_cal, origin = expected_fractions(manifest)
+    if expected is None or not n_cal or len(expected) != len(exit_counts):
         return None
-    d = exit_rate_drift(exit_counts, expected, alpha=alpha)
+    d = exit_rate_drift(exit_counts, expected, n_cal, alpha=alpha, min_effect=min_effect)
     return {**d.to_dict(), "expected_from": origin, "line": d.line()}

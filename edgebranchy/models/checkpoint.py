@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,8 @@ class Checkpoint:
         from edgebranchy.models.registry import build_model, model_names
 
         name, args = self.config["model"]["name"], self.config["model"].get("args")
-        if name not in model_names() and os.environ.get("EDGEBRANCHY_TRUST_MODEL_CODE") != "1":
-            raise EdgeBranchyError(
-                f"{self.path}: the checkpoint names the model factory {name!r}, which is not a zoo network; "
-                "building it imports and runs that code. If you trust this checkpoint, set "
-                "EDGEBRANCHY_TRUST_MODEL_CODE=1")
+        if name not in model_names():
+            check_trusted(name, self.path)
         net = build_model(name, args)
         _load(net, self.branchy_state, self.path, "BranchyNet")
         base = build_model(name, args)
@@ -52,6 +50,40 @@ class Checkpoint:
         net.eval()
         base.eval()
         return net, base.baseline().eval()
+
+
+TRUST_VAR = "EDGEBRANCHY_TRUST_MODEL_CODE"
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def trusted_modules() -> list[str]:
+    """The modules whose factories a checkpoint may name: $EDGEBRANCHY_TRUST_MODEL_CODE, comma-separated."""
+    raw = os.environ.get(TRUST_VAR, "")
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    bad = [n for n in names if not _MODULE.fullmatch(n)]
+    if bad:
+        raise EdgeBranchyError(
+            f"{TRUST_VAR}={raw!r}: {bad[0]!r} is not a module name; name the modules whose factories you trust, "
+            f"e.g. {TRUST_VAR}=mynets (or mynets,lab.models); trusting every module ('1') is not possible")
+    return names
+
+
+def check_trusted(name: str, path: Any) -> None:
+    """Refuse a checkpoint's `module:function` factory unless its module is one the user named as trusted.
+
+    Building a model imports and runs its factory's module: a checkpoint someone sends could name
+    `os:system`. Trust covers a named module and its submodules, nothing else.
+    """
+    module, sep, fn = name.partition(":")
+    if not sep or not _MODULE.fullmatch(module) or not fn.isidentifier():
+        raise EdgeBranchyError(f"{path}: the checkpoint names the model {name!r}, which is neither a zoo network "
+                               "nor module:function")
+    trusted = trusted_modules()
+    if not any(module == t or module.startswith(t + ".") for t in trusted):
+        now = f" (trusted now: {', '.join(trusted)})" if trusted else ""
+        raise EdgeBranchyError(
+            f"{path}: the checkpoint names the model factory {name!r}, which is not a zoo network; building it "
+            f"imports and runs module {module!r}{now}. If you trust that code, set {TRUST_VAR}={module.split('.')[0]}")
 
 
 def _load(net, state, path, what) -> None:

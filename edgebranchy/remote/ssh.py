@@ -29,7 +29,7 @@ class SshOptions:
     executable: str = "ssh"
 
     def argv(self, board: Board) -> list[str]:
-        """ssh and its options up to (and including) the destination."""
+        """ssh and its options up to (and including) `--` and the destination."""
         cmd = [self.executable, "-o", "BatchMode=yes", "-o", f"ConnectTimeout={self.connect_timeout}",
                "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4"]
         if self.config:
@@ -42,7 +42,8 @@ class SshOptions:
             cmd += ["-o", o]
         if board.port:
             cmd += ["-p", str(board.port)]
-        return cmd + [board.destination]
+        # "--" ends ssh's options: the destination is never read as one, whatever an inventory says
+        return cmd + ["--", board.destination]
 
 
 @dataclass

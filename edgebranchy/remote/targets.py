@@ -11,6 +11,12 @@ DEFAULT_WORKDIR = "~/.edgebranchy"
 _HOST = re.compile(r"(?:(?P<user>[^@\s/:]+)@)?(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[A-Za-z0-9_.-]+))"
                    r"(?::(?P<port>\d{1,5}))?")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+# what an inventory may hold: data, never an option. A value starting with "-" would reach ssh (or
+# the board's edgebranchy) as an option: -oProxyCommand=... runs a command on this machine.
+_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+_HOSTNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}|[0-9a-fA-F:.]{2,45}")
+_PROFILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,9 @@ class Board:
     profile: str = "auto"
     workdir: str = DEFAULT_WORKDIR
     notes: str = ""
+
+    def __post_init__(self) -> None:
+        check_board_fields(self.host, self.user, self.profile, self.workdir)
 
     @property
     def destination(self) -> str:
@@ -50,6 +59,19 @@ def parse_target(text: str, *, profile: str = "auto", workdir: str = DEFAULT_WOR
     default_name = host if port is None else f"{host}-{port}"
     return Board(name=_safe_name(name or default_name), host=host, user=m["user"], port=port,
                  profile=profile or "auto", workdir=workdir or DEFAULT_WORKDIR, notes=notes)
+
+
+def check_board_fields(host: str, user: str | None, profile: str, workdir: str) -> None:
+    """Refuse a host, user, profile or work directory that is not plain data (see the patterns above)."""
+    for what, value, pattern, form in (("host", host, _HOSTNAME, "a host name, an address or an ssh_config alias"),
+                                       ("user", user, _USER, "letters, digits, _ . - (not first)"),
+                                       ("profile", profile, _PROFILE, "a profile name such as jetson-orin-nano")):
+        if value is not None and not pattern.fullmatch(value):
+            raise EdgeBranchyError(f"board {what} {value!r} is not {form}"
+                                   + (" (a leading '-' would reach ssh as an option)" if value.startswith("-") else ""))
+    if not workdir or workdir.startswith("-") or _CONTROL.search(workdir) or len(workdir) > 1024:
+        raise EdgeBranchyError(f"board work directory {workdir!r} must be a path: not empty, no leading '-', "
+                               "no control characters, at most 1024 characters")
 
 
 def _safe_name(text: str) -> str:

@@ -12,13 +12,15 @@ def calibrate_checkpoint(checkpoint: str | Path, *, max_accuracy_drop: float | N
                          budget: float | None = None, thresholds: list[float] | None = None,
                          reference: str = "final-exit", cost: str = "flops", temperature: bool = False,
                          normalize: bool = False, data_dir: str | None = None, data=None,
-                         log: Callable[[str], None] = print) -> dict:
+                         log: Callable[[str], None] = print, name: str | None = None) -> dict:
     """Choose (or evaluate given) thresholds on the validation split and store the record in the checkpoint.
 
-    Exactly one of max_accuracy_drop, budget, thresholds; with none, a 0.5-point drop.
+    Exactly one of max_accuracy_drop, budget, thresholds; with none, a 0.5-point drop. `name`: what
+    messages call the checkpoint (default its path).
     Returns the calibration record (docs/architecture.md), test-split metrics included.
     """
-    from edgebranchy.data.datasets import Normalization, load_recorded
+    from edgebranchy.data.datasets import Normalization
+    from edgebranchy.data.splits import check_split, load_recorded
     from edgebranchy.exits.pruning import calibrate_pruned, evaluate_pruned
     from edgebranchy.exits.temperature import fit_temperature
     from edgebranchy.models.summary import summarize
@@ -56,7 +58,9 @@ def calibrate_checkpoint(checkpoint: str | Path, *, max_accuracy_drop: float | N
         seg_costs, base_cost, cost_source = costs_from_results(cost, k)
         head_costs = None  # measured per segment: a head's own share is unknown, no exit is switched off
     if data is None:
-        data = load_recorded(cfg.get("dataset"), data_dir)
+        data = load_recorded(cfg.get("dataset"), data_dir, what=name or str(checkpoint))
+    else:  # data given by the caller (quickstart): it must be the split the checkpoint trained with
+        check_split(cfg.get("dataset") or {}, data, what=name or str(checkpoint))
     norm = Normalization.from_dict(cfg["input"])
     log(f"collecting the logits of {k} exits on {len(data.val)} validation and {len(data.test)} test samples ...")
     val_logits, val_base = collect_logits(net, data.val.x_float(norm), baseline)

@@ -59,6 +59,7 @@ def test_fake_throttling_zone_flags_the_affected_trials(tiny_artifact, tmp_path,
     assert len(epe["per_exit_mj"]) == 2 and epe["per_exit_mj"][0] < epe["per_exit_mj"][1]
     assert epe["kind"] == "estimated" and epe["saving_from_macs"] is not None
     assert res["exit_drift"]["n"] == 40 and "expected_from" in res["exit_drift"]
+    assert res["exit_drift"]["n_calibration"] == 200 and res["exit_drift"]["min_effect"] == 0.03
     # the report says how many trials throttled and what excluding them does
     from edgebranchy.report import build_report
 

@@ -22,13 +22,13 @@ pytest.importorskip("PIL", reason="Pillow is not installed")
 TESTS = Path(__file__).resolve().parents[1]
 MODEL = "eb_fx_models:resnet_branchy"
 ENV = {"PYTHONPATH": os.pathsep.join([str(TESTS.parent), str(TESTS), os.environ.get("PYTHONPATH", "")]),
-       "EDGEBRANCHY_TRUST_MODEL_CODE": "1"}
+       "EDGEBRANCHY_TRUST_MODEL_CODE": "eb_fx_models"}
 
 
 @pytest.fixture(autouse=True)
 def _trust(monkeypatch):
     """The in-process checks rebuild the model from its module:function factory, as the CLI runs did."""
-    monkeypatch.setenv("EDGEBRANCHY_TRUST_MODEL_CODE", "1")
+    monkeypatch.setenv("EDGEBRANCHY_TRUST_MODEL_CODE", "eb_fx_models")
 
 
 def _ok(r):

@@ -6,7 +6,7 @@ import pytest
 
 from eb_images import make_image_folder
 from edgebranchy.data import load_dataset
-from edgebranchy.data.datasets import load_recorded
+from edgebranchy.data.splits import load_recorded
 from edgebranchy.data.imagefolder import ImageArray, ImageSpec, image_files, load_image, scan
 from edgebranchy.errors import EdgeBranchyError
 

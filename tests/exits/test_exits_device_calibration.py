@@ -52,7 +52,7 @@ def test_calibrate_artifact_without_torch_records_both(art):
 
 def test_device_thresholds_are_exact_for_the_runtime(art):
     """The runner with the recorded thresholds sends exactly the recorded fractions out on validation."""
-    from edgebranchy.data.datasets import load_recorded
+    from edgebranchy.data.splits import load_recorded
     from edgebranchy.runtime.runner import EarlyExitRunner
 
     assert main(["calibrate", str(art), "--budget", "0.6", "--precision", "fp16"]) == 0

@@ -73,7 +73,7 @@ def test_external_meter_lands_on_the_right_trials(tmp_path):
 
 def test_exit_drift_record():
     m = {"exits": [{"model_exit": 0}, {"model_exit": 1}],
-         "calibration": {"validation": {"exit_fractions": [0.5, 0.5]}}}
+         "calibration": {"validation": {"exit_fractions": [0.5, 0.5], "n": 500}}}
     d = exit_drift([90, 410], m, overridden=False)
     assert d["drifted"] and d["line"].startswith("warning: exit rates drifted")
     assert exit_drift([250, 250], m, overridden=False)["drifted"] is False

@@ -53,7 +53,7 @@ def test_ssh_options_and_failures():
     argv = SshOptions(config="cfg", jump="me@gw", identity="k", options=("Compression=yes",)).argv(
         parse_target("u@h:2022"))
     assert argv[:5] == ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
-    assert argv[-7:] == ["-i", "k", "-o", "Compression=yes", "-p", "2022", "u@h"] and "-J" in argv and "-F" in argv
+    assert argv[-8:] == ["-i", "k", "-o", "Compression=yes", "-p", "2022", "--", "u@h"] and "-J" in argv and "-F" in argv
     assert "key login" in explain_ssh_failure("u@h: Permission denied (publickey).")
     assert "refused" in explain_ssh_failure("ssh: connect to host h port 22: Connection refused")
     assert workdir_expr("~/.edgebranchy") == '"$HOME"/.edgebranchy'
@@ -92,7 +92,7 @@ def test_dry_run_and_argument_errors(tiny_artifact, tmp_path):
     r = run_cli("remote", tiny_artifact, "nvidia@orin:2222", "pi5", "-J", "me@gw", "--dry-run",
                 "--bench-args=--samples 100 --trials 2")
     assert r.returncode == 0, r.stderr
-    assert "ssh -o BatchMode=yes" in r.stdout and "-J me@gw" in r.stdout and "-p 2222 nvidia@orin" in r.stdout
+    assert "ssh -o BatchMode=yes" in r.stdout and "-J me@gw" in r.stdout and "-p 2222 -- nvidia@orin" in r.stdout
     assert "--samples 100 --trials 2" in r.stdout and "orin-2222:" in r.stdout and "pi5:" in r.stdout
     r = run_cli("remote", tiny_artifact, "pi5", "--dry-run", "--bench-args=--sampels 100")
     assert r.returncode == 2 and "--bench-args" in r.stderr and "Traceback" not in r.stderr
@@ -104,3 +104,47 @@ def test_dry_run_and_argument_errors(tiny_artifact, tmp_path):
     assert r.returncode == 2 and "no board named orin" in r.stderr
     r = run_cli("remote", tmp_path, "pi5", "--dry-run")
     assert r.returncode == 2 and "manifest" in r.stderr
+
+
+FAKE_SSH = """#!/bin/sh
+# records its argv, one word per line, and fails as a refused connection would
+for a in "$@"; do printf '%s\\n' "$a"; done >> "$SSH_ARGV_LOG"
+echo "ssh: connect to host x port 22: Connection refused" >&2
+exit 255
+"""
+
+
+def _fake_ssh(tmp_path):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "ssh").write_text(FAKE_SSH)
+    (bindir / "ssh").chmod(0o755)
+    log = tmp_path / "argv.log"
+    import os
+    return {"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}", "SSH_ARGV_LOG": str(log)}, log
+
+
+def test_hostile_inventory_never_reaches_ssh(tiny_artifact, tmp_path):
+    """An inventory host/user starting with '-' was passed to ssh as an option (-oProxyCommand runs a command)."""
+    env, log = _fake_ssh(tmp_path)
+    for entry in ('host = "-oProxyCommand=touch${IFS}pwned@x"', 'host = "-oProxyCommand=x"',
+                  'host = "pi5"\nprofile = "--force"', 'host = "pi5"\nworkdir = "-rf"'):
+        inv = tmp_path / "boards.toml"
+        inv.write_text(f"[[board]]\n{entry}\n")
+        r = run_cli("remote", tiny_artifact, "--inventory", inv, "--out", tmp_path / "out", env=env)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (entry, r.stderr)
+        assert ("board" in r.stderr or "target" in r.stderr) and not log.exists(), (entry, r.stderr)
+    for bad in ("-oProxyCommand=x", "-x@h", "u@-h"):
+        with pytest.raises(EdgeBranchyError):
+            parse_target(bad)
+
+
+def test_ssh_options_end_before_the_destination(tiny_artifact, tmp_path):
+    """Every ssh call ends its options with `--` before the destination (recorded through a fake ssh on PATH)."""
+    env, log = _fake_ssh(tmp_path)
+    r = run_cli("remote", tiny_artifact, "u@board1:2022", "--out", tmp_path / "out", env=env)
+    assert r.returncode != 0 and log.exists(), r.stderr
+    words = log.read_text().splitlines()
+    i = words.index("u@board1")
+    assert words[i - 1] == "--" and words[i - 3:i - 1] == ["-p", "2022"], words
+    assert SshOptions().argv(parse_target("h"))[-2:] == ["--", "h"]

@@ -14,7 +14,7 @@ from edgebranchy.errors import EdgeBranchyError
 @pytest.fixture(autouse=True)
 def _trust(monkeypatch):
     """The torch backend rebuilds the model from its module:function factory (only within these tests)."""
-    monkeypatch.setenv("EDGEBRANCHY_TRUST_MODEL_CODE", "1")
+    monkeypatch.setenv("EDGEBRANCHY_TRUST_MODEL_CODE", "eb_fx_models")
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def skip_artifact(tmp_path_factory):
     cfg = TrainConfig(model="eb_fx_models:resnet_branchy", dataset="synthetic", epochs=1, baseline_epochs=0,
                       max_steps=2, batch_size=32, limit=300)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EDGEBRANCHY_TRUST_MODEL_CODE", "1")
+        mp.setenv("EDGEBRANCHY_TRUST_MODEL_CODE", "eb_fx_models")
         Trainer(cfg, d / "m.pt", progress=False).run()
         art = export_checkpoint(d / "m.pt", d / "art", prune=False, check_samples=16, log=lambda s: None)
     return d / "m.pt", art

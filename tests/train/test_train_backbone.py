@@ -35,7 +35,7 @@ def _cfg(**kw) -> TrainConfig:
 
 
 def test_frozen_backbone_trains_only_the_side_heads(tmp_path, bundle, monkeypatch):
-    monkeypatch.setenv("EDGEBRANCHY_TRUST_MODEL_CODE", "1")
+    monkeypatch.setenv("EDGEBRANCHY_TRUST_MODEL_CODE", "eb_fx_models")
     before = resnet_branchy(num_classes=3, input_size=16).state_dict()
     tr = Trainer(_cfg(freeze_backbone=True), tmp_path / "f.pt", progress=False, data=bundle)
     assert tr._phases() == [("joint", 1)]
@@ -109,7 +109,7 @@ def test_init_weights_refuses_pickled_objects_and_missing_files(tmp_path):
 def test_image_folder_streams_batches_into_the_trainer(tmp_path, images, monkeypatch):
     import edgebranchy.data.imagefolder as imf
 
-    monkeypatch.setenv("EDGEBRANCHY_TRUST_MODEL_CODE", "1")
+    monkeypatch.setenv("EDGEBRANCHY_TRUST_MODEL_CODE", "eb_fx_models")
     decoded = []
     real = imf.load_image
     monkeypatch.setattr(imf, "load_image", lambda p, s: decoded.append(p) or real(p, s))

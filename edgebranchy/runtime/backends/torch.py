@@ -43,7 +43,8 @@ def checkpoint_artifact(checkpoint: str | os.PathLike) -> Artifact:
         raise EdgeBranchyError(f"{checkpoint}: the config does not record the number of exits")
     manifest = build_manifest(cfg, list(range(k)), normalized=bool(cal.get("normalized")),
                               temperatures=cal.get("temperatures") or [1.0] * k,
-                              source={"checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint)})
+                              source={"checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
+                                      "dataset": cfg.get("dataset")})
     return Artifact.from_manifest(Path(checkpoint).parent, manifest, graphs=False)
 
 
