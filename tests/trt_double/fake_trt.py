@@ -568,7 +568,7 @@ def make_module(s: st.State) -> types.ModuleType:
             return ICudaEngine(header, model)
 
     for name, obj in list(locals().items()):
-        if name[0].isupper() and isinstance(obj, type):
+        if name[0].isupper() and isinstance(obj, type) and name != "Severity":  # that one is ILogger.Severity only
             setattr(m, name, obj)
     for name, obj in net.items():
         setattr(m, name, obj)
