@@ -34,6 +34,7 @@ INPUT_NAME = "x"
 
 INDEX_NAME = "index"
 GATHER_OUTPUT = "rows"
+SINGLE = "single"
 
 #: attributes this module uses on TensorRT objects (builder, network, parser, config, profile, runtime, ...)
 TRT_OBJECT_API = frozenset({
@@ -108,6 +109,20 @@ def _jobs(art: Artifact, graph_precision: str) -> list:
                          tuple(int(v) for v in art.manifest["segments"][k]["feature_shape"]), feature))
     jobs.append(_Job(logits, "gather of the logits", "", (len(art.classes),)))
     return jobs
+
+
+def _single_job(art: Artifact, version: compat.Version, log: Callable[[str], None]) -> Tuple[list, dict]:
+    """The single early-exit graph's engine job where this TensorRT imports `If` (10.0+), and what is recorded
+    about it either way (compat.single_graph_support: why not, or the host synchronisation inside `If`)."""
+    entry = art.single_graph
+    if entry is None:
+        return [], {"engine": None, "reason": "the artifact has no single graph"}
+    ok, why = compat.single_graph_support(version)
+    if not ok:
+        log(f"note: single graph not built: {why}")
+        return [], {"engine": None, "reason": why}
+    return ([_Job(SINGLE, "single early-exit graph", entry["file"], art.input_shape)],
+            {"engine": SINGLE, "reason": why, "thresholds": list(entry.get("thresholds_at_export") or [])})
 
 
 def _gather_network(trt: Any, builder: Any, version: compat.Version, job: _Job) -> Any:
@@ -198,7 +213,8 @@ def build_engines(artifact_dir: Any, settings: dict, precision: Optional[str] = 
         raise EdgeBranchyError(f"TensorRT {facts['tensorrt']} builds {plan.precision} engines from the graph's own "
                                "types (strongly typed) and this artifact has no FP16 graphs: re-export with "
                                "`edgebranchy export ... --precision fp16`")
-    jobs = _jobs(art, plan.graph_precision)
+    single_jobs, single = _single_job(art, version, log)
+    jobs = _jobs(art, plan.graph_precision) + single_jobs
     graphs = {j.name: _read_graph(art, j.rel) for j in jobs if j.rel}
     # one lane per pipeline stage (at least two, for speculation); without profile sharing each lane needs its
     # own profile (8.5); DLA engines keep one fixed profile, so one lane there
@@ -218,6 +234,7 @@ def build_engines(artifact_dir: Any, settings: dict, precision: Optional[str] = 
         "profiles": profiles,
         "lane_profiles": n_profiles,
         "gathers": {j.name: {"dtype": j.dtype, "shape": list(j.shape)} for j in jobs if not j.rel},
+        "single_graph": single.get("engine"),
         "builder_optimization_level": plan.optimization_level,
         "workspace_mb": s.workspace_mb,
         "profile_sharing": plan.profile_sharing is not None,
@@ -260,7 +277,7 @@ def build_engines(artifact_dir: Any, settings: dict, precision: Optional[str] = 
         "opt_batch": s.opt_batch,
         "profile_sharing": plan.profile_sharing is not None,  # contexts share one profile (8.6+)
         "lanes": lanes, "lane_profiles": n_profiles,  # concurrent execution contexts; profiles per engine
-        "tf32": plan.tf32, "profiles": profiles,
+        "tf32": plan.tf32, "profiles": profiles, "single_graph": single,
         "builder_optimization_level": plan.optimization_level,
         "builder_optimization_level_requested": s.builder_optimization_level,
         "workspace_mb": s.workspace_mb,
@@ -285,7 +302,8 @@ def _profiles(jobs: list, s: Any, plan: compat.BuildPlan) -> dict:
     lo, hi = (fixed, fixed) if fixed else (1, s.max_batch)
     out = {}
     for j in jobs:
-        p = {"input": INPUT_NAME, "min": [lo, *j.shape], "opt": [opt, *j.shape], "max": [hi, *j.shape]}
+        b = (1, 1, 1) if j.name == SINGLE else (lo, opt, hi)  # the single graph is for batch 1 only
+        p = {"input": INPUT_NAME, "min": [b[0], *j.shape], "opt": [b[1], *j.shape], "max": [b[2], *j.shape]}
         if not j.rel:
             p[INDEX_NAME] = {"min": [1], "opt": [opt], "max": [hi]}
         out[j.name] = p
@@ -302,9 +320,9 @@ def _build_one(trt: Any, builder: Any, logger: Any, plan: compat.BuildPlan, vers
     else:
         network = _gather_network(trt, builder, version, j)
     config = builder.create_builder_config()
-    # a gather engine always runs on the GPU, in its rows' own type
-    compat.configure(trt, builder, config, plan if j.rel else compat.gpu_plan(plan), workspace)
-    pinned = compat.pin_exit_head(trt, network, config, plan) if j.rel else []
+    # a gather engine (and the If engine) always runs on the GPU, a gather in its rows' own type
+    compat.configure(trt, builder, config, plan if j.rel and j.name != SINGLE else compat.gpu_plan(plan), workspace)
+    pinned = compat.pin_exit_head(trt, network, config, plan) if j.rel and j.name != SINGLE else []
     for _ in range(n_profiles):  # identical profiles: one per lane where contexts cannot share one
         profile = builder.create_optimization_profile()
         profile.set_shape(INPUT_NAME, tuple(p["min"]), tuple(p["opt"]), tuple(p["max"]))

@@ -46,6 +46,7 @@ VERSION_GATED = {
     "OBEY_PRECISION_CONSTRAINTS": "BuilderFlag member: removed in 11 (strongly typed); pins the exit head on 8.x",
     "precision": "ILayer attribute: removed in 11; the exit head's FP32 pin on 8.x",
     "set_output_type": "ILayer method: removed in 11; the exit head's FP32 pin on 8.x",
+    "INT64": "DataType member: added in 10.0; the single graph's label and exit outputs",
 }
 
 #: attributes this module uses on TensorRT objects (builder, builder config, network, layers, tensors)
@@ -202,6 +203,14 @@ def plan_build(v: Version, precision: str, optimization_level: int, dla_core: in
                      explicit_batch_flag=explicit_batch_flag_needed(v), strongly_typed_flag=typed,
                      fp16_flag=fp16_flag, optimization_level=level, dla_core=dla, gpu_fallback=fallback,
                      notes=tuple(notes), profile_sharing=profile_sharing(v), tf32=bool(tf32))
+
+
+def extra_numpy_dtypes(trt: Any, v: Version) -> dict:
+    """TensorRT data types beyond `device.numpy_dtypes` that this version has: INT64 from 10.0 (the single
+    graph's int64 outputs)."""
+    import numpy as np
+
+    return {trt.DataType.INT64: np.dtype(np.int64)} if v[0] >= 10 else {}
 
 
 def gpu_plan(plan: BuildPlan) -> BuildPlan:

@@ -45,6 +45,20 @@ def engine_io(trt: Any, name: str, engine: Any, dtypes: dict) -> IO:
     return io
 
 
+def row_index(index: Any, batch: int) -> np.ndarray:
+    """A gather's rows as a 1-D integer array (a boolean mask of the batch is turned into its row numbers)."""
+    idx = np.asarray(index)
+    if idx.dtype == np.bool_:
+        if idx.shape != (batch,):
+            raise EdgeBranchyError(f"boolean index of shape {idx.shape} for a batch of {batch}")
+        idx = np.flatnonzero(idx)
+    if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
+        raise EdgeBranchyError("gather index must be a 1-D array of row numbers")
+    if idx.size and (idx.min() < 0 or idx.max() >= batch):
+        raise EdgeBranchyError(f"gather index out of range for a batch of {batch}")
+    return idx
+
+
 class EngineLanes:
     """An engine, its I/O and a context per lane (made on first use, holding its lane's profile)."""
 

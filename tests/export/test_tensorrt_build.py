@@ -23,6 +23,11 @@ GPU_A = ("Orin (nvgpu)", (8, 7))
 GPU_B = ("NVIDIA GeForce RTX 4090", (8, 9))
 #: the engines of the tiny (two-segment) artifact: segments, baseline, the gathers of segment 0's features and of logits
 ENGINES = ("seg0", "seg1", "baseline", "gather0", "gather_logits")
+
+
+def engines(double) -> tuple:
+    """The engine set a version builds: from 10.0 also the single early-exit graph's (TensorRT imports `If`)."""
+    return ENGINES + (("single",) if major(double) >= 10 else ())
 SETTINGS = {"precision": "fp16", "workspace_mb": 512, "builder_optimization_level": 4, "max_batch": 16,
             "dla_core": -1, "gpu_fallback": True}
 
@@ -148,7 +153,7 @@ def test_build_writes_engines_and_records_them(double, art):
     assert key.startswith(f"orin-nvgpu-sm87-trt{v}-fp16-") and r["cached"] is False
     a = Artifact.load(art)  # every hash, including the new files, verifies
     rec = a.manifest["tensorrt"][key]
-    assert set(rec["files"]) == set(ENGINES) | {"engine.json"}
+    assert set(rec["files"]) == set(engines(double)) | {"engine.json"}
     lane_profiles = 2 if double.state.version.startswith("8.5") else 1  # 8.5: one identical profile per lane
     assert rec["lane_profiles"] == lane_profiles and rec["lanes"] == 2
     for name in ("seg0", "seg1", "baseline"):
@@ -165,14 +170,14 @@ def test_build_writes_engines_and_records_them(double, art):
     assert rec["dla_core"] is None and rec["max_batch"] == 16
     assert (art / rec["timing_cache"]["file"]).is_file() and rec["timing_cache"]["file"] == \
         f"engines/timing-orin-nvgpu-{v}.cache"
-    assert len(double.builds) == len(ENGINES)
+    assert len(double.builds) == len(engines(double))
     assert any("building TensorRT engines" in line for line in logs)
 
 
 def test_second_build_is_a_cache_hit_unless_forced_or_damaged(double, art):
     first = build(art, double)
     second = build(art, double)
-    n = len(ENGINES)
+    n = len(engines(double))
     assert second["cached"] is True and second["device_key"] == first["device_key"] and len(double.builds) == n
     forced = build(art, double, force=True)
     assert forced["cached"] is False and len(double.builds) == 2 * n
@@ -346,7 +351,7 @@ def test_load_engine_refuses_a_tampered_engine_json(monkeypatch, art):
 def test_load_engine_finds_the_engines_of_this_device(double, art):
     r = build(art, double)
     loaded = load_engine(Artifact.load(art), device_facts(double.trt, lambda: GPU_A))
-    assert loaded.key == r["device_key"] and set(loaded.engines) == set(ENGINES)
+    assert loaded.key == r["device_key"] and set(loaded.engines) == set(engines(double))
     build(art, double, precision="fp32")
     with pytest.raises(EdgeBranchyError, match="several engine sets"):
         load_engine(Artifact.load(art), device_facts(double.trt, lambda: GPU_A))

@@ -272,7 +272,8 @@ def _edgebranchy_imports(path) -> set:
 
 
 RUN_SIDE = {"edgebranchy.tensorrt.load", "edgebranchy.tensorrt.device", "edgebranchy.tensorrt.lanes",
-            "edgebranchy.tensorrt.memory", "edgebranchy.artifact.engines"}
+            "edgebranchy.tensorrt.memory", "edgebranchy.tensorrt.single", "edgebranchy.tensorrt.compat",
+            "edgebranchy.artifact.engines"}
 
 
 def test_runtime_backend_imports_only_load_device_and_engine_records():
@@ -282,7 +283,7 @@ def test_runtime_backend_imports_only_load_device_and_engine_records():
     trt_side = {m for m in mods if m.startswith(("edgebranchy.tensorrt", "edgebranchy.artifact.engines"))}
     assert trt_side <= RUN_SIDE
     assert "edgebranchy.tensorrt.load" in trt_side
-    for helper in ("lanes.py", "memory.py"):
+    for helper in ("lanes.py", "memory.py", "single.py"):
         helper_mods = _edgebranchy_imports(scan.TRT / helper)
         assert "edgebranchy.tensorrt.build" not in helper_mods and not any(m.startswith("edgebranchy.export")
                                                                           for m in helper_mods)

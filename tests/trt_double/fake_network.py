@@ -22,8 +22,8 @@ from trt_double.strict import Strict
 SUPPORTED_OPS = frozenset({
     "Add", "And", "ArgMax", "AveragePool", "BatchNormalization", "Cast", "Concat", "Constant", "Conv", "Div",
     "Dropout", "Equal", "Exp", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Greater", "Identity", "If",
-    "IsInf", "Less", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mul", "Neg", "Not", "ReduceMax", "ReduceSum", "Relu",
-    "Reshape", "Shape", "Softmax", "Squeeze", "Sub", "Transpose", "Unsqueeze",
+    "IsInf", "LRN", "Less", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mul", "Neg", "Not", "Pow", "ReduceMax",
+    "ReduceSum", "Relu", "Reshape", "Shape", "Softmax", "Squeeze", "Sub", "Transpose", "Unsqueeze",
 })
 #: ONNX element type -> TensorRT DataType member name
 ONNX_TO_TRT = {1: "FLOAT", 10: "HALF", 6: "INT32", 3: "INT8", 9: "BOOL", 7: "INT64"}

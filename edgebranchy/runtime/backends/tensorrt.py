@@ -31,7 +31,8 @@ from edgebranchy.artifact.manifest import Artifact
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.runtime.backends.base import Backend, Launch
 from edgebranchy.runtime.backends.options import BackendOption, resolve_options
-from edgebranchy.tensorrt.lanes import EngineLanes, engine_io
+from edgebranchy.tensorrt.single import check_thresholds, open_engine, run_engine
+from edgebranchy.tensorrt.lanes import EngineLanes, engine_io, row_index
 from edgebranchy.tensorrt.memory import Buffer, DeviceTensor, Events, Pool, Readback
 
 OPTIONS = (
@@ -57,6 +58,7 @@ class TensorRTBackend(Backend):
     OPTIONS = OPTIONS
 
     def __init__(self, artifact: Any, options: Optional[dict] = None):
+        from edgebranchy.tensorrt.compat import extra_numpy_dtypes, parse_version
         from edgebranchy.tensorrt.device import describe_device, device_facts, import_tensorrt, numpy_dtypes
         from edgebranchy.tensorrt.load import load_engine
 
@@ -94,7 +96,7 @@ class TensorRTBackend(Backend):
         self.fixed_batch = rec.get("fixed_batch")  # DLA engines run one batch size; smaller ones are padded
         self.lanes = int(rec.get("lanes") or (2 if rec.get("profile_sharing") else 1))
         self._copy = self.lanes  # the upload stream's index, after the lanes
-        self._dtypes = numpy_dtypes(trt)
+        self._dtypes = {**numpy_dtypes(trt), **extra_numpy_dtypes(trt, parse_version(trt.__version__))}
         with self._current():
             self._streams = [cuda.Stream() for _ in range(self.lanes + 1)]  # non-default streams
         self._events = Events(cuda, blocking=o["host_wait"] == "block")
@@ -109,6 +111,7 @@ class TensorRTBackend(Backend):
         for g in gather_names(self.artifact):
             eng = self._engine(g, None)
             self._gathers[(eng.io[INPUT][1].str, eng.io[INPUT][2])] = eng
+        self._single, self.supports_single_graph, self.single_graph_note = open_engine(self)
 
     # -- setup -----------------------------------------------------------------------------------
     def _expected(self, k: int) -> Dict[str, tuple]:
@@ -283,15 +286,7 @@ class TensorRTBackend(Backend):
         self._check_open()
         lane = self._check_lane(lane)
         t = self._own(t, "gather")
-        idx = np.asarray(index)
-        if idx.dtype == np.bool_:
-            if idx.shape != (t.batch,):
-                raise EdgeBranchyError(f"boolean index of shape {idx.shape} for a batch of {t.batch}")
-            idx = np.flatnonzero(idx)
-        if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
-            raise EdgeBranchyError("gather index must be a 1-D array of row numbers")
-        if idx.size and (idx.min() < 0 or idx.max() >= t.batch):
-            raise EdgeBranchyError(f"gather index out of range for a batch of {t.batch}")
+        idx = row_index(index, t.batch)
         eng = self._gathers.get((t.dtype.str, t.shape[1:]))
         if eng is None:
             raise EdgeBranchyError(f"no gather engine for rows of {t.shape[1:]} {t.dtype}; "
@@ -346,6 +341,13 @@ class TensorRTBackend(Backend):
             outs, _, _ = self._enqueue(eng, 0, self._upload(x, dtype, self._copy), None)
             return self.to_host(outs["logits"])
 
+    def load_single(self, thresholds: list) -> None:
+        check_thresholds(self, thresholds)
+
+    def run_single(self, x: Any) -> list:
+        self._check_open()
+        return run_engine(self, self._single, x)
+
     def synchronize(self) -> None:
         if self._closed:
             return
@@ -364,7 +366,8 @@ class TensorRTBackend(Backend):
                "copy_stream": True, "profile_sharing": rec.get("profile_sharing"),
                "lane_profiles": rec.get("lane_profiles", 1), "cuda_binding": "pycuda",
                "cuda_context": "primary, retained; current only around each call",
-               "host_wait": self.options["host_wait"], "timing": self.options["timing"]}
+               "host_wait": self.options["host_wait"], "timing": self.options["timing"],
+               "single_graph": self.supports_single_graph, "single_graph_note": self.single_graph_note}
         if not self._closed:
             out["device_buffers"] = self._device_pool.stats()
             out["pinned_buffers"] = self._host_pool.stats()
@@ -380,7 +383,9 @@ class TensorRTBackend(Backend):
             self._device_pool.close()
             self._host_pool.close()
             self._events.close()
-            for eng in self._segments + [self._baseline] + list(self._gathers.values()):
-                eng.close()
-            self._segments, self._gathers = [], {}
+            for eng in self._segments + [self._baseline] + list(self._gathers.values()) + [self._single]:
+                if eng is not None:
+                    eng.close()
+            self._segments, self._gathers, self._single = [], {}, None
             self._loaded.engines.clear()
+
