@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 import pytest
-from trt_double import VERSIONS, StrictDoubleError, assert_clean, install
+from trt_double import StrictDoubleError, assert_clean, install
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.artifact.manifest import Artifact
@@ -20,19 +20,9 @@ SETTINGS = {"precision": "fp16", "workspace_mb": 256, "builder_optimization_leve
             "dla_core": -1, "gpu_fallback": False}
 
 
-@pytest.fixture(params=VERSIONS)
-def double(request, monkeypatch):
-    d = install(monkeypatch, request.param, gpu=GPU)
-    yield d
-    assert_clean(d)
-
-
 @pytest.fixture
-def art(tiny_artifact, tmp_path, double):
-    dst = tmp_path / "art"
-    shutil.copytree(tiny_artifact, dst)
-    build_engines(dst, SETTINGS, log=lambda s: None)
-    return Artifact.load(dst)
+def trt_settings():
+    return SETTINGS
 
 
 @pytest.fixture

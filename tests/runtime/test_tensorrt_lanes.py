@@ -8,9 +8,8 @@ import threading
 
 import numpy as np
 import pytest
-from trt_double import VERSIONS, assert_clean, install
+from trt_double import assert_clean, install
 
-from edgebranchy.artifact.manifest import Artifact
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.runtime.backends.tensorrt import TensorRTBackend
 from edgebranchy.runtime.runner import EarlyExitRunner
@@ -22,19 +21,9 @@ SETTINGS = {"precision": "fp32", "workspace_mb": 64, "builder_optimization_level
             "dla_core": -1, "gpu_fallback": False}
 
 
-@pytest.fixture(params=VERSIONS)
-def double(request, monkeypatch):
-    d = install(monkeypatch, request.param, gpu=GPU)
-    yield d
-    assert_clean(d)
-
-
 @pytest.fixture
-def art(tiny_artifact, tmp_path, double):
-    dst = tmp_path / "art"
-    shutil.copytree(tiny_artifact, dst)
-    build_engines(dst, SETTINGS, log=lambda s: None)
-    return Artifact.load(dst)
+def trt_settings():
+    return SETTINGS
 
 
 @pytest.fixture(scope="module")

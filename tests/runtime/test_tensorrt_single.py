@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
-from trt_double import VERSIONS, assert_clean, install
+from trt_double import assert_clean, install
 
 from edgebranchy.artifact.manifest import Artifact
 from edgebranchy.errors import EdgeBranchyError
@@ -19,19 +19,9 @@ SETTINGS = {"precision": "fp32", "workspace_mb": 64, "builder_optimization_level
             "dla_core": -1, "gpu_fallback": False}
 
 
-@pytest.fixture(params=VERSIONS)
-def double(request, monkeypatch):
-    d = install(monkeypatch, request.param)
-    yield d
-    assert_clean(d)
-
-
 @pytest.fixture
-def art(tiny_artifact, tmp_path, double):
-    dst = tmp_path / "art"
-    shutil.copytree(tiny_artifact, dst)
-    build_engines(dst, SETTINGS, log=lambda s: None)
-    return Artifact.load(dst)
+def trt_settings():
+    return SETTINGS
 
 
 def test_offered_from_10_with_the_host_sync_stated_and_the_answers_of_onnx_runtime(double, art, synthetic_test):
