@@ -100,6 +100,17 @@ def test_plan_build_refusals_and_notes():
     assert any("newer" in n for n in trt_compat.plan_build((12, 0, 0), "fp16", 3).notes)
 
 
+def test_lanes_profiles_and_the_single_graph_per_version():
+    """A lane per pipeline stage (at least two); one shared profile from 8.6, one per lane on 8.5; the If graph only
+    from 10.0, with the host synchronisation said."""
+    assert [trt_compat.lanes_for(k) for k in (1, 2, 3, 5)] == [2, 2, 3, 5]
+    assert [trt_compat.lane_profiles(v, 3) for v in ((8, 5, 2), (8, 6, 1), (9, 3, 0), (10, 3, 0))] == [3, 1, 1, 1]
+    assert (trt_compat.lane_profile(2, shared=True), trt_compat.lane_profile(2, shared=False)) == (0, 2)
+    for v, ok in (((8, 5, 2), False), ((8, 6, 1), False), ((9, 3, 0), False), ((10, 0, 0), True), ((11, 4, 0), True)):
+        got, why = trt_compat.single_graph_support(v)
+        assert got is ok and ("copies each `If` condition to the host" in why if ok else "If` importer" in why)
+
+
 # ---------------------------------------------------------------- settings
 
 @pytest.mark.parametrize("change,match", [
