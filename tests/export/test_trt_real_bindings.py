@@ -169,13 +169,18 @@ def test_the_double_matches_the_real_module(real, monkeypatch, version):
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_the_name_lists_agree_with_the_real_module_on_every_gated_name(real, version):
-    """The version-gated names (tensorrt/compat.py) are present in the real module exactly where the double's
-    name lists say, so the double refuses what the real TensorRT lacks."""
+def test_the_name_lists_agree_with_the_real_module(real, monkeypatch, version):
+    """The version-gated names (tensorrt/compat.py) and every name the double defines are present in the real
+    module exactly where the double's name lists say, so the double refuses what the real TensorRT lacks and
+    nothing it has."""
     desc = real[version]
-    everything = set(desc["module"]) | set(desc["classes"]) | {m for ms in desc["classes"].values() for m in ms}
-    for name in trt_compat.VERSION_GATED:
-        assert (name in everything) == names.exists_in(name, version), name
+    everything = set(desc["module"]) | {c.split(".")[-1] for c in desc["classes"]} | {
+        m for ms in desc["classes"].values() for m in ms}
+    d = install(monkeypatch, version)
+    known = {n for cls in _double_classes(d.trt).values() for n in vars(cls) if not n.startswith("_")}
+    known |= {c.split(".")[-1] for c in _double_classes(d.trt)} | set(trt_compat.VERSION_GATED)
+    wrong = sorted(n for n in known if (n in everything) != names.exists_in(n, version))
+    assert not wrong, f"the name lists say otherwise than the real {version} module about {wrong}"
 
 
 def test_the_scan_sees_class_qualified_uses():
