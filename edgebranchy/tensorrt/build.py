@@ -223,23 +223,7 @@ def build_engines(artifact_dir: Any, settings: dict, precision: Optional[str] = 
     if n_profiles == 1 and plan.profile_sharing is None:
         lanes = 1
     profiles = _profiles(jobs, s, plan)
-    components = {
-        **facts,
-        "onnx_sha256": {name: digest for name, (_, digest) in graphs.items()},
-        "precision": plan.precision,
-        "precision_mode": plan.precision_mode,
-        "exit_head": "fp32",  # the entropy is computed in FP32 on every path (compat.pin_exit_head)
-        "dla_core": plan.dla_core,
-        "gpu_fallback": plan.gpu_fallback,
-        "profiles": profiles,
-        "lane_profiles": n_profiles,
-        "gathers": {j.name: {"dtype": j.dtype, "shape": list(j.shape)} for j in jobs if not j.rel},
-        "single_graph": single.get("engine"),
-        "builder_optimization_level": plan.optimization_level,
-        "workspace_mb": s.workspace_mb,
-        "profile_sharing": plan.profile_sharing is not None,
-        "tf32": plan.tf32,
-    }
+    components = _components(facts, graphs, plan, profiles, n_profiles, jobs, single, s)
     key = device_key(components)
     edir = f"{ENGINES_DIR}/{key}"
     logger = make_logger(trt, log)
@@ -248,22 +232,8 @@ def build_engines(artifact_dir: Any, settings: dict, precision: Optional[str] = 
         log(f"TensorRT engines for {key} are up to date (cache hit)")
         return {**art.manifest["tensorrt"][key], "device_key": key, "cached": True}
     log(f"building TensorRT engines for {key} ({why})")
-    builder = trt.Builder(logger)
-    tc_rel = timing_cache_rel(facts)
-    cache, tc_state = _timing_cache(builder.create_builder_config(), art.root / tc_rel, log)
-    files: Dict[str, str] = {}
-    seconds: Dict[str, float] = {}
-    pinned: Dict[str, int] = {}
-    for j in jobs:
-        t0 = time.perf_counter()
-        data, pinned[j.name] = _build_one(trt, builder, logger, plan, version, j, graphs, profiles[j.name],
-                                          n_profiles, cache, s.workspace_mb << 20, tc_rel)
-        rel = f"{edir}/{j.name}.plan"
-        atomic_write_bytes(art.root / rel, data)
-        files[j.name] = rel
-        seconds[j.name] = round(time.perf_counter() - t0, 3)
-        log(f"{j.what}: engine {rel} ({seconds[j.name]:.1f} s)")
-    atomic_write_bytes(art.root / tc_rel, bytes(cache.serialize()))
+    files, seconds, pinned, tc_rel, tc_state = _build_all(art, trt, logger, plan, version, jobs, graphs, profiles,
+                                                           n_profiles, s, facts, edir, log)
     files["engine.json"] = f"{edir}/engine.json"
     atomic_write_json(art.root / files["engine.json"], components)
     record = {
@@ -290,6 +260,52 @@ def build_engines(artifact_dir: Any, settings: dict, precision: Optional[str] = 
     engines[key] = record
     art.add_files(list(files.values()), {"tensorrt": engines})
     return {**record, "device_key": key, "cached": False}
+
+
+def _components(facts: dict, graphs: dict, plan: compat.BuildPlan, profiles: dict, n_profiles: int, jobs: list,
+                single: dict, s: Any) -> dict:
+    """Everything that makes these engines (the device key hashes it; engine.json holds it)."""
+    return {
+        **facts,
+        "onnx_sha256": {name: digest for name, (_, digest) in graphs.items()},
+        "precision": plan.precision,
+        "precision_mode": plan.precision_mode,
+        "exit_head": "fp32",  # the entropy is computed in FP32 on every path (compat.pin_exit_head)
+        "dla_core": plan.dla_core,
+        "gpu_fallback": plan.gpu_fallback,
+        "profiles": profiles,
+        "lane_profiles": n_profiles,
+        "gathers": {j.name: {"dtype": j.dtype, "shape": list(j.shape)} for j in jobs if not j.rel},
+        "single_graph": single.get("engine"),
+        "builder_optimization_level": plan.optimization_level,
+        "workspace_mb": s.workspace_mb,
+        "profile_sharing": plan.profile_sharing is not None,
+        "tf32": plan.tf32,
+    }
+
+
+def _build_all(art: Artifact, trt: Any, logger: Any, plan: compat.BuildPlan, version: compat.Version, jobs: list,
+               graphs: dict, profiles: dict, n_profiles: int, s: Any, facts: dict, edir: str,
+               log: Callable[[str], None]) -> tuple:
+    """Build every job's plan into `edir` with the device's timing cache; (files, seconds, FP32-pinned layer
+    counts, timing cache file, its state)."""
+    builder = trt.Builder(logger)
+    tc_rel = timing_cache_rel(facts)
+    cache, tc_state = _timing_cache(builder.create_builder_config(), art.root / tc_rel, log)
+    files: Dict[str, str] = {}
+    seconds: Dict[str, float] = {}
+    pinned: Dict[str, int] = {}
+    for j in jobs:
+        t0 = time.perf_counter()
+        data, pinned[j.name] = _build_one(trt, builder, logger, plan, version, j, graphs, profiles[j.name],
+                                          n_profiles, cache, s.workspace_mb << 20, tc_rel)
+        rel = f"{edir}/{j.name}.plan"
+        atomic_write_bytes(art.root / rel, data)
+        files[j.name] = rel
+        seconds[j.name] = round(time.perf_counter() - t0, 3)
+        log(f"{j.what}: engine {rel} ({seconds[j.name]:.1f} s)")
+    atomic_write_bytes(art.root / tc_rel, bytes(cache.serialize()))
+    return files, seconds, pinned, tc_rel, tc_state
 
 
 def _profiles(jobs: list, s: Any, plan: compat.BuildPlan) -> dict:
