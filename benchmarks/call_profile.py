@@ -161,7 +161,7 @@ def main() -> int:
             "bare single-graph call, thresholds as initializers": lambda xb: srun(snames, {"x": xb}),
             "bare single-graph call, thresholds as inputs": lambda xb: s_inp._sess.run(snames, {"x": xb, **tfeed},
                                                                                        None),
-            "bare single-graph call, no IsInf guard": lambda xb: s_ng._sess.run(snames, {"x": xb}, None),
+            "bare single-graph call, no finiteness guard": lambda xb: s_ng._sess.run(snames, {"x": xb}, None),
             "baseline.onnx (binding run)": lambda xb: b._baseline(["logits"], {"x": xb})[0],
             "baseline.onnx (backend.run_baseline: IOBinding at batch 1)": b.run_baseline,
         }, items, a.rounds)

@@ -20,6 +20,7 @@ from eb_testutil import ROOT
 PKG = ROOT / "edgebranchy"
 BUILD_SIDE = ("torch", "edgebranchy.export", "edgebranchy.train", "edgebranchy.models")
 DEVICE_PATH = ["tensorrt/load.py", "tensorrt/device.py", "tensorrt/settings.py", "tensorrt/compat.py",
+               "tensorrt/lanes.py", "tensorrt/memory.py", "tensorrt/single.py",
                "artifact/manifest.py", "artifact/engines.py", "artifact/results.py", "artifact/calibration.py",
                "runtime/runner.py", "runtime/prediction.py", "runtime/pipeline.py", "runtime/backends/base.py",
                "runtime/backends/options.py", "runtime/backends/onnxruntime.py", "runtime/backends/tensorrt.py",

@@ -41,8 +41,14 @@ def timing_cache_rel(facts: dict) -> str:
     return f"{ENGINES_DIR}/timing-{_slug(facts['gpu'])}-{_slug(facts['tensorrt'], 16)}.cache"
 
 
+def gather_names(art: Any) -> list:
+    """The gather engines (compaction on the device, one call per gather): segment k's features (k < K-1)
+    and the logits."""
+    return [f"gather{k}" for k in range(art.num_exits - 1)] + ["gather_logits"]
+
+
 def engine_names(art: Any) -> list:
-    return [f"seg{k}" for k in range(art.num_exits)] + ["baseline"]
+    return [f"seg{k}" for k in range(art.num_exits)] + ["baseline"] + gather_names(art)
 
 
 def _differences(have: dict, want: dict) -> list:

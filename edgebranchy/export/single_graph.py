@@ -7,8 +7,10 @@ with compaction). Inputs: `x` [1, C, H, W]; outputs: `label` [1] (ArgMax in the
 graph), `logits` [1, C], `entropy` [1] and `exit` [1] (int64).
 
 The rule is the runner's, bit for bit: a side exit answers when its entropy is
-finite and strictly below the threshold (`Less` is false for NaN, `IsInf`
-rejects infinities). Thresholds are float32 initializers named `threshold_k`,
+finite and strictly below the threshold: `Greater(e, -FLT_MAX)` and `Less(e, T)`
+are both false for NaN, the first rejects -inf and the second +inf. (Not `IsInf`:
+TensorRT 8.5's ONNX parser has no importer for it, onnx-tensorrt release/8.5-GA
+operators.md; Greater, Less and And it has.) Thresholds are float32 initializers named `threshold_k`,
 each the smallest float32 >= the float64 threshold, so a float32 entropy
 compares exactly as the runner's float64 comparison does; ONNX Runtime can
 replace them at session creation (`SessionOptions.add_initializer`) without a
@@ -25,6 +27,8 @@ from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.exits.rule import float32_threshold
 
 SINGLE_FILE = "single.onnx"
+#: the float32 scalar the finiteness test compares with: the lowest finite float32
+LOWEST = "lowest_float32"
 OUTPUTS = ("label", "logits", "entropy", "exit")
 THRESHOLD_MODES = ("initializer", "input")
 
@@ -78,8 +82,9 @@ def build_single_graph(segments: Sequence, thresholds: Sequence[float], classes:
                        threshold_mode: str = "initializer", guard: bool = True):
     """The single early-exit ModelProto from the K segment ModelProtos (segment k feeds k+1's `x`).
 
-    `guard=False` drops the IsInf check (three nodes): then an entropy of -inf would exit, which the
+    `guard=False` drops the finiteness check (two nodes): then an entropy of -inf would exit, which the
     rule forbids; kept only to measure what the check costs."""
+    import numpy as np
     import onnx
     from onnx import TensorProto, helper
 
@@ -126,10 +131,9 @@ def build_single_graph(segments: Sequence, thresholds: Sequence[float], classes:
         # squeezed (no axes: every size-1 dimension, valid in every opset) before the test
         nodes.append(helper.make_node("Squeeze", [e], [f"d{k}/e"], name=f"d{k}/squeeze"))
         e0 = f"d{k}/e"
-        if guard:
+        if guard:  # finite and below: Greater(e, lowest float32) is false for -inf and NaN, Less for +inf
             nodes += [helper.make_node("Less", [e0, threshold_name(k)], [f"d{k}/below"], name=f"d{k}/less"),
-                      helper.make_node("IsInf", [e0], [f"d{k}/inf"], name=f"d{k}/isinf"),
-                      helper.make_node("Not", [f"d{k}/inf"], [f"d{k}/finite"], name=f"d{k}/not"),
+                      helper.make_node("Greater", [e0, LOWEST], [f"d{k}/finite"], name=f"d{k}/greater"),
                       helper.make_node("And", [f"d{k}/below", f"d{k}/finite"], [f"d{k}/leave"], name=f"d{k}/and")]
         else:
             nodes.append(helper.make_node("Less", [e0, threshold_name(k)], [f"d{k}/leave"], name=f"d{k}/less"))
@@ -147,6 +151,8 @@ def build_single_graph(segments: Sequence, thresholds: Sequence[float], classes:
     nodes.append(helper.make_node("ArgMax", ["logits"], ["label"], name="label", axis=1, keepdims=0))
     ts = [float32_threshold(t) for t in thresholds]
     inputs = [helper.make_tensor_value_info("x", x_info.type.tensor_type.elem_type, [1] + x_shape[1:])]
+    if guard and K > 1:
+        inits = [helper.make_tensor(LOWEST, f32, [], [float(-np.finfo(np.float32).max)])] + inits
     if threshold_mode == "initializer":
         inits = [helper.make_tensor(threshold_name(k), f32, [], [t]) for k, t in enumerate(ts)] + inits
     else:

@@ -67,7 +67,9 @@ def _bench(cfg: BenchConfig, spec, runner, profile, profile_reason: str, stream:
 
     art, backend = runner.artifact, runner.backend
     sync = backend.synchronize
-    meter, power_reason = select_meter(profile, cfg.power, sync=sync)  # before the data: an unusable source fails fast
+    # before the data: an unusable source fails fast; NVML measures the GPU the backend runs on (by PCI bus id)
+    meter, power_reason = select_meter(profile, cfg.power, sync=sync,
+                                       gpu_pci_bus_id=backend.describe().get("pci_bus_id"))
     if first:
         log(power_line(meter, power_reason))
     try:

@@ -70,6 +70,8 @@ def run_pipeline(runner, batches: Iterable[np.ndarray], depth: int = 2) -> Itera
         return _STOP
 
     def stage(k: int):
+        # a backend with a lane per stage (tensorrt: compat.lanes_for) gives every stage a stream of its own;
+        # uploads (to_device, on the feeder thread) are the backend's: tensorrt has a copy stream for them
         lane = k % lanes
         while True:
             item = get(queues[k])

@@ -66,6 +66,7 @@ class EarlyExitRunner:
                 self.form_reason = f"auto: the artifact records the single graph faster ({_figures(rec)})"
             else:
                 self.form_reason = f"auto: the artifact records the segments faster ({_figures(rec)})"
+        self.form_reason += self._single_note()
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike, device: str = "cpu",
@@ -126,8 +127,14 @@ class EarlyExitRunner:
         self._single = one < seg
         rec = {"segments_us": seg, "single_graph_us": one, "choice": self.batch1_form, "samples": len(singles),
                "rounds": max(1, rounds)}
-        self.form_reason = f"measured: {_figures(rec)}"
+        self.form_reason = f"measured: {_figures(rec)}" + self._single_note()
         return rec
+
+    def _single_note(self) -> str:
+        """What the backend says about the single graph where it is not plain (tensorrt: whether its TensorRT
+        imports `If`, and the host synchronisation inside `If`)."""
+        note = getattr(self.backend, "single_graph_note", None)
+        return f" ({self.backend.name} single graph: {note})" if note else ""
 
     def _check_thresholds(self, ts: Sequence[float]) -> list[float]:
         return validate_thresholds(ts, self.num_exits - 1)
@@ -215,7 +222,7 @@ class EarlyExitRunner:
             if done.all():
                 done = None
         pos = alive if done is None else alive[done]
-        lg = b.to_host(launch.logits if len(pos) == launch.batch else b.gather(launch.logits, pos, launch.lane))
+        lg = b.exit_logits(launch, pos)
         out.record(rows[pos], k, e_alive if done is None else e_alive[done], lg)
         self.exit_counts[k] += len(pos)  # one stage thread per segment in the pipeline: no race on index k
         return None if done is None else alive[~done]

@@ -6,7 +6,10 @@ an engine: the ONNX graphs' sha256, TensorRT version, GPU name and compute
 capability, DLA core, precision, profile shapes and builder settings.
 `engine.json` beside the plans holds those components; `tensorrt.load.load_engine`
 refuses engines whose components differ from the device's. A timing cache per
-(GPU, TensorRT version) speeds up rebuilds.
+(GPU, TensorRT version) speeds up rebuilds. Beside the segments and the baseline, tiny
+gather engines (one Gather layer, built through the network API) compact a batch on the
+device in one call. Where execution contexts cannot share a profile (8.5), every engine
+has one identical optimisation profile per lane.
 
 tensorrt and pycuda are imported inside the functions that need them. Runs on
 JetPack 5 (Python 3.8): no 3.10-only syntax at runtime.
@@ -19,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from edgebranchy.artifact.engines import ENGINES_DIR, device_key, timing_cache_rel
+from edgebranchy.artifact.engines import ENGINES_DIR, device_key, gather_names, timing_cache_rel
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.artifact.manifest import Artifact
 from edgebranchy.tensorrt import compat
@@ -29,11 +32,16 @@ from edgebranchy.util.files import atomic_write_bytes, atomic_write_json, read_j
 
 INPUT_NAME = "x"
 
+INDEX_NAME = "index"
+GATHER_OUTPUT = "rows"
+SINGLE = "single"
+
 #: attributes this module uses on TensorRT objects (builder, network, parser, config, profile, runtime, ...)
 TRT_OBJECT_API = frozenset({
     "create_network", "create_builder_config", "create_optimization_profile", "build_serialized_network",
     "parse", "num_errors", "get_error", "node", "desc", "code", "num_inputs", "get_input", "name", "shape",
     "set_shape", "add_optimization_profile", "create_timing_cache", "set_timing_cache", "serialize",
+    "add_input", "add_gather", "mark_output", "get_output", "deserialize_cuda_engine", "DLA_core",
 })
 
 
@@ -80,8 +88,9 @@ def _check_input(network: Any, shape: tuple, what: str) -> None:
 class _Job:
     name: str
     what: str
-    rel: str          # ONNX graph, relative to the artifact
+    rel: str          # ONNX graph, relative to the artifact ("" for a gather engine, built through the API)
     shape: tuple      # input shape without the batch axis
+    dtype: str = "float32"  # a gather engine's row type
 
 
 def _jobs(art: Artifact, graph_precision: str) -> list:
@@ -92,7 +101,41 @@ def _jobs(art: Artifact, graph_precision: str) -> list:
                          tuple(int(v) for v in seg["input_shape"])))
     path = art.baseline_file(graph_precision)
     jobs.append(_Job("baseline", "baseline", path.relative_to(art.root).as_posix(), art.input_shape))
+    # features are float16 in the fp16 graphs (only the host boundary stays float32); logits are float32
+    feature = "float16" if graph_precision == "fp16" else "float32"
+    *features, logits = gather_names(art)
+    for k, name in enumerate(features):
+        jobs.append(_Job(name, f"gather of segment {k}'s features", "",
+                         tuple(int(v) for v in art.manifest["segments"][k]["feature_shape"]), feature))
+    jobs.append(_Job(logits, "gather of the logits", "", (len(art.classes),)))
     return jobs
+
+
+def _single_job(art: Artifact, version: compat.Version, log: Callable[[str], None]) -> Tuple[list, dict]:
+    """The single early-exit graph's engine job where this TensorRT imports `If` (10.0+), and what is recorded
+    about it either way (compat.single_graph_support: why not, or the host synchronisation inside `If`)."""
+    entry = art.single_graph
+    if entry is None:
+        return [], {"engine": None, "reason": "the artifact has no single graph"}
+    ok, why = compat.single_graph_support(version)
+    if not ok:
+        log(f"note: single graph not built: {why}")
+        return [], {"engine": None, "reason": why}
+    return ([_Job(SINGLE, "single early-exit graph", entry["file"], art.input_shape)],
+            {"engine": SINGLE, "reason": why, "thresholds": list(entry.get("thresholds_at_export") or [])})
+
+
+def _gather_network(trt: Any, builder: Any, version: compat.Version, job: _Job) -> Any:
+    """rows = x[index] on the batch axis: one Gather layer (compaction in one call, any number of runs)."""
+    network = builder.create_network(compat.gather_network_flags(trt, version))
+    dtype = trt.DataType.HALF if job.dtype == "float16" else trt.DataType.FLOAT
+    data = network.add_input(INPUT_NAME, dtype, (-1, *job.shape))
+    index = network.add_input(INDEX_NAME, trt.DataType.INT32, (-1,))
+    layer = network.add_gather(data, index, 0)
+    tensor = layer.get_output(0)
+    tensor.name = GATHER_OUTPUT
+    network.mark_output(tensor)
+    return network
 
 
 def _read_graph(art: Artifact, rel: str) -> Tuple[bytes, str]:
@@ -116,8 +159,10 @@ def _verify_graphs(art: Artifact) -> None:
                                    "manifest): re-export the artifact")
 
 
-def _cache_hit(art: Artifact, key: str, components: dict, names: list) -> Optional[str]:
-    """None when the engines for `key` are present and intact; else why they must be (re)built."""
+def _cache_hit(art: Artifact, key: str, components: dict, names: list, trt: Any, logger: Any) -> Optional[str]:
+    """None when the engines for `key` are present, intact and accepted by this TensorRT; else why they must be
+    (re)built. Every plan is deserialised: a pip wheel reports "10.3.0" without its build number, so a
+    TensorRT update that keeps the version string is seen only by the runtime refusing the engine."""
     d = art.root / ENGINES_DIR / key
     rec = (art.manifest.get("tensorrt") or {}).get(key)
     if rec is None:
@@ -134,6 +179,14 @@ def _cache_hit(art: Artifact, key: str, components: dict, names: list) -> Option
         info = art.manifest["files"].get(rel or "")
         if not rel or info is None or not (art.root / rel).is_file() or sha256_file(art.root / rel) != info["sha256"]:
             return f"{name} engine missing or modified"
+    runtime = trt.Runtime(logger)
+    if rec.get("dla_core") is not None:
+        runtime.DLA_core = int(rec["dla_core"])
+    for name in names:
+        del logger.errors[:]
+        if runtime.deserialize_cuda_engine((art.root / rec["files"][name]).read_bytes()) is None:
+            return (f"this TensorRT ({trt.__version__}) refuses the cached {name} engine: "
+                    + ("; ".join(logger.errors) or "no reason given"))
     return None
 
 
@@ -157,91 +210,44 @@ def build_engines(artifact_dir: Any, settings: dict, precision: Optional[str] = 
         log(f"note: {note}")
     facts = device_facts(trt, gpu)
     if plan.graph_precision == "fp16" and not all(seg.get("fp16_file") for seg in art.manifest["segments"]):
-        raise EdgeBranchyError(f"TensorRT {facts['tensorrt']} takes the precision from the graph and this artifact "
-                               f"has no FP16 graphs: re-export with `edgebranchy export ... --precision fp16`")
-    jobs = _jobs(art, plan.graph_precision)
-    graphs = {j.name: _read_graph(art, j.rel) for j in jobs}
-    opt = s.opt_batch  # kernels are tuned for kOPT: the typical batch, not the largest
-    # DLA: profile min = opt = max (NvInfer.h 8.5 addInput; DLA layer restrictions): one fixed batch, the
-    # typical one; the backend pads smaller (compacted) batches up to it
-    fixed = opt if plan.dla_core is not None else None
-    lo, hi = (fixed, fixed) if fixed else (1, s.max_batch)
-    profiles = {j.name: {"input": INPUT_NAME, "min": [lo, *j.shape], "opt": [opt, *j.shape],
-                         "max": [hi, *j.shape]} for j in jobs}
-    components = {
-        **facts,
-        "onnx_sha256": {j.name: graphs[j.name][1] for j in jobs},
-        "precision": plan.precision,
-        "precision_mode": plan.precision_mode,
-        "dla_core": plan.dla_core,
-        "gpu_fallback": plan.gpu_fallback,
-        "profiles": profiles,
-        "builder_optimization_level": plan.optimization_level,
-        "workspace_mb": s.workspace_mb,
-        "profile_sharing": plan.profile_sharing is not None,
-        "tf32": plan.tf32,
-    }
+        raise EdgeBranchyError(f"TensorRT {facts['tensorrt']} builds {plan.precision} engines from the graph's own "
+                               "types (strongly typed) and this artifact has no FP16 graphs: re-export with "
+                               "`edgebranchy export ... --precision fp16`")
+    single_jobs, single = _single_job(art, version, log)
+    jobs = _jobs(art, plan.graph_precision) + single_jobs
+    graphs = {j.name: _read_graph(art, j.rel) for j in jobs if j.rel}
+    # one lane per pipeline stage (at least two, for speculation); without profile sharing each lane needs its
+    # own profile (8.5); DLA engines keep one fixed profile, so one lane there
+    lanes = compat.lanes_for(art.num_exits)
+    n_profiles = 1 if plan.dla_core is not None else compat.lane_profiles(version, lanes)
+    if n_profiles == 1 and plan.profile_sharing is None:
+        lanes = 1
+    profiles = _profiles(jobs, s, plan)
+    components = _components(facts, graphs, plan, profiles, n_profiles, jobs, single, s)
     key = device_key(components)
     edir = f"{ENGINES_DIR}/{key}"
-    names = [j.name for j in jobs]
-    why = "forced" if force else _cache_hit(art, key, components, names)
+    logger = make_logger(trt, log)
+    why = "forced" if force else _cache_hit(art, key, components, [j.name for j in jobs], trt, logger)
     if why is None:
         log(f"TensorRT engines for {key} are up to date (cache hit)")
         return {**art.manifest["tensorrt"][key], "device_key": key, "cached": True}
     log(f"building TensorRT engines for {key} ({why})")
-
-    logger = make_logger(trt, log)
-    builder = trt.Builder(logger)
-    tc_rel = timing_cache_rel(facts)
-    tc_path = art.root / tc_rel
-    cache, tc_state = _timing_cache(builder.create_builder_config(), tc_path, log)
-    files: Dict[str, str] = {}
-    seconds: Dict[str, float] = {}
-    for j in jobs:
-        data = graphs[j.name][0]
-        t0 = time.perf_counter()
-        network, _parser = _parse(trt, builder, logger, plan, data, j.what, j.rel)
-        _check_input(network, j.shape, j.what)
-        config = builder.create_builder_config()
-        compat.configure(trt, builder, config, plan, s.workspace_mb << 20)
-        p = profiles[j.name]
-        profile = builder.create_optimization_profile()
-        profile.set_shape(INPUT_NAME, tuple(p["min"]), tuple(p["opt"]), tuple(p["max"]))
-        config.add_optimization_profile(profile)
-        if not config.set_timing_cache(cache, False):
-            raise EdgeBranchyError(f"TensorRT refused the timing cache {tc_rel} while building the {j.what} engine")
-        del logger.errors[:]
-        serialized = builder.build_serialized_network(network, config)
-        if serialized is None:
-            raise EdgeBranchyError(f"TensorRT could not build the {j.what} engine from {j.rel}: "
-                                   + ("; ".join(logger.errors) or "no reason given"))
-        rel = f"{edir}/{j.name}.plan"
-        atomic_write_bytes(art.root / rel, bytes(serialized))
-        files[j.name] = rel
-        seconds[j.name] = round(time.perf_counter() - t0, 3)
-        log(f"{j.what}: engine {rel} ({seconds[j.name]:.1f} s)")
-    atomic_write_bytes(tc_path, bytes(cache.serialize()))
+    files, seconds, pinned, tc_rel, tc_state = _build_all(art, trt, logger, plan, version, jobs, graphs, profiles,
+                                                           n_profiles, s, facts, edir, log)
     files["engine.json"] = f"{edir}/engine.json"
     atomic_write_json(art.root / files["engine.json"], components)
     record = {
-        "dir": edir,
-        "files": files,
-        "components": components,
-        "tensorrt": facts["tensorrt"],
-        "gpu": facts["gpu"],
-        "compute_capability": facts["compute_capability"],
-        "precision": plan.precision,
-        "precision_mode": plan.precision_mode,
-        "graphs": {j.name: j.rel for j in jobs},
-        "dla_core": plan.dla_core,
-        "gpu_fallback": plan.gpu_fallback,
-        "max_batch": fixed or s.max_batch,
-        "max_batch_requested": s.max_batch,
-        "fixed_batch": fixed,  # DLA: every run is this batch (smaller ones padded)
+        "dir": edir, "files": files, "components": components, "tensorrt": facts["tensorrt"], "gpu": facts["gpu"],
+        "compute_capability": facts["compute_capability"], "precision": plan.precision,
+        "precision_mode": plan.precision_mode, "graphs": {j.name: j.rel for j in jobs if j.rel},
+        "exit_head_fp32_layers": {k: v for k, v in pinned.items() if k in graphs},
+        "dla_core": plan.dla_core, "gpu_fallback": plan.gpu_fallback,
+        "max_batch": profiles["seg0"]["max"][0], "max_batch_requested": s.max_batch,
+        "fixed_batch": s.opt_batch if plan.dla_core is not None else None,  # DLA: every run is this batch (padded)
         "opt_batch": s.opt_batch,
-        "profile_sharing": plan.profile_sharing is not None,  # False: one execution context per engine (one lane)
-        "tf32": plan.tf32,
-        "profiles": profiles,
+        "profile_sharing": plan.profile_sharing is not None,  # contexts share one profile (8.6+)
+        "lanes": lanes, "lane_profiles": n_profiles,  # concurrent execution contexts; profiles per engine
+        "tf32": plan.tf32, "profiles": profiles, "single_graph": single,
         "builder_optimization_level": plan.optimization_level,
         "builder_optimization_level_requested": s.builder_optimization_level,
         "workspace_mb": s.workspace_mb,
@@ -254,6 +260,100 @@ def build_engines(artifact_dir: Any, settings: dict, precision: Optional[str] = 
     engines[key] = record
     art.add_files(list(files.values()), {"tensorrt": engines})
     return {**record, "device_key": key, "cached": False}
+
+
+def _components(facts: dict, graphs: dict, plan: compat.BuildPlan, profiles: dict, n_profiles: int, jobs: list,
+                single: dict, s: Any) -> dict:
+    """Everything that makes these engines (the device key hashes it; engine.json holds it)."""
+    return {
+        **facts,
+        "onnx_sha256": {name: digest for name, (_, digest) in graphs.items()},
+        "precision": plan.precision,
+        "precision_mode": plan.precision_mode,
+        "exit_head": "fp32",  # the entropy is computed in FP32 on every path (compat.pin_exit_head)
+        "dla_core": plan.dla_core,
+        "gpu_fallback": plan.gpu_fallback,
+        "profiles": profiles,
+        "lane_profiles": n_profiles,
+        "gathers": {j.name: {"dtype": j.dtype, "shape": list(j.shape)} for j in jobs if not j.rel},
+        "single_graph": single.get("engine"),
+        "builder_optimization_level": plan.optimization_level,
+        "workspace_mb": s.workspace_mb,
+        "profile_sharing": plan.profile_sharing is not None,
+        "tf32": plan.tf32,
+    }
+
+
+def _build_all(art: Artifact, trt: Any, logger: Any, plan: compat.BuildPlan, version: compat.Version, jobs: list,
+               graphs: dict, profiles: dict, n_profiles: int, s: Any, facts: dict, edir: str,
+               log: Callable[[str], None]) -> tuple:
+    """Build every job's plan into `edir` with the device's timing cache; (files, seconds, FP32-pinned layer
+    counts, timing cache file, its state)."""
+    builder = trt.Builder(logger)
+    tc_rel = timing_cache_rel(facts)
+    cache, tc_state = _timing_cache(builder.create_builder_config(), art.root / tc_rel, log)
+    files: Dict[str, str] = {}
+    seconds: Dict[str, float] = {}
+    pinned: Dict[str, int] = {}
+    for j in jobs:
+        t0 = time.perf_counter()
+        data, pinned[j.name] = _build_one(trt, builder, logger, plan, version, j, graphs, profiles[j.name],
+                                          n_profiles, cache, s.workspace_mb << 20, tc_rel)
+        rel = f"{edir}/{j.name}.plan"
+        atomic_write_bytes(art.root / rel, data)
+        files[j.name] = rel
+        seconds[j.name] = round(time.perf_counter() - t0, 3)
+        log(f"{j.what}: engine {rel} ({seconds[j.name]:.1f} s)")
+    atomic_write_bytes(art.root / tc_rel, bytes(cache.serialize()))
+    return files, seconds, pinned, tc_rel, tc_state
+
+
+def _profiles(jobs: list, s: Any, plan: compat.BuildPlan) -> dict:
+    """Each engine's optimisation profile: batch 1 to max_batch, tuned for opt_batch (kernels are chosen for kOPT:
+    the typical batch). DLA: min = opt = max (NvInfer.h 8.5 addInput; DLA layer restrictions), one fixed batch,
+    the typical one; the backend pads smaller (compacted) batches up to it. A gather engine's index runs
+    from 1 row to the batch."""
+    opt = s.opt_batch
+    fixed = opt if plan.dla_core is not None else None
+    lo, hi = (fixed, fixed) if fixed else (1, s.max_batch)
+    out = {}
+    for j in jobs:
+        b = (1, 1, 1) if j.name == SINGLE else (lo, opt, hi)  # the single graph is for batch 1 only
+        p = {"input": INPUT_NAME, "min": [b[0], *j.shape], "opt": [b[1], *j.shape], "max": [b[2], *j.shape]}
+        if not j.rel:
+            p[INDEX_NAME] = {"min": [1], "opt": [opt], "max": [hi]}
+        out[j.name] = p
+    return out
+
+
+def _build_one(trt: Any, builder: Any, logger: Any, plan: compat.BuildPlan, version: compat.Version, j: _Job,
+               graphs: dict, p: dict, n_profiles: int, cache: Any, workspace: int, tc_rel: str) -> Tuple[bytes, int]:
+    """One engine's plan, and how many of its layers were pinned to FP32 (the exit head)."""
+    if j.rel:
+        data = graphs[j.name][0]
+        network, _parser = _parse(trt, builder, logger, plan, data, j.what, j.rel)
+        _check_input(network, j.shape, j.what)
+    else:
+        network = _gather_network(trt, builder, version, j)
+    config = builder.create_builder_config()
+    # a gather engine (and the If engine) always runs on the GPU, a gather in its rows' own type
+    compat.configure(trt, builder, config, plan if j.rel and j.name != SINGLE else compat.gpu_plan(plan), workspace)
+    pinned = compat.pin_exit_head(trt, network, config, plan) if j.rel and j.name != SINGLE else []
+    for _ in range(n_profiles):  # identical profiles: one per lane where contexts cannot share one
+        profile = builder.create_optimization_profile()
+        profile.set_shape(INPUT_NAME, tuple(p["min"]), tuple(p["opt"]), tuple(p["max"]))
+        if INDEX_NAME in p:
+            q = p[INDEX_NAME]
+            profile.set_shape(INDEX_NAME, tuple(q["min"]), tuple(q["opt"]), tuple(q["max"]))
+        config.add_optimization_profile(profile)
+    if not config.set_timing_cache(cache, False):
+        raise EdgeBranchyError(f"TensorRT refused the timing cache {tc_rel} while building the {j.what} engine")
+    del logger.errors[:]
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise EdgeBranchyError(f"TensorRT could not build the {j.what} engine" + (f" from {j.rel}" if j.rel else "")
+                               + ": " + ("; ".join(logger.errors) or "no reason given"))
+    return bytes(serialized), len(pinned)
 
 
 def _timing_cache(config: Any, path: Path, log: Callable[[str], None]) -> Tuple[Any, str]:

@@ -4,16 +4,24 @@ Decisions are pure functions of a version tuple, so they are testable without
 TensorRT; the two `apply` helpers at the end are the only code that touches
 TensorRT names that do not exist in every supported version.
 
-    8.5      explicit-batch network flag required; FP16 via BuilderFlag.FP16;
-             no builder optimisation level (8.6+); no strongly typed networks
-    10.x     explicit batch implied (flag deprecated: pass 0); FP16 via BuilderFlag.FP16
+    8.5      explicit-batch network flag required; FP16 via BuilderFlag.FP16 with the exit head
+             (entropy and everything after the logits) pinned to FP32 by precision constraints;
+             no builder optimisation level (8.6+); no strongly typed networks; one optimisation
+             profile per execution context (one identical profile per lane)
+    8.6/9.x  as 8.5, plus the optimisation level; contexts share a profile only with
+             PreviewFeature.PROFILE_SHARING_0806, and only when selected explicitly
+    10.x     explicit batch implied (flag deprecated: pass 0); FP16 = the artifact's fp16 graph,
+             built strongly typed (BuilderFlag.FP16 is deprecated from 10.12); every context gets profile 0
     11.x     EXPLICIT_BATCH and BuilderFlag.FP16 removed; networks are strongly
              typed: the precision comes from the graph (the artifact's fp16 graphs)
+
+Every path computes the logits' entropy, the exit decision, in FP32, as torch and ONNX Runtime do.
 
 Runs on JetPack 5 (Python 3.8): no 3.10-only syntax at runtime.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any, Optional, Tuple
@@ -31,22 +39,29 @@ NEWEST_KNOWN_MAJOR = 11
 #: checks both).
 VERSION_GATED = {
     "EXPLICIT_BATCH": "NetworkDefinitionCreationFlag member: required on 8.x, deprecated in 10, removed in 11",
-    "FP16": "BuilderFlag member: removed in 11, where the precision comes from the graph",
-    "STRONGLY_TYPED": "NetworkDefinitionCreationFlag member: added in 9.x, used on 11 only",
+    "FP16": "BuilderFlag member: removed in 11, where the precision comes from the graph; used on 8.5-9.x only",
+    "STRONGLY_TYPED": "NetworkDefinitionCreationFlag member: added in 9.x, used from 10",
     "builder_optimization_level": "IBuilderConfig attribute: added in 8.6",
     "PROFILE_SHARING_0806": "PreviewFeature member: added in 8.6, always on (deprecated) in 10, removed in 11",
+    "OBEY_PRECISION_CONSTRAINTS": "BuilderFlag member: removed in 11 (strongly typed); pins the exit head on 8.x",
+    "precision": "ILayer attribute: removed in 11; the exit head's FP32 pin on 8.x",
+    "set_output_type": "ILayer method: removed in 11; the exit head's FP32 pin on 8.x",
+    "INT64": "DataType member: added in 10.0; the single graph's label and exit outputs",
 }
 
-#: attributes this module uses on TensorRT objects (builder, builder config)
+#: attributes this module uses on TensorRT objects (builder, builder config, network, layers, tensors)
 TRT_OBJECT_API = frozenset({
     "set_memory_pool_limit", "set_flag", "clear_flag", "builder_optimization_level", "default_device_type",
-    "DLA_core", "num_DLA_cores", "set_preview_feature",
+    "DLA_core", "num_DLA_cores", "set_preview_feature", "num_layers", "get_layer", "num_inputs", "get_input",
+    "num_outputs", "get_output", "name", "dtype", "precision", "set_output_type",
 })
 
 #: how the engine's precision was obtained (recorded in the manifest)
-MODE_DEFAULT = "default"                  # fp32 on <= 10.x: no precision flag (TensorRT may use TF32)
-MODE_BUILDER_FLAG = "builder-flag"        # fp16 on <= 10.x: BuilderFlag.FP16 on the fp32 graph
-MODE_STRONGLY_TYPED = "strongly-typed-graph"  # 11.x: the graph's own types (fp16 graph for fp16)
+MODE_DEFAULT = "default"                  # fp32 on <= 10.x: no precision flag (TF32 cleared unless asked)
+MODE_BUILDER_FLAG = "builder-flag"        # fp16 on 8.5-9.x: BuilderFlag.FP16 on the fp32 graph, exit head pinned FP32
+MODE_STRONGLY_TYPED = "strongly-typed-graph"  # fp16 on 10.x, all of 11.x: the graph's own types (fp16 graph)
+#: the graph output the exit head starts from: what follows it (the entropy) is the exit decision
+HEAD_SOURCE = "logits"
 
 
 def parse_version(text: Any) -> Version:
@@ -97,12 +112,41 @@ def has_memory_pool_api(v: Version) -> bool:
 
 
 def profile_sharing(v: Version) -> Optional[str]:
-    """How two execution contexts can share the engine's one optimisation profile (NvInfer.h
-    createExecutionContext): "implicit" from 10.0, "preview-feature" (PROFILE_SHARING_0806, off by
-    default) on 8.6 and 9.x, None on 8.5 (only the first context owns profile 0: one lane)."""
+    """How two execution contexts can share the engine's one optimisation profile: "implicit" from 10.0
+    (every new context gets profile 0, NvInferRuntime.h 10.3 createExecutionContext), "preview-feature" on
+    8.6 and 9.x (built with PROFILE_SHARING_0806; a context after the first gets -1 and must select profile 0
+    itself, NvInferRuntime.h 8.6.1 lines 1749-1752), None on 8.5 (a profile per context)."""
     if v[0] >= 10:
         return "implicit"
     return "preview-feature" if v >= (8, 6, 0) else None
+
+
+def lane_profiles(v: Version, lanes: int) -> int:
+    """Optimisation profiles each engine is built with for `lanes` concurrent execution contexts: one they all
+    share where sharing exists, else one identical profile per lane (the usual way before profile sharing)."""
+    return 1 if profile_sharing(v) else max(1, int(lanes))
+
+
+def lane_profile(lane: int, shared: bool) -> int:
+    """The optimisation profile the execution context of `lane` selects."""
+    return 0 if shared else int(lane)
+
+
+def lanes_for(num_segments: int) -> int:
+    """Lanes (CUDA streams, each with its own execution context per engine) for an artifact of `num_segments`:
+    one per pipeline stage, so no two stages share a stream, and at least two (speculation)."""
+    return max(2, int(num_segments))
+
+
+def single_graph_support(v: Version) -> Tuple[bool, str]:
+    """Whether this TensorRT can import the single early-exit graph (ONNX `If`), and what it costs there."""
+    if v[0] < 10:
+        return False, (f"TensorRT {version_string(v)} cannot import it: the 8.5/8.6 `If` importer takes a branch's "
+                       "outputs from what its layers produce and do not consume (onnx-tensorrt ConditionalHelpers.cpp "
+                       "addIfOutputLayers), so the exit index (a Constant) and the else-branch logits are lost")
+    return True, ("importable from 10.0; TensorRT copies each `If` condition to the host inside enqueue (a "
+                  "synchronisation per exit, no CUDA-graph capture: NVIDIA/TensorRT#2836), and branch engines have "
+                  "cost more than either branch alone (#4402, #4059): measured against the segments before use")
 
 
 @dataclass(frozen=True)
@@ -115,7 +159,7 @@ class BuildPlan:
     graph_precision: str         # which of the artifact's ONNX graphs is parsed
     explicit_batch_flag: bool
     strongly_typed_flag: bool
-    fp16_flag: bool
+    fp16_flag: bool              # BuilderFlag.FP16 (8.5-9.x), with the exit head pinned to FP32
     optimization_level: Optional[int]  # None: this TensorRT has no such setting (recorded as unused)
     dla_core: Optional[int]      # None: GPU only
     gpu_fallback: Optional[bool]  # None: not applicable (no DLA)
@@ -136,7 +180,7 @@ def plan_build(v: Version, precision: str, optimization_level: int, dla_core: in
     if not known_version(v):
         notes.append(f"TensorRT {version_string(v)} is newer than {NEWEST_KNOWN_MAJOR}.x: built with the "
                      f"{NEWEST_KNOWN_MAJOR}.x rules")
-    typed = strongly_typed_only(v)
+    typed = strongly_typed_only(v) or (v[0] >= 10 and precision == "fp16")
     if typed:
         mode, graph, fp16_flag = MODE_STRONGLY_TYPED, precision, False
     elif precision == "fp16":
@@ -161,6 +205,19 @@ def plan_build(v: Version, precision: str, optimization_level: int, dla_core: in
                      notes=tuple(notes), profile_sharing=profile_sharing(v), tf32=bool(tf32))
 
 
+def extra_numpy_dtypes(trt: Any, v: Version) -> dict:
+    """TensorRT data types beyond `device.numpy_dtypes` that this version has: INT64 from 10.0 (the single
+    graph's int64 outputs)."""
+    import numpy as np
+
+    return {trt.DataType.INT64: np.dtype(np.int64)} if v[0] >= 10 else {}
+
+
+def gpu_plan(plan: BuildPlan) -> BuildPlan:
+    """The plan for an engine that only moves data (a gather): on the GPU, no precision flag, same sharing."""
+    return dataclasses.replace(plan, dla_core=None, gpu_fallback=None, fp16_flag=False)
+
+
 # ---------------------------------------------------------------- the only version-gated TensorRT calls
 
 def network_flags(trt: Any, plan: BuildPlan) -> int:
@@ -171,6 +228,48 @@ def network_flags(trt: Any, plan: BuildPlan) -> int:
     if plan.strongly_typed_flag and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     return flags
+
+
+def gather_network_flags(trt: Any, v: Version) -> int:
+    """Flags for a network built through the API (the gather engines): explicit batch on 8.x, strongly typed
+    from 10 (the features' own type, FP16 included, passes through unchanged)."""
+    if explicit_batch_flag_needed(v):
+        return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+
+
+def pin_exit_head(trt: Any, network: Any, config: Any, plan: BuildPlan) -> list:
+    """With BuilderFlag.FP16 (8.5-9.x): pin every layer computed from the logits (the entropy: the exit
+    decision) to FP32 with OBEY_PRECISION_CONSTRAINTS (NvInfer.h 8.5 ILayer::setPrecision / setOutputType), and
+    the constants only they read; returns the pinned layers' names. A no-op on other plans."""
+    if not plan.fp16_flag:
+        return []
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    reached, pinned = {HEAD_SOURCE}, []
+    for layer in layers:  # a network's layers are in topological order
+        ins = [tensor for tensor in (layer.get_input(j) for j in range(layer.num_inputs)) if tensor is not None]
+        if any(tensor.name in reached for tensor in ins):
+            pinned.append(layer)
+            reached |= {layer.get_output(j).name for j in range(layer.num_outputs)}
+    readers: dict = {}
+    for layer in layers:
+        for tensor in (layer.get_input(j) for j in range(layer.num_inputs)):
+            if tensor is not None:
+                readers.setdefault(tensor.name, []).append(layer)
+    for layer in layers:  # constants (no tensor inputs) read by pinned layers only
+        outs = [layer.get_output(j).name for j in range(layer.num_outputs)]
+        if layer not in pinned and not any(layer.get_input(j) is not None for j in range(layer.num_inputs)) \
+                and outs and all(readers.get(o) and all(r in pinned for r in readers[o]) for o in outs):
+            pinned.append(layer)
+    floats = [layer for layer in pinned
+              if all(layer.get_output(j).dtype == trt.DataType.FLOAT for j in range(layer.num_outputs))]
+    for layer in floats:
+        layer.precision = trt.DataType.FLOAT
+        for j in range(layer.num_outputs):
+            layer.set_output_type(j, trt.DataType.FLOAT)
+    if floats:
+        config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)  # no silent FP16 fallback
+    return [layer.name for layer in floats]
 
 
 def configure(trt: Any, builder: Any, config: Any, plan: BuildPlan, workspace_bytes: int) -> None:

@@ -60,7 +60,7 @@ def load_engine(artifact: Any, device_key_components: dict,
     if record.get("dla_core") is not None:  # before deserialising, as trtexec does (sampleEngines.cpp 8.5.2)
         runtime.DLA_core = int(record["dla_core"])
     engines = {}
-    for name in engine_names(artifact):
+    for name in engine_names(artifact) + [n for n in ("single",) if n in files]:  # the If engine: 10.0+ only
         rel = files[name]
         data = (artifact.root / rel).read_bytes()
         if sha256_bytes(data) != artifact.manifest["files"].get(rel, {}).get("sha256"):

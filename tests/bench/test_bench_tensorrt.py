@@ -67,3 +67,31 @@ def test_bench_cli_gives_the_tensorrt_backend_only_its_options(monkeypatch, tiny
     rc = main([*common, "--out", str(tmp_path / "r.json")])
     assert rc == 0, capsys.readouterr().err
     assert_clean(d)
+
+
+def test_gpu_bench_segment_timing_runs_on_the_tensorrt_backend(monkeypatch, tiny_artifact, tmp_path, synthetic_test):
+    """Issue 23 item 10: `Launch.timing["gpu_ms"]` is one thing on every backend, a float in ms once `entropy()`
+    returned (torch stored a callable, tensorrt a float, and benchmarks/gpu_bench.py called it: TypeError on
+    tensorrt). The benchmark's per-segment table runs on the tensorrt backend."""
+    import importlib.util
+
+    import numpy as np
+
+    from eb_testutil import ROOT
+
+    spec = importlib.util.spec_from_file_location("gpu_bench", ROOT / "benchmarks" / "gpu_bench.py")
+    gpu_bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_bench)
+    d = install(monkeypatch, "10.3.0")
+    art = tmp_path / "art"
+    shutil.copytree(tiny_artifact, art)
+    build_engines(art, SETTINGS, log=lambda s: None)
+    with TensorRTBackend(str(art), {"timing": True}) as b:
+        x = np.ascontiguousarray(synthetic_test[1][:1], dtype=np.float32)
+        rows = gpu_bench.sync_costs(b, x, b.num_segments, repeats=3)
+        launch = b.launch(0, b.to_device(x), 0)
+        assert launch.timing == {}  # nothing measured before the launch is waited for
+        launch.entropy()
+        assert isinstance(launch.timing["gpu_ms"], float) and isinstance(launch.timing["wait_ms"], float)
+    assert len(rows) == 2 and all(g >= 0 and h > 0 for g, h in rows)
+    assert_clean(d)

@@ -170,7 +170,7 @@ def test_tensorrt_double_builds_the_engines_and_agrees(version, tiny_artifact, t
     assert all(0 < r["max_abs_logit_diff"] <= r["logit_tolerance"] for r in rep["exits"])
     assert all(r["gpu_ms"] is not None and r["gpu_ms"] >= 0 for r in rep["latency_ms"]["candidate"])
     builds = len(d.builds)
-    assert builds == 3  # two segments and the baseline
+    assert builds == 6  # two segments, the baseline, the gathers of segment 0's features and of logits, the If engine
     assert main(args) == 0 and len(d.builds) == builds  # the second run reuses them
     capsys.readouterr()
     assert main(args[:-1] + ["--batch-size", "128"]) == 2

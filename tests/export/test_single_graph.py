@@ -312,3 +312,58 @@ def test_fp16_runs_the_segments(single_artifact):
         assert not r.single_graph_available and r.batch1_form == "segments"
     with pytest.raises(EdgeBranchyError, match="does not run the single early-exit graph"):
         EarlyExitRunner(single_artifact, options={"precision": "fp16"}, form="single-graph")
+
+
+def _all_nodes(graph):
+    for n in graph.node:
+        yield n
+        for a in n.attribute:
+            if a.g is not None and a.g.node:
+                yield from _all_nodes(a.g)
+
+
+def test_every_op_of_the_single_graph_has_a_tensorrt_85_importer(three_exit_artifact):
+    """Issue 23 item 2: TensorRT 8.5's ONNX parser has no IsInf importer (onnx-tensorrt release/8.5-GA
+    operators.md: "IsInf N"), so the finiteness test is Greater(e, lowest float32) and Less(e, T)."""
+    import onnx
+    from trt_double.fake_network import importable
+
+    m = onnx.load(str(three_exit_artifact / "single.onnx"))
+    ops = {n.op_type for n in _all_nodes(m.graph)}
+    assert {"If", "Less", "Greater", "And"} <= ops and "IsInf" not in ops
+    assert all(importable(op, (8, 5, 2)) for op in ops), sorted(op for op in ops if not importable(op, (8, 5, 2)))
+
+
+def _toy_segment(last: bool):
+    """x [N, 2] -> logits = x, entropy = sum(x) (any value, infinities and NaN included), features = x."""
+    from onnx import TensorProto, helper
+
+    f32 = TensorProto.FLOAT
+    nodes = [helper.make_node("Identity", ["x"], ["logits"], name="logits"),
+             helper.make_node("ReduceSum", ["x", "axes"], ["entropy"], keepdims=0, name="entropy")]
+    outs = [helper.make_tensor_value_info("logits", f32, ["N", 2]), helper.make_tensor_value_info("entropy", f32, ["N"])]
+    if not last:
+        nodes.append(helper.make_node("Identity", ["x"], ["features"], name="features"))
+        outs = [helper.make_tensor_value_info("features", f32, ["N", 2])] + outs
+    g = helper.make_graph(nodes, "toy", [helper.make_tensor_value_info("x", f32, ["N", 2])], outs,
+                          [helper.make_tensor("axes", TensorProto.INT64, [1], [1])])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("row,exit_", [([0.25, 0.25], 0), ([-np.inf, 0.0], 1), ([np.inf, 0.0], 1),
+                                       ([np.nan, 0.0], 1), ([-3.0e38, -3.0e38], 1), ([-1.0e30, 0.0], 0)])
+def test_the_guard_exits_only_on_a_finite_entropy_below_the_threshold(row, exit_):
+    """The rule: exit k when isfinite(entropy) and entropy < T, with -inf, +inf and NaN going on, as the runner's
+    `confident` decides (an entropy that overflows to -inf in float32 is not finite either)."""
+    import onnxruntime as ort
+
+    from edgebranchy.exits.rule import confident
+    from edgebranchy.export.single_graph import build_single_graph
+
+    model = build_single_graph([_toy_segment(False), _toy_segment(True)], [1.0], classes=2)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.array([row], dtype=np.float32)
+    with np.errstate(over="ignore"):  # -3e38 + -3e38 overflows to -inf in float32, as in the graph
+        e0 = np.float32(x.sum(dtype=np.float32))
+    label, logits, entropy, ex = sess.run(None, {"x": x})
+    assert int(ex[0]) == exit_ == (0 if confident(np.array([e0], dtype=np.float64), 1.0)[0] else 1)

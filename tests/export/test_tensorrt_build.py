@@ -6,6 +6,8 @@ import dataclasses
 import json
 import shutil
 
+import numpy as np
+
 import pytest
 from trt_double import VERSIONS, assert_clean, fake_trt, install
 
@@ -19,6 +21,13 @@ from edgebranchy.tensorrt.settings import validate_settings
 
 GPU_A = ("Orin (nvgpu)", (8, 7))
 GPU_B = ("NVIDIA GeForce RTX 4090", (8, 9))
+#: the engines of the tiny (two-segment) artifact: segments, baseline, the gathers of segment 0's features and of logits
+ENGINES = ("seg0", "seg1", "baseline", "gather0", "gather_logits")
+
+
+def engines(double) -> tuple:
+    """The engine set a version builds: from 10.0 also the single early-exit graph's (TensorRT imports `If`)."""
+    return ENGINES + (("single",) if major(double) >= 10 else ())
 SETTINGS = {"precision": "fp16", "workspace_mb": 512, "builder_optimization_level": 4, "max_batch": 16,
             "dla_core": -1, "gpu_fallback": True}
 
@@ -64,7 +73,8 @@ def test_parse_version_rejects_garbage():
 @pytest.mark.parametrize("v,precision,mode,graph,explicit,typed,flag", [
     ((8, 5, 2), "fp16", "builder-flag", "fp32", True, False, True),
     ((8, 5, 2), "fp32", "default", "fp32", True, False, False),
-    ((10, 3, 0), "fp16", "builder-flag", "fp32", False, False, True),
+    ((9, 3, 0), "fp16", "builder-flag", "fp32", True, False, True),
+    ((10, 3, 0), "fp16", "strongly-typed-graph", "fp16", False, True, False),  # FP16 flag deprecated from 10.12
     ((10, 3, 0), "fp32", "default", "fp32", False, False, False),
     ((11, 4, 0), "fp16", "strongly-typed-graph", "fp16", False, True, False),
     ((11, 4, 0), "fp32", "strongly-typed-graph", "fp32", False, True, False),
@@ -88,6 +98,17 @@ def test_plan_build_refusals_and_notes():
     assert p.dla_core == 1 and p.gpu_fallback is True and any("not applied" in n for n in p.notes)
     assert trt_compat.plan_build((10, 3, 0), "fp16", 3, dla_core=-1, gpu_fallback=True).gpu_fallback is None
     assert any("newer" in n for n in trt_compat.plan_build((12, 0, 0), "fp16", 3).notes)
+
+
+def test_lanes_profiles_and_the_single_graph_per_version():
+    """A lane per pipeline stage (at least two); one shared profile from 8.6, one per lane on 8.5; the If graph only
+    from 10.0, with the host synchronisation said."""
+    assert [trt_compat.lanes_for(k) for k in (1, 2, 3, 5)] == [2, 2, 3, 5]
+    assert [trt_compat.lane_profiles(v, 3) for v in ((8, 5, 2), (8, 6, 1), (9, 3, 0), (10, 3, 0))] == [3, 1, 1, 1]
+    assert (trt_compat.lane_profile(2, shared=True), trt_compat.lane_profile(2, shared=False)) == (0, 2)
+    for v, ok in (((8, 5, 2), False), ((8, 6, 1), False), ((9, 3, 0), False), ((10, 0, 0), True), ((11, 4, 0), True)):
+        got, why = trt_compat.single_graph_support(v)
+        assert got is ok and ("copies each `If` condition to the host" in why if ok else "If` importer" in why)
 
 
 # ---------------------------------------------------------------- settings
@@ -143,7 +164,9 @@ def test_build_writes_engines_and_records_them(double, art):
     assert key.startswith(f"orin-nvgpu-sm87-trt{v}-fp16-") and r["cached"] is False
     a = Artifact.load(art)  # every hash, including the new files, verifies
     rec = a.manifest["tensorrt"][key]
-    assert set(rec["files"]) == {"seg0", "seg1", "baseline", "engine.json"}
+    assert set(rec["files"]) == set(engines(double)) | {"engine.json"}
+    lane_profiles = 2 if double.state.version.startswith("8.5") else 1  # 8.5: one identical profile per lane
+    assert rec["lane_profiles"] == lane_profiles and rec["lanes"] == 2
     for name in ("seg0", "seg1", "baseline"):
         rel = rec["files"][name]
         assert rel == f"engines/{key}/{name}.plan" and rel in a.manifest["files"]
@@ -151,23 +174,24 @@ def test_build_writes_engines_and_records_them(double, art):
         assert h["version"] == v and h["gpu"] == GPU_A[0] and h["precision"] == "fp16"
         assert h["workspace"] == 512 << 20 and h["timing_cache"] is True
         shape = a.manifest["segments"][int(name[3:])]["input_shape"] if name != "baseline" else list(a.input_shape)
-        assert h["profile"] == {"x": [[1, *shape], [1, *shape], [16, *shape]]}
+        assert h["profiles"] == [{"x": [[1, *shape], [1, *shape], [16, *shape]]}] * lane_profiles
         assert rec["profiles"][name] == {"input": "x", "min": [1, *shape], "opt": [1, *shape], "max": [16, *shape]}
     assert json.loads((art / rec["files"]["engine.json"]).read_text()) == rec["components"]
     assert (rec["tensorrt"], rec["gpu"], rec["compute_capability"]) == (v, GPU_A[0], "8.7")
     assert rec["dla_core"] is None and rec["max_batch"] == 16
     assert (art / rec["timing_cache"]["file"]).is_file() and rec["timing_cache"]["file"] == \
         f"engines/timing-orin-nvgpu-{v}.cache"
-    assert len(double.builds) == 3
+    assert len(double.builds) == len(engines(double))
     assert any("building TensorRT engines" in line for line in logs)
 
 
 def test_second_build_is_a_cache_hit_unless_forced_or_damaged(double, art):
     first = build(art, double)
     second = build(art, double)
-    assert second["cached"] is True and second["device_key"] == first["device_key"] and len(double.builds) == 3
+    n = len(engines(double))
+    assert second["cached"] is True and second["device_key"] == first["device_key"] and len(double.builds) == n
     forced = build(art, double, force=True)
-    assert forced["cached"] is False and len(double.builds) == 6
+    assert forced["cached"] is False and len(double.builds) == 2 * n
     assert forced["timing_cache"]["state"] == "loaded"
     plan = art / first["files"]["seg1"]
     plan.write_bytes(plan.read_bytes() + b"x")
@@ -190,7 +214,7 @@ def test_precision_decision_is_taken_and_recorded(double, art, precision):
     r = build(art, double, precision=precision)
     h = fake_trt.plan_header((art / r["files"]["seg1"]).read_bytes())
     assert h["precision"] == precision
-    if major(double) >= 11:
+    if major(double) >= 11 or (major(double) == 10 and precision == "fp16"):  # 10.x: the fp16 graph, typed
         assert r["precision_mode"] == "strongly-typed-graph" and h["mode"] == "strongly-typed"
         want = "segments/seg1.fp16.onnx" if precision == "fp16" else "segments/seg1.onnx"
     else:
@@ -338,7 +362,7 @@ def test_load_engine_refuses_a_tampered_engine_json(monkeypatch, art):
 def test_load_engine_finds_the_engines_of_this_device(double, art):
     r = build(art, double)
     loaded = load_engine(Artifact.load(art), device_facts(double.trt, lambda: GPU_A))
-    assert loaded.key == r["device_key"] and set(loaded.engines) == {"seg0", "seg1", "baseline"}
+    assert loaded.key == r["device_key"] and set(loaded.engines) == set(engines(double))
     build(art, double, precision="fp32")
     with pytest.raises(EdgeBranchyError, match="several engine sets"):
         load_engine(Artifact.load(art), device_facts(double.trt, lambda: GPU_A))
@@ -429,3 +453,57 @@ def test_profile_sharing_is_built_in_where_the_version_needs_it(double, art):
     h = fake_trt.plan_header((art / r["files"]["seg0"]).read_bytes())
     want = tuple(int(p) for p in double.state.version.split(".")[:2]) >= (8, 6)
     assert h["profile_sharing"] is want and r["profile_sharing"] is want
+
+
+# ---------------------------------------------------------------- issue 23: FP32 exit head, cache vs TensorRT builds
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_fp16_engines_decide_in_fp32_on_every_version(monkeypatch, art, synthetic_test, version):
+    """Item 3: the entropy (the exit decision) is computed in FP32 from the logits on every TensorRT version, as
+    torch, ONNX Runtime and the 11.x strongly typed path do. Before, BuilderFlag.FP16 let 8.5-10.x run the
+    entropy head in FP16: a small, systematic error that moves borderline exits per TensorRT version."""
+    from edgebranchy.exits.entropy import entropy
+    from edgebranchy.runtime.backends.tensorrt import TensorRTBackend
+
+    d = install(monkeypatch, version, gpu=GPU_A)
+    r = build_engines(art, SETTINGS, precision="fp16", log=lambda s: None)  # the GPU through pycuda, as the backend
+    a = Artifact.load(art)
+    x = np.ascontiguousarray(synthetic_test[1][:16], dtype=np.float32)
+    temps = a.temperatures or [1.0] * 8
+    with TensorRTBackend(a, {"precision": "fp16"}) as b:
+        h = b.to_device(x)
+        for k in range(a.num_exits):
+            launch = b.launch(k, h, 0)
+            logits, ent = b.to_host(launch.logits), launch.entropy()
+            assert logits.dtype == ent.dtype == np.float32
+            t = temps[a.manifest["segments"][k].get("model_exit", k)]
+            want = entropy(logits.astype(np.float64), normalize=a.entropy_normalized, temperature=t)
+            np.testing.assert_allclose(ent, want, rtol=2e-6, atol=2e-6)
+            h = launch.features
+    header = fake_trt.plan_header((art / r["files"]["seg0"]).read_bytes())
+    if version.startswith("8."):  # the head's layers pinned to FP32 under OBEY_PRECISION_CONSTRAINTS
+        assert header["mode"] == "builder-flag" and "/Log" in header["fp32_layers"]
+        assert r["exit_head_fp32_layers"]["seg0"] == len(header["fp32_layers"]) and not \
+            r["exit_head_fp32_layers"]["baseline"]
+    else:  # 10.x and 11.x: the fp16 graph, strongly typed (BuilderFlag.FP16 is deprecated from 10.12)
+        assert header["mode"] == "strongly-typed" and r["graphs"]["seg0"] == "segments/seg0.fp16.onnx"
+    assert_clean(d)
+
+
+def test_cache_check_sees_a_tensorrt_build_change_that_keeps_the_version_string(monkeypatch, art):
+    """Item 11: a pip wheel says "10.3.0" for builds 10.3.0.26 and 10.3.0.30; an engine of one does not load on
+    the other. The cache check deserialises every engine, so export rebuilds instead of saying "up to date"."""
+    from edgebranchy.runtime.backends.tensorrt import TensorRTBackend
+
+    d = install(monkeypatch, "10.3.0", gpu=GPU_A, build="10.3.0.26")
+    first = build_engines(art, SETTINGS, log=lambda s: None)
+    assert not d.violations
+    d2 = install(monkeypatch, "10.3.0", gpu=GPU_A, build="10.3.0.30")
+    logs = []
+    again = build_engines(art, SETTINGS, log=logs.append)
+    assert again["device_key"] == first["device_key"] and again["cached"] is False
+    assert any("refuses the cached" in line and "10.3.0.26" in line for line in logs)
+    with TensorRTBackend(Artifact.load(art)) as b:  # the rebuilt engines load
+        assert b.device_key == first["device_key"]
+    assert build_engines(art, SETTINGS, log=lambda s: None)["cached"] is True
+    assert_clean(d2)

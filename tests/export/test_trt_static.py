@@ -159,8 +159,11 @@ def test_removed_api_patterns_catch_what_they_should():
         assert any(re.search(p, text) for p in REMOVED) == bad, text
 
 
-def test_pycuda_autoinit_is_never_imported_and_autoprimaryctx_is():
-    found_primary = False
+def test_pycuda_autoinit_is_never_imported_and_the_backend_retains_the_primary_context():
+    """autoinit creates a private context; autoprimaryctx pushes the primary one on the importing thread for
+    good (pycuda aborts a thread that ends with it pushed): the backend retains it and pushes it per call."""
+    backend = scan.PACKAGE / "runtime" / "backends" / "tensorrt.py"
+    assert ".retain_primary_context()" in backend.read_text()
     for path in package_sources():
         t = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(t):
@@ -173,8 +176,7 @@ def test_pycuda_autoinit_is_never_imported_and_autoprimaryctx_is():
                                                     and "pycuda.autoinit" in a.value for a in node.args):
                 mods = ["pycuda.autoinit"]
             assert "pycuda.autoinit" not in mods, f"{path}:{node.lineno}: pycuda.autoinit imported"
-            found_primary |= "pycuda.autoprimaryctx" in mods
-    assert found_primary, "the TensorRT backend should import pycuda.autoprimaryctx"
+            assert path != backend or "pycuda.autoprimaryctx" not in mods, f"{path}:{node.lineno}: autoprimaryctx"
 
 
 def test_tensorrt_and_pycuda_are_imported_lazily():
@@ -269,12 +271,22 @@ def _edgebranchy_imports(path) -> set:
     return mods
 
 
+RUN_SIDE = {"edgebranchy.tensorrt.load", "edgebranchy.tensorrt.device", "edgebranchy.tensorrt.lanes",
+            "edgebranchy.tensorrt.memory", "edgebranchy.tensorrt.single", "edgebranchy.tensorrt.compat",
+            "edgebranchy.artifact.engines"}
+
+
 def test_runtime_backend_imports_only_load_device_and_engine_records():
-    """The runner side never pulls in the builder or the exporter (Polygraphy: loaders apart from runners)."""
+    """The runner side never pulls in the builder or the exporter (Polygraphy: loaders apart from runners): the
+    backend imports the loader, the device facts, its lanes and memory modules and the engine records."""
     mods = _edgebranchy_imports(scan.PACKAGE / "runtime" / "backends" / "tensorrt.py")
     trt_side = {m for m in mods if m.startswith(("edgebranchy.tensorrt", "edgebranchy.artifact.engines"))}
-    assert trt_side <= {"edgebranchy.tensorrt.load", "edgebranchy.tensorrt.device", "edgebranchy.artifact.engines"}
+    assert trt_side <= RUN_SIDE
     assert "edgebranchy.tensorrt.load" in trt_side
+    for helper in ("lanes.py", "memory.py", "single.py"):
+        helper_mods = _edgebranchy_imports(scan.TRT / helper)
+        assert "edgebranchy.tensorrt.build" not in helper_mods and not any(m.startswith("edgebranchy.export")
+                                                                          for m in helper_mods)
     assert not [m for m in mods if m.startswith("edgebranchy.export.") and m != "edgebranchy.export.artifact"
                 or m == "edgebranchy.tensorrt.build"], mods
     load_mods = _edgebranchy_imports(scan.TRT / "load.py")

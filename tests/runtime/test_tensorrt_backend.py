@@ -7,14 +7,12 @@ import threading
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as hst
-from trt_double import VERSIONS, StrictDoubleError, assert_clean, install
+from trt_double import StrictDoubleError, assert_clean, install
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.artifact.manifest import Artifact
 from edgebranchy.tensorrt.build import build_engines
-from edgebranchy.runtime.backends.tensorrt import DeviceTensor, TensorRTBackend, row_runs
+from edgebranchy.runtime.backends.tensorrt import DeviceTensor, TensorRTBackend
 
 GPU = ("Orin (nvgpu)", (8, 7))
 MAX_BATCH = 16
@@ -22,19 +20,9 @@ SETTINGS = {"precision": "fp16", "workspace_mb": 256, "builder_optimization_leve
             "dla_core": -1, "gpu_fallback": False}
 
 
-@pytest.fixture(params=VERSIONS)
-def double(request, monkeypatch):
-    d = install(monkeypatch, request.param, gpu=GPU)
-    yield d
-    assert_clean(d)
-
-
 @pytest.fixture
-def art(tiny_artifact, tmp_path, double):
-    dst = tmp_path / "art"
-    shutil.copytree(tiny_artifact, dst)
-    build_engines(dst, SETTINGS, log=lambda s: None)
-    return Artifact.load(dst)
+def trt_settings():
+    return SETTINGS
 
 
 @pytest.fixture
@@ -49,19 +37,16 @@ def inputs(synthetic_test):
     return np.ascontiguousarray(synthetic_test[1][:64], dtype=np.float32)
 
 
-def graph_precision(double) -> str:
-    return "fp16" if double.state.version.startswith("11.") else "fp32"
-
-
-def ort_run(path, x, fp16_compute: bool = False):
-    """ONNX Runtime on a graph; with `fp16_compute`, on the graph as a BuilderFlag.FP16 engine computes it."""
+def engine_run(art, backend, name, x):
+    """ONNX Runtime on the graph as the engine `name` of `backend`'s set computes it (the double's plan: TensorRT's
+    ONNX import, the engine's own precision, its FP32-pinned layers)."""
     import onnxruntime as ort
-    from trt_double.onnx_import import trt_import
+    from trt_double import fake_trt
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    model = open(path, "rb").read()
-    sess = ort.InferenceSession(trt_import(model, fp16=fp16_compute), so, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(fake_trt.plan_graph((art.root / backend.record["files"][name]).read_bytes()), so,
+                                providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
     return dict(zip(names, sess.run(names, {"x": x})))
 
@@ -72,11 +57,6 @@ def close(got, want):
     np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=tol, atol=tol)
 
 
-def f16(double) -> bool:
-    """The fixture engines are fp16: on 8.5-10.x by BuilderFlag.FP16, so they compute in float16."""
-    return not double.state.version.startswith("11.")
-
-
 def fp32_engines(art):
     """FP32 engines beside the fixture's FP16 ones, and a backend on them."""
     build_engines(art.root, SETTINGS, precision="fp32", log=lambda s: None)
@@ -85,9 +65,8 @@ def fp32_engines(art):
 
 
 def two_lanes(backend):
-    """Lane tests need the second lane, which TensorRT 8.5 engines do not have (one context owns the profile)."""
-    if backend.lanes < 2:
-        pytest.skip("TensorRT 8.5: one execution context per engine, one lane")
+    """Every version has two lanes at least (8.5: a profile per lane; 8.6+: one shared profile)."""
+    assert backend.lanes >= 2
 
 
 def streams_of(backend):
@@ -98,9 +77,8 @@ def streams_of(backend):
 
 def test_segments_and_baseline_equal_onnxruntime(double, art, backend, inputs):
     x = inputs[:12]
-    prec = graph_precision(double)
-    ref0 = ort_run(art.segment_file(0, prec), x, f16(double))
-    ref1 = ort_run(art.segment_file(1, prec), ref0["features"], f16(double))
+    ref0 = engine_run(art, backend, "seg0", x)
+    ref1 = engine_run(art, backend, "seg1", ref0["features"])
     l0 = backend.launch(0, backend.to_device(x), 0)
     l1 = backend.launch(1, l0.features, 0)  # chained on the device
     close(l0.entropy(), ref0["entropy"])
@@ -109,43 +87,36 @@ def test_segments_and_baseline_equal_onnxruntime(double, art, backend, inputs):
     close(l1.entropy(), ref1["entropy"])
     close(backend.to_host(l1.logits), ref1["logits"])
     assert l1.features is None and (l0.batch, l0.segment, l0.lane) == (12, 0, 0)
-    close(backend.run_baseline(x), ort_run(art.baseline_file(prec), x, f16(double))["logits"])
+    close(backend.run_baseline(x), engine_run(art, backend, "baseline", x)["logits"])
     assert isinstance(l0.features, DeviceTensor)
-    assert l0.features.dtype == (np.float16 if prec == "fp16" else np.float32)
+    assert l0.features.dtype == (np.float32 if double.state.version.startswith("8.") else np.float16)
 
 
-def test_only_entropy_is_copied_back_per_launch(double, backend, inputs):
+def test_only_entropy_and_logits_are_copied_back_per_launch(double, backend, inputs):
     before = len(double.ops)
     launch = backend.launch(0, backend.to_device(inputs[:8]), 0)
     launch.entropy()
     kinds = [k for k, _, _ in double.ops[before:]]
     assert kinds.count("htod") == 1 and kinds.count("execute") == 1
     dtoh = [info for k, _, info in double.ops[before:] if k == "dtoh"]
-    assert len(dtoh) == 1 and dtoh[0]["bytes"] == 8 * 4  # B float32 entropies, nothing else
+    classes = len(backend.artifact.classes)
+    assert [d["bytes"] for d in dtoh] == [8 * 4, 8 * classes * 4]  # B float32 entropies and logits, no features
     assert all(h in streams_of(backend) for _, h, _ in double.ops[before:])  # never the default stream
 
 
 # ---------------------------------------------------------------- compaction
 
-@given(hst.lists(hst.integers(0, 40), max_size=30))
-def test_row_runs_cover_the_index_with_maximal_runs(idx):
-    runs = row_runs(np.array(idx, dtype=np.int64))
-    rebuilt = [s + i for s, _, n in runs for i in range(n)]
-    assert rebuilt == idx
-    assert [d for _, d, _ in runs] == list(np.cumsum([0] + [n for _, _, n in runs])[:-1])
-    for (s1, _, n1), (s2, _, _) in zip(runs, runs[1:]):
-        assert s1 + n1 != s2  # a run that could continue would have been merged
-
-
-@pytest.mark.parametrize("index", [[0, 1, 2, 5, 7], [6, 2, 3], [4, 4, 0], [3], list(range(10))])
-def test_gather_keeps_exactly_the_selected_rows(double, backend, inputs, index):
+@pytest.mark.parametrize("index", [[0, 1, 2, 5, 7], [6, 2, 3], [4, 4, 0], [3], list(range(10)), [0, 2, 4, 6, 8]])
+def test_gather_keeps_exactly_the_selected_rows_in_one_call(double, backend, inputs, index):
+    """Compaction is one gather engine call (plus the index upload), however scattered the rows: issue 23 item 4,
+    where one device-to-device copy per run of consecutive rows made ~B/2 driver calls."""
     x = inputs[:10]
     launch = backend.launch(0, backend.to_device(x), 0)
     feats, logits = backend.to_host(launch.features), backend.to_host(launch.logits)
     before = len(double.ops)
     g = backend.gather(launch.features, np.array(index), 0)
-    copies = [info for k, _, info in double.ops[before:] if k == "dtod"]
-    assert len(copies) == len(row_runs(np.array(index)))
+    ops = [(k, info) for k, _, info in double.ops[before:] if k in ("dtod", "htod", "execute")]
+    assert [k for k, _ in ops] == ["htod", "execute"] and ops[0][1]["bytes"] == 4 * len(index)  # int32 rows
     np.testing.assert_array_equal(backend.to_host(g), feats[index])
     last = backend.lanes - 1
     np.testing.assert_array_equal(backend.to_host(backend.gather(launch.logits, np.array(index), last)), logits[index])
@@ -169,9 +140,8 @@ def test_gather_with_a_mask_empty_and_bad_index(backend, inputs):
 def test_compacted_features_feed_the_next_segment(double, art, backend, inputs):
     x = inputs[:9]
     keep = np.array([1, 2, 3, 7])
-    prec = graph_precision(double)
-    ref0 = ort_run(art.segment_file(0, prec), x, f16(double))
-    ref1 = ort_run(art.segment_file(1, prec), ref0["features"][keep], f16(double))
+    ref0 = engine_run(art, backend, "seg0", x)
+    ref1 = engine_run(art, backend, "seg1", ref0["features"][keep])
     l0 = backend.launch(0, backend.to_device(x), 0)
     l1 = backend.launch(1, backend.gather(l0.features, keep, 0), 0)
     assert l1.batch == 4
@@ -183,16 +153,15 @@ def test_compacted_features_feed_the_next_segment(double, art, backend, inputs):
 def test_lane1_waits_for_lane0_on_the_gpu_and_sees_its_results(double, art, backend, inputs):
     two_lanes(backend)
     x = inputs[:8]
-    prec = graph_precision(double)
     l0 = backend.launch(0, backend.to_device(x), 0)
     before = len(double.ops)
     l1 = backend.launch(1, l0.features, 1)
-    lane0, lane1 = streams_of(backend)
+    lane0, lane1 = streams_of(backend)[:2]
     ops = [(k, h, info) for k, h, info in double.ops[before:] if h == lane1]
     kinds = [k for k, _, _ in ops]
     assert kinds.index("wait") < kinds.index("execute") and ops[kinds.index("wait")][2]["on"] == lane0
     assert double.pending() > 0  # nothing ran yet: both lanes are queued
-    ref1 = ort_run(art.segment_file(1, prec), ort_run(art.segment_file(0, prec), x, f16(double))["features"], f16(double))
+    ref1 = engine_run(art, backend, "seg1", engine_run(art, backend, "seg0", x)["features"])
     close(l1.entropy(), ref1["entropy"])
 
 
@@ -218,7 +187,6 @@ def test_recycled_buffer_waits_for_its_last_reader(double, art, backend, inputs)
     two_lanes(backend)
     import gc
 
-    prec = graph_precision(double)
     x1, x2 = inputs[:8], inputs[8:16]
     l0 = backend.launch(0, backend.to_device(x1), 0)
     l1 = backend.launch(1, l0.features, 1)
@@ -228,7 +196,7 @@ def test_recycled_buffer_waits_for_its_last_reader(double, art, backend, inputs)
     l0b = backend.launch(0, backend.to_device(x2), 0)
     assert l0b.features.ptr == old  # the buffer really was recycled
     l0b.entropy()  # runs lane 0 first
-    ref = ort_run(art.segment_file(1, prec), ort_run(art.segment_file(0, prec), x1, f16(double))["features"], f16(double))
+    ref = engine_run(art, backend, "seg1", engine_run(art, backend, "seg0", x1)["features"])
     close(l1.entropy(), ref["entropy"])
 
 
@@ -296,8 +264,9 @@ def test_describe_says_what_was_used(double, art, backend):
     assert (d["backend"], d["tensorrt"], d["gpu"], d["compute_capability"]) == \
         ("tensorrt", double.state.version, GPU[0], "8.7")
     assert d["precision"] == "fp16" and d["precision_mode"] == rec["precision_mode"]
-    assert d["precision_mode"] == ("strongly-typed-graph" if double.state.version.startswith("11.") else "builder-flag")
-    assert d["dla_core"] is None and d["max_batch"] == MAX_BATCH and d["lanes"] == backend.lanes == (1 if double.state.version.startswith("8.5") else 2)
+    assert d["precision_mode"] == ("builder-flag" if double.state.version.startswith("8.") else "strongly-typed-graph")
+    assert d["dla_core"] is None and d["max_batch"] == MAX_BATCH and d["lanes"] == backend.lanes == 2
+    assert d["pci_bus_id"] == double.state.pci_bus_id and d["host_wait"] == "spin" and d["copy_stream"] is True
 
 
 def test_buffers_are_allocated_once_and_reused(art, backend, inputs):
@@ -318,8 +287,10 @@ def test_closed_backend_refuses_work_and_frees_memory(double, art, inputs):
     b.close()
     with pytest.raises(EdgeBranchyError, match="closed"):
         b.launch(0, t)
+    b._context.push()
     with pytest.raises(StrictDoubleError, match="not device memory"):
         double.driver.memcpy_dtod_async(t.ptr, t.ptr, 4, b._streams[0])
+    double.driver.Context.pop()
     double.violations.clear()
 
 
@@ -438,41 +409,109 @@ def _catch(fn):
     return None
 
 
-# ---------------------------------------------------------------- issue 11: profiles per context
+# ---------------------------------------------------------------- issues 11 and 23: profiles per context
 
-def test_every_lane_context_owns_a_profile(double, art, backend, inputs):
-    """8.5/8.6: only one live context owns profile 0 unless the engine shares it (PROFILE_SHARING_0806 on 8.6,
-    always from 10.0; NvInfer.h createExecutionContext): every context the backend uses must hold a profile,
-    and the second lane exists only where sharing does."""
+def test_every_lane_context_holds_its_lanes_profile(double, art, backend, inputs):
+    """Issue 23 item 1. 8.5: the first context gets profile 0, later ones -1, and each lane needs its own profile;
+    8.6/9.x: a context after the first gets -1 even with PROFILE_SHARING_0806 and must select profile 0 itself;
+    10+: every context gets 0 (NvInferRuntime.h createExecutionContext; fake_trt's table). Every version runs
+    two lanes, each context holding its lane's profile, and gives the ONNX Runtime answers."""
     from edgebranchy.runtime.runner import EarlyExitRunner
 
-    major_minor = tuple(int(p) for p in double.state.version.split(".")[:2])
-    assert backend.lanes == (1 if major_minor < (8, 6) else 2)
-    assert backend.record["profile_sharing"] is (major_minor >= (8, 6))
-    for seg in backend._segments:
-        assert [c.active_optimization_profile for c in seg.contexts] == [0] * backend.lanes
-    art, fp32 = fp32_engines(art)
-    runner = EarlyExitRunner(art, fp32, speculate=backend.lanes == 2)
+    version = tuple(int(p) for p in double.state.version.split(".")[:2])
+    assert backend.lanes == 2 and backend.record["profile_sharing"] is (version >= (8, 6))
+    assert backend.record["lane_profiles"] == (2 if version < (8, 6) else 1)
+    before = len(double.ops)
+    batches = [inputs[i:i + 8] for i in range(0, 32, 8)]
     ref = EarlyExitRunner(art, "onnxruntime")
+    got = list(EarlyExitRunner(art, backend).predict_stream(batches, pipelined=True))
+    assert len(got) == len(batches)
+    want = [0, 1] if version < (8, 6) else [0, 0]
+    for eng in backend._segments:
+        assert [c.active_optimization_profile for c in eng.contexts if c is not None] == want[:sum(
+            c is not None for c in eng.contexts)]
+    assert [c.active_optimization_profile for c in backend._segments[1].contexts] == [0, want[1]]
+    lane1 = streams_of(backend)[1]
+    selected = [info["profile"] for k, h, info in double.ops[before:] if k == "profile" and h == lane1]
+    assert selected == ([] if version >= (10, 0) else [want[1]] * len(selected)) and (version >= (10, 0) or selected)
+    art32, fp32 = fp32_engines(art)
+    runner = EarlyExitRunner(art32, fp32, speculate=True)
+    ref = EarlyExitRunner(art32, "onnxruntime")
     np.testing.assert_array_equal(runner.predict(inputs[:16]).exits, ref.predict(inputs[:16]).exits)
+    fp32.close()
 
 
-def test_double_gives_a_second_context_no_profile_without_sharing(monkeypatch, tiny_artifact, tmp_path):
+def _raw_engine(d, root, version_flags: int, sharing: bool):
+    """Segment 0's engine built straight through the double's API, with or without PROFILE_SHARING_0806."""
+    trt = d.trt
+    logger = trt.Logger()
+    builder = trt.Builder(logger)
+    network = builder.create_network(version_flags)
+    assert trt.OnnxParser(network, logger).parse((root / "segments" / "seg0.onnx").read_bytes())
+    shape = tuple(Artifact.load(root).input_shape)
+    config = builder.create_builder_config()
+    profile = builder.create_optimization_profile()
+    profile.set_shape("x", (1, *shape), (1, *shape), (4, *shape))
+    config.add_optimization_profile(profile)
+    if sharing:
+        config.set_preview_feature(trt.PreviewFeature.PROFILE_SHARING_0806, True)
+    return trt.Runtime(logger).deserialize_cuda_engine(builder.build_serialized_network(network, config)), shape
+
+
+@pytest.mark.parametrize("sharing", [False, True])
+def test_double_refuses_a_second_86_context_without_an_explicit_profile(monkeypatch, tiny_artifact, sharing):
+    """8.6.1: the second context starts with profile -1 (NvInferRuntime.h 8.6.1 lines 1749-1752), so shapes and
+    enqueue fail until it selects a profile; with PROFILE_SHARING_0806 it may select profile 0 (NvInfer.h 8.6.1
+    lines 9033-9037), without it the selection raises (Py8.6.1 pyCore.cpp 353-357)."""
+    d = install(monkeypatch, "8.6.1", gpu=GPU)
+    cuda = d.driver
+    cuda.init()
+    ctx = cuda.Device(0).retain_primary_context()
+    ctx.push()
+    try:
+        engine, shape = _raw_engine(d, tiny_artifact, 1 << int(d.trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH),
+                                    sharing)
+        a, b = engine.create_execution_context(), engine.create_execution_context()
+        assert (a.active_optimization_profile, b.active_optimization_profile) == (0, -1)
+        assert b.set_input_shape("x", (1, *shape)) is False
+        stream = cuda.Stream()
+        assert b.execute_async_v3(stream.handle) is False
+        if sharing:
+            assert b.set_optimization_profile_async(0, stream.handle) is True
+            assert b.active_optimization_profile == 0 and b.set_input_shape("x", (1, *shape)) is True
+        else:
+            with pytest.raises(RuntimeError, match="held by another"):
+                b.set_optimization_profile_async(0, stream.handle)
+        del a, b  # a context that dies frees profile 0 for the next one (8.6: "no other execution contexts")
+        import gc
+
+        gc.collect()
+        assert engine.create_execution_context().active_optimization_profile == 0
+    finally:
+        cuda.Context.pop()
+    assert not d.violations  # (the test itself uses trt.Logger, a name the package does not)
+
+
+def test_double_gives_a_second_context_no_profile_on_85(monkeypatch, tiny_artifact, tmp_path):
     d = install(monkeypatch, "8.5.2", gpu=GPU)
     shutil.copytree(tiny_artifact, tmp_path / "art")
-    build_engines(tmp_path / "art", SETTINGS, log=lambda s: None)
-    from edgebranchy.tensorrt.device import device_facts
-    from edgebranchy.tensorrt.load import load_engine
-
-    engine = load_engine(Artifact.load(tmp_path / "art"), device_facts(d.trt)).engines["seg0"]
-    a, b = engine.create_execution_context(), engine.create_execution_context()
-    assert (a.active_optimization_profile, b.active_optimization_profile) == (0, -1)
-    assert b.set_input_shape("x", (1, *Artifact.load(tmp_path / "art").input_shape)) is False
-    import importlib
-
-    importlib.import_module("pycuda.autoprimaryctx")
-    with pytest.raises(RuntimeError, match="held by another"):
-        b.set_optimization_profile_async(0, d.driver.Stream().handle)
+    cuda = d.driver
+    cuda.init()
+    ctx = cuda.Device(0).retain_primary_context()
+    ctx.push()
+    try:
+        engine, shape = _raw_engine(d, tmp_path / "art",
+                                    1 << int(d.trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH), False)
+        a, b = engine.create_execution_context(), engine.create_execution_context()
+        assert (a.active_optimization_profile, b.active_optimization_profile) == (0, -1)
+        assert b.set_input_shape("x", (1, *shape)) is False
+        with pytest.raises(RuntimeError, match="held by another"):
+            b.set_optimization_profile_async(0, cuda.Stream().handle)
+        with pytest.raises(RuntimeError, match="index 1 of 1"):
+            b.set_optimization_profile_async(1, cuda.Stream().handle)
+    finally:
+        cuda.Context.pop()
+    d.violations.clear()
 
 
 # ---------------------------------------------------------------- issue 11: pycuda lifetimes (items 6 and 8)
@@ -500,9 +539,10 @@ def test_sync_events_cannot_time_and_timing_events_can(double, art, inputs):
         launch = b.launch(0, b.to_device(inputs[:2]), 0)
         launch.entropy()
         assert launch.timing["gpu_ms"] >= 0
-        ev = b._event(0)  # a sync-only event (DISABLE_TIMING)
-        with pytest.raises(double.driver.LogicError, match="DISABLE_TIMING"):
-            ev.time_till(b._event(0))
+        with b._current():
+            ev = b._event(0)  # a sync-only event (DISABLE_TIMING)
+            with pytest.raises(double.driver.LogicError, match="DISABLE_TIMING"):
+                ev.time_till(b._event(0))
         double.violations.clear()
 
 

@@ -73,5 +73,6 @@ def test_event_timing(tiny_artifact, reference):
     with EarlyExitRunner(tiny_artifact, backend="torch", options={"device": "cuda", "timing": True}) as r:
         b = r.backend
         launch = b.launch(0, b.to_device(x[:8]), 0)
+        assert launch.timing == {}  # measured once the launch is waited for
         launch.entropy()
-        assert launch.timing["gpu_ms"]() > 0
+        assert isinstance(launch.timing["gpu_ms"], float) and launch.timing["gpu_ms"] > 0  # as on tensorrt

@@ -68,9 +68,11 @@ class Double:
 
 
 def install(monkeypatch, version: str = "10.3.0", gpu: tuple = DEFAULT_GPU, dla_cores: int = 0,
-            sm_count: int = 16) -> Double:
-    """Install the double claiming TensorRT `version` on GPU `gpu` = (name, (major, minor))."""
-    s = st.State(version=version, gpu=gpu[0], cc=tuple(gpu[1]), dla_cores=dla_cores, sm_count=sm_count)
+            sm_count: int = 16, build: str = "", pci_bus_id: str = "0000:01:00.0") -> Double:
+    """Install the double claiming TensorRT `version` (`trt.__version__`; `build`, default the same, is the
+    library build engines are tied to) on GPU `gpu` = (name, (major, minor)) at PCI address `pci_bus_id`."""
+    s = st.State(version=version, gpu=gpu[0], cc=tuple(gpu[1]), dla_cores=dla_cores, sm_count=sm_count,
+                 build=build, pci_bus_id=pci_bus_id)
     monkeypatch.setattr(st, "_CURRENT", [s])
     trt = fake_trt.make_module(s)
     driver = fake_pycuda.make_driver_module()

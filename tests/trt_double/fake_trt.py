@@ -1,16 +1,27 @@
 """A strict `tensorrt` double: builds "plans" from ONNX graphs and runs them with ONNX Runtime.
 
-A plan is `MAGIC + JSON header + ONNX bytes`; the header carries the claimed
-TensorRT version and GPU, so deserialising on another one fails as real engines do.
-Engines run on the simulated device memory of fake_pycuda, on the stream given to
-`execute_async_v3`, when that stream's work is forced.
+A plan is `MAGIC + JSON header + ONNX bytes`; the header carries the claimed TensorRT version, its build
+and the GPU, so deserialising on another one fails as real engines do. Engines run on the simulated device
+memory of fake_pycuda, on the stream given to `execute_async_v3`, when that stream's work is forced.
 
-Fails loudly (StrictDoubleError / AttributeError, recorded as violations) on: a
-name the claimed version lacks; an 8.5 network without EXPLICIT_BATCH; unknown
-network flags; FP16 builder flag on a strongly typed network; a missing or bad
-optimisation profile; execute without every input shape and tensor address; the
-default stream; one context used on two streams at once; DLA settings the device
-cannot honour.
+Fails loudly (StrictDoubleError / AttributeError, recorded as violations) on: a name the claimed version
+lacks; an 8.x network without EXPLICIT_BATCH; unknown network flags; a precision builder flag or per-layer
+precision on a strongly typed network; a missing or bad optimisation profile; execute without every input
+shape and tensor address; the default stream; one context used on two streams at once; DLA settings the
+device cannot honour.
+
+Behaviour by version (H<v> = `include/NvInferRuntime.h`, HI<v> = `include/NvInfer.h` of NVIDIA/TensorRT at
+tag <v>; Py<v> = `python/src/infer/pyCore.cpp`; tensorrt-semantics.md is ../shared/reference/):
+
+| rule | 8.5 | 8.6, 9.x | 10.x, 11.x | source |
+|---|---|---|---|---|
+| a new execution context's profile | the first context created gets 0, later ones -1 | 0 if no live context holds profile 0, else -1 (also with PROFILE_SHARING_0806) | always 0 | H8.5.2:1589-1591; H8.6.1:1749-1752 and 2793-2797; H9.3.0:2001-2004; H10.3.0:2611-2615; H11.1:3077-3081 |
+| `set_optimization_profile_async(i)` on a profile another context holds | RuntimeError ("unique profile index") | RuntimeError unless the engine was built with PROFILE_SHARING_0806 | allowed (sharing always on) | H8.5.2:1590-1591; HI8.6.1:9033-9037; HI9.3.0:9350-9354; HI10.3.0:8600-8604; Py8.6.1:353-357 (raises) |
+| a context whose profile is -1 | `set_input_shape` and `execute_async_v3` return False | same | (not reachable) | H8.6.1:2793-2795; tensorrt-semantics.md 1, 7 |
+| `layer.precision` / `set_output_type` | bind only with OBEY_/PREFER_PRECISION_CONSTRAINTS, else ignored (the double: all FP16 under BuilderFlag.FP16) | same | rejected on strongly typed networks (10.x); gone in 11 | HI8.5.2:633-656, 695-728; HI10.3.0:661 |
+| BuilderFlag.FP16 | permits FP16 per layer | same | deprecated from 10.12, gone in 11 | HI10.12.0:8849-8850; tensorrt-semantics.md 4 |
+| NetworkDefinitionCreationFlag.STRONGLY_TYPED | absent | from 9.x | present | HI9.3.0:10371; HI10.3.0:9620 |
+| another build of the same version | deserialize_cuda_engine returns None ("not compatible with this version") | same | same | tensorrt-semantics.md 5 (public logs) |
 """
 from __future__ import annotations
 
@@ -21,21 +32,16 @@ import weakref
 
 import numpy as np
 
-from trt_double import fake_pycuda
+from trt_double import fake_network, fake_pycuda
 from trt_double import state as st
 from trt_double.strict import Strict, StrictModule, make_enum
 
 MAGIC = b"FAKE-TRT-PLAN\n"
 MODULE = __name__
+SUPPORTED_OPS = fake_network.SUPPORTED_OPS
 
-_ONNX_TO_TRT = {1: "FLOAT", 10: "HALF", 6: "INT32", 3: "INT8", 9: "BOOL"}
-_NP = {"FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32, "INT8": np.int8, "BOOL": np.bool_}
-#: ops the fake ONNX parser imports (what the artifact graphs use, and a few more)
-SUPPORTED_OPS = frozenset({
-    "Add", "AveragePool", "BatchNormalization", "Cast", "Concat", "Constant", "Conv", "Div", "Dropout", "Exp",
-    "Flatten", "Gemm", "GlobalAveragePool", "Identity", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mul", "Neg",
-    "ReduceMax", "ReduceSum", "Relu", "Reshape", "Shape", "Softmax", "Squeeze", "Sub", "Transpose", "Unsqueeze",
-})
+_NP = {"FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32, "INT8": np.int8, "BOOL": np.bool_,
+       "INT64": np.int64}
 _SESSIONS: dict = {}
 
 
@@ -53,15 +59,16 @@ def _session(model: bytes):
 
 def engine_graph(header: dict, model: bytes) -> bytes:
     """The graph as the engine computes it: TensorRT's ONNX import (LogSoftmax -> Softmax, Log; see
-    onnx_import.py) and, for a BuilderFlag.FP16 engine, every layer in float16 (ONNX Runtime in float16).
-    Strongly typed engines keep the graph's own types (H10.3 STRONGLY_TYPED)."""
+    onnx_import.py) and, for a BuilderFlag.FP16 engine, every layer in float16 but those pinned to FP32 with a
+    binding precision constraint. Strongly typed engines keep the graph's own types (HI10.3.0:661)."""
     from trt_double.onnx_import import trt_import
 
-    return trt_import(model, fp16=header.get("mode") == "builder-flag" and header.get("precision") == "fp16")
+    return trt_import(model, fp16=header.get("mode") == "builder-flag" and header.get("precision") == "fp16",
+                      keep_fp32=header.get("fp32_layers") or ())
 
 
 def _io(model: bytes):
-    """[(name, is_input, trt dtype name, dims with -1 for the batch)] of an ONNX graph."""
+    """[(name, is_input, trt dtype name, dims with -1 for the batch, batch symbol)] of an ONNX graph."""
     import onnx
 
     g = onnx.load_from_string(model).graph
@@ -74,7 +81,8 @@ def _io(model: bytes):
                          for d in tt.shape.dim)
             if any(d < 0 for d in dims[1:]):
                 raise st.StrictDoubleError(f"graph tensor {v.name} has a dynamic non-batch dimension {dims}")
-            out.append((v.name, is_input, _ONNX_TO_TRT[tt.elem_type], dims))
+            sym = tt.shape.dim[0].dim_param if dims and dims[0] < 0 else None
+            out.append((v.name, is_input, fake_network.ONNX_TO_TRT[tt.elem_type], dims, sym))
     return out
 
 
@@ -91,6 +99,7 @@ def make_module(s: st.State) -> types.ModuleType:
     """A fresh fake `tensorrt` module claiming `s.version`."""
     major = int(s.version.split(".")[0])
     ver = tuple(int(p) for p in s.version.split(".")[:3])
+    build = s.build or s.version
     m = StrictModule("tensorrt")
     m.__version__ = s.version
 
@@ -103,7 +112,7 @@ def make_module(s: st.State) -> types.ModuleType:
     NetworkDefinitionCreationFlag = enum("NetworkDefinitionCreationFlag", flags)
     bflags = {"GPU_FALLBACK": 2, "TF32": 7, "REFIT": 3, "DEBUG": 4}
     if major < 11:
-        bflags.update(FP16=0, INT8=1)
+        bflags.update(FP16=0, INT8=1, OBEY_PRECISION_CONSTRAINTS=10, PREFER_PRECISION_CONSTRAINTS=11)
     BuilderFlag = enum("BuilderFlag", bflags)
     MemoryPoolType = enum("MemoryPoolType", {"WORKSPACE": 0, "DLA_MANAGED_SRAM": 1})
     # PreviewFeature members per version (names-8.5/8.6/10.3.src/11.1.src): PROFILE_SHARING_0806 from 8.6,
@@ -115,11 +124,17 @@ def make_module(s: st.State) -> types.ModuleType:
         pf["ALIASED_PLUGIN_IO_10_03"] = 3
     PreviewFeature = enum("PreviewFeature", pf)
     DeviceType = enum("DeviceType", {"GPU": 0, "DLA": 1})
-    DataType = enum("DataType", {"FLOAT": 0, "HALF": 1, "INT8": 2, "INT32": 3, "BOOL": 4})
+    dtypes = {"FLOAT": 0, "HALF": 1, "INT8": 2, "INT32": 3, "BOOL": 4}
+    if major >= 10:
+        dtypes["INT64"] = 5
+    DataType = enum("DataType", dtypes)
     TensorIOMode = enum("TensorIOMode", {"NONE": 0, "INPUT": 1, "OUTPUT": 2})
     ErrorCode = enum("ErrorCode", {"SUCCESS": 0, "INTERNAL_ERROR": 1, "INVALID_GRAPH": 4,
                                    "UNSUPPORTED_NODE": 8, "MODEL_DESERIALIZE_FAILED": 6})
     Severity = enum("Severity", {"INTERNAL_ERROR": 0, "ERROR": 1, "WARNING": 2, "INFO": 3, "VERBOSE": 4})
+    if major >= 10:
+        ExecutionContextAllocationStrategy = enum("ExecutionContextAllocationStrategy",  # noqa: F841 - exported
+                                                  {"STATIC": 0, "ON_PROFILE_CHANGE": 1, "USER_MANAGED": 2})
 
     class ILogger(Strict):
         __module__ = MODULE
@@ -144,103 +159,8 @@ def make_module(s: st.State) -> types.ModuleType:
         if logger is not None:
             logger.log(type.__getattribute__(Severity, sev), msg)
 
-    # ------------------------------------------------------------ network, parser
-
-    class ITensor(Strict):
-        __module__ = MODULE
-
-        def __init__(self, name, dims, dtype):
-            self._name, self._dims, self._dtype = name, dims, dtype
-
-        name = property(lambda self: self._name)
-        shape = property(lambda self: tuple(self._dims))
-        dtype = property(lambda self: type.__getattribute__(DataType, self._dtype))
-
-    class INetworkDefinition(Strict):
-        __module__ = MODULE
-
-        def __init__(self, flags):
-            known = 0
-            for k, v in flags_members.items():
-                known |= 1 << v
-            if flags & ~known:
-                s.fail(f"create_network({flags}): unknown flag bits for TensorRT {s.version}")
-            self._explicit = bool(flags & (1 << flags_members.get("EXPLICIT_BATCH", 99))) if major < 11 else True
-            self._typed = major >= 11 or bool(flags & (1 << flags_members.get("STRONGLY_TYPED", 99)))
-            if major < 10 and not self._explicit:
-                s.fail("TensorRT 8.x: an ONNX network must be created with the EXPLICIT_BATCH flag")
-            self._model = None
-            self._inputs = []
-
-        @property
-        def num_inputs(self):
-            return len(self._inputs)
-
-        def get_input(self, i):
-            return self._inputs[i]
-
-    flags_members = dict(flags)
-
-    class ParserError(Strict):
-        __module__ = MODULE
-
-        def __init__(self, node, desc, code):
-            self._node, self._desc, self._code = node, desc, code
-
-        def node(self):
-            return self._node
-
-        def desc(self):
-            return self._desc
-
-        def code(self):
-            return type.__getattribute__(ErrorCode, self._code)
-
-    class OnnxParser(Strict):
-        __module__ = MODULE
-
-        def __init__(self, network, logger):
-            if not isinstance(network, INetworkDefinition):
-                s.fail("OnnxParser(network, logger): network is not an INetworkDefinition")
-            self._network, self._logger, self._errors = network, logger, []
-
-        def parse(self, model, path=None):
-            import onnx
-
-            data = bytes(model)
-            self._errors = []
-            try:
-                g = onnx.load_from_string(data).graph
-            except Exception as e:  # noqa: BLE001
-                self._errors.append(ParserError(-1, f"Failed to parse ONNX model: {e}", "MODEL_DESERIALIZE_FAILED"))
-                return False
-            for i, n in enumerate(g.node):
-                if n.domain not in ("", "ai.onnx") or n.op_type not in SUPPORTED_OPS:
-                    self._errors.append(ParserError(i, f"No importer registered for op: {n.op_type}",
-                                                    "UNSUPPORTED_NODE"))
-                    return False
-            try:
-                io = _io(data)
-            except KeyError as e:
-                self._errors.append(ParserError(-1, f"unsupported data type {e}", "INVALID_GRAPH"))
-                return False
-            self._network._model = data
-            self._network._inputs = [ITensor(n, d, t) for n, is_in, t, d in io if is_in]
-            return True
-
-        def parse_from_file(self, path):
-            with open(path, "rb") as f:
-                return self.parse(f.read(), path)
-
-        @property
-        def num_errors(self):
-            return len(self._errors)
-
-        def get_error(self, i):
-            return self._errors[i]
-
-        def clear_errors(self):
-            self._errors = []
+    net = fake_network.make_classes(s, ver, MODULE, DataType, ErrorCode)
+    INetworkDefinition = net["INetworkDefinition"]
 
     # ------------------------------------------------------------ builder
 
@@ -270,13 +190,13 @@ def make_module(s: st.State) -> types.ModuleType:
         __module__ = MODULE
 
         def __init__(self):
-            self._flags, self._pools, self._profiles = {"TF32"}, {}, []  # TF32 on by default (H8.5)
+            self._flags, self._pools, self._profiles = {"TF32"}, {}, []  # TF32 on by default (HI8.5.2)
             self._level, self._device, self._dla, self._cache = 3, "GPU", -1, None
 
-        def set_memory_pool_limit(self, pool, size):
+        def set_memory_pool_limit(self, pool, pool_size):
             if type(pool).__name__ != "EnumValue" or pool._owner != "MemoryPoolType":
                 s.fail(f"set_memory_pool_limit: {pool!r} is not a MemoryPoolType")
-            self._pools[pool._name] = int(size)
+            self._pools[pool._name] = int(pool_size)
 
         def set_flag(self, flag):
             if getattr(flag, "_owner", None) != "BuilderFlag":
@@ -298,10 +218,10 @@ def make_module(s: st.State) -> types.ModuleType:
             self._profiles.append(profile)
             return len(self._profiles) - 1
 
-        def create_timing_cache(self, data):
-            data = bytes(data)
+        def create_timing_cache(self, serialized_timing_cache):
+            data = bytes(serialized_timing_cache)
             if not data:
-                return ITimingCache({}, [s.version, s.gpu])
+                return ITimingCache({}, [build, s.gpu])
             try:
                 d = json.loads(data)
                 return ITimingCache(d["entries"], d["tag"])
@@ -309,7 +229,7 @@ def make_module(s: st.State) -> types.ModuleType:
                 raise RuntimeError("timing cache: invalid data") from None
 
         def set_timing_cache(self, cache, ignore_mismatch):
-            if cache._tag != [s.version, s.gpu] and not ignore_mismatch:
+            if cache._tag != [build, s.gpu] and not ignore_mismatch:
                 return False
             self._cache = cache
             return True
@@ -349,6 +269,24 @@ def make_module(s: st.State) -> types.ModuleType:
         def nbytes(self):
             return len(self)
 
+    def _check_profiles(network, cfg):
+        """Every optimisation profile gives shapes for every dynamic input, fitting its fixed dimensions."""
+        if not cfg._profiles:
+            s.fail("build_serialized_network: no optimisation profile (the network has dynamic inputs)")
+        out = []
+        for p in cfg._profiles:
+            prof = p._shapes
+            for t in network._inputs:
+                if -1 not in t._dims:
+                    continue
+                if t._name not in prof:
+                    s.fail(f"build_serialized_network: no optimisation profile shapes for input {t._name!r}")
+                for d in prof[t._name]:
+                    if len(d) != len(t._dims) or any(w >= 0 and w != v for w, v in zip(t._dims, d)):
+                        s.fail(f"profile shape {d} for {t._name!r} does not fit the network input {t._dims}")
+            out.append({k: [list(x) for x in v] for k, v in prof.items()})
+        return out
+
     class Builder(Strict):
         __module__ = MODULE
 
@@ -360,7 +298,7 @@ def make_module(s: st.State) -> types.ModuleType:
             return s.dla_cores
 
         def create_network(self, flags=0):
-            return INetworkDefinition(int(flags))
+            return INetworkDefinition(int(flags), flags_members)
 
         def create_builder_config(self):
             return IBuilderConfig()
@@ -369,31 +307,27 @@ def make_module(s: st.State) -> types.ModuleType:
             return IOptimizationProfile()
 
         def build_serialized_network(self, network, config):
-            net, cfg = network, config
-            if net._model is None:
+            net_, cfg = network, config
+            if net_._model is None and not net_._layers:
                 s.fail("build_serialized_network: the network is empty (parse failed or never parsed)")
-            if len(cfg._profiles) != 1:
-                s.fail(f"build_serialized_network: {len(cfg._profiles)} optimisation profiles (the double wants one)")
-            prof = cfg._profiles[0]._shapes
-            for t in net._inputs:
-                if t._name not in prof:
-                    s.fail(f"build_serialized_network: no optimisation profile shapes for input {t._name!r}")
-                for d in prof[t._name]:
-                    if len(d) != len(t._dims) or tuple(d[1:]) != tuple(t._dims[1:]):
-                        s.fail(f"profile shape {d} for {t._name!r} does not fit the network input {t._dims}")
-            if net._typed:
+            if net_._model is None:
+                net_._model = net_._api_graph()
+            profiles = _check_profiles(net_, cfg)
+            constrained = bool(cfg._flags & {"OBEY_PRECISION_CONSTRAINTS", "PREFER_PRECISION_CONSTRAINTS"})
+            if net_._typed:
                 if cfg._flags & {"FP16", "INT8"}:
                     _log(self._logger, "ERROR", "precision builder flags are not allowed on a strongly typed network")
                     return None
-                precision = "fp16" if _graph_has_fp16(net._model) else "fp32"
+                precision = "fp16" if _graph_has_fp16(net_._model) else "fp32"
                 mode = "strongly-typed"
             else:
                 precision = "fp16" if "FP16" in cfg._flags else "fp32"
                 mode = "builder-flag" if precision == "fp16" else "default"
             dla = None
-            if cfg._device == "DLA" and any(not (d[0] == d[1] == d[2]) for d in prof.values()):
-                # H8.5 addInput: on DLA only the leading dimension may vary, with min = opt = max
-                _log(self._logger, "ERROR", f"DLA needs an optimisation profile with min = opt = max, got {prof}")
+            fixed = all(d[0][0] == d[1][0] == d[2][0] for p in profiles for d in p.values())
+            if cfg._device == "DLA" and not fixed:
+                # HI8.5.2 addInput: on DLA only the leading dimension may vary, with min = opt = max
+                _log(self._logger, "ERROR", f"DLA needs an optimisation profile with min = opt = max, got {profiles}")
                 return None
             if cfg._device == "DLA":
                 if not 0 <= cfg._dla < s.dla_cores:
@@ -403,20 +337,22 @@ def make_module(s: st.State) -> types.ModuleType:
                     _log(self._logger, "ERROR", "DLA needs FP16 or INT8")
                     return None
                 dla = cfg._dla
-            header = {"version": s.version, "gpu": s.gpu, "cc": list(s.cc), "precision": precision, "mode": mode,
-                      "dla_core": dla, "gpu_fallback": "GPU_FALLBACK" in cfg._flags,
-                      "profile": {k: [list(x) for x in v] for k, v in prof.items()},
+            header = {"version": s.version, "build": build, "gpu": s.gpu, "cc": list(s.cc), "precision": precision,
+                      "mode": mode, "dla_core": dla, "gpu_fallback": "GPU_FALLBACK" in cfg._flags,
+                      "profile": profiles[0], "profiles": profiles,
+                      "fp32_layers": net_._pinned(constrained and mode == "builder-flag"),
                       "workspace": cfg._pools.get("WORKSPACE"),
                       "opt_level": cfg._level if ver >= (8, 6, 0) else None,
-                      "timing_cache": cfg._cache is not None, "explicit_batch_flag": net._explicit and major < 10,
-                      # H8.6 createExecutionContext: contexts share a profile only with PROFILE_SHARING_0806 on
-                      # 8.6/9.x; from 10.0 always (tensorrt-semantics.md section 1)
+                      "timing_cache": cfg._cache is not None, "explicit_batch_flag": net_._explicit and major < 10,
+                      # HI8.6.1:9033-9037: PROFILE_SHARING_0806 lets contexts share a profile; from 10.0 always on
                       "profile_sharing": major >= 10 or "preview:PROFILE_SHARING_0806" in cfg._flags,
                       "tf32": "TF32" in cfg._flags}
             if cfg._cache is not None:
-                cfg._cache._entries[hashlib.sha256(net._model).hexdigest()[:16]] = precision
+                cfg._cache._entries[hashlib.sha256(net_._model).hexdigest()[:16]] = precision
             s.builds.append(header)
-            return IHostMemory(MAGIC + json.dumps(header).encode() + b"\n" + net._model)
+            return IHostMemory(MAGIC + json.dumps(header).encode() + b"\n" + net_._model)
+
+    flags_members = dict(flags)
 
     # ------------------------------------------------------------ runtime
 
@@ -425,16 +361,20 @@ def make_module(s: st.State) -> types.ModuleType:
 
         def __init__(self, header, model):
             self._header, self._model = header, model
-            self._io = {n: (is_in, t, d) for n, is_in, t, d in _io(model)}
+            self._io = {n: (is_in, t, d, sym) for n, is_in, t, d, sym in _io(model)}
             self._names = list(self._io)
-            self._holders = weakref.WeakSet()  # contexts holding profile 0
+            self._holders = {i: weakref.WeakSet() for i in range(len(header["profiles"]))}
 
         @property
         def num_io_tensors(self):
             return len(self._names)
 
-        def get_tensor_name(self, i):
-            return self._names[i]
+        @property
+        def num_optimization_profiles(self):
+            return len(self._holders)
+
+        def get_tensor_name(self, index):
+            return self._names[index]
 
         def get_tensor_mode(self, name):
             return type.__getattribute__(TensorIOMode, "INPUT" if self._io[name][0] else "OUTPUT")
@@ -445,13 +385,21 @@ def make_module(s: st.State) -> types.ModuleType:
         def get_tensor_shape(self, name):
             return tuple(self._io[name][2])
 
-        def create_execution_context(self):
+        def _sharing(self):
+            return bool(self._header.get("profile_sharing"))
+
+        def _new_context(self):
             ctx = IExecutionContext(self)
-            # 8.5: the first context gets profile 0, later ones -1; 8.6/9.x: 0 if no live context holds it;
-            # with sharing (10+, or PROFILE_SHARING_0806): always 0 (H8.5/H8.6 getOptimizationProfile; #1597)
-            if self._header.get("profile_sharing") or not (self._holders or (ver < (8, 6, 0) and self._made)):
+            # the module docstring's first row: which profile a new context gets, by version
+            if major >= 10:
+                implicit = 0
+            elif ver >= (8, 6, 0):
+                implicit = -1 if len(self._holders[0]) else 0
+            else:
+                implicit = -1 if self._made else 0
+            if implicit == 0:
                 object.__setattr__(ctx, "_profile", 0)
-                self._holders.add(ctx)
+                self._holders[0].add(ctx)
             else:
                 _log(_runtime_logger[0], "WARNING", "Profile 0 has been chosen by another IExecutionContext. Use "
                                                     "another profileIndex or destroy the IExecutionContext")
@@ -459,6 +407,13 @@ def make_module(s: st.State) -> types.ModuleType:
             return ctx
 
         _made = False
+
+        if major >= 10:
+            def create_execution_context(self, strategy=None):
+                return self._new_context()
+        else:
+            def create_execution_context(self):
+                return self._new_context()
 
     class IExecutionContext(Strict):
         __module__ = MODULE
@@ -471,15 +426,22 @@ def make_module(s: st.State) -> types.ModuleType:
         def active_optimization_profile(self):
             return self._profile
 
-        def set_optimization_profile_async(self, index, stream_handle):
+        def set_optimization_profile_async(self, profile_index, stream_handle):
             e = self._engine
-            fake_pycuda.stream_for_handle(stream_handle)
-            if index != 0:
-                raise RuntimeError(f"set_optimization_profile_async({index}): the engine has one profile")
-            if not e._header.get("profile_sharing") and any(c is not self for c in e._holders):
-                raise RuntimeError("profile 0 is held by another execution context (no profile sharing)")
-            e._holders.add(self)
-            self._profile = 0
+            stream = fake_pycuda.stream_for_handle(stream_handle)
+            if not 0 <= int(profile_index) < len(e._holders):  # Py8.6.1:353-357: raises, never returns False
+                raise RuntimeError(f"Error in set optimization profile async: index {profile_index} of "
+                                   f"{len(e._holders)} profiles")
+            held = [c for c in e._holders[int(profile_index)] if c is not self]
+            if held and not e._sharing():
+                raise RuntimeError(f"Error in set optimization profile async: profile {profile_index} is held by "
+                                   "another execution context (no profile sharing)")
+            for holders in e._holders.values():
+                holders.discard(self)
+            e._holders[int(profile_index)].add(self)
+            self._profile = int(profile_index)
+            self._shapes = {}
+            stream._enqueue("profile", lambda: None, {"context": id(self), "profile": self._profile})
             return True
 
         def set_input_shape(self, name, shape):
@@ -490,27 +452,36 @@ def make_module(s: st.State) -> types.ModuleType:
             if name not in e._io or not e._io[name][0]:
                 s.fail(f"set_input_shape({name!r}): not an input of the engine")
             shape = tuple(int(v) for v in shape)
-            mn, _, mx = e._header["profile"][name]
-            if len(shape) != len(mn) or any(not (a <= b <= c) for a, b, c in zip(mn, shape, mx)):
+            dims = e._io[name][2]
+            if -1 not in dims:
+                ok = shape == tuple(dims)
+                mn = mx = dims
+            else:
+                mn, _, mx = e._header["profiles"][self._profile][name]
+                ok = len(shape) == len(mn) and all(a <= b <= c for a, b, c in zip(mn, shape, mx))
+            if not ok:
                 _log(_runtime_logger[0], "ERROR", f"set_input_shape: {shape} outside the optimisation profile "
-                                                  f"[{mn}, {mx}] of {name!r}")
+                                                  f"{self._profile} [{mn}, {mx}] of {name!r}")
                 self._shapes.pop(name, None)
                 return False
             self._shapes[name] = shape
             return True
 
-        def get_tensor_shape(self, name):
-            e = self._engine
-            is_in, _, dims = e._io[name]
+        def _out_shape(self, name):
+            is_in, _, dims, sym = self._engine._io[name]
             if is_in:
                 return self._shapes.get(name, tuple(dims))
-            b = next(iter(self._shapes.values()))[0] if self._shapes else -1
-            return (b,) + tuple(dims[1:])
+            src = [n for n, v in self._engine._io.items() if v[0] and v[3] == sym and n in self._shapes]
+            b = self._shapes[src[0]][0] if src else -1
+            return (b,) + tuple(dims[1:]) if dims and dims[0] < 0 else tuple(dims)
 
-        def set_tensor_address(self, name, ptr):
+        def get_tensor_shape(self, name):
+            return self._out_shape(name)
+
+        def set_tensor_address(self, name, memory):
             if name not in self._engine._io:
                 s.fail(f"set_tensor_address({name!r}): no such tensor")
-            self._addr[name] = int(ptr)
+            self._addr[name] = int(memory)
             return True
 
         def execute_async_v3(self, stream_handle):
@@ -519,18 +490,17 @@ def make_module(s: st.State) -> types.ModuleType:
             if self._profile < 0:
                 _log(_runtime_logger[0], "ERROR", "execute_async_v3: no optimisation profile selected")
                 return False
-            for n, (is_in, t, dims) in e._io.items():
-                if is_in and n not in self._shapes:
+            for n, (is_in, t, dims, _) in e._io.items():
+                if is_in and -1 in dims and n not in self._shapes:
                     s.fail(f"execute_async_v3: input shape of {n!r} not set (set_input_shape)")
                 if not self._addr.get(n):
                     s.fail(f"execute_async_v3: address of {n!r} not set (set_tensor_address)")
             if self._last is not None and not self._last.done and self._last.stream is not stream:
                 s.fail("execute_async_v3: this execution context still has work pending on another stream "
                        "(one context per stream)")
-            b = next(iter(self._shapes.values()))[0]
             plan = {}
-            for n, (is_in, t, dims) in e._io.items():
-                shape = self._shapes[n] if is_in else (b,) + tuple(dims[1:])
+            for n, (is_in, t, dims, _) in e._io.items():
+                shape = self._out_shape(n)
                 nbytes = int(np.prod(shape)) * np.dtype(_NP[t]).itemsize
                 fake_pycuda._memory().view(self._addr[n], nbytes, f"execute_async_v3 ({n})")
                 plan[n] = (is_in, np.dtype(_NP[t]), shape, self._addr[n], nbytes)
@@ -549,8 +519,10 @@ def make_module(s: st.State) -> types.ModuleType:
                         s.fail(f"engine output {n}: {o.shape} {o.dtype}, expected {shp} {dt}")
                     mem.view(a, nb, n)[:] = o.reshape(-1).view(np.uint8)
 
-            self._last = stream._enqueue("execute", run, {"engine": e._header.get("name"), "batch": b,
-                                                          "context": id(self)})
+            batch = next((v[2][0] for v in plan.values() if v[0] and v[2]), 1)
+            self._last = stream._enqueue("execute", run, {"engine": e._header.get("name"), "batch": batch,
+                                                          "context": id(self), "profile": self._profile,
+                                                          "inputs": sorted(n for n, v in plan.items() if v[0])})
             return True
 
     _runtime_logger = [None]
@@ -571,16 +543,17 @@ def make_module(s: st.State) -> types.ModuleType:
 
         DLA_core = property(_get_dla, _set_dla)
 
-        def deserialize_cuda_engine(self, data):
-            data = bytes(data)
+        def deserialize_cuda_engine(self, serialized_engine):
+            data = bytes(serialized_engine)
             if not data.startswith(MAGIC):
                 _log(self._logger, "ERROR", "deserialize: not an engine plan")
                 return None
             head, _, model = data[len(MAGIC):].partition(b"\n")
             header = json.loads(head)
-            if header["version"] != s.version:
+            made_by = header.get("build", header["version"])
+            if made_by != build:
                 _log(self._logger, "ERROR", f"The engine plan file is not compatible with this version of TensorRT, "
-                                            f"expecting library version {s.version} got {header['version']}")
+                                            f"expecting library version {build} got {made_by}, please rebuild.")
                 return None
             if header["gpu"] != s.gpu or list(header["cc"]) != list(s.cc):
                 _log(self._logger, "ERROR", f"The engine plan file is generated on an incompatible device "
@@ -591,11 +564,14 @@ def make_module(s: st.State) -> types.ModuleType:
                 _log(self._logger, "ERROR", f"engine built for DLA core {header['dla_core']}; runtime.DLA_core is "
                                             f"{self._dla}")
                 return None
+            header.setdefault("profiles", [header.get("profile", {})])
             return ICudaEngine(header, model)
 
     for name, obj in list(locals().items()):
-        if name[0].isupper() and isinstance(obj, type):
+        if name[0].isupper() and isinstance(obj, type) and name != "Severity":  # that one is ILogger.Severity only
             setattr(m, name, obj)
+    for name, obj in net.items():
+        setattr(m, name, obj)
     return m
 
 
@@ -604,3 +580,9 @@ def plan_header(data: bytes) -> dict:
     data = bytes(data)
     assert data.startswith(MAGIC), "not a fake plan"
     return json.loads(data[len(MAGIC):].partition(b"\n")[0])
+
+
+def plan_graph(data: bytes) -> bytes:
+    """The ONNX graph as the engine of a fake plan computes it (for tests)."""
+    data = bytes(data)
+    return engine_graph(plan_header(data), data[len(MAGIC):].partition(b"\n")[2])

@@ -17,12 +17,16 @@ TRT = PACKAGE / "tensorrt"
 COMPAT = TRT / "compat.py"
 #: every module that touches TensorRT objects; COMPAT first (the only one allowed version-gated names)
 MODULES = ("edgebranchy.tensorrt.compat", "edgebranchy.tensorrt.device", "edgebranchy.tensorrt.build",
-           "edgebranchy.tensorrt.load", "edgebranchy.runtime.backends.tensorrt", "edgebranchy.measure.doctor")
+           "edgebranchy.tensorrt.load", "edgebranchy.tensorrt.lanes", "edgebranchy.runtime.backends.tensorrt",
+           "edgebranchy.measure.doctor")
 FILES = tuple(PACKAGE.joinpath(*m.split(".")[1:]).with_suffix(".py") for m in MODULES)
 
-#: variable names that hold TensorRT objects in the scanned files
-TRT_RECEIVERS = frozenset({"builder", "network", "parser", "err", "config", "profile", "cache", "runtime", "engine",
-                           "ctx", "serialized"})
+#: variable names that hold TensorRT objects in the scanned files, and the class of each
+RECEIVER_CLASSES = {"builder": "Builder", "network": "INetworkDefinition", "parser": "OnnxParser", "err": "ParserError",
+                    "config": "IBuilderConfig", "profile": "IOptimizationProfile", "cache": "ITimingCache",
+                    "runtime": "Runtime", "engine": "ICudaEngine", "ctx": "IExecutionContext",
+                    "serialized": "IHostMemory", "layer": "ILayer", "tensor": "ITensor"}
+TRT_RECEIVERS = frozenset(RECEIVER_CLASSES)
 
 
 def tree(path: Path) -> ast.Module:
@@ -80,3 +84,43 @@ def all_trt_names() -> frozenset:
         names |= set(trt_module_names(t))
         names |= set(importlib.import_module(mod).TRT_OBJECT_API)
     return frozenset(names)
+
+
+def _chain(node: ast.AST) -> list | None:
+    """["BuilderFlag", "TF32"] for `trt.BuilderFlag.TF32`; None when the expression does not start at `trt`."""
+    names = []
+    while isinstance(node, ast.Attribute):
+        names.append(node.attr)
+        node = node.value
+    return names[::-1] if isinstance(node, ast.Name) and node.id == "trt" else None
+
+
+def qualified_uses(t: ast.AST) -> list:
+    """Every TensorRT member a file uses, class-qualified: (path in the module, line, call or None), where path is
+    ["BuilderFlag", "TF32"] for `trt.BuilderFlag.TF32` or ["IExecutionContext", "set_input_shape"] for
+    `ctx.set_input_shape(...)`, and call = (positional count, keyword names) when it is called."""
+    calls = {id(n.func): n for n in ast.walk(t) if isinstance(n, ast.Call)}
+    out = []
+    for node in ast.walk(t):
+        call = calls.get(id(node))
+        sig = (len(call.args), tuple(k.arg for k in call.keywords)) if call is not None else None
+        if isinstance(node, ast.Attribute):
+            chain = _chain(node)
+            if chain is not None and not isinstance(getattr(node, "_eb_parent", None), ast.Attribute):
+                out.append((chain, node.lineno, sig))
+            elif isinstance(node.value, ast.Name) and node.value.id in RECEIVER_CLASSES:
+                out.append(([RECEIVER_CLASSES[node.value.id], node.attr], node.lineno, sig))
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("hasattr", "getattr")
+                and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)):
+            chain = _chain(node.args[0])
+            if chain is not None:
+                out.append((chain + [node.args[1].value], node.lineno, None))
+    return out
+
+
+def parented(t: ast.AST) -> ast.AST:
+    """Mark each node's parent (`_eb_parent`), so only the longest `trt.` chain is reported."""
+    for parent in ast.walk(t):
+        for child in ast.iter_child_nodes(parent):
+            child._eb_parent = parent
+    return t

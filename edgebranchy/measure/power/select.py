@@ -59,15 +59,17 @@ def meter_options(
     tegrastats_executable: str = "tegrastats",
     nvml_device: int = 0,
     sync: Callable[[], None] | None = None,
+    gpu_pci_bus_id: str | None = None,
 ) -> dict:
-    """Constructor options of a source for this profile (also what `available` checks)."""
+    """Constructor options of a source for this profile (also what `available` checks); `gpu_pci_bus_id`: the GPU
+    the backend runs on (NVML then measures that one, not NVML device `nvml_device`)."""
     power = profile.power
     if source == "tegrastats":
         return {"interval_ms": power.interval_ms, "executable": tegrastats_executable, "total_rail": power.total_rail}
     if source == "ina3221":
         return {"root": sysfs_root, "interval_ms": power.interval_ms, "total_rail": power.total_rail}
     if source == "nvml":
-        return {"device_index": nvml_device, "sync": sync}
+        return {"device_index": nvml_device, "sync": sync, "pci_bus_id": gpu_pci_bus_id}
     if source == "rapl":
         return {"root": sysfs_root}
     if source == "estimate":
@@ -99,6 +101,7 @@ def select_meter(
     tegrastats_executable: str = "tegrastats",
     nvml_device: int = 0,
     sync: Callable[[], None] | None = None,
+    gpu_pci_bus_id: str | None = None,
 ) -> tuple[PowerMeter, str]:
     """The power meter for `profile` (or the `--power` override) and a sentence saying why.
 
@@ -106,7 +109,7 @@ def select_meter(
     through AUTO_ORDER and the reason lists every source it rejected.
     """
     env = {"sysfs_root": sysfs_root, "tegrastats_executable": tegrastats_executable,
-           "nvml_device": nvml_device, "sync": sync}
+           "nvml_device": nvml_device, "sync": sync, "gpu_pci_bus_id": gpu_pci_bus_id}
     if override is not None:
         if override not in CHOICES:
             raise EdgeBranchyError(f"unknown power source {override!r}; choose one of {', '.join(CHOICES)}")

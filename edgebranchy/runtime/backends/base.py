@@ -30,7 +30,9 @@ class Launch:
 
     `features` and `logits` are backend tensors. `entropy()` returns the
     per-sample entropy as a float32 host array, waiting only for this launch.
-    `timing` holds what the backend measured (e.g. GPU time), empty otherwise.
+    `timing` holds what the backend measured, as floats in milliseconds, set once
+    `entropy()` has returned: `gpu_ms` (the segment's GPU time, CUDA events) and, where
+    the backend measures it, `wait_ms` (the host's wait); empty when timing is off.
     A plain class with slots: one is made per segment call, so it must be cheap.
     """
 
@@ -87,6 +89,12 @@ class Backend(ABC):
     @abstractmethod
     def run_baseline(self, x: np.ndarray) -> np.ndarray:
         """Logits of the baseline network for a host batch, as a host array."""
+
+    def exit_logits(self, launch: Launch, pos: np.ndarray) -> np.ndarray:
+        """Host logits of rows `pos` of a launch whose entropy was read: the samples that leave there. Backends
+        that copy the logits back with the entropy override it (no second host round trip)."""
+        t = launch.logits if len(pos) == launch.batch else self.gather(launch.logits, pos, launch.lane)
+        return self.to_host(t)
 
     def step_one(self, k: int, x: Any) -> tuple[Any, Any, np.ndarray]:
         """Segment k on a batch-1 backend tensor, waited for: (features, logits, entropy as a float32

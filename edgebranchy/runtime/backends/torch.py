@@ -162,12 +162,12 @@ class TorchBackend(Backend):
             host = torch.empty(ent.shape, dtype=ent.dtype, pin_memory=True)
             host.copy_(ent, non_blocking=True)
             end = self._event(lane, self.timing)
-        timing = {}
-        if self.timing:
-            timing["gpu_ms"] = lambda: start.elapsed_time(end)
+        timing: dict = {}
 
         def entropy() -> np.ndarray:
             end.synchronize()  # waits for this launch only
+            if self.timing and "gpu_ms" not in timing:  # a float once the launch is done, as on tensorrt
+                timing["gpu_ms"] = float(start.elapsed_time(end))
             return host.numpy()
 
         return Launch(None if f is None else DeviceTensor(f, end, lane), DeviceTensor(logits, end, lane),
@@ -209,6 +209,10 @@ class TorchBackend(Backend):
              "precision": self.precision, "lanes": self.lanes}
         if self.cuda:
             d["gpu"] = self.torch.cuda.get_device_name(self.device)
+            props = self.torch.cuda.get_device_properties(self.device)
+            if getattr(props, "pci_bus_id", None) is not None:  # newer torch: NVML then measures this GPU
+                d["pci_bus_id"] = (f"{getattr(props, 'pci_domain_id', 0):04x}:{props.pci_bus_id:02x}:"
+                                   f"{getattr(props, 'pci_device_id', 0):02x}.0")
         else:
             d["threads"] = self.torch.get_num_threads()
         return d
