@@ -106,7 +106,11 @@ class Transport:
         argv = self.options.argv(self.board) + [remote_command]
         data = stdin if isinstance(stdin, (bytes, type(None))) else stdin.read()
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            # its own session: Ctrl-C reaches only this process, which sets the fleet's cancel flag and then
+            # ends the ssh calls (Transport.terminate); an ssh killed by the terminal's SIGINT first raced that
+            # flag, and its board wrote a status.json for a run the user had interrupted
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    start_new_session=True)
         except FileNotFoundError:
             return Result(127, "", f"{self.options.executable}: OpenSSH client not found on this machine", argv)
         with self._lock:

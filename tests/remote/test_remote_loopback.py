@@ -141,7 +141,7 @@ def test_interrupted_run_leaves_the_local_side_intact(fleet, tiny_artifact, loop
         if line.startswith("[board-b] engines:") or time.monotonic() > deadline:
             break
     time.sleep(2)  # the bench is running on the board now
-    os.killpg(p.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group: the command and its ssh
+    os.killpg(p.pid, signal.SIGINT)  # Ctrl-C reaches the foreground group (each ssh runs in a session of its own)
     rest, _ = p.communicate(timeout=120)
     text = "".join(seen) + rest
     assert p.returncode == 130, text
