@@ -41,7 +41,7 @@ def sigkill_after_trial(trial: int, variant: str) -> str:
     """A prelude for run_cli_with: `bench` gets an on_trial callback that SIGKILLs the process after that trial."""
     return f"""
 import os, signal
-from edgebranchy.measure import bench as _bench
+from edgebranchy.bench import session as _bench
 _run_bench = _bench.run_bench
 def _kill_on(rec):
     if (rec["trial"], rec["variant"]) == ({trial!r}, {variant!r}):

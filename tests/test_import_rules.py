@@ -24,7 +24,8 @@ DEVICE_PATH = ["tensorrt/load.py", "tensorrt/device.py", "tensorrt/settings.py",
                "artifact/manifest.py", "artifact/engines.py", "artifact/results.py", "artifact/calibration.py",
                "runtime/runner.py", "runtime/prediction.py", "runtime/pipeline.py", "runtime/backends/base.py",
                "runtime/backends/options.py", "runtime/backends/onnxruntime.py", "runtime/backends/tensorrt.py",
-               *sorted(str(p.relative_to(PKG)) for p in (PKG / "measure").rglob("*.py"))]
+               *sorted(str(p.relative_to(PKG)) for pkg in ("bench", "measure", "device")
+                       for p in (PKG / pkg).rglob("*.py"))]
 REPORT = sorted(str(p.relative_to(PKG)) for p in (PKG / "report").rglob("*.py"))
 REPORT_FORBIDDEN = BUILD_SIDE + ("edgebranchy.runtime",)
 
@@ -73,7 +74,8 @@ def test_the_checker_sees_lazy_and_from_imports(tmp_path):
 
 def test_device_path_never_imports_the_build_side():
     assert all((PKG / rel).is_file() for rel in DEVICE_PATH), "a file of the device path moved: update this test"
-    assert "measure/bench.py" in DEVICE_PATH and "measure/power/base.py" in DEVICE_PATH
+    assert "bench/session.py" in DEVICE_PATH and "measure/power/meter.py" in DEVICE_PATH
+    assert "device/doctor_artifact.py" in DEVICE_PATH
     bad = _violations(DEVICE_PATH, BUILD_SIDE)
     pending = {(rel, mod) for rel, mod in bad if any(rel == f and _hits(mod, (pkg,)) for f, pkg in PENDING)}
     assert bad - pending == set(), f"device-path modules import the build side: {sorted(bad - pending)}"
@@ -112,9 +114,9 @@ sys.exit(1 if bad else 0)
 
 @pytest.mark.parametrize("modules,forbidden", [
     (["edgebranchy.runtime.runner", "edgebranchy.runtime.pipeline", "edgebranchy.runtime.prediction",
-      "edgebranchy.runtime.backends.onnxruntime", "edgebranchy.measure.bench", "edgebranchy.measure.trials",
-      "edgebranchy.measure.results", "edgebranchy.measure.power.select"], BUILD_SIDE),
-    (["edgebranchy.report", "edgebranchy.report.render", "edgebranchy.report.summary", "edgebranchy.report.plots"],
+      "edgebranchy.runtime.backends.onnxruntime", "edgebranchy.bench.session", "edgebranchy.bench.trials",
+      "edgebranchy.bench.document", "edgebranchy.measure.power.select"], BUILD_SIDE),
+    (["edgebranchy.report", "edgebranchy.report.render", "edgebranchy.report.details_table", "edgebranchy.report.plots"],
      REPORT_FORBIDDEN),
 ], ids=["device-path", "report"])
 def test_importing_loads_nothing_forbidden(modules, forbidden):

@@ -8,7 +8,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgebranchy.report.results import Run, load_results, load_runs, validate_results
+from edgebranchy.report.runs import Run, load_results, load_runs, validate_results
 from edgebranchy.util.files import atomic_write_bytes, writing
 from edgebranchy.util.kinds import REPORT_MARKER, REPORT_SCHEMA
 from edgebranchy.util.outputs import check_report_output

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from edgebranchy.report.plots import BASELINE_COLOR, BRANCHY_COLOR, RUN_COLORS, Plot, Skipped, _png, _pyplot, _wrap
-from edgebranchy.report.results import Run
+from edgebranchy.report.runs import Run
 
 FILENAME = "energy_per_exit.png"
 

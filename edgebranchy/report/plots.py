@@ -9,7 +9,7 @@ from typing import Any
 
 from edgebranchy.artifact.gains import cost_source_name
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.report.results import Run
+from edgebranchy.report.runs import Run
 
 BASELINE_COLOR = "#4C72B0"
 BRANCHY_COLOR = "#DD8452"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.measure.bench import BenchConfig, run_bench
+from edgebranchy.bench.session import BenchConfig, run_bench
 
 from eb_testutil import run_cli, run_cli_with, sigkill_after_trial
 

@@ -8,7 +8,7 @@ import pytest
 
 from edgebranchy.artifact.results import load_latencies, load_runs_doc, validate_results
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.measure.sweep import plan_runs
+from edgebranchy.bench.trial_log import plan_runs
 
 from eb_testutil import run_cli, run_cli_with
 
@@ -20,7 +20,7 @@ def _kill_in(run: str, trial: int, variant: str) -> str:
     """A prelude: SIGKILL the bench once run `run`'s trial (trial, variant) is in the trial log."""
     return f"""
 import os, signal
-from edgebranchy.measure import bench as _bench
+from edgebranchy.bench import session as _bench
 _run_bench = _bench.run_bench
 def _kill_on(rec):
     if (rec["run"], rec["trial"], rec["variant"]) == ({run!r}, {trial!r}, {variant!r}):
@@ -60,7 +60,7 @@ def test_sweep_into_one_file_with_distinct_labels(tiny_artifact, tmp_path):
         assert lat["baseline"].size == x["variants"]["baseline"]["latency_ms"]["count"] > 0
     # single graph and segments give the same answers on the same samples
     assert runs[0]["variants"]["branchy"]["exit_counts"] == runs[1]["variants"]["branchy"]["exit_counts"]
-    from edgebranchy.report.results import load_runs
+    from edgebranchy.report.runs import load_runs
 
     loaded = load_runs([out])
     assert [x.label for x in loaded] == [x["label"] for x in runs] and all(x.has_latencies for x in loaded)
@@ -112,7 +112,7 @@ def test_report_and_loader_refuse_a_trial_log_with_the_way_out(tiny_artifact, tm
     out = tmp_path / "j.json"
     r = run_cli_with(_kill_in("r1", 0, "baseline"), "bench", tiny_artifact, *FAST, "--out", out)
     assert r.returncode == -9
-    from edgebranchy.report.results import load_runs
+    from edgebranchy.report.runs import load_runs
 
     with pytest.raises(EdgeBranchyError, match="trial log of an unfinished bench.*--resume"):
         load_runs([tmp_path / "j.json.jsonl"])
@@ -150,7 +150,7 @@ def test_side_file_missing_or_tampered(tiny_artifact, tmp_path):
     side.unlink()
     with pytest.raises(EdgeBranchyError, match="t.json.latencies.npz.*missing"):
         load_latencies(out, "r1")
-    from edgebranchy.report.results import load_runs
+    from edgebranchy.report.runs import load_runs
 
     (run,) = load_runs([out])  # the report still loads: every statistic is in the results file
     assert not run.has_latencies and "missing" in run.notes[0]

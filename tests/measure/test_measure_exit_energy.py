@@ -47,7 +47,7 @@ def test_energy_per_exit_plot():
     pytest.importorskip("matplotlib")
     from edgebranchy.report.energy_plots import energy_per_exit as plot
     from edgebranchy.report.plots import Skipped
-    from edgebranchy.report.results import Run
+    from edgebranchy.report.runs import Run
 
     def run(rec):
         data = {"variants": {"branchy": {"energy_per_exit": rec}, "baseline": {}}}

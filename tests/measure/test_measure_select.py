@@ -7,7 +7,7 @@ from edgebranchy.measure.power.estimate import EstimateMeter
 from edgebranchy.measure.power.rapl import RaplMeter
 from edgebranchy.measure.power.select import AUTO_ORDER, select_meter
 from edgebranchy.measure.power.tegrastats import TegrastatsMeter
-from edgebranchy.measure.profiles import load_profile
+from edgebranchy.device.profile_schema import load_profile
 
 PC = "sys/class/powercap"
 

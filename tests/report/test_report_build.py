@@ -288,7 +288,7 @@ def test_runs_with_different_exit_counts(tmp_path: Path) -> None:
 def test_pareto_labels_fit_and_do_not_collide(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two panels, a long cost source: every axis label and title lies inside the figure, none overlap."""
     from edgebranchy.report import plots
-    from edgebranchy.report.results import Run
+    from edgebranchy.report.runs import Run
 
     figs = []
     real = plots._png

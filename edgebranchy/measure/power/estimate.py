@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.util.checks import is_finite_at_least, is_int_at_least
-from edgebranchy.measure.power.base import EnergyReading, PowerMeter, Provenance
+from edgebranchy.measure.power.meter import EnergyReading, PowerMeter, Provenance
 
 if TYPE_CHECKING:
-    from edgebranchy.measure.profiles import Profile
+    from edgebranchy.device.profile_schema import Profile
 
 MODELS = ("utilization", "cpu_time")
 SCOPES = ("process", "system")

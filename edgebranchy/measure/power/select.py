@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.measure.power.base import PowerMeter
+from edgebranchy.measure.power.meter import PowerMeter
 
 if TYPE_CHECKING:
-    from edgebranchy.measure.profiles import Profile
+    from edgebranchy.device.profile_schema import Profile
 
 SOURCES = ("tegrastats", "ina3221", "nvml", "rapl", "estimate")
 AUTO_ORDER = SOURCES

@@ -188,7 +188,7 @@ def check_power(prof: Any, sample_s: float = 0.2) -> List[dict]:
 
 def check_profile() -> tuple:
     """(rows, the detected Profile or None)."""
-    from edgebranchy.measure.profiles import resolve_profile
+    from edgebranchy.device.profile_schema import resolve_profile
 
     try:
         prof, why = resolve_profile("auto")
@@ -203,7 +203,7 @@ def run_doctor(log: Callable[[str], None] = lambda s: None, power_sample_s: floa
     prow, prof = check_profile()
     rows += prow
     if prof is None:
-        from edgebranchy.measure.profiles import load_profile
+        from edgebranchy.device.profile_schema import load_profile
 
         prof = load_profile("x86-cpu")  # for the power sources' options only
     rows += check_power(prof, power_sample_s)

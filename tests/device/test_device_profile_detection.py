@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgebranchy.measure import profiles as P
+from edgebranchy.device import profile_schema as P
 
 BOARDS = [
     # (model string, expected profile, source)

@@ -7,7 +7,7 @@ import pytest
 
 from edgebranchy.cli import main
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.measure import profiles as P
+from edgebranchy.device import profile_schema as P
 
 BASE = (P.profiles_dir() / "x86-cpu.toml").read_text()
 GPU = (P.profiles_dir() / "x86-nvidia-gpu.toml").read_text()

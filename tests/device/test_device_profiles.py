@@ -1,7 +1,7 @@
 import pytest
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.measure import profiles as P
+from edgebranchy.device import profile_schema as P
 
 SHIPPED = [
     "arm64-cpu", "jetson-agx-orin", "jetson-agx-xavier", "jetson-nano", "jetson-orin-nano", "jetson-thor",

@@ -1,6 +1,6 @@
 """One run of `bench` (one combination of a sweep): runner, data, warm-up, forms, idle power, trials, the run.
 
-`measure/bench.py` plans the runs and writes the results file; this module measures one of them,
+`bench/session.py` plans the runs and writes the results file; this module measures one of them,
 picking up what a trial log already holds when the bench is resumed.
 """
 from __future__ import annotations
@@ -11,17 +11,17 @@ from typing import Callable
 import numpy as np
 
 from edgebranchy.artifact.plausibility import accuracy_context
-from edgebranchy.measure.bench import BenchConfig, _given_options, _runtime_options, backend_can_speculate, power_line, \
+from edgebranchy.bench.session import BenchConfig, _given_options, _runtime_options, backend_can_speculate, power_line, \
     source_words
 from edgebranchy.measure.conditions import ConditionsReader
 from edgebranchy.measure.conditions import summary_line as conditions_line
 from edgebranchy.measure.exit_energy import summary_line as exit_energy_line
-from edgebranchy.measure.quality import energy_summary, exit_drift, exit_energy, merge_external, throttle_line, \
+from edgebranchy.bench.quality import energy_summary, exit_drift, exit_energy, merge_external, throttle_line, \
     throttle_summary
-from edgebranchy.measure.results import assemble_results
-from edgebranchy.measure.sweep import TrialLog
+from edgebranchy.bench.document import assemble_results
+from edgebranchy.bench.trial_log import TrialLog
 from edgebranchy.measure.throttle import TrialWatch
-from edgebranchy.measure.trials import TrialPlan, run_trials, segment_latencies, warm_up
+from edgebranchy.bench.trials import TrialPlan, run_trials, segment_latencies, warm_up
 from edgebranchy.measure.warmup import WarmupCriterion, warm_up_variants
 
 
@@ -62,7 +62,7 @@ def _bench(cfg: BenchConfig, spec, runner, profile, profile_reason: str, stream:
     from edgebranchy.data.imagefolder import reader_options
     from edgebranchy.data.splits import load_test_data
     from edgebranchy.measure.environment import collect_environment
-    from edgebranchy.measure.power.base import EnergyReading
+    from edgebranchy.measure.power.meter import EnergyReading
     from edgebranchy.measure.power.select import select_meter
 
     art, backend = runner.artifact, runner.backend

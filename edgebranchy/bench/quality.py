@@ -1,6 +1,6 @@
 """The parts of a bench result that say whether its figures can be trusted and compared.
 
-Working on the trial records of `measure.trials` (each with its `energy`
+Working on the trial records of `bench.trials` (each with its `energy`
 reading, `window` wall-clock edges and `conditions`), this module
 
 - summarises energy over the usable windows only (a flagged reading is

@@ -3,7 +3,7 @@
 Runs N samples (the artifact's recorded test split, else synthetic inputs of its shape, said so)
 through the chosen backend and through ONNX Runtime fp32 on the CPU: every exit's logits and
 entropy over the whole chain, the early-exit runner's answers, the baseline graph, and each
-segment's own latency. `measure/agreement.py` says whether the differences are what the
+segment's own latency. `device/agreement.py` says whether the differences are what the
 backend's precision explains. On TensorRT the engines are built first (or reused from the
 artifact's cache). Needs no torch (only the torch backend does).
 """
@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.measure.agreement import RTOL, Outputs, compare
+from edgebranchy.device.agreement import RTOL, Outputs, compare
 
 SCHEMA = "edgebranchy.doctor-artifact"
 REFERENCE = "onnxruntime"
@@ -60,7 +60,7 @@ def open_backend(art, name: str, options: Optional[dict], precision: Optional[st
 
     opts = dict(options or {})
     if name == "tensorrt":
-        from edgebranchy.measure.profiles import resolve_profile
+        from edgebranchy.device.profile_schema import resolve_profile
         from edgebranchy.tensorrt.build import build_engines
 
         prof, why = resolve_profile(profile)
@@ -117,7 +117,7 @@ def check_artifact(path: Any, *, backend: str = "onnxruntime", options: Optional
                    profile: str = "auto", log: Callable[[str], None] = lambda s: None) -> dict:
     """The agreement report of `backend` against ONNX Runtime fp32 on the artifact at `path` (a dict, JSON-safe)."""
     from edgebranchy.artifact.manifest import Artifact
-    from edgebranchy.measure.trials import segment_timings
+    from edgebranchy.bench.trials import segment_timings
     from edgebranchy.util.checks import validate_thresholds
 
     if samples < 1 or batch_size < 1 or repeats < 1:

@@ -2,7 +2,7 @@ import subprocess
 import sys
 
 from edgebranchy.cli import main
-from edgebranchy.measure import profiles as P
+from edgebranchy.device import profile_schema as P
 
 
 def test_list_shows_every_profile_with_its_power_source(capsys):
@@ -43,7 +43,7 @@ def test_detect_prints_choice_and_reason(monkeypatch, capsys):
 def test_cli_module_imports_only_the_standard_library():
     code = (
         "import sys, edgebranchy.cli.profiles as m; "
-        "bad = [n for n in ('edgebranchy.measure.profiles', 'numpy', 'psutil') if n in sys.modules]; "
+        "bad = [n for n in ('edgebranchy.device.profile_schema', 'numpy', 'psutil') if n in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -148,7 +148,7 @@ def source_words(source: str) -> str:
 def _sweep_config(cfg: BenchConfig) -> dict:
     from dataclasses import asdict
 
-    from edgebranchy.measure.sweep import as_list
+    from edgebranchy.bench.trial_log import as_list
 
     d = {k: v for k, v in asdict(cfg).items() if k not in _NOT_COMPARED}
     for k in ("backend", "batch_size", "form"):
@@ -166,8 +166,8 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, progress: bo
     and runs are kept and only the missing ones are measured.
     """
     from edgebranchy.artifact.manifest import Artifact
-    from edgebranchy.measure.profiles import resolve_profile
-    from edgebranchy.measure.sweep import LOG_VERSION, TrialLog, check_resumable, plan_runs, read_log
+    from edgebranchy.device.profile_schema import resolve_profile
+    from edgebranchy.bench.trial_log import LOG_VERSION, TrialLog, check_resumable, plan_runs, read_log
 
     if warn is None:
         def warn(line: str) -> None:
@@ -203,7 +203,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, progress: bo
 
 def _run_all(cfg: BenchConfig, specs, skipped, state, profile, profile_reason, stream, *, log, warn, progress,
              on_trial) -> dict:
-    from edgebranchy.measure.bench_run import one_run, preflight
+    from edgebranchy.bench.run import one_run, preflight
 
     preflight(cfg, specs, profile)
     for line in skipped:
@@ -242,7 +242,7 @@ def _run_all(cfg: BenchConfig, specs, skipped, state, profile, profile_reason, s
     finally:
         if bar is not None:
             bar.close()
-    from edgebranchy.measure.results import results_document
+    from edgebranchy.bench.document import results_document
     from edgebranchy.util.files import atomic_write_json
 
     from edgebranchy.artifact.gains import run_gains
@@ -266,7 +266,7 @@ def _without_samples(run: dict) -> dict:
 
 def _kept_run(prior) -> dict:
     """A finished run from the trial log, its raw latencies put back from its trial records (in trial order,
-    as `measure.results.variant_summary` concatenates them)."""
+    as `bench.document.variant_summary` concatenates them)."""
     variants = {}
     for name, v in prior.result["variants"].items():
         recs = sorted((r for r in prior.trials if r["variant"] == name), key=lambda r: r["trial"])
@@ -282,7 +282,7 @@ def check_config(cfg: BenchConfig) -> None:
     """Types and ranges of the numeric settings (the API's check; the CLI's argument types say the same)."""
     from edgebranchy.util.checks import is_finite_at_least, is_int_at_least
 
-    from edgebranchy.measure.sweep import as_list
+    from edgebranchy.bench.trial_log import as_list
 
     for name, low in (("batch_size", 1), ("samples", 1), ("trials", 1), ("warmup", 0), ("segment_repeats", 1)):
         v = getattr(cfg, name)
