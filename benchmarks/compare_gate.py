@@ -82,7 +82,8 @@ def slowed(delay_ns: int):
 
 def bench(art: Path, dataset: str, out: Path, args) -> dict:
     """One bench of the artifact (bench's own code), with the load average before and after."""
-    from edgebranchy.bench.session import BenchConfig, run_bench
+    from edgebranchy.bench.config import BenchConfig
+    from edgebranchy.bench.session import run_bench
 
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -190,7 +191,7 @@ def _by_noise(ab: list[dict]) -> str:
 
 
 def default_trials() -> int:
-    from edgebranchy.bench.session import BenchConfig
+    from edgebranchy.bench.config import BenchConfig
 
     return BenchConfig(artifact="", out="").trials
 

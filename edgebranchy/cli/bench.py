@@ -123,8 +123,9 @@ def run(args) -> int:
     refuse_wrong_kind(args.artifact, "artifact", "bench")
     if sys.stderr.isatty() and not args.quiet:  # a first line at once for a person waiting (the imports and the
         _err(f"bench: loading {args.artifact} ...")  # data take seconds); logs and errors stay one line otherwise
-    from edgebranchy.bench.session import BenchConfig, check_outputs, run_bench
-    from edgebranchy.device.profile_schema import resolve_profile
+    from edgebranchy.bench.config import BenchConfig, check_outputs
+    from edgebranchy.bench.session import run_bench
+    from edgebranchy.device.detection import resolve_profile
 
     backends = args.backend or [resolve_profile(args.profile)[0].runtime.backend]
     opts = _options_by_backend(args, backends)

@@ -60,7 +60,7 @@ def open_backend(art, name: str, options: Optional[dict], precision: Optional[st
 
     opts = dict(options or {})
     if name == "tensorrt":
-        from edgebranchy.device.profile_schema import resolve_profile
+        from edgebranchy.device.detection import resolve_profile
         from edgebranchy.tensorrt.build import build_engines
 
         prof, why = resolve_profile(profile)
@@ -117,13 +117,13 @@ def check_artifact(path: Any, *, backend: str = "onnxruntime", options: Optional
                    profile: str = "auto", log: Callable[[str], None] = lambda s: None) -> dict:
     """The agreement report of `backend` against ONNX Runtime fp32 on the artifact at `path` (a dict, JSON-safe)."""
     from edgebranchy.artifact.manifest import Artifact
-    from edgebranchy.bench.trials import segment_timings
+    from edgebranchy.measure.segment_timing import segment_timings
     from edgebranchy.util.checks import validate_thresholds
 
     if samples < 1 or batch_size < 1 or repeats < 1:
-        raise EdgeBranchyError("--samples, --batch-size and --repeats must be at least 1")
+        raise EdgeBranchyError("`samples`, `batch_size` and `repeats` must be at least 1")
     if rtol is not None and not (math.isfinite(rtol) and rtol >= 0):
-        raise EdgeBranchyError(f"--rtol must be a finite number >= 0, got {rtol}")
+        raise EdgeBranchyError(f"`rtol` must be a finite number >= 0, got {rtol}")
     art = Artifact.load(path, verify=True)
     ts = validate_thresholds(art.thresholds if thresholds is None else list(thresholds), art.num_exits - 1)
     log(f"doctor: reading the inputs of {art.root}")
@@ -135,7 +135,7 @@ def check_artifact(path: Any, *, backend: str = "onnxruntime", options: Optional
 
         ref = get_backend_class(REFERENCE)(art, None)
         if batch_size > getattr(cand, "max_batch", batch_size):
-            raise EdgeBranchyError(f"--batch-size {batch_size} is above the engines' max batch {cand.max_batch}")
+            raise EdgeBranchyError(f"`batch_size` {batch_size} is above the engines' max batch {cand.max_batch}")
         arith = arithmetic(cand)
         tol = RTOL[arith] if rtol is None else float(rtol)
         n_batches = -(-len(x) // batch_size)

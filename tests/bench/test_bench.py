@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.bench.session import BenchConfig, run_bench
+from edgebranchy.bench.config import BenchConfig
+from edgebranchy.bench.session import run_bench
 
 from eb_testutil import run_cli, run_cli_with, sigkill_after_trial
 

@@ -8,9 +8,9 @@ import pytest
 
 from edgebranchy.artifact.results import load_latencies, load_runs_doc, validate_results
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.bench.trial_log import plan_runs
+from edgebranchy.bench.plan import plan_runs
 
-from eb_testutil import run_cli, run_cli_with
+from eb_testutil import run_cli, run_cli_with, sigkill_after_trial
 
 FAST = ["--profile", "x86-cpu", "--power", "estimate", "--dataset", "synthetic", "--samples", "12", "--trials", "2",
         "--warmup", "1", "--warmup-max", "0", "--min-window", "0", "--idle", "0", "--backend", "onnxruntime"]
@@ -18,15 +18,7 @@ FAST = ["--profile", "x86-cpu", "--power", "estimate", "--dataset", "synthetic",
 
 def _kill_in(run: str, trial: int, variant: str) -> str:
     """A prelude: SIGKILL the bench once run `run`'s trial (trial, variant) is in the trial log."""
-    return f"""
-import os, signal
-from edgebranchy.bench import session as _bench
-_run_bench = _bench.run_bench
-def _kill_on(rec):
-    if (rec["run"], rec["trial"], rec["variant"]) == ({run!r}, {trial!r}, {variant!r}):
-        os.kill(os.getpid(), signal.SIGKILL)
-_bench.run_bench = lambda cfg, *a, **kw: _run_bench(cfg, *a, on_trial=_kill_on, **kw)
-"""
+    return sigkill_after_trial(trial, variant, run=run)
 
 
 def test_plan_skips_forms_at_larger_batches_and_says_why():

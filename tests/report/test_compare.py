@@ -111,7 +111,8 @@ def test_nothing_matches_is_bad_input(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def real_results(tiny_artifact, tmp_path_factory) -> Path:
     """A results file from a real (short) bench of the tiny artifact."""
-    from edgebranchy.bench.session import BenchConfig, run_bench
+    from edgebranchy.bench.config import BenchConfig
+    from edgebranchy.bench.session import run_bench
 
     out = tmp_path_factory.mktemp("cmp") / "base.json"
     run_bench(BenchConfig(artifact=str(tiny_artifact), out=str(out), backend="onnxruntime", profile="x86-cpu",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgebranchy.bench.session import BenchConfig
+from edgebranchy.bench.config import BenchConfig
 from edgebranchy.measure.latency import ci95_across_trials, per_trial_table, summarize
 from edgebranchy.report.comparison import compare_runs
 

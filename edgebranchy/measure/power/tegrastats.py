@@ -211,7 +211,7 @@ class TegrastatsMeter(PowerMeter):
         if path is None:
             raise EdgeBranchyError(
                 f"{self.executable!r} not found on PATH (not a Jetson, or JetPack tools not installed); "
-                "choose another power source, e.g. --power estimate"
+                "choose another power source, e.g. `power` estimate"
             )
         try:
             self._proc = subprocess.Popen(
