@@ -80,7 +80,6 @@ def _artifact(args) -> int:
     from edgebranchy.device.doctor_artifact import check_artifact
     from edgebranchy.device.doctor_artifact_text import format_report
     from edgebranchy.util.files import atomic_write_json
-    from edgebranchy.util.talk import say
     from edgebranchy.util.wrongkind import refuse_wrong_kind
 
     refuse_wrong_kind(args.artifact, "artifact", "doctor")
@@ -90,7 +89,7 @@ def _artifact(args) -> int:
     rep = check_artifact(args.artifact, backend=backend, options=backend_flag_options(args, backend),
                          precision=args.precision, samples=args.samples or 500, batch_size=args.batch_size or 1,
                          dataset=args.dataset, data_dir=args.data_dir, thresholds=args.thresholds, rtol=args.rtol,
-                         repeats=args.repeats or 20, profile=args.profile or "auto", log=say)
+                         repeats=args.repeats or 20, profile=args.profile or "auto")
     if args.out:
         atomic_write_json(args.out, rep)
     print(json.dumps(rep, indent=2) if args.json else format_report(rep))

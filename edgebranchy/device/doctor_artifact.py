@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.util.talk import say
 from edgebranchy.device.agreement import RTOL, Outputs, compare
 
 SCHEMA = "edgebranchy.doctor-artifact"
@@ -52,8 +53,7 @@ def load_inputs(art, samples: int, dataset: Optional[str], data_dir: Optional[st
     return x, np.asarray(data.test.y[:n]), {"kind": "dataset", "samples": n, "name": data.name, "what": what}
 
 
-def open_backend(art, name: str, options: Optional[dict], precision: Optional[str], profile: str,
-                 log: Callable[[str], None]):
+def open_backend(art, name: str, options: Optional[dict], precision: Optional[str], profile: str):
     """The backend under test; on TensorRT the engines are built (or found in the artifact's cache) first."""
     from edgebranchy.artifact.manifest import Artifact
     from edgebranchy.runtime.backends.base import get_backend_class
@@ -64,9 +64,9 @@ def open_backend(art, name: str, options: Optional[dict], precision: Optional[st
         from edgebranchy.tensorrt.build import build_engines
 
         prof, why = resolve_profile(profile)
-        log(f"doctor: TensorRT engines with profile {prof.name} ({why})")
+        say(f"doctor: TensorRT engines with profile {prof.name} ({why})")
         settings = prof.tensorrt.replace(**({"precision": precision} if precision else {}))
-        info = build_engines(art.root, settings, log=log)
+        info = build_engines(art.root, settings, log=say)
         art = Artifact.load(art.root)  # the manifest now lists the engines
         opts.update(precision=info["precision"], device_key=info["device_key"], timing=True)
     elif precision is not None:
@@ -114,8 +114,9 @@ def check_artifact(path: Any, *, backend: str = "onnxruntime", options: Optional
                    precision: Optional[str] = None, samples: int = 500, batch_size: int = 1,
                    dataset: Optional[str] = None, data_dir: Optional[str] = None,
                    thresholds: Optional[Sequence[float]] = None, rtol: Optional[float] = None, repeats: int = 20,
-                   profile: str = "auto", log: Callable[[str], None] = lambda s: None) -> dict:
-    """The agreement report of `backend` against ONNX Runtime fp32 on the artifact at `path` (a dict, JSON-safe)."""
+                   profile: str = "auto") -> dict:
+    """The agreement report of `backend` against ONNX Runtime fp32 on the artifact at `path` (a dict, JSON-safe);
+    progress notes go to `util.talk` (on stderr once the CLI enabled it)."""
     from edgebranchy.artifact.manifest import Artifact
     from edgebranchy.measure.segment_timing import segment_timings
     from edgebranchy.util.checks import validate_thresholds
@@ -126,9 +127,9 @@ def check_artifact(path: Any, *, backend: str = "onnxruntime", options: Optional
         raise EdgeBranchyError(f"`rtol` must be a finite number >= 0, got {rtol}")
     art = Artifact.load(path, verify=True)
     ts = validate_thresholds(art.thresholds if thresholds is None else list(thresholds), art.num_exits - 1)
-    log(f"doctor: reading the inputs of {art.root}")
+    say(f"doctor: reading the inputs of {art.root}")
     x, y, about = load_inputs(art, samples, dataset, data_dir)
-    art, cand = open_backend(art, backend, options, precision, profile, log)
+    art, cand = open_backend(art, backend, options, precision, profile)
     ref = None
     try:
         from edgebranchy.runtime.backends.base import get_backend_class
@@ -139,7 +140,7 @@ def check_artifact(path: Any, *, backend: str = "onnxruntime", options: Optional
         arith = arithmetic(cand)
         tol = RTOL[arith] if rtol is None else float(rtol)
         n_batches = -(-len(x) // batch_size)
-        log(f"doctor: {len(x)} samples through {cand.name}/{arith} and {REFERENCE}/fp32, batch {batch_size}")
+        say(f"doctor: {len(x)} samples through {cand.name}/{arith} and {REFERENCE}/fp32, batch {batch_size}")
         bar = _bar(4 * n_batches)
         step = (lambda: bar.update(1)) if bar is not None else (lambda: None)
         try:
