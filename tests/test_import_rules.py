@@ -288,8 +288,9 @@ sys.exit(1 if bad else 0)
 
 @pytest.mark.parametrize("modules,forbidden", [
     (["edgebranchy.runtime.runner", "edgebranchy.runtime.pipeline", "edgebranchy.runtime.prediction",
-      "edgebranchy.runtime.backends.onnxruntime", "edgebranchy.bench.session", "edgebranchy.bench.trials",
-      "edgebranchy.bench.document", "edgebranchy.measure.power.select"], BUILD_SIDE),
+      "edgebranchy.runtime.backends.onnxruntime", "edgebranchy.bench.session", "edgebranchy.bench.run",
+      "edgebranchy.bench.trials", "edgebranchy.bench.document", "edgebranchy.measure.power.select",
+      "edgebranchy.device.detection", "edgebranchy.device.doctor_artifact"], BUILD_SIDE),
     (["edgebranchy.report", "edgebranchy.report.render", "edgebranchy.report.details_table", "edgebranchy.report.plots"],
      REPORT_FORBIDDEN),
 ], ids=["device-path", "report"])
