@@ -5,7 +5,7 @@ Usage: python benchmarks/compare_gate.py [--pairs 60] [--trials N] [--min-window
 
 Trains a small B-LeNet (Fashion-MNIST when $EDGEBRANCHY_DATA has it, else the 28x28 synthetic set: the same
 network and input size), calibrates it (0.5-point drop) and exports it, all with the edgebranchy CLI. Then
-`--pairs` blocks of three benches of that artifact (bench's own code, `measure.bench.run_bench`, at batch 1
+`--pairs` blocks of three benches of that artifact (bench's own code, `bench.session.run_bench`, at batch 1
 on ONNX Runtime, the segments form, `--trials` trials: bench's default unless given):
 
     A, A', B     A/A pair (A, A'): the same artifact twice, minutes apart, with the machine's real noise
@@ -82,7 +82,8 @@ def slowed(delay_ns: int):
 
 def bench(art: Path, dataset: str, out: Path, args) -> dict:
     """One bench of the artifact (bench's own code), with the load average before and after."""
-    from edgebranchy.measure.bench import BenchConfig, run_bench
+    from edgebranchy.bench.config import BenchConfig
+    from edgebranchy.bench.session import run_bench
 
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -99,7 +100,7 @@ def bench(art: Path, dataset: str, out: Path, args) -> dict:
 
 def gate(base: Path, new: Path) -> dict:
     """compare's verdict on one pair, and what it rests on."""
-    from edgebranchy.report.compare import compare_files
+    from edgebranchy.report.comparison import compare_files
 
     s = compare_files(base, new, max_regression=0.05)
     m = s["matched"][0]
@@ -190,7 +191,7 @@ def _by_noise(ab: list[dict]) -> str:
 
 
 def default_trials() -> int:
-    from edgebranchy.measure.bench import BenchConfig
+    from edgebranchy.bench.config import BenchConfig
 
     return BenchConfig(artifact="", out="").trials
 

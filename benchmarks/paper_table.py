@@ -245,7 +245,8 @@ def seg_choice(art, x, rounds: int) -> dict:
 
 def energy(art_dir: Path, a) -> dict:
     """Energy per inference at batch 1 from `edgebranchy bench` (power source: the CPU-time estimate)."""
-    from edgebranchy.measure.bench import BenchConfig, run_bench
+    from edgebranchy.bench.config import BenchConfig
+    from edgebranchy.bench.session import run_bench
 
     out = Path(a.work) / f"{art_dir.name}.bench.json"
     doc = run_bench(BenchConfig(artifact=str(art_dir), out=str(out), power="estimate", data_dir=a.data_dir,

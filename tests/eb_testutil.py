@@ -37,16 +37,20 @@ def run_cli_with(prelude: str, *args, env=None, timeout=300) -> subprocess.Compl
                           timeout=timeout, env=e, cwd=ROOT)
 
 
-def sigkill_after_trial(trial: int, variant: str) -> str:
-    """A prelude for run_cli_with: `bench` gets an on_trial callback that SIGKILLs the process after that trial."""
+def sigkill_after_trial(trial: int, variant: str, run: str | None = None) -> str:
+    """A prelude for run_cli_with: every bench session gets an on_trial hook that SIGKILLs the process once that
+    trial (of run `run`, or of any run) is in the trial log."""
     return f"""
 import os, signal
-from edgebranchy.measure import bench as _bench
-_run_bench = _bench.run_bench
+from edgebranchy.bench.session import BenchSession
+_init = BenchSession.__init__
 def _kill_on(rec):
-    if (rec["trial"], rec["variant"]) == ({trial!r}, {variant!r}):
+    if (rec["trial"], rec["variant"]) == ({trial!r}, {variant!r}) and {run!r} in (None, rec["run"]):
         os.kill(os.getpid(), signal.SIGKILL)
-_bench.run_bench = lambda cfg, *a, **kw: _run_bench(cfg, *a, on_trial=_kill_on, **kw)
+def _patched(self, *a, **kw):
+    _init(self, *a, **kw)
+    self.on_trial = _kill_on
+BenchSession.__init__ = _patched
 """
 
 

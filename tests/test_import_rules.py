@@ -2,9 +2,23 @@
 where cheap, on what importing a module really loads.
 
 Device path: the runner, the prediction and pipeline modules, the ONNX Runtime and TensorRT
-backends and everything under measure/ never import torch, edgebranchy.export, edgebranchy.train
-or edgebranchy.models (the torch backend runs the model itself and may import models).
+backends and everything under bench/, measure/ and device/ never import torch, edgebranchy.export,
+edgebranchy.train or edgebranchy.models (the torch backend runs the model itself and may import models).
 The report reads results files only: no export, train, models or runtime.
+Layers: measure/ (the instruments) imports nothing of the package but artifact/ and util/; device/
+(profiles, doctor) stands above measure/, bench/ above both; none of them imports cli/, report/ or remote/.
+
+No import cycles (the rule, checked below on the source with `ast`):
+1. Module-level imports (what importing a module runs: top-level statements, class bodies, top-level
+   if/try blocks; `if TYPE_CHECKING:` blocks excluded, they never run) are acyclic across the package:
+   a cycle there makes the import order matter and fails with a half-initialised module.
+2. Every import counts (lazy ones inside functions, type-only ones too) between modules: no cycle, except
+   the ones listed in KNOWN_CYCLES (data/ and models/ dispatch to modules that import their types back
+   lazily), a list that can only shrink.
+3. Every import counts between packages (bench, measure, device, runtime, ...: the first name under
+   edgebranchy/): the packages form layers, so no package imports one that imports it back (bench and
+   measure, device and measure never both ways); PENDING_EDGES lists the one upward import another
+   change removes.
 """
 from __future__ import annotations
 
@@ -24,7 +38,8 @@ DEVICE_PATH = ["tensorrt/load.py", "tensorrt/device.py", "tensorrt/settings.py",
                "artifact/manifest.py", "artifact/engines.py", "artifact/results.py", "artifact/calibration.py",
                "runtime/runner.py", "runtime/prediction.py", "runtime/pipeline.py", "runtime/backends/base.py",
                "runtime/backends/options.py", "runtime/backends/onnxruntime.py", "runtime/backends/tensorrt.py",
-               *sorted(str(p.relative_to(PKG)) for p in (PKG / "measure").rglob("*.py"))]
+               *sorted(str(p.relative_to(PKG)) for pkg in ("bench", "measure", "device")
+                       for p in (PKG / pkg).rglob("*.py"))]
 REPORT = sorted(str(p.relative_to(PKG)) for p in (PKG / "report").rglob("*.py"))
 REPORT_FORBIDDEN = BUILD_SIDE + ("edgebranchy.runtime",)
 
@@ -73,7 +88,8 @@ def test_the_checker_sees_lazy_and_from_imports(tmp_path):
 
 def test_device_path_never_imports_the_build_side():
     assert all((PKG / rel).is_file() for rel in DEVICE_PATH), "a file of the device path moved: update this test"
-    assert "measure/bench.py" in DEVICE_PATH and "measure/power/base.py" in DEVICE_PATH
+    assert "bench/session.py" in DEVICE_PATH and "measure/power/meter.py" in DEVICE_PATH
+    assert "device/doctor_artifact.py" in DEVICE_PATH
     bad = _violations(DEVICE_PATH, BUILD_SIDE)
     pending = {(rel, mod) for rel, mod in bad if any(rel == f and _hits(mod, (pkg,)) for f, pkg in PENDING)}
     assert bad - pending == set(), f"device-path modules import the build side: {sorted(bad - pending)}"
@@ -100,6 +116,166 @@ def test_artifact_contracts_stand_below_everything():
     assert files and not _violations(files, above)
 
 
+LAYERS = {  # package -> the packages of edgebranchy it must not import
+    "measure": ("bench", "device", "runtime", "exits", "data", "tensorrt", "report", "cli", "remote"),
+    "device": ("bench", "report", "cli", "remote"),
+    "bench": ("report", "cli", "remote"),
+}
+
+
+@pytest.mark.parametrize("package", sorted(LAYERS))
+def test_layers_of_bench_measure_and_device(package):
+    files = sorted(str(p.relative_to(PKG)) for p in (PKG / package).rglob("*.py"))
+    bad = _violations(files, tuple(f"edgebranchy.{q}" for q in LAYERS[package]))
+    assert files and not bad, f"{package}/ imports a layer above it: {sorted(bad)}"
+
+
+# ---------------------------------------------------------------- cycles
+
+#: cycles of rule 2 that exist today (each a set of modules); each must still be there, so the list only shrinks
+KNOWN_CYCLES = [
+    {"edgebranchy.data.datasets", "edgebranchy.data.imagefolder", "edgebranchy.data.splits"},
+    {"edgebranchy.models.custom", "edgebranchy.models.fx"},
+]
+#: package edges of rule 3 that another change removes (exits/ -> runtime/: device calibration moves out of exits/)
+PENDING_EDGES = {("exits", "runtime")}
+
+
+def module_names(root: Path = PKG, prefix: str = "edgebranchy") -> dict[str, Path]:
+    """Every module of the package under `root`, by dotted name (a package by its own name)."""
+    out = {}
+    for path in root.rglob("*.py"):
+        parts = [prefix, *path.relative_to(root).with_suffix("").parts]
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def _type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test)
+
+
+def import_edges(path: Path, modules: dict[str, Path], top_level_only: bool) -> set[str]:
+    """The package's modules that `path` imports (`from a import b` is a.b where that is a module, else a);
+    with `top_level_only`, only what importing the file runs."""
+    def nearest(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if top_level_only and (isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+                                   or _type_checking(child)):
+                continue
+            if isinstance(child, ast.Import):
+                found.update(nearest(a.name) for a in child.names)
+            elif isinstance(child, ast.ImportFrom) and child.module:
+                found.update(nearest(f"{child.module}.{a.name}") for a in child.names)
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+    return found - {None}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """The strongly connected components of more than one node (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph.get(root, ()))))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                comp = set()
+                while True:
+                    m = stack.pop()
+                    on_stack.discard(m)
+                    comp.add(m)
+                    if m == node:
+                        break
+                if len(comp) > 1:
+                    found.append(comp)
+    return found
+
+
+def module_graph(top_level_only: bool, root: Path = PKG, prefix: str = "edgebranchy") -> dict[str, set[str]]:
+    modules = module_names(root, prefix)
+    return {m: import_edges(p, modules, top_level_only) - {m} for m, p in modules.items()}
+
+
+def package_of(module: str) -> str:
+    """bench for edgebranchy.bench.session; errors for edgebranchy.errors; edgebranchy for the root."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for m, targets in graph.items():
+        out.setdefault(package_of(m), set()).update(package_of(t) for t in targets if package_of(t) != package_of(m))
+    return out
+
+
+def test_the_cycle_checker_finds_cycles_lazy_or_not(tmp_path):
+    pkg = tmp_path / "p"
+    (pkg / "a").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a" / "__init__.py").write_text("")
+    (pkg / "a" / "x.py").write_text("from p.a import y\n")
+    (pkg / "a" / "y.py").write_text("import typing\nif typing.TYPE_CHECKING:\n    from p.a.x import X\n"
+                                     "def f():\n    from p.b import z\n")
+    (pkg / "b.py").write_text("from p.a.x import X\n")
+    top, every = module_graph(True, pkg, "p"), module_graph(False, pkg, "p")
+    assert top["p.a.x"] == {"p.a.y"} and top["p.a.y"] == set() and cycles(top) == []
+    assert every["p.a.y"] == {"p.a.x", "p.b"} and cycles(every) == [{"p.a.x", "p.a.y", "p.b"}]
+    assert cycles(package_graph(every)) == [{"a", "b"}]
+
+
+def test_module_level_imports_are_acyclic():
+    assert cycles(module_graph(top_level_only=True)) == []
+
+
+def test_no_module_cycles_even_through_lazy_imports():
+    found = cycles(module_graph(top_level_only=False))
+    new = [c for c in found if c not in KNOWN_CYCLES]
+    assert not new, f"import cycles (lazy imports count): {[sorted(c) for c in new]}"
+    gone = [sorted(c) for c in KNOWN_CYCLES if c not in found]
+    assert not gone, f"KNOWN_CYCLES lists cycles that are gone: remove {gone}"
+
+
+def test_packages_form_layers():
+    graph = package_graph(module_graph(top_level_only=False))
+    assert "measure" in graph["bench"] and "bench" not in graph["measure"]
+    stale = {e for e in PENDING_EDGES if e[1] not in graph.get(e[0], set())}
+    assert not stale, f"PENDING_EDGES lists package imports that are gone: remove {sorted(stale)}"
+    for a, b in PENDING_EDGES:
+        graph[a].discard(b)
+    assert cycles(graph) == [], f"packages that import each other: {[sorted(c) for c in cycles(graph)]}"
+
+
 CHECK_LOADED = """
 import importlib, sys
 for name in sys.argv[1:]:
@@ -112,9 +288,10 @@ sys.exit(1 if bad else 0)
 
 @pytest.mark.parametrize("modules,forbidden", [
     (["edgebranchy.runtime.runner", "edgebranchy.runtime.pipeline", "edgebranchy.runtime.prediction",
-      "edgebranchy.runtime.backends.onnxruntime", "edgebranchy.measure.bench", "edgebranchy.measure.trials",
-      "edgebranchy.measure.results", "edgebranchy.measure.power.select"], BUILD_SIDE),
-    (["edgebranchy.report", "edgebranchy.report.render", "edgebranchy.report.summary", "edgebranchy.report.plots"],
+      "edgebranchy.runtime.backends.onnxruntime", "edgebranchy.bench.session", "edgebranchy.bench.run",
+      "edgebranchy.bench.trials", "edgebranchy.bench.document", "edgebranchy.measure.power.select",
+      "edgebranchy.device.detection", "edgebranchy.device.doctor_artifact"], BUILD_SIDE),
+    (["edgebranchy.report", "edgebranchy.report.render", "edgebranchy.report.details_table", "edgebranchy.report.plots"],
      REPORT_FORBIDDEN),
 ], ids=["device-path", "report"])
 def test_importing_loads_nothing_forbidden(modules, forbidden):

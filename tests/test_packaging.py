@@ -25,8 +25,9 @@ from eb_testutil import ROOT
 
 CORE = ("numpy", "onnxruntime", "psutil", "tqdm")
 #: what runs on the device, without torch: checked for Python 3.8 by vermin
-DEVICE_SIDE = ("edgebranchy/runtime", "edgebranchy/measure", "edgebranchy/exits", "edgebranchy/data",
-               "edgebranchy/report", "edgebranchy/artifact", "edgebranchy/tensorrt", "edgebranchy/cli", "edgebranchy/util",
+DEVICE_SIDE = ("edgebranchy/runtime", "edgebranchy/bench", "edgebranchy/measure", "edgebranchy/device",
+               "edgebranchy/exits", "edgebranchy/data", "edgebranchy/report", "edgebranchy/artifact",
+               "edgebranchy/tensorrt", "edgebranchy/cli", "edgebranchy/util",
                "edgebranchy/errors.py", "edgebranchy/__init__.py", "edgebranchy/__main__.py")
 
 

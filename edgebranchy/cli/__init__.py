@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except EdgeBranchyError as e:
-        print(f"edgebranchy {args.command}: error: {_one_line(str(e))}", file=sys.stderr)
+        from edgebranchy.cli._flags import with_flags
+
+        print(f"edgebranchy {args.command}: error: {_one_line(with_flags(str(e), args))}", file=sys.stderr)
         return 2
     except OSError as e:
         # A read or write the command could not do (read-only or full disk, missing folder): the

@@ -123,8 +123,9 @@ def run(args) -> int:
     refuse_wrong_kind(args.artifact, "artifact", "bench")
     if sys.stderr.isatty() and not args.quiet:  # a first line at once for a person waiting (the imports and the
         _err(f"bench: loading {args.artifact} ...")  # data take seconds); logs and errors stay one line otherwise
-    from edgebranchy.measure.bench import BenchConfig, check_outputs, run_bench
-    from edgebranchy.measure.profiles import resolve_profile
+    from edgebranchy.bench.config import BenchConfig, check_outputs
+    from edgebranchy.bench.session import run_bench
+    from edgebranchy.device.detection import resolve_profile
 
     backends = args.backend or [resolve_profile(args.profile)[0].runtime.backend]
     opts = _options_by_backend(args, backends)
@@ -143,7 +144,7 @@ def run(args) -> int:
                       drift_alpha=args.drift_alpha, drift_min_effect=args.drift_min_effect / 100.0)
     quiet = args.quiet or args.json
     res = run_bench(cfg, log=(lambda s: None) if quiet else _err, progress=not quiet, warn=_err)
-    from edgebranchy.cli._bench_output import print_json, print_table
+    from edgebranchy.bench.output import print_json, print_table
     from edgebranchy.report.verdict import verdict_lines
 
     if args.json:

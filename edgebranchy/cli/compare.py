@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     """Compare, print, and return 1 when anything regressed."""
     import json
 
-    from edgebranchy.report.compare import compare_files, render_text
+    from edgebranchy.report.comparison import compare_files, render_text
     from edgebranchy.util.wrongkind import refuse_wrong_kind
 
     for path in (args.base, args.new):

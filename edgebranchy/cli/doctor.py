@@ -62,7 +62,7 @@ def run(args) -> int:
         if given:
             raise EdgeBranchyError(f"{', '.join(given)}: only with an ARTIFACT to check "
                                    f"(edgebranchy doctor ARTIFACT {given[0]} ...; without one, doctor checks the device)")
-        from edgebranchy.measure.doctor import format_table, run_doctor
+        from edgebranchy.device.doctor_device import format_table, run_doctor
 
         report = run_doctor(power_sample_s=args.power_sample)
         print(format_table(report))
@@ -77,10 +77,9 @@ def _artifact(args) -> int:
     import json
 
     from edgebranchy.errors import EdgeBranchyError
-    from edgebranchy.measure.doctor_artifact import check_artifact
-    from edgebranchy.measure.doctor_artifact_text import format_report
+    from edgebranchy.device.doctor_artifact import check_artifact
+    from edgebranchy.device.doctor_artifact_text import format_report
     from edgebranchy.util.files import atomic_write_json
-    from edgebranchy.util.talk import say
     from edgebranchy.util.wrongkind import refuse_wrong_kind
 
     refuse_wrong_kind(args.artifact, "artifact", "doctor")
@@ -90,7 +89,7 @@ def _artifact(args) -> int:
     rep = check_artifact(args.artifact, backend=backend, options=backend_flag_options(args, backend),
                          precision=args.precision, samples=args.samples or 500, batch_size=args.batch_size or 1,
                          dataset=args.dataset, data_dir=args.data_dir, thresholds=args.thresholds, rtol=args.rtol,
-                         repeats=args.repeats or 20, profile=args.profile or "auto", log=say)
+                         repeats=args.repeats or 20, profile=args.profile or "auto")
     if args.out:
         atomic_write_json(args.out, rep)
     print(json.dumps(rep, indent=2) if args.json else format_report(rep))

@@ -65,7 +65,7 @@ def run(args) -> int:
 
 def _tensorrt(args) -> int:
     from edgebranchy.tensorrt.build import build_engines
-    from edgebranchy.measure.profiles import resolve_profile
+    from edgebranchy.device.detection import resolve_profile
 
     profile, reason = resolve_profile(args.profile)
     print(f"profile: {profile.name} ({reason})")

@@ -101,7 +101,7 @@ def warn_exit_drift(runner, alpha: float, min_effect: float) -> None:
     """Compare the runner's exit counts with the calibration's; a drift is one line on stderr."""
     import sys
 
-    from edgebranchy.measure.quality import exit_drift
+    from edgebranchy.bench.quality import exit_drift
 
     d = exit_drift(runner.exit_counts, runner.artifact.manifest, overridden=False, alpha=alpha, min_effect=min_effect)
     if d is not None:

@@ -40,7 +40,8 @@ def _show(profile) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edgebranchy.errors import EdgeBranchyError
-    from edgebranchy.measure.profiles import detect_profile, list_profiles, load_profile, profiles_dir
+    from edgebranchy.device.detection import detect_profile
+    from edgebranchy.device.profile_loading import list_profiles, load_profile, profiles_dir
 
     if args.detect:
         name, why = detect_profile()

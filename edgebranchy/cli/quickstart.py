@@ -123,7 +123,8 @@ def run(args) -> int:
 
     from edgebranchy.exits.table import calibration_table
     from edgebranchy.export.onnx import export_checkpoint
-    from edgebranchy.measure.bench import BenchConfig, run_bench
+    from edgebranchy.bench.config import BenchConfig
+    from edgebranchy.bench.session import run_bench
     from edgebranchy.report import build_report
     from edgebranchy.train.calibration import calibrate_checkpoint
     from edgebranchy.train.trainer import TrainConfig, Trainer
@@ -131,7 +132,7 @@ def run(args) -> int:
     t_all = time.perf_counter()
     out = Path(args.out)
     replace = _check_outputs(out, args.force)
-    from edgebranchy.measure.profiles import resolve_profile
+    from edgebranchy.device.detection import resolve_profile
 
     resolve_profile(args.profile)  # an unknown profile is refused now, not after training
     if replace:

@@ -1,4 +1,5 @@
-"""Measurement: latency statistics, power sources, device profiles, environment facts.
+"""The measuring instruments: latency statistics, power sources (power/), run conditions and throttling,
+warm-up, external meters, energy per exit, environment facts, clock locking.
 
 Submodules are imported on demand; nothing here pulls in an optional library.
 """

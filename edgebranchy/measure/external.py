@@ -31,7 +31,7 @@ from typing import Sequence
 import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.measure.power.base import EnergyReading, Provenance, integrate_mw
+from edgebranchy.measure.power.meter import EnergyReading, Provenance, integrate_mw
 
 _TIME_NAMES = ("time", "timestamp", "t", "elapsed", "seconds", "sec", "date", "datetime", "unix", "epoch")
 _POWER_NAMES = ("power", "watts", "watt", "w", "p", "mw")

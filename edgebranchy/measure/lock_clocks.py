@@ -8,6 +8,7 @@ tool does.
 """
 from __future__ import annotations
 
+import logging
 import shutil
 import signal
 import subprocess
@@ -18,15 +19,18 @@ from typing import Callable
 
 from edgebranchy.errors import EdgeBranchyError
 
+#: where the notes go when no `log` is given (INFO: silent unless logging is configured)
+LOGGER = logging.getLogger(__name__)
+
 
 class LockedClocks:
     """Context manager: clocks locked inside, restored on the way out."""
 
     def __init__(self, which: Callable[[str], str | None] = shutil.which, store_file: str | Path | None = None,
-                 log: Callable[[str], None] = print, timeout_s: float = 60.0) -> None:
+                 log: Callable[[str], None] | None = None, timeout_s: float = 60.0) -> None:
         self.which = which
         self.store_file = Path(store_file) if store_file else None
-        self.log = log
+        self.log = log if log is not None else LOGGER.info
         self.timeout_s = timeout_s
         self._exe: str | None = None
         self._stored = False
@@ -46,8 +50,8 @@ class LockedClocks:
     def __enter__(self) -> "LockedClocks":
         self._exe = self.which("jetson_clocks")
         if self._exe is None:
-            raise EdgeBranchyError("--lock-clocks needs the L4T jetson_clocks tool on PATH (a Jetson with JetPack); "
-                                   "run without --lock-clocks elsewhere")
+            raise EdgeBranchyError("`lock_clocks` needs the L4T jetson_clocks tool on PATH (a Jetson with JetPack); "
+                                   "run without `lock_clocks` elsewhere")
         if self.store_file is None:
             self._tmpdir = tempfile.mkdtemp(prefix="edgebranchy-clocks-")
             self.store_file = Path(self._tmpdir) / "l4t_dfs.conf"

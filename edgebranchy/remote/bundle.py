@@ -77,7 +77,7 @@ def artifact_part(path: str | os.PathLike) -> Part:
 
 def profiles_part(directory: str | os.PathLike | None = None) -> Part:
     """The device profiles this edgebranchy knows (the board measures with the same ones)."""
-    from edgebranchy.measure.profiles import profiles_dir
+    from edgebranchy.device.profile_loading import profiles_dir
 
     d = Path(directory) if directory is not None else profiles_dir()
     members = [(p.name, p.read_bytes()) for p in sorted(d.glob("*.toml"))]

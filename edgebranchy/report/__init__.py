@@ -8,7 +8,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgebranchy.report.results import Run, load_results, load_runs, validate_results
+from edgebranchy.report.runs import Run, load_results, load_runs, validate_results
 from edgebranchy.util.files import atomic_write_bytes, writing
 from edgebranchy.util.kinds import REPORT_MARKER, REPORT_SCHEMA
 from edgebranchy.util.outputs import check_report_output
@@ -31,7 +31,8 @@ class ReportFiles:
 def build_report(results_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
                  title: str | None = None) -> ReportFiles:
     """Validate every results file, then write report.md, report.html and the PNG plots to out_dir."""
-    from edgebranchy.report.plots import PLOT_FILES, Plot, make_plots
+    from edgebranchy.report.figures import Plot
+    from edgebranchy.report.plots import PLOT_FILES, make_plots
     from edgebranchy.report.render import render_html, render_markdown
     from edgebranchy.report.verdict import verdict_lines
 

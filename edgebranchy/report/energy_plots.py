@@ -1,8 +1,8 @@
 """The energy-per-exit plot: mJ per sample by the exit it took, and the saving measured vs the MAC estimate."""
 from __future__ import annotations
 
-from edgebranchy.report.plots import BASELINE_COLOR, BRANCHY_COLOR, RUN_COLORS, Plot, Skipped, _png, _pyplot, _wrap
-from edgebranchy.report.results import Run
+from edgebranchy.report.figures import BASELINE_COLOR, BRANCHY_COLOR, RUN_COLORS, Plot, Skipped, png, pyplot, wrap
+from edgebranchy.report.runs import Run
 
 FILENAME = "energy_per_exit.png"
 
@@ -14,7 +14,7 @@ def energy_per_exit(runs: list[Run]) -> Plot | Skipped:
     recs = [(r, e) for r, e in recs if e]
     if not recs:
         return Skipped(FILENAME, title, "no results file holds per-exit energy (bench with a power reading)")
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(max(8.0, 2.2 * len(recs) + 5.0), 4.4))
     width = 0.8 / len(recs)
     alts = []
@@ -22,7 +22,7 @@ def energy_per_exit(runs: list[Run]) -> Plot | Skipped:
         xs = [k + (i - (len(recs) - 1) / 2) * width for k in range(len(e["per_exit_mj"]))]
         color = RUN_COLORS[i % len(RUN_COLORS)] if len(recs) > 1 else BRANCHY_COLOR
         hatch = "//" if e["kind"] == "estimated" else None
-        ax.bar(xs, e["per_exit_mj"], width * 0.9, color=color, hatch=hatch, label=_wrap(run.short_label, 30))
+        ax.bar(xs, e["per_exit_mj"], width * 0.9, color=color, hatch=hatch, label=wrap(run.short_label, 30))
         if e.get("baseline_measured_per_sample_mj"):
             ax.axhline(e["baseline_measured_per_sample_mj"], color=BASELINE_COLOR if len(recs) == 1 else color,
                        linestyle="--", linewidth=1)
@@ -51,4 +51,4 @@ def energy_per_exit(runs: list[Run]) -> Plot | Skipped:
                          "network measured over whole windows, predicted from the per-exit energies and the "
                          "exit fractions, and estimated from MAC counts. Hatched: estimated power. Method: "
                          + "; ".join(methods) + "."),
-                alt="Energy per exit: " + "; ".join(alts), png=_png(fig))
+                alt="Energy per exit: " + "; ".join(alts), png=png(fig))

@@ -6,8 +6,8 @@ Gains and intervals come from `artifact.gains`; a gain below 1.00x is marked as 
 from __future__ import annotations
 
 from edgebranchy.artifact.gains import change, gains_of
-from edgebranchy.report.results import Run
-from edgebranchy.report.summary import Cell, Column, fmt_sig, latency_per
+from edgebranchy.report.runs import Run
+from edgebranchy.report.details_table import Cell, Column, fmt_sig, latency_per
 from edgebranchy.report.verdict import with_interval
 
 BASE_COLUMNS = (

@@ -1,76 +1,16 @@
 """The report's plots as PNG bytes; every plot takes the list of runs so runs compare side by side."""
 from __future__ import annotations
 
-import io
 import math
-import textwrap
-from dataclasses import dataclass
 from typing import Any
 
 from edgebranchy.artifact.gains import cost_source_name
-from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.report.results import Run
+from edgebranchy.report.energy_plots import energy_per_exit
+from edgebranchy.report.figures import BASELINE_COLOR, BRANCHY_COLOR, RUN_COLORS, Plot, Skipped, grid, png, pyplot, \
+    wrap
+from edgebranchy.report.runs import Run
 
-BASELINE_COLOR = "#4C72B0"
-BRANCHY_COLOR = "#DD8452"
-RUN_COLORS = ["#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD"]
-DPI = 110
 PLOT_FILES = ("latency_cdf.png", "exit_histogram.png", "pareto.png", "energy.png", "energy_per_exit.png")
-
-
-@dataclass(frozen=True)
-class Plot:
-    """One rendered plot: file name, heading, caption, alt text and PNG bytes."""
-
-    filename: str
-    title: str
-    caption: str
-    alt: str
-    png: bytes
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A plot that was not drawn, and why."""
-
-    filename: str
-    title: str
-    reason: str
-
-
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-    except ImportError:
-        raise EdgeBranchyError(
-            "the report needs matplotlib: pip install 'edgebranchy[report]'") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _png(fig: Any) -> bytes:
-    plt = _pyplot()
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
-    finally:
-        plt.close(fig)
-    return buf.getvalue()
-
-
-def _wrap(text: str, width: int = 56) -> str:
-    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False)) or text
-
-
-def _grid(plt: Any, n: int, width: float = 4.8, height: float = 3.8) -> tuple[Any, list]:
-    cols = min(n, 3)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
-    flat = list(axes.ravel())
-    for ax in flat[n:]:
-        ax.set_visible(False)
-    return fig, flat[:n]
 
 
 def latency_unit(run: Run) -> str:
@@ -84,14 +24,14 @@ def latency_cdf(runs: list[Run]) -> Plot:
     """Empirical CDF of baseline and branchy latency, one panel per run."""
     import numpy as np
 
-    plt = _pyplot()
-    fig, axes = _grid(plt, len(runs))
+    plt = pyplot()
+    fig, axes = grid(plt, len(runs))
     for ax, run in zip(axes, runs):
         lo, hi = math.inf, 0.0
         if not run.has_latencies:  # the side file is missing (Run.notes says why): statistics only
             ax.text(0.5, 0.5, "raw latencies not available\n(latencies side file missing)", ha="center",
                     va="center", transform=ax.transAxes)
-            ax.set_title(_wrap(run.short_label if len(runs) > 1 else run.label), fontsize=10)
+            ax.set_title(wrap(run.short_label if len(runs) > 1 else run.label), fontsize=10)
             continue
         for name, color in (("baseline", BASELINE_COLOR), ("branchy", BRANCHY_COLOR)):
             lat = run.data["variants"][name]["latency_ms"]
@@ -106,7 +46,7 @@ def latency_cdf(runs: list[Run]) -> Plot:
         ax.set_ylim(0, 1.02)
         ax.set_xlabel(f"latency ({latency_unit(run)})")
         ax.set_ylabel("fraction of timed calls ≤ latency")
-        ax.set_title(_wrap(run.short_label if len(runs) > 1 else run.label), fontsize=10)
+        ax.set_title(wrap(run.short_label if len(runs) > 1 else run.label), fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize=8, title="ms", title_fontsize=8)
     fig.suptitle("Latency CDF: baseline vs branchy (dotted: p50)", fontsize=12)
@@ -119,7 +59,7 @@ def latency_cdf(runs: list[Run]) -> Plot:
         alt=("Latency CDF per run: " + "; ".join(
             f"{r.short_label}: baseline p50 {r.baseline['latency_ms']['p50']:.3g}, branchy p50 "
             f"{r.branchy['latency_ms']['p50']:.3g} {latency_unit(r)}" for r in runs)),
-        png=_png(fig),
+        png=png(fig),
     )
 
 
@@ -132,7 +72,7 @@ def exit_histogram(runs: list[Run]) -> Plot:
     """Fraction of samples leaving at each exit, runs as grouped bars."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     k_max = max(len(r.branchy["exit_fractions"]) for r in runs)
     same_k = len({len(r.branchy["exit_fractions"]) for r in runs}) == 1
     fig, ax = plt.subplots(figsize=(max(5.5, 1.6 * k_max * max(1, len(runs)) ** 0.5 + 3), 4.2))
@@ -163,7 +103,7 @@ def exit_histogram(runs: list[Run]) -> Plot:
             f"{r.short_label}: " + ", ".join(f"exit {k} {100 * f:.1f}%"
                                              for k, f in enumerate(r.branchy["exit_fractions"]))
             for r in runs),
-        png=_png(fig),
+        png=png(fig),
     )
 
 
@@ -197,8 +137,8 @@ def pareto(runs: list[Run]) -> Plot | Skipped:
         return Skipped("pareto.png", title,
                        "no results file holds a calibration record (calibration is null), "
                        "so there is no accuracy-versus-cost frontier to plot")
-    plt = _pyplot()
-    fig, axes = _grid(plt, len(groups), width=5.2, height=4.2)
+    plt = pyplot()
+    fig, axes = grid(plt, len(groups), width=5.2, height=4.2)
     alts = []
     for ax, (cal, members) in zip(axes, groups):
         front = cal.get("frontier") or []
@@ -215,12 +155,12 @@ def pareto(runs: list[Run]) -> Plot | Skipped:
         ax.scatter([val["relative_cost"]], [100 * val["accuracy"]], marker="*", s=220,
                    color="#C44E52", edgecolor="black", zorder=5, label=f"chosen (T = {t_text})")
         ax.axvline(1.0, color="black", ls=":", lw=1, label="baseline cost")
-        ax.set_xlabel(_wrap(f"relative cost, from {cost_source_name(cal.get('cost_source'))} (1.0 = baseline)", 50))
+        ax.set_xlabel(wrap(f"relative cost, from {cost_source_name(cal.get('cost_source'))} (1.0 = baseline)", 50))
         ax.set_ylabel("accuracy on validation split (%)")
         who = ", ".join(f"R{m.index}" for m in members)
         method = cal.get("method")
         sub = f" · {method} {cal.get('target')}" if method else ""
-        ax.set_title(_wrap(f"{who}: {members[0].env['model']} · {members[0].env['dataset']}{sub}", 44),
+        ax.set_title(wrap(f"{who}: {members[0].env['model']} · {members[0].env['dataset']}{sub}", 44),
                      fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
@@ -235,7 +175,7 @@ def pareto(runs: list[Run]) -> Plot | Skipped:
     if skipped:
         caption += f" No calibration record in {', '.join(skipped)}."
     return Plot(filename="pareto.png", title=title, caption=caption,
-                alt="Accuracy vs relative cost: " + "; ".join(alts), png=_png(fig))
+                alt="Accuracy vs relative cost: " + "; ".join(alts), png=png(fig))
 
 
 def _energy_bars(ax: Any, runs: list[Run], key: str) -> bool:
@@ -243,7 +183,7 @@ def _energy_bars(ax: Any, runs: list[Run], key: str) -> bool:
     drawn = False
     labels = []
     for i, run in enumerate(runs):
-        labels.append(_wrap(run.short_label, 22))
+        labels.append(wrap(run.short_label, 22))
         for j, (name, color) in enumerate((("baseline", BASELINE_COLOR), ("branchy", BRANCHY_COLOR))):
             energy = run.data["variants"][name]["energy"]
             est = energy.get(key) if energy else None
@@ -273,7 +213,7 @@ def energy(runs: list[Run]) -> Plot | Skipped:
         return Skipped("energy.png", title, "no results file holds an energy reading")
     from matplotlib.patches import Patch
 
-    plt = _pyplot()
+    plt = pyplot()
     has_dynamic = any((r.data["variants"][v]["energy"] or {}).get("dynamic_per_inference_mj")
                       for r in runs for v in ("baseline", "branchy"))
     panels = [("per_inference_mj", "total")] + (
@@ -302,14 +242,12 @@ def energy(runs: list[Run]) -> Plot | Skipped:
                 f"({r.data['variants'][v]['energy']['kind']})"
                 for v in ("baseline", "branchy") if r.data["variants"][v]["energy"])
             for r in runs),
-        png=_png(fig),
+        png=png(fig),
     )
 
 
 def make_plots(runs: list[Run]) -> list[Plot | Skipped]:
     """All report plots in display order; a plot with no data comes back as Skipped."""
-    from edgebranchy.report.energy_plots import energy_per_exit
-
     plots = [latency_cdf(runs), exit_histogram(runs), pareto(runs), energy(runs)]
     per_exit = energy_per_exit(runs)
     return plots + ([per_exit] if isinstance(per_exit, Plot) else [])  # drawn only for results that have it

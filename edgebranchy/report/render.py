@@ -7,10 +7,11 @@ import html
 import json
 
 from edgebranchy.report.main_table import main_columns, main_rows
-from edgebranchy.report.plots import Plot, Skipped, latency_unit
-from edgebranchy.report.results import Run
+from edgebranchy.report.figures import Plot, Skipped
+from edgebranchy.report.plots import latency_unit
+from edgebranchy.report.runs import Run
 from edgebranchy.report.verdict import verdict_lines
-from edgebranchy.report.summary import (COLUMNS, SUMMARY_COLUMNS, Column, fmt_sig, fmt_thresholds, summary_notes,
+from edgebranchy.report.details_table import (COLUMNS, SUMMARY_COLUMNS, Column, fmt_sig, fmt_thresholds, summary_notes,
                                         summary_rows)
 
 

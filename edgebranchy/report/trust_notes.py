@@ -1,7 +1,7 @@
 """Report notes on whether a run's figures can be trusted: throttling, clocks, power provenance, meters, drift."""
 from __future__ import annotations
 
-from edgebranchy.report.results import Run
+from edgebranchy.report.runs import Run
 
 
 def _provenance_text(p: dict) -> str:

@@ -76,7 +76,7 @@ def _probe_writable(out: Path, option: str) -> None:
 
 
 def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None], kind: str,
-                 force: bool = False, option: str = "--out",
+                 force: bool = False, option: str = "`out`",
                  data_dirs: Iterable[str | os.PathLike | None] = ()) -> Path:
     """Refuse `out` unless writing `kind` there destroys nothing the user did not ask to replace.
 
@@ -96,7 +96,7 @@ def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | No
     if found != "missing":
         if found == kind:
             if not force:
-                raise EdgeBranchyError(f"{option} {out} already holds {describe(kind)}; pass --force to replace it")
+                raise EdgeBranchyError(f"{option} {out} already holds {describe(kind)}; pass `force` to replace it")
         elif kind in DIR_KINDS and _is_empty_dir(out):
             pass  # an empty folder loses nothing
         elif kind in DIR_KINDS and found in FILE_KINDS + ("other-file",):
@@ -107,7 +107,7 @@ def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | No
                                    f"{out / ('model.pt' if kind == 'checkpoint' else 'results.json')}")
         else:
             raise EdgeBranchyError(f"{option} {out} is {describe(found)}; it would be replaced by "
-                                   f"{describe(kind)} (--force replaces only an earlier {kind}): "
+                                   f"{describe(kind)} (`force` replaces only an earlier {kind}): "
                                    "choose another output")
     _probe_writable(out, option)
     return out
@@ -130,7 +130,7 @@ def _check_overlap(out: Path, r_out: Path, inputs, option: str, inside_ok: bool)
 
 
 def check_report_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike], names: Iterable[str],
-                        option: str = "--out") -> Path:
+                        option: str = "`out`") -> Path:
     """A report is written into a folder (other files there stay): refuse a non-folder, a file name
     that is an input, and a report.md/report.html there that an edgebranchy report did not write."""
     from edgebranchy.util.kinds import REPORT_MARKER

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.measure.bench import BenchConfig, run_bench
+from edgebranchy.bench.config import BenchConfig
+from edgebranchy.bench.session import run_bench
 
 from eb_testutil import run_cli, run_cli_with, sigkill_after_trial
 
@@ -95,6 +96,25 @@ def test_on_trial_sees_every_trial_after_it_is_streamed(tiny_artifact, tmp_path)
     run_bench(_cfg(tiny_artifact, out, trials=2), log=lambda s: None, progress=False, on_trial=on_trial)
     assert seen == [(0, "baseline", True), (0, "branchy", True), (1, "baseline", True), (1, "branchy", True)]
 
+
+
+def test_a_library_bench_prints_nothing_its_notes_go_to_logging(tiny_artifact, tmp_path, capsys, caplog):
+    """Without `log`, the session's diagnostics are records of the edgebranchy.bench logger, not stdout."""
+    caplog.set_level("INFO", logger="edgebranchy.bench")
+    run_bench(_cfg(tiny_artifact, tmp_path / "l.json", trials=1), progress=False)
+    assert capsys.readouterr().out == ""
+    notes = [r.getMessage() for r in caplog.records if r.name == "edgebranchy.bench" and r.levelname == "INFO"]
+    assert any(n.startswith("profile: x86-cpu") for n in notes) and any("idle power" in n for n in notes)
+
+
+def test_the_on_trial_hook_may_be_set_on_the_session(tiny_artifact, tmp_path):
+    from edgebranchy.bench.session import BenchSession
+
+    session = BenchSession(_cfg(tiny_artifact, tmp_path / "h.json", trials=1), log=lambda s: None, progress=False)
+    seen = []
+    session.on_trial = lambda rec: seen.append((rec["run"], rec["trial"], rec["variant"]))
+    session.run()
+    assert seen == [("r1", 0, "baseline"), ("r1", 0, "branchy")]
 
 def test_killed_bench_keeps_finished_trials(tiny_artifact, tmp_path):
     out = tmp_path / "k.json"

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from edgebranchy.measure import bench_run as bench_mod  # the module that measures one run
-from edgebranchy.measure.bench import BenchConfig, run_bench
+from edgebranchy.bench import run as bench_mod  # the module that measures one run
+from edgebranchy.bench.config import BenchConfig
+from edgebranchy.bench.session import run_bench
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "measure"))
 from jetson_fakes import calls, fake_tools, orin_tree  # noqa: E402

@@ -8,9 +8,9 @@ import pytest
 
 from edgebranchy.artifact.results import load_latencies, load_runs_doc, validate_results
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.measure.sweep import plan_runs
+from edgebranchy.bench.plan import plan_runs
 
-from eb_testutil import run_cli, run_cli_with
+from eb_testutil import run_cli, run_cli_with, sigkill_after_trial
 
 FAST = ["--profile", "x86-cpu", "--power", "estimate", "--dataset", "synthetic", "--samples", "12", "--trials", "2",
         "--warmup", "1", "--warmup-max", "0", "--min-window", "0", "--idle", "0", "--backend", "onnxruntime"]
@@ -18,15 +18,7 @@ FAST = ["--profile", "x86-cpu", "--power", "estimate", "--dataset", "synthetic",
 
 def _kill_in(run: str, trial: int, variant: str) -> str:
     """A prelude: SIGKILL the bench once run `run`'s trial (trial, variant) is in the trial log."""
-    return f"""
-import os, signal
-from edgebranchy.measure import bench as _bench
-_run_bench = _bench.run_bench
-def _kill_on(rec):
-    if (rec["run"], rec["trial"], rec["variant"]) == ({run!r}, {trial!r}, {variant!r}):
-        os.kill(os.getpid(), signal.SIGKILL)
-_bench.run_bench = lambda cfg, *a, **kw: _run_bench(cfg, *a, on_trial=_kill_on, **kw)
-"""
+    return sigkill_after_trial(trial, variant, run=run)
 
 
 def test_plan_skips_forms_at_larger_batches_and_says_why():
@@ -60,7 +52,7 @@ def test_sweep_into_one_file_with_distinct_labels(tiny_artifact, tmp_path):
         assert lat["baseline"].size == x["variants"]["baseline"]["latency_ms"]["count"] > 0
     # single graph and segments give the same answers on the same samples
     assert runs[0]["variants"]["branchy"]["exit_counts"] == runs[1]["variants"]["branchy"]["exit_counts"]
-    from edgebranchy.report.results import load_runs
+    from edgebranchy.report.runs import load_runs
 
     loaded = load_runs([out])
     assert [x.label for x in loaded] == [x["label"] for x in runs] and all(x.has_latencies for x in loaded)
@@ -112,7 +104,7 @@ def test_report_and_loader_refuse_a_trial_log_with_the_way_out(tiny_artifact, tm
     out = tmp_path / "j.json"
     r = run_cli_with(_kill_in("r1", 0, "baseline"), "bench", tiny_artifact, *FAST, "--out", out)
     assert r.returncode == -9
-    from edgebranchy.report.results import load_runs
+    from edgebranchy.report.runs import load_runs
 
     with pytest.raises(EdgeBranchyError, match="trial log of an unfinished bench.*--resume"):
         load_runs([tmp_path / "j.json.jsonl"])
@@ -150,7 +142,7 @@ def test_side_file_missing_or_tampered(tiny_artifact, tmp_path):
     side.unlink()
     with pytest.raises(EdgeBranchyError, match="t.json.latencies.npz.*missing"):
         load_latencies(out, "r1")
-    from edgebranchy.report.results import load_runs
+    from edgebranchy.report.runs import load_runs
 
     (run,) = load_runs([out])  # the report still loads: every statistic is in the results file
     assert not run.has_latencies and "missing" in run.notes[0]

@@ -6,7 +6,8 @@ import shutil
 
 from trt_double import assert_clean, install
 
-from edgebranchy.measure.bench import BenchConfig, run_bench
+from edgebranchy.bench.config import BenchConfig
+from edgebranchy.bench.session import run_bench
 from edgebranchy.runtime.backends.tensorrt import TensorRTBackend
 from edgebranchy.tensorrt.build import build_engines
 

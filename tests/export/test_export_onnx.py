@@ -109,7 +109,7 @@ def test_export_fails_above_tolerance_and_leaves_nothing(tiny_calibrated, tmp_pa
 
 def test_existing_artifact_needs_force(tiny_calibrated, tmp_path):
     out = export_checkpoint(tiny_calibrated, tmp_path / "a", log=lambda s: None)
-    with pytest.raises(EdgeBranchyError, match="--force"):
+    with pytest.raises(EdgeBranchyError, match="pass `force`"):  # the library names the setting; the CLI --force
         export_checkpoint(tiny_calibrated, out, log=lambda s: None)
     export_checkpoint(tiny_calibrated, out, force=True, log=lambda s: None)
     Artifact.load(out)

@@ -135,7 +135,7 @@ def test_missing_setting_and_precision_override():
 
 
 def test_settings_from_every_shipped_profile():
-    from edgebranchy.measure.profiles import list_profiles, load_profile
+    from edgebranchy.device.profile_loading import list_profiles, load_profile
 
     for name in list_profiles():
         cfg = load_profile(name).tensorrt

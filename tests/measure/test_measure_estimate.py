@@ -4,7 +4,7 @@ import pytest
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.measure.power.estimate import EstimateMeter, cpu_seconds
-from edgebranchy.measure.profiles import load_profile
+from edgebranchy.device.profile_loading import load_profile
 
 
 def burn_cpu(cpu_s):

@@ -46,8 +46,8 @@ def test_energy_per_exit_from_segment_windows_and_batches():
 def test_energy_per_exit_plot():
     pytest.importorskip("matplotlib")
     from edgebranchy.report.energy_plots import energy_per_exit as plot
-    from edgebranchy.report.plots import Skipped
-    from edgebranchy.report.results import Run
+    from edgebranchy.report.figures import Skipped
+    from edgebranchy.report.runs import Run
 
     def run(rec):
         data = {"variants": {"branchy": {"energy_per_exit": rec}, "baseline": {}}}

@@ -152,7 +152,8 @@ def test_bench_measures_the_gpu_the_tensorrt_backend_runs_on(monkeypatch, tiny_a
 
     from trt_double import assert_clean, install
 
-    from edgebranchy.measure.bench import BenchConfig, run_bench
+    from edgebranchy.bench.config import BenchConfig
+    from edgebranchy.bench.session import run_bench
     from edgebranchy.tensorrt.build import build_engines
 
     d = install(monkeypatch, "10.3.0", pci_bus_id="0000:65:00.0")

@@ -7,14 +7,14 @@ import time
 import pytest
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.measure.power.base import EnergyReading, Provenance, rail_provenance, window_flag
+from edgebranchy.measure.power.meter import EnergyReading, Provenance, rail_provenance, window_flag
 from edgebranchy.measure.power.estimate import EstimateMeter
 from edgebranchy.measure.power.ina3221 import Ina3221Meter
 from edgebranchy.measure.power.nvml import NvmlMeter
 from edgebranchy.measure.power.rapl import RaplMeter
 from edgebranchy.measure.power.select import select_meter
 from edgebranchy.measure.power.tegrastats import TegrastatsMeter
-from edgebranchy.measure.profiles import load_profile
+from edgebranchy.device.profile_loading import load_profile
 
 from test_measure_ina3221 import JP5, orin_nano_jp5
 from test_measure_nvml import fake_pynvml

@@ -3,7 +3,7 @@ import time
 import pytest
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.measure.power.base import integrate_mw
+from edgebranchy.measure.power.meter import integrate_mw
 from edgebranchy.measure.power.tegrastats import TegrastatsMeter
 
 

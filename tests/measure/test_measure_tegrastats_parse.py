@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.measure.power.base import total_power_mw
+from edgebranchy.measure.power.meter import total_power_mw
 from edgebranchy.measure.power.tegrastats import parse_line
 
 

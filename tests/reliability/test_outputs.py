@@ -54,7 +54,7 @@ def test_symlinked_output_is_resolved(tmp_path):
 def test_force_replaces_only_the_same_kind(tmp_path):
     res = tmp_path / "r.json"
     res.write_text(json.dumps({"schema": "edgebranchy.results"}))
-    assert "--force" in _err(lambda: check_output(res, [], "results"))
+    assert "pass `force`" in _err(lambda: check_output(res, [], "results"))  # the CLI shows --force
     assert check_output(res, [], "results", force=True) == res
     # an arbitrary file is never replaced, --force or not
     other = tmp_path / "notes.txt"

@@ -8,7 +8,7 @@ import pytest
 from report_fixtures import build_results, second_run, write_results
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.report.compare import _runs_of, compare_files
+from edgebranchy.report.comparison import _runs_of, compare_files
 
 from eb_testutil import run_cli
 
@@ -111,7 +111,8 @@ def test_nothing_matches_is_bad_input(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def real_results(tiny_artifact, tmp_path_factory) -> Path:
     """A results file from a real (short) bench of the tiny artifact."""
-    from edgebranchy.measure.bench import BenchConfig, run_bench
+    from edgebranchy.bench.config import BenchConfig
+    from edgebranchy.bench.session import run_bench
 
     out = tmp_path_factory.mktemp("cmp") / "base.json"
     run_bench(BenchConfig(artifact=str(tiny_artifact), out=str(out), backend="onnxruntime", profile="x86-cpu",
@@ -183,7 +184,7 @@ def test_compare_cli_bad_input_is_status_2(real_results: Path, tmp_path: Path) -
 
 
 def test_one_trial_cannot_fail_the_gate_and_says_so(tmp_path: Path) -> None:
-    from edgebranchy.report.compare import render_text
+    from edgebranchy.report.comparison import render_text
 
     doc = build_results()
     one = _slower(doc, 1.5)   # branchy 50% slower, but measured in one trial: noise cannot be told apart

@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgebranchy.measure.bench import BenchConfig
+from edgebranchy.bench.config import BenchConfig
 from edgebranchy.measure.latency import ci95_across_trials, per_trial_table, summarize
-from edgebranchy.report.compare import compare_runs
+from edgebranchy.report.comparison import compare_runs
 
 TRIALS = BenchConfig(artifact="", out="").trials
 CALLS = 800          # calls per trial window

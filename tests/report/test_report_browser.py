@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from report_fixtures import BuiltReport
 
-from edgebranchy.report.plots import BASELINE_COLOR, BRANCHY_COLOR, RUN_COLORS
+from edgebranchy.report.figures import BASELINE_COLOR, BRANCHY_COLOR, RUN_COLORS
 
 CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else shutil.which("chromium")
 

@@ -288,18 +288,18 @@ def test_runs_with_different_exit_counts(tmp_path: Path) -> None:
 def test_pareto_labels_fit_and_do_not_collide(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two panels, a long cost source: every axis label and title lies inside the figure, none overlap."""
     from edgebranchy.report import plots
-    from edgebranchy.report.results import Run
+    from edgebranchy.report.runs import Run
 
     figs = []
-    real = plots._png
-    monkeypatch.setattr(plots, "_png", lambda fig: (figs.append(fig), fig.canvas.draw(), b"")[2])
+    real = plots.png
+    monkeypatch.setattr(plots, "png", lambda fig: (figs.append(fig), fig.canvas.draw(), b"")[2])
     a, b = build_results(), second_run()
     for doc in (a, b):
         doc["calibration"]["cost_source"] = "latency measured by bench on jetson-orin-nano (tensorrt, batch 8): r.json"
     runs = [Run(index=i, path=Path(f"r{i}.json"), data=d, label=f"run {i}", short_label=f"R{i}: run {i}")
             for i, d in enumerate((a, b), start=1)]
     plots.pareto(runs)
-    monkeypatch.setattr(plots, "_png", real)
+    monkeypatch.setattr(plots, "png", real)
     fig = figs[0]
     renderer = fig.canvas.get_renderer()
     box = fig.bbox

@@ -9,7 +9,7 @@ import pytest
 from report_fixtures import build_results, write_results
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.report.results import load_results, load_runs
+from edgebranchy.report.runs import load_results, load_runs
 
 
 def _without(doc: dict, dotted: str) -> dict:

@@ -11,8 +11,8 @@ from report_fixtures import build_results, write_results
 
 from edgebranchy.artifact.results import load_latencies, load_runs_doc, runs_of, unique_labels, validate_results
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.measure.results import results_document
-from edgebranchy.report.results import load_runs
+from edgebranchy.bench.document import results_document
+from edgebranchy.report.runs import load_runs
 
 
 def _run(**kw) -> dict:

@@ -23,7 +23,7 @@ def test_block_works():
 def test_imports_and_help_without_torch():
     r = _run("""
         import edgebranchy.runtime.runner, edgebranchy.runtime.pipeline, edgebranchy.runtime.backends.onnxruntime
-        import edgebranchy.measure.bench, edgebranchy.report, edgebranchy.exits.calibrate, edgebranchy.artifact.manifest
+        import edgebranchy.bench.session, edgebranchy.report, edgebranchy.exits.calibrate, edgebranchy.artifact.manifest
         from edgebranchy.cli import main
         try:
             main(["--help"])

@@ -127,7 +127,8 @@ def test_host_waits_block_when_asked_and_the_mode_is_recorded(double, art, input
 
 
 def test_bench_records_the_host_wait_mode(monkeypatch, tiny_artifact, tmp_path):
-    from edgebranchy.measure.bench import BenchConfig, run_bench
+    from edgebranchy.bench.config import BenchConfig
+    from edgebranchy.bench.session import run_bench
 
     d = install(monkeypatch, "10.3.0")
     art = tmp_path / "art"

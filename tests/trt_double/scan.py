@@ -18,7 +18,7 @@ COMPAT = TRT / "compat.py"
 #: every module that touches TensorRT objects; COMPAT first (the only one allowed version-gated names)
 MODULES = ("edgebranchy.tensorrt.compat", "edgebranchy.tensorrt.device", "edgebranchy.tensorrt.build",
            "edgebranchy.tensorrt.load", "edgebranchy.tensorrt.lanes", "edgebranchy.runtime.backends.tensorrt",
-           "edgebranchy.measure.doctor")
+           "edgebranchy.device.doctor_device")
 FILES = tuple(PACKAGE.joinpath(*m.split(".")[1:]).with_suffix(".py") for m in MODULES)
 
 #: variable names that hold TensorRT objects in the scanned files, and the class of each

@@ -8,7 +8,7 @@
 
 `select.select_meter` picks one for a device profile and says why.
 """
-from edgebranchy.measure.power.base import EnergyReading, PowerMeter
+from edgebranchy.measure.power.meter import EnergyReading, PowerMeter
 
 SOURCES = ("tegrastats", "ina3221", "nvml", "rapl", "estimate")
 

@@ -13,14 +13,10 @@ peripherals are not. Every reading is labelled kind "estimated".
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.util.checks import is_finite_at_least, is_int_at_least
-from edgebranchy.measure.power.base import EnergyReading, PowerMeter, Provenance
-
-if TYPE_CHECKING:
-    from edgebranchy.measure.profiles import Profile
+from edgebranchy.measure.power.config import MeterProfile
+from edgebranchy.measure.power.meter import EnergyReading, PowerMeter, Provenance
 
 MODELS = ("utilization", "cpu_time")
 SCOPES = ("process", "system")
@@ -97,7 +93,7 @@ class EstimateMeter(PowerMeter):
         self._cpu0: float | None = None
 
     @classmethod
-    def from_profile(cls, profile: "Profile", scope: str | None = None) -> "EstimateMeter":
+    def from_profile(cls, profile: MeterProfile, scope: str | None = None) -> "EstimateMeter":
         """The estimate with the coefficients of a device profile's [power.estimate]."""
         est = profile.power.estimate
         return cls(

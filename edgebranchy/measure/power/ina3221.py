@@ -21,7 +21,7 @@ from pathlib import Path
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.util.checks import is_int_at_least
-from edgebranchy.measure.power.base import (
+from edgebranchy.measure.power.meter import (
     UNCONNECTED,
     EnergyReading,
     PowerMeter,

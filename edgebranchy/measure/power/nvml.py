@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.util.checks import is_int_at_least
-from edgebranchy.measure.power.base import EnergyReading, PowerMeter, Provenance
+from edgebranchy.measure.power.meter import EnergyReading, PowerMeter, Provenance
 
 #: the driver updates the energy counter about every 100 ms (energy.md)
 COUNTER_UPDATE_S = 0.1

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.measure.power.base import EnergyReading, PowerMeter, Provenance
+from edgebranchy.measure.power.meter import EnergyReading, PowerMeter, Provenance
 
 #: RAPL energy status registers update about every 1 ms (Intel SDM vol. 3B, 15.10.1)
 COUNTER_UPDATE_S = 0.001

@@ -16,13 +16,11 @@ rejected source was rejected:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.measure.power.base import PowerMeter
-
-if TYPE_CHECKING:
-    from edgebranchy.measure.profiles import Profile
+from edgebranchy.measure.power.config import MeterProfile
+from edgebranchy.measure.power.meter import PowerMeter
 
 SOURCES = ("tegrastats", "ina3221", "nvml", "rapl", "estimate")
 AUTO_ORDER = SOURCES
@@ -53,7 +51,7 @@ def meter_class(source: str) -> type[PowerMeter]:
 
 def meter_options(
     source: str,
-    profile: "Profile",
+    profile: MeterProfile,
     *,
     sysfs_root: str | Path = "/",
     tegrastats_executable: str = "tegrastats",
@@ -86,7 +84,8 @@ def meter_options(
     raise EdgeBranchyError(f"unknown power source {source!r}; choose one of {', '.join(CHOICES)}")
 
 
-def _check(source: str, options: dict) -> tuple[bool, str]:
+def check_source(source: str, options: dict) -> tuple[bool, str]:
+    """Whether the source can measure here with these options, and why (tegrastats: run once to see its rails)."""
     cls = meter_class(source)
     if source == "tegrastats":
         return cls.available(probe=True, **options)
@@ -94,7 +93,7 @@ def _check(source: str, options: dict) -> tuple[bool, str]:
 
 
 def select_meter(
-    profile: "Profile",
+    profile: MeterProfile,
     override: str | None = None,
     *,
     sysfs_root: str | Path = "/",
@@ -114,16 +113,18 @@ def select_meter(
         if override not in CHOICES:
             raise EdgeBranchyError(f"unknown power source {override!r}; choose one of {', '.join(CHOICES)}")
         source, origin = override, f"--power {override}"
+        asked = f"`power` {override}"  # the errors name the setting; the CLI shows its flag
     else:
         source, origin = profile.power.source, f"profile {profile.name} [power].source"
+        asked = origin
 
     if source != "auto":
         options = meter_options(source, profile, **env)
-        ok, why = _check(source, options)
+        ok, why = check_source(source, options)
         if not ok and override is None and source in SAME_SENSORS:
             alt = SAME_SENSORS[source]
             alt_options = meter_options(alt, profile, **env)
-            alt_ok, alt_why = _check(alt, alt_options)
+            alt_ok, alt_why = check_source(alt, alt_options)
             if alt_ok:
                 return meter_class(alt)(**alt_options), (
                     f"{alt} instead of {source} ({origin}): {source} is not usable here ({why}; inside a "
@@ -132,8 +133,8 @@ def select_meter(
         if not ok:
             others = ", ".join(c for c in CHOICES if c != source)
             raise EdgeBranchyError(
-                f"power source {source!r} ({origin}) is not available here: {why}. "
-                f"Choose another with --power ({others}); --power estimate always works "
+                f"power source {source!r} ({asked}) is not available here: {why}. "
+                f"Choose another with `power` ({others}); `power` estimate always works "
                 "(a CPU-time estimate, labelled as such)"
             )
         return meter_class(source)(**options), f"{source} ({origin}): {why}"
@@ -141,7 +142,7 @@ def select_meter(
     rejected = []
     for candidate in AUTO_ORDER:
         options = meter_options(candidate, profile, **env)
-        ok, why = _check(candidate, options)
+        ok, why = check_source(candidate, options)
         if ok:
             tried = "; ".join(rejected) if rejected else "nothing rejected"
             meter = meter_class(candidate)(**options)
@@ -150,4 +151,29 @@ def select_meter(
                 f"rejected: {tried}"
             )
         rejected.append(f"{candidate}: {why}")
-    raise EdgeBranchyError(f"no power source is usable here ({origin}): " + "; ".join(rejected))
+    raise EdgeBranchyError(f"no power source is usable here ({asked}): " + "; ".join(rejected))
+
+
+#: how the one-line power note names each source
+_SOURCE_WORDS = {"estimate": "CPU-time model", "rapl": "RAPL package counters", "nvml": "NVML GPU board power",
+                 "tegrastats": "tegrastats rails", "ina3221": "INA3221 rails in sysfs"}
+
+
+def power_line(meter: PowerMeter, reason: str) -> str:
+    """`power: estimated (CPU-time model; auto: tegrastats, ina3221, nvml, rapl not usable)`: the source and kind
+    in one short line from `select_meter`'s meter and reason (the full reasoning is in the results file,
+    environment.power_source_reason)."""
+    what = _SOURCE_WORDS.get(meter.name, meter.name)
+    if reason.startswith("auto"):
+        before = list(AUTO_ORDER[:AUTO_ORDER.index(meter.name)]) if meter.name in AUTO_ORDER else []
+        origin = f"auto: {', '.join(before)} not usable" if before else "auto"
+    elif " instead of " in reason:
+        origin = reason.split(" (", 1)[0]
+    else:
+        origin = reason.split(" (", 1)[1].split(")", 1)[0] if " (" in reason else reason
+    return f"power: {meter.kind} ({what}; {origin})"
+
+
+def source_words(source: str) -> str:
+    """What a power source is, in a few words (for summaries: 'estimated (CPU-time model)')."""
+    return _SOURCE_WORDS.get(source, source)

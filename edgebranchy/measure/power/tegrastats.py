@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.util.checks import is_int_at_least
-from edgebranchy.measure.power.base import (
+from edgebranchy.measure.power.meter import (
     UNCONNECTED,
     EnergyReading,
     PowerMeter,
@@ -211,7 +211,7 @@ class TegrastatsMeter(PowerMeter):
         if path is None:
             raise EdgeBranchyError(
                 f"{self.executable!r} not found on PATH (not a Jetson, or JetPack tools not installed); "
-                "choose another power source, e.g. --power estimate"
+                "choose another power source, e.g. `power` estimate"
             )
         try:
             self._proc = subprocess.Popen(

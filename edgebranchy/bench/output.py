@@ -5,7 +5,7 @@ import json
 
 
 def _energy_words(e: dict) -> str:
-    from edgebranchy.measure.bench import source_words
+    from edgebranchy.measure.power.select import source_words
 
     if e["energy"]:
         return f"energy {e['energy']['kind']} ({source_words(e['energy']['source'])})"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, List
 
 import numpy as np
 
@@ -161,13 +161,13 @@ def _tiny_engine(trt: Any, cuda: Any, builder: Any, logger: Any, compat: Any) ->
 
 def check_power(prof: Any, sample_s: float = 0.2) -> List[dict]:
     """Every power source: available or why not, and one short reading from each available one."""
-    from edgebranchy.measure.power.select import SOURCES, _check, meter_class, meter_options
+    from edgebranchy.measure.power.select import SOURCES, check_source, meter_class, meter_options
 
     rows = []
     for source in SOURCES:
         try:
             options = meter_options(source, prof)
-            ok, why = _check(source, options)
+            ok, why = check_source(source, options)
         except EdgeBranchyError as e:
             ok, why = False, str(e)
         if not ok:
@@ -188,7 +188,7 @@ def check_power(prof: Any, sample_s: float = 0.2) -> List[dict]:
 
 def check_profile() -> tuple:
     """(rows, the detected Profile or None)."""
-    from edgebranchy.measure.profiles import resolve_profile
+    from edgebranchy.device.detection import resolve_profile
 
     try:
         prof, why = resolve_profile("auto")
@@ -203,7 +203,7 @@ def run_doctor(log: Callable[[str], None] = lambda s: None, power_sample_s: floa
     prow, prof = check_profile()
     rows += prow
     if prof is None:
-        from edgebranchy.measure.profiles import load_profile
+        from edgebranchy.device.profile_loading import load_profile
 
         prof = load_profile("x86-cpu")  # for the power sources' options only
     rows += check_power(prof, power_sample_s)

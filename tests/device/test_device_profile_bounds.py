@@ -7,10 +7,11 @@ import pytest
 
 from edgebranchy.cli import main
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.measure import profiles as P
+from edgebranchy.device import profile_loading as L
+from edgebranchy.device import profile_schema as S
 
-BASE = (P.profiles_dir() / "x86-cpu.toml").read_text()
-GPU = (P.profiles_dir() / "x86-nvidia-gpu.toml").read_text()
+BASE = (L.profiles_dir() / "x86-cpu.toml").read_text()
+GPU = (L.profiles_dir() / "x86-nvidia-gpu.toml").read_text()
 
 
 @pytest.mark.parametrize(
@@ -36,29 +37,29 @@ def test_absurd_numbers_are_refused_naming_the_file_and_key(tmp_path, text, old,
     path = tmp_path / "absurd.toml"
     path.write_text(text.replace(old, new, 1))
     with pytest.raises(EdgeBranchyError) as e:
-        P.load_profile(path)
+        L.load_profile(path)
     msg = str(e.value)
     assert key in msg and "absurd.toml" in msg and "\n" not in msg
 
 
 def test_thread_limit_follows_the_cores(monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 64)
-    assert P.max_threads() == 256
+    assert S.max_threads() == 256
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    assert P.max_threads() == P.MIN_THREAD_CAP  # a profile for a bigger board still validates here
+    assert S.max_threads() == S.MIN_THREAD_CAP  # a profile for a bigger board still validates here
     monkeypatch.setattr(os, "cpu_count", lambda: None)
-    assert P.max_threads() == P.MIN_THREAD_CAP
+    assert S.max_threads() == S.MIN_THREAD_CAP
 
 
 def test_the_largest_allowed_values_load(tmp_path):
-    text = (BASE.replace("intra_op_threads = 1", f"intra_op_threads = {P.max_threads()}")
-            .replace("batch_size = 1\n", f"batch_size = {P.MAX_BATCH}\n")
-            .replace("interval_ms = 100", f"interval_ms = {P.MAX_INTERVAL_MS}"))
+    text = (BASE.replace("intra_op_threads = 1", f"intra_op_threads = {S.max_threads()}")
+            .replace("batch_size = 1\n", f"batch_size = {S.MAX_BATCH}\n")
+            .replace("interval_ms = 100", f"interval_ms = {S.MAX_INTERVAL_MS}"))
     path = tmp_path / "big.toml"
     path.write_text(text)
-    p = P.load_profile(path)
+    p = L.load_profile(path)
     assert (p.runtime.intra_op_threads, p.runtime.batch_size, p.power.interval_ms) == (
-        P.max_threads(), P.MAX_BATCH, P.MAX_INTERVAL_MS)
+        S.max_threads(), S.MAX_BATCH, S.MAX_INTERVAL_MS)
 
 
 def test_cli_refuses_the_issue_profile_in_one_line(tmp_path, capsys):

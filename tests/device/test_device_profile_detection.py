@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgebranchy.measure import profiles as P
+from edgebranchy.device import detection as D
+from edgebranchy.device import profile_loading as L
 
 BOARDS = [
     # (model string, expected profile, source)
@@ -58,7 +59,7 @@ BOARDS = [
 def test_real_board_model_strings(tmp_path, model, expected, source):
     dt = tmp_path / "model"
     dt.write_bytes(model.encode() + b"\x00")  # the device tree property is NUL-terminated
-    name, why = P.detect_profile(device_tree_model=dt, cpuinfo=tmp_path / "none", machine="aarch64",
+    name, why = D.detect_profile(device_tree_model=dt, cpuinfo=tmp_path / "none", machine="aarch64",
                                  system="Linux", which=lambda tool: None)
     assert name == expected, source
     assert repr(model) in why
@@ -67,7 +68,7 @@ def test_real_board_model_strings(tmp_path, model, expected, source):
 
 
 def test_every_board_profile_is_reached_by_some_real_string():
-    boards = {n for n in P.list_profiles() if P.load_profile(n).match.device_tree_model}
+    boards = {n for n in L.list_profiles() if L.load_profile(n).match.device_tree_model}
     assert boards == {expected for _, expected, _ in BOARDS} - {"arm64-cpu"}
 
 
@@ -84,7 +85,7 @@ def test_every_board_profile_is_reached_by_some_real_string():
     ],
 )
 def test_no_device_tree_uses_the_architecture_and_system(tmp_path, machine, system, smi, expected):
-    name, why = P.detect_profile(device_tree_model=tmp_path / "absent", cpuinfo=tmp_path / "none",
+    name, why = D.detect_profile(device_tree_model=tmp_path / "absent", cpuinfo=tmp_path / "none",
                                  machine=machine, system=system, which=lambda t: smi if t == "nvidia-smi" else None)
     assert name == expected
     assert f"machine {machine!r}" in why and f"system {system!r}" in why and "unreadable" in why
@@ -92,6 +93,6 @@ def test_no_device_tree_uses_the_architecture_and_system(tmp_path, machine, syst
 
 def test_mac_power_is_an_estimate_and_says_so():
     for name in ("macos-arm64", "macos-x86_64", "arm64-cpu"):
-        p = P.load_profile(name)
+        p = L.load_profile(name)
         assert p.power.source in ("estimate", "auto")
         assert "not measured" in p.power.estimate.source

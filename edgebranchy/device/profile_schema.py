@@ -1,33 +1,25 @@
-"""Device profiles: `profiles/<device>.toml`, validated against a schema, and auto-detection.
-
-(Over 400 lines: schema, lookup and detection share the Profile types; one section each below.)
+"""Device profiles: the types of a validated `profiles/<device>.toml` and the schema that checks one.
 
 A profile says how to measure power on a device (`[power]`, with the
-coefficients of the CPU-time estimate in `[power.estimate]`), how to build
-TensorRT engines there (`[tensorrt]`) and which runtime settings to use
-(`[runtime]`). `[device.match]` holds the rules `detect_profile` uses.
-
-Profiles are looked up in `$EDGEBRANCHY_PROFILES` when it is set, else in the
-copy installed with the package (`edgebranchy/profiles/`, read with
-importlib.resources; the wheel maps the repository's top-level `profiles/`
-there), else, in a source checkout, in the repository's `profiles/`.
+coefficients of the CPU-time estimate in `[power.estimate]`; the types are the
+meters' own, `measure/power/config.py`), how to build TensorRT engines there
+(`[tensorrt]`, validated by `tensorrt/settings.py`) and which runtime settings
+to use (`[runtime]`). `[device.match]` holds the rules `device.detection` uses.
+Finding and reading the files: `device.profile_loading`.
 """
 from __future__ import annotations
 
 import os
-import platform
 import re
-import shutil
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.util.checks import is_finite_at_least, is_int_at_least
+from edgebranchy.measure.power.config import EstimateConfig, PowerConfig
 from edgebranchy.tensorrt.settings import TensorRTSettings
+from edgebranchy.util.checks import is_finite_at_least, is_int_at_least
 
-ENV_VAR = "EDGEBRANCHY_PROFILES"
 POWER_SOURCES = ("auto", "tegrastats", "ina3221", "nvml", "rapl", "estimate")
 ESTIMATE_MODELS = ("utilization", "cpu_time")
 ESTIMATE_SCOPES = ("process", "system")
@@ -56,31 +48,6 @@ class MatchRules:
 
 
 @dataclass(frozen=True)
-class EstimateConfig:
-    """Coefficients of the CPU-time power estimate (see measure/power/estimate.py)."""
-
-    model: str
-    p_idle_w: float
-    p_max_w: float | None
-    p_active_core_w: float | None
-    p_idle_core_w: float | None
-    scope: str
-    source: str  # where the numbers come from
-
-
-@dataclass(frozen=True)
-class PowerConfig:
-    source: str
-    total_rail: str | None  # None: the Jetson rule; "sum": sum of rails; else a rail name
-    interval_ms: int
-    estimate: EstimateConfig
-
-
-#: the [tensorrt] table, validated by tensorrt/settings.py (the one place TensorRT settings are checked)
-TensorRTConfig = TensorRTSettings
-
-
-@dataclass(frozen=True)
 class RuntimeConfig:
     backend: str
     intra_op_threads: int  # 0: the library's default
@@ -99,7 +66,7 @@ class Profile:
     path: Path
     match: MatchRules
     power: PowerConfig
-    tensorrt: TensorRTConfig
+    tensorrt: TensorRTSettings
     runtime: RuntimeConfig
 
     def to_dict(self) -> dict:
@@ -211,7 +178,8 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
 }
 
 
-def _display(path: Path) -> str:
+def display_path(path: Path) -> str:
+    """`path` relative to the working directory where it lies below it (shorter messages), else as given."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
@@ -254,7 +222,7 @@ def _check_section(doc: dict, dotted: str, where: str) -> dict:
 
 def validate_profile(doc: dict, path: Path) -> Profile:
     """A Profile from a parsed TOML document; EdgeBranchyError names the file and the key."""
-    where = _display(path)
+    where = display_path(path)
     top = sorted(set(doc) - {"device", "power", "tensorrt", "runtime"})
     if top:
         raise EdgeBranchyError(f"{where}: unknown section [{top[0]}] (known: device, power, tensorrt, runtime)")
@@ -298,160 +266,3 @@ def _check_across_sections(where: str, trt: TensorRTSettings, runtime: dict) -> 
             f"{where}: [runtime].batch_size {runtime['batch_size']} is above [tensorrt].max_batch "
             f"{trt.max_batch}: engines built from this profile could not run it"
         )
-
-
-# ---------------------------------------------------------------- lookup
-
-def profiles_dir() -> Path:
-    """Where profiles live: $EDGEBRANCHY_PROFILES, else the installed package's, else the checkout's."""
-    env = os.environ.get(ENV_VAR)
-    if env:
-        d = Path(env)
-        if not d.is_dir():
-            raise EdgeBranchyError(f"{ENV_VAR}={env} is not a directory")
-        return d
-    packaged = _packaged_profiles()
-    if packaged is not None:
-        return packaged
-    d = Path(__file__).resolve().parents[2] / "profiles"  # a source checkout (or an editable install)
-    if not d.is_dir():
-        raise EdgeBranchyError(f"no profiles installed with edgebranchy and none at {d}; set {ENV_VAR} to a directory")
-    return d
-
-
-def _packaged_profiles() -> Path | None:
-    """`edgebranchy/profiles/` as installed from the wheel, or None (a source checkout has none)."""
-    if sys.version_info >= (3, 9):
-        from importlib.resources import files  # novermin (guarded; 3.8 takes the backport below)
-    else:
-        from importlib_resources import files  # a dependency on Python 3.8 only
-    d = files("edgebranchy") / "profiles"
-    # A wheel installs into a directory, so this is a real path; a zipped install would
-    # need importlib.resources.as_file, which edgebranchy does not support.
-    return Path(str(d)) if isinstance(d, Path) and d.is_dir() else None
-
-
-def list_profiles(directory: str | Path | None = None) -> list[str]:
-    """Names of the profiles in `directory` (default: `profiles_dir()`), sorted."""
-    d = Path(directory) if directory is not None else profiles_dir()
-    return sorted(p.stem for p in d.glob("*.toml"))
-
-
-def _read_toml(path: Path) -> dict:
-    if sys.version_info >= (3, 11):
-        import tomllib  # novermin (guarded: tomli below is the same parser for 3.8-3.10)
-    else:
-        import tomli as tomllib
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise EdgeBranchyError(f"cannot read profile {_display(path)}: {e}") from None
-    try:
-        return tomllib.loads(data.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise EdgeBranchyError(f"{_display(path)}: not valid TOML: {e}") from None
-
-
-def load_profile(name_or_path: str | os.PathLike, directory: str | Path | None = None) -> Profile:
-    """Load and validate a profile given by name (`jetson-nano`) or by path to a .toml file."""
-    spec = os.fspath(name_or_path)
-    if isinstance(name_or_path, os.PathLike) or "/" in spec or os.sep in spec or spec.endswith(".toml"):
-        path = Path(spec)
-        if not path.is_file():
-            raise EdgeBranchyError(f"profile file not found: {spec}")
-    else:
-        d = Path(directory) if directory is not None else profiles_dir()
-        path = d / f"{spec}.toml"
-        if not path.is_file():
-            known = ", ".join(list_profiles(d)) or "(none)"
-            raise EdgeBranchyError(f"unknown profile {spec!r}; known profiles: {known} (or give a path to a .toml file)")
-    return validate_profile(_read_toml(path), path)
-
-
-# ---------------------------------------------------------------- detection
-
-def _read_model(device_tree_model: str | Path, cpuinfo: str | Path) -> tuple[str | None, str]:
-    """The board's model string and where it came from."""
-    try:
-        text = Path(device_tree_model).read_bytes().decode("utf-8", "replace").replace("\x00", "").strip()
-        if text:
-            return text, str(device_tree_model)
-    except OSError:
-        pass
-    try:
-        for line in Path(cpuinfo).read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "Model" and value.strip():  # Raspberry Pi kernels print the board here
-                return value.strip(), f"{cpuinfo} Model"
-    except OSError:
-        pass
-    return None, str(device_tree_model)
-
-
-def detect_profile(
-    device_tree_model: str | Path = "/proc/device-tree/model",
-    cpuinfo: str | Path = "/proc/cpuinfo",
-    machine: str | None = None,
-    which: Callable[[str], str | None] = shutil.which,
-    directory: str | Path | None = None,
-    system: str | None = None,
-) -> tuple[str, str]:
-    """The profile that fits this machine (for `--profile auto`) and a sentence saying why.
-
-    Board model (device tree, or the Raspberry Pi `Model` line of cpuinfo)
-    first: the profile with the longest matching substring wins. Otherwise
-    (no board model, or one no profile names) the generic profile of the CPU
-    architecture and operating system: among the profiles whose `machine`
-    and `system` rules fit, the one whose required tools (e.g. nvidia-smi)
-    are all present and most numerous, then the one that names the system.
-    """
-    from edgebranchy.measure.environment import cpu_model
-
-    d = Path(directory) if directory is not None else profiles_dir()
-    profiles = [load_profile(n, d) for n in list_profiles(d)]
-    model, model_from = _read_model(device_tree_model, cpuinfo)
-    if model:
-        best: tuple[int, str, str] | None = None
-        for p in profiles:
-            for sub in p.match.device_tree_model:
-                if sub.lower() in model.lower() and (best is None or len(sub) > best[0]):
-                    best = (len(sub), p.name, sub)
-        if best is not None:
-            return best[1], f"board model {model!r} (from {model_from}) contains {best[2]!r}"
-    arch = machine if machine is not None else platform.machine()
-    osname = system if system is not None else platform.system()
-    cpu = cpu_model(cpuinfo)
-    seen = (f"board model {model!r} (from {model_from}) matches no board profile" if model
-            else f"no board model ({model_from} unreadable)")
-    candidates = []
-    tools: dict[str, str | None] = {}
-    for p in profiles:
-        if arch.lower() not in (m.lower() for m in p.match.machine):
-            continue
-        if p.match.system and osname.lower() not in (s.lower() for s in p.match.system):
-            continue
-        for tool in p.match.requires:
-            if tool not in tools:
-                tools[tool] = which(tool)
-        if all(tools[t] for t in p.match.requires):
-            candidates.append((len(p.match.requires), bool(p.match.system), p.name))
-    notes = "; ".join(f"{t} {'at ' + str(w) if w else 'not found'}" for t, w in sorted(tools.items()))
-    if not candidates:
-        raise EdgeBranchyError(
-            f"no profile matches this machine ({seen}, machine {arch!r}, system {osname!r}, CPU {cpu!r}); "
-            f"pass --profile NAME, one of: {', '.join(p.name for p in profiles)}"
-        )
-    candidates.sort(key=lambda c: (-c[0], not c[1], c[2]))
-    name = candidates[0][2]
-    reason = (f"{seen}; generic profile for machine {arch!r}, system {osname!r}, CPU {cpu!r}"
-              + (f"; {notes}" if notes else ""))
-    return name, reason
-
-
-def resolve_profile(spec: str, **detect_options: Any) -> tuple[Profile, str]:
-    """A profile from `--profile` (a name, a path, or "auto") and a sentence saying how it was chosen."""
-    if spec == "auto":
-        name, why = detect_profile(**detect_options)
-        return load_profile(name, detect_options.get("directory")), f"auto-detected {name}: {why}"
-    profile = load_profile(spec)
-    return profile, f"chosen with --profile {spec}"

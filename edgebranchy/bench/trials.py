@@ -7,6 +7,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from edgebranchy.measure.segment_timing import segment_timings
+
 VARIANTS = ("baseline", "branchy")
 
 
@@ -133,23 +135,3 @@ def run_trials(runner, batches: Sequence[np.ndarray], plan: TrialPlan, meter, id
 def segment_latencies(runner, xb: np.ndarray, repeats: int, sync: Callable[[], None]) -> list[float]:
     """Median time of each bare segment call (launch + entropy read-back) at the bench's batch size."""
     return [t["host_ms"] for t in segment_timings(runner.backend, runner.num_exits, xb, repeats, sync)]
-
-
-def segment_timings(b, num_exits: int, xb: np.ndarray, repeats: int, sync: Callable[[], None]) -> list[dict]:
-    """Per segment, the median of `repeats` bare calls on backend `b` (launch + entropy read-back) as seen by
-    the host (`host_ms`) and, where the backend times its own work (`Launch.timing`, CUDA events), `gpu_ms`."""
-    out = []
-    inp = b.to_device(xb)
-    for k in range(num_exits):
-        times, gpu = [], []
-        for _ in range(max(1, repeats)):
-            t0 = time.perf_counter_ns()
-            launch = b.launch(k, inp, 0)
-            launch.entropy()
-            sync()
-            times.append((time.perf_counter_ns() - t0) / 1e6)
-            if "gpu_ms" in launch.timing:
-                gpu.append(launch.timing["gpu_ms"])
-        out.append({"host_ms": float(np.median(times)), "gpu_ms": float(np.median(gpu)) if gpu else None})
-        inp = launch.features
-    return out

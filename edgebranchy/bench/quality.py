@@ -1,6 +1,6 @@
 """The parts of a bench result that say whether its figures can be trusted and compared.
 
-Working on the trial records of `measure.trials` (each with its `energy`
+Working on the trial records of `bench.trials` (each with its `energy`
 reading, `window` wall-clock edges and `conditions`), this module
 
 - summarises energy over the usable windows only (a flagged reading is
@@ -82,8 +82,9 @@ def throttle_line(summary: dict | None) -> str:
             f"excluding them: {', '.join(parts)}")
 
 
-def merge_external(path: str, trials: dict[str, list[dict]], log: Callable[[str], None] = print) -> dict:
-    """Board energy of every trial window from an external meter's CSV (`--external-power`)."""
+def merge_external(path: str, trials: dict[str, list[dict]], log: Callable[[str], None]) -> dict:
+    """Board energy of every trial window from an external meter's CSV (`external_power`); `log` gets the
+    alignment's line."""
     from edgebranchy.measure.external import align, parse_meter_csv, window_readings
 
     trace = parse_meter_csv(path)

@@ -3,7 +3,7 @@
 Runs N samples (the artifact's recorded test split, else synthetic inputs of its shape, said so)
 through the chosen backend and through ONNX Runtime fp32 on the CPU: every exit's logits and
 entropy over the whole chain, the early-exit runner's answers, the baseline graph, and each
-segment's own latency. `measure/agreement.py` says whether the differences are what the
+segment's own latency. `device/agreement.py` says whether the differences are what the
 backend's precision explains. On TensorRT the engines are built first (or reused from the
 artifact's cache). Needs no torch (only the torch backend does).
 """
@@ -16,7 +16,8 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.measure.agreement import RTOL, Outputs, compare
+from edgebranchy.util.talk import say
+from edgebranchy.device.agreement import RTOL, Outputs, compare
 
 SCHEMA = "edgebranchy.doctor-artifact"
 REFERENCE = "onnxruntime"
@@ -52,21 +53,20 @@ def load_inputs(art, samples: int, dataset: Optional[str], data_dir: Optional[st
     return x, np.asarray(data.test.y[:n]), {"kind": "dataset", "samples": n, "name": data.name, "what": what}
 
 
-def open_backend(art, name: str, options: Optional[dict], precision: Optional[str], profile: str,
-                 log: Callable[[str], None]):
+def open_backend(art, name: str, options: Optional[dict], precision: Optional[str], profile: str):
     """The backend under test; on TensorRT the engines are built (or found in the artifact's cache) first."""
     from edgebranchy.artifact.manifest import Artifact
     from edgebranchy.runtime.backends.base import get_backend_class
 
     opts = dict(options or {})
     if name == "tensorrt":
-        from edgebranchy.measure.profiles import resolve_profile
+        from edgebranchy.device.detection import resolve_profile
         from edgebranchy.tensorrt.build import build_engines
 
         prof, why = resolve_profile(profile)
-        log(f"doctor: TensorRT engines with profile {prof.name} ({why})")
+        say(f"doctor: TensorRT engines with profile {prof.name} ({why})")
         settings = prof.tensorrt.replace(**({"precision": precision} if precision else {}))
-        info = build_engines(art.root, settings, log=log)
+        info = build_engines(art.root, settings, log=say)
         art = Artifact.load(art.root)  # the manifest now lists the engines
         opts.update(precision=info["precision"], device_key=info["device_key"], timing=True)
     elif precision is not None:
@@ -114,32 +114,33 @@ def check_artifact(path: Any, *, backend: str = "onnxruntime", options: Optional
                    precision: Optional[str] = None, samples: int = 500, batch_size: int = 1,
                    dataset: Optional[str] = None, data_dir: Optional[str] = None,
                    thresholds: Optional[Sequence[float]] = None, rtol: Optional[float] = None, repeats: int = 20,
-                   profile: str = "auto", log: Callable[[str], None] = lambda s: None) -> dict:
-    """The agreement report of `backend` against ONNX Runtime fp32 on the artifact at `path` (a dict, JSON-safe)."""
+                   profile: str = "auto") -> dict:
+    """The agreement report of `backend` against ONNX Runtime fp32 on the artifact at `path` (a dict, JSON-safe);
+    progress notes go to `util.talk` (on stderr once the CLI enabled it)."""
     from edgebranchy.artifact.manifest import Artifact
-    from edgebranchy.measure.trials import segment_timings
+    from edgebranchy.measure.segment_timing import segment_timings
     from edgebranchy.util.checks import validate_thresholds
 
     if samples < 1 or batch_size < 1 or repeats < 1:
-        raise EdgeBranchyError("--samples, --batch-size and --repeats must be at least 1")
+        raise EdgeBranchyError("`samples`, `batch_size` and `repeats` must be at least 1")
     if rtol is not None and not (math.isfinite(rtol) and rtol >= 0):
-        raise EdgeBranchyError(f"--rtol must be a finite number >= 0, got {rtol}")
+        raise EdgeBranchyError(f"`rtol` must be a finite number >= 0, got {rtol}")
     art = Artifact.load(path, verify=True)
     ts = validate_thresholds(art.thresholds if thresholds is None else list(thresholds), art.num_exits - 1)
-    log(f"doctor: reading the inputs of {art.root}")
+    say(f"doctor: reading the inputs of {art.root}")
     x, y, about = load_inputs(art, samples, dataset, data_dir)
-    art, cand = open_backend(art, backend, options, precision, profile, log)
+    art, cand = open_backend(art, backend, options, precision, profile)
     ref = None
     try:
         from edgebranchy.runtime.backends.base import get_backend_class
 
         ref = get_backend_class(REFERENCE)(art, None)
         if batch_size > getattr(cand, "max_batch", batch_size):
-            raise EdgeBranchyError(f"--batch-size {batch_size} is above the engines' max batch {cand.max_batch}")
+            raise EdgeBranchyError(f"`batch_size` {batch_size} is above the engines' max batch {cand.max_batch}")
         arith = arithmetic(cand)
         tol = RTOL[arith] if rtol is None else float(rtol)
         n_batches = -(-len(x) // batch_size)
-        log(f"doctor: {len(x)} samples through {cand.name}/{arith} and {REFERENCE}/fp32, batch {batch_size}")
+        say(f"doctor: {len(x)} samples through {cand.name}/{arith} and {REFERENCE}/fp32, batch {batch_size}")
         bar = _bar(4 * n_batches)
         step = (lambda: bar.update(1)) if bar is not None else (lambda: None)
         try:

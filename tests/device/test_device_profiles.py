@@ -1,7 +1,8 @@
 import pytest
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.measure import profiles as P
+from edgebranchy.device import detection as D
+from edgebranchy.device import profile_loading as L
 
 SHIPPED = [
     "arm64-cpu", "jetson-agx-orin", "jetson-agx-xavier", "jetson-nano", "jetson-orin-nano", "jetson-thor",
@@ -11,9 +12,9 @@ SHIPPED = [
 
 
 def test_every_shipped_profile_validates():
-    assert P.list_profiles() == SHIPPED
+    assert L.list_profiles() == SHIPPED
     for name in SHIPPED:
-        p = P.load_profile(name)
+        p = L.load_profile(name)
         assert p.name == name == p.path.stem
         assert p.description and p.power.estimate.source
         assert p.to_dict()["runtime"]["batch_size"] >= 1
@@ -22,21 +23,21 @@ def test_every_shipped_profile_validates():
 @pytest.mark.parametrize("name", ["x86-cpu", "raspberry-pi-4", "raspberry-pi-5", "arm64-cpu", "macos-arm64",
                                   "macos-x86_64", "jetson-nano", "jetson-tx2"])
 def test_cpu_devices_use_one_ort_thread_without_spinning(name):
-    r = P.load_profile(name).runtime
+    r = L.load_profile(name).runtime
     assert (r.backend, r.intra_op_threads, r.allow_spinning) == ("onnxruntime", 1, False)
 
 
 def test_total_rails_and_sources():
-    assert P.load_profile("jetson-nano").power.total_rail == "POM_5V_IN"
-    assert P.load_profile("jetson-agx-orin").power.total_rail == "sum"
-    assert P.load_profile("jetson-agx-xavier").power.total_rail == "sum"
-    assert P.load_profile("jetson-thor").power.total_rail == "VIN"
-    assert P.load_profile("x86-nvidia-gpu").power.source == "nvml"
-    est = P.load_profile("raspberry-pi-5").power.estimate
+    assert L.load_profile("jetson-nano").power.total_rail == "POM_5V_IN"
+    assert L.load_profile("jetson-agx-orin").power.total_rail == "sum"
+    assert L.load_profile("jetson-agx-xavier").power.total_rail == "sum"
+    assert L.load_profile("jetson-thor").power.total_rail == "VIN"
+    assert L.load_profile("x86-nvidia-gpu").power.source == "nvml"
+    est = L.load_profile("raspberry-pi-5").power.estimate
     assert (est.p_idle_w, est.p_max_w) == (4.40, 7.86)
 
 
-BASE = (P.profiles_dir() / "x86-cpu.toml").read_text()
+BASE = (L.profiles_dir() / "x86-cpu.toml").read_text()
 
 
 def write(tmp_path, text, name="x.toml"):
@@ -71,7 +72,7 @@ def test_malformed_profiles_name_the_file_and_key(tmp_path, old, new, message):
     assert old in BASE
     path = write(tmp_path, BASE.replace(old, new, 1))
     with pytest.raises(EdgeBranchyError) as e:
-        P.load_profile(path)
+        L.load_profile(path)
     assert message in str(e.value)
     assert "x.toml" in str(e.value)
 
@@ -79,25 +80,25 @@ def test_malformed_profiles_name_the_file_and_key(tmp_path, old, new, message):
 def test_missing_section(tmp_path):
     text = BASE[: BASE.index("[runtime]")]
     with pytest.raises(EdgeBranchyError, match=r"missing section \[runtime\]"):
-        P.load_profile(write(tmp_path, text))
+        L.load_profile(write(tmp_path, text))
 
 
 def test_unknown_name_lists_known_ones():
     with pytest.raises(EdgeBranchyError) as e:
-        P.load_profile("jetson-nanoo")
+        L.load_profile("jetson-nanoo")
     assert "unknown profile 'jetson-nanoo'" in str(e.value) and "jetson-nano," in str(e.value)
     with pytest.raises(EdgeBranchyError, match="not found"):
-        P.load_profile("nowhere/x.toml")
+        L.load_profile("nowhere/x.toml")
 
 
 def test_env_var_directory(tmp_path, monkeypatch):
     write(tmp_path, BASE.replace('name = "x86-cpu"', 'name = "my-box"'), "my-box.toml")
-    monkeypatch.setenv(P.ENV_VAR, str(tmp_path))
-    assert P.list_profiles() == ["my-box"]
-    assert P.load_profile("my-box").name == "my-box"
-    monkeypatch.setenv(P.ENV_VAR, str(tmp_path / "absent"))
+    monkeypatch.setenv(L.ENV_VAR, str(tmp_path))
+    assert L.list_profiles() == ["my-box"]
+    assert L.load_profile("my-box").name == "my-box"
+    monkeypatch.setenv(L.ENV_VAR, str(tmp_path / "absent"))
     with pytest.raises(EdgeBranchyError, match="not a directory"):
-        P.profiles_dir()
+        L.profiles_dir()
 
 
 @pytest.mark.parametrize(
@@ -119,7 +120,7 @@ def test_env_var_directory(tmp_path, monkeypatch):
 def test_detect_from_device_tree(tmp_path, model, expected):
     dt = tmp_path / "model"
     dt.write_bytes(model.encode() + b"\x00")
-    name, why = P.detect_profile(device_tree_model=dt, cpuinfo=tmp_path / "none", machine="aarch64",
+    name, why = D.detect_profile(device_tree_model=dt, cpuinfo=tmp_path / "none", machine="aarch64",
                                  which=lambda tool: None)
     assert name == expected
     assert model in why and str(dt) in why
@@ -128,7 +129,7 @@ def test_detect_from_device_tree(tmp_path, model, expected):
 def test_detect_raspberry_pi_from_cpuinfo_when_no_device_tree(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nBogoMIPS\t: 108.00\n\nHardware\t: BCM2835\nModel\t\t: Raspberry Pi 5 Model B Rev 1.0\n")
-    name, why = P.detect_profile(device_tree_model=tmp_path / "absent", cpuinfo=cpuinfo, machine="aarch64",
+    name, why = D.detect_profile(device_tree_model=tmp_path / "absent", cpuinfo=cpuinfo, machine="aarch64",
                                  which=lambda tool: None)
     assert name == "raspberry-pi-5" and "cpuinfo" in why
 
@@ -137,7 +138,7 @@ def test_detect_raspberry_pi_from_cpuinfo_when_no_device_tree(tmp_path):
 def test_detect_x86_with_and_without_nvidia_smi(tmp_path, smi, expected):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC 7B13\n")
-    name, why = P.detect_profile(device_tree_model=tmp_path / "absent", cpuinfo=cpuinfo, machine="x86_64",
+    name, why = D.detect_profile(device_tree_model=tmp_path / "absent", cpuinfo=cpuinfo, machine="x86_64",
                                  which=lambda tool: smi if tool == "nvidia-smi" else None)
     assert name == expected
     assert "AMD EPYC 7B13" in why and ("nvidia-smi at /usr/bin" in why if smi else "nvidia-smi not found" in why)
@@ -146,7 +147,7 @@ def test_detect_x86_with_and_without_nvidia_smi(tmp_path, smi, expected):
 def test_detect_unknown_board_falls_back_to_the_architecture(tmp_path):
     dt = tmp_path / "model"
     dt.write_text("Pine64 RockPro64")
-    name, why = P.detect_profile(device_tree_model=dt, cpuinfo=tmp_path / "none", machine="aarch64",
+    name, why = D.detect_profile(device_tree_model=dt, cpuinfo=tmp_path / "none", machine="aarch64",
                                  system="Linux", which=lambda t: None)
     assert name == "arm64-cpu"
     assert "'Pine64 RockPro64'" in why and "matches no board profile" in why and "'aarch64'" in why
@@ -154,14 +155,14 @@ def test_detect_unknown_board_falls_back_to_the_architecture(tmp_path):
 
 def test_detect_unknown_architecture_is_an_error(tmp_path):
     with pytest.raises(EdgeBranchyError) as e:
-        P.detect_profile(device_tree_model=tmp_path / "absent", cpuinfo=tmp_path / "none", machine="riscv64",
+        D.detect_profile(device_tree_model=tmp_path / "absent", cpuinfo=tmp_path / "none", machine="riscv64",
                          system="Linux", which=lambda t: None)
-    assert "riscv64" in str(e.value) and "--profile" in str(e.value) and "arm64-cpu" in str(e.value)
+    assert "riscv64" in str(e.value) and "pass `profile` NAME" in str(e.value) and "arm64-cpu" in str(e.value)
 
 
 def test_resolve_profile(tmp_path):
-    p, why = P.resolve_profile("auto", device_tree_model=tmp_path / "absent", cpuinfo=tmp_path / "none",
+    p, why = D.resolve_profile("auto", device_tree_model=tmp_path / "absent", cpuinfo=tmp_path / "none",
                                machine="x86_64", which=lambda t: None)
     assert p.name == "x86-cpu" and why.startswith("auto-detected x86-cpu")
-    p, why = P.resolve_profile("raspberry-pi-4")
+    p, why = D.resolve_profile("raspberry-pi-4")
     assert p.name == "raspberry-pi-4" and "--profile raspberry-pi-4" in why

@@ -2,23 +2,24 @@ import subprocess
 import sys
 
 from edgebranchy.cli import main
-from edgebranchy.measure import profiles as P
+from edgebranchy.device import detection as D
+from edgebranchy.device import profile_loading as L
 
 
 def test_list_shows_every_profile_with_its_power_source(capsys):
     assert main(["profiles"]) == 0
     out = capsys.readouterr().out
-    for name in P.list_profiles():
+    for name in L.list_profiles():
         assert name in out
     assert "tegrastats" in out and "estimate" in out and "nvml" in out
 
 
 def test_validate_ok_and_bad(tmp_path, monkeypatch, capsys):
     assert main(["profiles", "--validate"]) == 0
-    good = (P.profiles_dir() / "x86-cpu.toml").read_text()
+    good = (L.profiles_dir() / "x86-cpu.toml").read_text()
     (tmp_path / "x86-cpu.toml").write_text(good)
     (tmp_path / "bad.toml").write_text(good.replace("intra_op_threads = 1", "intra_op_threads = 'two'"))
-    monkeypatch.setenv(P.ENV_VAR, str(tmp_path))
+    monkeypatch.setenv(L.ENV_VAR, str(tmp_path))
     capsys.readouterr()
     assert main(["profiles", "--validate"]) == 2
     captured = capsys.readouterr()
@@ -34,7 +35,7 @@ def test_show_one_and_unknown(capsys):
 
 
 def test_detect_prints_choice_and_reason(monkeypatch, capsys):
-    monkeypatch.setattr(P, "detect_profile", lambda: ("raspberry-pi-4", "board model 'Raspberry Pi 4 Model B'"))
+    monkeypatch.setattr(D, "detect_profile", lambda: ("raspberry-pi-4", "board model 'Raspberry Pi 4 Model B'"))
     assert main(["profiles", "--detect"]) == 0
     out = capsys.readouterr().out
     assert "raspberry-pi-4" in out and "Raspberry Pi 4 Model B" in out
@@ -43,7 +44,8 @@ def test_detect_prints_choice_and_reason(monkeypatch, capsys):
 def test_cli_module_imports_only_the_standard_library():
     code = (
         "import sys, edgebranchy.cli.profiles as m; "
-        "bad = [n for n in ('edgebranchy.measure.profiles', 'numpy', 'psutil') if n in sys.modules]; "
+        "bad = [n for n in ('edgebranchy.device.profile_schema', 'edgebranchy.device.profile_loading', "
+        "'edgebranchy.device.detection', 'numpy', 'psutil') if n in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -1,4 +1,4 @@
-"""The rule of `doctor ARTIFACT` (measure/agreement.py), both sides of each part: numbers against the precision's
+"""The rule of `doctor ARTIFACT` (device/agreement.py), both sides of each part: numbers against the precision's
 tolerance, an exit flip against the entropy band of its threshold, a label flip against twice the logit band."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from edgebranchy.exits.entropy import entropy
 from edgebranchy.exits.rule import assign_exits
-from edgebranchy.measure.agreement import RTOL, Outputs, compare
+from edgebranchy.device.agreement import RTOL, Outputs, compare
 
 LN10 = math.log(10)
 

@@ -10,8 +10,8 @@ import os
 
 from edgebranchy.artifact.results import SCHEMA, SCHEMA_VERSION, run_label, unique_labels
 from edgebranchy.measure.latency import ci95_across_trials, per_trial_table, summarize
-from edgebranchy.measure.quality import energy_summary
-from edgebranchy.measure.trials import VARIANTS, Measured
+from edgebranchy.bench.quality import energy_summary
+from edgebranchy.bench.trials import VARIANTS, Measured
 
 
 def variant_summary(recs: list[dict], labels: np.ndarray, y: np.ndarray, batch_size: int) -> dict:

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from edgebranchy.measure.conditions import ConditionsReader
-from edgebranchy.measure.power.base import EnergyReading, Provenance
-from edgebranchy.measure.quality import energy_summary, exit_drift, merge_external, throttle_line, throttle_summary
+from edgebranchy.measure.power.meter import EnergyReading, Provenance
+from edgebranchy.bench.quality import energy_summary, exit_drift, merge_external, throttle_line, throttle_summary
 from edgebranchy.measure.throttle import TrialWatch
 
 from jetson_fakes import orin_tree

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from edgebranchy.report.results import Run
+from edgebranchy.report.runs import Run
 from edgebranchy.report.trust_notes import trust_notes
 
 

@@ -10,7 +10,7 @@ import pytest
 from trt_double import assert_clean, install
 
 from eb_testutil import ROOT
-from edgebranchy.measure import doctor
+from edgebranchy.device import doctor_device as doctor
 
 
 def test_doctor_on_this_machine_for_real(tmp_path):

@@ -40,7 +40,7 @@ METRICS = (
 def _runs_of(path: str | os.PathLike) -> list[dict]:
     """The runs of a results file (version 1: one run; version 2 and 3: each of its runs, raw latencies put
     back from the side file where it is there), validated by the report's loader."""
-    from edgebranchy.report.results import load_runs
+    from edgebranchy.report.runs import load_runs
 
     return [r.data for r in load_runs([path])]
 

@@ -1,4 +1,4 @@
-"""The runs of one `bench` (a sweep over batch sizes, backends and batch-1 forms) and its trial log's records.
+"""The trial log of one `bench`: its records, written as they happen and read back by `--resume`.
 
 The trial log OUT.jsonl starts with a "start" record of the whole bench (config, artifact sha256, the
 plan of runs); each run then writes "run-start" (its environment and config), "idle", one "trial" record
@@ -15,64 +15,7 @@ from pathlib import Path
 
 from edgebranchy.errors import EdgeBranchyError
 
-FORMS = ("auto", "segments", "single-graph")
 LOG_VERSION = 2
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One run of a sweep: its id and the combination it measures."""
-
-    id: str
-    batch_size: int
-    backend: str
-    form: str  # auto | segments | single-graph (batch 1); segments at larger batches
-
-    def to_dict(self) -> dict:
-        return {"id": self.id, "batch_size": self.batch_size, "backend": self.backend, "form": self.form}
-
-    def describe(self) -> str:
-        return f"batch {self.batch_size} · {self.backend} · {self.form}"
-
-
-def as_list(value) -> list:
-    """A single value or a sequence of them, as a list (duplicates dropped, order kept)."""
-    items = [value] if isinstance(value, (str, int)) else list(value)
-    out = []
-    for v in items:
-        if v not in out:
-            out.append(v)
-    return out
-
-
-def plan_runs(batch_sizes, backends, forms, single_graph: bool = True) -> tuple[list[RunSpec], list[str]]:
-    """Every combination, in order (batch size, then backend, then form), and a line per combination skipped:
-    the batch-1 forms apply only at batch 1 (larger batches always run per segment), and an artifact without
-    a single graph cannot run form single-graph."""
-    forms = as_list(forms)
-    bad = [f for f in forms if f not in FORMS]
-    if bad:
-        raise EdgeBranchyError(f"--form {bad[0]!r} is not a form; choose from {', '.join(FORMS)} (comma list)")
-    specs, skipped = [], []
-    for bs in as_list(batch_sizes):
-        for backend in as_list(backends):
-            if bs == 1:
-                todo = []
-                for f in forms:
-                    if f == "single-graph" and not single_graph:
-                        skipped.append(f"batch 1 · {backend} · single-graph skipped: the artifact has no single "
-                                       "graph (exported with --no-single-graph)")
-                    else:
-                        todo.append(f)
-            else:
-                todo = ["segments"]
-                for f in forms:
-                    if f == "single-graph":
-                        skipped.append(f"batch {bs} · {backend} · single-graph skipped: the single graph answers "
-                                       "batch 1 only (batches run per segment)")
-            for f in todo:
-                specs.append(RunSpec(f"r{len(specs) + 1}", bs, backend, f))
-    return specs, skipped
 
 
 @dataclass
@@ -97,7 +40,7 @@ def read_log(path: Path) -> LogState:
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
-        raise EdgeBranchyError(f"no trial log at {path} to resume: run bench without --resume") from None
+        raise EdgeBranchyError(f"no trial log at {path} to resume: run bench without `resume`") from None
     except (OSError, UnicodeDecodeError) as e:
         raise EdgeBranchyError(f"cannot read the trial log {path}: {e}") from None
     recs = []
@@ -108,13 +51,13 @@ def read_log(path: Path) -> LogState:
             if i == len(lines) - 1:
                 break  # the write the kill interrupted
             raise EdgeBranchyError(f"trial log {path} line {i + 1} is not JSON; it cannot be resumed "
-                                   "(run again with --force)") from None
+                                   "(run again with `force`)") from None
     if not recs or recs[0].get("type") != "start":
-        raise EdgeBranchyError(f"{path} is not a bench trial log (no start record); run again with --force")
+        raise EdgeBranchyError(f"{path} is not a bench trial log (no start record); run again with `force`")
     head = recs[0]
     if head.get("version") != LOG_VERSION or "plan" not in head:
         raise EdgeBranchyError(f"{path} was written by an older bench that cannot be resumed; run again with "
-                               "--force")
+                               "`force`")
     runs: dict[str, RunLog] = {}
     done = False
     for r in recs[1:]:
@@ -151,7 +94,7 @@ def check_resumable(head: dict, want: dict, path: Path) -> None:
     if diffs:
         shown = "; ".join(diffs[:4]) + (f"; and {len(diffs) - 4} more" if len(diffs) > 4 else "")
         raise EdgeBranchyError(f"cannot resume {path}: it was started by a different bench ({shown}); repeat the "
-                               "original command with --resume, or pass --force to start again")
+                               "original command with `resume`, or pass `force` to start again")
 
 
 class TrialLog:
@@ -176,7 +119,7 @@ class TrialLog:
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.append:  # --resume: a line cut short by the kill is dropped first
+        if self.append:  # resumed: a line cut short by the kill is dropped first
             text = self.path.read_text(encoding="utf-8")
             if text and not text.endswith("\n"):
                 self.path.write_text(text[:text.rfind("\n") + 1], encoding="utf-8")
@@ -185,7 +128,7 @@ class TrialLog:
         try:  # "x": never truncate a log that appeared since check_outputs
             self.f = open(self.path, "w" if self.replace else "x", encoding="utf-8")
         except FileExistsError:
-            raise EdgeBranchyError(f"{self.path} appeared while the bench started; choose a new --out") from None
+            raise EdgeBranchyError(f"{self.path} appeared while the bench started; choose a new `out`") from None
 
     def write(self, obj: dict) -> None:
         from edgebranchy.util.files import writing

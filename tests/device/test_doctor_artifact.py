@@ -14,7 +14,7 @@ from trt_double import assert_clean, install
 from eb_testutil import NO_TORCH, run_cli, run_cli_with
 from edgebranchy.artifact.manifest import Artifact
 from edgebranchy.exits.rule import assign_exits
-from edgebranchy.measure.agreement import RTOL
+from edgebranchy.device.agreement import RTOL
 
 N = 64
 
