@@ -151,3 +151,12 @@ def resnet_weights(path: str, num_classes: int = 4, in_channels: int = 3, seed: 
     """Write a state_dict of a TinyResNet (other weights than resnet_branchy's) for --init-weights."""
     torch.manual_seed(seed)
     torch.save(TinyResNet(in_channels, num_classes).state_dict(), path)
+
+
+def tv_resnet18_branchy(num_classes: int = 10, in_channels: int = 3, input_size: int = 32):
+    """torchvision's ResNet-18 (edgebranchy.models.tv_compat) with exits after layer1 and layer2."""
+    from edgebranchy.models import from_model
+    from edgebranchy.models.tv_compat import resnet18
+
+    return from_model(resnet18(num_classes=num_classes), ["layer1", "layer2"], (in_channels, input_size, input_size),
+                      num_classes)
