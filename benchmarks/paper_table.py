@@ -111,27 +111,47 @@ def measure(name: str, art_dir: Path, a, log) -> dict:
     xt, yt = art.preprocess(data.test.x), data.test.y
     seg = EarlyExitRunner(art, form="segments")
     one = EarlyExitRunner(art, form="single-graph")
-    b, K = seg.backend, seg.num_exits
     m = art.manifest
     r: dict = {"name": name, "model": m["model"], "thresholds": seg.thresholds, "pruned_exits": m.get("pruned_exits"),
                "calibration": {k: (m.get("calibration") or {}).get(k) for k in ("method", "target", "thresholds")},
                "train": (m.get("source") or {}).get("checkpoint"), "load_before": os.getloadavg(),
                "recipe": _recipe(Path(a.work) / f"{name}.pt"),
                "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    # accuracy on the whole test split, through ONNX Runtime (batches of 500, compaction path)
-    base_lab = np.concatenate([seg.baseline(xt[i:i + 500]) for i in range(0, len(xt), 500)])
-    preds = [seg.predict(xt[i:i + 500]) for i in range(0, len(xt), 500)]
-    lab, ex = np.concatenate([p.labels for p in preds]), np.concatenate([p.exits for p in preds])
-    frac_test = np.bincount(ex, minlength=K) / len(ex)
-    r.update(acc_baseline=float((base_lab == yt).mean()), acc_branchy=float((lab == yt).mean()),
-             exit_pct=(frac_test * 100).tolist(), test_samples=len(yt))
+    r.update(accuracy_on_test(seg, xt, yt))
     cal = m.get("calibration") or {}
     r["acc_val"] = {"final_exit": (cal.get("final_exit_accuracy") or {}).get("validation"),
                     "branchy": (cal.get("validation") or {}).get("accuracy"),
                     "baseline": (cal.get("baseline_accuracy") or {}).get("validation")}
-
-    # batch 1: the timed samples, their exits, each segment's bare latency on real features
     x = xt[:a.samples]
+    r["b1"], r["no_exit"] = batch1(art, seg, one, x, np.array(r["exit_pct"]) / 100, a.rounds)
+    log(f"{name}: batch 1 (cpu): baseline {r['b1']['cpu']['baseline']:.1f}, segments "
+        f"{r['b1']['cpu']['segments']:.1f}, single {r['b1']['cpu']['single']:.1f} us")
+    r["b64"] = batched(seg, x, 64, a.rounds)
+    r["form_choice"] = seg_choice(art, x[:300], a.rounds)
+    seg.close()
+    one.close()
+    r["energy"] = energy(art_dir, a)
+    r["load_after"] = os.getloadavg()
+    return r
+
+
+def accuracy_on_test(seg, xt: np.ndarray, yt: np.ndarray) -> dict:
+    """Accuracy of the baseline and the early-exit runner, and the exit rates, on every test sample
+    (batches of 500, the compaction path)."""
+    base_lab = np.concatenate([seg.baseline(xt[i:i + 500]) for i in range(0, len(xt), 500)])
+    preds = [seg.predict(xt[i:i + 500]) for i in range(0, len(xt), 500)]
+    lab, ex = np.concatenate([p.labels for p in preds]), np.concatenate([p.exits for p in preds])
+    frac_test = np.bincount(ex, minlength=seg.num_exits) / len(ex)
+    return dict(acc_baseline=float((base_lab == yt).mean()), acc_branchy=float((lab == yt).mean()),
+                exit_pct=(frac_test * 100).tolist(), test_samples=len(yt))
+
+
+def batch1(art, seg, one, x: np.ndarray, frac_test: np.ndarray, rounds: int) -> tuple[dict, dict]:
+    """Batch 1 on the samples `x` (per clock): baseline, segments runner, single graph, the bare calls
+    each makes, each segment's bare latency on real features; then the same with no exit at all."""
+    from edgebranchy.runtime.runner import EarlyExitRunner
+
+    b, K, m = seg.backend, seg.num_exits, art.manifest
     singles = [np.ascontiguousarray(x[i:i + 1]) for i in range(len(x))]
     for xb in singles[:50]:
         seg.predict(xb), one.predict(xb), seg.baseline(xb)
@@ -155,12 +175,10 @@ def measure(name: str, art_dir: Path, a, log) -> dict:
                "single": lambda i: one.predict(singles[i]), "bare_chain": chain,
                "bare_single": lambda i: srun(snames, {"x": singles[i]}),
                **{k: (lambda i, fn=fn, k=k: fn(feats[int(k[3:])][i])) for k, fn in seg_fns.items()}},
-              idx, a.rounds)
+              idx, rounds)
     macs = [s["macs"] for s in m["segments"]]
     mac_implied = m["baseline"]["macs"] / float(np.sum(frac_test * np.cumsum(macs)))
-    r["b1"] = {c: derive_b1(t[c], frac, K, mac_implied) for c in CLOCKS}
-    log(f"{name}: batch 1 (cpu): baseline {t['cpu']['baseline']:.1f}, segments {t['cpu']['segments']:.1f}, "
-        f"single {t['cpu']['single']:.1f} us")
+    b1 = {c: derive_b1(t[c], frac, K, mac_implied) for c in CLOCKS}
 
     # no exit at all (thresholds 0): both forms against the baseline
     few = idx[:min(len(idx), 300)]
@@ -170,11 +188,15 @@ def measure(name: str, art_dir: Path, a, log) -> dict:
             s0.predict(singles[i]), o0.predict(singles[i])
         t0 = timed({"baseline": lambda i: seg.baseline(singles[i]), "segments": lambda i: s0.predict(singles[i]),
                     "single": lambda i: o0.predict(singles[i]),
-                    "bare_all": lambda i: [seg_fns[f"seg{k}"](feats[k][i]) for k in range(K)]}, few, a.rounds)
-    r["no_exit"] = t0
+                    "bare_all": lambda i: [seg_fns[f"seg{k}"](feats[k][i]) for k in range(K)]}, few, rounds)
+    return b1, t0
 
-    # batch 64 with compaction; bare calls on the same compacted batches; pipelined stream
-    bx = [x[i:i + 64] for i in range(0, len(x) - 63, 64)]
+
+def batched(seg, x: np.ndarray, B: int, rounds: int) -> dict:
+    """Batches of B with compaction (per clock, µs per sample): baseline, runner, the bare calls on the same
+    compacted batches (the latency-implied figure), and the pipelined stream (wall clock)."""
+    b, K = seg.backend, seg.num_exits
+    bx = [x[i:i + B] for i in range(0, len(x) - B + 1, B)]
     plan = []  # per batch: the input of each segment the runner ran, compacted as the runner compacts it
     for xb in bx:
         p = seg.predict(xb)
@@ -189,7 +211,7 @@ def measure(name: str, art_dir: Path, a, log) -> dict:
             hh, alive = b.run_segment(k, hh)[b._idx[k][0]][keep], alive[keep]
         plan.append(steps)
 
-    def bare64(i):
+    def bare(i):
         for k, h_in in enumerate(plan[i]):
             b.run_segment(k, h_in)
 
@@ -202,24 +224,19 @@ def measure(name: str, art_dir: Path, a, log) -> dict:
             pass
 
     bi = list(range(len(bx)))
-    t64 = timed({"baseline": lambda i: seg.baseline(bx[i]), "segments": lambda i: seg.predict(bx[i]),
-                 "bare": bare64}, bi, a.rounds)
-    ts = timed({"stream": stream, "sequential": sequential}, [0], a.rounds)["wall"]  # threads: wall clock only
-    n64 = 64 * len(bx)
-    r["b64"] = {}
+    tb = timed({"baseline": lambda i: seg.baseline(bx[i]), "segments": lambda i: seg.predict(bx[i]),
+                "bare": bare}, bi, rounds)
+    ts = timed({"stream": stream, "sequential": sequential}, [0], rounds)["wall"]  # threads: wall clock only
+    n = B * len(bx)
+    out = {}
     for c in CLOCKS:
-        d = {k: v / 64 for k, v in t64[c].items()}
-        d.update(gain=t64[c]["baseline"] / t64[c]["segments"], implied=t64[c]["baseline"] / t64[c]["bare"])
+        d = {k: v / B for k, v in tb[c].items()}
+        d.update(gain=tb[c]["baseline"] / tb[c]["segments"], implied=tb[c]["baseline"] / tb[c]["bare"])
         d["measured_over_implied"] = d["gain"] / d["implied"]
-        r["b64"][c] = d
-    r["b64"]["wall"].update(stream_us=ts["stream"] / n64, sequential_us=ts["sequential"] / n64,
-                            stream_gain=t64["wall"]["baseline"] * len(bx) / ts["stream"])
-    r["form_choice"] = seg_choice(art, x[:300], a.rounds)
-    seg.close()
-    one.close()
-    r["energy"] = energy(art_dir, a)
-    r["load_after"] = os.getloadavg()
-    return r
+        out[c] = d
+    out["wall"].update(stream_us=ts["stream"] / n, sequential_us=ts["sequential"] / n,
+                       stream_gain=tb["wall"]["baseline"] * len(bx) / ts["stream"])
+    return out
 
 
 def derive_b1(t: dict, frac: np.ndarray, K: int, mac_implied: float) -> dict:

@@ -16,27 +16,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgebranchy.models.tv_compat import BasicBlock as TorchvisionBasicBlock
 
-class BasicBlock(nn.Module):
+
+class BasicBlock(TorchvisionBasicBlock):
+    """torchvision's block (`out += identity`, one in-place ReLU module called twice), its downsample built here."""
+
     def __init__(self, cin: int, cout: int, stride: int = 1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample = None
+        super().__init__(cin, cout, stride)
         if stride != 1 or cin != cout:
             self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        identity = x
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        if self.downsample is not None:
-            identity = self.downsample(x)
-        out += identity
-        return self.relu(out)
 
 
 class TinyResNet(nn.Module):
@@ -151,3 +140,12 @@ def resnet_weights(path: str, num_classes: int = 4, in_channels: int = 3, seed: 
     """Write a state_dict of a TinyResNet (other weights than resnet_branchy's) for --init-weights."""
     torch.manual_seed(seed)
     torch.save(TinyResNet(in_channels, num_classes).state_dict(), path)
+
+
+def tv_resnet18_branchy(num_classes: int = 10, in_channels: int = 3, input_size: int = 32):
+    """torchvision's ResNet-18 (edgebranchy.models.tv_compat) with exits after layer1 and layer2."""
+    from edgebranchy.models import from_model
+    from edgebranchy.models.tv_compat import resnet18
+
+    return from_model(resnet18(num_classes=num_classes), ["layer1", "layer2"], (in_channels, input_size, input_size),
+                      num_classes)

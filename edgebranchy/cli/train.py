@@ -38,6 +38,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     b.add_argument("--init-weights", metavar="FILE",
                    help="a state_dict (weights only) loaded into the model before training, e.g. "
                         "torch.save(model.state_dict(), FILE)")
+    b.add_argument("--init-skip", action="append", metavar="PREFIX",
+                   help="with --init-weights: leave the model's weights under this module path as initialised "
+                        "and ignore the file's (e.g. fc or classifier: an ImageNet classifier in a 10-class "
+                        "model); comma-separated or repeated")
     p.add_argument("--out", default="runs/model.pt", help="checkpoint to write")
     p.add_argument("--epochs", type=positive_int, default=10,
                    help="epochs PER PHASE: the baseline phase and then the joint phase each run --epochs "
@@ -106,6 +110,7 @@ def run(args) -> int:
     cfg = TrainConfig(
         model=args.model, model_args=model_args, dataset=args.dataset, data_dir=args.data_dir, image=image,
         freeze_backbone=args.freeze_backbone, init_weights=args.init_weights,
+        init_skip=[p.strip() for v in (args.init_skip or []) for p in v.split(",") if p.strip()] or None,
         epochs=args.epochs, baseline_epochs=args.baseline_epochs,
         batch_size=recipe["batch_size"] if args.batch_size is None else args.batch_size, lr=args.lr,
         betas=tuple(args.betas) if args.betas else recipe["betas"], exit_weights=args.exit_weights,

@@ -58,13 +58,16 @@ def from_sequential(backbone: nn.Sequential, split_points: Sequence[int | str], 
     return from_model(backbone, points, input_shape, num_classes, head_factory, leaf_modules=names)
 
 
-def load_init_weights(net: BranchyNet, path: str | os.PathLike) -> dict:
+def load_init_weights(net: BranchyNet, path: str | os.PathLike, skip: Sequence[str] = ()) -> dict:
     """Load a user's weights file (a state_dict, read weights-only) into the network's main branch.
 
     Keys are those of the model given to from_model/from_sequential ("layer1.0.conv1.weight"),
     or the BranchyNet's own ("stages.0...."). Every main-branch weight must be present with its
     shape; a key the network does not have is an error. Side exit heads keep their initialisation.
-    Returns {"loaded": number of tensors, "form": "backbone" | "branchynet"}.
+    `skip`: module paths (key prefixes, "fc", "classifier") left as initialised, in the network and in
+    the file alike (an ImageNet classifier in a 10-class model); each must name a weight of one of them.
+    Returns {"loaded": number of tensors, "form": "backbone" | "branchynet", "skip": [...], "skipped":
+    [the network's keys left as initialised]}.
     """
     import torch
 
@@ -87,9 +90,13 @@ def load_init_weights(net: BranchyNet, path: str | os.PathLike) -> dict:
     sd = {(k[7:] if k.startswith("module.") else k): v for k, v in obj.items()}  # saved from DDP
     main = net.main_state_dict()
     form = "branchynet" if any(k.startswith("stages.") for k in sd) else "backbone"
-    own = {k: k if form == "branchynet" else k.split(".", 2)[2] for k in main if k.startswith("stages.")}
     last = f"exits.{net.num_exits - 1}."
-    own.update({k: k if form == "branchynet" else k[len(last):] for k in main if k.startswith(last)})
+    own = {k: k if form == "branchynet" else _model_key(k, last) for k in main
+           if k.startswith("stages.") or k.startswith(last)}
+    skip = _check_skip(skip, [*net.state_dict(), *sd], last, path)
+    skipped = sorted(k for k in own if _skipped(k, skip, last))
+    own = {k: src for k, src in own.items() if k not in skipped}
+    sd = {k: v for k, v in sd.items() if not _skipped(k, skip, last)}
     missing = sorted({src for src in own.values() if src not in sd})
     allowed = set(own.values()) | ({k for k in net.state_dict() if k.startswith("exits.")} if form == "branchynet"
                                    else set())
@@ -98,14 +105,40 @@ def load_init_weights(net: BranchyNet, path: str | os.PathLike) -> dict:
         parts = ([f"missing {len(missing)} key(s) the network needs, e.g. {', '.join(missing[:3])}"] if missing
                  else []) + ([f"{len(unexpected)} key(s) the network does not have, e.g. {', '.join(unexpected[:3])}"]
                              if unexpected else [])
-        raise EdgeBranchyError(f"--init-weights: {path} does not fit the model: {'; '.join(parts)}")
+        tops = {_model_key(k, last).split(".")[0] for k in missing + unexpected}
+        hint = f" (--init-skip {tops.pop()} leaves that module as initialised)" if len(tops) == 1 else ""
+        raise EdgeBranchyError(f"--init-weights: {path} does not fit the model: {'; '.join(parts)}{hint}")
     state = net.state_dict()
     target = {dst: sd[src] for dst, src in own.items()}
     if form == "branchynet":
         target.update({k: v for k, v in sd.items() if k.startswith("exits.")})
     for k, v in target.items():
         if tuple(v.shape) != tuple(state[k].shape):
-            raise EdgeBranchyError(f"--init-weights: {path}: {own.get(k, k)} has shape {list(v.shape)}, the "
-                                   f"network's has {list(state[k].shape)}")
+            src = own.get(k, k)
+            raise EdgeBranchyError(f"--init-weights: {path}: {src} has shape {list(v.shape)}, the network's has "
+                                   f"{list(state[k].shape)} (a classifier for another number of classes? "
+                                   f"--init-skip {_model_key(src, last).split('.')[0]} leaves it as initialised)")
     net.load_state_dict(target, strict=False)
-    return {"loaded": len(target), "form": form}
+    return {"loaded": len(target), "form": form, "skip": list(skip), "skipped": skipped}
+
+
+def _model_key(key: str, last: str) -> str:
+    """A BranchyNet key as the user's model names it: stages.K.<key> and <last exit>.<key> -> <key>."""
+    if key.startswith("stages."):
+        return key.split(".", 2)[2]
+    return key[len(last):] if key.startswith(last) else key
+
+
+def _skipped(key: str, skip: Sequence[str], last: str) -> bool:
+    names = {key, _model_key(key, last)}
+    return any(n == p or n.startswith(p + ".") for n in names for p in skip)
+
+
+def _check_skip(skip: Sequence[str], keys: list[str], last: str, path) -> list[str]:
+    """The --init-skip prefixes, each naming a weight of the network or of the file (a typo is refused)."""
+    out = [str(p).strip().strip(".") for p in skip]
+    for p in out:
+        if not p or not any(_skipped(k, [p], last) for k in keys):
+            raise EdgeBranchyError(f"--init-skip {p!r}: no weight of the network or of {path} is under that name "
+                                   "(give a module path such as fc or classifier)")
+    return out

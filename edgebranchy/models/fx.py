@@ -163,9 +163,27 @@ def trace(model: nn.Module, leaf_modules: LeafSpec = ()) -> tuple[fx.GraphModule
 
 
 def node_names(model: nn.Module, leaf_modules: LeafSpec = ()) -> list[str]:
-    """The names from_model accepts as split points, in execution order."""
+    """The names from_model accepts as split points, in execution order: every node's torchvision-style
+    name, and every module path that is not itself a node ("layer1", "layer2.0") right after the last
+    node inside it, which is what it means (inner paths first). The model's output node is listed too
+    (nothing can follow it); fx's own node names ("relu_3") are accepted as aliases, not listed."""
     gm, names = trace(model, leaf_modules)
-    return [names[n] for n in gm.graph.nodes if n.op not in ("placeholder", "output", "get_attr")]
+    order = [n for n in gm.graph.nodes if n.op != "output"]  # what _resolve searches, in the same order
+    listed = [n for n in order if n.op not in ("placeholder", "get_attr")]
+    taken = {names[n] for n in listed}
+    last: dict[str, fx.Node] = {}
+    for n in order:
+        parts = names[n].split(".")
+        for j in range(1, len(parts)):
+            last[".".join(parts[:j])] = n
+    after: dict[fx.Node, list[str]] = {}
+    for path, n in last.items():
+        if path not in taken and n.op not in ("placeholder", "get_attr"):
+            after.setdefault(n, []).append(path)
+    out = []
+    for n in listed:
+        out += [names[n]] + sorted(after.get(n, []), key=lambda p: -p.count("."))
+    return out
 
 
 def _resolve(point: str, order: list[fx.Node], names: dict[fx.Node, str]) -> fx.Node:

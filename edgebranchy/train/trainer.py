@@ -59,6 +59,7 @@ class TrainConfig:
     image: dict | None = None  # image folder reader options (data/imagefolder.py)
     freeze_backbone: bool = False  # train only the side exit heads; no baseline phase
     init_weights: str | None = None  # a state_dict loaded into the main branch before training
+    init_skip: list[str] | None = None  # module paths of the model that init_weights leaves as initialised
 
 
 class _Lazy:
@@ -235,11 +236,17 @@ class Trainer:
     # -- phases -----------------------------------------------------------------------------
     def _init_weights(self) -> dict | None:
         if not self.cfg.init_weights:
+            if self.cfg.init_skip:
+                raise EdgeBranchyError("--init-skip applies to the weights of --init-weights: give that file")
             return None
+        if self.cfg.init_skip and self.cfg.freeze_backbone:
+            raise EdgeBranchyError(f"--init-skip {','.join(self.cfg.init_skip)} leaves part of the model as "
+                                   "initialised and --freeze-backbone would keep it untrained: drop "
+                                   "--freeze-backbone (the baseline phase then trains the whole model)")
         from edgebranchy.models.custom import load_init_weights
         from edgebranchy.util.files import sha256_file
 
-        info = load_init_weights(self.net, self.cfg.init_weights)
+        info = load_init_weights(self.net, self.cfg.init_weights, skip=self.cfg.init_skip or ())
         return {**info, "path": str(self.cfg.init_weights), "sha256": sha256_file(self.cfg.init_weights)}
 
     def _phases(self) -> list[tuple[str, int]]:

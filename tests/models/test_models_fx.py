@@ -71,6 +71,20 @@ def test_mobilenet_depthwise_and_inverted_residuals():
     assert isinstance(f0, tuple) and len(f0) == 2  # the residual's input crosses
 
 
+def test_node_names_lists_every_name_from_model_accepts():
+    """Module paths (layer1, layer2.0, a downsample Sequential) are listed after the last node inside them."""
+    model = TinyResNet(3, 4)
+    names = node_names(model)
+    assert names[names.index("layer1.1.relu_1") + 1:][:2] == ["layer1.1", "layer1"]
+    assert names[names.index("layer2.0.downsample.1") + 1] == "layer2.0.downsample"
+    assert len(names) == len(set(names)) and names[-1] == "fc"
+    for n in names[:-1]:
+        net = from_model(model, [n], (3, 16, 16), 4)
+        assert net.num_exits == 2
+    with pytest.raises(EdgeBranchyError, match="model's output"):  # listed, but nothing would follow it
+        from_model(model, ["fc"], (3, 16, 16), 4)
+
+
 def test_flatten_written_as_view_before_the_classifier():
     torch.manual_seed(2)
     model = ViewNet(1, 3)

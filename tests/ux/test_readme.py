@@ -11,6 +11,7 @@ import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -66,8 +67,8 @@ def pipeline_commands() -> list[list[str]]:
     return cmds
 
 
-def _run(argv: list[str], cwd) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+def _run(argv: list[str], cwd, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "edgebranchy", *argv], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=600)
 
@@ -104,22 +105,103 @@ def test_readme_pipeline_and_python_run_as_written(tmp_path, monkeypatch):
     ran = 0
     for line, body in fenced("python"):
         if body.startswith("# mynets.py"):
-            continue  # needs torchvision: test_mynets_block
+            continue  # test_mynets_block and test_torchvision_section_runs_as_written run it
         code = compile(_small(body), f"README.md:{line}", "exec")
         exec(code, {"__name__": "__readme__"})
         ran += 1
     assert ran >= 2
 
 
-def test_mynets_block(tmp_path, monkeypatch):
-    pytest.importorskip("torchvision", reason="torchvision is not installed: the README's mynets.py needs it")
-    [(line, body)] = [(n, b) for n, b in fenced("python") if b.startswith("# mynets.py")]
+#: the torchvision section's commands, made small (images of 32 x 32, a few steps)
+MINE_SUBSTITUTIONS = [("--image-size 256 --crop 224", "--image-size 40 --crop 32"),
+                      ("--epochs 3", "--epochs 1 --max-steps 2 --batch-size 16")]
+
+
+def _mynets(tmp_path: Path) -> Path:
+    """The section's mynets.py, written as the README shows it."""
+    [body] = [b for _, b in fenced("python") if b.startswith("# mynets.py")]
     (tmp_path / "mynets.py").write_text(body)
+    return tmp_path / "mynets.py"
+
+
+def mine_commands() -> tuple[dict, list[list[str]]]:
+    """(the variables it exports, the edgebranchy commands as argv lists) of the torchvision section's block."""
+    [body] = [b for _, b in fenced("bash") if "--model mynets:branchy" in b]
+    env, cmds = {}, []
+    for line in body.replace("\\\n", " ").splitlines():
+        for a, b in MINE_SUBSTITUTIONS:
+            line = line.replace(a, b)
+        argv = shlex.split(line, comments=True)
+        if not argv:
+            continue
+        if argv[0] == "export":
+            key, _, value = argv[1].partition("=")
+            env[key] = value
+            continue
+        assert argv[0] == "edgebranchy", line
+        cmds.append(argv[1:] + (EXTRA["bench"] if argv[1] == "bench" else []))
+    return env, cmds
+
+
+def test_mynets_block(tmp_path, monkeypatch):
+    """The README's mynets.py runs here: without torchvision it builds edgebranchy.models.tv_compat's ResNet-18."""
+    _mynets(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     import importlib
 
-    net = importlib.import_module("mynets").branchy(num_classes=3, input_size=64)
-    assert net.num_exits == 3
+    mynets = importlib.import_module("mynets")
+    net = mynets.branchy(num_classes=3, input_size=64)
+    assert net.num_exits == 3 and type(mynets.resnet18(num_classes=3)).__name__ == "ResNet"
+    assert set(net.main_state_dict()) >= {"stages.0.conv1.weight", "stages.1.layer2.1.bn1.running_var",
+                                          "stages.2.fc.weight"}  # torchvision's keys under stages.K.
+
+
+def test_torchvision_section_runs_as_written(tmp_path, monkeypatch):
+    """The section's shell block, verbatim but for smaller images and fewer steps, on a folder with damaged
+    files and a `resnet18.pt` saved from the same architecture; the frozen backbone is the given model."""
+    pytest.importorskip("PIL", reason="Pillow is not installed")
+    import csv
+
+    import torch
+
+    from eb_images import make_image_folder
+    from edgebranchy.models.checkpoint import load_checkpoint
+
+    _mynets(tmp_path)
+    folder = make_image_folder(tmp_path / "photos", per_class=12)
+    make_image_folder(tmp_path / "new-photos", per_class=2, bad=False, seed=1)
+    mynets = _import_file(tmp_path / "mynets.py")
+    torch.manual_seed(7)
+    model = mynets.resnet18(num_classes=3).eval()
+    torch.save(model.state_dict(), tmp_path / "resnet18.pt")
+    env, cmds = mine_commands()
+    assert env == {"EDGEBRANCHY_TRUST_MODEL_CODE": "mynets"}
+    assert [c[0] for c in cmds] == ["train", "calibrate", "export", "predict", "bench"]
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(ROOT)])
+    for argv in cmds:
+        r = _run(argv, tmp_path, env)
+        assert r.returncode == 0, f"edgebranchy {' '.join(argv)}:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
+        if argv[0] == "train":
+            assert all(sum(str(p.relative_to(tmp_path)) in ln for ln in r.stderr.splitlines()) == 1
+                       for p in folder["bad"]), r.stderr  # each damaged file named once, then skipped
+    with open(tmp_path / "answers.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 3 * 2
+    monkeypatch.setenv("EDGEBRANCHY_TRUST_MODEL_CODE", "mynets")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _, base = load_checkpoint(tmp_path / "runs" / "mine.pt").build()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(base.eval()(x), model(x))  # --freeze-backbone: the baseline is resnet18.pt's model
+
+
+def _import_file(path: Path):
+    """Import a file as a module of its own (the README's mynets.py)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"readme_{path.stem}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def test_quickstart_figures_come_from_the_recorded_run():
