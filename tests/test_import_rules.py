@@ -23,7 +23,8 @@ DEVICE_PATH = ["tensorrt/load.py", "tensorrt/device.py", "tensorrt/settings.py",
                "tensorrt/lanes.py", "tensorrt/memory.py", "tensorrt/single.py",
                "artifact/manifest.py", "artifact/engines.py", "artifact/results.py", "artifact/calibration.py",
                "runtime/runner.py", "runtime/prediction.py", "runtime/pipeline.py", "runtime/backends/base.py",
-               "runtime/backends/options.py", "runtime/backends/onnxruntime.py", "runtime/backends/tensorrt.py",
+               "runtime/backends/options.py", "runtime/backends/declared.py", "runtime/backends/onnxruntime.py",
+               "runtime/backends/tensorrt.py", "vocab.py",
                *sorted(str(p.relative_to(PKG)) for p in (PKG / "measure").rglob("*.py"))]
 REPORT = sorted(str(p.relative_to(PKG)) for p in (PKG / "report").rglob("*.py"))
 REPORT_FORBIDDEN = BUILD_SIDE + ("edgebranchy.runtime",)

@@ -111,14 +111,6 @@ def floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
-def nonneg_floats(text: str) -> list[float]:
-    """Comma-separated finite numbers >= 0."""
-    vs = floats(text)
-    if not all(math.isfinite(v) and v >= 0 for v in vs):
-        raise argparse.ArgumentTypeError(f"every value must be a finite number >= 0, got {text!r}")
-    return vs
-
-
 def thresholds(text: str) -> list[float]:
     """Entropy thresholds: comma-separated finite numbers >= 0 (0 switches an exit off)."""
     vs = floats(text)
@@ -204,10 +196,10 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _declared() -> list[tuple[str, tuple]]:
-    # imported when the parser is built: the backend modules load numpy, never their own libraries
-    from edgebranchy.runtime.backends.base import backend_names, backend_options
+    # the declarations only (standard library): building the parser loads no backend module and no numpy
+    from edgebranchy.runtime.backends.declared import every_backend
 
-    return [(name, backend_options(name)) for name in backend_names()]
+    return every_backend()
 
 
 def add_drift_flags(parser: argparse.ArgumentParser) -> None:
@@ -220,7 +212,7 @@ def add_drift_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def add_backend_flags(parser: argparse.ArgumentParser) -> None:
-    """The CLI flags every backend declares in its OPTIONS (runtime/backends/options.py)."""
+    """The CLI flags every backend declares (runtime/backends/declared.py)."""
     from edgebranchy.runtime.backends.options import add_cli_flags
 
     add_cli_flags(parser, _declared())

@@ -5,6 +5,7 @@ import argparse
 import os
 
 from edgebranchy.cli._args import fraction, percentage_points, positive_int, thresholds
+from edgebranchy.vocab import PRECISIONS
 
 ORDER = 20
 
@@ -51,7 +52,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--frontier-rows", type=positive_int, default=12, help="rows of the Pareto frontier to print")
     d = p.add_argument_group("artifact (device) calibration")
     d.add_argument("--backend", default="onnxruntime", help="backend that runs the deployed graphs")
-    d.add_argument("--precision", choices=["fp32", "fp16"], help="which graphs the backend runs (default: its own)")
+    d.add_argument("--precision", choices=PRECISIONS, help="which graphs the backend runs (default: its own)")
     d.add_argument("--dataset", help="dataset name, for an artifact that records none (default: the one it "
                                      "records, with the same split; another one is refused)")
     d.add_argument("--batch-size", type=positive_int, default=256, help="batch size of the device runs")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from edgebranchy.cli._args import nonneg_int, positive_int
+from edgebranchy.vocab import PRECISIONS
 
 ORDER = 30
 
@@ -18,7 +19,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "TensorRT engine per segment, cached per device.")
     p.add_argument("source", help="CHECKPOINT.pt (ONNX export) or ARTIFACT_DIR (with --tensorrt)")
     p.add_argument("--out", help="artifact directory to create (needed for the ONNX export; not with --tensorrt)")
-    p.add_argument("--precision", choices=["fp32", "fp16"],
+    p.add_argument("--precision", choices=PRECISIONS,
                    help="ONNX export: fp16 also writes FP16 graphs (what TensorRT 11 needs for FP16 engines; "
                         "default: fp32). With --tensorrt: the engine precision (default: the profile's)")
     p.add_argument("--data-dir", help="dataset directory for the numerical check (default: where the checkpoint "

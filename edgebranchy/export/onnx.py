@@ -14,6 +14,7 @@ import numpy as np
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.artifact.manifest import MANIFEST, build_manifest, segment_io_names, validate_manifest, write_artifact_dir
 from edgebranchy.util.files import atomic_write_bytes, atomic_write_json, sha256_file
+from edgebranchy.vocab import check_precision
 
 OPSET = 17
 TOL = {"fp32": 1e-3, "fp16": 5e-2}  # max abs difference, relative to max(1, |reference|)
@@ -104,8 +105,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
     from edgebranchy.util.checks import is_int_at_least
     from edgebranchy.util.outputs import check_output
 
-    if precision not in ("fp32", "fp16"):
-        raise EdgeBranchyError(f"--precision must be fp32 or fp16, got {precision!r}")
+    check_precision(precision, "`precision`")
     if not is_int_at_least(check_samples, 0):
         raise EdgeBranchyError(f"--check-samples must be a whole number >= 0 (0 skips the check), "
                                f"got {check_samples!r}")

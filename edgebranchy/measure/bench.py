@@ -66,8 +66,10 @@ _NOT_COMPARED = ("artifact", "out", "force", "resume", "conditions_root")
 
 
 def backend_can_speculate(backend: str) -> bool:
-    """Speculation needs asynchronous launches on two lanes (GPU streams)."""
-    return backend in ("tensorrt", "torch")
+    """Speculation needs asynchronous launches on two lanes (GPU streams): the vocabulary says which backends."""
+    from edgebranchy.vocab import can_speculate
+
+    return can_speculate(backend)
 
 
 def _runtime_options(backend: str, profile, given: dict) -> dict:

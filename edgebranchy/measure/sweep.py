@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebranchy.errors import EdgeBranchyError
-
-FORMS = ("auto", "segments", "single-graph")
+from edgebranchy.vocab import FORMS
 LOG_VERSION = 2
 
 

@@ -84,7 +84,6 @@ def test_plan_build_per_version(v, precision, mode, graph, explicit, typed, flag
     assert (p.precision_mode, p.graph_precision, p.explicit_batch_flag, p.strongly_typed_flag, p.fp16_flag) == \
         (mode, graph, explicit, typed, flag)
     assert p.optimization_level == (None if v < (8, 6, 0) else 3)
-    assert trt_compat.has_memory_pool_api(v)
 
 
 def test_plan_build_refusals_and_notes():
