@@ -24,7 +24,7 @@ DEVICE_PATH = ["tensorrt/load.py", "tensorrt/device.py", "tensorrt/settings.py",
                "artifact/manifest.py", "artifact/engines.py", "artifact/results.py", "artifact/calibration.py",
                "runtime/runner.py", "runtime/prediction.py", "runtime/pipeline.py", "runtime/backends/base.py",
                "runtime/backends/options.py", "runtime/backends/declared.py", "runtime/backends/onnxruntime.py",
-               "runtime/backends/tensorrt.py", "vocab.py",
+               "runtime/backends/tensorrt.py", "runtime/full_chain.py", "vocab.py",
                *sorted(str(p.relative_to(PKG)) for p in (PKG / "measure").rglob("*.py"))]
 REPORT = sorted(str(p.relative_to(PKG)) for p in (PKG / "report").rglob("*.py"))
 REPORT_FORBIDDEN = BUILD_SIDE + ("edgebranchy.runtime",)
@@ -101,6 +101,27 @@ def test_artifact_contracts_stand_below_everything():
     assert files and not _violations(files, above)
 
 
+EXITS_FORBIDDEN = ("torch", "onnx", "onnxruntime", "edgebranchy.runtime", "edgebranchy.artifact", "edgebranchy.data",
+                   "edgebranchy.train", "edgebranchy.export", "edgebranchy.tensorrt", "edgebranchy.measure",
+                   "edgebranchy.calibration", "edgebranchy.report", "edgebranchy.remote", "edgebranchy.cli")
+# the segment plan's cost arithmetic (no torch): which side exits a search may switch off
+EXITS_ALLOWED = {("exits/pruning.py", "edgebranchy.models.segments"),
+                 ("exits/pruning.py", "edgebranchy.models.segments.fused_costs")}
+BELOW_CALIBRATION = ("runtime", "train", "exits", "export", "models", "data", "artifact", "util", "tensorrt")
+
+
+def test_exits_is_numpy_only():
+    """exits/ is the numbers of calibration and the exit rule: no backend, artifact, results file or data set."""
+    files = sorted(str(p.relative_to(PKG)) for p in (PKG / "exits").rglob("*.py"))
+    bad = _violations(files, EXITS_FORBIDDEN + ("edgebranchy.models",)) - EXITS_ALLOWED
+    assert files and not bad, f"exits/ imports above numpy: {sorted(bad)}"
+
+
+def test_calibration_stands_above_runtime_and_train():
+    files = sorted(str(p.relative_to(PKG)) for d in BELOW_CALIBRATION for p in (PKG / d).rglob("*.py"))
+    assert files and not _violations(files, ("edgebranchy.calibration",))
+
+
 CHECK_LOADED = """
 import importlib, sys
 for name in sys.argv[1:]:
@@ -117,7 +138,9 @@ sys.exit(1 if bad else 0)
       "edgebranchy.measure.results", "edgebranchy.measure.power.select"], BUILD_SIDE),
     (["edgebranchy.report", "edgebranchy.report.render", "edgebranchy.report.summary", "edgebranchy.report.plots"],
      REPORT_FORBIDDEN),
-], ids=["device-path", "report"])
+    (["edgebranchy.calibration", "edgebranchy.calibration.artifact_source", "edgebranchy.runtime.full_chain"],
+     ("torch",)),
+], ids=["device-path", "report", "calibration"])
 def test_importing_loads_nothing_forbidden(modules, forbidden):
     code = CHECK_LOADED.format(forbidden=forbidden)
     r = subprocess.run([sys.executable, "-c", code, *modules], capture_output=True, text=True, cwd=ROOT,

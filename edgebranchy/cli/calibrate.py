@@ -145,7 +145,7 @@ def _target_checkpoint(args) -> str:
 
 
 def _calibrate(args, checkpoint: str) -> dict:
-    from edgebranchy.train.calibration import calibrate_checkpoint
+    from edgebranchy.calibration import calibrate_checkpoint
 
     return calibrate_checkpoint(checkpoint, max_accuracy_drop=args.max_accuracy_drop, budget=args.budget,
                                 thresholds=args.thresholds, reference=args.reference, cost=_cost(args),
@@ -161,7 +161,7 @@ def _warn(line: str) -> None:
 
 def _run_artifact(args) -> int:
     from edgebranchy.errors import EdgeBranchyError
-    from edgebranchy.exits.device_calibration import calibrate_artifact
+    from edgebranchy.calibration import calibrate_artifact
     from edgebranchy.exits.table import calibration_table
 
     if args.temperature or args.normalize:

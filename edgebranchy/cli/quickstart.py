@@ -125,7 +125,7 @@ def run(args) -> int:
     from edgebranchy.export.onnx import export_checkpoint
     from edgebranchy.measure.bench import BenchConfig, run_bench
     from edgebranchy.report import build_report
-    from edgebranchy.train.calibration import calibrate_checkpoint
+    from edgebranchy.calibration import calibrate_checkpoint
     from edgebranchy.train.trainer import TrainConfig, Trainer
 
     t_all = time.perf_counter()

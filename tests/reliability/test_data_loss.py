@@ -120,7 +120,7 @@ def test_calibrate_bad_option_leaves_the_checkpoint(ckpt):
 
 def test_calibrate_api_refuses_bad_thresholds(ckpt):
     from edgebranchy.errors import EdgeBranchyError
-    from edgebranchy.train.calibration import calibrate_checkpoint
+    from edgebranchy.calibration import calibrate_checkpoint
 
     before = ckpt.read_bytes()
     for ts in ([-1.0], [True], ["a"], [0.1, 0.2], [float("inf")]):
