@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import sys
 from typing import Callable
 
 SEED_MAX = 2**32 - 1  # numpy's seed range; torch accepts it too
@@ -183,9 +184,39 @@ def use_defaults_formatter(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = RawDefaultsFormatter if raw else DefaultsFormatter
 
 
-def deprecated_alias(parser: argparse.ArgumentParser, old: str, new: str, **kwargs) -> None:
-    """A hidden option `old` kept for old scripts: it sets `new`'s value (and is not in --help)."""
-    parser.add_argument(old, dest=new.lstrip("-").replace("-", "_"), help=argparse.SUPPRESS, **kwargs)
+def deprecated_alias(parser: argparse.ArgumentParser, old: str, new: str, *, use: str | None = None,
+                     flag: bool = False, **kwargs) -> None:
+    """A hidden option `old` kept for old scripts: it sets `new`'s value (`flag`: True, taking no value), is not in
+    --help, and when given says on stderr, in one line, what to use instead (`use`, default `new`)."""
+    note = f"{parser.prog}: note: {old} is deprecated; use {use or new}"
+    base = argparse._StoreTrueAction if flag else argparse._StoreAction
+
+    class Deprecated(base):  # type: ignore[misc, valid-type]
+        def __call__(self, parser, namespace, values, option_string=None):
+            print(note, file=sys.stderr, flush=True)
+            super().__call__(parser, namespace, values, option_string)
+
+    parser.add_argument(old, dest=new.lstrip("-").replace("-", "_"), help=argparse.SUPPRESS, action=Deprecated,
+                        **kwargs)
+
+
+def deprecated(parser: argparse.ArgumentParser, what: str, use: str) -> None:
+    """Say on stderr, in one line, that a spelling still works but `use` is what to write now."""
+    print(f"{parser.prog}: note: {what} is deprecated; use {use}", file=sys.stderr, flush=True)
+
+
+_SETTING = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
+
+
+def with_flags(text: str, parser: argparse.ArgumentParser) -> str:
+    """A library message with each setting it names in backquotes (`max_accuracy_drop`) given as the command's
+    flag for it (--max-accuracy-drop); settings the command has no flag for stay as they are."""
+    flags: dict = {}
+    for a in parser._actions:
+        longs = [o for o in a.option_strings if o.startswith("--")]
+        if longs and (a.dest not in flags or a.help is not argparse.SUPPRESS):
+            flags[a.dest] = longs[0]
+    return _SETTING.sub(lambda m: flags.get(m.group(1), m.group(0)), text)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -107,7 +107,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
 
     check_precision(precision, "`precision`")
     if not is_int_at_least(check_samples, 0):
-        raise EdgeBranchyError(f"--check-samples must be a whole number >= 0 (0 skips the check), "
+        raise EdgeBranchyError(f"`check_samples` must be a whole number >= 0 (0 skips the check), "
                                f"got {check_samples!r}")
     check_output(out, [checkpoint], "artifact", force=force, data_dirs=[data_dir])
     ck = load_checkpoint(checkpoint)

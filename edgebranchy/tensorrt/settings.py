@@ -1,6 +1,6 @@
 """The `[tensorrt]` table of a device profile, validated once into a typed `TensorRTSettings`.
 
-The profile loader (`measure/profiles.py`), `edgebranchy export --tensorrt`
+The profile loader (`measure/profiles.py`), `edgebranchy build`
 and `build_engines` all go through `TensorRTSettings.from_table`, so a setting
 is accepted or refused the same way everywhere (INT8 included: refused, with
 the reason). Runs on JetPack 5 (Python 3.8).

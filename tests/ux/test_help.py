@@ -105,10 +105,12 @@ def test_help_of_a_subcommand_through_the_cli():
     assert "--samples" in text and "--limit" not in text  # the deprecated alias is hidden
 
 
-def test_samples_is_the_flag_and_limit_a_hidden_alias():
+def test_samples_is_the_flag_and_limit_a_hidden_alias(capsys):
     p = build_parser()
     assert p.parse_args(["train", "--samples", "5"]).samples == 5
+    assert capsys.readouterr().err == ""
     assert p.parse_args(["train", "--limit", "7"]).samples == 7
+    assert capsys.readouterr().err == "edgebranchy train: note: --limit is deprecated; use --samples\n"
     for cmd in ("train", "predict", "bench", "quickstart"):
         assert "--samples" in _subparsers()[cmd]._option_string_actions, cmd
     a = p.parse_args(["calibrate", "m.pt", "--in-place"])

@@ -43,7 +43,7 @@ TRT_OBJECT_API = frozenset()
 
 
 class TensorRTBackend(Backend):
-    """Runs the artifact's TensorRT engines (built by `edgebranchy export ARTIFACT --tensorrt`)."""
+    """Runs the artifact's TensorRT engines (built by `edgebranchy build ARTIFACT`)."""
 
     name = "tensorrt"
     asynchronous = True
