@@ -89,8 +89,9 @@ class OnnxRuntimeBackend(Backend):
                             len(artifact.classes), dict(zip(feats, _recorded(seg, "feature_shapes", "feature_shape",
                                                                                    len(feats)))))
         # The public InferenceSession.run re-validates feed names and WebGPU capture state on every
-        # call (several microseconds at batch 1); the runner validates inputs once itself, so it
-        # calls the binding's run directly where it exists (recorded in describe()).
+        # call (45.3 vs 41.3 µs for B-LeNet's segment 0, benchmarks/results/call_profile.md); the runner
+        # validates inputs once itself, so it calls the binding's run directly where it exists, the public
+        # run otherwise (recorded in describe()).
         self._runs = [self._fast_run(s) for s in self.sessions]
         # where features (one index, or a tuple of them for several tensors), logits and entropy sit
         self._idx = [(_feature_index(n), n.index("logits"), n.index("entropy")) for n in self._outputs]
