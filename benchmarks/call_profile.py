@@ -98,6 +98,11 @@ def main() -> int:
         inner.run_with_iobinding(io._iobinding, ro)
         return outs["entropy"].item(0)
 
+    def iob_public(xb):
+        np.copyto(xbuf, xb)
+        s0.run_with_iobinding(io, ro)
+        return outs["entropy"].item(0)
+
     m0 = onnx.load(str(art.segment_file(0)))
     no_ent = onnx.utils.Extractor(m0).extract_model(["x"], [n for n in names0 if n != "entropy"])
     s_noent = _session(no_ent.SerializeToString())
@@ -106,6 +111,7 @@ def main() -> int:
         "public InferenceSession.run": lambda xb: s0.run(names0, {"x": xb}),
         "binding run (the backend's batched calls)": lambda xb: inner.run(names0, {"x": xb}, None),
         "IOBinding, preallocated outputs (+ copy in)": iob,
+        "IOBinding through the public InferenceSession.run_with_iobinding": iob_public,
         "backend.step_one (the batch-1 call: IOBinding, ort_bound.py)": lambda xb: b.step_one(0, xb)[2].item(0),
         "binding run, without the entropy nodes": lambda xb: s_noent._sess.run(noent_names, {"x": xb}, None),
         "backend.launch + entropy read": lambda xb: b.launch(0, xb).entropy().item(0),

@@ -59,7 +59,9 @@ def timed(argv: list[str]) -> tuple[float, float]:
 def heavy_imports(args: list[str]) -> str:
     code = PROBE.format(args=args, heavy=HEAVY)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    return out.stdout.strip().splitlines()[-1] if out.stdout.strip() else f"(failed: {out.stderr.strip()[-200:]})"
+    if out.returncode != 0:
+        return f"(failed: {out.stderr.strip()[-200:]})"
+    return (out.stdout.splitlines() or [""])[-1].strip()   # "" when none of HEAVY is loaded
 
 
 def main() -> int:

@@ -4,7 +4,7 @@ speculation, and the per-exit synchronisation cost.
 Usage: python benchmarks/gpu_bench.py ARTIFACT [--backend torch|tensorrt] [--checkpoint CKPT] [--samples 500]
        [--rounds 5]
 torch needs a CUDA GPU and the checkpoint the artifact was exported from; tensorrt needs the artifact's engines
-(`edgebranchy export ARTIFACT --tensorrt`). Prints Markdown.
+(`edgebranchy build ARTIFACT`). Prints Markdown.
 """
 from __future__ import annotations
 

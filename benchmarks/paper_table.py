@@ -77,7 +77,7 @@ def prepare(name: str, a, log) -> Path:
     from edgebranchy.export.onnx import export_checkpoint
     from edgebranchy.export.single_graph import add_single_graph
     from edgebranchy.artifact.manifest import Artifact
-    from edgebranchy.train.calibration import calibrate_checkpoint
+    from edgebranchy.calibration import calibrate_checkpoint
 
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)

@@ -108,7 +108,7 @@ def prepare(name: str, a, folder: Path, env: dict, log) -> Path:
     import shutil
 
     from edgebranchy.export.onnx import export_checkpoint
-    from edgebranchy.train.calibration import calibrate_checkpoint
+    from edgebranchy.calibration import calibrate_checkpoint
 
     work = Path(a.work)
     trained = work / f"{name}.pt"

@@ -63,7 +63,7 @@ def tiny_calibrated(tiny_checkpoint, tmp_path_factory) -> Path:
     """The tiny checkpoint with a threshold that lets a good share of samples exit early."""
     import shutil
 
-    from edgebranchy.train.calibration import calibrate_checkpoint
+    from edgebranchy.calibration import calibrate_checkpoint
     from edgebranchy.models.checkpoint import load_checkpoint
 
     out = tmp_path_factory.mktemp("ckpt-cal") / "tiny-cal.pt"

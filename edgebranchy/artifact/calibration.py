@@ -1,10 +1,17 @@
-"""The calibration record: what `calibrate` stores in the checkpoint config and export copies into the manifest."""
+"""The calibration record: what `calibrate` stores in the checkpoint config and export copies into the manifest
+(and, with where it ran, in an artifact's `device_calibration`)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.util.checks import validate_thresholds
+
+METHODS = ("max-accuracy-drop", "budget", "manual")
+REFERENCES = ("final-exit", "baseline")
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,17 @@ class CalibrationRecord:
     final_exit_accuracy: dict | None = None  # {"validation", "test"}
     baseline_accuracy: dict | None = None    # {"validation"}
     search_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        """A record is checked when it is made, on every path that makes one: the method and reference are known
+        words, and there is one threshold (finite, >= 0) per side exit, one side exit fewer than segment costs."""
+        if self.method not in METHODS:
+            raise EdgeBranchyError(f"calibration record: method must be one of {', '.join(METHODS)}, "
+                                   f"got {self.method!r}")
+        if self.reference not in REFERENCES:
+            raise EdgeBranchyError(f"calibration record: reference must be one of {', '.join(REFERENCES)}, "
+                                   f"got {self.reference!r}")
+        validate_thresholds(self.thresholds, len(self.segment_costs) - 1, where="calibration record thresholds")
 
     def to_dict(self) -> dict[str, Any]:
         """The record as plain JSON values (numpy scalars become Python numbers)."""

@@ -20,7 +20,7 @@ ENGINES_DIR = "engines"
 
 
 def rebuild_hint(root: Any) -> str:
-    return f"rebuild them on this device with `edgebranchy export {root} --tensorrt`"
+    return f"rebuild them on this device with `edgebranchy build {root}`"
 
 
 def _slug(text: str, n: int = 24) -> str:
@@ -77,7 +77,7 @@ def select_engines(art: Any, want: dict) -> Tuple[str, dict]:
         records = {key_wanted: records[key_wanted]}
     if not records:
         raise EdgeBranchyError(f"{art.root} has no TensorRT engines; build them on this device with "
-                               f"`edgebranchy export {art.root} --tensorrt`")
+                               f"`edgebranchy build {art.root}`")
     found = {k: r for k, r in records.items() if not _differences(r.get("components", {}), want)}
     if not found:
         lines = [f"{k}: {_describe(r.get('components', {}))} (differs in: "

@@ -15,6 +15,7 @@ import numpy as np
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.util.checks import is_finite_at_least, is_int, is_int_at_least, is_number
 from edgebranchy.util.files import atomic_write_dir, atomic_write_json, check_sha256, read_json, sha256_file
+from edgebranchy.vocab import check_precision
 
 SCHEMA = "edgebranchy.artifact"
 SCHEMA_VERSION = 1
@@ -336,14 +337,14 @@ class Artifact:
         return self._file(self.manifest["baseline"], precision, "baseline")
 
     def _file(self, entry: dict, precision: str, what: str) -> Path:
-        if precision == "fp32":
+        if check_precision(precision) == "fp32":
             rel = entry["file"]
         elif precision == "fp16":
             rel = entry.get("fp16_file")
             if not rel:
                 raise EdgeBranchyError(f"{self.root}: no FP16 graph for the {what}; re-export with --precision fp16")
-        else:
-            raise EdgeBranchyError(f"unknown precision {precision!r} (fp32 or fp16)")
+        else:  # a precision of the vocabulary that artifacts do not hold graphs for
+            raise EdgeBranchyError(f"{self.root}: the artifact holds no {precision} graph for the {what}")
         return safe_relpath(self.root, rel)
 
     def preprocess(self, raw: np.ndarray) -> np.ndarray:

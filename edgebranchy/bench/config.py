@@ -130,5 +130,7 @@ def runtime_options(cfg: BenchConfig, backend: str, profile) -> dict:
 
 
 def backend_can_speculate(backend: str) -> bool:
-    """Speculation needs asynchronous launches on two lanes (GPU streams)."""
-    return backend in ("tensorrt", "torch")
+    """Speculation needs asynchronous launches on two lanes (GPU streams): the vocabulary says which backends."""
+    from edgebranchy.vocab import can_speculate
+
+    return can_speculate(backend)

@@ -4,8 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgebranchy.errors import EdgeBranchyError
-
-FORMS = ("auto", "segments", "single-graph")
+from edgebranchy.vocab import FORMS
 
 
 @dataclass(frozen=True)

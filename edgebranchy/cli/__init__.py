@@ -14,6 +14,7 @@ import sys
 
 from edgebranchy import __version__
 from edgebranchy.cli._args import OneLineParser, use_defaults_formatter
+from edgebranchy.cli._flags import with_flags
 from edgebranchy.errors import EdgeBranchyError
 
 _EPILOG = """\
@@ -22,6 +23,7 @@ The usual flow:
   edgebranchy train --model b-lenet --dataset fashion-mnist --out runs/lenet.pt
   edgebranchy calibrate runs/lenet.pt --in-place --max-accuracy-drop 0.5
   edgebranchy export runs/lenet.pt --out runs/lenet-artifact
+  edgebranchy build runs/lenet-artifact --profile auto   # NVIDIA devices: TensorRT engines
   edgebranchy bench runs/lenet-artifact --profile auto --out runs/results.json
   edgebranchy report runs/results.json --out runs/report
 
@@ -72,10 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     talk.enable(not getattr(args, "quiet", False))  # progress notes on stderr where a person waits
     try:
         return int(args._run(args) or 0)
-    except EdgeBranchyError as e:
-        from edgebranchy.cli._flags import with_flags
-
-        print(f"edgebranchy {args.command}: error: {_one_line(with_flags(str(e), args))}", file=sys.stderr)
+    except EdgeBranchyError as e:  # the library names its settings (`budget`); the user gave flags (--budget)
+        text = with_flags(str(e), _subparser(parser, args.command))
+        print(f"edgebranchy {args.command}: error: {_one_line(text)}", file=sys.stderr)
         return 2
     except OSError as e:
         # A read or write the command could not do (read-only or full disk, missing folder): the
@@ -90,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         talk.enable(talked)  # main() called from Python (tests) leaves library code quiet again
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[command]
 
 
 def _one_line(text: str) -> str:

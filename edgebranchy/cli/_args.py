@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import sys
 from typing import Callable
 
 SEED_MAX = 2**32 - 1  # numpy's seed range; torch accepts it too
@@ -111,14 +112,6 @@ def floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
-def nonneg_floats(text: str) -> list[float]:
-    """Comma-separated finite numbers >= 0."""
-    vs = floats(text)
-    if not all(math.isfinite(v) and v >= 0 for v in vs):
-        raise argparse.ArgumentTypeError(f"every value must be a finite number >= 0, got {text!r}")
-    return vs
-
-
 def thresholds(text: str) -> list[float]:
     """Entropy thresholds: comma-separated finite numbers >= 0 (0 switches an exit off)."""
     vs = floats(text)
@@ -191,9 +184,27 @@ def use_defaults_formatter(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = RawDefaultsFormatter if raw else DefaultsFormatter
 
 
-def deprecated_alias(parser: argparse.ArgumentParser, old: str, new: str, **kwargs) -> None:
-    """A hidden option `old` kept for old scripts: it sets `new`'s value (and is not in --help)."""
-    parser.add_argument(old, dest=new.lstrip("-").replace("-", "_"), help=argparse.SUPPRESS, **kwargs)
+def deprecated_alias(parser: argparse.ArgumentParser, old: str, new: str, *, use: str | None = None,
+                     flag: bool = False, **kwargs) -> None:
+    """A hidden option `old` kept for old scripts: it sets `new`'s value (`flag`: True, taking no value), is not in
+    --help, and when given says on stderr, in one line, what to use instead (`use`, default `new`)."""
+    note = f"{parser.prog}: note: {old} is deprecated; use {use or new}"
+    base = argparse._StoreTrueAction if flag else argparse._StoreAction
+
+    class Deprecated(base):  # type: ignore[misc, valid-type]
+        def __call__(self, parser, namespace, values, option_string=None):
+            print(note, file=sys.stderr, flush=True)
+            super().__call__(parser, namespace, values, option_string)
+
+    parser.add_argument(old, dest=new.lstrip("-").replace("-", "_"), help=argparse.SUPPRESS, action=Deprecated,
+                        **kwargs)
+
+
+def deprecated(parser: argparse.ArgumentParser, what: str, use: str) -> None:
+    """Say on stderr, in one line, that a spelling still works but `use` is what to write now."""
+    print(f"{parser.prog}: note: {what} is deprecated; use {use}", file=sys.stderr, flush=True)
+
+
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -204,10 +215,10 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _declared() -> list[tuple[str, tuple]]:
-    # imported when the parser is built: the backend modules load numpy, never their own libraries
-    from edgebranchy.runtime.backends.base import backend_names, backend_options
+    # the declarations only (standard library): building the parser loads no backend module and no numpy
+    from edgebranchy.runtime.backends.declared import every_backend
 
-    return [(name, backend_options(name)) for name in backend_names()]
+    return every_backend()
 
 
 def add_drift_flags(parser: argparse.ArgumentParser) -> None:
@@ -220,7 +231,7 @@ def add_drift_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def add_backend_flags(parser: argparse.ArgumentParser) -> None:
-    """The CLI flags every backend declares in its OPTIONS (runtime/backends/options.py)."""
+    """The CLI flags every backend declares (runtime/backends/declared.py)."""
     from edgebranchy.runtime.backends.options import add_cli_flags
 
     add_cli_flags(parser, _declared())

@@ -5,8 +5,7 @@ import argparse
 import sys
 
 from edgebranchy.cli._args import add_backend_flags, add_drift_flags, nonneg_float, nonneg_int, positive_int
-
-FORMS = ("auto", "segments", "single-graph")
+from edgebranchy.vocab import BACKEND_NAMES, FORMS
 
 ORDER = 50
 
@@ -22,7 +21,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("artifact", help="artifact directory from `edgebranchy export`")
     p.add_argument("--backend", type=_backends, default=None,
-                   help="onnxruntime, torch or tensorrt, or a comma list to sweep (default: the profile's)")
+                   help=f"{', '.join(BACKEND_NAMES)}, or a comma list to sweep (default: the profile's)")
     p.add_argument("--profile", default="auto", help="device profile name or TOML path; 'auto' detects it")
     p.add_argument("--power", help="override the profile's power source (auto, tegrastats, ina3221, nvml, rapl, "
                                    "estimate)")
@@ -88,8 +87,8 @@ def _comma_list(kind: str, parse):
 
 
 def _backend_name(text: str) -> str:
-    if text not in ("onnxruntime", "torch", "tensorrt"):
-        raise argparse.ArgumentTypeError(f"unknown backend {text!r}; choose onnxruntime, torch or tensorrt")
+    if text not in BACKEND_NAMES:
+        raise argparse.ArgumentTypeError(f"unknown backend {text!r}; choose {', '.join(BACKEND_NAMES)}")
     return text
 
 
@@ -106,10 +105,10 @@ _forms = _comma_list("form", _form)
 
 def _options_by_backend(args, backends: list) -> dict:
     """The backend flags given, per backend of the sweep (a flag of a backend outside it is refused)."""
-    from edgebranchy.runtime.backends.base import backend_names, backend_options
+    from edgebranchy.runtime.backends.declared import every_backend
     from edgebranchy.runtime.backends.options import cli_options
 
-    declared = [(n, backend_options(n)) for n in backend_names()]
+    declared = every_backend()
     return {b: cli_options(args, b, [(n, d) for n, d in declared if n == b or n not in backends]) for b in backends}
 
 

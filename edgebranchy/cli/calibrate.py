@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from edgebranchy.cli._args import fraction, percentage_points, positive_int, thresholds
+from edgebranchy.vocab import PRECISIONS
 
 ORDER = 20
 
@@ -17,20 +19,21 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "--max-accuracy-drop points of the final exit, or the most accurate within --budget of the "
                     "baseline's cost. Costs are MACs counted from the model, or per-segment latencies measured on "
                     "the device (--cost RESULTS.json from `edgebranchy bench`). The result and the whole "
-                    "accuracy-versus-cost frontier are stored in a new checkpoint (--out NEW.pt) or, with --in-place, in the "
-                    "given one; the same table is printed for the untouched test split so over-fitting to "
+                    "accuracy-versus-cost frontier are stored in a new checkpoint (--out NEW.pt) or, with --in-place, in "
+                    "the given one; the same table is printed for the untouched test split so over-fitting to "
                     "validation shows. Accuracy drops are in percentage points; budgets and relative costs are "
                     "fractions of the baseline's cost (0.4 = 40%).")
-    p.add_argument("checkpoint", help="checkpoint written by `edgebranchy train` (give --out NEW.pt or --in-place), "
-                                      "or an artifact directory: then the thresholds are recomputed from the "
-                                      "deployed graphs' outputs on this device (no torch) and both calibrations are "
-                                      "recorded in its manifest (always in place; the original is kept)")
+    p.add_argument("checkpoint", help="checkpoint written by `edgebranchy train`, or an artifact directory: then the "
+                                      "thresholds are recomputed from the deployed graphs' outputs on this device "
+                                      "(no torch) and both calibrations are recorded in its manifest (the original "
+                                      "is kept); either way, give --out or --in-place")
     w = p.add_mutually_exclusive_group()
-    w.add_argument("--out", metavar="NEW.pt",
-                   help="checkpoint: write the calibrated checkpoint here, the given one stays as it was")
+    w.add_argument("--out", metavar="NEW",
+                   help="write the calibrated copy here (NEW.pt for a checkpoint, a new directory for an artifact); "
+                        "the given one stays as it was")
     w.add_argument("--in-place", action="store_true",
-                   help="checkpoint: store the calibration in the given checkpoint (rewritten atomically)")
-    p.add_argument("--force", action="store_true", help="with --out: replace an earlier checkpoint there")
+                   help="store the calibration in the given checkpoint or artifact (rewritten atomically)")
+    p.add_argument("--force", action="store_true", help="with --out: replace an earlier checkpoint or artifact there")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--max-accuracy-drop", type=percentage_points, metavar="D",
                    help="accuracy you accept to lose, in percentage points (0.5 = half a point; default 0.5 when no "
@@ -51,7 +54,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--frontier-rows", type=positive_int, default=12, help="rows of the Pareto frontier to print")
     d = p.add_argument_group("artifact (device) calibration")
     d.add_argument("--backend", default="onnxruntime", help="backend that runs the deployed graphs")
-    d.add_argument("--precision", choices=["fp32", "fp16"], help="which graphs the backend runs (default: its own)")
+    d.add_argument("--precision", choices=PRECISIONS, help="which graphs the backend runs (default: its own)")
     d.add_argument("--dataset", help="dataset name, for an artifact that records none (default: the one it "
                                      "records, with the same split; another one is refused)")
     d.add_argument("--batch-size", type=positive_int, default=256, help="batch size of the device runs")
@@ -85,9 +88,8 @@ def run(args) -> int:
 
     kind = what_is(args.checkpoint)
     if kind == "artifact" or Path(args.checkpoint).is_dir():
-        if args.out or args.force:
-            raise EdgeBranchyError("--out and --force are for a checkpoint: an artifact is calibrated in place "
-                                   "(its manifest keeps the original calibration next to the device one)")
+        if args.force and not args.out:
+            raise EdgeBranchyError("--force goes with --out")
         return _run_artifact(args)
     if kind == "missing":
         raise EdgeBranchyError(f"checkpoint not found: {args.checkpoint}")
@@ -144,7 +146,7 @@ def _target_checkpoint(args) -> str:
 
 
 def _calibrate(args, checkpoint: str) -> dict:
-    from edgebranchy.train.calibration import calibrate_checkpoint
+    from edgebranchy.calibration import calibrate_checkpoint
 
     return calibrate_checkpoint(checkpoint, max_accuracy_drop=args.max_accuracy_drop, budget=args.budget,
                                 thresholds=args.thresholds, reference=args.reference, cost=_cost(args),
@@ -160,18 +162,16 @@ def _warn(line: str) -> None:
 
 def _run_artifact(args) -> int:
     from edgebranchy.errors import EdgeBranchyError
-    from edgebranchy.exits.device_calibration import calibrate_artifact
     from edgebranchy.exits.table import calibration_table
 
     if args.temperature or args.normalize:
         raise EdgeBranchyError("--temperature and --normalize are fixed in an exported artifact's graphs; "
                                "calibrate the checkpoint to change them")
-    opts = {"precision": args.precision} if args.precision else None
-    rec = calibrate_artifact(args.checkpoint, backend=args.backend, options=opts, dataset=args.dataset,
-                             data_dir=args.data_dir, max_accuracy_drop=args.max_accuracy_drop, budget=args.budget,
-                             thresholds=args.thresholds, reference=args.reference, cost=_cost(args),
-                             batch_size=args.batch_size, apply=not args.no_apply, log=lambda s: print(s, flush=True),
-                             warn=_warn)
+    if not args.out and not args.in_place:  # the old spelling: an artifact was always calibrated in place
+        print("edgebranchy calibrate: note: an artifact without --in-place is deprecated; use --in-place (or --out "
+              "NEW_ARTIFACT for a calibrated copy)", file=sys.stderr, flush=True)
+    rec = _calibrate_copy(args) if args.out else _calibrate_artifact(args, args.checkpoint)
+    written = args.out or args.checkpoint
     prev = rec["previous_thresholds_here"]
     print(f"device calibration on {rec['backend']}/{rec['precision']}, {rec['validation']['n']} validation samples; "
           f"cost: {cost_words(rec['cost_source'])}")
@@ -180,5 +180,34 @@ def _run_artifact(args) -> int:
     print("recomputed on this backend:")
     print(calibration_table(rec["validation"], rec["test"], rec["thresholds"], cost_source=rec.get("cost_source")))
     state = "recorded (not applied: --no-apply)" if args.no_apply else "recorded and applied"
-    print(f"\n{state} in {args.checkpoint}/manifest.json (device_calibration); the original calibration is kept")
+    print(f"\n{state} in {written}/manifest.json (device_calibration); the original calibration is kept")
     return 0
+
+
+def _calibrate_artifact(args, artifact) -> dict:
+    from edgebranchy.calibration import calibrate_artifact
+
+    opts = {"precision": args.precision} if args.precision else None
+    return calibrate_artifact(artifact, backend=args.backend, options=opts, dataset=args.dataset,
+                              data_dir=args.data_dir, max_accuracy_drop=args.max_accuracy_drop, budget=args.budget,
+                              thresholds=args.thresholds, reference=args.reference, cost=_cost(args),
+                              batch_size=args.batch_size, apply=not args.no_apply, name=args.checkpoint,
+                              log=lambda s: print(s, flush=True), warn=_warn)
+
+
+def _calibrate_copy(args) -> dict:
+    """The artifact copied into a temporary sibling of --out, calibrated there, then renamed to --out."""
+    import shutil
+
+    from edgebranchy.artifact.manifest import write_artifact_dir
+    from edgebranchy.util.outputs import check_output
+
+    out = check_output(args.out, [args.checkpoint], "artifact", force=args.force, data_dirs=[args.data_dir])
+    done: dict = {}
+
+    def build(tmp) -> None:
+        shutil.copytree(args.checkpoint, tmp, symlinks=True, dirs_exist_ok=True)
+        done.update(_calibrate_artifact(args, tmp))
+
+    write_artifact_dir(out, build, force=args.force)
+    return done

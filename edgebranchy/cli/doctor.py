@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from edgebranchy.cli._args import add_backend_flags, backend_flag_options, nonneg_float, positive_int, thresholds
+from edgebranchy.vocab import BACKEND_NAMES, PRECISIONS
 
 ORDER = 5
 #: options of the artifact check (refused without ARTIFACT)
@@ -31,9 +32,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", help="also write the report as JSON (atomically)")
     p.add_argument("--power-sample", type=float, default=0.2, help="without ARTIFACT: seconds of each power source's "
                                                                    "sample")
-    p.add_argument("--backend", help="with ARTIFACT: the backend to check, onnxruntime, tensorrt or torch "
+    p.add_argument("--backend", help=f"with ARTIFACT: the backend to check, {', '.join(BACKEND_NAMES)} "
                                      "(default: onnxruntime)")
-    p.add_argument("--precision", choices=["fp32", "fp16"],
+    p.add_argument("--precision", choices=PRECISIONS,
                    help="with ARTIFACT: the graphs or engines to check (default: fp32; tensorrt: the profile's)")
     p.add_argument("--samples", type=positive_int, metavar="N", help="with ARTIFACT: the first N test samples "
                                                                      "(default: 500)")

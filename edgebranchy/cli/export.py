@@ -1,26 +1,27 @@
-"""`edgebranchy export`: per-segment ONNX graphs from a checkpoint; TensorRT engines on the device."""
+"""`edgebranchy export`: per-segment ONNX graphs from a checkpoint (engines for an artifact: `edgebranchy build`)."""
 from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import nonneg_int, positive_int
+from edgebranchy.cli._args import deprecated_alias, nonneg_int
+from edgebranchy.cli.build import add_build_flags
+from edgebranchy.vocab import PRECISIONS
 
 ORDER = 30
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
-        "export", help="write the per-segment ONNX artifact (and TensorRT engines on the device)",
+        "export", help="write the per-segment ONNX artifact from a checkpoint",
         description="From a checkpoint: one ONNX graph per segment (trunk stage + exit head, entropy computed in "
                     "the graph) plus baseline.onnx, each checked with onnx.checker, simplified with onnxsim and "
                     "compared with PyTorch on real validation samples; the artifact directory appears atomically. "
-                    "On an NVIDIA device, `edgebranchy export ARTIFACT --tensorrt --profile DEVICE` adds one "
-                    "TensorRT engine per segment, cached per device.")
-    p.add_argument("source", help="CHECKPOINT.pt (ONNX export) or ARTIFACT_DIR (with --tensorrt)")
-    p.add_argument("--out", help="artifact directory to create (needed for the ONNX export; not with --tensorrt)")
-    p.add_argument("--precision", choices=["fp32", "fp16"],
-                   help="ONNX export: fp16 also writes FP16 graphs (what TensorRT 11 needs for FP16 engines; "
-                        "default: fp32). With --tensorrt: the engine precision (default: the profile's)")
+                    "On an NVIDIA device, `edgebranchy build ARTIFACT --profile DEVICE` then adds one TensorRT "
+                    "engine per segment, cached per device.")
+    p.add_argument("source", metavar="checkpoint", help="CHECKPOINT.pt written by `edgebranchy train` (or `calibrate`)")
+    p.add_argument("--out", help="artifact directory to create")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="fp16 also writes FP16 graphs (what TensorRT 11 needs for FP16 engines; default: fp32)")
     p.add_argument("--data-dir", help="dataset directory for the numerical check (default: where the checkpoint "
                                       "was trained)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
@@ -30,10 +31,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="keep side exits that calibration switched off (threshold 0) as their own segments")
     p.add_argument("--no-single-graph", action="store_true",
                    help="skip single.onnx, the batch-1 graph with the exit decisions inside (ONNX If)")
-    p.add_argument("--force", action="store_true", help="replace an existing artifact / rebuild cached engines")
-    p.add_argument("--tensorrt", action="store_true", help="build TensorRT engines into an existing artifact")
-    p.add_argument("--profile", default="auto", help="device profile for the TensorRT build settings")
-    p.add_argument("--max-batch", type=positive_int, help="maximum batch of the engines (default: the profile's)")
+    p.add_argument("--force", action="store_true", help="replace an existing artifact")
+    # `export ARTIFACT --tensorrt`, the old spelling of `build ARTIFACT`: hidden, still works, says what to use
+    deprecated_alias(p, "--tensorrt", "--tensorrt", use="`edgebranchy build ARTIFACT`", flag=True)
+    add_build_flags(p, hidden=True)
     return p
 
 
@@ -46,12 +47,14 @@ def run(args) -> int:
 
     refuse_wrong_kind(args.source, "artifact" if args.tensorrt else "checkpoint", "export")
     if args.tensorrt:
-        return _tensorrt(args)
+        from edgebranchy.cli.build import build
+
+        return build(args.source, args.profile, args.precision, args.max_batch, args.force)
     if not args.out:
         raise EdgeBranchyError("--out ARTIFACT_DIR is required for the ONNX export")
     if Path(args.source).is_dir():
-        raise EdgeBranchyError(f"{args.source} is a directory: the ONNX export takes a checkpoint; "
-                               "to build TensorRT engines into an artifact, add --tensorrt")
+        raise EdgeBranchyError(f"{args.source} is a directory: export takes a checkpoint; "
+                               f"to build TensorRT engines into an artifact: edgebranchy build {args.source}")
     say(f"export: loading torch and {args.source}")
     from edgebranchy.export.onnx import export_checkpoint
 
@@ -60,20 +63,4 @@ def run(args) -> int:
                             prune=not args.keep_all_exits, data_dir=args.data_dir,
                             single_graph=not args.no_single_graph)
     print(f"artifact: {out}")
-    return 0
-
-
-def _tensorrt(args) -> int:
-    from edgebranchy.tensorrt.build import build_engines
-    from edgebranchy.device.detection import resolve_profile
-
-    profile, reason = resolve_profile(args.profile)
-    print(f"profile: {profile.name} ({reason})")
-    changes = {k: v for k, v in (("max_batch", args.max_batch), ("precision", args.precision)) if v}
-    settings = profile.tensorrt.replace(**changes)  # validated again with the command line's changes
-    # build_engines verifies the ONNX graphs it reads and rebuilds damaged engines itself
-    info = build_engines(args.source, settings, force=args.force)
-    state = "reused from the cache" if info.get("cached") else "built"
-    print(f"engines {state}: {args.source}/engines/{info['device_key']}/ ({info.get('precision')}, "
-          f"TensorRT {info.get('tensorrt', '?')}, {info.get('gpu', '?')})")
     return 0

@@ -126,7 +126,7 @@ def run(args) -> int:
     from edgebranchy.bench.config import BenchConfig
     from edgebranchy.bench.session import run_bench
     from edgebranchy.report import build_report
-    from edgebranchy.train.calibration import calibrate_checkpoint
+    from edgebranchy.calibration import calibrate_checkpoint
     from edgebranchy.train.trainer import TrainConfig, Trainer
 
     t_all = time.perf_counter()

@@ -38,7 +38,7 @@ On each board, in WORKDIR (default ~/.edgebranchy): the artifact without engines
 wheel and the profiles are copied unless the board already has the same content (sha256); a venv
 is created once (--system-site-packages on Jetson, so JetPack's TensorRT bindings are seen) and
 the wheel installed with its core dependencies (numpy, onnxruntime, psutil, tqdm; no torch);
-then `edgebranchy doctor`, `edgebranchy export --tensorrt` where TensorRT imports, and
+then `edgebranchy doctor`, `edgebranchy build` where TensorRT imports, and
 `edgebranchy bench`. Results come back to OUT/boards/NAME/ (results.json, results.json.jsonl,
 doctor.json, remote.log, status.json); OUT/status.json lists every board; OUT/report/ is one
 report over the boards that finished. Exit status 0 when every board finished, 1 otherwise.

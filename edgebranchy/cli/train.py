@@ -93,7 +93,7 @@ def run(args) -> int:
     say(f"train: checking the options, loading torch and {args.dataset}")
     _check_names(args)
     from edgebranchy.errors import EdgeBranchyError
-    from edgebranchy.train.trainer import RECIPES, TrainConfig
+    from edgebranchy.train.config import RECIPES, TrainConfig
 
     recipe = RECIPES["paper" if args.paper_recipe else "default"]
     model_args = {"depth": args.depth} if args.depth is not None else {}
@@ -174,11 +174,11 @@ def _dry_run(cfg) -> int:
     from edgebranchy.data import load_dataset
     from edgebranchy.models.registry import build_model
     from edgebranchy.models.summary import format_summary, summarize
-    from edgebranchy.train.trainer import _model_args
+    from edgebranchy.train.config import model_args
 
     data = load_dataset(cfg.dataset, cfg.data_dir, val_size=cfg.val_size, seed=cfg.seed, limit=cfg.limit,
                         image=cfg.image)
-    args = _model_args(cfg, data)
+    args = model_args(cfg, data)
     net = build_model(cfg.model, args)
     print(format_summary(f"{cfg.model} {args}", summarize(net, data.input_shape)))
     return 0

@@ -85,7 +85,7 @@ def arithmetic(backend) -> str:
 def run_outputs(art, backend, x: np.ndarray, thresholds: Sequence[float], batch: int,
                 step: Callable[[], None]) -> Outputs:
     """Whole-chain outputs and the early-exit runner's answers of `backend` on `x`."""
-    from edgebranchy.exits.device_calibration import collect_device_outputs
+    from edgebranchy.runtime.full_chain import collect_device_outputs
     from edgebranchy.runtime.runner import EarlyExitRunner
 
     logits, ents = collect_device_outputs(backend, x, art.num_exits, batch, on_batch=step)

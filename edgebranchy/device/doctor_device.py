@@ -105,7 +105,7 @@ def check_tensorrt(log: Callable[[str], None] = lambda s: None) -> List[dict]:
         rows.append(_tiny_engine(trt, cuda, builder, logger, compat))
     except Exception as e:  # noqa: BLE001 - reported, with the advice
         rows.append(_row("engine", "fail", f"{type(e).__name__}: {e}", "see the TensorRT errors above; "
-                         "`edgebranchy export ART --tensorrt` would fail the same way"))
+                         "`edgebranchy build ART` would fail the same way"))
     return rows
 
 

@@ -19,11 +19,12 @@ from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.measure.power.config import EstimateConfig, PowerConfig
 from edgebranchy.tensorrt.settings import TensorRTSettings
 from edgebranchy.util.checks import is_finite_at_least, is_int_at_least
+from edgebranchy.vocab import BACKEND_NAMES
 
 POWER_SOURCES = ("auto", "tegrastats", "ina3221", "nvml", "rapl", "estimate")
 ESTIMATE_MODELS = ("utilization", "cpu_time")
 ESTIMATE_SCOPES = ("process", "system")
-BACKENDS = ("onnxruntime", "tensorrt", "torch")
+BACKENDS = BACKEND_NAMES
 GRAPH_OPTIMIZATIONS = ("disable", "basic", "extended", "all")
 EXECUTION_MODES = ("sequential", "parallel")
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")

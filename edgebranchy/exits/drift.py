@@ -125,7 +125,7 @@ class DriftResult:
                    f"{self.min_effect * 100:g} points ({test})"
         gaps = ", ".join(f"exit {k} {self._gap(k)}" for k in self.drifted_exits)
         return (f"warning: exit rates drifted from the calibration: {seen}; {gaps} ({test}); the data has "
-                "shifted or this engine's numerics differ: re-run `edgebranchy calibrate ARTIFACT` on this device")
+                "shifted or this engine's numerics differ: re-run `edgebranchy calibrate ARTIFACT --in-place` on this device")
 
     def _gap(self, k: int) -> str:
         lo, hi = self.difference_bounds[k]

@@ -44,12 +44,15 @@ def calibrate_pruned(logits: Sequence[np.ndarray], labels: np.ndarray, segment_c
                      head_costs: Sequence[float] | None, baseline_cost: float, *,
                      max_accuracy_drop: float | None = None, budget: float | None = None,
                      reference_accuracy: float | None = None, normalize: bool = False,
-                     temperatures: Sequence[float] | None = None, max_frontier_points: int = 200) -> CalibrationResult:
-    """`calibrate` over every subset of enabled side exits (exact per subset); without head costs, plain `calibrate`."""
+                     temperatures: Sequence[float] | None = None, max_frontier_points: int = 200,
+                     entropies: Sequence[np.ndarray] | None = None) -> CalibrationResult:
+    """`calibrate` over every subset of enabled side exits (exact per subset); without head costs, plain `calibrate`.
+    `entropies` (one array per exit): a deployed graph's own, used instead of the ones computed from the logits."""
     common = dict(max_accuracy_drop=max_accuracy_drop, budget=budget, reference_accuracy=reference_accuracy,
                   normalize=normalize, max_frontier_points=max_frontier_points)
     if head_costs is None:
-        return calibrate(logits, labels, segment_costs, baseline_cost, temperatures=temperatures, **common)
+        return calibrate(logits, labels, segment_costs, baseline_cost, temperatures=temperatures,
+                         entropies=entropies, **common)
     K = len(logits)
     if len(head_costs) != K or len(segment_costs) != K:
         raise EdgeBranchyError(f"{K} exits need {K} segment and head costs")
@@ -63,7 +66,8 @@ def calibrate_pruned(logits: Sequence[np.ndarray], labels: np.ndarray, segment_c
             sub_costs = fused_costs(stage, [float(h) for h in head_costs], keep)
             try:
                 res = calibrate([logits[j] for j in keep], labels, sub_costs, baseline_cost,
-                                temperatures=[temps[j] for j in keep] if temps else None, **common)
+                                temperatures=[temps[j] for j in keep] if temps else None,
+                                entropies=[entropies[j] for j in keep] if entropies is not None else None, **common)
             except EdgeBranchyError as e:
                 errors.append(str(e))
                 continue
@@ -75,7 +79,7 @@ def calibrate_pruned(logits: Sequence[np.ndarray], labels: np.ndarray, segment_c
                      else (-rk[0].accuracy, rk[0].cost))
     full = _expand(best.thresholds, keep, K)
     ev = evaluate_pruned(logits, labels, full, segment_costs, head_costs, baseline_cost, normalize=normalize,
-                         temperatures=temps)
+                         temperatures=temps, entropies=entropies)
     frontier = _merge_frontiers(results, K, max_frontier_points, full, ev)
     return CalibrationResult(
         thresholds=full, exit_fractions=ev["exit_fractions"], accuracy=ev["accuracy"], cost=ev["cost"],

@@ -5,15 +5,17 @@ import copy
 import io
 import platform
 import warnings
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.artifact.manifest import MANIFEST, build_manifest, segment_io_names, validate_manifest, write_artifact_dir
 from edgebranchy.util.files import atomic_write_bytes, atomic_write_json, sha256_file
+from edgebranchy.vocab import check_precision
 
 OPSET = 17
 TOL = {"fp32": 1e-3, "fp16": 5e-2}  # max abs difference, relative to max(1, |reference|)
@@ -87,6 +89,30 @@ def _max_diff(got: list[np.ndarray], ref: list[np.ndarray], what: str) -> float:
     return worst
 
 
+@dataclass
+class _Plan:
+    """What an export writes, decided before anything is written: the networks, the kept exits and their segment
+    graphs per precision, the examples that trace them and the samples the numerical check compares on."""
+
+    checkpoint: str | Path
+    cfg: dict
+    net: Any
+    baseline: Any
+    keep: list[int]
+    seg_macs: list[float]
+    baseline_macs: float
+    graphs: dict[str, list]        # precision -> one segment graph per kept exit
+    normalize: bool
+    temps: list[float]
+    thresholds: list[float] | None
+    x: Any                         # torch tensor: the check samples, or one zero image
+    checked: int                   # samples compared (0: the check was skipped)
+
+    @property
+    def precisions(self) -> list[str]:
+        return list(self.graphs)
+
+
 def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = "fp32", simplify: bool = True,
                       samples: np.ndarray | None = None, check_samples: int = 64, force: bool = False,
                       normalize_entropy: bool | None = None, prune: bool = True, data_dir: str | None = None,
@@ -97,26 +123,57 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
     checkpoint's own validation split, reloaded from its dataset). `single_graph`: also
     write `single.onnx`, the batch-1 graph with the exit decisions inside (export/single_graph.py).
     """
-    import torch
-
-    from edgebranchy.models.summary import summarize
-    from edgebranchy.models.checkpoint import load_checkpoint
     from edgebranchy.util.checks import is_int_at_least
     from edgebranchy.util.outputs import check_output
 
-    if precision not in ("fp32", "fp16"):
-        raise EdgeBranchyError(f"--precision must be fp32 or fp16, got {precision!r}")
+    check_precision(precision, "`precision`")
     if not is_int_at_least(check_samples, 0):
-        raise EdgeBranchyError(f"--check-samples must be a whole number >= 0 (0 skips the check), "
+        raise EdgeBranchyError(f"`check_samples` must be a whole number >= 0 (0 skips the check), "
                                f"got {check_samples!r}")
     check_output(out, [checkpoint], "artifact", force=force, data_dirs=[data_dir])
+    plan = _plan(checkpoint, precision, samples, check_samples, normalize_entropy, prune, data_dir, log)
+
+    def build(tmp: Path) -> None:
+        (tmp / "segments").mkdir()
+        files: dict[str, dict] = {}
+
+        def put(rel: str, data: bytes) -> None:
+            atomic_write_bytes(tmp / rel, data)
+            files[rel] = {"sha256": sha256_file(tmp / rel), "bytes": len(data)}
+
+        segs, fp32_graphs = _write_segments(plan, put, simplify, log)
+        base_entry = _write_baseline(plan, put, simplify, log)
+        sg = _write_single(plan, segs, fp32_graphs, put, log) if single_graph else None
+        cfg = plan.cfg
+        manifest = build_manifest(
+            cfg, plan.keep, normalized=plan.normalize, temperatures=plan.temps, single_graph=sg,
+            source={"checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
+                    "dataset": cfg.get("dataset"), "test": cfg.get("test")},
+            segments=segs, baseline=base_entry, files=files,
+            exit_macs=[sum(plan.seg_macs[:k + 1]) for k in range(len(plan.keep))],
+            precisions=plan.precisions, export=_export_env())
+        # what the loader would refuse is never written (e.g. a stored negative threshold)
+        validate_manifest(manifest, Path(out) / MANIFEST)
+        atomic_write_json(tmp / MANIFEST, manifest)
+
+    return write_artifact_dir(out, build, force=force)
+
+
+def _plan(checkpoint, precision: str, samples, check_samples: int, normalize_entropy, prune: bool, data_dir,
+          log: Callable[[str], None]) -> _Plan:
+    """Load and check the checkpoint, decide the kept exits and trace examples (nothing written yet)."""
+    import torch
+
+    from edgebranchy.models.checkpoint import load_checkpoint
+    from edgebranchy.models.segments import fused_costs, kept_exits, segment_graphs
+    from edgebranchy.models.summary import summarize
+
     ck = load_checkpoint(checkpoint)
     cfg = ck.config
     net, baseline = ck.build()
     _refuse_non_finite(checkpoint, {"BranchyNet": net, "baseline": baseline})
     _check_classes(checkpoint, cfg, net)
     k_exits = net.num_exits
-    classes = len(cfg["classes"])
     cal = cfg.get("calibration") or None
     normalize = bool(cal.get("normalized", False)) if (cal and normalize_entropy is None) else bool(normalize_entropy)
     temps = (cal or {}).get("temperatures") or [1.0] * k_exits
@@ -133,9 +190,6 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
         log("note: numerical check skipped (--check-samples 0): ONNX outputs are not compared with PyTorch")
         x = torch.zeros((1, *cfg["input"]["shape"]), dtype=torch.float32)
     summary = summarize(net, tuple(cfg["input"]["shape"]))
-    from edgebranchy.models.graphs import BaselineGraph
-    from edgebranchy.models.segments import fused_costs, kept_exits, segment_graphs
-
     keep = kept_exits(k_exits, thresholds, prune)
     pruned = [j for j in range(k_exits) if j not in keep]
     if pruned:
@@ -143,113 +197,112 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
             "fused into the next segment (--keep-all-exits keeps them)")
     rows = summary["exits"]
     seg_macs = fused_costs([r["stage_macs"] for r in rows], [r["head_macs"] for r in rows], keep)
-    graphs = {prec: segment_graphs(net, keep, classes=classes, normalize=normalize, temperatures=temps,
+    graphs = {prec: segment_graphs(net, keep, classes=len(cfg["classes"]), normalize=normalize, temperatures=temps,
                                    half=prec == "fp16") for prec in ["fp32"] + (["fp16"] if precision == "fp16" else [])}
-    n_seg = len(keep)
+    return _Plan(checkpoint, cfg, net, baseline, keep, seg_macs, summary["baseline_macs"], graphs, normalize, temps,
+                 thresholds, x, checked)
 
-    def build(tmp: Path) -> None:
-        (tmp / "segments").mkdir()
-        files: dict[str, dict] = {}
-        segs = []
 
-        def put(rel: str, data: bytes) -> None:
-            atomic_write_bytes(tmp / rel, data)
-            files[rel] = {"sha256": sha256_file(tmp / rel), "bytes": len(data)}
+def _graph(module, example, names: list[str], in_names: list[str], ref: list[np.ndarray], what: str, prec: str,
+           checked: int, simplify: bool, log: Callable[[str], None]) -> tuple[bytes, bool, str | None, float | None]:
+    """One graph exported, checked, simplified and compared with PyTorch on the check samples: (ONNX bytes,
+    simplified, why not, largest relative difference or None when the check was skipped)."""
+    data = _export(module, example, names, in_names)
+    data, simplified, err = _check_and_simplify(data, what, simplify)
+    if err and simplify:
+        log(f"warning: onnxsim failed on {what}; kept the unsimplified graph: {err}")
+    got = _ort_run(data, {n: t.numpy() for n, t in zip(in_names, _flat(example))})
+    diff = _max_diff(got, ref, what) if checked else None
+    if diff is not None and diff > TOL[prec]:
+        raise EdgeBranchyError(f"{what}: ONNX Runtime differs from PyTorch by {diff:.3g} "
+                               f"(tolerance {TOL[prec]}); the export is not trustworthy")
+    return data, simplified, err, diff
 
-        feats = x
-        fp32_graphs: list[bytes] = []
-        for k, j in enumerate(keep):
-            last = k == n_seg - 1
-            with torch.no_grad():
-                ref_out = graphs["fp32"][k].eval()(feats)
-            ins = _flat(feats)
-            in_names, names = segment_io_names(len(ins), 0 if last else len(_flat(ref_out[0])), last)
-            ref = [t.numpy() for t in _flat(ref_out)]
-            entry = {"index": k, "model_exit": j, "input_shape": list(ins[0].shape[1:]), "macs": seg_macs[k],
-                     "inputs": in_names}
-            if len(ins) > 1:  # a from_model split: the main tensor and the others later stages read
-                entry["input_shapes"] = [list(t.shape[1:]) for t in ins]
-            for prec in graphs:
-                half = prec == "fp16"
-                mod = graphs[prec][k]
-                # fp16 chain: segment 0 takes the fp32 image, later segments take fp16 features
-                example = _half(feats) if (half and k > 0) else feats
-                data = _export(mod, example, names, in_names)
-                data, simplified, err = _check_and_simplify(data, f"segment {k} ({prec})", simplify)
-                if err and simplify:
-                    log(f"warning: onnxsim failed on segment {k} ({prec}); kept the unsimplified graph: {err}")
-                got = _ort_run(data, {n: t.numpy() for n, t in zip(in_names, _flat(example))})
-                diff = _max_diff(got, ref, f"segment {k} ({prec})") if checked else None
-                if diff is not None and diff > TOL[prec]:
-                    raise EdgeBranchyError(f"segment {k} ({prec}): ONNX Runtime differs from PyTorch by {diff:.3g} "
-                                           f"(tolerance {TOL[prec]}); the export is not trustworthy")
-                rel = f"segments/seg{k}{'.fp16' if half else ''}.onnx"
-                put(rel, data)
-                if not half:
-                    fp32_graphs.append(data)
-                if half:
-                    entry.update(fp16_file=rel, max_abs_diff_fp16=diff, simplified_fp16=simplified,
-                                 simplify_error_fp16=err)
-                else:
-                    entry.update(file=rel, max_abs_diff=diff, checked_samples=checked, simplified=simplified,
-                                 simplify_error=err, outputs=names)
-            entry.setdefault("fp16_file", None)
-            if not last:
-                feats = ref_out[0]
-                entry["feature_shape"] = list(_flat(feats)[0].shape[1:])
-                if isinstance(feats, tuple):
-                    entry["feature_shapes"] = [list(t.shape[1:]) for t in feats]
-            else:
-                entry["feature_shape"] = None
-            segs.append(entry)
-            log(f"segment {k}: {entry['macs'] / 1e6:.3f} M MACs, max |ONNX - PyTorch| {_diff_text(entry['max_abs_diff'])}"
-                + (f" (fp16 {_diff_text(entry['max_abs_diff_fp16'])})" if entry.get("fp16_file") else "")
-                + ("" if entry["simplified"] else f", not simplified: {entry['simplify_error']}"))
-        tr = cfg.get("train", {})
-        base_entry = {"macs": summary["baseline_macs"], "fp16_file": None,
-                      "separately_trained": bool(tr.get("baseline_epochs", 1) != 0 and not tr.get("freeze_backbone"))}
+
+def _write_segments(plan: _Plan, put, simplify: bool, log: Callable[[str], None]) -> tuple[list[dict], list[bytes]]:
+    """Every kept segment's graphs (fp32, and fp16 when asked), each compared with PyTorch on the features the
+    fp32 chain passes on; their manifest entries and the fp32 graphs (the single graph is built from them)."""
+    import torch
+
+    feats, segs, fp32_graphs = plan.x, [], []
+    n_seg = len(plan.keep)
+    for k, j in enumerate(plan.keep):
+        last = k == n_seg - 1
         with torch.no_grad():
-            bref = [BaselineGraph(baseline, False).eval()(x).numpy()]
-        for prec in ["fp32"] + (["fp16"] if precision == "fp16" else []):
+            ref_out = plan.graphs["fp32"][k].eval()(feats)
+        ins = _flat(feats)
+        in_names, names = segment_io_names(len(ins), 0 if last else len(_flat(ref_out[0])), last)
+        ref = [t.numpy() for t in _flat(ref_out)]
+        entry = {"index": k, "model_exit": j, "input_shape": list(ins[0].shape[1:]), "macs": plan.seg_macs[k],
+                 "inputs": in_names}
+        if len(ins) > 1:  # a from_model split: the main tensor and the others later stages read
+            entry["input_shapes"] = [list(t.shape[1:]) for t in ins]
+        for prec in plan.precisions:
             half = prec == "fp16"
-            mod = BaselineGraph(copy.deepcopy(baseline).half() if half else baseline, half)
-            data = _export(mod, x, ["logits"])
-            data, simplified, err = _check_and_simplify(data, f"baseline ({prec})", simplify)
-            if err and simplify:
-                log(f"warning: onnxsim failed on the baseline ({prec}); kept the unsimplified graph: {err}")
-            got = _ort_run(data, x.numpy())
-            diff = _max_diff(got, bref, f"baseline ({prec})") if checked else None
-            if diff is not None and diff > TOL[prec]:
-                raise EdgeBranchyError(f"baseline ({prec}): ONNX Runtime differs from PyTorch by {diff:.3g}")
-            rel = f"baseline{'.fp16' if half else ''}.onnx"
+            # fp16 chain: segment 0 takes the fp32 image, later segments take fp16 features
+            example = _half(feats) if (half and k > 0) else feats
+            data, simplified, err, diff = _graph(plan.graphs[prec][k], example, names, in_names, ref,
+                                                 f"segment {k} ({prec})", prec, plan.checked, simplify, log)
+            rel = f"segments/seg{k}{'.fp16' if half else ''}.onnx"
             put(rel, data)
             if half:
-                base_entry.update(fp16_file=rel, max_abs_diff_fp16=diff)
+                entry.update(fp16_file=rel, max_abs_diff_fp16=diff, simplified_fp16=simplified,
+                             simplify_error_fp16=err)
             else:
-                base_entry.update(file=rel, max_abs_diff=diff, checked_samples=checked, simplified=simplified,
-                                  simplify_error=err)
-        log(f"baseline: {base_entry['macs'] / 1e6:.3f} M MACs, max |ONNX - PyTorch| "
-            f"{_diff_text(base_entry['max_abs_diff'])}")
-        sg = None
-        if single_graph and any(len(seg["inputs"]) > 1 for seg in segs):
-            # export/single_graph.py chains one `features` tensor per split; a model whose splits pass several
-            # (skip connections across a split) keeps the per-segment form only
-            log("single graph: not written (a split passes several tensors); the runner uses the segments")
-        elif single_graph:
-            side = [float(thresholds[j]) if thresholds else 0.0 for j in keep[:-1]]
-            sg = _single_graph(fp32_graphs, side, classes, x.numpy()[:16], put, log)
-        manifest = build_manifest(
-            cfg, keep, normalized=normalize, temperatures=temps, single_graph=sg,
-            source={"checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
-                    "dataset": cfg.get("dataset"), "test": cfg.get("test")},
-            segments=segs, baseline=base_entry, files=files,
-            exit_macs=[sum(seg_macs[:k + 1]) for k in range(n_seg)],
-            precisions=["fp32"] + (["fp16"] if precision == "fp16" else []), export=_export_env())
-        # what the loader would refuse is never written (e.g. a stored negative threshold)
-        validate_manifest(manifest, Path(out) / MANIFEST)
-        atomic_write_json(tmp / MANIFEST, manifest)
+                fp32_graphs.append(data)
+                entry.update(file=rel, max_abs_diff=diff, checked_samples=plan.checked, simplified=simplified,
+                             simplify_error=err, outputs=names)
+        entry.setdefault("fp16_file", None)
+        entry["feature_shape"] = None
+        if not last:
+            feats = ref_out[0]
+            entry["feature_shape"] = list(_flat(feats)[0].shape[1:])
+            if isinstance(feats, tuple):
+                entry["feature_shapes"] = [list(t.shape[1:]) for t in feats]
+        segs.append(entry)
+        log(f"segment {k}: {entry['macs'] / 1e6:.3f} M MACs, max |ONNX - PyTorch| "
+            f"{_diff_text(entry['max_abs_diff'])}"
+            + (f" (fp16 {_diff_text(entry['max_abs_diff_fp16'])})" if entry.get("fp16_file") else "")
+            + ("" if entry["simplified"] else f", not simplified: {entry['simplify_error']}"))
+    return segs, fp32_graphs
 
-    return write_artifact_dir(out, build, force=force)
+
+def _write_baseline(plan: _Plan, put, simplify: bool, log: Callable[[str], None]) -> dict:
+    """baseline.onnx (and baseline.fp16.onnx), compared with PyTorch like the segments; its manifest entry."""
+    import torch
+
+    from edgebranchy.models.graphs import BaselineGraph
+
+    tr = plan.cfg.get("train", {})
+    entry = {"macs": plan.baseline_macs, "fp16_file": None,
+             "separately_trained": bool(tr.get("baseline_epochs", 1) != 0 and not tr.get("freeze_backbone"))}
+    with torch.no_grad():
+        ref = [BaselineGraph(plan.baseline, False).eval()(plan.x).numpy()]
+    for prec in plan.precisions:
+        half = prec == "fp16"
+        mod = BaselineGraph(copy.deepcopy(plan.baseline).half() if half else plan.baseline, half)
+        data, simplified, err, diff = _graph(mod, plan.x, ["logits"], ["x"], ref, f"baseline ({prec})", prec,
+                                             plan.checked, simplify, log)
+        rel = f"baseline{'.fp16' if half else ''}.onnx"
+        put(rel, data)
+        if half:
+            entry.update(fp16_file=rel, max_abs_diff_fp16=diff)
+        else:
+            entry.update(file=rel, max_abs_diff=diff, checked_samples=plan.checked, simplified=simplified,
+                         simplify_error=err)
+    log(f"baseline: {entry['macs'] / 1e6:.3f} M MACs, max |ONNX - PyTorch| {_diff_text(entry['max_abs_diff'])}")
+    return entry
+
+
+def _write_single(plan: _Plan, segs: list[dict], fp32_graphs: list[bytes], put, log: Callable[[str], None]):
+    """single.onnx, where every split passes one tensor; its manifest entry or None."""
+    if any(len(seg["inputs"]) > 1 for seg in segs):
+        # export/single_graph.py chains one `features` tensor per split; a model whose splits pass several
+        # (skip connections across a split) keeps the per-segment form only
+        log("single graph: not written (a split passes several tensors); the runner uses the segments")
+        return None
+    side = [float(plan.thresholds[j]) if plan.thresholds else 0.0 for j in plan.keep[:-1]]
+    return _single_graph(fp32_graphs, side, len(plan.cfg["classes"]), plan.x.numpy()[:16], put, log)
 
 
 def _diff_text(diff: float | None) -> str:

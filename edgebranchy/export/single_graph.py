@@ -89,65 +89,14 @@ def build_single_graph(segments: Sequence, thresholds: Sequence[float], classes:
     from onnx import TensorProto, helper
 
     K = len(segments)
-    if K < 1:
-        raise EdgeBranchyError("the single graph needs at least one segment")
-    if len(thresholds) != K - 1:
-        raise EdgeBranchyError(f"{K} segments need {K - 1} thresholds, got {len(thresholds)}")
-    if threshold_mode not in THRESHOLD_MODES:
-        raise EdgeBranchyError(f"threshold_mode must be one of {', '.join(THRESHOLD_MODES)}")
-    opsets = {(o.domain or "ai.onnx"): o.version for o in segments[0].opset_import}
-    for k, m in enumerate(segments[1:], 1):
-        if {(o.domain or "ai.onnx"): o.version for o in m.opset_import} != opsets:
-            raise EdgeBranchyError(f"segment {k} uses other opsets than segment 0; re-export the artifact")
+    opsets = _check_segments(segments, thresholds, threshold_mode)
     x_info = segments[0].graph.input[0]
     x_shape = [d.dim_value if d.HasField("dim_value") else 0 for d in x_info.type.tensor_type.shape.dim]
     if len(x_shape) < 2 or 0 in x_shape[1:]:
         raise EdgeBranchyError(f"segment 0 input has shape {x_shape}; expected N x C x H x W with fixed C, H, W")
     f32, i64 = TensorProto.FLOAT, TensorProto.INT64
-
-    def out_infos(prefix: str):
-        return [helper.make_tensor_value_info(f"{prefix}logits", f32, [1, classes]),
-                helper.make_tensor_value_info(f"{prefix}entropy", f32, [1]),
-                helper.make_tensor_value_info(f"{prefix}exit", i64, [1])]
-
-    def exit_const(k: int, name: str):
-        return helper.make_node("Constant", [], [name], name=f"exit{k}/const",
-                                value=helper.make_tensor(f"exit{k}/value", i64, [1], [k]))
-
-    def level(k: int, x_name: str, prefix: str):
-        """Nodes + initializers that compute segment k onwards and leave `{prefix}logits/entropy/exit`."""
-        last = k == K - 1
-        direct = {n: f"{prefix}{n}" for n in ("logits", "entropy")} if last else None
-        nodes, inits, outs = _renamed_segment(segments[k], k, x_name, direct)
-        for name in ("logits", "entropy"):
-            if outs[name].type.tensor_type.elem_type != f32:
-                raise EdgeBranchyError(f"segment {k}: {name} is not float32")
-        if last:
-            return nodes + [exit_const(k, f"{prefix}exit")], inits
-        if "features" not in outs:
-            raise EdgeBranchyError(f"segment {k}: no 'features' output for segment {k + 1}")
-        e = f"s{k}/entropy"
-        # `If` takes a one-element boolean; TensorRT's IIfConditional wants it 0-D, so the [1] entropy is
-        # squeezed (no axes: every size-1 dimension, valid in every opset) before the test
-        nodes.append(helper.make_node("Squeeze", [e], [f"d{k}/e"], name=f"d{k}/squeeze"))
-        e0 = f"d{k}/e"
-        if guard:  # finite and below: Greater(e, lowest float32) is false for -inf and NaN, Less for +inf
-            nodes += [helper.make_node("Less", [e0, threshold_name(k)], [f"d{k}/below"], name=f"d{k}/less"),
-                      helper.make_node("Greater", [e0, LOWEST], [f"d{k}/finite"], name=f"d{k}/greater"),
-                      helper.make_node("And", [f"d{k}/below", f"d{k}/finite"], [f"d{k}/leave"], name=f"d{k}/and")]
-        else:
-            nodes.append(helper.make_node("Less", [e0, threshold_name(k)], [f"d{k}/leave"], name=f"d{k}/less"))
-        then_nodes = [helper.make_node("Identity", [f"s{k}/logits"], [f"t{k}/logits"], name=f"t{k}/logits"),
-                      helper.make_node("Identity", [e], [f"t{k}/entropy"], name=f"t{k}/entropy"),
-                      exit_const(k, f"t{k}/exit")]
-        then_g = helper.make_graph(then_nodes, f"exit{k}", [], out_infos(f"t{k}/"))
-        else_nodes, else_inits = level(k + 1, f"s{k}/features", f"e{k}/")
-        else_g = helper.make_graph(else_nodes, f"after_exit{k}", [], out_infos(f"e{k}/"), else_inits)
-        nodes.append(helper.make_node("If", [f"d{k}/leave"], [f"{prefix}logits", f"{prefix}entropy", f"{prefix}exit"],
-                                      name=f"if{k}", then_branch=then_g, else_branch=else_g))
-        return nodes, inits
-
-    nodes, inits = level(0, "x", "")
+    chain = _Chain(segments, classes, guard)
+    nodes, inits = chain.level(0, "x", "")
     nodes.append(helper.make_node("ArgMax", ["logits"], ["label"], name="label", axis=1, keepdims=0))
     ts = [float32_threshold(t) for t in thresholds]
     inputs = [helper.make_tensor_value_info("x", x_info.type.tensor_type.elem_type, [1] + x_shape[1:])]
@@ -157,7 +106,7 @@ def build_single_graph(segments: Sequence, thresholds: Sequence[float], classes:
         inits = [helper.make_tensor(threshold_name(k), f32, [], [t]) for k, t in enumerate(ts)] + inits
     else:
         inputs += [helper.make_tensor_value_info(threshold_name(k), f32, []) for k in range(K - 1)]
-    outputs = [helper.make_tensor_value_info("label", i64, [1])] + out_infos("")
+    outputs = [helper.make_tensor_value_info("label", i64, [1])] + chain.out_infos("")
     graph = helper.make_graph(nodes, "edgebranchy_single", inputs, outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("" if d == "ai.onnx" else d, v)
                                                     for d, v in opsets.items()],
@@ -169,6 +118,84 @@ def build_single_graph(segments: Sequence, thresholds: Sequence[float], classes:
     except onnx.checker.ValidationError as err:
         raise EdgeBranchyError(f"the single graph fails onnx.checker: {str(err).splitlines()[0][:300]}") from None
     return model
+
+
+def _check_segments(segments: Sequence, thresholds: Sequence[float], threshold_mode: str) -> dict:
+    """The segments' common opsets, after checking there is one threshold per side exit and a known mode."""
+    K = len(segments)
+    if K < 1:
+        raise EdgeBranchyError("the single graph needs at least one segment")
+    if len(thresholds) != K - 1:
+        raise EdgeBranchyError(f"{K} segments need {K - 1} thresholds, got {len(thresholds)}")
+    if threshold_mode not in THRESHOLD_MODES:
+        raise EdgeBranchyError(f"threshold_mode must be one of {', '.join(THRESHOLD_MODES)}")
+    opsets = {(o.domain or "ai.onnx"): o.version for o in segments[0].opset_import}
+    for k, m in enumerate(segments[1:], 1):
+        if {(o.domain or "ai.onnx"): o.version for o in m.opset_import} != opsets:
+            raise EdgeBranchyError(f"segment {k} uses other opsets than segment 0; re-export the artifact")
+    return opsets
+
+
+class _Chain:
+    """The nested levels of the single graph: segment k, then `If` (leave at exit k) with the rest in the else."""
+
+    def __init__(self, segments: Sequence, classes: int, guard: bool):
+        self.segments, self.classes, self.guard = segments, classes, guard
+
+    def out_infos(self, prefix: str) -> list:
+        from onnx import TensorProto, helper
+
+        return [helper.make_tensor_value_info(f"{prefix}logits", TensorProto.FLOAT, [1, self.classes]),
+                helper.make_tensor_value_info(f"{prefix}entropy", TensorProto.FLOAT, [1]),
+                helper.make_tensor_value_info(f"{prefix}exit", TensorProto.INT64, [1])]
+
+    @staticmethod
+    def exit_const(k: int, name: str):
+        from onnx import TensorProto, helper
+
+        return helper.make_node("Constant", [], [name], name=f"exit{k}/const",
+                                value=helper.make_tensor(f"exit{k}/value", TensorProto.INT64, [1], [k]))
+
+    def level(self, k: int, x_name: str, prefix: str):
+        """Nodes + initializers that compute segment k onwards and leave `{prefix}logits/entropy/exit`."""
+        from onnx import TensorProto, helper
+
+        last = k == len(self.segments) - 1
+        direct = {n: f"{prefix}{n}" for n in ("logits", "entropy")} if last else None
+        nodes, inits, outs = _renamed_segment(self.segments[k], k, x_name, direct)
+        for name in ("logits", "entropy"):
+            if outs[name].type.tensor_type.elem_type != TensorProto.FLOAT:
+                raise EdgeBranchyError(f"segment {k}: {name} is not float32")
+        if last:
+            return nodes + [self.exit_const(k, f"{prefix}exit")], inits
+        if "features" not in outs:
+            raise EdgeBranchyError(f"segment {k}: no 'features' output for segment {k + 1}")
+        e = f"s{k}/entropy"
+        nodes += self.decision(k, e)
+        then_nodes = [helper.make_node("Identity", [f"s{k}/logits"], [f"t{k}/logits"], name=f"t{k}/logits"),
+                      helper.make_node("Identity", [e], [f"t{k}/entropy"], name=f"t{k}/entropy"),
+                      self.exit_const(k, f"t{k}/exit")]
+        then_g = helper.make_graph(then_nodes, f"exit{k}", [], self.out_infos(f"t{k}/"))
+        else_nodes, else_inits = self.level(k + 1, f"s{k}/features", f"e{k}/")
+        else_g = helper.make_graph(else_nodes, f"after_exit{k}", [], self.out_infos(f"e{k}/"), else_inits)
+        nodes.append(helper.make_node("If", [f"d{k}/leave"], [f"{prefix}logits", f"{prefix}entropy", f"{prefix}exit"],
+                                      name=f"if{k}", then_branch=then_g, else_branch=else_g))
+        return nodes, inits
+
+    def decision(self, k: int, e: str) -> list:
+        """The nodes that compute `d{k}/leave`: exit k's entropy finite and below its threshold."""
+        from onnx import helper
+
+        # `If` takes a one-element boolean; TensorRT's IIfConditional wants it 0-D, so the [1] entropy is
+        # squeezed (no axes: every size-1 dimension, valid in every opset) before the test
+        nodes = [helper.make_node("Squeeze", [e], [f"d{k}/e"], name=f"d{k}/squeeze")]
+        e0 = f"d{k}/e"
+        if self.guard:  # finite and below: Greater(e, lowest float32) is false for -inf and NaN, Less for +inf
+            return nodes + [
+                helper.make_node("Less", [e0, threshold_name(k)], [f"d{k}/below"], name=f"d{k}/less"),
+                helper.make_node("Greater", [e0, LOWEST], [f"d{k}/finite"], name=f"d{k}/greater"),
+                helper.make_node("And", [f"d{k}/below", f"d{k}/finite"], [f"d{k}/leave"], name=f"d{k}/and")]
+        return nodes + [helper.make_node("Less", [e0, threshold_name(k)], [f"d{k}/leave"], name=f"d{k}/less")]
 
 
 def single_graph_bytes(artifact, thresholds: Sequence[float] | None = None,

@@ -241,7 +241,7 @@ class BoardJob:
             return
         r = self._remote("engines", scripts.edgebranchy(
             self.board.workdir, self.cfg.run_id,
-            ["export", f"@/artifacts/{self.cfg.artifact.label}", "--tensorrt", "--profile", self.board.profile]))
+            ["build", f"@/artifacts/{self.cfg.artifact.label}", "--profile", self.board.profile]))
         self._record("engines", "ok", t0, (r.stdout.strip().splitlines() or [""])[-1])
 
     def _bench(self) -> None:

@@ -27,16 +27,33 @@ class _Failed:
 
 def run_pipeline(runner, batches: Iterable[np.ndarray], depth: int = 2) -> Iterator:
     """Yield runner predictions for `batches` in order, overlapping segments across batches."""
-    K = runner.num_exits
-    b = runner.backend
-    lanes = max(1, b.lanes)
-    queues = [queue.Queue(maxsize=depth) for _ in range(K)]
-    done_q: queue.Queue = queue.Queue()
-    cancel = threading.Event()
-    no_more = threading.Event()  # an error happened: feed no further batches, let the stream drain
+    pipe = _Pipeline(runner, depth)
+    threads = [threading.Thread(target=pipe.feed, args=(batches,), daemon=True, name="eb-feed")]
+    threads += [threading.Thread(target=pipe.stage, args=(k,), daemon=True, name=f"eb-seg{k}")
+                for k in range(runner.num_exits)]
+    for t in threads:
+        t.start()
+    try:
+        yield from pipe.collect()
+    finally:
+        pipe.cancel.set()
+        for t in threads:
+            t.join(timeout=5)
 
-    def put(q, item) -> bool:
-        while not cancel.is_set():
+
+class _Pipeline:
+    """The queues between the feeder, one stage thread per segment and the consumer, and the cancel flags."""
+
+    def __init__(self, runner, depth: int):
+        self.runner, self.b = runner, runner.backend
+        self.lanes = max(1, self.b.lanes)
+        self.queues = [queue.Queue(maxsize=depth) for _ in range(runner.num_exits)]
+        self.done_q: queue.Queue = queue.Queue()
+        self.cancel = threading.Event()
+        self.no_more = threading.Event()  # an error happened: feed no further batches, let the stream drain
+
+    def put(self, q, item) -> bool:
+        while not self.cancel.is_set():
             try:
                 q.put(item, timeout=0.1)
                 return True
@@ -44,71 +61,67 @@ def run_pipeline(runner, batches: Iterable[np.ndarray], depth: int = 2) -> Itera
                 continue
         return False
 
-    def feeder():
-        bid = 0
-        try:
-            for xb in batches:
-                if no_more.is_set():
-                    break
-                xb = runner.artifact.check_input(xb)
-                if len(xb) == 0:
-                    raise EdgeBranchyError(f"empty batch (batch {bid} of the stream)")
-                out = Answers(len(xb), False)
-                if not put(queues[0], (bid, out, np.arange(len(xb)), b.to_device(xb))):
-                    return
-                bid += 1
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer
-            done_q.put(_Failed(e, bid))
-        put(queues[0], _STOP)
-
-    def get(q):
-        while not cancel.is_set():
+    def get(self, q):
+        while not self.cancel.is_set():
             try:
                 return q.get(timeout=0.1)
             except queue.Empty:
                 continue
         return _STOP
 
-    def stage(k: int):
+    def feed(self, batches: Iterable[np.ndarray]) -> None:
+        bid = 0
+        try:
+            for xb in batches:
+                if self.no_more.is_set():
+                    break
+                xb = self.runner.artifact.check_input(xb)
+                if len(xb) == 0:
+                    raise EdgeBranchyError(f"empty batch (batch {bid} of the stream)")
+                out = Answers(len(xb), False)
+                if not self.put(self.queues[0], (bid, out, np.arange(len(xb)), self.b.to_device(xb))):
+                    return
+                bid += 1
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            self.done_q.put(_Failed(e, bid))
+        self.put(self.queues[0], _STOP)
+
+    def stage(self, k: int) -> None:
         # a backend with a lane per stage (tensorrt: compat.lanes_for) gives every stage a stream of its own;
         # uploads (to_device, on the feeder thread) are the backend's: tensorrt has a copy stream for them
-        lane = k % lanes
+        b, lane, last = self.b, k % self.lanes, k + 1 == len(self.queues)
         while True:
-            item = get(queues[k])
-            if item is _STOP or cancel.is_set():
-                if k + 1 < K:
-                    put(queues[k + 1], _STOP)
+            item = self.get(self.queues[k])
+            if item is _STOP or self.cancel.is_set():
+                if last:
+                    self.done_q.put(_STOP)
                 else:
-                    done_q.put(_STOP)
+                    self.put(self.queues[k + 1], _STOP)
                 return
             bid, out, rows, x = item
             try:
                 launch = b.launch(k, x, lane)
-                keep = runner.decide(launch, np.arange(launch.batch), rows, out)
+                keep = self.runner.decide(launch, np.arange(launch.batch), rows, out)
                 if keep is None:
-                    done_q.put((bid, out))
+                    self.done_q.put((bid, out))
                 else:
                     feats = launch.features if len(keep) == launch.batch else b.gather(launch.features, keep, lane)
-                    put(queues[k + 1], (bid, out, rows[keep], feats))
+                    self.put(self.queues[k + 1], (bid, out, rows[keep], feats))
             except BaseException as e:  # noqa: BLE001 - handed to the consumer
-                done_q.put(_Failed(e, bid))
+                self.done_q.put(_Failed(e, bid))
 
-    threads = [threading.Thread(target=feeder, daemon=True, name="eb-feed")]
-    threads += [threading.Thread(target=stage, args=(k,), daemon=True, name=f"eb-seg{k}") for k in range(K)]
-    for t in threads:
-        t.start()
-    pending: dict[int, object] = {}
-    nxt = 0
-    failed: _Failed | None = None  # the earliest batch's error
-    try:
-        # After an error, the batches before the failed one are still in flight: keep collecting
-        # until the stream drains, yield them in order, then raise.
+    def collect(self) -> Iterator:
+        """The finished batches in order. After an error, the batches before the failed one are still in flight:
+        keep collecting until the stream drains, yield them in order, then raise."""
+        pending: dict[int, object] = {}
+        nxt = 0
+        failed: _Failed | None = None  # the earliest batch's error
         while True:
-            item = done_q.get()
+            item = self.done_q.get()
             if item is _STOP:
                 break
             if isinstance(item, _Failed):
-                no_more.set()
+                self.no_more.set()
                 if failed is None or item.bid < failed.bid:
                     failed = item
                 continue
@@ -122,7 +135,3 @@ def run_pipeline(runner, batches: Iterable[np.ndarray], depth: int = 2) -> Itera
             nxt += 1
         if failed is not None:
             raise failed.exc
-    finally:
-        cancel.set()
-        for t in threads:
-            t.join(timeout=5)

@@ -25,8 +25,7 @@ from edgebranchy.exits.rule import confident, confident_one
 from edgebranchy.runtime.backends.base import Backend, get_backend_class
 from edgebranchy.runtime.prediction import Answers, Prediction
 from edgebranchy.util.checks import validate_thresholds
-
-FORMS = ("segments", "single-graph", "auto")
+from edgebranchy.vocab import check_form
 
 
 class EarlyExitRunner:
@@ -38,6 +37,7 @@ class EarlyExitRunner:
         self.artifact = artifact if isinstance(artifact, Artifact) else Artifact.load(artifact, verify=verify)
         self.backend = backend if isinstance(backend, Backend) else get_backend_class(backend)(self.artifact, options)
         self.num_exits = self.artifact.num_exits
+        self._single_loaded = False  # the single graph's session is open (the thresholds setter reloads it)
         self.thresholds = self.artifact.thresholds if thresholds is None else thresholds
         #: samples that left at each exit since construction (or `reset_exit_counts`), for drift checks
         self.exit_counts = [0] * self.num_exits
@@ -46,11 +46,9 @@ class EarlyExitRunner:
         # launches are asynchronous (GPU streams), and no GPU benchmark has shown that it does; at batch 1 it
         # doubles the work of every sample that leaves early (`bench --speculate` measures it)
         self.speculate = False if speculate is None else bool(speculate)
-        if self.speculate and self.backend.lanes < 2:
+        if self.speculate and not self.backend.can_speculate:
             raise EdgeBranchyError(f"speculation needs a backend with 2 lanes; {self.backend.name} has one")
-        if form not in FORMS:
-            raise EdgeBranchyError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
-        self.form = form
+        self.form = check_form(form)
         self.form_reason = "form='segments'"
         self._single = False  # batch-1 calls go to the single graph
         if form == "single-graph":
@@ -93,7 +91,7 @@ class EarlyExitRunner:
         if not self.backend.supports_single_graph:
             raise EdgeBranchyError(f"the {self.backend.name} backend (as configured) does not run the single "
                                    "early-exit graph; use form='segments'")
-        if not getattr(self, "_single_loaded", False):
+        if not self._single_loaded:
             self.backend.load_single(self.thresholds)
             self._single_loaded = True
 
@@ -133,7 +131,7 @@ class EarlyExitRunner:
     def _single_note(self) -> str:
         """What the backend says about the single graph where it is not plain (tensorrt: whether its TensorRT
         imports `If`, and the host synchronisation inside `If`)."""
-        note = getattr(self.backend, "single_graph_note", None)
+        note = self.backend.single_graph_note
         return f" ({self.backend.name} single graph: {note})" if note else ""
 
     def _check_thresholds(self, ts: Sequence[float]) -> list[float]:
@@ -148,7 +146,7 @@ class EarlyExitRunner:
     @thresholds.setter
     def thresholds(self, ts: Sequence[float]) -> None:
         self._thresholds = self._check_thresholds(ts)
-        if getattr(self, "_single_loaded", False):
+        if self._single_loaded:
             self.backend.load_single(self._thresholds)
 
     # -- one batch --------------------------------------------------------------------------------

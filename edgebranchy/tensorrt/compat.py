@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Tuple
 
 from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.vocab import check_precision
 
 Version = Tuple[int, int, int]
 
@@ -99,16 +100,8 @@ def strongly_typed_only(v: Version) -> bool:
     return v[0] >= 11
 
 
-def fp16_builder_flag_available(v: Version) -> bool:
-    return v[0] <= 10
-
-
 def has_optimization_level(v: Version) -> bool:
     return v >= (8, 6, 0)
-
-
-def has_memory_pool_api(v: Version) -> bool:
-    return v >= (8, 4, 0)
 
 
 def profile_sharing(v: Version) -> Optional[str]:
@@ -172,10 +165,7 @@ def plan_build(v: Version, precision: str, optimization_level: int, dla_core: in
                gpu_fallback: bool = False, tf32: bool = False) -> BuildPlan:
     """The version-dependent choices for one engine build (pure)."""
     check_supported(v)
-    if precision not in ("fp32", "fp16"):
-        raise EdgeBranchyError(f"TensorRT precision must be fp32 or fp16, got {precision!r}"
-                               + (" (INT8 needs a graph with explicit Q/DQ nodes; not supported yet)"
-                                  if precision == "int8" else ""))
+    check_precision(precision, "TensorRT precision")
     notes = []
     if not known_version(v):
         notes.append(f"TensorRT {version_string(v)} is newer than {NEWEST_KNOWN_MAJOR}.x: built with the "
@@ -225,7 +215,7 @@ def network_flags(trt: Any, plan: BuildPlan) -> int:
     flags = 0
     if plan.explicit_batch_flag:
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    if plan.strongly_typed_flag and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
+    if plan.strongly_typed_flag:  # planned from 10.0 only, where the flag exists
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     return flags
 
@@ -279,9 +269,7 @@ def configure(trt: Any, builder: Any, config: Any, plan: BuildPlan, workspace_by
         config.clear_flag(trt.BuilderFlag.TF32)
     if plan.profile_sharing == "preview-feature":  # lets the second lane's context use profile 0 (8.6/9.x)
         config.set_preview_feature(trt.PreviewFeature.PROFILE_SHARING_0806, True)
-    if plan.fp16_flag:
-        if not hasattr(trt.BuilderFlag, "FP16"):
-            raise EdgeBranchyError(f"this TensorRT ({version_string(plan.version)}) has no FP16 builder flag")
+    if plan.fp16_flag:  # planned on 8.5-9.x only, where the flag exists
         config.set_flag(trt.BuilderFlag.FP16)
     if plan.optimization_level is not None:
         config.builder_optimization_level = int(plan.optimization_level)

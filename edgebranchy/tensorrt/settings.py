@@ -1,6 +1,6 @@
 """The `[tensorrt]` table of a device profile, validated once into a typed `TensorRTSettings`.
 
-The profile schema (`device/profile_schema.py`), `edgebranchy export --tensorrt`
+The profile schema (`device/profile_schema.py`), `edgebranchy build`
 and `build_engines` all go through `TensorRTSettings.from_table`, so a setting
 is accepted or refused the same way everywhere (INT8 included: refused, with
 the reason). Runs on JetPack 5 (Python 3.8).
@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from edgebranchy.errors import EdgeBranchyError
-
-PRECISIONS = ("fp32", "fp16")
+from edgebranchy.vocab import check_precision as _check_precision
 REQUIRED = ("precision", "workspace_mb", "builder_optimization_level", "max_batch", "dla_core", "gpu_fallback")
 #: optional keys and their defaults: opt_batch None = the profile's typical batch ([runtime].batch_size, else 1);
 #: tf32 false: "fp32" engines really compute in FP32 (TensorRT enables TF32 by default on Ampere+, Orin too)
@@ -25,11 +24,8 @@ MAX_DLA_CORE = 7            # a sanity bound (-1: none); the build checks the co
 
 
 def check_precision(value: Any, where: str = "[tensorrt].precision") -> str:
-    """The one precision rule for TensorRT builds and engine selection."""
-    if value not in PRECISIONS:
-        extra = " (INT8 needs a graph with explicit Q/DQ nodes; not supported yet)" if value == "int8" else ""
-        raise EdgeBranchyError(f"{where} must be \"fp32\" or \"fp16\", got {value!r}{extra}")
-    return value
+    """The precision rule (edgebranchy/vocab.py) for TensorRT builds and engine selection, named as the profile names it."""
+    return _check_precision(value, where)
 
 
 @dataclass(frozen=True)
@@ -107,5 +103,3 @@ def validate_settings(settings: Any, precision: Optional[str] = None) -> TensorR
         s["precision"] = precision
     return TensorRTSettings.from_table(s)
 
-
-BuildSettings = TensorRTSettings

@@ -60,8 +60,8 @@ def _instead(found: str, wanted: tuple, command: str, path: Path) -> str:
                 f"ARTIFACT_DIR --out RESULTS.json), then edgebranchy {command} RESULTS.json")
     if found == "artifact":
         if command == "export":
-            return (f"it is already exported: to build TensorRT engines into it run edgebranchy export {p} "
-                    f"--tensorrt; to re-export, give the checkpoint it came from")
+            return (f"it is already exported: to build TensorRT engines into it run edgebranchy build {p}; "
+                    "to re-export, give the checkpoint it came from")
         if "results" in wanted:
             return f"bench it first: edgebranchy bench {p} --out {_sibling(path, '-results.json')}"
         return f"give the checkpoint it was exported from, or run it: edgebranchy predict {p}"

@@ -167,7 +167,7 @@ def test_calibrate_with_costs_measured_by_bench(tiny_artifact, tiny_calibrated, 
     """`calibrate --cost RESULTS.json` uses the per-segment latencies bench measured."""
     import shutil
 
-    from edgebranchy.train.calibration import calibrate_checkpoint
+    from edgebranchy.calibration import calibrate_checkpoint
 
     out = tmp_path / "r.json"
     res = run_bench(_cfg(tiny_artifact, out), log=lambda s: None, progress=False)["runs"][0]

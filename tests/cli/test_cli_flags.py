@@ -22,8 +22,7 @@ def test_every_setting_maps_to_a_flag_some_command_has():
 
 
 def test_with_flags_uses_only_the_flags_of_the_command():
-    bench = build_parser().parse_args(["bench", "ART"])
-    profiles = build_parser().parse_args(["profiles"])
+    bench, profiles = _subparsers()["bench"], _subparsers()["profiles"]
     msg = "`min_window_s` must be >= 0; pass `force`; run `edgebranchy export` first"
     assert with_flags(msg, bench) == "--min-window must be >= 0; pass --force; run `edgebranchy export` first"
     assert with_flags(msg, profiles) == msg  # `profiles` has neither flag: the setting's name stays

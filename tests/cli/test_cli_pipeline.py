@@ -172,7 +172,7 @@ def test_quickstart_end_to_end_on_synthetic(tmp_path, capsys):
 
 
 def test_log_every_prints_running_loss(tmp_path, capsys):
-    assert main(["train", "--dataset", "synthetic", "--limit", "300", "--epochs", "1", "--baseline-epochs", "0",
+    assert main(["train", "--dataset", "synthetic", "--samples", "300", "--epochs", "1", "--baseline-epochs", "0",
                  "--batch-size", "32", "--log-every", "3", "--out", str(tmp_path / "m.pt")]) == 0
     lines = [l for l in capsys.readouterr().out.splitlines() if "running mean" in l]
     assert len(lines) == -(-270 // 32) // 3 and lines[0].startswith("joint epoch 1 step 3/")

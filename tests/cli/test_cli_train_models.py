@@ -29,7 +29,7 @@ OK_IN_PROCESS = {
 
 # Every train command writes (if it wrongly trains at all) into the test's directory, on a few
 # samples for a step or two, so a user error that slips through costs seconds and leaves no file behind.
-SAFE = ["--out", "{tmp}/x.pt", "--limit", "200", "--max-steps", "1", "--quiet"]
+SAFE = ["--out", "{tmp}/x.pt", "--samples", "200", "--max-steps", "1", "--quiet"]
 
 # (argv, a phrase the one stderr line must hold); all run in process, these also as subprocesses
 SUBPROCESS_ERRORS = {"unknown-model", "missing-data-dir"}

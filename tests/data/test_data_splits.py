@@ -41,7 +41,7 @@ def test_calibrate_sees_the_validation_split_train_held_out(limited, tmp_path, m
     reports the main exit's validation accuracy that train recorded."""
     from edgebranchy.data.datasets import Normalization
     from edgebranchy.models.checkpoint import load_checkpoint
-    from edgebranchy.train import collect
+    from edgebranchy.calibration import checkpoint_source as collect
 
     seen = []
     real = collect.collect_logits
@@ -87,13 +87,13 @@ def test_predict_export_and_the_torch_runner_use_the_recorded_split(limited, tmp
         assert r.artifact.source["dataset"]["split"] == m["source"]["dataset"]["split"]
     # device calibration on another data set's split is refused: the artifact records its own
     with pytest.raises(EdgeBranchyError, match="was trained on digits"):
-        from edgebranchy.exits.device_calibration import calibrate_artifact
+        from edgebranchy.calibration import calibrate_artifact
 
         calibrate_artifact(art, dataset="synthetic", log=lambda s: None)
 
 
 def test_calibrate_refuses_data_that_is_not_the_recorded_split(limited):
-    from edgebranchy.train.calibration import calibrate_checkpoint
+    from edgebranchy.calibration import calibrate_checkpoint
 
     with pytest.raises(EdgeBranchyError, match=r"does not reproduce the split .*seed 1 here, 0 recorded"):
         calibrate_checkpoint(limited, data=load_dataset("digits", seed=1, limit=SAMPLES), log=lambda s: None)

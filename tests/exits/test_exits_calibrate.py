@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.exits import calibrate as cal_module
+from edgebranchy.exits import pair as pair_module
 from edgebranchy.exits.calibrate import calibrate, evaluate
 from edgebranchy.exits.entropy import entropy
 
@@ -132,7 +133,7 @@ def test_small_blocks_give_the_same_answer(monkeypatch, chunk):
     rng = np.random.default_rng(3)
     logits, labels, costs, baseline = random_problem(rng, n=9, k=3, c=3, integer=True)
     want = calibrate(logits, labels, costs, baseline, budget=0.7)
-    monkeypatch.setattr(cal_module, "_CHUNK_ELEMENTS", chunk)
+    monkeypatch.setattr(pair_module, "CHUNK_ELEMENTS", chunk)
     got = calibrate(logits, labels, costs, baseline, budget=0.7)
     assert (got.accuracy, got.cost, got.thresholds) == (want.accuracy, want.cost, want.thresholds)
     assert got.frontier == want.frontier

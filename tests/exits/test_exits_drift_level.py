@@ -29,7 +29,7 @@ def outputs(tiny_artifact):
     """(logits, entropies, labels) of the validation and test splits, from the artifact's fp32 graphs, and the
     manifest's segment costs."""
     from edgebranchy.data.splits import load_recorded
-    from edgebranchy.exits.device_calibration import collect_device_outputs
+    from edgebranchy.runtime.full_chain import collect_device_outputs
     from edgebranchy.runtime.runner import EarlyExitRunner
 
     m = json.loads((tiny_artifact / "manifest.json").read_text())
@@ -108,7 +108,7 @@ def test_an_exit_calibrated_at_100_percent_is_not_a_false_alarm(outputs, choose)
 @pytest.mark.parametrize("shift", ["noise", "inverted"])
 def test_a_shifted_input_is_flagged(tiny_artifact, outputs, shift):
     from edgebranchy.data.splits import load_recorded
-    from edgebranchy.exits.device_calibration import collect_device_outputs
+    from edgebranchy.runtime.full_chain import collect_device_outputs
     from edgebranchy.runtime.runner import EarlyExitRunner
 
     m = json.loads((tiny_artifact / "manifest.json").read_text())

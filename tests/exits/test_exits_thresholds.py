@@ -120,7 +120,7 @@ def test_device_graph_decides_the_calibrated_exits_on_validation(tiny_checkpoint
     from edgebranchy.data.splits import load_recorded
     from edgebranchy.export.onnx import export_checkpoint
     from edgebranchy.runtime.runner import EarlyExitRunner
-    from edgebranchy.train.calibration import calibrate_checkpoint
+    from edgebranchy.calibration import calibrate_checkpoint
 
     ck = tmp_path / "c.pt"
     shutil.copy(tiny_checkpoint, ck)

@@ -37,7 +37,7 @@ def segments_only(tiny_artifact, tmp_path_factory):
 def three_exit_artifact(tmp_path_factory):
     """B-AlexNet (3 exits) trained a few steps on the synthetic set, thresholds that split the samples."""
     from edgebranchy.export.onnx import export_checkpoint
-    from edgebranchy.train.calibration import calibrate_checkpoint
+    from edgebranchy.calibration import calibrate_checkpoint
     from edgebranchy.train.trainer import TrainConfig, Trainer
 
     d = tmp_path_factory.mktemp("alex")

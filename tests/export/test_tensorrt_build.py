@@ -84,7 +84,6 @@ def test_plan_build_per_version(v, precision, mode, graph, explicit, typed, flag
     assert (p.precision_mode, p.graph_precision, p.explicit_batch_flag, p.strongly_typed_flag, p.fp16_flag) == \
         (mode, graph, explicit, typed, flag)
     assert p.optimization_level == (None if v < (8, 6, 0) else 3)
-    assert trt_compat.has_memory_pool_api(v)
 
 
 def test_plan_build_refusals_and_notes():
@@ -319,7 +318,7 @@ def test_engines_of_another_gpu_are_refused(monkeypatch, art):
     with pytest.raises(EdgeBranchyError) as e:
         load_engine(Artifact.load(art), device_facts(d2.trt, lambda: GPU_B))
     msg = str(e.value)
-    assert f"edgebranchy export {art} --tensorrt" in msg and "gpu" in msg and "compute_capability" in msg
+    assert f"edgebranchy build {art}" in msg and "gpu" in msg and "compute_capability" in msg
     assert_clean(d2)
 
 
@@ -329,7 +328,7 @@ def test_engines_of_another_tensorrt_version_are_refused(monkeypatch, art, built
     build(art, d)
     d2 = install(monkeypatch, now, gpu=GPU_A)
     with pytest.raises(EdgeBranchyError, match=r"differs in: tensorrt.*rebuild them on this device with "
-                                               r"`edgebranchy export .* --tensorrt`"):
+                                               r"`edgebranchy build .*`"):
         load_engine(Artifact.load(art), device_facts(d2.trt, lambda: GPU_A))
     assert_clean(d2)
 
@@ -344,7 +343,7 @@ def test_engine_that_tensorrt_refuses_is_reported_with_the_rebuild_hint(monkeypa
     (art / rec["files"]["engine.json"]).write_text(json.dumps(rec["components"]))
     a.add_files([rec["files"]["engine.json"]], {"tensorrt": a.manifest["tensorrt"]})
     d2 = install(monkeypatch, "10.3.0", gpu=GPU_B)
-    with pytest.raises(EdgeBranchyError, match=r"refused the engine .*incompatible device.*--tensorrt"):
+    with pytest.raises(EdgeBranchyError, match=r"refused the engine .*incompatible device.*edgebranchy build"):
         load_engine(Artifact.load(art), device_facts(d2.trt, lambda: GPU_B))
     assert_clean(d2)
 
@@ -392,17 +391,23 @@ def test_double_refuses_names_the_claimed_version_lacks(monkeypatch):
     assert d10.trt.BuilderFlag.FP16 is not None and len(d10.violations) == 1
 
 
-def test_cli_export_tensorrt_with_profile(art, double, capsys):
-    """`edgebranchy export ART --tensorrt --profile P` builds with the profile's settings, then reuses them."""
+def test_cli_build_with_profile(art, double, capsys):
+    """`edgebranchy build ART --profile P` builds with the profile's settings, then reuses them; the old spelling
+    `export ART --tensorrt` still does the same and says, in one line on stderr, what to use."""
     from edgebranchy.cli import main
 
-    assert main(["export", str(art), "--tensorrt", "--profile", "jetson-orin-nano", "--max-batch", "8"]) == 0
-    out = capsys.readouterr().out
-    assert "engines built" in out and "profile: jetson-orin-nano" in out
+    assert main(["build", str(art), "--profile", "jetson-orin-nano", "--max-batch", "8"]) == 0
+    got = capsys.readouterr()
+    assert "engines built" in got.out and "profile: jetson-orin-nano" in got.out and got.err == ""
     rec = next(iter(json.loads((art / "manifest.json").read_text())["tensorrt"].values()))
     assert rec["max_batch"] == 8
     assert main(["export", str(art), "--tensorrt", "--profile", "jetson-orin-nano", "--max-batch", "8"]) == 0
-    assert "reused from the cache" in capsys.readouterr().out
+    got = capsys.readouterr()
+    assert "reused from the cache" in got.out
+    assert got.err.splitlines() == ["edgebranchy export: note: --tensorrt is deprecated; use `edgebranchy build "
+                                    "ARTIFACT`"]
+    assert main(["build", str(art), "--profile", "jetson-orin-nano", "--max-batch", "8", "--force"]) == 0
+    assert "engines built" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------- issue 11: opt batch, device key

@@ -95,7 +95,7 @@ def test_bench_out_existing_folder_refused_before_work(art, tmp_path):
 
 def test_train_out_existing_folder_refused_before_training(tmp_path):
     before = tree(tmp_path)
-    rc, out, err = cli("train", "--dataset", "synthetic", "--limit", "200", "--max-steps", "1", "--quiet",
+    rc, out, err = cli("train", "--dataset", "synthetic", "--samples", "200", "--max-steps", "1", "--quiet",
                        "--out", tmp_path)
     assert rc == 2 and "is a folder" in one_error_line(err, "train")
     assert out == "" and tree(tmp_path) == before
@@ -104,7 +104,7 @@ def test_train_out_existing_folder_refused_before_training(tmp_path):
 def test_train_refuses_a_foreign_file(tmp_path):
     f = tmp_path / "paper.pdf"
     f.write_bytes(b"%PDF-1.4")
-    rc, _, err = cli("train", "--dataset", "synthetic", "--limit", "200", "--max-steps", "1", "--quiet", "--out", f)
+    rc, _, err = cli("train", "--dataset", "synthetic", "--samples", "200", "--max-steps", "1", "--quiet", "--out", f)
     assert rc == 2 and "did not write" in one_error_line(err, "train")
     assert f.read_bytes() == b"%PDF-1.4"
 
@@ -120,7 +120,7 @@ def test_calibrate_bad_option_leaves_the_checkpoint(ckpt):
 
 def test_calibrate_api_refuses_bad_thresholds(ckpt):
     from edgebranchy.errors import EdgeBranchyError
-    from edgebranchy.train.calibration import calibrate_checkpoint
+    from edgebranchy.calibration import calibrate_checkpoint
 
     before = ckpt.read_bytes()
     for ts in ([-1.0], [True], ["a"], [0.1, 0.2], [float("inf")]):

@@ -81,6 +81,6 @@ def test_export_api_refuses_bad_check_samples(tiny_calibrated, tmp_path):
     from edgebranchy.export.onnx import export_checkpoint
 
     for bad in (-5, True, 1.5, "3"):
-        with pytest.raises(EdgeBranchyError, match="check-samples"):
+        with pytest.raises(EdgeBranchyError, match="`check_samples` must be a whole number >= 0"):
             export_checkpoint(tiny_calibrated, tmp_path / "a", check_samples=bad, log=lambda s: None)
     assert not (tmp_path / "a").exists()

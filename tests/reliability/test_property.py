@@ -87,7 +87,7 @@ OPTIONS = st.one_of(
 )
 
 BASE = {
-    "train": lambda w: ["train", "--dataset", "synthetic", "--limit", "100", "--max-steps", "1", "--quiet",
+    "train": lambda w: ["train", "--dataset", "synthetic", "--samples", "100", "--max-steps", "1", "--quiet",
                         "--out", w / "new.pt"],
     "bench": lambda w: ["bench", w / "art", "--profile", "x86-cpu", "--power", "estimate", "--dataset", "synthetic",
                         "--out", w / "new.json"],

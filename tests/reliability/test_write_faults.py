@@ -81,7 +81,7 @@ def test_calibrate_on_a_read_only_disk(tiny_calibrated, tmp_path, monkeypatch):
 
 def test_train_on_a_full_disk(tmp_path, disk_full):
     out = tmp_path / "m.pt"
-    rc, _, err = cli("train", "--dataset", "synthetic", "--limit", "200", "--epochs", "1", "--baseline-epochs", "0",
+    rc, _, err = cli("train", "--dataset", "synthetic", "--samples", "200", "--epochs", "1", "--baseline-epochs", "0",
                      "--max-steps", "1", "--quiet", "--out", out)
     assert rc == 2 and "No space left on device" in one_error_line(err, "train")
     assert not out.exists()
@@ -99,7 +99,7 @@ def test_bench_on_a_full_disk(tiny_artifact, tmp_path, disk_full):
 
 
 def test_unwritable_out_refused_before_work(tmp_path):
-    rc, out, err = cli("train", "--dataset", "synthetic", "--limit", "200", "--quiet", "--out", "/proc/eb/m.pt")
+    rc, out, err = cli("train", "--dataset", "synthetic", "--samples", "200", "--quiet", "--out", "/proc/eb/m.pt")
     assert rc == 2 and "/proc" in one_error_line(err, "train") and out == ""
     rc, out, err = cli("report", tmp_path / "none.json", "--out", "/proc/eb-report")
     assert rc == 2 and one_error_line(err, "report")
@@ -125,7 +125,7 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), 
 @needs_root
 def test_real_read_only_file_system(tiny_calibrated, tiny_artifact, tmp_path):
     with _tmpfs(tmp_path / "ro", "ro,size=1m") as ro:
-        for argv in (["train", "--dataset", "synthetic", "--limit", "200", "--quiet", "--out", ro / "m.pt"],
+        for argv in (["train", "--dataset", "synthetic", "--samples", "200", "--quiet", "--out", ro / "m.pt"],
                      ["export", tiny_calibrated, "--out", ro / "art"],
                      ["bench", tiny_artifact, "--profile", "x86-cpu", "--out", ro / "r.json"]):
             rc, out, err = cli(*argv)

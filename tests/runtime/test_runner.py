@@ -219,7 +219,7 @@ def test_switched_off_exit_is_fused_at_export(tiny_calibrated, tmp_path, synthet
     import shutil
 
     from edgebranchy.export.onnx import export_checkpoint
-    from edgebranchy.train.calibration import calibrate_checkpoint
+    from edgebranchy.calibration import calibrate_checkpoint
 
     ck = tmp_path / "off.pt"
     shutil.copy(tiny_calibrated, ck)

@@ -305,7 +305,7 @@ def test_choosing_between_engine_sets(double, art):
 
 def test_engines_of_another_gpu_are_refused(art, monkeypatch):
     install(monkeypatch, "10.3.0", gpu=("Jetson AGX Xavier", (7, 2)))
-    with pytest.raises(EdgeBranchyError, match=r"another device.*edgebranchy export .* --tensorrt"):
+    with pytest.raises(EdgeBranchyError, match=r"another device.*edgebranchy build "):
         TensorRTBackend(art)
 
 

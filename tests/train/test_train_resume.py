@@ -21,7 +21,7 @@ from edgebranchy.train.trainer import TrainConfig, Trainer
 from eb_testutil import run_cli_with, sigkill_after_epoch
 
 ROOT = Path(__file__).resolve().parents[2]
-ARGS = ["train", "--dataset", "synthetic", "--limit", "600", "--epochs", "2", "--baseline-epochs", "2",
+ARGS = ["train", "--dataset", "synthetic", "--samples", "600", "--epochs", "2", "--baseline-epochs", "2",
         "--batch-size", "64", "--quiet"]
 
 
@@ -127,7 +127,7 @@ def test_resume_without_state_starts_from_scratch(tmp_path):
 def test_torchrun_two_gloo_processes(tmp_path):
     out = tmp_path / "X.pt"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "edgebranchy", "train", "--dataset", "synthetic", "--limit", "400", "--epochs", "1",
+           "-m", "edgebranchy", "train", "--dataset", "synthetic", "--samples", "400", "--epochs", "1",
            "--baseline-epochs", "1", "--batch-size", "64", "--quiet", "--out", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=_env(MASTER_ADDR="127.0.0.1"),
                        cwd=ROOT)

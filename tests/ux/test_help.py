@@ -105,11 +105,45 @@ def test_help_of_a_subcommand_through_the_cli():
     assert "--samples" in text and "--limit" not in text  # the deprecated alias is hidden
 
 
-def test_samples_is_the_flag_and_limit_a_hidden_alias():
+def test_samples_is_the_flag_and_limit_a_hidden_alias(capsys):
     p = build_parser()
     assert p.parse_args(["train", "--samples", "5"]).samples == 5
+    assert capsys.readouterr().err == ""
     assert p.parse_args(["train", "--limit", "7"]).samples == 7
+    assert capsys.readouterr().err == "edgebranchy train: note: --limit is deprecated; use --samples\n"
     for cmd in ("train", "predict", "bench", "quickstart"):
         assert "--samples" in _subparsers()[cmd]._option_string_actions, cmd
     a = p.parse_args(["calibrate", "m.pt", "--in-place"])
     assert a.cost == "macs" and a.in_place and a.out is None
+
+
+HELP_PROBE = """
+import contextlib, io, json, sys
+from edgebranchy.cli import build_parser, main
+import argparse
+sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+loaded = {}
+for argv in [["--help"]] + [[name, "--help"] for name in sorted(sub.choices)]:
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = main(argv)
+    assert code == 0, (argv, code)
+    loaded[" ".join(argv)] = sorted(m for m in sys.modules if m in HEAVY or m.split(".")[0] in HEAVY)
+print(json.dumps(loaded))
+"""
+# what --help must never load: numpy and the libraries behind it, and any backend module (which imports them)
+HEAVY = ["numpy", "torch", "onnx", "onnxruntime", "tensorrt", "pycuda", "matplotlib", "psutil",
+         "edgebranchy.runtime.backends.base", "edgebranchy.runtime.backends.onnxruntime",
+         "edgebranchy.runtime.backends.torch", "edgebranchy.runtime.backends.tensorrt"]
+
+
+def test_help_of_every_command_loads_neither_numpy_nor_a_backend():
+    """`edgebranchy --help` and every subcommand's --help, in one fresh interpreter, checked in sys.modules after each
+    (so the command that first loads one is named)."""
+    import json
+
+    code = f"HEAVY = set({HEAVY!r})\n" + HELP_PROBE
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    loaded = json.loads(r.stdout.strip().splitlines()[-1])
+    assert len(loaded) == len(COMMANDS) + 1
+    assert {cmd: mods for cmd, mods in loaded.items() if mods} == {}

@@ -76,7 +76,7 @@ def test_the_messages_people_see(tmp_path):
         f"{tmp_path / 'results.json'} --resume" in wrong_kind_message(log, "results", "report")
     assert f"edgebranchy report {res}" in wrong_kind_message(res, "artifact", "predict")
     assert f"--cost {res}" in wrong_kind_message(res, "checkpoint|artifact", "calibrate")
-    assert "--tensorrt" in wrong_kind_message(make("artifact", tmp_path), "checkpoint", "export")
+    assert "edgebranchy build" in wrong_kind_message(make("artifact", tmp_path), "checkpoint", "export")
     q = make("quickstart", tmp_path)
     assert wrong_kind_message(q, "artifact", "bench").endswith(f"its artifact is {tmp_path / 'quick' / 'artifact'}")
 
@@ -93,8 +93,8 @@ def test_what_is_left_to_the_loaders(tmp_path):
 
 @pytest.mark.parametrize("argv, found, says", [
     (["calibrate", "{results}", "--in-place"], "results", "--cost"),
-    (["export", "{artifact}", "--out", "{tmp}/a2"], "artifact", "--tensorrt"),
-    (["export", "{checkpoint}", "--tensorrt"], "checkpoint", "export it first"),
+    (["export", "{artifact}", "--out", "{tmp}/a2"], "artifact", "edgebranchy build"),
+    (["build", "{checkpoint}"], "checkpoint", "export it first"),
     (["predict", "{results}"], "results", "edgebranchy report"),
     (["predict", "{checkpoint}"], "checkpoint", "export it first"),
     (["remote", "{checkpoint}", "board", "--dry-run"], "checkpoint", "export it first"),

@@ -23,6 +23,8 @@ from typing import Any, Callable
 import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.runtime.backends.declared import declared
+from edgebranchy.vocab import BACKEND_NAMES
 
 
 class Launch:
@@ -61,9 +63,11 @@ class Backend(ABC):
     asynchronous: bool = False
     #: number of independent lanes (streams) the backend offers
     lanes: int = 1
-    #: True when the backend can run the artifact's single early-exit graph (batch 1)
+    #: True when the backend can run the artifact's single early-exit graph (batch 1), as configured
     supports_single_graph: bool = False
-    #: the typed options the backend takes (runtime/backends/options.py)
+    #: what the backend says about the single graph where it is not plain (tensorrt), else None
+    single_graph_note: str | None = None
+    #: the typed options the backend takes (runtime/backends/declared.py)
     OPTIONS: tuple = ()
 
     @property
@@ -89,6 +93,12 @@ class Backend(ABC):
     @abstractmethod
     def run_baseline(self, x: np.ndarray) -> np.ndarray:
         """Logits of the baseline network for a host batch, as a host array."""
+
+    @property
+    def can_speculate(self) -> bool:
+        """Whether segment k+1 can run on a second lane while exit k is decided: asynchronous launches on two lanes
+        (the vocabulary's `can_speculate` says which backends may; this says whether this one, as opened, does)."""
+        return self.asynchronous and self.lanes >= 2
 
     def exit_logits(self, launch: Launch, pos: np.ndarray) -> np.ndarray:
         """Host logits of rows `pos` of a launch whose entropy was read: the samples that leave there. Backends
@@ -128,6 +138,7 @@ class Backend(ABC):
         self.close()
 
 
+#: where each backend of the vocabulary (edgebranchy/vocab.py) lives; imported only when asked for
 _REGISTRY: dict[str, str] = {
     "onnxruntime": "edgebranchy.runtime.backends.onnxruntime:OnnxRuntimeBackend",
     "torch": "edgebranchy.runtime.backends.torch:TorchBackend",
@@ -143,7 +154,7 @@ def get_backend_class(name: str) -> type[Backend]:
     """Import a backend by its registered name (lazily: only that backend's library loads)."""
     try:
         target = _REGISTRY[name]
-    except KeyError:
+    except (KeyError, TypeError):
         raise EdgeBranchyError(f"unknown backend {name!r}; choose one of {', '.join(backend_names())}") from None
     import importlib
 
@@ -153,5 +164,8 @@ def get_backend_class(name: str) -> type[Backend]:
 
 
 def backend_options(name: str) -> tuple:
-    """The options the backend `name` declares (imports its module, not its library)."""
-    return tuple(getattr(get_backend_class(name), "OPTIONS", ()))
+    """The options the backend `name` declares: runtime/backends/declared.py for the vocabulary's backends (no
+    backend module imported); a backend registered beyond them (a test double) declares its own OPTIONS."""
+    if name in BACKEND_NAMES:
+        return declared(name)
+    return tuple(get_backend_class(name).OPTIONS)

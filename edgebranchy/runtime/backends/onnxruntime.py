@@ -9,28 +9,8 @@ import numpy as np
 from edgebranchy.artifact.manifest import Artifact
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.runtime.backends.base import Backend, Launch
-from edgebranchy.runtime.backends.options import BackendOption, resolve_options
-
-_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
-           "all": "ORT_ENABLE_ALL"}
-# Chosen by measurement on a 2-core machine (benchmarks/ort_settings.py, recorded in
-# benchmarks/results/ort_settings.md): one intra-op thread per session and no spinning
-# keep K sessions from fighting for the cores (2 spinning threads per session was the worst).
-OPTIONS = (
-    BackendOption("intra_op_threads", "int", 1, "intra-op threads per session", minimum=0, flag="--threads",
-                  profile_key="intra_op_threads"),  # 0 = ONNX Runtime's default
-    BackendOption("inter_op_threads", "int", 1, "inter-op threads per session", minimum=0),
-    BackendOption("allow_spinning", "bool", False, "ONNX Runtime thread spinning", flag="--spinning",
-                  profile_key="allow_spinning"),
-    BackendOption("graph_optimization", "str", "all", "graph optimisation level",
-                  choices=tuple(_LEVELS), profile_key="graph_optimization"),
-    BackendOption("execution_mode", "str", "sequential", "execution mode", choices=("sequential", "parallel"),
-                  profile_key="execution_mode"),
-    BackendOption("precision", "str", "fp32", "which graphs to run", choices=("fp32", "fp16")),
-    BackendOption("providers", "strings", ("CPUExecutionProvider",), "execution providers, in order"),
-    BackendOption("iobinding", "bool", True, "batch-1 calls through IOBinding with buffers bound once "
-                  "(runtime/backends/ort_bound.py)"),
-)
+from edgebranchy.runtime.backends.declared import ONNXRUNTIME as OPTIONS, ORT_LEVELS
+from edgebranchy.runtime.backends.options import resolve_options
 
 
 def _dims(shape) -> list:
@@ -109,8 +89,9 @@ class OnnxRuntimeBackend(Backend):
                             len(artifact.classes), dict(zip(feats, _recorded(seg, "feature_shapes", "feature_shape",
                                                                                    len(feats)))))
         # The public InferenceSession.run re-validates feed names and WebGPU capture state on every
-        # call (several microseconds at batch 1); the runner validates inputs once itself, so it
-        # calls the binding's run directly where it exists (recorded in describe()).
+        # call (45.3 vs 41.3 µs for B-LeNet's segment 0, benchmarks/results/call_profile.md); the runner
+        # validates inputs once itself, so it calls the binding's run directly where it exists, the public
+        # run otherwise (recorded in describe()).
         self._runs = [self._fast_run(s) for s in self.sessions]
         # where features (one index, or a tuple of them for several tensors), logits and entropy sit
         self._idx = [(_feature_index(n), n.index("logits"), n.index("entropy")) for n in self._outputs]
@@ -134,7 +115,7 @@ class OnnxRuntimeBackend(Backend):
             so.add_initializer(name, value)
         so.intra_op_num_threads = o["intra_op_threads"]
         so.inter_op_num_threads = o["inter_op_threads"]
-        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[o["graph_optimization"]])
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, ORT_LEVELS[o["graph_optimization"]])
         so.execution_mode = (ort.ExecutionMode.ORT_SEQUENTIAL if o["execution_mode"] == "sequential"
                              else ort.ExecutionMode.ORT_PARALLEL)
         so.add_session_config_entry("session.intra_op.allow_spinning", "1" if o["allow_spinning"] else "0")

@@ -30,20 +30,12 @@ from edgebranchy.artifact.engines import gather_names, rebuild_hint
 from edgebranchy.artifact.manifest import Artifact
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.runtime.backends.base import Backend, Launch
-from edgebranchy.runtime.backends.options import BackendOption, resolve_options
+from edgebranchy.runtime.backends.declared import TENSORRT as OPTIONS
+from edgebranchy.runtime.backends.options import resolve_options
 from edgebranchy.tensorrt.single import check_thresholds, open_engine, run_engine
 from edgebranchy.tensorrt.lanes import EngineLanes, engine_io, row_index
 from edgebranchy.tensorrt.memory import Buffer, DeviceTensor, Events, Pool, Readback
 
-OPTIONS = (
-    BackendOption("precision", "str", None, "which engine set (needed only when both were built)",
-                  choices=("fp32", "fp16"), nullable=True),
-    BackendOption("dla_core", "int", None, "which engine set: -1 (GPU) or a DLA core", minimum=-1, nullable=True),
-    BackendOption("device_key", "str", None, "pick one engine set by its key", nullable=True),
-    BackendOption("timing", "bool", False, "record GPU time per launch (CUDA events)"),
-    BackendOption("host_wait", "str", "spin", "how the host waits for results: spin (a busy core, lowest latency) "
-                  "or block (BLOCKING_SYNC events, the thread sleeps)", choices=("spin", "block"), flag="--host-wait"),
-)
 INPUT, INDEX, ROWS = "x", "index", "rows"
 
 #: attributes this module uses on TensorRT objects
@@ -51,7 +43,7 @@ TRT_OBJECT_API = frozenset()
 
 
 class TensorRTBackend(Backend):
-    """Runs the artifact's TensorRT engines (built by `edgebranchy export ARTIFACT --tensorrt`)."""
+    """Runs the artifact's TensorRT engines (built by `edgebranchy build ARTIFACT`)."""
 
     name = "tensorrt"
     asynchronous = True

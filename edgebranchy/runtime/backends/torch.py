@@ -18,17 +18,10 @@ import numpy as np
 from edgebranchy.artifact.manifest import Artifact, build_manifest
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.runtime.backends.base import Backend, Launch
-from edgebranchy.runtime.backends.options import BackendOption, resolve_options
+from edgebranchy.runtime.backends.declared import TORCH as OPTIONS
+from edgebranchy.runtime.backends.options import resolve_options
 from edgebranchy.util.files import check_sha256, sha256_file
 
-OPTIONS = (
-    BackendOption("device", "str", "cpu", "torch device (cpu, cuda, cuda:N)", flag="--device"),
-    BackendOption("checkpoint", "str", None, "the checkpoint the artifact came from (default: the artifact's source)",
-                  nullable=True, flag="--checkpoint"),
-    BackendOption("precision", "str", "fp32", "fp16 needs CUDA", choices=("fp32", "fp16")),
-    BackendOption("timing", "bool", False, "record GPU time per launch (CUDA events)"),
-    BackendOption("threads", "int", 0, "torch intra-op threads (0: torch's default)", minimum=0),
-)
 
 
 def checkpoint_artifact(checkpoint: str | os.PathLike) -> Artifact:
