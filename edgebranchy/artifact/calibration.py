@@ -16,7 +16,7 @@ REFERENCES = ("final-exit", "baseline")
 
 @dataclass(frozen=True)
 class CalibrationRecord:
-    """Every key of the record (docs/architecture.md, "Calibration record"); `to_dict` is what is stored.
+    """Every key of the record (docs/contracts.md, "Calibration record"); `to_dict` is what is stored.
 
     `validation` and `test` are evaluations ({"accuracy", "cost", "relative_cost",
     "exit_fractions", "n"}); `frontier` is None for hand-picked thresholds.

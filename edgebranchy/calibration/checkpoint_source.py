@@ -98,7 +98,7 @@ def calibrate_checkpoint(checkpoint: str | Path, *, max_accuracy_drop: float | N
     Exactly one of max_accuracy_drop, budget, thresholds; with none, a 0.5-point drop. `cost`: MACS or a bench
     results file. `name`: what messages call the checkpoint (default its path). `warn` (default: `log`) gets the
     warning when a side exit beats the final exit on the validation split.
-    Returns the calibration record (docs/architecture.md), test-split metrics included.
+    Returns the calibration record (docs/contracts.md), test-split metrics included.
     """
     from edgebranchy.util.outputs import check_writable
 

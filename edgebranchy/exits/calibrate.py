@@ -189,7 +189,7 @@ class CalibrationResult:
     exact: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        """The calibration record of docs/architecture.md; the caller fills cost_source and test."""
+        """The calibration record of docs/contracts.md; the caller fills cost_source and test."""
         return {
             "method": self.method,
             "target": self.target,
