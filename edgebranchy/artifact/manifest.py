@@ -279,25 +279,6 @@ class Artifact:
         ts = [e.get("threshold") for e in self.manifest["exits"][:-1]]
         return validate_thresholds([0.0 if t is None else t for t in ts], where=f"{self.root / MANIFEST}: exit threshold")
 
-    def thresholds_for(self, precision: str, backend: str) -> tuple[list[float], str]:
-        """The thresholds a run of `precision` graphs on `backend` uses, and where they come from: `exits` for fp32
-        and fp16; for a precision whose graphs hold their own quantization (int8), the device calibration recorded
-        on those graphs (this backend's, else ONNX Runtime's), the fp32 ones only where none is recorded."""
-        from edgebranchy.util.checks import validate_thresholds
-        from edgebranchy.vocab import RECALIBRATED
-
-        if precision not in RECALIBRATED:
-            return self.thresholds, "the artifact's thresholds"
-        recs = (self.manifest.get("device_calibration") or {}).get("records") or {}
-        for key in dict.fromkeys((f"{backend}/{precision}", f"onnxruntime/{precision}")):
-            rec = recs.get(key)
-            if isinstance(rec, dict):
-                where = f"{self.root / MANIFEST}: device_calibration {key} thresholds"
-                return validate_thresholds(rec.get("thresholds"), self.num_exits - 1, where=where), \
-                    f"recalibrated on the {precision} graphs ({key})"
-        return self.thresholds, (f"the fp32 thresholds: not recalibrated on the {precision} graphs (run `edgebranchy "
-                                 f"calibrate ARTIFACT --in-place --precision {precision}`)")
-
     @property
     def calibrated(self) -> bool:
         return all(e.get("threshold") is not None for e in self.manifest["exits"][:-1])

@@ -22,7 +22,8 @@ class RunSpec:
         return {**d, "precision": self.precision} if self.precision else d
 
     def describe(self) -> str:
-        return f"batch {self.batch_size} · {self.backend}{'/' + self.precision if self.precision else ''} · {self.form}"
+        backend = f"{self.backend}/{self.precision}" if self.precision else self.backend
+        return f"batch {self.batch_size} · {backend} · {self.form}"
 
 
 def as_list(value) -> list:

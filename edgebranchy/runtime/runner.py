@@ -45,9 +45,11 @@ class EarlyExitRunner:
         self.num_exits = self.artifact.num_exits
         self._single_loaded = False  # the single graph's session is open (the thresholds setter reloads it)
         if thresholds is None:
-            #: where the thresholds come from (int8 graphs: their own recalibration, Artifact.thresholds_for)
-            thresholds, self.thresholds_source = self.artifact.thresholds_for(
-                getattr(self.backend, "precision", None) or "fp32", self.backend.name)
+            from edgebranchy.artifact.precision_record import thresholds_for
+
+            #: where the thresholds come from (int8 graphs: their own recalibration, precision_record.thresholds_for)
+            thresholds, self.thresholds_source = thresholds_for(
+                self.artifact, getattr(self.backend, "precision", None) or "fp32", self.backend.name)
         else:
             self.thresholds_source = "given"
         self.thresholds = thresholds

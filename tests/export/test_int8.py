@@ -169,6 +169,10 @@ def test_bench_and_predict_put_fp32_and_int8_side_by_side(tiny_int8_artifact, tm
     assert runs[1]["environment"]["thresholds"] == int8_ts["thresholds"]
     assert runs[0]["environment"]["thresholds"] == Artifact.load(art).thresholds
     assert "onnxruntime/int8" in runs[1]["label"] and "onnxruntime/fp32" in runs[0]["label"]
+    rep = run_cli("report", out, "--out", tmp_path / "rep")
+    assert rep.returncode == 0, rep.stderr
+    md = (tmp_path / "rep" / "report.md").read_text()   # R2 (int8) against its own baseline and against R1 (fp32)
+    assert "onnxruntime/int8" in md and "onnxruntime/fp32" in md and "vs R1" in md
     p = run_cli("predict", art, "--dataset", "synthetic", "--samples", "50", "--precision", "fp32,int8")
     assert p.returncode == 0, p.stderr
     assert "backend onnxruntime/int8" in p.stdout and "recalibrated on the int8 graphs" in p.stdout
@@ -198,3 +202,46 @@ def test_precision_auto_keeps_fp32_unless_int8_measured_faster(tiny_int8_artifac
     assert auto_precision(Artifact.load(art), "tensorrt")[0] == "fp32"
     with EarlyExitRunner(tiny_int8_artifact, options={"precision": "fp32"}) as r:
         assert r.precision_reason is None
+
+
+def test_int8_recalibration_runs_without_torch(tiny_int8_artifact, tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    from eb_testutil import NO_TORCH, ROOT
+
+    art = tmp_path / "a"
+    shutil.copytree(tiny_int8_artifact, art)
+    code = NO_TORCH + textwrap.dedent(f"""
+        from edgebranchy.cli import main
+        rc = main(["calibrate", {str(art)!r}, "--in-place", "--precision", "int8", "--max-accuracy-drop", "2"])
+        assert rc == 0, rc
+        assert "torch" not in sys.modules
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "device calibration on onnxruntime/int8" in r.stdout
+    rec = json.loads((art / "manifest.json").read_text())["device_calibration"]["records"]["onnxruntime/int8"]
+    assert rec["backend_options"]["precision"] == "int8" and rec["target"] == 2.0
+
+
+def test_int8_runs_take_their_backends_record_then_onnxruntimes(tiny_int8_artifact, tmp_path):
+    from edgebranchy.artifact.precision_record import thresholds_for
+
+    art = tmp_path / "a"
+    shutil.copytree(tiny_int8_artifact, art)
+    m = json.loads((art / "manifest.json").read_text())
+    fp32 = [e["threshold"] for e in m["exits"][:-1]]
+    m["device_calibration"] = {"original_thresholds": fp32, "applied": None,
+                               "records": {"onnxruntime/int8": {"thresholds": [0.25]},
+                                           "tensorrt/int8": {"thresholds": [0.5]}}}
+    (art / "manifest.json").write_text(json.dumps(m))
+    a = Artifact.load(art)
+    assert thresholds_for(a, "int8", "tensorrt") == ([0.5], "recalibrated on the int8 graphs (tensorrt/int8)")
+    assert thresholds_for(a, "int8", "torch")[0] == [0.25]
+    assert thresholds_for(a, "fp32", "tensorrt")[0] == fp32 == thresholds_for(a, "fp16", "onnxruntime")[0]
+    m["device_calibration"]["records"]["onnxruntime/int8"]["thresholds"] = [-1.0]
+    (art / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(EdgeBranchyError, match="device_calibration onnxruntime/int8 thresholds"):
+        thresholds_for(Artifact.load(art), "int8", "onnxruntime")
