@@ -18,6 +18,9 @@ Per checkpoint (calibrated: its FP32 thresholds are the reference):
    FP32 and INT8, and each segment's bare call in both precisions. Every ratio is within one run.
 5. Precision "auto" (runtime/precision_choice.py) measures fp32 against int8 branchy and records its choice in
    the artifact.
+With --graph-only NAME (resnet18, mobilenet_v2: torchvision's architectures from edgebranchy.models.tv_compat at
+3x64x64, untrained, no exits) only the whole network's graph is timed: FP32 against both INT8 forms the export
+writes (ONNX Runtime's and TensorRT's), quantized by export/quantize.py on random inputs. Timing only: no accuracy.
 Writes --out (Markdown, the command on its first line) and the figures as JSON beside it.
 """
 from __future__ import annotations
@@ -162,11 +165,65 @@ def one(name: str, ckpt: Path, a) -> dict:
             "load_before": load_before, "load_after": os.getloadavg()}
 
 
+def graph_only(name: str, rounds: int, n: int = 100) -> dict:
+    """FP32 against the two INT8 forms of a whole (untrained) network's graph, batch 1, interleaved."""
+    import io
+
+    import torch
+
+    from edgebranchy.export.quantize import FLAVOURS, feeds, quantize_graph
+    from edgebranchy.models import tv_compat
+
+    net = getattr(tv_compat, name)(num_classes=10).eval()
+    buf = io.BytesIO()
+    torch.onnx.export(net, (torch.zeros(1, 3, 64, 64),), buf, input_names=["x"], output_names=["logits"],
+                      dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}}, opset_version=17, dynamo=False)
+    data = buf.getvalue()
+    rng = np.random.default_rng(0)
+    calib = rng.standard_normal((64, 3, 64, 64)).astype(np.float32)
+    graphs = {"fp32": data, **{f"int8 ({f})": quantize_graph(data, feeds(["x"], [calib]), name, f) for f in FLAVOURS}}
+    import onnxruntime as ort
+
+    def session(g):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = 1, 1, 3
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return ort.InferenceSession(g, so, providers=["CPUExecutionProvider"])
+
+    sessions = {k: session(g) for k, g in graphs.items()}
+    xs = [rng.standard_normal((1, 3, 64, 64)).astype(np.float32) for _ in range(n)]
+    fns = {k: (lambda xb, s=s: s.run(None, {"x": xb})) for k, s in sessions.items()}
+    for fn in fns.values():
+        for xb in xs[:10]:
+            fn(xb)
+    load_before = os.getloadavg()
+    t = timed(fns, xs, rounds)
+    return {"name": name, "timing_us": t, "samples": n, "load_before": load_before, "load_after": os.getloadavg()}
+
+
 def _ratio(t: dict, a: str, b: str, clock: int) -> float:
     return t[a][clock] / t[b][clock]
 
 
-def render(rows: list, argv: list, cpu: dict, started: str) -> str:
+def render_graphs(graphs: list) -> list:
+    if not graphs:
+        return []
+    lines = ["## Whole networks, graph only (timing; untrained weights, no exits, 3x64x64)", "",
+             "| network | FP32 ms | INT8 ms, ONNX Runtime form / TensorRT form | INT8 vs FP32: ONNX Runtime form "
+             "[wall] | TensorRT form [wall] |", "|---|---|---|---|---|"]
+    for g in graphs:
+        t = g["timing_us"]
+        ort_k, trt_k = "int8 (onnxruntime)", "int8 (tensorrt)"
+        lines.append(f"| {g['name']} | {t['fp32'][0] / 1e3:.3f} | {t[ort_k][0] / 1e3:.3f} / {t[trt_k][0] / 1e3:.3f} | "
+                     f"**{_ratio(t, 'fp32', ort_k, 0):.2f}x** [{_ratio(t, 'fp32', ort_k, 1):.2f}x] | "
+                     f"{_ratio(t, 'fp32', trt_k, 0):.2f}x [{_ratio(t, 'fp32', trt_k, 1):.2f}x] |")
+    lines += ["", "Load average (1, 5, 15 min) before / after: " + "; ".join(
+        f"{g['name']} {', '.join(f'{v:.2f}' for v in g['load_before'])} / "
+        f"{', '.join(f'{v:.2f}' for v in g['load_after'])}" for g in graphs), ""]
+    return lines
+
+
+def render(rows: list, argv: list, cpu: dict, started: str, graphs: list = ()) -> str:
     ort_v = __import__("onnxruntime").__version__
     lines = [f"<!-- command: nice python benchmarks/int8_table.py {' '.join(argv)} -->",
              f"# INT8 segments on this CPU ({started}, {cpu['name']}, {cpu['cpus']} CPUs, onnxruntime {ort_v})", "",
@@ -195,7 +252,7 @@ def render(rows: list, argv: list, cpu: dict, started: str) -> str:
             f"**{_ratio(t, 'fp32 branchy', 'int8 branchy', 0):.2f}x** [{_ratio(t, 'fp32 branchy', 'int8 branchy', 1):.2f}x] | "
             f"**{_ratio(t, 'int8 baseline', 'int8 branchy', 0):.2f}x** [{_ratio(t, 'int8 baseline', 'int8 branchy', 1):.2f}x] | "
             f"{segs} | {r['auto']['choice']} |")
-    lines += ["", "## Per network", ""]
+    lines += [""] + render_graphs(list(graphs)) + ["## Per network", ""]
     for r in rows:
         acc, t = r["accuracy"], r["timing_us"]
         q = r["quantization"]
@@ -222,8 +279,10 @@ def render(rows: list, argv: list, cpu: dict, started: str) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", action="append", required=True, metavar="NAME=PATH",
+    ap.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
                     help="a calibrated checkpoint (repeatable)")
+    ap.add_argument("--graph-only", action="append", default=[], choices=["resnet18", "mobilenet_v2"],
+                    help="also time this whole network's graph, FP32 against both INT8 forms (repeatable)")
     ap.add_argument("--data-dir")
     ap.add_argument("--calibration-samples", type=int, default=256)
     ap.add_argument("--samples", type=int, default=300)
@@ -240,10 +299,11 @@ def main() -> int:
         name, _, path = spec.partition("=")
         rows.append(one(name, Path(path), a))
         print(f"{name}: done", flush=True)
-    text = render(rows, sys.argv[1:], cpu, started)
+    graphs = [graph_only(name, a.rounds) for name in a.graph_only]
+    text = render(rows, sys.argv[1:], cpu, started, graphs)
     atomic_write_text(Path(a.out), text)
     atomic_write_json(Path(a.out).with_suffix(".json"), {"argv": sys.argv[1:], "started": started, "cpu": cpu,
-                                                          "rows": rows})
+                                                          "rows": rows, "graphs": graphs})
     print(text)
     return 0
 

@@ -13,7 +13,7 @@ Q/DQ forms:
 
 - `onnxruntime`: activations uint8 with a zero point (ONNX Runtime's x86 fast path is u8 activations x s8 weights;
   with int8 activations its CPU provider fuses only the convolutions not followed by a ReLU into QLinearConv, and
-  ResNet-18 at 3x64x64 ran 1.3x faster than FP32 instead of 4.7x: benchmarks/results/int8_table.md).
+  ResNet-18 at 3x64x64 ran 1.29x faster than FP32 instead of 4.65x: benchmarks/results/int8_table.md).
 - `tensorrt`: activations int8 symmetric (TensorRT takes only zero-valued zero points: NvInfer.h 8.6.1 lines
   6026-6028 and 6112-6114, 10.3.0 lines 5329-5331) and FP32 biases (its DequantizeLinear takes int8, not the int32
   of a quantized bias: NvInfer.h 8.6.1 lines 6104 and 6121-6122).
