@@ -179,13 +179,14 @@ def build_manifest(config: dict, plan: Sequence[int], *, normalized: bool, tempe
                    source: dict, segments: list[dict] | None = None, baseline: dict | None = None,
                    files: dict | None = None, exit_macs: Sequence[int] | None = None,
                    precisions: Sequence[str] = ("fp32",), export: dict | None = None,
-                   single_graph: dict | None = None) -> dict:
+                   single_graph: dict | None = None, quantization: dict | None = None) -> dict:
     """The manifest for a checkpoint `config` whose artifact exits are the model exits `plan`.
 
     `segments`/`baseline`/`files` describe the exported graphs; without them (the torch
     backend running a checkpoint directly) each segment only records its model exit.
     Thresholds, validation accuracies and the calibration record come from `config`.
     `single_graph`: the entry of the batch-1 graph with the exits inside (its file in `files`).
+    `quantization`: how the INT8 graphs were made (export/quantize.py), when the artifact has them.
     """
     cal = config.get("calibration") or None
     thresholds = (cal or {}).get("thresholds")
@@ -212,6 +213,7 @@ def build_manifest(config: dict, plan: Sequence[int], *, normalized: bool, tempe
         "export": export,
         "tensorrt": {},
         **({"single_graph": single_graph} if single_graph is not None else {}),
+        **({"quantization": quantization} if quantization is not None else {}),
     }
 
 
@@ -251,7 +253,7 @@ class Artifact:
     def _referenced_files(self) -> list[str]:
         refs = []
         for s in self.manifest["segments"] + [self.manifest["baseline"]]:
-            refs += [s[k] for k in ("file", "fp16_file") if s.get(k)]
+            refs += [s[k] for k in ("file", "fp16_file", "int8_file", "int8_tensorrt_file") if s.get(k)]
         if self.single_graph is not None:
             refs.append(self.single_graph["file"])
         return refs
@@ -330,21 +332,24 @@ class Artifact:
                                    "`edgebranchy export` (or run with form='segments')")
         return safe_relpath(self.root, self.single_graph["file"])
 
-    def segment_file(self, k: int, precision: str = "fp32") -> Path:
-        return self._file(self.manifest["segments"][k], precision, f"segment {k}")
+    def segment_file(self, k: int, precision: str = "fp32", tensorrt: bool = False) -> Path:
+        """Segment k's graph of `precision`; with `tensorrt`, the INT8 graph in the form TensorRT takes
+        (symmetric activations, FP32 biases: export/quantize.py) where it differs from ONNX Runtime's."""
+        return self._file(self.manifest["segments"][k], precision, f"segment {k}", tensorrt)
 
-    def baseline_file(self, precision: str = "fp32") -> Path:
-        return self._file(self.manifest["baseline"], precision, "baseline")
+    def baseline_file(self, precision: str = "fp32", tensorrt: bool = False) -> Path:
+        return self._file(self.manifest["baseline"], precision, "baseline", tensorrt)
 
-    def _file(self, entry: dict, precision: str, what: str) -> Path:
+    def _file(self, entry: dict, precision: str, what: str, tensorrt: bool = False) -> Path:
         if check_precision(precision) == "fp32":
             rel = entry["file"]
-        elif precision == "fp16":
-            rel = entry.get("fp16_file")
+        else:  # fp16_file, int8_file (int8_tensorrt_file)
+            key = f"{precision}_tensorrt_file" if tensorrt and f"{precision}_tensorrt_file" in entry \
+                else f"{precision}_file"
+            rel = entry.get(key)
             if not rel:
-                raise EdgeBranchyError(f"{self.root}: no FP16 graph for the {what}; re-export with `precision` fp16")
-        else:  # a precision of the vocabulary that artifacts do not hold graphs for
-            raise EdgeBranchyError(f"{self.root}: the artifact holds no {precision} graph for the {what}")
+                raise EdgeBranchyError(f"{self.root}: no {precision.upper()} graph for the {what}; re-export with "
+                                       f"`precision` {precision}")
         return safe_relpath(self.root, rel)
 
     def preprocess(self, raw: np.ndarray) -> np.ndarray:

@@ -26,17 +26,18 @@ def _open_runner(session, spec, form: str):
 
     cfg = session.cfg
     return EarlyExitRunner(cfg.artifact, backend=spec.backend, options=runtime_options(cfg, spec.backend,
-                                                                                       session.profile),
+                                                                                       session.profile,
+                                                                                       spec.precision),
                            form=form, speculate=cfg.speculate and backend_can_speculate(spec.backend))
 
 
 def preflight(session, specs) -> None:
     """Open each backend of a sweep that its first run does not (a missing package, a bad option, an artifact
     without its engines), so a sweep is refused before it measures anything rather than after its first runs."""
-    seen = {specs[0].backend}
+    seen = {(specs[0].backend, specs[0].precision)}
     for spec in specs[1:]:
-        if spec.backend not in seen:
-            seen.add(spec.backend)
+        if (spec.backend, spec.precision) not in seen:
+            seen.add((spec.backend, spec.precision))
             _open_runner(session, spec, "segments").close()
 
 
@@ -144,6 +145,8 @@ class _OneRun:
                     "pipelined": cfg.pipelined, "speculate": cfg.speculate,
                     "conditions_start": self.cond_start, "clocks_locked_by_bench": cfg.lock_clocks,
                     "batch1_form": runner.batch1_form if bs == 1 else "segments", "batch1_forms": forms,
+                    "precision_requested": spec.precision, "precision_reason": runner.precision_reason,
+                    "thresholds_source": runner.thresholds_source,
                     "form_requested": spec.form})
         session.stream.write({"type": "run-start", "run": spec.id, "environment": env, "config": self._config()})
         return env

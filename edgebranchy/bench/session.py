@@ -81,7 +81,8 @@ class BenchSession:
         check_config(cfg)
         check_outputs(cfg)
         art = Artifact.load(cfg.artifact)
-        specs, skipped = plan_runs(cfg.batch_size, cfg.backend, cfg.form, single_graph=art.single_graph is not None)
+        specs, skipped = plan_runs(cfg.batch_size, cfg.backend, cfg.form, single_graph=art.single_graph is not None,
+                                   precisions=cfg.precision)
         if not specs:
             raise EdgeBranchyError("nothing to measure: " + "; ".join(skipped) + " (choose another `form`)")
         sha = art.sha256()

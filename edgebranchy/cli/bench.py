@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edgebranchy.cli._args import add_backend_flags, add_drift_flags, nonneg_float, nonneg_int, positive_int
+from edgebranchy.cli._args import (add_backend_flags, add_drift_flags, comma_list, nonneg_float, nonneg_int,
+                                   positive_int, precisions)
 from edgebranchy.vocab import BACKEND_NAMES, FORMS
 
 ORDER = 50
@@ -30,6 +31,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="directory with the data set's files (default: the system's copy)")
     p.add_argument("--batch-size", type=_batch_sizes, default="1",  # a string default goes through the type
                    help="batch size, or a comma list to sweep (1,8,64): one run each, one results file")
+    p.add_argument("--precision", type=precisions, default=None,
+                   help="which graphs (engines) the backend runs: fp32, fp16, int8, auto (int8 where the artifact "
+                        "records it faster), or a comma list for one run each, side by side (int8 runs use the "
+                        "thresholds recalibrated on the int8 graphs; default: the profile's)")
     p.add_argument("--form", type=_forms, default="auto",
                    help="batch-1 form: segments, single-graph, or auto (both measured, the faster runs); a comma "
                         "list sweeps them; larger batches always run per segment")
@@ -70,22 +75,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def _comma_list(kind: str, parse):
-    def parse_list(text: str) -> list:
-        items = [t.strip() for t in text.split(",")]
-        if not all(items):
-            raise argparse.ArgumentTypeError(f"expected {kind} or a comma list of them, got {text!r}")
-        out = []
-        for t in items:
-            v = parse(t)
-            if v not in out:
-                out.append(v)
-        return out
-
-    parse_list.__name__ = kind
-    return parse_list
-
-
 def _backend_name(text: str) -> str:
     if text not in BACKEND_NAMES:
         raise argparse.ArgumentTypeError(f"unknown backend {text!r}; choose {', '.join(BACKEND_NAMES)}")
@@ -98,9 +87,10 @@ def _form(text: str) -> str:
     return text
 
 
-_batch_sizes = _comma_list("batch size", positive_int)
-_backends = _comma_list("backend", _backend_name)
-_forms = _comma_list("form", _form)
+_batch_sizes = comma_list("batch size", positive_int)
+_backends = comma_list("backend", _backend_name)
+_forms = comma_list("form", _form)
+
 
 
 def _options_by_backend(args, backends: list) -> dict:
@@ -136,6 +126,8 @@ def run(args) -> int:
                       dataset=args.dataset,
                       batch_size=args.batch_size if len(args.batch_size) > 1 else args.batch_size[0],
                       form=args.form if len(args.form) > 1 else args.form[0],
+                      precision=args.precision if args.precision is None or len(args.precision) > 1
+                      else args.precision[0],
                       samples=args.samples, trials=args.trials, warmup=args.warmup,
                       min_window_s=args.min_window, idle_s=args.idle, pipelined=args.pipelined,
                       speculate=args.speculate, warmup_max=args.warmup_max, conditions=not args.no_conditions,

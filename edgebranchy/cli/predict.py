@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import add_backend_flags, add_drift_flags, backend_flag_options, positive_int, thresholds
-from edgebranchy.vocab import BACKEND_NAMES
+from edgebranchy.cli._args import (add_backend_flags, add_drift_flags, backend_flag_options, positive_int, precisions,
+                                   thresholds)
+from edgebranchy.vocab import BACKEND_NAMES, PRECISIONS
 
 ORDER = 40
 
@@ -26,6 +27,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--samples", type=positive_int, metavar="N", help="only the first N test samples (default: the whole test split)")
     p.add_argument("--thresholds", type=thresholds, help="override the artifact's thresholds, comma separated")
     p.add_argument("--pipelined", action="store_true", help="overlap segments of consecutive batches")
+    p.add_argument("--precision", type=precisions, metavar="P[,P..]",
+                   help=f"which graphs to run ({', '.join(PRECISIONS)}, or auto: int8 where the artifact records it "
+                        "faster); a comma list answers with each and prints them side by side (default: the "
+                        "backend's own)")
     add_drift_flags(p)
     p.add_argument("--images", nargs="+", metavar="DIR_OR_FILE",
                    help="image files, or folders of them (searched recursively): one answer per image")
@@ -37,15 +42,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    import time
-
-    import numpy as np
-
-    from edgebranchy.data.imagefolder import reader_options
-    from edgebranchy.data.splits import load_test_data
     from edgebranchy.errors import EdgeBranchyError
-    from edgebranchy.runtime.runner import EarlyExitRunner
-
     from edgebranchy.util.wrongkind import refuse_wrong_kind
 
     refuse_wrong_kind(args.artifact, "artifact", "predict")  # the data set's loader says "loading ..."
@@ -53,12 +50,40 @@ def run(args) -> int:
         raise EdgeBranchyError("--batch-size must be positive")
     if args.samples is not None and args.samples <= 0:
         raise EdgeBranchyError("--samples must be positive")
-    ts = args.thresholds
     if (args.out or args.strict_images) and not args.images:
         raise EdgeBranchyError("--out and --strict-images go with --images")
     opts = backend_flag_options(args, args.backend)
+    precs = args.precision or [None]
     if args.images:
-        return _predict_images(args, opts)
+        return _predict_images(args, _with_precision(opts, precs[0]))
+    done = [_predict_test(args, _with_precision(opts, p)) for p in precs]
+    if len(done) > 1:
+        ref = done[0]
+        print("side by side (the first precision is the reference):")
+        for d in done:
+            print(f"  {d['precision']:>5}: branchy accuracy {d['accuracy'] * 100:6.2f}% "
+                  f"({(d['accuracy'] - ref['accuracy']) * 100:+.2f} points), exits "
+                  + ", ".join(f"{f * 100:.1f}%" for f in d["exit_rates"])
+                  + f", branchy {d['seconds'] / ref['seconds']:.2f}x the {ref['precision']} time"
+                  + f", gain over its own baseline {d['baseline_seconds'] / d['seconds']:.2f}x (wall time here)")
+    return 0
+
+
+def _with_precision(opts: dict | None, precision: str | None) -> dict | None:
+    return opts if precision is None else {**(opts or {}), "precision": precision}
+
+
+def _predict_test(args, opts: dict | None) -> dict:
+    """Answer the test split with one precision's graphs; print the figures, return them."""
+    import time
+
+    import numpy as np
+
+    from edgebranchy.data.imagefolder import reader_options
+    from edgebranchy.data.splits import load_test_data
+    from edgebranchy.runtime.runner import EarlyExitRunner
+
+    ts = args.thresholds
     with EarlyExitRunner(args.artifact, backend=args.backend, thresholds=ts, options=opts) as r:
         data = load_test_data(r.artifact.source.get("dataset"), args.dataset, args.data_dir,
                               image=reader_options(r.artifact.manifest["input"], args.dataset),
@@ -84,8 +109,10 @@ def run(args) -> int:
                                   calibrated=bool(r.artifact.manifest.get("calibration")),
                                   context=accuracy_context(r.artifact.manifest, y)):
             print(line)
-        print(f"{n} test samples of {args.dataset}, batch {args.batch_size}, backend {args.backend}, "
-              f"thresholds {', '.join(f'{t:g}' for t in r.thresholds)}")
+        precision = r.backend.describe().get("precision", "fp32")
+        print(f"{n} test samples of {args.dataset}, batch {args.batch_size}, backend {args.backend}/{precision}, "
+              f"thresholds {', '.join(f'{t:g}' for t in r.thresholds)} ({r.thresholds_source})"
+              + (f"; {r.precision_reason}" if r.precision_reason else ""))
         print(f"branchy  accuracy {np.mean(labels == y) * 100:6.2f}%  {t_branchy:.2f} s")
         print(f"baseline accuracy {np.mean(base == y) * 100:6.2f}%  {t_base:.2f} s  (wall time here, not a benchmark:"
               " use `edgebranchy bench`)")
@@ -95,7 +122,8 @@ def run(args) -> int:
             print(f"exit {k}: {c:6d} samples ({c / n * 100:5.1f}%), accuracy {acc}")
         if ts is None:
             warn_exit_drift(r, args.drift_alpha, args.drift_min_effect / 100.0)
-    return 0
+    return {"precision": precision, "accuracy": float(np.mean(labels == y)), "exit_rates": (counts / n).tolist(),
+            "seconds": t_branchy, "baseline_seconds": t_base}
 
 
 def warn_exit_drift(runner, alpha: float, min_effect: float) -> None:

@@ -29,6 +29,7 @@ from edgebranchy.tensorrt import compat
 from edgebranchy.tensorrt.device import GpuInfo, device_facts, import_tensorrt, make_logger
 from edgebranchy.tensorrt.settings import validate_settings
 from edgebranchy.util.files import atomic_write_bytes, atomic_write_json, read_json, sha256_bytes, sha256_file
+from edgebranchy.vocab import RECALIBRATED
 
 INPUT_NAME = "x"
 
@@ -96,10 +97,10 @@ class _Job:
 def _jobs(art: Artifact, graph_precision: str) -> list:
     jobs = []
     for k, seg in enumerate(art.manifest["segments"]):
-        path = art.segment_file(k, graph_precision)
+        path = art.segment_file(k, graph_precision, tensorrt=True)
         jobs.append(_Job(f"seg{k}", f"segment {k}", path.relative_to(art.root).as_posix(),
                          tuple(int(v) for v in seg["input_shape"])))
-    path = art.baseline_file(graph_precision)
+    path = art.baseline_file(graph_precision, tensorrt=True)
     jobs.append(_Job("baseline", "baseline", path.relative_to(art.root).as_posix(), art.input_shape))
     # features are float16 in the fp16 graphs (only the host boundary stays float32); logits are float32
     feature = "float16" if graph_precision == "fp16" else "float32"
@@ -111,12 +112,16 @@ def _jobs(art: Artifact, graph_precision: str) -> list:
     return jobs
 
 
-def _single_job(art: Artifact, version: compat.Version, log: Callable[[str], None]) -> Tuple[list, dict]:
+def _single_job(art: Artifact, version: compat.Version, log: Callable[[str], None],
+                quantized: bool = False) -> Tuple[list, dict]:
     """The single early-exit graph's engine job where this TensorRT imports `If` (10.0+), and what is recorded
     about it either way (compat.single_graph_support: why not, or the host synchronisation inside `If`)."""
     entry = art.single_graph
     if entry is None:
         return [], {"engine": None, "reason": "the artifact has no single graph"}
+    if quantized:  # an fp32 engine beside int8 segments would answer with other exits: not built
+        return [], {"engine": None, "reason": "the single graph is made of the fp32 segments; int8 engines run "
+                                              "the segments"}
     ok, why = compat.single_graph_support(version)
     if not ok:
         log(f"note: single graph not built: {why}")
@@ -213,7 +218,7 @@ def build_engines(artifact_dir: Any, settings: dict, precision: Optional[str] = 
         raise EdgeBranchyError(f"TensorRT {facts['tensorrt']} builds {plan.precision} engines from the graph's own "
                                "types (strongly typed) and this artifact has no FP16 graphs: re-export with "
                                "`edgebranchy export ... --precision fp16`")
-    single_jobs, single = _single_job(art, version, log)
+    single_jobs, single = _single_job(art, version, log, quantized=plan.graph_precision in RECALIBRATED)
     jobs = _jobs(art, plan.graph_precision) + single_jobs
     graphs = {j.name: _read_graph(art, j.rel) for j in jobs if j.rel}
     # one lane per pipeline stage (at least two, for speculation); without profile sharing each lane needs its

@@ -24,7 +24,27 @@ SUPPORTED_OPS = frozenset({
     "Dropout", "Equal", "Exp", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Greater", "Identity", "If",
     "IsInf", "LRN", "Less", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mul", "Neg", "Not", "Pow", "ReduceMax",
     "ReduceSum", "Relu", "Reshape", "Shape", "Softmax", "Squeeze", "Sub", "Transpose", "Unsqueeze",
+    "QuantizeLinear", "DequantizeLinear",
 })
+
+
+def qdq_error(g) -> str | None:
+    """Why TensorRT's Q/DQ layers refuse a node of graph `g`, or None: a zero point must be int8 and all zero
+    (symmetric quantization only: HI8.6.1:6026-6028 and 6112-6114, HI10.3.0:5329-5331), and a DequantizeLinear
+    takes an int8 input (HI8.6.1:6104 and 6121-6122; 10.3 adds FP8 and INT4, not INT32 or UINT8)."""
+    from onnx import TensorProto, numpy_helper
+
+    inits = {i.name: i for i in g.initializer}
+    for n in g.node:
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        zp = inits.get(n.input[2]) if len(n.input) > 2 and n.input[2] else None
+        if zp is not None and (zp.data_type != TensorProto.INT8 or numpy_helper.to_array(zp).any()):
+            return f"{n.op_type} {n.name!r}: only symmetric INT8 quantization is supported (zero point must be 0)"
+        src = inits.get(n.input[0])
+        if n.op_type == "DequantizeLinear" and src is not None and src.data_type != TensorProto.INT8:
+            return f"{n.op_type} {n.name!r}: input type {TensorProto.DataType.Name(src.data_type)} (INT8 expected)"
+    return None
 #: ONNX element type -> TensorRT DataType member name
 ONNX_TO_TRT = {1: "FLOAT", 10: "HALF", 6: "INT32", 3: "INT8", 9: "BOOL", 7: "INT64"}
 TRT_TO_ONNX = {v: k for k, v in ONNX_TO_TRT.items()}
@@ -252,6 +272,10 @@ def make_classes(s: st.State, ver: tuple, module: str, DataType, ErrorCode) -> d
                     s.fail(f"TensorRT {s.version} imports If node {n.name!r} with the 8.5/8.6 importer, which loses "
                            "branch outputs made by Constant nodes or consumed inside the branch (onnx-tensorrt "
                            "ConditionalHelpers.cpp addIfOutputLayers): the engine would answer wrongly")
+            why = qdq_error(g)
+            if why is not None:
+                self._errors.append(ParserError(-1, why, "UNSUPPORTED_NODE"))
+                return False
             for v in list(g.input) + list(g.output):
                 if v.type.tensor_type.elem_type not in ONNX_TO_TRT or (
                         v.type.tensor_type.elem_type == 7 and major < 10):

@@ -22,6 +22,11 @@ tag <v>; Py<v> = `python/src/infer/pyCore.cpp`; tensorrt-semantics.md is ../shar
 | BuilderFlag.FP16 | permits FP16 per layer | same | deprecated from 10.12, gone in 11 | HI10.12.0:8849-8850; tensorrt-semantics.md 4 |
 | NetworkDefinitionCreationFlag.STRONGLY_TYPED | absent | from 9.x | present | HI9.3.0:10371; HI10.3.0:9620 |
 | another build of the same version | deserialize_cuda_engine returns None ("not compatible with this version") | same | same | tensorrt-semantics.md 5 (public logs) |
+| a Q/DQ graph (explicit quantization) | runs INT8 only with BuilderFlag.INT8; without it the build fails ("Int8 precision has been set for a layer or layer output, but int8 is not configured in the builder") | same | strongly typed: the Q/DQ layers give the types, no flag (a precision flag is an error); 11 has no INT8 flag | HI8.6.1:8773; microsoft/onnxruntime#13381 (8.x log); HI10.3.0:5283, 5345 |
+| Q/DQ zero points and DequantizeLinear inputs | int8, zero points all 0 (parse error otherwise) | same | same (10.3 adds FP8/INT4) | HI8.6.1:6026-6028, 6104, 6112-6114, 6121-6122; HI10.3.0:5329-5331 |
+
+The engine of a Q/DQ graph runs that graph through ONNX Runtime, its QuantizeLinear/DequantizeLinear included, so a
+wrong scale gives wrong answers here as on the device.
 """
 from __future__ import annotations
 
@@ -84,6 +89,12 @@ def _io(model: bytes):
             sym = tt.shape.dim[0].dim_param if dims and dims[0] < 0 else None
             out.append((v.name, is_input, fake_network.ONNX_TO_TRT[tt.elem_type], dims, sym))
     return out
+
+
+def _graph_has_qdq(model: bytes) -> bool:
+    import onnx
+
+    return any(n.op_type == "QuantizeLinear" for n in onnx.load_from_string(model).graph.node)
 
 
 def _graph_has_fp16(model: bytes) -> bool:
@@ -318,8 +329,15 @@ def make_module(s: st.State) -> types.ModuleType:
                 if cfg._flags & {"FP16", "INT8"}:
                     _log(self._logger, "ERROR", "precision builder flags are not allowed on a strongly typed network")
                     return None
-                precision = "fp16" if _graph_has_fp16(net_._model) else "fp32"
+                precision = ("int8" if _graph_has_qdq(net_._model) else
+                             "fp16" if _graph_has_fp16(net_._model) else "fp32")
                 mode = "strongly-typed"
+            elif _graph_has_qdq(net_._model):
+                if "INT8" not in cfg._flags:  # HI8.6.1:8773; the 8.x build log in microsoft/onnxruntime#13381
+                    _log(self._logger, "ERROR", "Error Code 4: Internal Error (Int8 precision has been set for a "
+                                                "layer or layer output, but int8 is not configured in the builder)")
+                    return None
+                precision, mode = "int8", "builder-flag"
             else:
                 precision = "fp16" if "FP16" in cfg._flags else "fp32"
                 mode = "builder-flag" if precision == "fp16" else "default"
@@ -333,7 +351,7 @@ def make_module(s: st.State) -> types.ModuleType:
                 if not 0 <= cfg._dla < s.dla_cores:
                     _log(self._logger, "ERROR", f"DLA core {cfg._dla} does not exist ({s.dla_cores} cores)")
                     return None
-                if precision != "fp16":
+                if precision == "fp32":
                     _log(self._logger, "ERROR", "DLA needs FP16 or INT8")
                     return None
                 dla = cfg._dla

@@ -75,6 +75,8 @@ class TorchBackend(Backend):
         self.cuda = self.device.type == "cuda"
         if self.cuda and not torch.cuda.is_available():
             raise EdgeBranchyError("the torch backend was asked for CUDA but torch.cuda.is_available() is False")
+        if o["precision"] == "int8":
+            raise EdgeBranchyError("int8 runs the artifact's Q/DQ graphs: use the onnxruntime or tensorrt backend")
         if o["precision"] == "fp16" and not self.cuda:
             raise EdgeBranchyError("fp16 on the torch backend needs CUDA; use fp32 on the CPU")
         if o["threads"]:
