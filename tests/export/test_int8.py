@@ -112,7 +112,7 @@ def test_the_torch_backend_refuses_int8(tiny_int8_artifact):
 
 
 def test_an_artifact_without_int8_graphs_says_how_to_get_them(tiny_artifact):
-    with pytest.raises(EdgeBranchyError, match="no INT8 graph for the segment 0; re-export with --precision int8"):
+    with pytest.raises(EdgeBranchyError, match="no INT8 graph for the segment 0; re-export with `precision` int8"):
         Artifact.load(tiny_artifact).segment_file(0, "int8")
 
 
