@@ -319,6 +319,18 @@ class Artifact:
         rec = self.manifest["segments"][k].get("outputs")
         return list(rec) if rec else segment_io_names(1, 1, k == self.num_exits - 1)[1]
 
+    def segment_input_shapes(self, k: int) -> dict[str, tuple | None]:
+        """Segment k's inputs, name -> shape without the batch axis (None where the manifest does not say)."""
+        names = self.segment_inputs(k)
+        if k == 0:
+            return {names[0]: self.input_shape}
+        return dict(zip(names, _shapes(self.manifest["segments"][k], "input_shapes", "input_shape", len(names))))
+
+    def segment_feature_shapes(self, k: int) -> dict[str, tuple | None]:
+        """The tensors segment k passes on, name -> shape without the batch axis (empty for the last)."""
+        names = [n for n in self.segment_outputs(k) if n.startswith("features")]
+        return dict(zip(names, _shapes(self.manifest["segments"][k], "feature_shapes", "feature_shape", len(names))))
+
     @property
     def single_graph(self) -> dict | None:
         """The single early-exit graph's manifest entry, or None when the artifact has none."""
@@ -380,6 +392,15 @@ class Artifact:
         if updates:
             self.manifest.update(updates)
         atomic_write_json(self.root / MANIFEST, self.manifest)
+
+
+def _shapes(seg: dict, many: str, one: str, count: int) -> list:
+    """A segment's `count` tensor shapes from its manifest entry (`input_shapes`, else `input_shape` for one
+    tensor; likewise the features), each a tuple or None where unknown."""
+    shapes = seg.get(many) or ([seg.get(one)] if count == 1 else None)
+    if not shapes or len(shapes) != count:
+        return [None] * count
+    return [None if s is None else tuple(int(d) for d in s) for s in shapes]
 
 
 def write_artifact_dir(out: str | os.PathLike, build, force: bool = False) -> Path:
