@@ -22,7 +22,7 @@ class BenchConfig:
     backend_options: dict = field(default_factory=dict)  # one backend's options (a sweep: options_by_backend)
     profile: str = "auto"
     power: str | None = None  # override of the profile's power source
-    dataset: str = "fashion-mnist"
+    dataset: str | None = None  # None: the data set the artifact records
     data_dir: str | None = None
     batch_size: int | Sequence[int] = 1
     samples: int = 1000

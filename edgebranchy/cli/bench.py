@@ -25,9 +25,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--profile", default="auto", help="device profile name or TOML path; 'auto' detects it")
     p.add_argument("--power", help="override the profile's power source (auto, tegrastats, ina3221, nvml, rapl, "
                                    "estimate)")
-    p.add_argument("--dataset", default="fashion-mnist",
-                   help="test data set: fashion-mnist, mnist, cifar10, digits, synthetic or imagefolder")
-    p.add_argument("--data-dir", help="directory with the data set's files (default: the system's copy)")
+    p.add_argument("--dataset", help="test data set (default: the one the artifact was trained on): fashion-mnist, "
+                                     "mnist, cifar10, digits, synthetic or imagefolder")
+    p.add_argument("--data-dir", help="directory with the data set's files (default: where the artifact's data set "
+                                      "was, else the system's copy); for an image folder artifact another folder of "
+                                      "DIR/<class>/ images is read whole as test data")
     p.add_argument("--batch-size", type=_batch_sizes, default="1",  # a string default goes through the type
                    help="batch size, or a comma list to sweep (1,8,64): one run each, one results file")
     p.add_argument("--form", type=_forms, default="auto",

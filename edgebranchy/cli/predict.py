@@ -16,11 +16,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "accuracy and where the samples left; with --images, answer for image files instead (label, "
                     "exit and entropy per image, prepared as the artifact records: needs Pillow). Needs no torch.")
     p.add_argument("artifact", help="artifact directory from `edgebranchy export`")
-    p.add_argument("--dataset", default="fashion-mnist",
-                   help="dataset whose test split is run: fashion-mnist, mnist, cifar10, digits, synthetic or "
-                        "imagefolder")
-    p.add_argument("--data-dir", help="directory with the dataset files (default: $EDGEBRANCHY_DATA/NAME, else "
-                                      "the system's copy)")
+    p.add_argument("--dataset",
+                   help="dataset whose test split is run (default: the one the artifact was trained on): "
+                        "fashion-mnist, mnist, cifar10, digits, synthetic or imagefolder")
+    p.add_argument("--data-dir", help="directory with the dataset files (default: where the artifact's data set was, "
+                                      "$EDGEBRANCHY_DATA/NAME, else the system's copy); for an image folder artifact "
+                                      "another folder of DIR/<class>/ images is read whole as test data")
     p.add_argument("--backend", default="onnxruntime", help=f"the backend that runs it: {', '.join(BACKEND_NAMES)}")
     p.add_argument("--batch-size", type=positive_int, default=64, help="samples per runner call")
     p.add_argument("--samples", type=positive_int, metavar="N", help="only the first N test samples (default: the whole test split)")
@@ -41,8 +42,7 @@ def run(args) -> int:
 
     import numpy as np
 
-    from edgebranchy.data.imagefolder import reader_options
-    from edgebranchy.data.splits import load_test_data
+    from edgebranchy.data.splits import artifact_test_data
     from edgebranchy.errors import EdgeBranchyError
     from edgebranchy.runtime.runner import EarlyExitRunner
 
@@ -60,9 +60,7 @@ def run(args) -> int:
     if args.images:
         return _predict_images(args, opts)
     with EarlyExitRunner(args.artifact, backend=args.backend, thresholds=ts, options=opts) as r:
-        data = load_test_data(r.artifact.source.get("dataset"), args.dataset, args.data_dir,
-                              image=reader_options(r.artifact.manifest["input"], args.dataset),
-                              what=str(args.artifact))
+        name, data = artifact_test_data(r.artifact, args.dataset, args.data_dir)
         n = min(args.samples or len(data.test), len(data.test))  # None: the whole test split
         x = r.artifact.preprocess(data.test.x[:n])
         y = data.test.y[:n]
@@ -84,7 +82,7 @@ def run(args) -> int:
                                   calibrated=bool(r.artifact.manifest.get("calibration")),
                                   context=accuracy_context(r.artifact.manifest, y)):
             print(line)
-        print(f"{n} test samples of {args.dataset}, batch {args.batch_size}, backend {args.backend}, "
+        print(f"{n} test samples of {name}, batch {args.batch_size}, backend {args.backend}, "
               f"thresholds {', '.join(f'{t:g}' for t in r.thresholds)}")
         print(f"branchy  accuracy {np.mean(labels == y) * 100:6.2f}%  {t_branchy:.2f} s")
         print(f"baseline accuracy {np.mean(base == y) * 100:6.2f}%  {t_base:.2f} s  (wall time here, not a benchmark:"

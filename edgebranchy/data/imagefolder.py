@@ -307,6 +307,27 @@ def load_imagefolder(data_dir: str | os.PathLike | None, val_size: int | None = 
                       meta={"image": recorded, "input": spec.to_input(), "split": split})
 
 
+def load_eval_folder(data_dir: str | os.PathLike, classes: Sequence[str], options: dict,
+                     log: Callable[[str], None] | None = None):
+    """A DataBundle whose test split is every usable image of DIR/<class>/ (DIR/test/<class>/ where DIR has a
+    test folder), labelled by `classes` (the artifact's) and read as `options` (`reader_options`) say; no
+    training or validation samples. For evaluation data other than the training folder (a sample on a board)."""
+    from edgebranchy.data.datasets import DataBundle, Normalization, Split
+
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise EdgeBranchyError(f"image folder not found: {root}")
+    root = root / "test" if (root / "test").is_dir() else root
+    spec = ImageSpec.make(options.get("size"), options.get("crop"), options.get("color") or "RGB")
+    paths, y, _ = scan(root, list(classes), bool(options.get("strict")), log)
+    if not paths:
+        raise EdgeBranchyError(f"{root}: no usable images in the class folders {', '.join(classes)}")
+    empty = Split(ImageArray([], spec), np.zeros(0, dtype=np.int64))
+    return DataBundle("imagefolder", empty, empty, Split(ImageArray(paths, spec), y), list(classes),
+                      Normalization(255.0, list(options["mean"]), list(options["std"])), str(root.resolve()),
+                      meta={"input": spec.to_input()})
+
+
 def _split_record(root: Path, train, given: dict, va_paths, limit, val_size: int, seed: int, classes) -> dict:
     """The split block (data/splits.py) of a folder: its listing (relative paths, byte sizes, labels and the
     class names, not the pixels) and the validation images' relative paths."""

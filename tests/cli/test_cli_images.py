@@ -54,6 +54,9 @@ def pipeline(tmp_path_factory):
     runs["calibrate"] = _ok(run_cli("calibrate", d / "frozen.pt", "--in-place", "--thresholds", "0.6,0.6", env=ENV))
     runs["export"] = _ok(run_cli("export", d / "frozen.pt", "--out", d / "art", env=ENV))
     bad = d / "images" / "cat" / "broken.png"
+    make_image_folder(d / "sample", per_class=3, bad=False, seed=5)  # evaluation images, not the training folder
+    bench = ["--profile", "x86-cpu", "--power", "estimate", "--samples", "8", "--trials", "1", "--warmup", "1",
+             "--min-window", "0", "--idle", "0"]
     with ThreadPoolExecutor(3) as pool:
         jobs = {
             "predict": pool.submit(run_cli, "predict", d / "art", "--images", d / "images" / "cat", d / "images" / "fox",
@@ -63,6 +66,10 @@ def pipeline(tmp_path_factory):
                                  "--profile", "x86-cpu", "--power", "estimate", "--samples", "8", "--trials", "1",
                                  "--warmup", "1", "--min-window", "0", "--idle", "0", "--batch-size", "4",
                                  "--out", d / "results.json", env=ENV),
+            # no --dataset: the artifact's own (issue 24 item 2), the recorded split or another folder of images
+            "predict_default": pool.submit(run_cli, "predict", d / "art", "--samples", "6", env=ENV),
+            "bench_sample": pool.submit(run_cli, "bench", d / "art", "--data-dir", d / "sample", *bench,
+                                        "--out", d / "sample.json", env=ENV),
         }
         runs.update({k: j.result() for k, j in jobs.items()})
     return d, folder, runs
@@ -149,6 +156,20 @@ def test_bench_on_the_image_folder(pipeline):
     res = load_runs_doc(d / "results.json")[0]
     assert res["variants"]["branchy"]["accuracy"] is not None
     assert len(res["variants"]["branchy"]["exit_fractions"]) == 3
+
+
+def test_predict_and_bench_default_to_the_artifacts_data_set(pipeline):
+    """Issue 24 item 2: without --dataset, predict runs the image folder the artifact was trained on (its recorded
+    test split), and bench given another folder of class folders (a sample on a board) reads all of it as test
+    data, prepared as the artifact records; before, both defaulted to fashion-mnist (28x28: refused)."""
+    d, _, runs = pipeline
+    r = _ok(runs["predict_default"])
+    assert "test samples of imagefolder" in r.stdout and "exit 2:" in r.stdout
+    r = _ok(runs["bench_sample"])
+    assert "its 9 images are all test data" in r.stderr, r.stderr
+    res = load_runs_doc(d / "sample.json")[0]
+    assert res["environment"]["dataset"] == "imagefolder"
+    assert res["variants"]["branchy"]["accuracy"] is not None
 
 
 @pytest.mark.parametrize("argv,phrase", [
