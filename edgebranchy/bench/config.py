@@ -107,7 +107,11 @@ def check_outputs(cfg: BenchConfig) -> None:
             raise EdgeBranchyError(f"{cfg.out} is there already: that bench finished, there is nothing to resume "
                                    "(choose a new `out` for a new bench)")
     elif log.exists() and not cfg.force:
-        raise EdgeBranchyError(f"{log} holds the trial log of an earlier run: continue that run with `resume`, "
+        if _finished(log, cfg.out):
+            raise EdgeBranchyError(f"{cfg.out} and its trial log {log.name} are a finished bench: choose a new `out` "
+                                   f"for a new bench (or pass `force` to replace both); `edgebranchy report {cfg.out}` "
+                                   "shows the finished one")
+        raise EdgeBranchyError(f"{log} holds the trial log of an unfinished bench: continue it with `resume`, "
                                f"or choose a new `out` (or pass `force` to replace it and {cfg.out})")
     check_output(cfg.out, inputs, "results", force=cfg.force, data_dirs=[cfg.data_dir])
     if not cfg.resume:
@@ -116,6 +120,18 @@ def check_outputs(cfg: BenchConfig) -> None:
     if side.exists() and not cfg.force and not cfg.resume:
         raise EdgeBranchyError(f"{side} holds the latencies of an earlier run: choose a new `out` "
                                f"(or pass `force` to replace it and {cfg.out})")
+
+
+def _finished(log: Path, out) -> bool:
+    """The trial log is a finished bench's: its results file is there, or the log ends with its "done" record."""
+    from edgebranchy.bench.trial_log import read_log
+
+    if Path(out).exists():
+        return True
+    try:
+        return read_log(log).done
+    except EdgeBranchyError:
+        return False
 
 
 def runtime_options(cfg: BenchConfig, backend: str, profile) -> dict:

@@ -118,6 +118,19 @@ def _err(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def _say_resume(args) -> None:
+    """After Ctrl-C: where the finished trials are and the command that continues the run."""
+    import shlex
+
+    from edgebranchy.bench.config import trial_log_path
+
+    log = trial_log_path(args.out)
+    if log.is_file():
+        argv = [str(a) for a in getattr(args, "_argv", []) if a != "--force"]
+        _err(f"interrupted: the finished trials are in {log}; continue this bench with: "
+             + shlex.join(["edgebranchy", *argv] + ([] if "--resume" in argv else ["--resume"])))
+
+
 def run(args) -> int:
     from edgebranchy.util.wrongkind import refuse_wrong_kind
 
@@ -144,7 +157,11 @@ def run(args) -> int:
                       lock_clocks=args.lock_clocks, external_power=args.external_power, gap_s=args.gap,
                       drift_alpha=args.drift_alpha, drift_min_effect=args.drift_min_effect / 100.0)
     quiet = args.quiet or args.json
-    res = run_bench(cfg, log=(lambda s: None) if quiet else _err, progress=not quiet, warn=_err)
+    try:
+        res = run_bench(cfg, log=(lambda s: None) if quiet else _err, progress=not quiet, warn=_err)
+    except KeyboardInterrupt:
+        _say_resume(args)
+        raise
     from edgebranchy.bench.output import print_json, print_table
     from edgebranchy.report.verdict import verdict_lines
 

@@ -253,3 +253,26 @@ def test_quickstart_figures_come_from_the_recorded_run():
 
 def test_makefile_quickstart_is_the_command():
     assert "-m edgebranchy quickstart" in (ROOT / "Makefile").read_text()
+
+
+def test_makefile_quickstart_runs_again_over_its_earlier_run(tmp_path):
+    """Issue 24 item 6: a second `make quickstart` failed with "pass --force", which make cannot pass. The
+    Makefile's own command, given the folder an earlier quickstart left, replaces it (and only such a folder)."""
+    import argparse
+    import json
+
+    from edgebranchy.cli import quickstart
+    from edgebranchy.errors import EdgeBranchyError
+    from edgebranchy.util.kinds import QUICKSTART_MARKER, QUICKSTART_SCHEMA
+
+    [line] = [ln for ln in (ROOT / "Makefile").read_text().splitlines() if "-m edgebranchy quickstart" in ln]
+    argv = shlex.split(line.split("-m edgebranchy", 1)[1])
+    sub = argparse.ArgumentParser().add_subparsers()
+    quickstart.add_parser(sub)
+    args = sub.choices["quickstart"].parse_args(argv[1:])
+    earlier = tmp_path / args.out
+    earlier.mkdir(parents=True)
+    (earlier / QUICKSTART_MARKER).write_text(json.dumps({"schema": QUICKSTART_SCHEMA, "state": "done"}))
+    assert quickstart._check_outputs(earlier, args.force) is True  # replaced, not refused
+    with pytest.raises(EdgeBranchyError, match="pass --force"):  # what the command without --force said
+        quickstart._check_outputs(earlier, False)
