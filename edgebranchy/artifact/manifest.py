@@ -305,6 +305,11 @@ class Artifact:
         """The segment plan: the model exit each artifact segment ends with."""
         return [int(s.get("model_exit", i)) for i, s in enumerate(self.manifest["segments"])]
 
+    def exit_names(self) -> list[str]:
+        """Each segment's exit as the user knows it: `exit k`, with the model's own number beside it where side
+        exits were fused away at export (`exit 0 (model exit 1)`), so calibrate's numbering is still seen."""
+        return [f"exit {k}" if m == k else f"exit {k} (model exit {m})" for k, m in enumerate(self.model_exits)]
+
     @property
     def source(self) -> dict:
         """Where the artifact came from: `checkpoint` path and `checkpoint_sha256` (may be empty)."""

@@ -87,10 +87,10 @@ def run(args) -> int:
         print(f"branchy  accuracy {np.mean(labels == y) * 100:6.2f}%  {t_branchy:.2f} s")
         print(f"baseline accuracy {np.mean(base == y) * 100:6.2f}%  {t_base:.2f} s  (wall time here, not a benchmark:"
               " use `edgebranchy bench`)")
-        for k, c in enumerate(counts):
+        for k, (c, name) in enumerate(zip(counts, r.artifact.exit_names())):
             # an exit no sample took has no accuracy: "-", never nan%
             acc = f"{np.mean(labels[exits == k] == y[exits == k]) * 100:6.2f}%" if c else f"{'-':>7}"
-            print(f"exit {k}: {c:6d} samples ({c / n * 100:5.1f}%), accuracy {acc}")
+            print(f"{name}: {c:6d} samples ({c / n * 100:5.1f}%), accuracy {acc}")
         if ts is None:
             warn_exit_drift(r, args.drift_alpha, args.drift_min_effect / 100.0)
     return 0
@@ -132,6 +132,7 @@ def _predict_images(args, opts: dict | None) -> int:
                 rows.append({"file": str(f), "label": classes[lab], "class_index": int(lab), "exit": int(ex),
                              "entropy": float(ent)})
         thresholds = list(r.thresholds)
+        names = r.artifact.exit_names()
     if out is None:
         width = max(len(row["file"]) for row in rows)
         print(f"{'file':<{width}}  {'label':<16} exit  entropy")
@@ -142,7 +143,7 @@ def _predict_images(args, opts: dict | None) -> int:
                                    "thresholds": thresholds})
         print(f"{len(rows)} image(s) -> {out}")
     counts = np.bincount([row["exit"] for row in rows], minlength=len(thresholds) + 1)
-    print("exits: " + ", ".join(f"{k}: {c}" for k, c in enumerate(counts.tolist())))
+    print("exits: " + ", ".join(f"{name}: {c}" for name, c in zip(names, counts.tolist())))
     return 0
 
 
