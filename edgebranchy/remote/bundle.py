@@ -120,13 +120,13 @@ def data_part(directory: str | os.PathLike, samples: int) -> Part:
     before it uses them (`scripts.replace_dir`). Damaged files travel too: the board names and skips them."""
     root = Path(directory)
     if not root.is_dir():
-        raise EdgeBranchyError(f"--data-dir: {root} is not a directory")
+        raise EdgeBranchyError(f"`data_dir`: {root} is not a directory")
     root = root / "test" if (root / "test").is_dir() else root
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        raise EdgeBranchyError(f"--data-dir: {root} holds no class folders (<class>/<image files>)")
+        raise EdgeBranchyError(f"`data_dir`: {root} holds no class folders (<class>/<image files>)")
     if any("\n" in c or "\\" in c for c in classes):
-        raise EdgeBranchyError(f"--data-dir: a class folder of {root} has a newline or backslash in its name")
+        raise EdgeBranchyError(f"`data_dir`: a class folder of {root} has a newline or backslash in its name")
     files = {c: sorted(q for q in (root / c).rglob("*") if q.is_file() and not q.name.startswith("."))
              for c in classes}
     picked: list[tuple[str, Path]] = []
@@ -134,7 +134,7 @@ def data_part(directory: str | os.PathLike, samples: int) -> Part:
         picked += [(c, files[c][i]) for c in classes if i < len(files[c])]
     members = [(f"{c}/{i:06d}{q.suffix.lower()}", q.read_bytes()) for i, (c, q) in enumerate(picked[:samples])]
     if not members:
-        raise EdgeBranchyError(f"--data-dir: no files in the class folders of {root}")
+        raise EdgeBranchyError(f"`data_dir`: no files in the class folders of {root}")
     sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in members)
     members.append(("SHA256SUMS", sums.encode()))
     return Part("data", _digest(members), _tar(members), root.name if root.name != "test" else root.parent.name)
@@ -152,7 +152,7 @@ def build_wheel(out_dir: str | os.PathLike, root: str | os.PathLike | None = Non
     """Build a wheel of this project (no dependencies, no network) from a clean copy of the source tree."""
     src = Path(root) if root is not None else project_root()
     if src is None:
-        raise EdgeBranchyError("this edgebranchy was not installed from a source tree: pass --wheel FILE "
+        raise EdgeBranchyError("this edgebranchy was not installed from a source tree: pass `wheel` FILE "
                                "(a wheel of the same version, e.g. from `pip download edgebranchy --no-deps`)")
     out = Path(out_dir)
     copy = out / "src"
@@ -172,5 +172,5 @@ def build_wheel(out_dir: str | os.PathLike, root: str | os.PathLike | None = Non
     wheels = sorted(out.glob("edgebranchy-*.whl"))
     if p.returncode != 0 or not wheels:
         tail = "\n".join((p.stderr or p.stdout).strip().splitlines()[-8:])
-        raise EdgeBranchyError(f"could not build a wheel of {src} (pass --wheel FILE instead):\n{tail}")
+        raise EdgeBranchyError(f"could not build a wheel of {src} (pass `wheel` FILE instead):\n{tail}")
     return wheels[-1]
