@@ -307,6 +307,11 @@ class Artifact:
         """The segment plan: the model exit each artifact segment ends with."""
         return [int(s.get("model_exit", i)) for i, s in enumerate(self.manifest["segments"])]
 
+    def exit_names(self) -> list[str]:
+        """Each segment's exit as the user knows it: `exit k`, with the model's own number beside it where side
+        exits were fused away at export (`exit 0 (model exit 1)`), so calibrate's numbering is still seen."""
+        return [f"exit {k}" if m == k else f"exit {k} (model exit {m})" for k, m in enumerate(self.model_exits)]
+
     @property
     def source(self) -> dict:
         """Where the artifact came from: `checkpoint` path and `checkpoint_sha256` (may be empty)."""
@@ -320,6 +325,18 @@ class Artifact:
         """Output names of segment k's graph: its features (none for the last), logits, entropy."""
         rec = self.manifest["segments"][k].get("outputs")
         return list(rec) if rec else segment_io_names(1, 1, k == self.num_exits - 1)[1]
+
+    def segment_input_shapes(self, k: int) -> dict[str, tuple | None]:
+        """Segment k's inputs, name -> shape without the batch axis (None where the manifest does not say)."""
+        names = self.segment_inputs(k)
+        if k == 0:
+            return {names[0]: self.input_shape}
+        return dict(zip(names, _shapes(self.manifest["segments"][k], "input_shapes", "input_shape", len(names))))
+
+    def segment_feature_shapes(self, k: int) -> dict[str, tuple | None]:
+        """The tensors segment k passes on, name -> shape without the batch axis (empty for the last)."""
+        names = [n for n in self.segment_outputs(k) if n.startswith("features")]
+        return dict(zip(names, _shapes(self.manifest["segments"][k], "feature_shapes", "feature_shape", len(names))))
 
     @property
     def single_graph(self) -> dict | None:
@@ -385,6 +402,15 @@ class Artifact:
         if updates:
             self.manifest.update(updates)
         atomic_write_json(self.root / MANIFEST, self.manifest)
+
+
+def _shapes(seg: dict, many: str, one: str, count: int) -> list:
+    """A segment's `count` tensor shapes from its manifest entry (`input_shapes`, else `input_shape` for one
+    tensor; likewise the features), each a tuple or None where unknown."""
+    shapes = seg.get(many) or ([seg.get(one)] if count == 1 else None)
+    if not shapes or len(shapes) != count:
+        return [None] * count
+    return [None if s is None else tuple(int(d) for d in s) for s in shapes]
 
 
 def write_artifact_dir(out: str | os.PathLike, build, force: bool = False) -> Path:

@@ -22,7 +22,7 @@ class BenchConfig:
     backend_options: dict = field(default_factory=dict)  # one backend's options (a sweep: options_by_backend)
     profile: str = "auto"
     power: str | None = None  # override of the profile's power source
-    dataset: str = "fashion-mnist"
+    dataset: str | None = None  # None: the data set the artifact records
     data_dir: str | None = None
     batch_size: int | Sequence[int] = 1
     samples: int = 1000
@@ -111,7 +111,11 @@ def check_outputs(cfg: BenchConfig) -> None:
             raise EdgeBranchyError(f"{cfg.out} is there already: that bench finished, there is nothing to resume "
                                    "(choose a new `out` for a new bench)")
     elif log.exists() and not cfg.force:
-        raise EdgeBranchyError(f"{log} holds the trial log of an earlier run: continue that run with `resume`, "
+        if _finished(log, cfg.out):
+            raise EdgeBranchyError(f"{cfg.out} and its trial log {log.name} are a finished bench: choose a new `out` "
+                                   f"for a new bench (or pass `force` to replace both); `edgebranchy report {cfg.out}` "
+                                   "shows the finished one")
+        raise EdgeBranchyError(f"{log} holds the trial log of an unfinished bench: continue it with `resume`, "
                                f"or choose a new `out` (or pass `force` to replace it and {cfg.out})")
     check_output(cfg.out, inputs, "results", force=cfg.force, data_dirs=[cfg.data_dir])
     if not cfg.resume:
@@ -120,6 +124,18 @@ def check_outputs(cfg: BenchConfig) -> None:
     if side.exists() and not cfg.force and not cfg.resume:
         raise EdgeBranchyError(f"{side} holds the latencies of an earlier run: choose a new `out` "
                                f"(or pass `force` to replace it and {cfg.out})")
+
+
+def _finished(log: Path, out) -> bool:
+    """The trial log is a finished bench's: its results file is there, or the log ends with its "done" record."""
+    from edgebranchy.bench.trial_log import read_log
+
+    if Path(out).exists():
+        return True
+    try:
+        return read_log(log).done
+    except EdgeBranchyError:
+        return False
 
 
 def runtime_options(cfg: BenchConfig, backend: str, profile, precision: str | None = None) -> dict:

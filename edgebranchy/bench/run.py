@@ -84,15 +84,13 @@ class _OneRun:
         return self._results(env, idle, measured)
 
     def _load_data(self) -> None:
-        from edgebranchy.data.imagefolder import reader_options
-        from edgebranchy.data.splits import load_test_data
+        from edgebranchy.data.splits import artifact_test_data
 
         cfg, art = self.cfg, self.art
-        data = load_test_data(art.source.get("dataset"), cfg.dataset, cfg.data_dir,
-                              image=reader_options(art.manifest["input"], cfg.dataset), what=str(art.root))
+        self.dataset, data = artifact_test_data(art, cfg.dataset, cfg.data_dir)
         self.n = n = min(cfg.samples, len(data.test))
         if n < cfg.samples and self.first:
-            self.session.note(f"note: {cfg.dataset} has {len(data.test)} test samples; using {n}")
+            self.session.note(f"note: {self.dataset} has {len(data.test)} test samples; using {n}")
         self.x = art.preprocess(data.test.x[:n])
         self.y = data.test.y[:n]
         bs = self.spec.batch_size
@@ -140,7 +138,7 @@ class _OneRun:
                     "backend": backend.name, "backend_options": backend.describe(),
                     "precision": backend.describe().get("precision", "fp32"), "artifact": str(art.root),
                     "artifact_sha256": art.sha256(), "model": art.manifest["model"].get("name"),
-                    "dataset": cfg.dataset, "thresholds": runner.thresholds, "power_source": meter.name,
+                    "dataset": self.dataset, "thresholds": runner.thresholds, "power_source": meter.name,
                     "power_source_reason": power_reason, "power_meter": meter.describe(),
                     "pipelined": cfg.pipelined, "speculate": cfg.speculate,
                     "conditions_start": self.cond_start, "clocks_locked_by_bench": cfg.lock_clocks,

@@ -26,9 +26,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--profile", default="auto", help="device profile name or TOML path; 'auto' detects it")
     p.add_argument("--power", help="override the profile's power source (auto, tegrastats, ina3221, nvml, rapl, "
                                    "estimate)")
-    p.add_argument("--dataset", default="fashion-mnist",
-                   help="test data set: fashion-mnist, mnist, cifar10, digits, synthetic or imagefolder")
-    p.add_argument("--data-dir", help="directory with the data set's files (default: the system's copy)")
+    p.add_argument("--dataset", help="test data set (default: the one the artifact was trained on): fashion-mnist, "
+                                     "mnist, cifar10, digits, synthetic or imagefolder")
+    p.add_argument("--data-dir", help="directory with the data set's files (default: where the artifact's data set "
+                                      "was, else the system's copy); for an image folder artifact another folder of "
+                                      "DIR/<class>/ images is read whole as test data")
     p.add_argument("--batch-size", type=_batch_sizes, default="1",  # a string default goes through the type
                    help="batch size, or a comma list to sweep (1,8,64): one run each, one results file")
     p.add_argument("--precision", type=precisions, default=None,
@@ -106,6 +108,19 @@ def _err(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def _say_resume(args) -> None:
+    """After Ctrl-C: where the finished trials are and the command that continues the run."""
+    import shlex
+
+    from edgebranchy.bench.config import trial_log_path
+
+    log = trial_log_path(args.out)
+    if log.is_file():
+        argv = [str(a) for a in getattr(args, "_argv", []) if a != "--force"]
+        _err(f"interrupted: the finished trials are in {log}; continue this bench with: "
+             + shlex.join(["edgebranchy", *argv] + ([] if "--resume" in argv else ["--resume"])))
+
+
 def run(args) -> int:
     from edgebranchy.util.wrongkind import refuse_wrong_kind
 
@@ -134,7 +149,11 @@ def run(args) -> int:
                       lock_clocks=args.lock_clocks, external_power=args.external_power, gap_s=args.gap,
                       drift_alpha=args.drift_alpha, drift_min_effect=args.drift_min_effect / 100.0)
     quiet = args.quiet or args.json
-    res = run_bench(cfg, log=(lambda s: None) if quiet else _err, progress=not quiet, warn=_err)
+    try:
+        res = run_bench(cfg, log=(lambda s: None) if quiet else _err, progress=not quiet, warn=_err)
+    except KeyboardInterrupt:
+        _say_resume(args)
+        raise
     from edgebranchy.bench.output import print_json, print_table
     from edgebranchy.report.verdict import verdict_lines
 

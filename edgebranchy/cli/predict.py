@@ -17,11 +17,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "accuracy and where the samples left; with --images, answer for image files instead (label, "
                     "exit and entropy per image, prepared as the artifact records: needs Pillow). Needs no torch.")
     p.add_argument("artifact", help="artifact directory from `edgebranchy export`")
-    p.add_argument("--dataset", default="fashion-mnist",
-                   help="dataset whose test split is run: fashion-mnist, mnist, cifar10, digits, synthetic or "
-                        "imagefolder")
-    p.add_argument("--data-dir", help="directory with the dataset files (default: $EDGEBRANCHY_DATA/NAME, else "
-                                      "the system's copy)")
+    p.add_argument("--dataset",
+                   help="dataset whose test split is run (default: the one the artifact was trained on): "
+                        "fashion-mnist, mnist, cifar10, digits, synthetic or imagefolder")
+    p.add_argument("--data-dir", help="directory with the dataset files (default: where the artifact's data set was, "
+                                      "$EDGEBRANCHY_DATA/NAME, else the system's copy); for an image folder artifact "
+                                      "another folder of DIR/<class>/ images is read whole as test data")
     p.add_argument("--backend", default="onnxruntime", help=f"the backend that runs it: {', '.join(BACKEND_NAMES)}")
     p.add_argument("--batch-size", type=positive_int, default=64, help="samples per runner call")
     p.add_argument("--samples", type=positive_int, metavar="N", help="only the first N test samples (default: the whole test split)")
@@ -79,15 +80,12 @@ def _predict_test(args, opts: dict | None) -> dict:
 
     import numpy as np
 
-    from edgebranchy.data.imagefolder import reader_options
-    from edgebranchy.data.splits import load_test_data
+    from edgebranchy.data.splits import artifact_test_data
     from edgebranchy.runtime.runner import EarlyExitRunner
 
     ts = args.thresholds
     with EarlyExitRunner(args.artifact, backend=args.backend, thresholds=ts, options=opts) as r:
-        data = load_test_data(r.artifact.source.get("dataset"), args.dataset, args.data_dir,
-                              image=reader_options(r.artifact.manifest["input"], args.dataset),
-                              what=str(args.artifact))
+        name, data = artifact_test_data(r.artifact, args.dataset, args.data_dir)
         n = min(args.samples or len(data.test), len(data.test))  # None: the whole test split
         x = r.artifact.preprocess(data.test.x[:n])
         y = data.test.y[:n]
@@ -110,16 +108,16 @@ def _predict_test(args, opts: dict | None) -> dict:
                                   context=accuracy_context(r.artifact.manifest, y)):
             print(line)
         precision = r.backend.describe().get("precision", "fp32")
-        print(f"{n} test samples of {args.dataset}, batch {args.batch_size}, backend {args.backend}/{precision}, "
+        print(f"{n} test samples of {name}, batch {args.batch_size}, backend {args.backend}/{precision}, "
               f"thresholds {', '.join(f'{t:g}' for t in r.thresholds)} ({r.thresholds_source})"
               + (f"; {r.precision_reason}" if r.precision_reason else ""))
         print(f"branchy  accuracy {np.mean(labels == y) * 100:6.2f}%  {t_branchy:.2f} s")
         print(f"baseline accuracy {np.mean(base == y) * 100:6.2f}%  {t_base:.2f} s  (wall time here, not a benchmark:"
               " use `edgebranchy bench`)")
-        for k, c in enumerate(counts):
+        for k, (c, name) in enumerate(zip(counts, r.artifact.exit_names())):
             # an exit no sample took has no accuracy: "-", never nan%
             acc = f"{np.mean(labels[exits == k] == y[exits == k]) * 100:6.2f}%" if c else f"{'-':>7}"
-            print(f"exit {k}: {c:6d} samples ({c / n * 100:5.1f}%), accuracy {acc}")
+            print(f"{name}: {c:6d} samples ({c / n * 100:5.1f}%), accuracy {acc}")
         if ts is None:
             warn_exit_drift(r, args.drift_alpha, args.drift_min_effect / 100.0)
     return {"precision": precision, "accuracy": float(np.mean(labels == y)), "exit_rates": (counts / n).tolist(),
@@ -162,6 +160,7 @@ def _predict_images(args, opts: dict | None) -> int:
                 rows.append({"file": str(f), "label": classes[lab], "class_index": int(lab), "exit": int(ex),
                              "entropy": float(ent)})
         thresholds = list(r.thresholds)
+        names = r.artifact.exit_names()
     if out is None:
         width = max(len(row["file"]) for row in rows)
         print(f"{'file':<{width}}  {'label':<16} exit  entropy")
@@ -172,7 +171,7 @@ def _predict_images(args, opts: dict | None) -> int:
                                    "thresholds": thresholds})
         print(f"{len(rows)} image(s) -> {out}")
     counts = np.bincount([row["exit"] for row in rows], minlength=len(thresholds) + 1)
-    print("exits: " + ", ".join(f"{k}: {c}" for k, c in enumerate(counts.tolist())))
+    print("exits: " + ", ".join(f"{name}: {c}" for name, c in zip(names, counts.tolist())))
     return 0
 
 

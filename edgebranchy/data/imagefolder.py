@@ -172,17 +172,37 @@ def _class_dirs(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _report(bad: list[tuple[Path, str]], strict: bool, log: Callable[[str], None]) -> None:
+def _report(bad: list[tuple[Path, str]], strict: bool, log: Callable[[str], None], root: Path | None = None) -> None:
+    """Refuse the first bad file (strict), else name each and skip them; for a data set's folder (`root`) they
+    are named once (data/cache.py remembers them, unchanged), later commands say how many in one line."""
     if not bad:
         return
     if strict:
         p, why = bad[0]
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise EdgeBranchyError(f"{p}: {why}{more}; without `strict_images` such files are skipped")
+    if root is not None and _seen(bad):
+        log(f"skipped {len(bad)} file(s) that are not usable images in {root} (named when this data set was "
+            "first read; EDGEBRANCHY_CACHE=off names them every time)")
+        return
     for p, why in bad[:MAX_NAMED]:
         log(f"skipping {p}: {why}")
     log(f"skipped {len(bad)} file(s) that are not usable images" +
         (f" ({len(bad) - MAX_NAMED} not named above)" if len(bad) > MAX_NAMED else ""))
+
+
+def _seen(bad: list[tuple[Path, str]]) -> bool:
+    """These bad files, as they are now (path, size, time), were named before."""
+    from edgebranchy.data.cache import seen_before
+
+    facts = []
+    for p, why in bad:
+        try:
+            st = p.stat()
+        except OSError:
+            return False
+        facts.append([str(p.resolve()), st.st_size, st.st_mtime_ns, why])
+    return seen_before("bad-images", sorted(facts))
 
 
 def scan(root: Path, classes: list[str] | None = None, strict: bool = False,
@@ -210,7 +230,7 @@ def scan(root: Path, classes: list[str] | None = None, strict: bool = False,
             else:
                 paths.append(str(p))
                 labels.append(label)
-    _report(bad, strict, log)
+    _report(bad, strict, log, root)
     return paths, np.asarray(labels, dtype=np.int64), classes
 
 
@@ -305,6 +325,27 @@ def load_imagefolder(data_dir: str | os.PathLike | None, val_size: int | None = 
                       Split(ImageArray(te_paths, spec), np.asarray(te_y)), classes,
                       Normalization(255.0, mean, std), str(root.resolve()), split_seed=seed,
                       meta={"image": recorded, "input": spec.to_input(), "split": split})
+
+
+def load_eval_folder(data_dir: str | os.PathLike, classes: Sequence[str], options: dict,
+                     log: Callable[[str], None] | None = None):
+    """A DataBundle whose test split is every usable image of DIR/<class>/ (DIR/test/<class>/ where DIR has a
+    test folder), labelled by `classes` (the artifact's) and read as `options` (`reader_options`) say; no
+    training or validation samples. For evaluation data other than the training folder (a sample on a board)."""
+    from edgebranchy.data.datasets import DataBundle, Normalization, Split
+
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise EdgeBranchyError(f"image folder not found: {root}")
+    root = root / "test" if (root / "test").is_dir() else root
+    spec = ImageSpec.make(options.get("size"), options.get("crop"), options.get("color") or "RGB")
+    paths, y, _ = scan(root, list(classes), bool(options.get("strict")), log)
+    if not paths:
+        raise EdgeBranchyError(f"{root}: no usable images in the class folders {', '.join(classes)}")
+    empty = Split(ImageArray([], spec), np.zeros(0, dtype=np.int64))
+    return DataBundle("imagefolder", empty, empty, Split(ImageArray(paths, spec), y), list(classes),
+                      Normalization(255.0, list(options["mean"]), list(options["std"])), str(root.resolve()),
+                      meta={"input": spec.to_input()})
 
 
 def _split_record(root: Path, train, given: dict, va_paths, limit, val_size: int, seed: int, classes) -> dict:

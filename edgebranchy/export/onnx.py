@@ -150,7 +150,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
 
         segs, fp32_graphs = _write_segments(plan, put, simplify, log)
         base_entry, base_fp32 = _write_baseline(plan, put, simplify, log)
-        sg = _write_single(plan, segs, fp32_graphs, put, log) if single_graph else None
+        sg = _write_single(plan, fp32_graphs, put, log) if single_graph else None
         quant = None
         if plan.calib is not None:
             from edgebranchy.export.int8 import write_int8
@@ -310,13 +310,8 @@ def _write_baseline(plan: _Plan, put, simplify: bool, log: Callable[[str], None]
     return entry, fp32
 
 
-def _write_single(plan: _Plan, segs: list[dict], fp32_graphs: list[bytes], put, log: Callable[[str], None]):
-    """single.onnx, where every split passes one tensor; its manifest entry or None."""
-    if any(len(seg["inputs"]) > 1 for seg in segs):
-        # export/single_graph.py chains one `features` tensor per split; a model whose splits pass several
-        # (skip connections across a split) keeps the per-segment form only
-        log("single graph: not written (a split passes several tensors); the runner uses the segments")
-        return None
+def _write_single(plan: _Plan, fp32_graphs: list[bytes], put, log: Callable[[str], None]):
+    """single.onnx (a split passing several tensors feeds each to the next segment's inputs); its manifest entry."""
     side = [float(plan.thresholds[j]) if plan.thresholds else 0.0 for j in plan.keep[:-1]]
     return _single_graph(fp32_graphs, side, len(plan.cfg["classes"]), plan.x.numpy()[:16], put, log)
 

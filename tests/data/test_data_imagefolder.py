@@ -34,6 +34,25 @@ def test_scan_names_each_bad_file_in_one_line_and_skips_it(folder):
     assert lines[-1] == "skipped 3 file(s) that are not usable images"
 
 
+def test_bad_files_are_named_once_per_data_set(folder, monkeypatch):
+    """Issue 24 item 5: the damaged files of a data set's folder are named the first time it is read and
+    remembered with the data set (the cache); later reads say how many in one line, until a file changes."""
+    root, info = folder
+    first, second, third = [], [], []
+    scan(root, log=first.append)
+    scan(root, log=second.append)
+    assert sum(str(b) in ln for b in info["bad"] for ln in first) == 3
+    assert len(second) == 1 and second[0].startswith("skipped 3 file(s) that are not usable images in ")
+    assert "named when this data set was first read" in second[0]
+    info["bad"][0].write_bytes(b"still not an image")  # changed: named again
+    scan(root, log=third.append)
+    assert sum(str(b) in ln for b in info["bad"] for ln in third) == 3
+    monkeypatch.setenv("EDGEBRANCHY_CACHE", "off")  # no cache: named every time
+    off = []
+    scan(root, log=off.append)
+    assert sum(str(b) in ln for b in info["bad"] for ln in off) == 3
+
+
 def test_strict_refuses_with_the_file_named(folder):
     root, info = folder
     with pytest.raises(EdgeBranchyError, match=r"broken\.png.*and 2 more.*`strict_images`"):

@@ -66,8 +66,11 @@ def make_classes(s: st.State, ver: tuple, module: str, DataType, ErrorCode) -> d
     class ITensor(Strict):
         __module__ = module
 
-        def __init__(self, name, dims, dtype):
+        def __init__(self, name, dims, dtype, dim_names=()):
             self._name, self._dims, self._dtype = name, tuple(dims), dtype
+            # the ONNX import names each dimension after its dim_param (ITensor.setDimensionName; onnx-tensorrt
+            # 7583da4 ModelImporter.cpp:266-299): equal names must be equal at run time (HI8.5.2:490)
+            self._dim_names = tuple(dim_names) or ("",) * len(self._dims)
 
         def _get_name(self):
             return self._name
@@ -193,8 +196,9 @@ def make_classes(s: st.State, ver: tuple, module: str, DataType, ErrorCode) -> d
                     tt = vi.type.tensor_type if vi is not None else None
                     dims = tuple(-1 if (d.dim_param or not d.HasField("dim_value")) else int(d.dim_value)
                                  for d in tt.shape.dim) if tt is not None else ()
+                    dim_names = tuple(d.dim_param for d in tt.shape.dim) if tt is not None else ()
                     dt = ONNX_TO_TRT.get(tt.elem_type, "FLOAT") if tt else "FLOAT"
-                    tensors[name] = ITensor(name, dims, "INT32" if dt == "INT64" and major < 10 else dt)
+                    tensors[name] = ITensor(name, dims, "INT32" if dt == "INT64" and major < 10 else dt, dim_names)
                 return tensors[name]
 
             infos = {v.name: v for v in list(g.value_info) + list(g.input) + list(g.output)}

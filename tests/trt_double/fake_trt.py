@@ -295,8 +295,24 @@ def make_module(s: st.State) -> types.ModuleType:
                 for d in prof[t._name]:
                     if len(d) != len(t._dims) or any(w >= 0 and w != v for w, v in zip(t._dims, d)):
                         s.fail(f"profile shape {d} for {t._name!r} does not fit the network input {t._dims}")
+            _check_named_dims(network, prof)
             out.append({k: [list(x) for x in v] for k, v in prof.items()})
         return out
+
+    def _check_named_dims(network, prof):
+        """Dimensions with the same name must be equal at run time (HI8.5.2:490, HI10.3.0:500; the ONNX import
+        names them after their dim_param): a profile whose ranges for them differ admits shapes no run can have.
+        Real TensorRT's reaction is not documented; the double refuses it at build (stricter)."""
+        seen = {}
+        for t in network._inputs:
+            for i, dim_name in enumerate(t._dim_names):
+                if not dim_name or t._name not in prof:
+                    continue
+                got = tuple(d[i] for d in prof[t._name])
+                other = seen.setdefault(dim_name, (t._name, got))
+                if other[1] != got:
+                    s.fail(f"profile: dimension {dim_name!r} of {t._name!r} has min/opt/max {got}, of "
+                           f"{other[0]!r} {other[1]}; dimensions with the same name must be equal at run time")
 
     class Builder(Strict):
         __module__ = MODULE
@@ -513,6 +529,14 @@ def make_module(s: st.State) -> types.ModuleType:
                     s.fail(f"execute_async_v3: input shape of {n!r} not set (set_input_shape)")
                 if not self._addr.get(n):
                     s.fail(f"execute_async_v3: address of {n!r} not set (set_tensor_address)")
+            batches = {}
+            for n, (is_in, _, dims, sym) in e._io.items():
+                if is_in and sym and n in self._shapes:
+                    batches.setdefault(sym, {})[n] = self._shapes[n][0]
+            for sym, got in batches.items():  # named dimensions are equal at run time (HI8.5.2:490)
+                if len(set(got.values())) > 1:
+                    s.fail(f"execute_async_v3: inputs {got} differ in dimension {sym!r}, which TensorRT requires "
+                           "to be equal (the same name)")
             if self._last is not None and not self._last.done and self._last.stream is not stream:
                 s.fail("execute_async_v3: this execution context still has work pending on another stream "
                        "(one context per stream)")
