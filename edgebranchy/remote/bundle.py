@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,15 +87,15 @@ def profiles_part(directory: str | os.PathLike | None = None) -> Part:
 
 def wheel_part(wheel: str | os.PathLike) -> Part:
     """A wheel file, identified by the content of its members (zip timestamps do not count)."""
+    from edgebranchy.util.readers import kind_of, read_bytes, zip_members
+
     p = Path(wheel)
-    try:
-        with zipfile.ZipFile(p) as z:
-            members = [(i.filename, z.read(i)) for i in z.infolist() if not i.is_dir()]
-    except (OSError, zipfile.BadZipFile) as e:
-        raise EdgeBranchyError(f"cannot read wheel {p}: {e}") from None
+    data = read_bytes(p, "wheel")
+    found = zip_members(data, f"wheel {p}", kind_of("wheel").max_inflated)
+    members = [(name, bytes(body)) for name, body in found.items() if not name.endswith("/")]
     if not p.name.endswith(".whl") or not any(n.endswith(".dist-info/METADATA") for n, _ in members):
         raise EdgeBranchyError(f"{p} is not a wheel")
-    return Part("wheel", _digest(members), p.read_bytes(), p.name, filename=p.name)
+    return Part("wheel", _digest(members), data, p.name, filename=p.name)
 
 
 def project_root() -> Path | None:
