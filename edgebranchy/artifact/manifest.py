@@ -14,8 +14,9 @@ import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.util.checks import is_finite_at_least, is_int, is_int_at_least, is_number
-from edgebranchy.util.files import atomic_write_dir, atomic_write_json, sha256_file
-from edgebranchy.util.readers import load_json, sha256_regular
+from edgebranchy.util.files import atomic_write_dir, atomic_write_json, sha256_bytes, sha256_file
+from edgebranchy.artifact.onnx_data import refuse_external_data
+from edgebranchy.util.readers import load_json, read_bytes, sha256_regular
 from edgebranchy.vocab import check_precision
 
 SCHEMA = "edgebranchy.artifact"
@@ -263,10 +264,13 @@ class Artifact:
             p = safe_relpath(self.root, rel)
             if not p.exists():
                 raise EdgeBranchyError(f"artifact file missing: {p}")
-            got, want = sha256_regular(p, "artifact-file"), info.get("sha256")
+            data = read_bytes(p, "artifact-file") if rel.endswith(".onnx") else None
+            got, want = sha256_regular(p, "artifact-file") if data is None else sha256_bytes(data), info.get("sha256")
             if got != want:
                 raise EdgeBranchyError(f"artifact file {p} has been modified or damaged: sha256 {got[:16]}... "
                                        f"does not match the recorded {str(want)[:16]}...")
+            if data is not None:
+                refuse_external_data(p, data)
 
     # -- accessors -------------------------------------------------------------------------------
     @property

@@ -175,23 +175,29 @@ def _bracket_depth(text: str) -> int:
     return depth
 
 
-def parse_json(text: str, where: str, kind: str, schema: Any = None) -> Any:
-    """A JSON document from `text`, nesting bounded by `kind`, checked against `schema` when given."""
+def _parsed(parse: Any, errors: Any, fmt: str, text: str, where: str, kind: str, schema: Any) -> Any:
+    """`parse(text)` with the nesting bounded by `kind` before and after, checked against `schema` if given."""
     k = kind_of(kind)
+    deep = EdgeBranchyError(f"{where}: nested more than {k.max_depth} levels deep")
     if text.count("[") + text.count("{") > k.max_depth and _bracket_depth(text) > k.max_depth:
-        raise EdgeBranchyError(f"{where}: nested more than {k.max_depth} levels deep")
+        raise deep
     try:
-        obj = json.loads(text)
+        obj = parse(text)
     except RecursionError:
-        raise EdgeBranchyError(f"{where}: nested more than {k.max_depth} levels deep") from None
-    except ValueError as e:
-        raise EdgeBranchyError(f"{where} is not valid JSON: {e}") from None
+        raise deep from None
+    except errors as e:
+        raise EdgeBranchyError(f"{where} is not valid {fmt}: {e}") from None
     check_depth(obj, where, k.max_depth)
     if schema is not None:
         from edgebranchy.util.schema import check
 
         check(obj, schema, where)
     return obj
+
+
+def parse_json(text: str, where: str, kind: str, schema: Any = None) -> Any:
+    """A JSON document from `text`, nesting bounded by `kind`, checked against `schema` when given."""
+    return _parsed(json.loads, ValueError, "JSON", text, where, kind, schema)
 
 
 def load_json(path: Any, kind: str, schema: Any = None) -> Any:
@@ -206,21 +212,7 @@ def parse_toml(text: str, where: str, kind: str, schema: Any = None) -> dict:
         import tomllib  # novermin (guarded: tomli below is the same parser for 3.8-3.10)
     else:
         import tomli as tomllib
-    k = kind_of(kind)
-    if _bracket_depth(text) > k.max_depth:
-        raise EdgeBranchyError(f"{where}: nested more than {k.max_depth} levels deep")
-    try:
-        doc = tomllib.loads(text)
-    except RecursionError:
-        raise EdgeBranchyError(f"{where}: nested more than {k.max_depth} levels deep") from None
-    except tomllib.TOMLDecodeError as e:
-        raise EdgeBranchyError(f"{where}: not valid TOML: {e}") from None
-    check_depth(doc, where, k.max_depth)
-    if schema is not None:
-        from edgebranchy.util.schema import check
-
-        check(doc, schema, where)
-    return doc
+    return _parsed(tomllib.loads, tomllib.TOMLDecodeError, "TOML", text, where, kind, schema)
 
 
 def load_toml(path: Any, kind: str, schema: Any = None) -> dict:

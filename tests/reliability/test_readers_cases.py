@@ -211,3 +211,27 @@ def test_dev_zero_and_deep_nesting_as_results_files(reader_world, tmp_path):
         assert r.returncode == 2, (argv, r.stderr)
         one_error_line(r.stderr, argv[0])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["deep.json"]
+
+
+def test_onnx_external_data_is_refused(reader_world, tmp_path):
+    """A segment re-saved with its weights in an external file (hashed in the manifest, the data file not):
+    ONNX Runtime would load the unhashed file; the artifact is refused instead."""
+    import onnx
+
+    from edgebranchy.util.files import sha256_file
+
+    art = tmp_path / "art"
+    shutil.copytree(reader_world.art, art)
+    m = json.loads((art / "manifest.json").read_text())
+    rel = m["segments"][0]["file"]
+    model = onnx.load(str(art / rel))
+    onnx.save_model(model, str(art / rel), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="weights.bin", size_threshold=0)
+    assert (art / rel).with_name("weights.bin").is_file()
+    m["files"][rel]["sha256"] = sha256_file(art / rel)
+    (art / "manifest.json").write_text(json.dumps(m))
+    before = tree(tmp_path)
+    rc, _, err = cli("predict", art, "--dataset", "synthetic", "--samples", "4")
+    assert rc == 2, err
+    assert "external data" in one_error_line(err, "predict")
+    assert tree(tmp_path) == before
