@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.util.readers import read_bytes
 
 ENGINES_PREFIX = "engines/"  # artifact/engines.py's ENGINES_DIR: engines only run where they were built
 # what a wheel build reads from the source tree (a user's checkout may also hold data sets and runs)
@@ -70,7 +71,7 @@ def artifact_part(path: str | os.PathLike) -> Part:
     manifest["files"] = {rel: v for rel, v in manifest["files"].items() if not rel.startswith(ENGINES_PREFIX)}
     members = [(MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())]
     for rel in sorted(manifest["files"]):
-        members.append((rel, (root / rel).read_bytes()))
+        members.append((rel, read_bytes(root / rel, "artifact-file")))
     return Part("artifact", _digest(members), _tar(members), root.name)
 
 
@@ -79,7 +80,7 @@ def profiles_part(directory: str | os.PathLike | None = None) -> Part:
     from edgebranchy.device.profile_loading import profiles_dir
 
     d = Path(directory) if directory is not None else profiles_dir()
-    members = [(p.name, p.read_bytes()) for p in sorted(d.glob("*.toml"))]
+    members = [(p.name, read_bytes(p, "profile")) for p in sorted(d.glob("*.toml"))]
     if not members:
         raise EdgeBranchyError(f"no profiles (*.toml) in {d}")
     return Part("profiles", _digest(members), _tar(members), str(d))
@@ -87,7 +88,7 @@ def profiles_part(directory: str | os.PathLike | None = None) -> Part:
 
 def wheel_part(wheel: str | os.PathLike) -> Part:
     """A wheel file, identified by the content of its members (zip timestamps do not count)."""
-    from edgebranchy.util.readers import kind_of, read_bytes, zip_members
+    from edgebranchy.util.readers import kind_of, zip_members
 
     p = Path(wheel)
     data = read_bytes(p, "wheel")

@@ -96,11 +96,10 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """The sha256 of a regular file (a FIFO or a device is refused, never read: util/readers)."""
+    from edgebranchy.util.readers import sha256_regular
+
+    return sha256_regular(path, "sniffed")
 
 
 def sha256_bytes(data: bytes) -> str:
