@@ -54,6 +54,15 @@ def _gains_schema() -> Any:
 GAINS_SCHEMA = _gains_schema()
 
 
+def check_stored(gains: dict, version: int, where: str) -> None:
+    """Stored gains against GAINS_SCHEMA: from results version 3 on, and in version 2 where they have `trials`
+    (earlier ones are computed again by `gains_of`, never read)."""
+    from edgebranchy.util.schema import check
+
+    if version >= 3 or "trials" in gains:
+        check(gains, GAINS_SCHEMA, where, at="gains")
+
+
 def per_sample_ms(run: dict, value: float) -> float:
     """A latency of this run per sample (a per-batch figure divided by the batch size)."""
     per = run["variants"]["baseline"]["latency_ms"].get("per", "sample")

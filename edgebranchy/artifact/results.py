@@ -275,17 +275,6 @@ def _check_accuracy_context(c: _Checker, doc: dict) -> None:
             c.fail(f"key '{w}.exit_accuracy[{bad[0][0]}]' is {bad[0][1]}; it must be in [0, 1]")
 
 
-def _check_gains(c: _Checker, doc: dict) -> None:
-    """`gains` (artifact/gains.run_gains, stored by bench): its declared schema from version 3 on; earlier
-    gains without `trials` are computed again, so they are not read."""
-    gains = c.get(doc, "gains", "", _OBJ, optional=True)
-    if gains is not None and (c.version >= 3 or "trials" in gains):
-        from edgebranchy.artifact.gains import GAINS_SCHEMA
-        from edgebranchy.util.schema import check
-
-        check(gains, GAINS_SCHEMA, f"results file {c.name}", at="gains")
-
-
 def _check_run(c: _Checker, doc: dict) -> None:
     c.get(doc, "created", "", _STR)
     _check_environment(c, doc)
@@ -296,7 +285,11 @@ def _check_run(c: _Checker, doc: dict) -> None:
     _check_variant(c, variants, "branchy")
     _check_branchy_exits(c, doc)
     _check_calibration(c, doc)
-    _check_gains(c, doc)
+    gains = c.get(doc, "gains", "", _OBJ, optional=True)   # artifact/gains.run_gains, stored by bench
+    if gains is not None:
+        from edgebranchy.artifact.gains import check_stored
+
+        check_stored(gains, c.version, f"results file {c.name}")
     _check_accuracy_context(c, doc)
     pairs = c.get(doc, "accuracy_pairs", "", _OBJ, optional=True)  # discordant counts (paired accuracy interval)
     if pairs is not None:
