@@ -31,6 +31,38 @@ from edgebranchy.artifact.replicates import (around, combined_half, half_width, 
 Z95 = 1.959964
 
 
+def _gains_schema() -> Any:
+    """The declared schema of the `gains` a run stores (what `run_gains` returns)."""
+    from edgebranchy.util.schema import Bool, Int, List, Nullable, Num, Obj, Str
+
+    pair = List(Num(), 2, 2)
+    common = {"baseline": Num(0), "branchy": Num(0), "trials": Int(0), "ci95": Nullable(pair)}
+    ratio = Obj({**common, "gain": Nullable(Num(0))}, {"note": Nullable(Str())})
+    energy = Obj({**common, "gain": Nullable(Num(0))}, {"note": Nullable(Str()), "kind": Nullable(Str())})
+    speed = {"relative_cost": Num(0), "speedup": Num(0)}
+    expected = Obj({"source": Str(), **speed}, {"cost_source": Nullable(Str()), "split": Str(), "at_run_exits": Obj(speed)})
+    accuracy = Obj({"baseline": Num(0, 1), "branchy": Num(0, 1), "diff_points": Num(-100, 100),
+                    "ci95_points": pair, "method": Str(), "n": Int(0)})
+    return Obj({"samples": Int(1), "batch_size": Int(1), "trials": Int(0), "latency_per": Str(),
+                "p50": ratio, "mean": ratio,
+                "p99": Obj({**common, "change": Nullable(Num(-1))}, {"note": Nullable(Str())}),
+                "energy": Nullable(energy), "dynamic_energy": Nullable(energy), "accuracy": accuracy,
+                "exit_fractions": List(Num(0, 1), 1), "exit_counts": List(Int(0), 1), "early_fraction": Num(0, 1),
+                "calibrated": Bool()}, {"expected": Nullable(expected)})
+
+
+GAINS_SCHEMA = _gains_schema()
+
+
+def check_stored(gains: dict, version: int, where: str) -> None:
+    """Stored gains against GAINS_SCHEMA: from results version 3 on, and in version 2 where they have `trials`
+    (earlier ones are computed again by `gains_of`, never read)."""
+    from edgebranchy.util.schema import check
+
+    if version >= 3 or "trials" in gains:
+        check(gains, GAINS_SCHEMA, where, at="gains")
+
+
 def per_sample_ms(run: dict, value: float) -> float:
     """A latency of this run per sample (a per-batch figure divided by the batch size)."""
     per = run["variants"]["baseline"]["latency_ms"].get("per", "sample")

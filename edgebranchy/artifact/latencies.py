@@ -36,9 +36,9 @@ def write_latencies(results: str | os.PathLike, arrays: dict) -> tuple[str, str]
 
 
 def _doc(results: Path) -> dict:
-    from edgebranchy.util.files import read_json
+    from edgebranchy.util.readers import load_json
 
-    return read_json(results, what="results file")
+    return load_json(results, "results")
 
 
 def load_latencies(results: str | os.PathLike, run_id: str, doc: dict | None = None) -> dict:
@@ -46,7 +46,7 @@ def load_latencies(results: str | os.PathLike, run_id: str, doc: dict | None = N
     raises EdgeBranchyError naming it (a version-1 file has its latencies inline and needs none)."""
     import numpy as np
 
-    from edgebranchy.util.files import sha256_file
+    from edgebranchy.util.readers import load_npz, sha256_regular
 
     results = Path(results)
     doc = _doc(results) if doc is None else doc
@@ -56,20 +56,22 @@ def load_latencies(results: str | os.PathLike, run_id: str, doc: dict | None = N
     name = doc.get("latencies")
     if not name:
         raise EdgeBranchyError(f"results file {results} records no latencies side file")
+    if not isinstance(name, str) or name != Path(name).name or name in (".", ".."):
+        raise EdgeBranchyError(f"results file {results}: 'latencies' should name a file next to it, got {name!r:.60}")
     path = results.with_name(name)
-    if not path.is_file():
+    if not path.exists():
         raise EdgeBranchyError(f"latencies side file {path} of {results} is missing (copy it next to the "
                                "results file; statistics are in the results file, raw latencies only there)")
     want = doc.get("latencies_sha256")
-    if want and sha256_file(path) != want:
+    if want and sha256_regular(path, "latencies") != want:
         raise EdgeBranchyError(f"latencies side file {path} does not match the sha256 that {results} records "
                                "(changed or from another run)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = [k for k in z.files if k.split("/", 1)[0] == run_id]
-            out = {k.split("/", 1)[1]: z[k] for k in keys}
-    except (OSError, ValueError) as e:
-        raise EdgeBranchyError(f"cannot read latencies side file {path}: {e}") from None
+    arrays = load_npz(path, "latencies")
+    out = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.split("/", 1)[0] == run_id and "/" in k}
     if not out:
         raise EdgeBranchyError(f"latencies side file {path} has no latencies of run {run_id!r}")
+    for variant, values in out.items():
+        if values.ndim != 1 or values.dtype.kind != "f":
+            raise EdgeBranchyError(f"latencies side file {path}: {run_id}/{variant} should be a list of numbers, "
+                                   f"got {values.dtype} of shape {values.shape}")
     return out

@@ -14,7 +14,9 @@ import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.util.checks import is_finite_at_least, is_int, is_int_at_least, is_number
-from edgebranchy.util.files import atomic_write_dir, atomic_write_json, check_sha256, read_json, sha256_file
+from edgebranchy.util.files import atomic_write_dir, atomic_write_json, sha256_bytes, sha256_file
+from edgebranchy.artifact.onnx_data import refuse_external_data
+from edgebranchy.util.readers import load_json, read_bytes, sha256_regular
 from edgebranchy.vocab import check_precision
 
 SCHEMA = "edgebranchy.artifact"
@@ -232,7 +234,7 @@ class Artifact:
         root = Path(path)
         if not root.is_dir():
             raise EdgeBranchyError(f"artifact directory not found: {root} (create one with `edgebranchy export`)")
-        return cls.from_manifest(root, read_json(root / MANIFEST, "artifact manifest"), verify=verify)
+        return cls.from_manifest(root, load_json(root / MANIFEST, "manifest"), verify=verify)
 
     @classmethod
     def from_manifest(cls, root: Path, manifest: Any, verify: bool = True, graphs: bool = True) -> "Artifact":
@@ -262,9 +264,15 @@ class Artifact:
         """Check that every listed file exists and has its recorded sha256."""
         for rel, info in self.manifest["files"].items():
             p = safe_relpath(self.root, rel)
-            if not p.is_file():
+            if not p.exists():
                 raise EdgeBranchyError(f"artifact file missing: {p}")
-            check_sha256(p, info.get("sha256"), f"artifact file {p} has been modified or damaged")
+            data = read_bytes(p, "artifact-file") if rel.endswith(".onnx") else None
+            got, want = sha256_regular(p, "artifact-file") if data is None else sha256_bytes(data), info.get("sha256")
+            if got != want:
+                raise EdgeBranchyError(f"artifact file {p} has been modified or damaged: sha256 {got[:16]}... "
+                                       f"does not match the recorded {str(want)[:16]}...")
+            if data is not None:
+                refuse_external_data(p, data)
 
     # -- accessors -------------------------------------------------------------------------------
     @property
@@ -391,7 +399,7 @@ class Artifact:
         return np.ascontiguousarray(x)
 
     def sha256(self) -> str:
-        return sha256_file(self.root / MANIFEST)
+        return sha256_regular(self.root / MANIFEST, "manifest")
 
     # -- updates ---------------------------------------------------------------------------------
     def add_files(self, rels: list[str], updates: dict | None = None) -> None:

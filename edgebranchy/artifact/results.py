@@ -14,6 +14,7 @@ from typing import Any
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.util.checks import is_int, is_number
+from edgebranchy.util.schema import type_name as _type_name
 
 SCHEMA = "edgebranchy.results"
 SCHEMA_VERSION = 3
@@ -26,22 +27,6 @@ _INT = "an integer"
 _STR = "a string"
 _OBJ = "an object"
 _LIST = "a list"
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 def _is(value: Any, kind: str) -> bool:
@@ -300,7 +285,11 @@ def _check_run(c: _Checker, doc: dict) -> None:
     _check_variant(c, variants, "branchy")
     _check_branchy_exits(c, doc)
     _check_calibration(c, doc)
-    c.get(doc, "gains", "", _OBJ, optional=True)   # artifact/gains.run_gains, stored by bench
+    gains = c.get(doc, "gains", "", _OBJ, optional=True)   # artifact/gains.run_gains, stored by bench
+    if gains is not None:
+        from edgebranchy.artifact.gains import check_stored
+
+        check_stored(gains, c.version, f"results file {c.name}")
     _check_accuracy_context(c, doc)
     pairs = c.get(doc, "accuracy_pairs", "", _OBJ, optional=True)  # discordant counts (paired accuracy interval)
     if pairs is not None:
@@ -310,6 +299,16 @@ def _check_run(c: _Checker, doc: dict) -> None:
                 c.fail(f"key 'accuracy_pairs.{key}' should be >= 0, got {pairs[key]}")
         if pairs["baseline_only"] + pairs["branchy_only"] > pairs["n"]:
             c.fail("accuracy_pairs: more discordant samples than samples")
+
+
+def validate_run(run: Any, name: str) -> dict:
+    """Check one run of the current version (a bench trial log's "run" record); `name` in every error."""
+    c = _Checker(name)
+    if not isinstance(run, dict):
+        c.fail(f"a run should be an object, got {_type_name(run)}")
+    _reject_non_finite(c, run, "")
+    _check_run(c, run)
+    return run
 
 
 def validate_results(doc: Any, name: str) -> dict:
@@ -387,9 +386,9 @@ def unique_labels(labels: list[str]) -> list[str]:
 
 def load_runs_doc(path) -> list[dict]:
     """The validated runs of a results file of either version (version 1: one run)."""
-    from edgebranchy.util.files import read_json
+    from edgebranchy.util.readers import load_json
 
-    return runs_of(validate_results(read_json(path, what="results file"), str(path)))
+    return runs_of(validate_results(load_json(path, "results"), str(path)))
 
 
 def load_latencies(path, run_id: str) -> dict:

@@ -35,27 +35,79 @@ class LogState:
     done: bool
 
 
-def read_log(path: Path) -> LogState:
-    """The records of a trial log; a last line cut short by a kill is ignored."""
+def _schemas() -> dict:
+    """The declared schema of each record type (`read_log` checks every record before any use)."""
+    from edgebranchy.util.schema import Anything, Int, List, Nullable, Num, Obj, Str
+
+    reading = Obj({"joules": Num(), "seconds": Num(0), "watts": Num(), "samples": Int(0), "source": Str(),
+                   "kind": Str(("measured", "estimated"))},
+                  {"provenance": Nullable(Obj()), "flag": Nullable(Str())}, closed=True)
+    run = {"type": Str(), "run": Str(max_len=200)}
+    window = Obj({"start_unix": Num(), "end_unix": Num()})
+    conditions = Obj({"throttled": Anything(), "reasons": List(Str())})
+    return {
+        "start": Obj({"type": Str(), "version": Int(), "config": Obj(), "plan": List(), "environment": Obj()},
+                     {"artifact_sha256": Anything()}),
+        "run-start": Obj({**run, "environment": Obj({"conditions_start": Nullable(Obj())},
+                                                    {"batch1_form": Nullable(Str())})}),
+        "idle": Obj({**run, "reading": reading}),
+        "trial": Obj({**run, "trial": Int(0), "variant": Str(("baseline", "branchy")), "passes": Int(0),
+                      "inferences": Int(0), "latency_ms": List(Num(0), 1), "energy": reading,
+                      "window": window, "conditions": conditions},
+                     {"energy_per_inference_mj": Nullable(Num()), "dynamic_per_inference_mj": Nullable(Num()),
+                      "external_energy": Nullable(Obj())}),
+        "run": Obj({**run, "result": Obj({"variants": Obj()})}),
+        "done": Obj({"type": Str()}),
+    }
+
+
+def _records(path: Path) -> list:
+    """Every record of the log, each checked against its type's schema; a last line cut short is dropped."""
+    from edgebranchy.util.readers import decode_text, parse_json, read_bytes
+    from edgebranchy.util.schema import check
+
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise EdgeBranchyError(f"no trial log at {path} to resume: run bench without `resume`") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise EdgeBranchyError(f"cannot read the trial log {path}: {e}") from None
-    recs = []
-    for i, line in enumerate(lines):
+        data = read_bytes(path, "trial-log")
+    except EdgeBranchyError as e:
+        if not Path(path).exists():
+            raise EdgeBranchyError(f"no trial log at {path} to resume: run bench without `resume`") from None
+        raise EdgeBranchyError(f"{e}; it cannot be resumed (run again with `force`)") from None
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    schemas, recs = _schemas(), []
+    for i, raw in enumerate(lines):
+        where = f"trial log {path} line {i + 1}"
+        last = i == len(lines) - 1 and not data.endswith(b"\n")
         try:
-            recs.append(json.loads(line))
-        except ValueError:
-            if i == len(lines) - 1:
+            rec = parse_json(decode_text(raw, where), where, "trial-log")
+        except EdgeBranchyError as e:
+            if last:
                 break  # the write the kill interrupted
-            raise EdgeBranchyError(f"trial log {path} line {i + 1} is not JSON; it cannot be resumed "
-                                   "(run again with `force`)") from None
+            raise EdgeBranchyError(f"{e}; it cannot be resumed (run again with `force`)") from None
+        kind = rec.get("type") if isinstance(rec, dict) else None
+        if not isinstance(kind, str) or kind not in schemas:
+            raise EdgeBranchyError(f"{where}: not a trial log record (type {str(kind)[:40]!r}); it cannot be "
+                                   "resumed (run again with `force`)")
+        if (kind == "start") != (i == 0):
+            raise EdgeBranchyError(f"{where}: a start record only opens a trial log; it cannot be resumed "
+                                   "(run again with `force`)")
+        check(rec, schemas[kind], f"{where} ({kind} record; run again with `force`)")
+        if kind == "run":
+            from edgebranchy.artifact.results import validate_run
+
+            validate_run(rec["result"], f"{where} (run record; run again with `force`)")
+        recs.append(rec)
+    return recs
+
+
+def read_log(path: Path) -> LogState:
+    """The records of a trial log, each checked; a last line cut short by a kill is ignored."""
+    recs = _records(path)
     if not recs or recs[0].get("type") != "start":
         raise EdgeBranchyError(f"{path} is not a bench trial log (no start record); run again with `force`")
     head = recs[0]
-    if head.get("version") != LOG_VERSION or "plan" not in head:
+    if head.get("version") != LOG_VERSION:
         raise EdgeBranchyError(f"{path} was written by an older bench that cannot be resumed; run again with "
                                "`force`")
     runs: dict[str, RunLog] = {}

@@ -49,9 +49,9 @@ def results_costs(path: str | Path, num_exits: int) -> Costs:
     Both are per call at the bench's batch size, so their ratios are what counts. A sweep: its first run.
     """
     from edgebranchy.artifact.results import runs_of, validate_results
-    from edgebranchy.util.files import read_json
+    from edgebranchy.util.readers import load_json
 
-    r = read_json(path, "results file")
+    r = load_json(path, "results")
     try:
         validate_results(r, str(path))
     except EdgeBranchyError as e:

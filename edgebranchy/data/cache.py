@@ -14,16 +14,16 @@ import hashlib
 import io
 import json
 import os
-import zipfile
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
+from edgebranchy.errors import EdgeBranchyError
+
 #: bump when what an entry holds or how the readers decode changes (2: the validation indices)
 VERSION = 2
 _OFF = ("off", "0", "no", "false", "none")
-_CHUNK = 1 << 20
 
 
 def cache_dir() -> Path | None:
@@ -32,17 +32,19 @@ def cache_dir() -> Path | None:
     if env is not None:
         if env.strip().lower() in _OFF or not env.strip():
             return None
-        return Path(env).expanduser()
+        try:
+            return Path(env).expanduser()
+        except RuntimeError:  # ~nosuchuser
+            raise EdgeBranchyError(f"EDGEBRANCHY_CACHE={env}: cannot expand the home folder of that user") from None
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "edgebranchy"
 
 
 def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
+    """sha256 of a regular data file (util/readers: a FIFO or device is refused, never read)."""
+    from edgebranchy.util.readers import sha256_regular
+
+    return sha256_regular(path, "data-file")
 
 
 def files_digest(files: Iterable[Path]) -> str | None:
@@ -52,7 +54,7 @@ def files_digest(files: Iterable[Path]) -> str | None:
     try:
         for p in sorted(Path(f) for f in files):
             h.update(f"{p.name}\0{_file_sha256(p)}\0".encode())
-    except OSError:
+    except EdgeBranchyError:  # missing, a FIFO, a folder...: the reader refuses it in its own words
         return None
     return h.hexdigest()
 
@@ -77,13 +79,15 @@ def load(key: str | None, names: tuple[str, ...]) -> dict[str, np.ndarray] | Non
     p = None if key is None else _path(key)
     if p is None or not p.is_file():
         return None
+    from edgebranchy.util.readers import load_npz
+
     try:
-        with np.load(p, allow_pickle=False) as z:
-            if set(names) - set(z.files):
-                return None
-            return {n: z[n] for n in names}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+        arrays = load_npz(p, "data-cache")
+    except EdgeBranchyError:
         return None  # damaged: rebuilt and rewritten by the caller
+    if set(names) - set(arrays):
+        return None
+    return {n: arrays[n] for n in names}
 
 
 def store(key: str | None, arrays: dict[str, np.ndarray]) -> Path | None:
@@ -91,7 +95,6 @@ def store(key: str | None, arrays: dict[str, np.ndarray]) -> Path | None:
     p = None if key is None else _path(key)
     if p is None:
         return None
-    from edgebranchy.errors import EdgeBranchyError
     from edgebranchy.util.files import atomic_write_bytes
 
     buf = io.BytesIO()

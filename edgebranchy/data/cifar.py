@@ -33,11 +33,13 @@ class _SafeUnpickler(pickle.Unpickler):
 def read_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """One batch file -> (x N x 3 x 32 x 32 uint8, y int64)."""
     path = Path(path)
+    from edgebranchy.util.readers import open_regular
+
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, "cifar") as f:
             d = _SafeUnpickler(f, encoding="bytes").load()
-    except FileNotFoundError:
-        raise EdgeBranchyError(f"CIFAR-10 batch not found: {path}") from None
+    except EdgeBranchyError:
+        raise
     except Exception as e:  # noqa: BLE001 - damaged pickles also raise LookupError, MemoryError, ...
         raise EdgeBranchyError(f"{path}: not a CIFAR-10 python batch ({e})") from None
     if not isinstance(d, dict):

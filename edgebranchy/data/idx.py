@@ -1,14 +1,13 @@
 """Reader for the IDX format of MNIST and Fashion-MNIST (gzip or raw)."""
 from __future__ import annotations
 
-import gzip
 import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.util.readers import inflate, kind_of, read_bytes
 
 _UBYTE = 0x08
 
@@ -16,17 +15,9 @@ _UBYTE = 0x08
 def read_idx(path: str | Path) -> np.ndarray:
     """Read one IDX file of unsigned bytes; gzip is detected from the content."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise EdgeBranchyError(f"IDX file not found: {path}") from None
-    except OSError as e:
-        raise EdgeBranchyError(f"cannot read IDX file {path}: {e}") from None
+    raw = read_bytes(path, "idx")
     if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise EdgeBranchyError(f"{path}: corrupt or truncated gzip stream ({e})") from None
+        raw = inflate(raw, f"IDX file {path}", kind_of("idx").max_inflated, gzip=True)
     if len(raw) < 4:
         raise EdgeBranchyError(f"{path}: too short to be an IDX file ({len(raw)} bytes)")
     zero, dtype, ndim = struct.unpack(">HBB", raw[:4])

@@ -19,6 +19,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.util.readers import open_regular
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 SPLITS = ("train", "val", "test")
@@ -84,7 +85,7 @@ def load_image(path: str | os.PathLike, spec: ImageSpec) -> np.ndarray:
     """Decode, resize (shorter side to spec.size, bilinear), centre-crop: uint8 C x H x W."""
     Image = _pil()
     try:
-        with Image.open(path) as im:
+        with open_regular(path, "image") as f, Image.open(f) as im:
             im = im.convert(spec.color)
             w, h = im.size
             nw, nh = (spec.size, int(spec.size * h / w)) if w <= h else (int(spec.size * w / h), spec.size)
@@ -94,7 +95,7 @@ def load_image(path: str | os.PathLike, spec: ImageSpec) -> np.ndarray:
             top, left = int(round((nh - ch) / 2.0)), int(round((nw - cw) / 2.0))
             im = im.crop((left, top, left + cw, top + ch))
             a = np.asarray(im, dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EdgeBranchyError) as e:
         raise BadImage(f"{path}: cannot decode ({(str(e).splitlines() or [type(e).__name__])[0][:120]})") from None
     return a[None] if a.ndim == 2 else np.ascontiguousarray(a.transpose(2, 0, 1))
 
@@ -105,7 +106,7 @@ def check_image(path: Path) -> str | None:
         return f"not an image file (extension {path.suffix or 'none'})"
     Image = _pil()
     try:
-        with Image.open(path) as im:
+        with open_regular(path, "image") as f, Image.open(f) as im:
             fmt = im.format
             im.verify()  # PNG: chunk CRCs to the end; others: the header
     except Exception as e:  # noqa: BLE001 - Pillow raises many types for damaged files

@@ -54,18 +54,9 @@ def list_profiles(directory: str | Path | None = None) -> list[str]:
 
 
 def _read_toml(path: Path) -> dict:
-    if sys.version_info >= (3, 11):
-        import tomllib  # novermin (guarded: tomli below is the same parser for 3.8-3.10)
-    else:
-        import tomli as tomllib
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise EdgeBranchyError(f"cannot read profile {display_path(path)}: {e}") from None
-    try:
-        return tomllib.loads(data.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise EdgeBranchyError(f"{display_path(path)}: not valid TOML: {e}") from None
+    from edgebranchy.util.readers import parse_toml, read_text
+
+    return parse_toml(read_text(path, "profile"), f"profile {display_path(path)}", "profile")
 
 
 def load_profile(name_or_path: str | os.PathLike, directory: str | Path | None = None) -> Profile:

@@ -111,10 +111,9 @@ def _scale(unit: str, name: str, where: str) -> float:
 def parse_meter_csv(path: str | Path) -> MeterTrace:
     """Read an external meter's CSV export into a time-ordered trace (watts)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig", errors="replace")
-    except OSError as e:
-        raise EdgeBranchyError(f"cannot read the external power file {path}: {e}") from None
+    from edgebranchy.util.readers import read_bytes
+
+    text = read_bytes(path, "power-log").decode("utf-8-sig", errors="replace")
     lines = [ln for ln in text.splitlines() if ln.strip()]
     header_at = None
     for i, ln in enumerate(lines):

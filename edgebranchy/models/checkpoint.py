@@ -109,22 +109,18 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     import torch
 
     path = Path(path)
-    if not path.is_file():
-        raise EdgeBranchyError(f"checkpoint not found: {path}")
-    try:
-        obj: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - damaged files raise KeyError, struct.error, ... too
-        raise EdgeBranchyError(load_refusal(path, "edgebranchy checkpoint", e)) from None
+    obj: Any = torch_load(path, "checkpoint", "edgebranchy checkpoint")
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise EdgeBranchyError(f"{path}: not an edgebranchy BranchyNet checkpoint (no '{FORMAT}' header); "
                                "train one with `edgebranchy train`")
     if obj.get("version") != VERSION:
         raise EdgeBranchyError(f"{path}: checkpoint version {obj.get('version')} is not supported (expected {VERSION})")
-    try:
-        config = json.loads(obj["config"])
-        branchy, baseline = obj["branchy"], obj["baseline"]
-    except (KeyError, TypeError, json.JSONDecodeError) as e:
-        raise EdgeBranchyError(f"{path}: damaged checkpoint ({e})") from None
+    from edgebranchy.util.readers import parse_json
+
+    if not isinstance(obj.get("config"), str) or "branchy" not in obj or "baseline" not in obj:
+        raise EdgeBranchyError(f"{path}: damaged checkpoint (config or weights missing)")
+    config = parse_json(obj["config"], f"{path}: damaged checkpoint config", "checkpoint")
+    branchy, baseline = obj["branchy"], obj["baseline"]
     model = config.get("model") if isinstance(config, dict) else None
     if (not isinstance(model, dict) or not isinstance(model.get("name"), str)
             or not isinstance(model.get("args", {}), dict) or not isinstance(branchy, dict)
@@ -132,6 +128,49 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise EdgeBranchyError(f"{path}: damaged checkpoint (config or weights missing)")
     validate_config(path, config)
     return Checkpoint(path, config, branchy, baseline)
+
+
+def torch_load(path: Path, kind: str, what: str, device: Any = "cpu", damaged: str | None = None) -> Any:
+    """The one torch.load of the package: a regular zip file of `kind` (util/readers: size, members, deflate
+    streams checked first), weights only; every failure one EdgeBranchyError (`damaged` leads it)."""
+    import torch
+
+    from edgebranchy.util.readers import check_zip
+
+    try:
+        check_zip(path, kind)
+    except EdgeBranchyError as e:
+        if not Path(path).exists():
+            raise
+        raise EdgeBranchyError(f"{path}: {damaged or f'not a readable {what}'} ({e})") from None
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - damaged files raise KeyError, struct.error, ... too
+        raise EdgeBranchyError(load_refusal(path, what, e, damaged)) from None
+
+
+def _config_schema() -> Any:
+    """The declared schema of the config blocks that commands read beyond input, classes and calibration."""
+    from edgebranchy.util.schema import Bool, Int, List, Nullable, Num, Obj, OneOf, Str
+
+    split = Obj({"version": Int()}, {"limit": Nullable(Int(1)), "val_size": Nullable(Int(0)), "seed": Int(0),
+                                     "sources_sha256": Nullable(Str()), "val_index_sha256": Nullable(Str())})
+    dataset = Obj({"name": Str()}, {"source": Nullable(Str()), "train": Int(0), "val": Nullable(Int(0)),
+                                    "test": Int(0), "split_seed": Int(0), "input_shape": List(Int(1)),
+                                    "image": Nullable(Obj()), "split": Nullable(split)})
+    train = Obj({}, {"model": Str(), "model_args": Obj(), "dataset": Nullable(Str()), "data_dir": Nullable(Str()),
+                     "epochs": Int(0), "baseline_epochs": Nullable(Int(0)), "batch_size": Int(1), "lr": Num(0),
+                     "betas": List(Num(0, 1), 2, 2), "weight_decay": Num(0), "exit_weights": Nullable(List(Num(0))),
+                     "seed": Int(0), "val_size": Nullable(Int(0)), "limit": Nullable(Int(1)),
+                     "max_steps": Nullable(Int(0)), "device": Nullable(Str()), "recipe": Nullable(Str()),
+                     "eval_batch": Int(1), "log_every": Int(0), "image": Nullable(Obj()), "freeze_backbone": Bool(),
+                     "init_weights": Nullable(OneOf(Str(), Obj())), "init_skip": Nullable(List(Str())), "world_size": Int(1),
+                     "seconds": Num(0), "history": List(Obj())})
+    evaluation = Obj({}, {"exit_accuracy": List(Nullable(Num(0, 1))), "n": Int(0),
+                          "baseline_accuracy": Nullable(Num(0, 1))})
+    return Obj({"model": Obj({"name": Str()}, {"args": Obj()})},
+               {"dataset": Nullable(dataset), "train": Nullable(train), "validation": Nullable(evaluation),
+                "test": Nullable(evaluation), "seed": Nullable(Int(0)), "versions": Nullable(Obj())})
 
 
 def load_refusal(path, what: str, e: BaseException, damaged: str | None = None) -> str:
@@ -160,7 +199,10 @@ def validate_config(path, config: dict) -> None:
     from edgebranchy.artifact.manifest import validate_classes, validate_input_block, validate_temperatures
     from edgebranchy.util.checks import validate_thresholds
 
+    from edgebranchy.util.schema import check
+
     where = f"{path}: checkpoint config"
+    check(config, _config_schema(), where)
     if "input" not in config:
         raise EdgeBranchyError(f"{where} has no 'input' block (shape and normalisation); re-train the checkpoint")
     validate_input_block(where, config["input"])

@@ -71,14 +71,12 @@ def load_init_weights(net: BranchyNet, path: str | os.PathLike, skip: Sequence[s
     """
     import torch
 
+    from edgebranchy.models.checkpoint import torch_load
+
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise EdgeBranchyError(f"`init_weights`: {path} not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - damaged files and pickled objects raise many types
-        raise EdgeBranchyError(f"`init_weights`: {path} is not a weights-only state_dict "
-                               f"({(str(e).splitlines() or [type(e).__name__])[0][:160]})") from None
+    obj = torch_load(path, "checkpoint", "state_dict", damaged="`init_weights`: not a weights-only state_dict")
     if isinstance(obj, dict) and obj.get("format") == "edgebranchy.checkpoint":
         raise EdgeBranchyError(f"`init_weights`: {path} is an edgebranchy checkpoint; give the model's own "
                                "state_dict (torch.save(model.state_dict(), FILE))")

@@ -13,11 +13,11 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.util.readers import read_bytes
 
 ENGINES_PREFIX = "engines/"  # artifact/engines.py's ENGINES_DIR: engines only run where they were built
 # what a wheel build reads from the source tree (a user's checkout may also hold data sets and runs)
@@ -71,7 +71,7 @@ def artifact_part(path: str | os.PathLike) -> Part:
     manifest["files"] = {rel: v for rel, v in manifest["files"].items() if not rel.startswith(ENGINES_PREFIX)}
     members = [(MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())]
     for rel in sorted(manifest["files"]):
-        members.append((rel, (root / rel).read_bytes()))
+        members.append((rel, read_bytes(root / rel, "artifact-file")))
     return Part("artifact", _digest(members), _tar(members), root.name)
 
 
@@ -80,7 +80,7 @@ def profiles_part(directory: str | os.PathLike | None = None) -> Part:
     from edgebranchy.device.profile_loading import profiles_dir
 
     d = Path(directory) if directory is not None else profiles_dir()
-    members = [(p.name, p.read_bytes()) for p in sorted(d.glob("*.toml"))]
+    members = [(p.name, read_bytes(p, "profile")) for p in sorted(d.glob("*.toml"))]
     if not members:
         raise EdgeBranchyError(f"no profiles (*.toml) in {d}")
     return Part("profiles", _digest(members), _tar(members), str(d))
@@ -88,15 +88,15 @@ def profiles_part(directory: str | os.PathLike | None = None) -> Part:
 
 def wheel_part(wheel: str | os.PathLike) -> Part:
     """A wheel file, identified by the content of its members (zip timestamps do not count)."""
+    from edgebranchy.util.readers import kind_of, zip_members
+
     p = Path(wheel)
-    try:
-        with zipfile.ZipFile(p) as z:
-            members = [(i.filename, z.read(i)) for i in z.infolist() if not i.is_dir()]
-    except (OSError, zipfile.BadZipFile) as e:
-        raise EdgeBranchyError(f"cannot read wheel {p}: {e}") from None
+    data = read_bytes(p, "wheel")
+    found = zip_members(data, f"wheel {p}", kind_of("wheel").max_inflated)
+    members = [(name, bytes(body)) for name, body in found.items() if not name.endswith("/")]
     if not p.name.endswith(".whl") or not any(n.endswith(".dist-info/METADATA") for n, _ in members):
         raise EdgeBranchyError(f"{p} is not a wheel")
-    return Part("wheel", _digest(members), p.read_bytes(), p.name, filename=p.name)
+    return Part("wheel", _digest(members), data, p.name, filename=p.name)
 
 
 def artifact_extras(path: str | os.PathLike) -> list[str]:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import shlex
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -11,10 +10,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.remote.job import BoardJob, BoardResult, JobConfig
 from edgebranchy.remote.scripts import workdir_expr
 from edgebranchy.remote.targets import Board
 from edgebranchy.util.files import atomic_write_json
+from edgebranchy.util.readers import load_json
 
 STATUS_FILE = "status.json"
 REPORT_DIR = "report"
@@ -54,10 +55,10 @@ def kept_results(boards: list[Board], out: Path) -> list[BoardResult]:
     for b in boards:
         d = out / "boards" / b.name
         try:
-            st = json.loads((d / "status.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            st = load_json(d / "status.json", "board-status")
+        except EdgeBranchyError:
             continue
-        if st.get("status") == "ok" and (d / "results.json").is_file():
+        if isinstance(st, dict) and st.get("status") == "ok" and (d / "results.json").is_file():
             kept.append(BoardResult(b, status="kept", error=f"results kept from run {st.get('run', '?')}",
                                     local_dir=d, results=d / "results.json", facts=st.get("facts", {})))
     return kept

@@ -7,9 +7,7 @@ either way (into a temporary folder renamed into place at the end).
 from __future__ import annotations
 
 import hashlib
-import io
 import shutil
-import tarfile
 import tempfile
 import threading
 import time
@@ -331,13 +329,11 @@ def _facts_text(facts: dict) -> str:
 
 def _read_tar(data: bytes) -> dict[str, bytes]:
     """Regular files at the top of a run folder's tar (anything else, or any path with '/', is ignored)."""
+    from edgebranchy.util.readers import tar_files
+
     out = {}
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-        for m in tar.getmembers():
-            name = PurePosixPath(m.name)
-            parts = [p for p in name.parts if p != "."]
-            if m.isfile() and len(parts) == 1 and parts[0] not in ("status.json", "remote.log"):
-                f = tar.extractfile(m)
-                if f is not None:
-                    out[parts[0]] = f.read()
+    for member, body in tar_files(data, "the board's returned tar", "board-tar"):
+        parts = [p for p in PurePosixPath(member).parts if p != "."]
+        if len(parts) == 1 and parts[0] not in ("status.json", "remote.log"):
+            out[parts[0]] = body
     return out

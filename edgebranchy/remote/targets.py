@@ -94,11 +94,10 @@ def unique_names(boards: list[Board]) -> list[Board]:
 
 def load_inventory(path: str | Path, *, profile: str = "auto", workdir: str = DEFAULT_WORKDIR) -> list[Board]:
     """Boards from an inventory file: `.toml` ([[board]] tables) or a table of `host profile notes...` lines."""
+    from edgebranchy.util.readers import read_text
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise EdgeBranchyError(f"cannot read inventory {p}: {e}") from None
+    text = read_text(p, "inventory")
     boards = _from_toml(text, p, profile, workdir) if p.suffix == ".toml" else _from_table(text, p, profile, workdir)
     if not boards:
         raise EdgeBranchyError(f"inventory {p} lists no boards")
@@ -109,14 +108,9 @@ _KEYS = {"host", "name", "profile", "workdir", "notes"}
 
 
 def _from_toml(text: str, path: Path, profile: str, workdir: str) -> list[Board]:
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise EdgeBranchyError(f"inventory {path}: not valid TOML: {e}") from None
+    from edgebranchy.util.readers import parse_toml
+
+    doc = parse_toml(text, f"inventory {path}", "inventory")
     defaults = doc.get("defaults", {})
     entries = doc.get("board", [])
     if not isinstance(defaults, dict) or not isinstance(entries, list) or \

@@ -15,7 +15,7 @@ from pathlib import Path
 from edgebranchy.artifact.results import runs_of, validate_results
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.report.labels import run_labels
-from edgebranchy.util.files import read_json
+from edgebranchy.util.readers import load_json
 
 TRIAL_LOG_HINT = ("this is a trial log of an unfinished bench; finish it with edgebranchy bench ... --resume "
                   "(the same command, with --resume), then give the results file")
@@ -29,7 +29,7 @@ def _refuse_trial_log(path: Path) -> None:
 def load_results(path: str | os.PathLike) -> dict:
     """Read one results file and validate it; any problem raises EdgeBranchyError naming the file."""
     _refuse_trial_log(Path(path))
-    doc = read_json(path, what="results file")
+    doc = load_json(path, "results")
     return validate_results(doc, str(path))
 
 

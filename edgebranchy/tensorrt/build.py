@@ -28,7 +28,8 @@ from edgebranchy.artifact.manifest import Artifact
 from edgebranchy.tensorrt import compat
 from edgebranchy.tensorrt.device import GpuInfo, device_facts, import_tensorrt, make_logger
 from edgebranchy.tensorrt.settings import validate_settings
-from edgebranchy.util.files import atomic_write_bytes, atomic_write_json, read_json, sha256_bytes, sha256_file
+from edgebranchy.util.files import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
+from edgebranchy.util.readers import load_json, read_bytes
 from edgebranchy.vocab import RECALIBRATED
 
 INPUT_NAME = "x"
@@ -159,7 +160,7 @@ def _gather_network(trt: Any, builder: Any, version: compat.Version, job: _Job) 
 
 
 def _read_graph(art: Artifact, rel: str) -> Tuple[bytes, str]:
-    data = (art.root / rel).read_bytes()
+    data = read_bytes(art.root / rel, "artifact-file")
     digest = sha256_bytes(data)
     if digest != art.manifest["files"].get(rel, {}).get("sha256"):
         raise EdgeBranchyError(f"{art.root / rel} does not match its sha256 in the manifest: re-export the artifact")
@@ -190,7 +191,7 @@ def _cache_hit(art: Artifact, key: str, components: dict, names: list, trt: Any,
     if not (d / "engine.json").is_file():
         return "engine.json is missing"
     try:
-        if read_json(d / "engine.json", "engine description") != components:
+        if load_json(d / "engine.json", "engine-description") != components:
             return "engine.json differs"
     except EdgeBranchyError as e:
         return str(e)
@@ -204,7 +205,7 @@ def _cache_hit(art: Artifact, key: str, components: dict, names: list, trt: Any,
         runtime.DLA_core = int(rec["dla_core"])
     for name in names:
         del logger.errors[:]
-        if runtime.deserialize_cuda_engine((art.root / rec["files"][name]).read_bytes()) is None:
+        if runtime.deserialize_cuda_engine(read_bytes(art.root / rec["files"][name], "engine")) is None:
             return (f"this TensorRT ({trt.__version__}) refuses the cached {name} engine: "
                     + ("; ".join(logger.errors) or "no reason given"))
     return None
@@ -390,7 +391,7 @@ def _timing_cache(config: Any, path: Path, log: Callable[[str], None]) -> Tuple[
     if not path.is_file():
         return config.create_timing_cache(b""), "new"
     try:
-        cache = config.create_timing_cache(path.read_bytes())
+        cache = config.create_timing_cache(read_bytes(path, "timing-cache"))
         err = "TensorRT refused it" if cache is None or not config.set_timing_cache(cache, False) else None
     except Exception as e:  # noqa: BLE001 - a damaged cache is dropped, and the fact recorded
         err = f"{type(e).__name__}: {e}"

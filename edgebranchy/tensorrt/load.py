@@ -15,7 +15,8 @@ from typing import Any, Callable, Dict
 from edgebranchy.artifact.engines import _describe, _differences, engine_names, rebuild_hint, select_engines
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.tensorrt.device import import_tensorrt, make_logger
-from edgebranchy.util.files import read_json, sha256_bytes
+from edgebranchy.util.files import sha256_bytes
+from edgebranchy.util.readers import load_json, read_bytes
 
 #: attributes this module uses on TensorRT objects (the runtime)
 TRT_OBJECT_API = frozenset({"deserialize_cuda_engine", "DLA_core"})
@@ -45,7 +46,7 @@ def load_engine(artifact: Any, device_key_components: dict,
         if name not in files or not (artifact.root / files[name]).is_file():
             raise EdgeBranchyError(f"the {name} file of the TensorRT engines {key} is missing; "
                                    f"{rebuild_hint(artifact.root)}")
-    on_disk = read_json(artifact.root / files["engine.json"], "engine description")
+    on_disk = load_json(artifact.root / files["engine.json"], "engine-description")
     if on_disk != comps:
         diff = sorted(set(_differences(on_disk, comps)) | set(_differences(comps, on_disk)))
         raise EdgeBranchyError(f"{artifact.root / record['dir']}/engine.json does not match the manifest "
@@ -62,7 +63,7 @@ def load_engine(artifact: Any, device_key_components: dict,
     engines = {}
     for name in engine_names(artifact) + [n for n in ("single",) if n in files]:  # the If engine: 10.0+ only
         rel = files[name]
-        data = (artifact.root / rel).read_bytes()
+        data = read_bytes(artifact.root / rel, "engine")
         if sha256_bytes(data) != artifact.manifest["files"].get(rel, {}).get("sha256"):
             raise EdgeBranchyError(f"engine {artifact.root / rel} does not match its sha256 in the manifest; "
                                    f"{rebuild_hint(artifact.root)}")

@@ -297,16 +297,14 @@ class Trainer:
     def _load_resume(self) -> dict | None:
         if not self.resume_path.exists():
             return None
-        try:
-            st = torch.load(self.resume_path, map_location=self.device, weights_only=True)
-        except Exception as e:  # noqa: BLE001 - any damage means we cannot resume
-            from edgebranchy.models.checkpoint import load_refusal
+        from edgebranchy.models.checkpoint import torch_load
 
-            raise EdgeBranchyError(load_refusal(self.resume_path, "resume state", e,
-                                                damaged="cannot resume from a damaged state file")) from None
+        st = torch_load(self.resume_path, "resume-state", "resume state", device=self.device,
+                        damaged="cannot resume from a damaged state file")
         keys = {"phase_index", "epoch", "net", "baseline_state", "optimizer", "rng", "config"}
         if not isinstance(st, dict) or not keys <= set(st):
             raise EdgeBranchyError(f"{self.resume_path}: not an edgebranchy resume state; delete it to start over")
+        self._check_resume(st)
         if st.get("config") != self._resume_key():
             raise EdgeBranchyError(f"{self.resume_path} was written by a run with other settings; "
                                    "resume with the same arguments or delete it")
@@ -320,6 +318,21 @@ class Trainer:
         self.history = list(st.get("history") or [])
         st["rng"] = st["rng"].cpu()
         return st
+
+    def _check_resume(self, st: dict) -> None:
+        """Types and ranges of a resume state (its declared schema) before any use."""
+        from edgebranchy.util.schema import Int, List, Nullable, Obj, Str, check
+
+        phases = self._phases()
+        pi = st.get("phase_index")
+        epochs = phases[pi][1] if isinstance(pi, int) and not isinstance(pi, bool) and 0 <= pi < len(phases) else 0
+        schema = Obj({"phase_index": Int(0, len(phases) - 1), "epoch": Int(0, epochs), "net": Obj(),
+                      "baseline_state": Nullable(Obj()), "optimizer": Obj(), "config": Str()},
+                     {"history": List(Obj({"phase": Str(), "steps": Int(0)}))})
+        check(st, schema, f"{self.resume_path}: resume state (delete it to start over)")
+        if not isinstance(st["rng"], torch.Tensor) or st["rng"].dtype != torch.uint8:
+            raise EdgeBranchyError(f"{self.resume_path}: resume state 'rng' is not a random generator state; "
+                                   "delete it to start over")
 
     # -- end ----------------------------------------------------------------------------------
     def _finish(self, seconds: float) -> dict:

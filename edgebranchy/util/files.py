@@ -95,27 +95,11 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
-def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
-    """Read a JSON document, turning every failure into an EdgeBranchyError naming the file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise EdgeBranchyError(f"{what} not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise EdgeBranchyError(f"cannot read {what} {path}: {e}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise EdgeBranchyError(f"{what} {path} is not valid JSON: {e}") from None
-
-
 def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """The sha256 of a regular file (a FIFO or a device is refused, never read: util/readers)."""
+    from edgebranchy.util.readers import sha256_regular
+
+    return sha256_regular(path, "sniffed")
 
 
 def sha256_bytes(data: bytes) -> str:

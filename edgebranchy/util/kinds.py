@@ -34,48 +34,64 @@ _HEAD = 1 << 16  # bytes read to recognise a JSON document or a trial log's firs
 _PICKLE_HEAD = 1 << 12  # the checkpoint header is the first key of the pickled dict
 
 
-def _json_schema(path: Path, limit: int | None = None) -> str | None:
-    """The top-level "schema" of a small JSON document (None when it is not one)."""
+def _head(path: Path, limit: int) -> bytes | None:
+    """Up to `limit` + 1 bytes of a regular file (None for a FIFO, a device, a folder or an unreadable file)."""
+    from edgebranchy.errors import EdgeBranchyError
+    from edgebranchy.util.readers import open_regular
+
     try:
-        with open(path, "rb") as f:
-            data = f.read() if limit is None else f.read(limit + 1)
-    except OSError:
+        with open_regular(path, "sniffed") as f:
+            return f.read(limit + 1)
+    except (EdgeBranchyError, OSError):
         return None
-    if limit is not None and len(data) > limit:
+
+
+def _json_schema(path: Path, limit: int = _HEAD) -> str | None:
+    """The top-level "schema" of a small JSON document (None when it is not one)."""
+    from edgebranchy.errors import EdgeBranchyError
+    from edgebranchy.util.readers import parse_json
+
+    data = _head(path, limit)
+    if data is None:
+        return None
+    if len(data) > limit:
         # Large results files: the schema key comes first in what bench writes.
         head = data[:limit].decode("utf-8", "replace")
         return RESULTS_SCHEMA if f'"schema": "{RESULTS_SCHEMA}"' in head[:200] else None
     try:
-        obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        obj = parse_json(data.decode("utf-8"), str(path), "sniffed")
+    except (UnicodeDecodeError, EdgeBranchyError):
         return None
     return obj.get("schema") if isinstance(obj, dict) and isinstance(obj.get("schema"), str) else None
 
 
 def _is_checkpoint(path: Path) -> bool:
+    import zlib
+
+    from edgebranchy.errors import EdgeBranchyError
+    from edgebranchy.util.readers import open_regular
+
     try:
-        if not zipfile.is_zipfile(path):
-            return False
-        with zipfile.ZipFile(path) as z:
-            pkl = [n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
-            if len(pkl) != 1:
+        with open_regular(path, "sniffed") as raw:
+            if not zipfile.is_zipfile(raw):
                 return False
-            with z.open(pkl[0]) as f:
-                head = f.read(_PICKLE_HEAD)
-    except (OSError, zipfile.BadZipFile, RuntimeError, ValueError):
+            with zipfile.ZipFile(raw) as z:
+                pkl = [n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+                if len(pkl) != 1:
+                    return False
+                with z.open(pkl[0]) as f:
+                    head = f.read(_PICKLE_HEAD)
+    except (OSError, zipfile.BadZipFile, RuntimeError, ValueError, EOFError, zlib.error, EdgeBranchyError):
         return False
     return CHECKPOINT_FORMAT.encode() in head
 
 
 def _is_trial_log(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            line = f.readline(_HEAD)
-    except OSError:
-        return False
+    data = _head(path, _HEAD)
+    line = (data or b"").split(b"\n", 1)[0]
     try:
         obj = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return False
     return isinstance(obj, dict) and obj.get("type") == "start" and "environment" in obj and "config" in obj
 

@@ -38,14 +38,17 @@ def _sibling(path: Path, suffix: str) -> str:
 
 def _trial_log_artifact(path: Path) -> str:
     """The artifact a trial log was measured on, if its start record names it (else ARTIFACT_DIR)."""
+    from edgebranchy.errors import EdgeBranchyError
+    from edgebranchy.util.readers import open_regular
+
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, "sniffed") as f:
             start = json.loads(f.readline(1 << 20).decode("utf-8"))
         for part in ("config", "environment"):
             a = (start.get(part) or {}).get("artifact")
             if isinstance(a, str) and a:
                 return a
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError, EdgeBranchyError):
         pass
     return "ARTIFACT_DIR"
 

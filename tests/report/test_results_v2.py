@@ -76,7 +76,12 @@ def test_v2_validation_names_the_run(tmp_path: Path) -> None:
     with pytest.raises(EdgeBranchyError, match="'runs' is an empty list"):
         validate_results({**doc, "runs": []}, "v.json")
     ok = copy.deepcopy(doc)
-    ok["runs"][0]["gains"] = {"p50": 2.0}   # artifact/gains.run_gains: an optional object per run
+    ok["runs"][0]["gains"] = {"p50": 2.0}   # artifact/gains.run_gains: optional, and then its declared schema
+    with pytest.raises(EdgeBranchyError, match=r"v.json \(run r1\): key 'gains' misses the key"):
+        validate_results(ok, "v.json")
+    from edgebranchy.artifact.gains import run_gains
+
+    ok["runs"][0]["gains"] = run_gains(ok["runs"][0])
     validate_results(ok, "v.json")
     ok["runs"][0]["accuracy_pairs"] = {"baseline_only": 3, "branchy_only": 5, "n": 100}  # optional, checked
     validate_results(copy.deepcopy(ok), "v.json")
