@@ -108,13 +108,15 @@ def gate(base: Path, new: Path) -> dict:
 
     s = compare_files(base, new, max_regression=0.05)
     m = s["matched"][0]
-    metrics = {e["metric"]: {"change": e["change"], "ci95": e["ci95"], "regressed": e["regressed"]}
-               for e in m["metrics"] if e["gated"]}
+    metrics = {e["metric"]: {"change": e["change"], "ci95": e["ci95"], "regressed": e["regressed"],
+                             "gated": e["gated"]}
+               for e in m["metrics"] if e["gated"] or e["metric"].startswith("gain ")}
     return {"regressed": s["regressed"], "trials": m["trials"], "metrics": metrics}
 
 
 def z_scores(pairs: list[dict]) -> dict[str, list[float]]:
-    """Per gated gain, log(1 + change) / (half-width of its log interval / 1.96) of every pair that has one."""
+    """Per gain (gated or shown), log(1 + change) / (half-width of its log interval / 1.96) of every pair that
+    has one."""
     out: dict[str, list[float]] = {}
     for p in pairs:
         for name, e in p["metrics"].items():
@@ -180,8 +182,8 @@ def report(args, dataset: str, delay_ns: int, pilot: dict, blocks: list[dict], a
         f"{default_trials()}), {args.min_window} s windows (bench's default is {default_window()} s: shorter here "
         f"to fit {len(blocks)} blocks in the time; benchmarks/results/gate_noise.md found the per-round spread "
         "the same at every window length). Gate: `compare --max-regression 5%` (a gated gain down by more than "
-        "5% with its 95% interval, Welch's t over the two runs' trials, excluding no change; the gains of the "
-        "mean and of the trimmed mean are gated, the p50 gain is shown, not gated; energy is estimated here and "
+        "5% with its 95% interval, Welch's t over the two runs' trials, excluding no change; the gain of the "
+        "trimmed mean is gated, the p50 and mean gains are shown, not gated; energy is estimated here and "
         "not gated).", "",
         "| pairs | gate fired | Clopper-Pearson 95% | target |", "|---|---|---|---|",
         rate_line("A/A (same artifact, benched twice)", aa, "at most 5%"),
@@ -194,7 +196,8 @@ def report(args, dataset: str, delay_ns: int, pilot: dict, blocks: list[dict], a
         f"{100 * float(np.median(realised)):+.1f}% (median; {100 * min(realised):+.1f}% to "
         f"{100 * max(realised):+.1f}%), trimmed-mean gain change {100 * float(np.median(gain_change)):+.1f}% "
         "(median).",
-        "Honesty of the intervals on the A/A pairs (SD of change / standard error; about 1 when honest): " +
+        "Honesty of the intervals on the A/A pairs (SD of change / standard error; about 1 when honest; gated "
+        "and shown gains): " +
         ", ".join(f"{k} {float(np.std(v, ddof=1)):.2f} over {len(v)} pairs" for k, v in zs.items()) + ".",
         f"A/A gains p50 across all A benches: {min(b['gain_p50'] for blk in blocks for b in blk['benches'][:2]):.2f}x "
         f"to {max(b['gain_p50'] for blk in blocks for b in blk['benches'][:2]):.2f}x.",

@@ -97,7 +97,7 @@ def shared_rates() -> dict:
 
 
 def test_on_the_shared_machine_the_gate_meets_its_targets(shared_rates: dict) -> None:
-    """Bench's default trials (many short ones) and the gated gains (mean, trimmed mean; not the bimodal p50)
+    """Bench's default trials (many short ones) and the gated gain (the trimmed mean's; not the bimodal p50's)
     catch a 20% slowdown 95% of the time on the measured machine's noise, and rarely cry wolf."""
     assert shared_rates["false_alarm"] <= 0.05, shared_rates
     assert shared_rates["detection"] >= 0.95, shared_rates
