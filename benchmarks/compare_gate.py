@@ -179,9 +179,10 @@ def report(args, dataset: str, delay_ns: int, pilot: dict, blocks: list[dict], a
         f"{minutes:.0f} minutes for {3 * len(blocks)} benches.", "",
         f"B-LeNet on {dataset} (28x28), calibrated for a 0.5-point drop, ONNX Runtime, batch 1, segments form, "
         f"{args.samples} samples per pass, {args.trials} trials per variant (bench's default is "
-        f"{default_trials()}), {args.min_window} s windows (bench's default is {default_window()} s: shorter here "
-        f"to fit {len(blocks)} blocks in the time; benchmarks/results/gate_noise.md found the per-round spread "
-        "the same at every window length). Gate: `compare --max-regression 5%` (a gated gain down by more than "
+        f"{default_trials()}), {args.min_window} s windows (bench's default is {default_window()} s"
+        + (f": shorter here to fit {len(blocks)} blocks in the time; benchmarks/results/gate_noise.md found the "
+           "per-round spread the same at every window length" if args.min_window < default_window() else "")
+        + "). Gate: `compare --max-regression 5%` (a gated gain down by more than "
         "5% with its 95% interval, Welch's t over the two runs' trials, excluding no change; the gain of the "
         "trimmed mean is gated, the p50 and mean gains are shown, not gated; energy is estimated here and "
         "not gated).", "",
