@@ -1,6 +1,6 @@
 """How often `edgebranchy compare --max-regression 5%` cries wolf, and how often it catches a real slowdown.
 
-Usage: python benchmarks/compare_gate.py [--pairs 60] [--trials N] [--min-window 0.5] [--slowdown 0.2]
+Usage: python benchmarks/compare_gate.py [--pairs 60] [--trials N] [--min-window 0.1] [--slowdown 0.2]
                                          [--work DIR] [--out benchmarks/results/compare_gate]
 
 Trains a small B-LeNet (Fashion-MNIST when $EDGEBRANCHY_DATA has it, else the 28x28 synthetic set: the same
@@ -10,11 +10,14 @@ on ONNX Runtime, the segments form, `--trials` trials: bench's default unless gi
 
     A, A', B     A/A pair (A, A'): the same artifact twice, minutes apart, with the machine's real noise
                  A/B pair (A', B): B adds a fixed busy wait to every branchy call (before segment 0), sized
-                 `--slowdown` x the branchy p50 of a pilot bench: branchy about 20% slower against an
-                 unchanged baseline, its gain about 1/1.2 of A's
+                 `--slowdown` x the branchy trimmed mean of a pilot bench (not its p50, which jumps between the
+                 modes of the early-exit latency): branchy about 20% slower against an unchanged baseline, its
+                 gain about 1/1.2 of A's
 
 and runs compare's gate (`report.compare.compare_files`, what `edgebranchy compare` prints and exits on) on
-each pair. The pairs of one kind share no bench, so each rate comes with a Clopper-Pearson 95% interval.
+each pair. The pairs of one kind share no bench, so each rate comes with a Clopper-Pearson 95% interval. The
+A/A pairs also check the intervals' honesty: each gated change over its standard error (the half-width of its
+interval / 1.96) is a z-score whose SD should be about 1 (much above: the intervals are too narrow).
 The first block's pairs are also compared with the `edgebranchy compare` CLI, whose exit status must agree.
 Writes OUT.md (the command on the first line, the rates, the load average around every bench) and OUT.json
 (every pair). The machine is shared: its load is part of the noise measured, and recorded.
@@ -95,6 +98,7 @@ def bench(art: Path, dataset: str, out: Path, args) -> dict:
     run = res["runs"][0]
     return {"file": out.name, "load": [load0, os.getloadavg()[0]], "seconds": time.perf_counter() - t0,
             "p50_ms": {v: run["variants"][v]["latency_ms"]["p50"] for v in ("baseline", "branchy")},
+            "trimmed_ms": {v: run["variants"][v]["latency_ms"]["trimmed"] for v in ("baseline", "branchy")},
             "gain_p50": run["gains"]["p50"]["gain"], "gain_mean": run["gains"]["mean"]["gain"]}
 
 
@@ -104,9 +108,23 @@ def gate(base: Path, new: Path) -> dict:
 
     s = compare_files(base, new, max_regression=0.05)
     m = s["matched"][0]
-    metrics = {e["metric"]: {"change": e["change"], "ci95": e["ci95"], "regressed": e["regressed"]}
-               for e in m["metrics"] if e["gated"]}
+    metrics = {e["metric"]: {"change": e["change"], "ci95": e["ci95"], "regressed": e["regressed"],
+                             "gated": e["gated"]}
+               for e in m["metrics"] if e["gated"] or e["metric"].startswith("gain ")}
     return {"regressed": s["regressed"], "trials": m["trials"], "metrics": metrics}
+
+
+def z_scores(pairs: list[dict]) -> dict[str, list[float]]:
+    """Per gain (gated or shown), log(1 + change) / (half-width of its log interval / 1.96) of every pair that
+    has one."""
+    out: dict[str, list[float]] = {}
+    for p in pairs:
+        for name, e in p["metrics"].items():
+            if e["ci95"] and name.startswith("gain") and e["change"] is not None:
+                half = (math.log1p(e["ci95"][1]) - math.log1p(e["ci95"][0])) / 2
+                if half > 0:
+                    out.setdefault(name, []).append(math.log1p(e["change"]) / (half / 1.96))
+    return out
 
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -146,8 +164,11 @@ def report(args, dataset: str, delay_ns: int, pilot: dict, blocks: list[dict], a
     aa = [b["aa"] for b in blocks]
     ab = [b["ab"] for b in blocks]
     loads = [x for b in blocks for bench_ in b["benches"] for x in bench_["load"]]
-    realised = [b["benches"][2]["p50_ms"]["branchy"] / b["benches"][1]["p50_ms"]["branchy"] - 1 for b in blocks]
-    gain_change = [p["metrics"]["gain p50"]["change"] for p in ab if p["metrics"]["gain p50"]["change"] is not None]
+    realised = [b["benches"][2]["trimmed_ms"]["branchy"] / b["benches"][1]["trimmed_ms"]["branchy"] - 1
+                for b in blocks]
+    gain_change = [p["metrics"]["gain trimmed"]["change"] for p in ab
+                   if p["metrics"]["gain trimmed"]["change"] is not None]
+    zs = z_scores(aa)
     cmd = "python " + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     return "\n".join([
         cmd, "",
@@ -158,35 +179,44 @@ def report(args, dataset: str, delay_ns: int, pilot: dict, blocks: list[dict], a
         f"{minutes:.0f} minutes for {3 * len(blocks)} benches.", "",
         f"B-LeNet on {dataset} (28x28), calibrated for a 0.5-point drop, ONNX Runtime, batch 1, segments form, "
         f"{args.samples} samples per pass, {args.trials} trials per variant (bench's default is "
-        f"{default_trials()}), {args.min_window} s windows (bench's default is 2 s: shorter here to fit "
-        f"{len(blocks)} blocks in the time). Gate: `compare --max-regression 5%` (a gated gain down by more than "
-        "5% with its 95% interval, Welch's t over the two runs' trials, excluding no change; p50 and mean gains "
-        "gated, energy is estimated here and not gated).", "",
+        f"{default_trials()}), {args.min_window} s windows (bench's default is {default_window()} s"
+        + (f": shorter here to fit {len(blocks)} blocks in the time; benchmarks/results/gate_noise.md found the "
+           "per-round spread the same at every window length" if args.min_window < default_window() else "")
+        + "). Gate: `compare --max-regression 5%` (a gated gain down by more than "
+        "5% with its 95% interval, Welch's t over the two runs' trials, excluding no change; the gain of the "
+        "trimmed mean is gated, the p50 and mean gains are shown, not gated; energy is estimated here and "
+        "not gated).", "",
         "| pairs | gate fired | Clopper-Pearson 95% | target |", "|---|---|---|---|",
         rate_line("A/A (same artifact, benched twice)", aa, "at most 5%"),
         rate_line(f"A/B (branchy +{100 * args.slowdown:.0f}%: +{delay_ns / 1e3:.2f} us per branchy call)", ab,
                   "at least 95%"), "",
-        f"Pilot bench: branchy p50 {pilot['p50_ms']['branchy'] * 1e3:.2f} us, baseline "
-        f"{pilot['p50_ms']['baseline'] * 1e3:.2f} us, gain p50 {pilot['gain_p50']:.2f}x; the busy wait is "
-        f"{args.slowdown:g} x the branchy p50. Realised on the A/B pairs: branchy p50 "
+        f"Pilot bench: branchy trimmed mean {pilot['trimmed_ms']['branchy'] * 1e3:.2f} us (p50 "
+        f"{pilot['p50_ms']['branchy'] * 1e3:.2f} us), baseline {pilot['trimmed_ms']['baseline'] * 1e3:.2f} us "
+        f"(p50 {pilot['p50_ms']['baseline'] * 1e3:.2f} us); the busy wait is {args.slowdown:g} x the branchy "
+        "trimmed mean. Realised on the A/B pairs: branchy trimmed mean "
         f"{100 * float(np.median(realised)):+.1f}% (median; {100 * min(realised):+.1f}% to "
-        f"{100 * max(realised):+.1f}%), gain p50 change {100 * float(np.median(gain_change)):+.1f}% (median).",
+        f"{100 * max(realised):+.1f}%), trimmed-mean gain change {100 * float(np.median(gain_change)):+.1f}% "
+        "(median).",
+        "Honesty of the intervals on the A/A pairs (SD of change / standard error; about 1 when honest; gated "
+        "and shown gains): " +
+        ", ".join(f"{k} {float(np.std(v, ddof=1)):.2f} over {len(v)} pairs" for k, v in zs.items()) + ".",
         f"A/A gains p50 across all A benches: {min(b['gain_p50'] for blk in blocks for b in blk['benches'][:2]):.2f}x "
         f"to {max(b['gain_p50'] for blk in blocks for b in blk['benches'][:2]):.2f}x.",
         _by_noise(ab),
         f"The `edgebranchy compare` CLI's exit status agreed with the library's verdict on "
         f"{sum(agree)} of {len(agree)} pairs checked.", "",
-        "Every pair (gate fired, gain p50 change [95% CI], gain mean change [95% CI], load) is in the JSON file "
-        "next to this one.", ""])
+        "Every pair (gate fired, each gated gain's change [95% CI], trials) and every bench (load, p50s, trimmed "
+        "means) is in the JSON file next to this one.", ""])
 
 
 def _by_noise(ab: list[dict]) -> str:
-    """Detection split by how much the pair's trials disagreed (the half-width of its gain-p50 interval)."""
-    quiet = [p for p in ab if p["metrics"]["gain p50"]["ci95"] and
-             (p["metrics"]["gain p50"]["ci95"][1] - p["metrics"]["gain p50"]["ci95"][0]) / 2 < 0.10]
+    """Detection split by how much the pair's trials disagreed (the half-width of its trimmed-mean gain's
+    interval)."""
+    ci = lambda p: p["metrics"]["gain trimmed"]["ci95"]  # noqa: E731
+    quiet = [p for p in ab if ci(p) and (ci(p)[1] - ci(p)[0]) / 2 < 0.10]
     loud = [p for p in ab if p not in quiet]
     part = lambda ps: f"{sum(p['regressed'] for p in ps)} of {len(ps)}"  # noqa: E731
-    return (f"A/B pairs whose trials agreed (gain-p50 interval narrower than +-10%, the machine quiet enough): "
+    return (f"A/B pairs whose trials agreed (trimmed-mean gain interval narrower than +-10%): "
             f"{part(quiet)} caught; the others (a loaded machine shifted whole trials): {part(loud)} caught.")
 
 
@@ -196,11 +226,17 @@ def default_trials() -> int:
     return BenchConfig(artifact="", out="").trials
 
 
+def default_window() -> float:
+    from edgebranchy.bench.config import BenchConfig
+
+    return BenchConfig(artifact="", out="").min_window_s
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", type=int, default=60, help="blocks of (A, A', B): A/A and A/B pairs each")
     ap.add_argument("--trials", type=int, default=None, help="trials per bench (default: bench's default)")
-    ap.add_argument("--min-window", type=float, default=0.5, help="seconds per trial window")
+    ap.add_argument("--min-window", type=float, default=0.1, help="seconds per trial window")
     ap.add_argument("--samples", type=int, default=500, help="samples per pass")
     ap.add_argument("--slowdown", type=float, default=0.2, help="B's added branchy cost, x the pilot's branchy p50")
     ap.add_argument("--work", type=Path, default=None, help="folder for the model and the benches (default: temp)")
@@ -214,7 +250,7 @@ def main() -> int:
     t0 = time.time()
     art, dataset = prepare(work)
     pilot = bench(art, dataset, work / "pilot.json", args)
-    delay_ns = int(round(args.slowdown * pilot["p50_ms"]["branchy"] * 1e6))
+    delay_ns = int(round(args.slowdown * pilot["trimmed_ms"]["branchy"] * 1e6))
     blocks, agree = [], []
     for i in range(args.pairs):
         names = [work / f"b{i:03d}-{k}.json" for k in ("A", "A2", "B")]

@@ -4,7 +4,7 @@ A run is the body of a results document (environment, config, variants, calibrat
 replicates (`artifact.replicates`): bench interleaves baseline and branchy trials, and the machine's state
 shifts whole trials, so an interval comes from the spread between trials, never from the number of calls:
 
-- a latency gain or change (p50, mean, p99) from the per-round log ratios log(baseline_t / branchy_t) of the
+- a latency gain or change (p50, mean, p99; the trimmed mean in `change`) from the per-round log ratios log(baseline_t / branchy_t) of the
   per-trial statistics that results version 3 records (`latency_ms.trials`), Student t with trials - 1 degrees
   of freedom, centred on the ratio of the statistics over all calls; a version-1/2 file records only the mean's
   across-trial interval, so its mean gain gets an interval from those and its quantile gains none;
@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from edgebranchy.artifact.replicates import (around, combined_half, half_width, logs, paired_log_ratios, per_trial,
-                                             recorded_log_se, trials_note, welch_half)
+from edgebranchy.artifact.replicates import (around, combined_half, half_width, latency_value, logs,
+                                             paired_log_ratios, per_trial, recorded_log_se, trials_note, welch_half)
 
 Z95 = 1.959964
 
@@ -248,7 +248,7 @@ def gains_of(run: dict) -> dict:
 
 #: the metrics `change` compares between two runs: a gain (baseline / branchy in the same run: higher is
 #: better), a latency per sample or an energy (lower is better), the branchy accuracy (points)
-METRICS = ("gain p50", "gain mean", "gain p99", "energy gain", "branchy p50 ms", "branchy mean ms",
+METRICS = ("gain p50", "gain mean", "gain trimmed", "gain p99", "energy gain", "branchy p50 ms", "branchy mean ms",
            "branchy p99 ms", "baseline p50 ms", "branchy energy mJ", "branchy accuracy %")
 
 
@@ -258,7 +258,9 @@ def metric_logs(run: dict, name: str) -> tuple[float | None, np.ndarray | None, 
     v, trials = run["variants"], _trials(run)
     if name.startswith("gain "):
         stat = name.split()[1]
-        b, r = float(v["baseline"]["latency_ms"][stat]), float(v["branchy"]["latency_ms"][stat])
+        b, r = latency_value(v["baseline"]["latency_ms"], stat), latency_value(v["branchy"]["latency_ms"], stat)
+        if b is None or r is None:   # the trimmed mean of a file without it or its raw calls
+            return None, None, None, trials
         d, se = latency_ratio_logs(run, stat)
         return (b / r if r > 0 else None), d, se, trials
     if name in ("energy gain", "branchy energy mJ"):

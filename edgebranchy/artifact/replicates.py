@@ -31,8 +31,12 @@ _T95 = {
     80: 1.990, 100: 1.984, 120: 1.980,
 }
 
-#: the statistics bench records per trial (`latency_ms.trials`)
-TRIAL_STATS = ("p50", "p90", "p99", "p999", "mean")
+#: the statistics bench records per trial (`latency_ms.trials`; "trimmed" since it exists, else computed here
+#: from the raw calls where a run has them)
+TRIAL_STATS = ("p50", "p90", "p99", "p999", "mean", "trimmed")
+
+#: the share of calls the trimmed mean drops at each end
+TRIM = 0.10
 
 #: fewer trials than this: the interval is called wide (and absent below 2)
 FEW_TRIALS = 3
@@ -48,12 +52,44 @@ def t95(df: float) -> float:
     return _T95[max(k for k in _T95 if k <= df)]
 
 
+def trimmed_mean(x: Any, cut: float = TRIM) -> float:
+    """The mean of the calls left after dropping the fastest and the slowest `cut` of them (floor(n * cut) at
+    each end). Unlike the p50 it moves smoothly when a bimodal early-exit distribution shifts near its middle,
+    and unlike the mean it ignores the stalls of a loaded machine."""
+    v = np.sort(np.asarray(x, dtype=float))
+    k = int(v.size * cut)
+    return float(v[k:v.size - k].mean())
+
+
 def per_trial(latency: dict, stat: str) -> np.ndarray | None:
-    """The per-trial values of a latency statistic (`latency_ms.trials[stat]`, results version 3), or None."""
-    values = (latency.get("trials") or {}).get(stat)
+    """The per-trial values of a latency statistic (`latency_ms.trials[stat]`, results version 3), or None. A
+    file written before bench recorded the trimmed mean gets it from its raw calls (`samples`, split by
+    `trials.calls`) where the run has them."""
+    table = latency.get("trials") or {}
+    values = table.get(stat)
+    if not values and stat == "trimmed":
+        values = _trimmed_from_calls(latency.get("samples"), table.get("calls"))
     if not values:
         return None
     return np.asarray(values, dtype=float)
+
+
+def latency_value(latency: dict, stat: str) -> float | None:
+    """A latency statistic over all calls (`latency_ms[stat]`); the trimmed mean from the raw calls for a file
+    written before bench recorded it; None when neither is there."""
+    if stat in latency:
+        return float(latency[stat])
+    samples = latency.get("samples")
+    if stat != "trimmed" or not isinstance(samples, list) or not samples:
+        return None
+    return trimmed_mean(samples)
+
+
+def _trimmed_from_calls(samples, calls) -> list[float] | None:
+    if not isinstance(samples, list) or not calls or sum(calls) != len(samples):
+        return None
+    edges = np.cumsum([0, *calls])
+    return [trimmed_mean(samples[a:b]) for a, b in zip(edges[:-1], edges[1:])]
 
 
 def logs(values: Any) -> np.ndarray | None:

@@ -26,9 +26,9 @@ class BenchConfig:
     data_dir: str | None = None
     batch_size: int | Sequence[int] = 1
     samples: int = 1000
-    trials: int = 5
+    trials: int = 25  # many short interleaved trials: the replicates of every interval (gate_noise.md)
     warmup: int = 50  # batches per variant before measuring
-    min_window_s: float = 2.0
+    min_window_s: float = 0.4  # 25 x 0.4 s: the time of the former 5 x 2 s, five times the replicates
     idle_s: float = 3.0
     segment_repeats: int = 200
     pipelined: bool = False

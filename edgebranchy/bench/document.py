@@ -24,7 +24,7 @@ def variant_summary(recs: list[dict], labels: np.ndarray, y: np.ndarray, batch_s
     out = {
         "accuracy": float(np.mean(labels == y)),
         "latency_ms": {"per": "sample" if batch_size == 1 else "batch", "samples": all_lat,
-                       **{k: s[k] for k in ("p50", "p90", "p99", "p999", "mean")},
+                       **{k: s[k] for k in ("p50", "p90", "p99", "p999", "mean", "trimmed")},
                        # the mean of per-trial means (Student t); one trial has no interval
                        "ci95": list(ci95_across_trials(trials["mean"])) if len(recs) > 1 else None,
                        "trials": trials},

@@ -41,13 +41,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="batch-1 form: segments, single-graph, or auto (both measured, the faster runs); a comma "
                         "list sweeps them; larger batches always run per segment")
     p.add_argument("--samples", type=positive_int, default=1000, help="test samples per pass")
-    p.add_argument("--trials", type=positive_int, default=5, help="trials per variant (interleaved)")
+    p.add_argument("--trials", type=positive_int, default=25, help="trials per variant (interleaved)")
     p.add_argument("--warmup", type=nonneg_int, default=50, help="warm-up batches per variant (at least; see --warmup-max)")
     p.add_argument("--warmup-max", type=nonneg_int, default=2000,
                    help="keep warming up (cycling over the same 20 batches) until the median latency of the last 20 "
                         "is within 5%% of the 20 before and the last three window medians vary by less than 5%% "
                         "(CV), at most this many batches; 0: exactly --warmup batches")
-    p.add_argument("--min-window", type=nonneg_float, default=2.0, help="seconds per energy window (whole passes)")
+    p.add_argument("--min-window", type=nonneg_float, default=0.4, help="seconds per energy window (whole passes)")
     p.add_argument("--idle", type=nonneg_float, default=3.0, help="seconds of idle-power measurement")
     add_backend_flags(p)
     p.add_argument("--pipelined", action="store_true", help="branchy runs as a pipelined stream (throughput)")

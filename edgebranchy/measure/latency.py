@@ -66,8 +66,11 @@ def _finite(values: Iterable[float], what: str) -> list[float]:
 
 
 def summarize(samples_ms: Sequence[float]) -> dict:
-    """Percentiles (p50, p90, p99, p999; linear), mean, std (n-1), n, min, max of latency samples."""
+    """Percentiles (p50, p90, p99, p999; linear), mean, trimmed mean (`trimmed_mean`), std (n-1), n, min, max of
+    latency samples."""
     import numpy as np
+
+    from edgebranchy.artifact.replicates import trimmed_mean
 
     x = np.asarray(_finite(samples_ms, "latency samples"), dtype=float)
     p50, p90, p99, p999 = np.percentile(x, [50, 90, 99, 99.9])
@@ -77,6 +80,7 @@ def summarize(samples_ms: Sequence[float]) -> dict:
         "p99": float(p99),
         "p999": float(p999),
         "mean": float(x.mean()),
+        "trimmed": trimmed_mean(x),   # what compare gates on, with the mean
         "std": float(x.std(ddof=1)) if x.size > 1 else 0.0,
         "n": int(x.size),
         "min": float(x.min()),
@@ -129,10 +133,10 @@ def median_ci95(values: Sequence[float], trials: Sequence[int] | None = None) ->
 
 
 def per_trial_table(trials: Sequence[Sequence[float]]) -> dict:
-    """{"calls": [...], "p50": [...], "p90", "p99", "p999", "mean"}: each statistic of each trial's calls (ms),
-    in trial order: what the results file keeps so intervals come from trial-level variation."""
+    """{"calls": [...], "p50": [...], "p90", "p99", "p999", "mean", "trimmed"}: each statistic of each trial's
+    calls (ms), in trial order: what the results file keeps so intervals come from trial-level variation."""
     out: dict = {"calls": [len(t) for t in trials]}
     stats = [summarize(t) for t in trials]
-    for key in ("p50", "p90", "p99", "p999", "mean"):
+    for key in ("p50", "p90", "p99", "p999", "mean", "trimmed"):
         out[key] = [s[key] for s in stats]
     return out
