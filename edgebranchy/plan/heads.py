@@ -14,14 +14,14 @@ from edgebranchy.models.backbones import make_head
 
 def head_logits(root: str | os.PathLike, key: str, kind: str, train_x: np.ndarray, train_y: np.ndarray,
                 val_x: np.ndarray, num_classes: int, epochs: int, seed: int, batch: int = 128,
-                lr: float = 1e-3) -> np.ndarray:
-    """Validation logits of a `kind` head trained for `epochs` on (train_x, train_y) features; cached under
-    `root` by the feature key and the training settings."""
+                lr: float = 1e-3) -> tuple[np.ndarray, bool]:
+    """(validation logits of a `kind` head trained for `epochs` on (train_x, train_y) features, whether they came
+    from the cache under `root`, keyed by the features and the training settings)."""
     from edgebranchy.util.files import atomic_write_bytes
 
     path = Path(root) / f"{key}-{kind}-e{epochs}-s{seed}-b{batch}-lr{lr:g}.npy"
     if path.is_file():
-        return np.load(path)
+        return np.load(path), True
     torch.manual_seed(seed)
     head = make_head(kind, tuple(train_x.shape[1:]), num_classes)
     opt = torch.optim.Adam(head.parameters(), lr=lr)
@@ -46,4 +46,4 @@ def head_logits(root: str | os.PathLike, key: str, kind: str, train_x: np.ndarra
     buf = io.BytesIO()
     np.save(buf, logits)
     atomic_write_bytes(path, buf.getvalue())
-    return logits
+    return logits, False

@@ -119,12 +119,14 @@ def make_plan(o: PlanOptions) -> dict:
     ytr, yval = data.train.y[idx], data.val.y
     final = np.asarray(cache.load(keys["output"], "val"), dtype=np.float32)
     shapes = {n: tuple(cache.load(keys[n], "val").shape[1:]) for n in names}
-    logits, acc = {}, {}
+    logits, acc, reused = {}, {}, 0
     for i, n in enumerate(names):
         say(f"plan: exit head {i + 1}/{len(names)} at {n} ({o.head}, {o.head_epochs} epochs on {n_tr} samples)")
-        logits[n] = head_logits(Path(o.cache) / "heads", keys[n], o.head, cache.load(keys[n], "train"), ytr,
-                                cache.load(keys[n], "val"), len(data.classes), o.head_epochs, o.seed)
+        logits[n], was = head_logits(Path(o.cache) / "heads", keys[n], o.head, cache.load(keys[n], "train"), ytr,
+                                     cache.load(keys[n], "val"), len(data.classes), o.head_epochs, o.seed)
+        reused += was
         acc[n] = float((logits[n].argmax(1) == yval).mean())
+    say(f"plan: exit heads cached for {reused} of {len(names)}")
     costs = _costs(o, model, names, shapes, len(data.classes), data, wd)
     res = search(names, logits, final, yval, costs, o.max_exits, o.max_accuracy_drop, o.budget)
     reference = None
