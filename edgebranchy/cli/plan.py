@@ -72,8 +72,8 @@ def run(args) -> int:
     from edgebranchy.plan.run import PlanOptions, make_plan
 
     ref = None if args.reference is None else ([] if args.reference.strip() == "none" else _names(args.reference))
-    drop = args.max_accuracy_drop if args.budget is None and args.max_accuracy_drop is not None else (
-        None if args.budget is not None else DEFAULT_DROP)
+    drop = None if args.budget is not None else (
+        DEFAULT_DROP if args.max_accuracy_drop is None else args.max_accuracy_drop)
     o = PlanOptions(model=args.model, dataset=args.dataset, data_dir=args.data_dir, init_weights=args.init_weights,
                     candidates=_names(args.candidates), reference=ref, max_exits=args.max_exits,
                     max_accuracy_drop=drop, budget=args.budget, head=args.head, head_epochs=args.head_epochs,

@@ -36,13 +36,15 @@ def evaluate_placement(points: Sequence[str], logits: dict, final: np.ndarray, l
     return {"split_points": list(points), "thresholds": [float(t) for t in res.thresholds],
             "accuracy": res.accuracy, "relative_cost": res.relative_cost,
             "speedup": (1.0 / res.relative_cost) if res.relative_cost > 0 else None,
-            "exit_fractions": list(res.exit_fractions), "segment_costs": list(res.segment_costs), "n": res.n}
+            "exit_fractions": list(res.exit_fractions), "segment_costs": list(res.segment_costs), "n": res.n,
+            "exact": bool(res.exact)}
 
 
 def search(names: Sequence[str], logits: dict, final: np.ndarray, labels: np.ndarray, costs: dict, max_exits: int,
            max_accuracy_drop: float | None = None, budget: float | None = None) -> dict:
     """{"chosen": the best placement, "placements": every placement that meets the target (best first),
-    "infeasible": how many did not}. `names` in execution order; `logits[name]`: its head's validation logits."""
+    "infeasible": how many did not}. `names` in execution order; `logits[name]`: its head's validation logits.
+    Each placement's thresholds are exact for up to 2 side exits (`exact` says so per placement)."""
     if (max_accuracy_drop is None) == (budget is None):
         raise EdgeBranchyError("give exactly one of `max_accuracy_drop` and `budget`")
     if not isinstance(max_exits, int) or max_exits < 1:

@@ -127,3 +127,15 @@ def test_plan_reader_refuses_a_damaged_plan(tmp_path, change, message):
     with pytest.raises(EdgeBranchyError, match=message) as e:
         read_plan(p)
     assert "\n" not in str(e.value)
+
+
+def test_budget_mode_takes_the_most_accurate_placement_within_the_budget():
+    y, final, logits = _problem()
+    costs = {"baseline": 100.0, "prefix": {"A": 10.0, "B": 50.0}, "head": {"A": 1.0, "B": 1.0}}
+    res = search(["A", "B"], logits, final, y, costs, max_exits=1, budget=0.5)
+    ch = res["chosen"]
+    # A: 60% leave for 11, the rest pay 101: 0.47 of the model at full accuracy; B cannot keep it within 0.5
+    assert ch["split_points"] == ["A"] and ch["relative_cost"] == pytest.approx(0.47) and ch["accuracy"] == 1.0
+    assert all(r["relative_cost"] <= 0.5 + 1e-9 for r in res["placements"]) and ch["exact"]
+    with pytest.raises(EdgeBranchyError, match="exactly one"):
+        search(["A"], logits, final, y, costs, max_exits=1, budget=0.5, max_accuracy_drop=1.0)
