@@ -84,6 +84,9 @@ def _setup(o: PlanOptions):
     model = build_backbone(o.model, args)
     if o.init_weights:
         _load_weights(model, o.init_weights)
+    else:
+        say(f"plan: no --init-weights: planning on the weights {o.model} is built with (untrained, unless its "
+            "factory loads trained ones)")
     model.eval()
     ref = o.reference if o.reference is not None else PAPER_POINTS.get(o.model)
     return data, args, model, ref
