@@ -149,3 +149,9 @@ def tv_resnet18_branchy(num_classes: int = 10, in_channels: int = 3, input_size:
 
     return from_model(resnet18(num_classes=num_classes), ["layer1", "layer2"], (in_channels, input_size, input_size),
                       num_classes)
+
+
+def tiny_resnet(num_classes: int = 4, in_channels: int = 3, input_size: int = 32):
+    """The plain TinyResNet (no exits): what `edgebranchy plan eb_fx_models:tiny_resnet` places exits on."""
+    torch.manual_seed(1234)
+    return TinyResNet(in_channels, num_classes)

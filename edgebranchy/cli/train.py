@@ -17,7 +17,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "Defaults (Adam 1e-3, betas 0.9/0.999, batch 128) were chosen by measurement; "
                     "--paper-recipe uses the paper's betas 0.99/0.999 and batch 512. "
                     "Under torchrun, trains with DistributedDataParallel.")
-    p.add_argument("--model", default="b-lenet", help="b-lenet, b-alexnet, b-resnet, or module:function")
+    p.add_argument("--model", help="b-lenet, b-alexnet, b-resnet, or module:function (default: b-lenet)")
     p.add_argument("--depth", type=resnet_depth, help="ResNet depth 6n+2, b-resnet only (default: 110, the paper's; 20 for quick runs)")
     p.add_argument("--dataset", default="fashion-mnist",
                    help="fashion-mnist, mnist, cifar10, digits, synthetic, or imagefolder (DIR/<class>/*.jpg)")
@@ -32,6 +32,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--strict-images", action="store_true",
                    help="refuse a folder with a damaged or non-image file (default: name it and skip it)")
     b = p.add_argument_group("your own model (--model module:function)")
+    b.add_argument("--plan", metavar="PLAN",
+                   help="a plan file from `edgebranchy plan`: the network it planned, split at its chosen points "
+                        "with its exit heads (instead of --model)")
     b.add_argument("--freeze-backbone", action="store_true",
                    help="train only the side exit heads on the frozen model (no baseline phase: the baseline and "
                         "the main exit are the given model)")
@@ -79,7 +82,7 @@ def _check_names(args) -> None:
 
     if args.dataset not in dataset_names():
         raise EdgeBranchyError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(dataset_names())}")
-    if ":" not in args.model:
+    if ":" not in args.model and args.plan is None:
         from edgebranchy.models.registry import model_names
 
         if args.model not in model_names():
@@ -91,12 +94,21 @@ def run(args) -> int:
     from edgebranchy.util.talk import say
 
     say(f"train: checking the options, loading torch and {args.dataset}")
-    _check_names(args)
     from edgebranchy.errors import EdgeBranchyError
+
+    if args.plan is not None:
+        from edgebranchy.plan.file import model_spec, read_plan
+
+        if args.model is not None or args.depth is not None:
+            raise EdgeBranchyError("--plan gives the model: drop --model and --depth")
+        args.model, model_args = model_spec(read_plan(args.plan))
+    else:
+        args.model = args.model or "b-lenet"
+        model_args = {"depth": args.depth} if args.depth is not None else {}
+    _check_names(args)
     from edgebranchy.train.config import RECIPES, TrainConfig
 
     recipe = RECIPES["paper" if args.paper_recipe else "default"]
-    model_args = {"depth": args.depth} if args.depth is not None else {}
     if args.depth is not None and args.model != "b-resnet":
         raise EdgeBranchyError("--depth applies to b-resnet only")
     for name in ("epochs", "lr"):

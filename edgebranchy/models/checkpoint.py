@@ -31,10 +31,14 @@ class Checkpoint:
 
     def build(self):
         """(BranchyNet with trained weights, separately trained baseline as a BranchyNet's main path)."""
-        from edgebranchy.models.registry import build_model, model_names
+        from edgebranchy.models.registry import PLANNED, build_model, model_names
 
         name, args = self.config["model"]["name"], self.config["model"].get("args")
-        if name not in model_names():
+        if name == PLANNED:  # a planned network runs its backbone's factory: the same trust rule
+            back = (args or {}).get("backbone") if isinstance(args, dict) else None
+            if not isinstance(back, str) or ":" in back:
+                check_trusted(str(back), self.path)
+        elif name not in model_names():
             check_trusted(name, self.path)
         net = build_model(name, args)
         _load(net, self.branchy_state, self.path, "BranchyNet")

@@ -168,9 +168,19 @@ def node_names(model: nn.Module, leaf_modules: LeafSpec = ()) -> list[str]:
     node inside it, which is what it means (inner paths first). The model's output node is listed too
     (nothing can follow it); fx's own node names ("relu_3") are accepted as aliases, not listed."""
     gm, names = trace(model, leaf_modules)
+    listed = [n for n in gm.graph.nodes if n.op not in ("placeholder", "get_attr", "output")]
+    after = module_ends(gm, names)
+    out = []
+    for n in listed:
+        out += [names[n]] + after.get(n, [])
+    return out
+
+
+def module_ends(gm: fx.GraphModule, names: dict[fx.Node, str]) -> dict[fx.Node, list[str]]:
+    """Node -> the module paths that are not nodes themselves and end at it (its value is their output),
+    inner paths first ("layer1.1", then "layer1")."""
     order = [n for n in gm.graph.nodes if n.op != "output"]  # what _resolve searches, in the same order
-    listed = [n for n in order if n.op not in ("placeholder", "get_attr")]
-    taken = {names[n] for n in listed}
+    taken = {names[n] for n in order if n.op not in ("placeholder", "get_attr")}
     last: dict[str, fx.Node] = {}
     for n in order:
         parts = names[n].split(".")
@@ -180,10 +190,12 @@ def node_names(model: nn.Module, leaf_modules: LeafSpec = ()) -> list[str]:
     for path, n in last.items():
         if path not in taken and n.op not in ("placeholder", "get_attr"):
             after.setdefault(n, []).append(path)
-    out = []
-    for n in listed:
-        out += [names[n]] + sorted(after.get(n, []), key=lambda p: -p.count("."))
-    return out
+    return {n: sorted(paths, key=lambda p: -p.count(".")) for n, paths in after.items()}
+
+
+def live_after(order: list[fx.Node], pos: dict[fx.Node, int], c: int) -> list[fx.Node]:
+    """The values computed up to position `c` that a node after it reads (what a cut there passes on)."""
+    return [n for n in order[:c + 1] if n.op != "get_attr" and any(pos[u] > c for u in n.users)]
 
 
 def _resolve(point: str, order: list[fx.Node], names: dict[fx.Node, str]) -> fx.Node:
@@ -204,6 +216,22 @@ def _resolve(point: str, order: list[fx.Node], names: dict[fx.Node, str]) -> fx.
     raise EdgeBranchyError(f"split point {point!r} is not a node or module of the model"
                            + (f"; close: {', '.join(near)}" if near else "")
                            + " (edgebranchy.models.fx.node_names(model) lists them all)")
+
+
+def resolve_points(gm: fx.GraphModule, names: dict[fx.Node, str], split_points: Sequence[str]) -> list[fx.Node]:
+    """The node each split point names, refused (one line) where a split cannot go: the input, a constant,
+    the model's output."""
+    order = [n for n in gm.graph.nodes if n.op != "output"]
+    pos = {n: i for i, n in enumerate(gm.graph.nodes)}
+    cuts = [_resolve(p, order, names) for p in split_points]
+    for p, c in zip(split_points, cuts):
+        if c.op == "placeholder":
+            raise EdgeBranchyError(f"split point {p!r} is the model's input: stage 0 would be empty")
+        if c.op == "get_attr":
+            raise EdgeBranchyError(f"split point {p!r} is a parameter or constant, not a computed value")
+        if pos[c] >= pos[order[-1]] or all(u.op == "output" for u in c.users):
+            raise EdgeBranchyError(f"split point {p!r} is the model's output: nothing would follow it")
+    return cuts
 
 
 def _mutates(node: fx.Node, arg: fx.Node, gm: fx.GraphModule) -> bool:
@@ -228,7 +256,7 @@ def split_graph(gm: fx.GraphModule, cuts: list[fx.Node], names: dict[fx.Node, st
     bounds = [pos[c] for c in cuts]
 
     def crossing(c: int, main: fx.Node) -> list[fx.Node]:
-        live = [n for n in order[:c + 1] if n.op != "get_attr" and any(pos[u] > c for u in n.users)]
+        live = live_after(order, pos, c)
         if main not in live:
             raise EdgeBranchyError(f"split point {names[main]!r}: nothing after it reads its value; split at a "
                                    "node whose output the rest of the model uses")
@@ -332,18 +360,10 @@ def from_model(model: nn.Module, split_points: Sequence[str], input_shape: Seque
     BranchyNet's main branch is the model itself.
     """
     gm, names = trace(model, leaf_modules)
-    order = [n for n in gm.graph.nodes if n.op not in ("output",)]
     if not split_points:
         raise EdgeBranchyError("split points must be strictly increasing and non-empty, got []")
-    cuts = [_resolve(p, order, names) for p in split_points]
+    cuts = resolve_points(gm, names, split_points)
     pos = {n: i for i, n in enumerate(gm.graph.nodes)}
-    for p, c in zip(split_points, cuts):
-        if c.op == "placeholder":
-            raise EdgeBranchyError(f"split point {p!r} is the model's input: stage 0 would be empty")
-        if c.op == "get_attr":
-            raise EdgeBranchyError(f"split point {p!r} is a parameter or constant, not a computed value")
-        if pos[c] >= pos[order[-1]] or all(u.op == "output" for u in c.users):
-            raise EdgeBranchyError(f"split point {p!r} is the model's output: nothing would follow it")
     if [pos[c] for c in cuts] != sorted(set(pos[c] for c in cuts)):
         raise EdgeBranchyError(f"split points must be strictly increasing (in the model's execution order) "
                                f"and non-empty, got {list(split_points)}")

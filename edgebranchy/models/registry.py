@@ -24,7 +24,14 @@ def model_names() -> list[str]:
     return sorted(_ZOO)
 
 
-def _factory(name: str) -> Callable[..., BranchyNet]:
+#: the model a plan file describes (`train --plan`): a backbone split at the planned points (models/backbones.py)
+PLANNED = "planned"
+
+
+def factory(name: str) -> Callable[..., BranchyNet]:
+    """The function `name` names: a zoo network, PLANNED, or a user's module:function."""
+    if name == PLANNED:
+        return importlib.import_module("edgebranchy.models.backbones").planned
     if name in _ZOO:
         mod, fn = _ZOO[name]
         return getattr(importlib.import_module(mod), fn)
@@ -41,7 +48,7 @@ def _factory(name: str) -> Callable[..., BranchyNet]:
 def build_model(name: str, args: dict[str, Any] | None = None) -> BranchyNet:
     """Instantiate a model from its name and keyword arguments (what a checkpoint records)."""
     try:
-        net = _factory(name)(**(args or {}))
+        net = factory(name)(**(args or {}))
     except TypeError as e:
         raise EdgeBranchyError(f"bad arguments for model {name!r}: {e}") from None
     except RuntimeError as e:  # layer sizes computed for an input the network cannot take

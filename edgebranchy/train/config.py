@@ -101,6 +101,9 @@ def model_args(cfg: TrainConfig, data) -> dict:
     """The model factory's arguments: the config's, with the data's channels, classes and (square) size."""
     args = dict(cfg.model_args)
     c, h, w = data.input_shape
+    if cfg.model == "planned" and (args.get("in_channels"), args.get("input_size")) != (c, h):
+        raise EdgeBranchyError(f"the plan is for {args.get('in_channels')}x{args.get('input_size')}x"
+                               f"{args.get('input_size')} inputs; {data.name} is {c}x{h}x{w}")
     if h != w and "input_size" not in args:
         raise EdgeBranchyError(f"zoo networks take square inputs; {data.name} is {h}x{w}")
     args.setdefault("in_channels", c)

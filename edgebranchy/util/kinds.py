@@ -6,6 +6,7 @@ Signatures:
   report     a directory with report.md or report.html and the REPORT_MARKER file
   quickstart a directory with the QUICKSTART_MARKER file that `edgebranchy quickstart` writes first
   results    a JSON file with schema "edgebranchy.results"
+  plan       a JSON file with schema "edgebranchy.plan" (`edgebranchy plan`)
   trial-log  a .jsonl file whose first line is a bench "start" record
   checkpoint a torch zip file whose data.pkl holds the "edgebranchy.checkpoint" header
 """
@@ -17,13 +18,14 @@ import zipfile
 from pathlib import Path
 from typing import Literal
 
-Kind = Literal["checkpoint", "artifact", "results", "trial-log", "report", "quickstart", "other-file", "other-dir",
+Kind = Literal["checkpoint", "artifact", "results", "plan", "trial-log", "report", "quickstart", "other-file", "other-dir",
                "missing"]
-KINDS: tuple[str, ...] = ("checkpoint", "artifact", "results", "trial-log", "report", "quickstart", "other-file",
+KINDS: tuple[str, ...] = ("checkpoint", "artifact", "results", "plan", "trial-log", "report", "quickstart", "other-file",
                           "other-dir", "missing")
 
 ARTIFACT_SCHEMA = "edgebranchy.artifact"
 RESULTS_SCHEMA = "edgebranchy.results"
+PLAN_SCHEMA = "edgebranchy.plan"
 CHECKPOINT_FORMAT = "edgebranchy.checkpoint"
 REPORT_SCHEMA = "edgebranchy.report"
 REPORT_MARKER = "edgebranchy-report.json"
@@ -122,8 +124,9 @@ def what_is(path: str | os.PathLike) -> Kind:
             return "trial-log" if _is_trial_log(p) else "other-file"
         if _is_checkpoint(p):
             return "checkpoint"
-        if _json_schema(p, limit=64 << 20) == RESULTS_SCHEMA:
-            return "results"
+        schema = _json_schema(p, limit=64 << 20)
+        if schema in (RESULTS_SCHEMA, PLAN_SCHEMA):
+            return "results" if schema == RESULTS_SCHEMA else "plan"
     except OSError:
         return "other-file"
     return "other-file"
@@ -132,7 +135,7 @@ def what_is(path: str | os.PathLike) -> Kind:
 def describe(kind: str) -> str:
     """A kind in words, for messages: 'an edgebranchy artifact', 'a folder', ..."""
     return {"checkpoint": "an edgebranchy checkpoint", "artifact": "an edgebranchy artifact",
-            "results": "an edgebranchy results file", "trial-log": "a bench trial log",
+            "results": "an edgebranchy results file", "plan": "an edgebranchy plan file", "trial-log": "a bench trial log",
             "report": "an edgebranchy report",
             "quickstart": "the output folder of an earlier `edgebranchy quickstart`", "other-file": "a file that edgebranchy did not write",
             "other-dir": "a folder that is not an edgebranchy artifact or report",

@@ -17,7 +17,7 @@ from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.util.kinds import describe, what_is
 
 DIR_KINDS = ("artifact", "report")
-FILE_KINDS = ("checkpoint", "results", "trial-log")
+FILE_KINDS = ("checkpoint", "results", "plan", "trial-log")
 
 
 def _resolved(p: str | os.PathLike) -> Path:
