@@ -28,7 +28,8 @@ class BenchConfig:
     samples: int = 1000
     trials: int = 25  # many short interleaved trials: the replicates of every interval (gate_noise.md)
     warmup: int = 50  # batches per variant before measuring
-    min_window_s: float = 0.4  # 25 x 0.4 s: the time of the former 5 x 2 s, five times the replicates
+    #: None: WINDOW_S, lengthened where the power source needs longer for an energy figure (run.trial_window)
+    min_window_s: float | None = None
     idle_s: float = 3.0
     segment_repeats: int = 200
     pipelined: bool = False
@@ -73,8 +74,12 @@ def check_config(cfg: BenchConfig) -> None:
             raise EdgeBranchyError(f"`{name}` needs at least one value")
     for name in ("min_window_s", "idle_s"):
         v = getattr(cfg, name)
-        if not is_finite_at_least(v, 0.0):
+        if not (v is None and name == "min_window_s") and not is_finite_at_least(v, 0.0):
             raise EdgeBranchyError(f"`{name}` must be a finite number of seconds >= 0, got {v!r}")
+
+
+#: the default trial window: 25 x 0.4 s is the time of the former 5 x 2 s, with five times the replicates
+WINDOW_S = 0.4
 
 
 def sweep_config(cfg: BenchConfig) -> dict:

@@ -172,7 +172,8 @@ class _OneRun:
             session.trial_done(rec)
 
         gap = cfg.gap_s if cfg.gap_s is not None else (1.0 if cfg.external_power else 0.0)
-        return run_trials(self.runner, self.batches, TrialPlan(cfg.trials, cfg.min_window_s, cfg.pipelined), meter,
+        window = trial_window(cfg.min_window_s, meter.provenance(), session.note)
+        return run_trials(self.runner, self.batches, TrialPlan(cfg.trials, window, cfg.pipelined), meter,
                           idle.watts if idle.flag is None else None, sync=self.runner.backend.synchronize,
                           on_trial=finished, watch=TrialWatch(self.reader, gap_s=gap),
                           done=self.prior.trials if self.prior else None)
@@ -226,6 +227,23 @@ def _add_energy_and_drift(results: dict, session, measured, art, idle, seg_ms: l
     results["exit_drift"] = drift
     if drift is not None:
         (session.warn if drift["drifted"] else session.note)(drift["line"])
+
+
+def trial_window(min_window_s: float | None, prov, note) -> float:
+    """The trials' window: `min_window_s` where given; by default (None) WINDOW_S, lengthened to the shortest one
+    the power source can give an energy figure for (a sensor read every 0.1 s needs 1 s:
+    measure/power/meter.shortest_window_s). A window given that is too short still runs, its energy flagged."""
+    from edgebranchy.bench.config import WINDOW_S
+    from edgebranchy.measure.power.meter import shortest_window_s
+
+    if min_window_s is not None:
+        return min_window_s
+    need = shortest_window_s(prov)
+    if need <= WINDOW_S:
+        return WINDOW_S
+    note(f"trial windows of {need:g} s (not {WINDOW_S:g} s): the power source needs that long for an energy "
+         "figure (--min-window sets it)")
+    return need
 
 
 def run_config(cfg: BenchConfig, batch_size: int, form: str, n: int) -> dict:

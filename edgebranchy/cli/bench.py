@@ -47,7 +47,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="keep warming up (cycling over the same 20 batches) until the median latency of the last 20 "
                         "is within 5%% of the 20 before and the last three window medians vary by less than 5%% "
                         "(CV), at most this many batches; 0: exactly --warmup batches")
-    p.add_argument("--min-window", type=nonneg_float, default=0.4, help="seconds per energy window (whole passes)")
+    p.add_argument("--min-window", type=nonneg_float, default=None,
+                   help="seconds per trial window (whole passes; default 0.4, longer where the power source needs "
+                        "it for an energy figure: 1 s for a sensor read every 0.1 s)")
     p.add_argument("--idle", type=nonneg_float, default=3.0, help="seconds of idle-power measurement")
     add_backend_flags(p)
     p.add_argument("--pipelined", action="store_true", help="branchy runs as a pipelined stream (throughput)")

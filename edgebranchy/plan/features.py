@@ -74,7 +74,9 @@ class FeatureCache:
         return all(self.path(key, s).is_file() for s in ("train", "val"))
 
     def load(self, key: str, split: str) -> np.ndarray:
-        return np.load(self.path(key, split), mmap_mode="r")
+        from edgebranchy.util.readers import load_npy
+
+        return load_npy(self.path(key, split), "plan-cache", mmap=True)
 
     def fill(self, model: nn.Module, names: Sequence[str], keys: Sequence[str], splits: dict,
              batch: int = 256, note: Callable[[str], None] = lambda s: None) -> int:

@@ -29,9 +29,9 @@ def write_plan(path: str | os.PathLike, doc: dict) -> None:
 
 def read_plan(path: str | os.PathLike) -> dict:
     """The plan in `path`, checked (one-line EdgeBranchyError naming the file and what is wrong)."""
-    from edgebranchy.util.files import read_json
+    from edgebranchy.util.readers import load_json
 
-    doc = read_json(path, "plan file")
+    doc = load_json(path, "plan")
     check_plan(doc, str(path))
     return doc
 

@@ -21,7 +21,9 @@ def head_logits(root: str | os.PathLike, key: str, kind: str, train_x: np.ndarra
 
     path = Path(root) / f"{key}-{kind}-e{epochs}-s{seed}-b{batch}-lr{lr:g}.npy"
     if path.is_file():
-        return np.load(path), True
+        from edgebranchy.util.readers import load_npy
+
+        return load_npy(path, "plan-cache"), True
     torch.manual_seed(seed)
     head = make_head(kind, tuple(train_x.shape[1:]), num_classes)
     opt = torch.optim.Adam(head.parameters(), lr=lr)

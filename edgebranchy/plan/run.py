@@ -44,28 +44,22 @@ class PlanOptions:
 def _load_weights(model, path: str) -> None:
     """A state_dict of the backbone, or an edgebranchy checkpoint whose main path has the backbone's layers in the
     same order (a zoo network's checkpoint for its backbone form): loaded by position, every shape checked."""
-    import torch
+    from edgebranchy.models.checkpoint import load_checkpoint, torch_load
 
-    from edgebranchy.models.checkpoint import load_checkpoint
-
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise EdgeBranchyError(f"--init-weights: {path} not found") from None
-    except Exception as e:  # noqa: BLE001 - damaged files and pickled objects raise many types
-        raise EdgeBranchyError(f"--init-weights: {path} is not a weights-only file ({str(e).splitlines()[0][:160]})") \
-            from None
+    if not Path(path).exists():
+        raise EdgeBranchyError(f"`init_weights`: {path} not found")
+    obj = torch_load(Path(path), "checkpoint", "weights-only file")
     own = model.state_dict()
     if isinstance(obj, dict) and obj.get("format") == "edgebranchy.checkpoint":
         src = list(load_checkpoint(path).baseline_state.values())
         if len(src) != len(own) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(src, own.values())):
-            raise EdgeBranchyError(f"--init-weights: the main path of checkpoint {path} does not have the backbone's "
+            raise EdgeBranchyError(f"`init_weights`: the main path of checkpoint {path} does not have the backbone's "
                                    "layers in the same order")
         obj = dict(zip(own, src))
     try:
         model.load_state_dict(obj, strict=True)
     except (RuntimeError, TypeError, AttributeError) as e:
-        raise EdgeBranchyError(f"--init-weights: {path} does not fit the model: "
+        raise EdgeBranchyError(f"`init_weights`: {path} does not fit the model: "
                                f"{(str(e).splitlines() or ['?'])[0][:200]}") from None
 
 
@@ -165,7 +159,8 @@ def _costs(o: PlanOptions, model, names, shapes, num_classes: int, data, wd: str
     import json
 
     from edgebranchy.plan.costs import mac_costs, measured_costs
-    from edgebranchy.util.files import atomic_write_json, read_json
+    from edgebranchy.util.files import atomic_write_json
+    from edgebranchy.util.readers import load_json
 
     shp = [shapes[n] for n in names]
     if o.cost == "macs":
@@ -178,7 +173,7 @@ def _costs(o: PlanOptions, model, names, shapes, num_classes: int, data, wd: str
     path = Path(o.cache) / f"costs-{key}.json"
     if path.is_file():
         say(f"plan: costs measured earlier: {path}")
-        return read_json(path, "cost table")
+        return load_json(path, "plan-cache")
     x = data.val.x_float(data.norm, np.arange(min(o.batch_size, len(data.val))))
     if len(x) < o.batch_size:
         x = np.resize(x, (o.batch_size, *x.shape[1:])).astype(np.float32)

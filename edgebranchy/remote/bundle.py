@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgebranchy.errors import EdgeBranchyError
-from edgebranchy.util.readers import read_bytes
+from edgebranchy.util.readers import kind_of, read_bytes, zip_members
 
 ENGINES_PREFIX = "engines/"  # artifact/engines.py's ENGINES_DIR: engines only run where they were built
 # what a wheel build reads from the source tree (a user's checkout may also hold data sets and runs)
@@ -108,9 +108,11 @@ def artifact_extras(path: str | os.PathLike) -> list[str]:
 
 def wheel_extras(wheel: Part) -> list[str]:
     """The extras a wheel offers (its METADATA's Provides-Extra lines)."""
-    with zipfile.ZipFile(io.BytesIO(wheel.data)) as z:
-        meta = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
-        lines = z.read(meta).decode("utf-8", "replace").splitlines()
+    members = zip_members(wheel.data, f"wheel {wheel.label}", kind_of("wheel").max_inflated)
+    meta = next((n for n in members if n.endswith(".dist-info/METADATA")), None)
+    if meta is None:
+        raise EdgeBranchyError(f"wheel {wheel.label} has no .dist-info/METADATA: not a wheel")
+    lines = bytes(members[meta]).decode("utf-8", "replace").splitlines()
     return [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Provides-Extra:")]
 
 

@@ -73,6 +73,8 @@ declare("artifact-file", "artifact file", 8 * GIB)
 declare("wheel", "wheel", 1 * GIB, max_inflated=4 * GIB)
 declare("sniffed", "file", 64 * GIB)  # util/kinds.py reads only a head of it
 declare("power-log", "external power log", 256 * MIB)
+declare("plan", "plan file", 16 * MIB)
+declare("plan-cache", "plan cache file", 64 * GIB)  # features, head logits, cost tables
 
 
 def kind_of(name: str) -> FileKind:
@@ -314,6 +316,33 @@ def npy_array(raw: bytearray, where: str) -> Any:
                                f"the member holds {body:,} bytes")
     arr = np.frombuffer(raw, dtype=dtype, count=count, offset=f.tell())
     return arr.reshape(shape, order="F" if fortran else "C")
+
+
+def load_npy(path: Any, kind: str, mmap: bool = False) -> Any:
+    """The array of a .npy file of `kind` (memory-mapped read-only with `mmap`): regular, bounded, no pickles,
+    the header's element count checked against the file's size first."""
+    import numpy as np
+    from numpy.lib import format as npf
+
+    k = kind_of(kind)
+    where = f"{k.what} {path}"
+    with open_regular(path, kind) as f:
+        size = os.fstat(f.fileno()).st_size
+        try:
+            version = npf.read_magic(f)
+            reader = npf.read_array_header_1_0 if version == (1, 0) else npf.read_array_header_2_0
+            shape, _, dtype = reader(f)
+        except (ValueError, EOFError, OSError, SyntaxError, TypeError) as e:
+            raise EdgeBranchyError(f"{where}: not a .npy array ({e})") from None
+        if dtype.hasobject:
+            raise EdgeBranchyError(f"{where}: holds Python objects, which edgebranchy never reads")
+        count = 1
+        for n in shape:
+            count *= int(n)
+        if count * dtype.itemsize != size - f.tell():
+            raise EdgeBranchyError(f"{where}: header claims {count:,} elements of {dtype.itemsize} bytes, "
+                                   f"the file holds {size - f.tell():,}")
+    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
 
 
 def load_npz(path: Any, kind: str) -> Dict[str, Any]:

@@ -11,7 +11,8 @@ from edgebranchy.measure.latency import Timer, ci95_across_trials, median_ci95, 
 def test_summarize_matches_numpy_linear_percentiles():
     x = [float(v) for v in range(1, 101)]
     s = summarize(x)
-    assert set(s) == {"p50", "p90", "p99", "p999", "mean", "std", "n", "min", "max"}
+    assert set(s) == {"p50", "p90", "p99", "p999", "mean", "trimmed", "std", "n", "min", "max"}
+    assert s["trimmed"] == pytest.approx(np.mean(x[10:90]))  # 10% cut at each end
     assert s["p50"] == pytest.approx(50.5)
     assert s["p90"] == pytest.approx(90.1)
     assert s["p99"] == pytest.approx(99.01)

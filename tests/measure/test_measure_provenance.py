@@ -134,3 +134,22 @@ def test_tegrastats_rails_reading_zero_are_refused(fake_tegrastats, tmp_path):
     log.write_text("RAM 1180/3965MB CPU [2%@1479] GPU@59C VDD_IN 0mW/0mW VDD_SOC 0mW/0mW\n")
     ok, why = TegrastatsMeter.available(interval_ms=20, executable=fake_tegrastats(log), probe=True)
     assert not ok and "read 0 mW" in why
+
+
+@pytest.mark.parametrize("prov", [SAMPLED, COUNTER, Provenance("cpu-package", "RAPL", "energy-counter", 0.001, None),
+                                  Provenance("rail-sum", "rails", "sampled-power", 0.02, 0.25)])
+def test_the_shortest_window_is_one_the_flag_lets_through(prov):
+    """bench lengthens its trial windows to shortest_window_s: a window that long (with the samples a sampled
+    source takes in it, the first at the start) gives a figure; one 10% shorter does not."""
+    from edgebranchy.bench.run import trial_window
+    from edgebranchy.measure.power.meter import shortest_window_s
+
+    t = shortest_window_s(prov)
+    samples = lambda s: int(s / prov.sampling_interval_s) if prov.sampling_interval_s else 2  # noqa: E731
+    assert window_flag(1.0, t, samples(t), "measured", prov) is None
+    assert window_flag(1.0, 0.9 * t, samples(0.9 * t), "measured", prov) is not None
+    notes = []
+    assert trial_window(None, prov, notes.append) == max(0.4, t)  # the default: 0.4 s, or what the source needs
+    assert bool(notes) == (t > 0.4)
+    assert trial_window(0.05, prov, notes.append) == 0.05  # a window given is kept (its energy is flagged)
+    assert trial_window(None, None, notes.append) == 0.4  # no provenance: any window

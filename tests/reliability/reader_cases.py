@@ -250,6 +250,21 @@ def _reader(module, name, kind=None):
     return read
 
 
+def _plan(w, d):
+    doc = {"schema": "edgebranchy.plan", "schema_version": 1, "backbone": "b-alexnet", "backbone_args": {},
+           "split_points": ["3", "9"], "head": "conv", "head_shapes": [[32, 14, 14], [96, 7, 7]],
+           "input_shape": [1, 28, 28], "num_classes": 10}
+    p = d / "p.plan.json"
+    p.write_text(json.dumps(doc))
+    return p
+
+
+def _plan_cache(w, d):
+    p = d / "features-val.npy"
+    np.save(p, np.arange(24, dtype=np.float32).reshape(2, 3, 4))
+    return p
+
+
 CASES = {
     "manifest": Case("json", _manifest, lambda w, p: via_cli("predict", p.parent, "--dataset", "synthetic",
                                                              "--samples", "4")),
@@ -278,4 +293,6 @@ CASES = {
     "power-log": Case("bytes", _power_log, _reader("edgebranchy.measure.external", "parse_meter_csv")),
     "sniffed": Case("json", _results, _read_sniffed),
     "data-file": Case("bytes", _blob("train-labels-idx1-ubyte"), _read_data_file),
+    "plan": Case("json", _plan, _reader("edgebranchy.plan.file", "read_plan")),
+    "plan-cache": Case("bytes", _plan_cache, _reader("edgebranchy.util.readers", "load_npy", "plan-cache")),
 }

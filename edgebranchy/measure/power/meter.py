@@ -85,6 +85,17 @@ def window_flag(joules: float, seconds: float, samples: int, kind: str, prov: "P
     return None
 
 
+def shortest_window_s(prov: "Provenance | None") -> float:
+    """The shortest trial window whose energy `window_flag` lets through for this source (0: any): at least
+    MIN_SAMPLES + 1 samples of a sampled source, and MIN_UPDATE_MULTIPLE x its resolution."""
+    if prov is None:
+        return 0.0
+    need = [MIN_UPDATE_MULTIPLE * prov.resolution_s] if prov.resolution_s else []
+    if prov.method == "sampled-power" and prov.sampling_interval_s:
+        need.append((MIN_SAMPLES + 1) * prov.sampling_interval_s)
+    return max(need, default=0.0)
+
+
 @dataclass(frozen=True)
 class EnergyReading:
     """Energy over one measurement window."""
