@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import add_backend_flags, add_drift_flags, backend_flag_options, positive_int, thresholds
+from edgebranchy.cli._args import add_backend_flags, add_drift_flags, backend_flag_options, batch_size, samples, thresholds
 from edgebranchy.vocab import BACKEND_NAMES
 
 ORDER = 40
@@ -22,8 +22,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="directory with the dataset files (default: $EDGEBRANCHY_DATA/NAME, else "
                                       "the system's copy)")
     p.add_argument("--backend", default="onnxruntime", help=f"the backend that runs it: {', '.join(BACKEND_NAMES)}")
-    p.add_argument("--batch-size", type=positive_int, default=64, help="samples per runner call")
-    p.add_argument("--samples", type=positive_int, metavar="N", help="only the first N test samples (default: the whole test split)")
+    p.add_argument("--batch-size", type=batch_size, default=64, help="samples per runner call")
+    p.add_argument("--samples", type=samples, metavar="N", help="only the first N test samples (default: the whole test split)")
     p.add_argument("--thresholds", type=thresholds, help="override the artifact's thresholds, comma separated")
     p.add_argument("--pipelined", action="store_true", help="overlap segments of consecutive batches")
     add_drift_flags(p)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from edgebranchy.cli._args import positive_float, positive_int
+from edgebranchy.cli._args import bounded_int, bounded_seconds
 
 ORDER = 55
 
@@ -79,10 +79,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     ssh.add_argument("-J", "--jump", metavar="HOST", help="jump host(s), as ssh -J")
     ssh.add_argument("-i", "--identity", metavar="KEY", help="private key file, as ssh -i")
     ssh.add_argument("-o", "--ssh-option", action="append", default=[], metavar="KEY=VALUE", help="as ssh -o")
-    ssh.add_argument("--connect-timeout", type=positive_int, default=10, metavar="S", help="seconds (default: %(default)s)")
+    ssh.add_argument("--connect-timeout", type=bounded_int(1, "seconds"), default=10, metavar="S", help="seconds (default: %(default)s)")
     run = p.add_argument_group("run")
-    run.add_argument("--jobs", type=positive_int, metavar="N", help="boards at a time (default: all, at most 16)")
-    run.add_argument("--step-timeout", type=positive_float, default=3600.0, metavar="S",
+    run.add_argument("--jobs", type=bounded_int(1, "boards"), metavar="N", help="boards at a time (default: all, at most 16)")
+    run.add_argument("--step-timeout", type=bounded_seconds(low_open=True), default=3600.0, metavar="S",
                      help="longest any one step may take on a board (default: %(default)s)")
     run.add_argument("--dry-run", action="store_true", help="print the plan and exit without connecting")
     return p
@@ -136,17 +136,12 @@ def _boards(args) -> tuple[list, list]:
 
 
 def run(args) -> int:
-    import tempfile
-    from datetime import datetime, timezone
-    from pathlib import Path
-
     from edgebranchy.util.wrongkind import refuse_wrong_kind
 
     refuse_wrong_kind(args.artifact, "artifact", "remote")
 
     from edgebranchy.remote import bundle
-    from edgebranchy.remote.fleet import kept_results, plan_text, run_fleet, status_table
-    from edgebranchy.remote.job import JobConfig
+    from edgebranchy.remote.fleet import plan_text
     from edgebranchy.remote.ssh import SshOptions
 
     boards, others = _boards(args)
@@ -161,7 +156,24 @@ def run(args) -> int:
         print(plan_text(boards, {"artifact": f"{args.artifact} ({artifact.size_text})", "wheel": wheel,
                                  "profiles": profiles.label, "out": args.out, "bench": bench_args}, ssh.argv))
         return 0
-    out = Path(args.out)
+    from edgebranchy.util.locks import output_lock
+    from edgebranchy.util.outputs import check_output
+
+    with output_lock(args.out, "--out"):
+        # --out: missing, empty, or an earlier remote run's folder (its boards are kept): never a user's folder
+        out = check_output(args.out, [args.artifact, args.inventory, args.wheel], "fleet", force=True,
+                           option="--out")
+        return _run(args, boards, others, bench_args, ssh, artifact, profiles, out)
+
+
+def _run(args, boards, others, bench_args, ssh, artifact, profiles, out) -> int:
+    import tempfile
+    from datetime import datetime, timezone
+
+    from edgebranchy.remote import bundle
+    from edgebranchy.remote.fleet import kept_results, run_fleet, status_table
+    from edgebranchy.remote.job import JobConfig
+
     with tempfile.TemporaryDirectory(prefix="edgebranchy-wheel-") as tmp:
         wheel_path = args.wheel or bundle.build_wheel(tmp)
         wheel = bundle.wheel_part(wheel_path)

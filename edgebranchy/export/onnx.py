@@ -124,13 +124,25 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
     write `single.onnx`, the batch-1 graph with the exit decisions inside (export/single_graph.py).
     """
     from edgebranchy.util.checks import is_int_at_least
+    from edgebranchy.util.limits import limit, reason
+    from edgebranchy.util.locks import output_lock
     from edgebranchy.util.outputs import check_output
 
     check_precision(precision, "`precision`")
     if not is_int_at_least(check_samples, 0):
         raise EdgeBranchyError(f"`check_samples` must be a whole number >= 0 (0 skips the check), "
                                f"got {check_samples!r}")
-    check_output(out, [checkpoint], "artifact", force=force, data_dirs=[data_dir])
+    if check_samples > limit("samples"):
+        raise EdgeBranchyError(f"`check_samples` must be at most {limit('samples')} ({reason('samples')}), "
+                               f"got {check_samples!r}")
+    with output_lock(out):  # one export at a time writes `out`
+        check_output(out, [checkpoint], "artifact", force=force, data_dirs=[data_dir])
+        return _write_artifact(checkpoint, out, precision, simplify, samples, check_samples, force,
+                               normalize_entropy, prune, data_dir, single_graph, log)
+
+
+def _write_artifact(checkpoint, out, precision: str, simplify: bool, samples, check_samples: int, force: bool,
+                    normalize_entropy, prune: bool, data_dir, single_graph: bool, log: Callable[[str], None]) -> Path:
     plan = _plan(checkpoint, precision, samples, check_samples, normalize_entropy, prune, data_dir, log)
 
     def build(tmp: Path) -> None:

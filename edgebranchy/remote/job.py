@@ -153,9 +153,12 @@ class BoardJob:
                 self._fail(self._current, f"{type(e).__name__}: {e}")
         if self.cfg.cancel.is_set() and res.status != "ok":
             return res  # interrupted: the board's folder from an earlier run stays as it was
-        if res.status != "unreachable":
-            self._fetch()  # after a failure too: whatever the step left (a partial trial log, doctor.json)
-        self._write_local()
+        try:
+            if res.status != "unreachable":
+                self._fetch()  # after a failure too: whatever the step left (a partial trial log, doctor.json)
+            self._write_local()
+        except Exception as e:  # a local I/O error with this board's files must not take the other boards down
+            self._fail("fetch", f"{type(e).__name__}: {e}")
         return res
 
     def _fail(self, step: str, message: str) -> None:
@@ -270,7 +273,13 @@ class BoardJob:
             if self.result.status == "ok":
                 self.result.status, self.result.failed_step, self.result.error = "failed", "fetch", r.tail()
             return
-        self._fetched = _read_tar(r.raw)
+        try:
+            self._fetched = _read_tar(r.raw)
+        except _StepFailed as e:  # this board's answer alone is bad: it fails, the fleet goes on
+            self._record("fetch", "failed", t0, str(e))
+            if self.result.status == "ok":
+                self.result.status, self.result.failed_step, self.result.error = "failed", "fetch", str(e)
+            return
         self._record("fetch", "ok", t0, ", ".join(sorted(self._fetched)) or "nothing")
         if self.result.status == "ok" and "results.json" not in self._fetched:
             self.result.status, self.result.failed_step, self.result.error = "failed", "fetch", "no results.json"
@@ -312,14 +321,32 @@ def _facts_text(facts: dict) -> str:
 
 
 def _read_tar(data: bytes) -> dict[str, bytes]:
-    """Regular files at the top of a run folder's tar (anything else, or any path with '/', is ignored)."""
+    """Regular files at the top of a run folder's tar, after the fetch's mark (a login banner before it is
+    skipped); anything else, a path with '/' or '..', is ignored. _StepFailed when there is no readable tar."""
+    at = data.find(scripts.TAR_MARK)
+    if at < 0:
+        head = data[:120].decode("utf-8", "replace").splitlines()
+        raise _StepFailed("fetch", "the board's answer holds no run folder (" + (
+            f"it printed {head[0]!r}: a login banner on stdout, e.g. an echo in .bashrc?" if head else "nothing")
+            + ")")
     out = {}
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-        for m in tar.getmembers():
-            name = PurePosixPath(m.name)
-            parts = [p for p in name.parts if p != "."]
-            if m.isfile() and len(parts) == 1 and parts[0] not in ("status.json", "remote.log"):
-                f = tar.extractfile(m)
-                if f is not None:
-                    out[parts[0]] = f.read()
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data[at + len(scripts.TAR_MARK):]), mode="r:") as tar:
+            for m in tar.getmembers():
+                parts = [p for p in PurePosixPath(m.name).parts if p != "."]
+                link_out = m.issym() and ".." in PurePosixPath(m.linkname).parts
+                if ".." in parts or m.name.startswith("/") or link_out:
+                    raise _StepFailed("fetch", f"the board's tar holds {m.name!r}, a path or link out of its run "
+                                               "folder: nothing of it is kept")
+                if (m.isfile() and len(parts) == 1 and parts[0] not in ("status.json", "remote.log")
+                        and len(out) < _MAX_FILES and m.size <= _MAX_FILE):
+                    f = tar.extractfile(m)
+                    if f is not None:
+                        out[parts[0]] = f.read()
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise _StepFailed("fetch", f"the board's run folder is not a readable tar: {e}") from None
     return out
+
+
+_MAX_FILES = 256  # files fetched from one board's run folder
+_MAX_FILE = 1 << 30  # bytes of one fetched file

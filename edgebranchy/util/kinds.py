@@ -8,6 +8,10 @@ Signatures:
   results    a JSON file with schema "edgebranchy.results"
   trial-log  a .jsonl file whose first line is a bench "start" record
   checkpoint a torch zip file whose data.pkl holds the "edgebranchy.checkpoint" header
+  doctor     a JSON file with schema "edgebranchy.doctor" or "edgebranchy.doctor-artifact" (`doctor --out`)
+  fleet      a directory whose status.json is a `remote` run's (schema "edgebranchy.fleet", or the fields
+             run, artifact, wheel and boards that status files had before it), or that holds only boards/
+             (and report/): a first `remote` run interrupted before its status.json
 """
 from __future__ import annotations
 
@@ -17,10 +21,10 @@ import zipfile
 from pathlib import Path
 from typing import Literal
 
-Kind = Literal["checkpoint", "artifact", "results", "trial-log", "report", "quickstart", "other-file", "other-dir",
-               "missing"]
-KINDS: tuple[str, ...] = ("checkpoint", "artifact", "results", "trial-log", "report", "quickstart", "other-file",
-                          "other-dir", "missing")
+Kind = Literal["checkpoint", "artifact", "results", "trial-log", "report", "quickstart", "doctor", "fleet",
+               "other-file", "other-dir", "missing"]
+KINDS: tuple[str, ...] = ("checkpoint", "artifact", "results", "trial-log", "report", "quickstart", "doctor", "fleet",
+                          "other-file", "other-dir", "missing")
 
 ARTIFACT_SCHEMA = "edgebranchy.artifact"
 RESULTS_SCHEMA = "edgebranchy.results"
@@ -29,17 +33,26 @@ REPORT_SCHEMA = "edgebranchy.report"
 REPORT_MARKER = "edgebranchy-report.json"
 QUICKSTART_SCHEMA = "edgebranchy.quickstart"
 QUICKSTART_MARKER = "edgebranchy-quickstart.json"
+DOCTOR_SCHEMAS = ("edgebranchy.doctor", "edgebranchy.doctor-artifact")
+FLEET_SCHEMA = "edgebranchy.fleet"
+FLEET_STATUS = "status.json"
+_FLEET_FIELDS = ("run", "artifact", "wheel", "boards")
 
 _HEAD = 1 << 16  # bytes read to recognise a JSON document or a trial log's first line
+_JSON_MAX = 16 << 20  # a manifest, marker or status file larger than this is not one edgebranchy wrote
 _PICKLE_HEAD = 1 << 12  # the checkpoint header is the first key of the pickled dict
 
 
 def _json_schema(path: Path, limit: int | None = None) -> str | None:
     """The top-level "schema" of a small JSON document (None when it is not one)."""
     try:
+        if not path.is_file():  # a FIFO or a device would block or never end
+            return None
         with open(path, "rb") as f:
-            data = f.read() if limit is None else f.read(limit + 1)
+            data = f.read(_JSON_MAX + 1 if limit is None else limit + 1)
     except OSError:
+        return None
+    if limit is None and len(data) > _JSON_MAX:
         return None
     if limit is not None and len(data) > limit:
         # Large results files: the schema key comes first in what bench writes.
@@ -47,7 +60,7 @@ def _json_schema(path: Path, limit: int | None = None) -> str | None:
         return RESULTS_SCHEMA if f'"schema": "{RESULTS_SCHEMA}"' in head[:200] else None
     try:
         obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     return obj.get("schema") if isinstance(obj, dict) and isinstance(obj.get("schema"), str) else None
 
@@ -80,6 +93,27 @@ def _is_trial_log(path: Path) -> bool:
     return isinstance(obj, dict) and obj.get("type") == "start" and "environment" in obj and "config" in obj
 
 
+def _json_object(path: Path, limit: int = _HEAD) -> dict | None:
+    """A small regular JSON file's top-level object (None when it is not one)."""
+    try:
+        if not path.is_file():
+            return None
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+        obj = json.loads(data.decode("utf-8")) if len(data) <= limit else None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _is_fleet(path: Path) -> bool:
+    obj = _json_object(path / FLEET_STATUS, limit=16 << 20)
+    if obj is None:  # a first run interrupted before its status.json: its boards/ and nothing else
+        return (path / "boards").is_dir() and {p.name for p in path.iterdir()} <= {"boards", "report", FLEET_STATUS}
+    return obj.get("schema") == FLEET_SCHEMA or (obj.get("schema") is None and all(k in obj for k in _FLEET_FIELDS)
+                                                 and isinstance(obj.get("boards"), list))
+
+
 def _is_report(path: Path) -> bool:
     if not ((path / "report.md").is_file() or (path / "report.html").is_file()):
         return False
@@ -99,6 +133,8 @@ def what_is(path: str | os.PathLike) -> Kind:
                 return "report"
             if _json_schema(p / QUICKSTART_MARKER) == QUICKSTART_SCHEMA:
                 return "quickstart"
+            if _is_fleet(p):
+                return "fleet"
             return "other-dir"
         if not p.is_file():
             return "other-file"
@@ -106,8 +142,11 @@ def what_is(path: str | os.PathLike) -> Kind:
             return "trial-log" if _is_trial_log(p) else "other-file"
         if _is_checkpoint(p):
             return "checkpoint"
-        if _json_schema(p, limit=64 << 20) == RESULTS_SCHEMA:
+        schema = _json_schema(p, limit=64 << 20)
+        if schema == RESULTS_SCHEMA:
             return "results"
+        if schema in DOCTOR_SCHEMAS:
+            return "doctor"
     except OSError:
         return "other-file"
     return "other-file"
@@ -118,6 +157,8 @@ def describe(kind: str) -> str:
     return {"checkpoint": "an edgebranchy checkpoint", "artifact": "an edgebranchy artifact",
             "results": "an edgebranchy results file", "trial-log": "a bench trial log",
             "report": "an edgebranchy report",
-            "quickstart": "the output folder of an earlier `edgebranchy quickstart`", "other-file": "a file that edgebranchy did not write",
+            "quickstart": "the output folder of an earlier `edgebranchy quickstart`",
+            "doctor": "an edgebranchy doctor report", "fleet": "the output folder of an earlier `edgebranchy remote`",
+            "other-file": "a file that edgebranchy did not write",
             "other-dir": "a folder that is not an edgebranchy artifact or report",
             "missing": "nothing (it does not exist)"}[kind]
