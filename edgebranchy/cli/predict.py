@@ -122,6 +122,10 @@ def _predict_images(args, opts: dict | None) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix.lower() not in (".csv", ".json"):
         raise EdgeBranchyError(f"--out {out}: give a .csv or .json file")
+    if out is not None:
+        from edgebranchy.util.outputs import check_output
+
+        check_output(out, [args.artifact, *args.images], "predictions", force=True, option="--out")
     files = image_files(args.images, strict=args.strict_images)
     rows = []
     with EarlyExitRunner(args.artifact, backend=args.backend, thresholds=args.thresholds, options=opts) as r:
@@ -155,7 +159,9 @@ def _write_answers(out, rows: list[dict], about: dict) -> None:
     from edgebranchy.util.files import atomic_write_json, atomic_write_text
 
     if out.suffix.lower() == ".json":
-        atomic_write_json(out, {**about, "predictions": rows})
+        from edgebranchy.util.kinds import PREDICTIONS_SCHEMA
+
+        atomic_write_json(out, {"schema": PREDICTIONS_SCHEMA, **about, "predictions": rows})
         return
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["file", "label", "class_index", "exit", "entropy"], lineterminator="\n")

@@ -8,6 +8,8 @@ Signatures:
   results    a JSON file with schema "edgebranchy.results"
   trial-log  a .jsonl file whose first line is a bench "start" record
   checkpoint a torch zip file whose data.pkl holds the "edgebranchy.checkpoint" header
+  predictions  a `predict --out` file: JSON with schema "edgebranchy.predictions" (or the artifact, backend,
+             thresholds and predictions fields of older ones), or a CSV whose first line is its header
   doctor     a JSON file with schema "edgebranchy.doctor" or "edgebranchy.doctor-artifact" (`doctor --out`)
   fleet      a directory whose status.json is a `remote` run's (schema "edgebranchy.fleet", or the fields
              run, artifact, wheel and boards that status files had before it), or that holds only boards/
@@ -22,9 +24,9 @@ from pathlib import Path
 from typing import Literal
 
 Kind = Literal["checkpoint", "artifact", "results", "trial-log", "report", "quickstart", "doctor", "fleet",
-               "other-file", "other-dir", "missing"]
+               "predictions", "other-file", "other-dir", "missing"]
 KINDS: tuple[str, ...] = ("checkpoint", "artifact", "results", "trial-log", "report", "quickstart", "doctor", "fleet",
-                          "other-file", "other-dir", "missing")
+                          "predictions", "other-file", "other-dir", "missing")
 
 ARTIFACT_SCHEMA = "edgebranchy.artifact"
 RESULTS_SCHEMA = "edgebranchy.results"
@@ -35,6 +37,8 @@ QUICKSTART_SCHEMA = "edgebranchy.quickstart"
 QUICKSTART_MARKER = "edgebranchy-quickstart.json"
 DOCTOR_SCHEMAS = ("edgebranchy.doctor", "edgebranchy.doctor-artifact")
 FLEET_SCHEMA = "edgebranchy.fleet"
+PREDICTIONS_SCHEMA = "edgebranchy.predictions"
+PREDICTIONS_CSV_HEADER = "file,label,class_index,exit,entropy"
 FLEET_STATUS = "status.json"
 _FLEET_FIELDS = ("run", "artifact", "wheel", "boards")
 
@@ -106,6 +110,19 @@ def _json_object(path: Path, limit: int = _HEAD) -> dict | None:
     return obj if isinstance(obj, dict) else None
 
 
+def _first_line(path: Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            return f.readline(_HEAD).decode("utf-8", "replace").rstrip("\r\n")
+    except OSError:
+        return ""
+
+
+def _is_old_predictions(path: Path) -> bool:
+    obj = _json_object(path, limit=64 << 20)
+    return obj is not None and isinstance(obj.get("predictions"), list) and "artifact" in obj and "backend" in obj
+
+
 def _is_fleet(path: Path) -> bool:
     obj = _json_object(path / FLEET_STATUS, limit=16 << 20)
     if obj is None:  # a first run interrupted before its status.json: its boards/ and nothing else
@@ -140,6 +157,8 @@ def what_is(path: str | os.PathLike) -> Kind:
             return "other-file"
         if p.name.endswith(".jsonl"):
             return "trial-log" if _is_trial_log(p) else "other-file"
+        if p.name.lower().endswith(".csv"):
+            return "predictions" if _first_line(p) == PREDICTIONS_CSV_HEADER else "other-file"
         if _is_checkpoint(p):
             return "checkpoint"
         schema = _json_schema(p, limit=64 << 20)
@@ -147,6 +166,8 @@ def what_is(path: str | os.PathLike) -> Kind:
             return "results"
         if schema in DOCTOR_SCHEMAS:
             return "doctor"
+        if schema == PREDICTIONS_SCHEMA or (schema is None and _is_old_predictions(p)):
+            return "predictions"
     except OSError:
         return "other-file"
     return "other-file"
@@ -158,7 +179,7 @@ def describe(kind: str) -> str:
             "results": "an edgebranchy results file", "trial-log": "a bench trial log",
             "report": "an edgebranchy report",
             "quickstart": "the output folder of an earlier `edgebranchy quickstart`",
-            "doctor": "an edgebranchy doctor report", "fleet": "the output folder of an earlier `edgebranchy remote`",
+            "doctor": "an edgebranchy doctor report", "predictions": "the answers of an earlier `edgebranchy predict`", "fleet": "the output folder of an earlier `edgebranchy remote`",
             "other-file": "a file that edgebranchy did not write",
             "other-dir": "a folder that is not an edgebranchy artifact or report",
             "missing": "nothing (it does not exist)"}[kind]

@@ -17,7 +17,7 @@ from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.util.kinds import describe, what_is
 
 DIR_KINDS = ("artifact", "report", "fleet")
-FILE_KINDS = ("checkpoint", "results", "trial-log", "doctor")
+FILE_KINDS = ("checkpoint", "results", "trial-log", "doctor", "predictions")
 
 
 def _resolved(p: str | os.PathLike) -> Path:

@@ -305,3 +305,21 @@ def test_interrupted_forced_quickstart_puts_the_earlier_run_back(tmp_path):
                      "--profile", "x86-cpu")
     assert r.returncode == 130 and "Traceback" not in r.stderr, r.stderr
     assert tree(out) == before
+
+
+def test_predict_out_replaces_only_earlier_answers(art, tmp_path):
+    res = tmp_path / "r.json"
+    res.write_text(json.dumps({"schema": "edgebranchy.results", "runs": []}))
+    notes = tmp_path / "notes.csv"
+    notes.write_text("my,own,table\n")
+    before = tree(tmp_path)
+    for out in (res, notes):
+        rc, _, err = cli("predict", art, "--images", tmp_path / "none.png", "--out", out)
+        assert rc == 2 and "predict" in one_error_line(err, "predict") and str(out) in err
+    assert tree(tmp_path) == before
+    csv = tmp_path / "answers.csv"
+    csv.write_text("file,label,class_index,exit,entropy\nx.png,a,0,0,0.1\n")
+    assert what_is(csv) == "predictions"
+    doc = tmp_path / "answers.json"
+    doc.write_text(json.dumps({"schema": "edgebranchy.predictions", "predictions": []}))
+    assert what_is(doc) == "predictions" and check_output(doc, [art], "predictions", force=True) == doc

@@ -22,7 +22,7 @@ script = sys.stdin.buffer.read()
 if host.startswith("banner"):  # what an `echo` in .bashrc prints before every command
     sys.stdout.write("Welcome to the lab board! Be nice.\n")
     sys.stdout.flush()
-run = re.search(rb'cd "\$WD/runs/"(\S+) \|\| exit 1', script)
+run = re.search(rb'cd "\$WD/runs/"([^\s|&]+)', script)
 if run:  # the fetch: a run folder as the bench leaves it
     folder = os.path.join(home, ".edgebranchy", "runs", run.group(1).decode())
     os.makedirs(folder, exist_ok=True)
