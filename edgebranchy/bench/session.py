@@ -78,7 +78,7 @@ class BenchSession:
         from edgebranchy.util.locks import output_lock
 
         check_config(self.cfg)
-        with output_lock(self.cfg.out):
+        with output_lock(self.cfg.out, check=lambda: check_outputs(self.cfg)):
             return self._run()
 
     def _run(self) -> dict:
@@ -88,7 +88,6 @@ class BenchSession:
         from edgebranchy.device.detection import resolve_profile
 
         cfg = self.cfg
-        check_outputs(cfg)
         art = Artifact.load(cfg.artifact)
         specs, skipped = plan_runs(cfg.batch_size, cfg.backend, cfg.form, single_graph=art.single_graph is not None)
         if not specs:

@@ -132,8 +132,8 @@ def run(args) -> int:
                   force=args.force, resume=args.resume, options_by_backend=opts)
     from edgebranchy.util.locks import output_lock
 
-    with output_lock(args.out, "--out"):  # one bench at a time writes --out (run_bench holds it again)
-        check_outputs(BenchConfig(**common))  # before anything is loaded
+    # one bench at a time writes --out (run_bench holds the lock again); checked before anything is loaded
+    with output_lock(args.out, "--out", check=lambda: check_outputs(BenchConfig(**common))):
         return _bench(args, common, backends)
 
 

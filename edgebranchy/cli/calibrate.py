@@ -103,7 +103,8 @@ def run(args) -> int:
     talk.say(f"calibrating {args.checkpoint}: loading torch and the validation data")
     from edgebranchy.util.locks import output_lock
 
-    with output_lock(args.out or args.checkpoint, "--out" if args.out else "checkpoint"):
+    with output_lock(args.out or args.checkpoint, "--out" if args.out else "checkpoint",
+                     check=_out_check(args, "checkpoint")):
         target = _target_checkpoint(args)
         try:
             rec = _calibrate(args, target)
@@ -124,6 +125,15 @@ def run(args) -> int:
         print(frontier_table(rec["frontier"], max_rows=args.frontier_rows, cost_source=rec.get("cost_source")))
     print(f"\nstored in {written}; next: edgebranchy export {written} --out ARTIFACT_DIR")
     return 0
+
+
+def _out_check(args, kind: str):
+    """The check of --out (None with --in-place: the given checkpoint or artifact is rewritten)."""
+    if not args.out:
+        return None
+    from edgebranchy.util.outputs import check_output
+
+    return lambda: check_output(args.out, [args.checkpoint], kind, force=args.force, data_dirs=[args.data_dir])
 
 
 def _target_checkpoint(args) -> str:
@@ -175,7 +185,8 @@ def _run_artifact(args) -> int:
               "NEW_ARTIFACT for a calibrated copy)", file=sys.stderr, flush=True)
     from edgebranchy.util.locks import output_lock
 
-    with output_lock(args.out or args.checkpoint, "--out" if args.out else "artifact"):
+    with output_lock(args.out or args.checkpoint, "--out" if args.out else "artifact",
+                     check=_out_check(args, "artifact")):
         rec = _calibrate_copy(args) if args.out else _calibrate_artifact(args, args.checkpoint)
     written = args.out or args.checkpoint
     prev = rec["previous_thresholds_here"]

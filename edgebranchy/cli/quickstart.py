@@ -163,7 +163,7 @@ def run(args) -> int:
 
     t_all = time.perf_counter()
     out = Path(args.out)
-    with output_lock(out, "--out"):
+    with output_lock(out, "--out", check=lambda: _check_outputs(out, args.force)):
         replace = _check_outputs(out, args.force)
         resolve_profile(args.profile)  # an unknown profile is refused now, not after training
         keep = None

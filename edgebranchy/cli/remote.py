@@ -136,6 +136,8 @@ def _boards(args) -> tuple[list, list]:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     from edgebranchy.util.wrongkind import refuse_wrong_kind
 
     refuse_wrong_kind(args.artifact, "artifact", "remote")
@@ -159,11 +161,12 @@ def run(args) -> int:
     from edgebranchy.util.locks import output_lock
     from edgebranchy.util.outputs import check_output
 
-    with output_lock(args.out, "--out"):
-        # --out: missing, empty, or an earlier remote run's folder (its boards are kept): never a user's folder
-        out = check_output(args.out, [args.artifact, args.inventory, args.wheel], "fleet", force=True,
-                           option="--out")
-        return _run(args, boards, others, bench_args, ssh, artifact, profiles, out)
+    def check():  # --out: missing, empty, or an earlier remote run's folder (its boards are kept), never a user's
+        return check_output(args.out, [args.artifact, args.inventory, args.wheel], "fleet", force=True,
+                            option="--out")
+
+    with output_lock(args.out, "--out", check=check):
+        return _run(args, boards, others, bench_args, ssh, artifact, profiles, Path(args.out))
 
 
 def _run(args, boards, others, bench_args, ssh, artifact, profiles, out) -> int:

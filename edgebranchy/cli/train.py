@@ -126,26 +126,31 @@ def run(args) -> int:
     from edgebranchy.train.trainer import validate_train_config
 
     validate_train_config(cfg)
-    with _out_lock(args.out):
+    with _out_lock(args):
         return _train(args, cfg)
 
 
-def _out_lock(out):
-    """The lock of --out (and its OUT.resume), taken by the main process only: torchrun's ranks share one."""
+def _out_lock(args):
+    """The lock of --out (and its OUT.resume), taken by the main process only: torchrun's ranks share one. An
+    earlier checkpoint at --out is replaced only with --force; anything else there is refused."""
     import contextlib
     import os
 
     from edgebranchy.util.locks import output_lock
+    from edgebranchy.util.outputs import check_output
 
-    return output_lock(out, "--out") if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
+    def check() -> None:
+        check_output(args.out, [], "checkpoint", force=args.force, data_dirs=[args.data_dir])
+
+    if os.environ.get("RANK", "0") != "0":
+        check()
+        return contextlib.nullcontext()
+    return output_lock(args.out, "--out", check=check)
 
 
 def _train(args, cfg) -> int:
     from edgebranchy.train.trainer import Trainer
-    from edgebranchy.util.outputs import check_output
 
-    # an earlier checkpoint at --out is replaced only with --force; anything else there is refused
-    check_output(args.out, [], "checkpoint", force=args.force, data_dirs=[args.data_dir])
     trainer = Trainer(cfg, args.out, progress=not args.quiet)
     if trainer.dist.main and not args.quiet:
         d = trainer.data

@@ -135,8 +135,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
     if check_samples > limit("samples"):
         raise EdgeBranchyError(f"`check_samples` must be at most {limit('samples')} ({reason('samples')}), "
                                f"got {check_samples!r}")
-    with output_lock(out):  # one export at a time writes `out`
-        check_output(out, [checkpoint], "artifact", force=force, data_dirs=[data_dir])
+    with output_lock(out, check=lambda: check_output(out, [checkpoint], "artifact", force=force,
+                                                     data_dirs=[data_dir])):  # one export at a time writes `out`
         return _write_artifact(checkpoint, out, precision, simplify, samples, check_samples, force,
                                normalize_entropy, prune, data_dir, single_graph, log)
 

@@ -12,7 +12,7 @@ import contextlib
 import os
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Optional
 
 from edgebranchy.errors import EdgeBranchyError
 
@@ -73,9 +73,14 @@ def _release(path: Path, fd: int) -> None:
 
 
 @contextlib.contextmanager
-def output_lock(out: str | os.PathLike, option: str = "`out`") -> Iterator[Path]:
-    """Hold the lock of the output `out` for the block; EdgeBranchyError at once if another run holds it."""
+def output_lock(out: str | os.PathLike, option: str = "`out`",
+                check: Optional[Callable[[], object]] = None) -> Iterator[Path]:
+    """Hold the lock of the output `out` for the block; EdgeBranchyError at once if another run holds it.
+    `check` (the output check) runs before the lock is taken, since taking it creates the output's folder, and
+    again once it is held, when no other run can change what is there."""
     path = lock_path(out)
+    if check is not None:
+        check()
     with _guard:
         entry = _held.get(path)
         if entry is not None:
@@ -83,6 +88,8 @@ def output_lock(out: str | os.PathLike, option: str = "`out`") -> Iterator[Path]
         else:
             _held[path] = [_acquire(path, out, option), 1]
     try:
+        if check is not None:
+            check()
         yield path
     finally:
         with _guard:

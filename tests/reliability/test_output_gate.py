@@ -174,7 +174,9 @@ def test_bench_and_resume_while_another_bench_writes(art, tmp_path, holder):
     log.write_text(json.dumps({"type": "start", "environment": {}, "config": {}}) + "\n")  # the winner's log
     holder(out)
     before = tree(tmp_path)
-    for extra in ((), ("--resume",), ("--force",)):
+    rc, _, err = cli(*_bench_args(art, out))  # refused by the check already: that log is an earlier run's
+    assert rc == 2 and "--resume" in one_error_line(err, "bench") and tree(tmp_path) == before
+    for extra in (("--resume",), ("--force",)):  # the check passes: the lock refuses
         rc, _, err = cli(*_bench_args(art, out, *extra))
         assert rc == 2 and "being written" in one_error_line(err, "bench"), extra
         assert tree(tmp_path) == before
