@@ -12,8 +12,10 @@ $(VENV)/.installed: pyproject.toml setup.py requirements-ci.txt
 	$(PY) -m pip install --quiet -r requirements-ci.txt
 	touch $@
 
+# --force replaces an earlier quickstart in runs/quickstart (only a quickstart's own folder, never other files):
+# the README's command runs again as written
 quickstart: $(VENV)/.installed
-	$(PY) -m edgebranchy quickstart --out runs/quickstart
+	$(PY) -m edgebranchy quickstart --out runs/quickstart --force
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

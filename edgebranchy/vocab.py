@@ -11,10 +11,14 @@ from typing import Any, Dict, Tuple
 
 from edgebranchy.errors import EdgeBranchyError
 
-#: what a graph or an engine computes in
-PRECISIONS: Tuple[str, ...] = ("fp32", "fp16")
-#: precisions a later change adds, refused until then with the reason (another issue adds "int8")
-NOT_YET: Dict[str, str] = {"int8": "INT8 needs a graph with explicit Q/DQ nodes; not supported yet"}
+#: what a graph or an engine computes in ("int8": explicit Q/DQ graphs, export/quantize.py; the exit heads stay fp32)
+PRECISIONS: Tuple[str, ...] = ("fp32", "fp16", "int8")
+#: precisions a later change adds, refused until then with the reason (none now)
+NOT_YET: Dict[str, str] = {}
+#: precisions whose graphs hold their own quantization: their thresholds are recalibrated on those graphs
+RECALIBRATED: Tuple[str, ...] = ("int8",)
+#: the precision a run may ask for instead of naming one: int8 only where it measured faster (runtime/precision_choice.py)
+PRECISION_AUTO = "auto"
 
 #: how a batch-1 call is answered: per segment (the host decides), by the single graph (`If` inside), or
 #: "auto" (the single graph where a measurement shows it faster); larger batches always run per segment

@@ -97,6 +97,16 @@ def tiny_artifact(tiny_calibrated, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_int8_artifact(tiny_calibrated, tmp_path_factory) -> Path:
+    """The tiny checkpoint exported with INT8 Q/DQ graphs beside the FP32 ones (not recalibrated)."""
+    from edgebranchy.export.onnx import export_checkpoint
+
+    out = tmp_path_factory.mktemp("art8") / "tiny-int8"
+    export_checkpoint(tiny_calibrated, out, precision="int8", calibration_samples=64, log=lambda s: None)
+    return out
+
+
+@pytest.fixture(scope="session")
 def synthetic_test():
     """(normalised float32 test images, labels) of the synthetic set, as the tiny model saw them."""
     from edgebranchy.data import load_dataset

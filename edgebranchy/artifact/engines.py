@@ -41,10 +41,20 @@ def timing_cache_rel(facts: dict) -> str:
     return f"{ENGINES_DIR}/timing-{_slug(facts['gpu'])}-{_slug(facts['tensorrt'], 16)}.cache"
 
 
+def feature_gathers(art: Any) -> list:
+    """(gather engine name, segment k, feature tensor name) for every tensor a segment passes on: `gather{k}`
+    where segment k passes one, `gather{k}.{i}` (its `features.i`) where it passes several."""
+    out = []
+    for k in range(art.num_exits - 1):
+        feats = [n for n in art.segment_outputs(k) if n.startswith("features")]
+        out += [(f"gather{k}" if len(feats) == 1 else f"gather{k}.{i}", k, n) for i, n in enumerate(feats)]
+    return out
+
+
 def gather_names(art: Any) -> list:
-    """The gather engines (compaction on the device, one call per gather): segment k's features (k < K-1)
-    and the logits."""
-    return [f"gather{k}" for k in range(art.num_exits - 1)] + ["gather_logits"]
+    """The gather engines (compaction on the device, one call per gather): every tensor segment k passes on
+    (k < K-1; `feature_gathers`), and the logits."""
+    return [name for name, _, _ in feature_gathers(art)] + ["gather_logits"]
 
 
 def engine_names(art: Any) -> list:

@@ -179,13 +179,14 @@ def build_manifest(config: dict, plan: Sequence[int], *, normalized: bool, tempe
                    source: dict, segments: list[dict] | None = None, baseline: dict | None = None,
                    files: dict | None = None, exit_macs: Sequence[int] | None = None,
                    precisions: Sequence[str] = ("fp32",), export: dict | None = None,
-                   single_graph: dict | None = None) -> dict:
+                   single_graph: dict | None = None, quantization: dict | None = None) -> dict:
     """The manifest for a checkpoint `config` whose artifact exits are the model exits `plan`.
 
     `segments`/`baseline`/`files` describe the exported graphs; without them (the torch
     backend running a checkpoint directly) each segment only records its model exit.
     Thresholds, validation accuracies and the calibration record come from `config`.
     `single_graph`: the entry of the batch-1 graph with the exits inside (its file in `files`).
+    `quantization`: how the INT8 graphs were made (export/quantize.py), when the artifact has them.
     """
     cal = config.get("calibration") or None
     thresholds = (cal or {}).get("thresholds")
@@ -212,6 +213,7 @@ def build_manifest(config: dict, plan: Sequence[int], *, normalized: bool, tempe
         "export": export,
         "tensorrt": {},
         **({"single_graph": single_graph} if single_graph is not None else {}),
+        **({"quantization": quantization} if quantization is not None else {}),
     }
 
 
@@ -251,7 +253,7 @@ class Artifact:
     def _referenced_files(self) -> list[str]:
         refs = []
         for s in self.manifest["segments"] + [self.manifest["baseline"]]:
-            refs += [s[k] for k in ("file", "fp16_file") if s.get(k)]
+            refs += [s[k] for k in ("file", "fp16_file", "int8_file", "int8_tensorrt_file") if s.get(k)]
         if self.single_graph is not None:
             refs.append(self.single_graph["file"])
         return refs
@@ -305,6 +307,11 @@ class Artifact:
         """The segment plan: the model exit each artifact segment ends with."""
         return [int(s.get("model_exit", i)) for i, s in enumerate(self.manifest["segments"])]
 
+    def exit_names(self) -> list[str]:
+        """Each segment's exit as the user knows it: `exit k`, with the model's own number beside it where side
+        exits were fused away at export (`exit 0 (model exit 1)`), so calibrate's numbering is still seen."""
+        return [f"exit {k}" if m == k else f"exit {k} (model exit {m})" for k, m in enumerate(self.model_exits)]
+
     @property
     def source(self) -> dict:
         """Where the artifact came from: `checkpoint` path and `checkpoint_sha256` (may be empty)."""
@@ -319,6 +326,18 @@ class Artifact:
         rec = self.manifest["segments"][k].get("outputs")
         return list(rec) if rec else segment_io_names(1, 1, k == self.num_exits - 1)[1]
 
+    def segment_input_shapes(self, k: int) -> dict[str, tuple | None]:
+        """Segment k's inputs, name -> shape without the batch axis (None where the manifest does not say)."""
+        names = self.segment_inputs(k)
+        if k == 0:
+            return {names[0]: self.input_shape}
+        return dict(zip(names, _shapes(self.manifest["segments"][k], "input_shapes", "input_shape", len(names))))
+
+    def segment_feature_shapes(self, k: int) -> dict[str, tuple | None]:
+        """The tensors segment k passes on, name -> shape without the batch axis (empty for the last)."""
+        names = [n for n in self.segment_outputs(k) if n.startswith("features")]
+        return dict(zip(names, _shapes(self.manifest["segments"][k], "feature_shapes", "feature_shape", len(names))))
+
     @property
     def single_graph(self) -> dict | None:
         """The single early-exit graph's manifest entry, or None when the artifact has none."""
@@ -330,21 +349,24 @@ class Artifact:
                                    "`edgebranchy export` (or run with form='segments')")
         return safe_relpath(self.root, self.single_graph["file"])
 
-    def segment_file(self, k: int, precision: str = "fp32") -> Path:
-        return self._file(self.manifest["segments"][k], precision, f"segment {k}")
+    def segment_file(self, k: int, precision: str = "fp32", tensorrt: bool = False) -> Path:
+        """Segment k's graph of `precision`; with `tensorrt`, the INT8 graph in the form TensorRT takes
+        (symmetric activations, FP32 biases: export/quantize.py) where it differs from ONNX Runtime's."""
+        return self._file(self.manifest["segments"][k], precision, f"segment {k}", tensorrt)
 
-    def baseline_file(self, precision: str = "fp32") -> Path:
-        return self._file(self.manifest["baseline"], precision, "baseline")
+    def baseline_file(self, precision: str = "fp32", tensorrt: bool = False) -> Path:
+        return self._file(self.manifest["baseline"], precision, "baseline", tensorrt)
 
-    def _file(self, entry: dict, precision: str, what: str) -> Path:
+    def _file(self, entry: dict, precision: str, what: str, tensorrt: bool = False) -> Path:
         if check_precision(precision) == "fp32":
             rel = entry["file"]
-        elif precision == "fp16":
-            rel = entry.get("fp16_file")
+        else:  # fp16_file, int8_file (int8_tensorrt_file)
+            key = f"{precision}_tensorrt_file" if tensorrt and f"{precision}_tensorrt_file" in entry \
+                else f"{precision}_file"
+            rel = entry.get(key)
             if not rel:
-                raise EdgeBranchyError(f"{self.root}: no FP16 graph for the {what}; re-export with --precision fp16")
-        else:  # a precision of the vocabulary that artifacts do not hold graphs for
-            raise EdgeBranchyError(f"{self.root}: the artifact holds no {precision} graph for the {what}")
+                raise EdgeBranchyError(f"{self.root}: no {precision.upper()} graph for the {what}; re-export with "
+                                       f"`precision` {precision}")
         return safe_relpath(self.root, rel)
 
     def preprocess(self, raw: np.ndarray) -> np.ndarray:
@@ -380,6 +402,15 @@ class Artifact:
         if updates:
             self.manifest.update(updates)
         atomic_write_json(self.root / MANIFEST, self.manifest)
+
+
+def _shapes(seg: dict, many: str, one: str, count: int) -> list:
+    """A segment's `count` tensor shapes from its manifest entry (`input_shapes`, else `input_shape` for one
+    tensor; likewise the features), each a tuple or None where unknown."""
+    shapes = seg.get(many) or ([seg.get(one)] if count == 1 else None)
+    if not shapes or len(shapes) != count:
+        return [None] * count
+    return [None if s is None else tuple(int(d) for d in s) for s in shapes]
 
 
 def write_artifact_dir(out: str | os.PathLike, build, force: bool = False) -> Path:

@@ -22,7 +22,7 @@ class BenchConfig:
     backend_options: dict = field(default_factory=dict)  # one backend's options (a sweep: options_by_backend)
     profile: str = "auto"
     power: str | None = None  # override of the profile's power source
-    dataset: str = "fashion-mnist"
+    dataset: str | None = None  # None: the data set the artifact records
     data_dir: str | None = None
     batch_size: int | Sequence[int] = 1
     samples: int = 1000
@@ -49,6 +49,8 @@ class BenchConfig:
     drift_min_effect: float = 0.03  # exit-rate change (a fraction) the drift test looks for
     form: str | Sequence[str] = "auto"  # batch-1 form: auto (both measured, the faster runs), segments, single-graph
     options_by_backend: dict | None = None  # {backend: options} for a sweep over backends
+    # which graphs each backend runs, one value or a list (fp32 and int8 side by side); None: the backend's own
+    precision: str | Sequence[str] | None = None
     resume: bool = False  # continue the bench whose trial log is OUT.jsonl
 
 
@@ -88,8 +90,10 @@ def check_config(cfg: BenchConfig) -> None:
 def sweep_config(cfg: BenchConfig) -> dict:
     """The settings the trial log's start record keeps (JSON-ready; the swept ones as lists)."""
     d = {k: v for k, v in asdict(cfg).items() if k not in NOT_COMPARED}
-    for k in ("backend", "batch_size", "form"):
+    for k in ("backend", "batch_size", "form") + (("precision",) if d.get("precision") is not None else ()):
         d[k] = as_list(d[k])
+    if d.get("precision") is None:
+        d.pop("precision", None)  # a bench without the sweep resumes the trial logs written before it existed
     return json.loads(json.dumps(d))
 
 
@@ -126,7 +130,11 @@ def check_outputs(cfg: BenchConfig) -> None:
             raise EdgeBranchyError(f"{cfg.out} is there already: that bench finished, there is nothing to resume "
                                    "(choose a new `out` for a new bench)")
     elif log.exists() and not cfg.force:
-        raise EdgeBranchyError(f"{log} holds the trial log of an earlier run: continue that run with `resume`, "
+        if _finished(log, cfg.out):
+            raise EdgeBranchyError(f"{cfg.out} and its trial log {log.name} are a finished bench: choose a new `out` "
+                                   f"for a new bench (or pass `force` to replace both); `edgebranchy report {cfg.out}` "
+                                   "shows the finished one")
+        raise EdgeBranchyError(f"{log} holds the trial log of an unfinished bench: continue it with `resume`, "
                                f"or choose a new `out` (or pass `force` to replace it and {cfg.out})")
     check_output(cfg.out, inputs, "results", force=cfg.force, data_dirs=[cfg.data_dir])
     if not cfg.resume:
@@ -137,15 +145,28 @@ def check_outputs(cfg: BenchConfig) -> None:
                                f"(or pass `force` to replace it and {cfg.out})")
 
 
-def runtime_options(cfg: BenchConfig, backend: str, profile) -> dict:
+def _finished(log: Path, out) -> bool:
+    """The trial log is a finished bench's: its results file is there, or the log ends with its "done" record."""
+    from edgebranchy.bench.trial_log import read_log
+
+    if Path(out).exists():
+        return True
+    try:
+        return read_log(log).done
+    except EdgeBranchyError:
+        return False
+
+
+def runtime_options(cfg: BenchConfig, backend: str, profile, precision: str | None = None) -> dict:
     """The options a run on `backend` opens its runner with: the profile's [runtime] table (the keys the backend
-    declares), overridden by the options given for that backend."""
+    declares), overridden by the options given for that backend, and by the run's `precision` (a sweep)."""
     from edgebranchy.runtime.backends.base import backend_options
     from edgebranchy.runtime.backends.options import profile_options
 
     given = dict(cfg.options_by_backend.get(backend, {}) if cfg.options_by_backend is not None
                  else cfg.backend_options)
-    return {**profile_options(backend_options(backend), profile.runtime), **given}
+    return {**profile_options(backend_options(backend), profile.runtime), **given,
+            **({"precision": precision} if precision else {})}
 
 
 def backend_can_speculate(backend: str) -> bool:

@@ -26,17 +26,18 @@ def _open_runner(session, spec, form: str):
 
     cfg = session.cfg
     return EarlyExitRunner(cfg.artifact, backend=spec.backend, options=runtime_options(cfg, spec.backend,
-                                                                                       session.profile),
+                                                                                       session.profile,
+                                                                                       spec.precision),
                            form=form, speculate=cfg.speculate and backend_can_speculate(spec.backend))
 
 
 def preflight(session, specs) -> None:
     """Open each backend of a sweep that its first run does not (a missing package, a bad option, an artifact
     without its engines), so a sweep is refused before it measures anything rather than after its first runs."""
-    seen = {specs[0].backend}
+    seen = {(specs[0].backend, specs[0].precision)}
     for spec in specs[1:]:
-        if spec.backend not in seen:
-            seen.add(spec.backend)
+        if (spec.backend, spec.precision) not in seen:
+            seen.add((spec.backend, spec.precision))
             _open_runner(session, spec, "segments").close()
 
 
@@ -83,15 +84,13 @@ class _OneRun:
         return self._results(env, idle, measured)
 
     def _load_data(self) -> None:
-        from edgebranchy.data.imagefolder import reader_options
-        from edgebranchy.data.splits import load_test_data
+        from edgebranchy.data.splits import artifact_test_data
 
         cfg, art = self.cfg, self.art
-        data = load_test_data(art.source.get("dataset"), cfg.dataset, cfg.data_dir,
-                              image=reader_options(art.manifest["input"], cfg.dataset), what=str(art.root))
+        self.dataset, data = artifact_test_data(art, cfg.dataset, cfg.data_dir)
         self.n = n = min(cfg.samples, len(data.test))
         if n < cfg.samples and self.first:
-            self.session.note(f"note: {cfg.dataset} has {len(data.test)} test samples; using {n}")
+            self.session.note(f"note: {self.dataset} has {len(data.test)} test samples; using {n}")
         self.x = art.preprocess(data.test.x[:n])
         self.y = data.test.y[:n]
         bs = self.spec.batch_size
@@ -139,11 +138,13 @@ class _OneRun:
                     "backend": backend.name, "backend_options": backend.describe(),
                     "precision": backend.describe().get("precision", "fp32"), "artifact": str(art.root),
                     "artifact_sha256": art.sha256(), "model": art.manifest["model"].get("name"),
-                    "dataset": cfg.dataset, "thresholds": runner.thresholds, "power_source": meter.name,
+                    "dataset": self.dataset, "thresholds": runner.thresholds, "power_source": meter.name,
                     "power_source_reason": power_reason, "power_meter": meter.describe(),
                     "pipelined": cfg.pipelined, "speculate": cfg.speculate,
                     "conditions_start": self.cond_start, "clocks_locked_by_bench": cfg.lock_clocks,
                     "batch1_form": runner.batch1_form if bs == 1 else "segments", "batch1_forms": forms,
+                    "precision_requested": spec.precision, "precision_reason": runner.precision_reason,
+                    "thresholds_source": runner.thresholds_source,
                     "form_requested": spec.form})
         session.stream.write({"type": "run-start", "run": spec.id, "environment": env, "config": self._config()})
         return env

@@ -89,7 +89,8 @@ class BenchSession:
 
         cfg = self.cfg
         art = Artifact.load(cfg.artifact)
-        specs, skipped = plan_runs(cfg.batch_size, cfg.backend, cfg.form, single_graph=art.single_graph is not None)
+        specs, skipped = plan_runs(cfg.batch_size, cfg.backend, cfg.form, single_graph=art.single_graph is not None,
+                                   precisions=cfg.precision)
         if not specs:
             raise EdgeBranchyError("nothing to measure: " + "; ".join(skipped) + " (choose another `form`)")
         sha = art.sha256()

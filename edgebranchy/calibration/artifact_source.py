@@ -112,15 +112,19 @@ def device_record(source: ArtifactSource, out: Outputs, record, costs: Costs) ->
 
 def store_in_manifest(art, rec: dict, apply: bool = True) -> None:
     """Keep `rec` under its backend/precision in the manifest's `device_calibration` (the first one keeps the
-    export's thresholds as `original_thresholds`); with `apply` its thresholds become the artifact's."""
+    export's thresholds as `original_thresholds`); with `apply` its thresholds become the artifact's. A record made
+    on int8 graphs is never written into `exits` (the fp32 calibration stays): int8 runs read it from its key."""
     from edgebranchy.artifact.manifest import Artifact
+    from edgebranchy.vocab import RECALIBRATED
 
     key = f"{rec['backend']}/{rec['precision']}"
     m = art.manifest
     dev = dict(m.get("device_calibration") or {})
     dev.setdefault("original_thresholds", art.thresholds)  # the first device calibration keeps the export's
     dev["records"] = {**(dev.get("records") or {}), key: rec}
-    if apply:
+    if rec["precision"] in RECALIBRATED:
+        dev.setdefault("applied", None)
+    elif apply:
         for e, t in zip(m["exits"][:-1], rec["thresholds"]):
             e["threshold"] = float(t)
         dev["applied"] = key

@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    args._argv = list(sys.argv[1:] if argv is None else argv)  # as given: a command that says how to go on
     from edgebranchy.util import talk
 
     from edgebranchy.util.signals import terminate_as_interrupt

@@ -181,6 +181,35 @@ _NO_DEFAULT_ACTIONS = (argparse._StoreTrueAction, argparse._StoreFalseAction, ar
                        argparse._VersionAction)
 
 
+def comma_list(kind: str, parse):
+    """An argument type: one value or a comma list of them (each parsed by `parse`, repeats dropped)."""
+    def parse_list(text: str) -> list:
+        items = [t.strip() for t in text.split(",")]
+        if not all(items):
+            raise argparse.ArgumentTypeError(f"expected {kind} or a comma list of them, got {text!r}")
+        out = []
+        for t in items:
+            v = parse(t)
+            if v not in out:
+                out.append(v)
+        return out
+
+    parse_list.__name__ = kind
+    return parse_list
+
+
+def _precision(text: str) -> str:
+    from edgebranchy.vocab import PRECISION_AUTO, PRECISIONS
+
+    if text not in PRECISIONS + (PRECISION_AUTO,):
+        raise argparse.ArgumentTypeError(f"unknown precision {text!r}; choose {', '.join(PRECISIONS)} or "
+                                         f"{PRECISION_AUTO}")
+    return text
+
+
+precisions = comma_list("precision", _precision)
+
+
 def shown_default(action: argparse.Action) -> bool:
     """Whether help should append "(default: X)" for `action`: only a real default of an optional
     option that takes a value, and only when its help does not state the default itself."""

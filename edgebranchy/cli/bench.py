@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from edgebranchy.cli._args import (add_backend_flags, add_drift_flags, batch_size, bounded_int, bounded_seconds,
-                                   samples, trials)
+                                   comma_list, precisions, samples, trials)
 from edgebranchy.vocab import BACKEND_NAMES, FORMS
 
 ORDER = 50
@@ -26,11 +26,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--profile", default="auto", help="device profile name or TOML path; 'auto' detects it")
     p.add_argument("--power", help="override the profile's power source (auto, tegrastats, ina3221, nvml, rapl, "
                                    "estimate)")
-    p.add_argument("--dataset", default="fashion-mnist",
-                   help="test data set: fashion-mnist, mnist, cifar10, digits, synthetic or imagefolder")
-    p.add_argument("--data-dir", help="directory with the data set's files (default: the system's copy)")
+    p.add_argument("--dataset", help="test data set (default: the one the artifact was trained on): fashion-mnist, "
+                                     "mnist, cifar10, digits, synthetic or imagefolder")
+    p.add_argument("--data-dir", help="directory with the data set's files (default: where the artifact's data set "
+                                      "was, else the system's copy); for an image folder artifact another folder of "
+                                      "DIR/<class>/ images is read whole as test data")
     p.add_argument("--batch-size", type=_batch_sizes, default="1",  # a string default goes through the type
                    help="batch size, or a comma list to sweep (1,8,64): one run each, one results file")
+    p.add_argument("--precision", type=precisions, default=None,
+                   help="which graphs (engines) the backend runs: fp32, fp16, int8, auto (int8 where the artifact "
+                        "records it faster), or a comma list for one run each, side by side (int8 runs use the "
+                        "thresholds recalibrated on the int8 graphs; default: the profile's)")
     p.add_argument("--form", type=_forms, default="auto",
                    help="batch-1 form: segments, single-graph, or auto (both measured, the faster runs); a comma "
                         "list sweeps them; larger batches always run per segment")
@@ -71,22 +77,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def _comma_list(kind: str, parse):
-    def parse_list(text: str) -> list:
-        items = [t.strip() for t in text.split(",")]
-        if not all(items):
-            raise argparse.ArgumentTypeError(f"expected {kind} or a comma list of them, got {text!r}")
-        out = []
-        for t in items:
-            v = parse(t)
-            if v not in out:
-                out.append(v)
-        return out
-
-    parse_list.__name__ = kind
-    return parse_list
-
-
 def _backend_name(text: str) -> str:
     if text not in BACKEND_NAMES:
         raise argparse.ArgumentTypeError(f"unknown backend {text!r}; choose {', '.join(BACKEND_NAMES)}")
@@ -99,9 +89,10 @@ def _form(text: str) -> str:
     return text
 
 
-_batch_sizes = _comma_list("batch size", batch_size)
-_backends = _comma_list("backend", _backend_name)
-_forms = _comma_list("form", _form)
+_batch_sizes = comma_list("batch size", batch_size)
+_backends = comma_list("backend", _backend_name)
+_forms = comma_list("form", _form)
+
 
 
 def _options_by_backend(args, backends: list) -> dict:
@@ -115,6 +106,19 @@ def _options_by_backend(args, backends: list) -> dict:
 
 def _err(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+def _say_resume(args) -> None:
+    """After Ctrl-C: where the finished trials are and the command that continues the run."""
+    import shlex
+
+    from edgebranchy.bench.config import trial_log_path
+
+    log = trial_log_path(args.out)
+    if log.is_file():
+        argv = [str(a) for a in getattr(args, "_argv", []) if a != "--force"]
+        _err(f"interrupted: the finished trials are in {log}; continue this bench with: "
+             + shlex.join(["edgebranchy", *argv] + ([] if "--resume" in argv else ["--resume"])))
 
 
 def run(args) -> int:
@@ -145,13 +149,19 @@ def _bench(args, common: dict, backends: list) -> int:
                       dataset=args.dataset,
                       batch_size=args.batch_size if len(args.batch_size) > 1 else args.batch_size[0],
                       form=args.form if len(args.form) > 1 else args.form[0],
+                      precision=args.precision if args.precision is None or len(args.precision) > 1
+                      else args.precision[0],
                       samples=args.samples, trials=args.trials, warmup=args.warmup,
                       min_window_s=args.min_window, idle_s=args.idle, pipelined=args.pipelined,
                       speculate=args.speculate, warmup_max=args.warmup_max, conditions=not args.no_conditions,
                       lock_clocks=args.lock_clocks, external_power=args.external_power, gap_s=args.gap,
                       drift_alpha=args.drift_alpha, drift_min_effect=args.drift_min_effect / 100.0)
     quiet = args.quiet or args.json
-    res = run_bench(cfg, log=(lambda s: None) if quiet else _err, progress=not quiet, warn=_err)
+    try:
+        res = run_bench(cfg, log=(lambda s: None) if quiet else _err, progress=not quiet, warn=_err)
+    except KeyboardInterrupt:
+        _say_resume(args)
+        raise
     from edgebranchy.bench.output import print_json, print_table
     from edgebranchy.report.verdict import verdict_lines
 

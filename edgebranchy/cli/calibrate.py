@@ -196,7 +196,8 @@ def _run_artifact(args) -> int:
     print(calibration_table(prev["validation"], prev["test"], prev["thresholds"], cost_source=prev.get("cost_source")))
     print("recomputed on this backend:")
     print(calibration_table(rec["validation"], rec["test"], rec["thresholds"], cost_source=rec.get("cost_source")))
-    state = "recorded (not applied: --no-apply)" if args.no_apply else "recorded and applied"
+    state = ("recorded for int8 runs (the fp32 thresholds in `exits` stay)" if rec["precision"] == "int8"
+             else "recorded (not applied: --no-apply)" if args.no_apply else "recorded and applied")
     print(f"\n{state} in {written}/manifest.json (device_calibration); the original calibration is kept")
     return 0
 

@@ -21,12 +21,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("source", metavar="checkpoint", help="CHECKPOINT.pt written by `edgebranchy train` (or `calibrate`)")
     p.add_argument("--out", help="artifact directory to create")
     p.add_argument("--precision", choices=PRECISIONS,
-                   help="fp16 also writes FP16 graphs (what TensorRT 11 needs for FP16 engines; default: fp32)")
+                   help="fp16 also writes FP16 graphs (what TensorRT 11 needs for FP16 engines); int8 also writes INT8 "
+                        "graphs with explicit Q/DQ (ONNX Runtime's static quantization, exit heads in FP32); then "
+                        "recalibrate them with `edgebranchy calibrate ARTIFACT --precision int8` (default: fp32)")
     p.add_argument("--data-dir", help="dataset directory for the numerical check (default: where the checkpoint "
                                       "was trained)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
     p.add_argument("--check-samples", type=bounded_int(0, "samples"), default=64,
                    help="validation samples for the numerical check (0 skips it; recorded as skipped)")
+    p.add_argument("--calibration-samples", type=bounded_int(0, "samples"), default=256,
+                   help="with --precision int8: validation samples whose activation ranges set the INT8 scales")
     p.add_argument("--keep-all-exits", action="store_true",
                    help="keep side exits that calibration switched off (threshold 0) as their own segments")
     p.add_argument("--no-single-graph", action="store_true",
@@ -61,6 +65,6 @@ def run(args) -> int:
     out = export_checkpoint(args.source, args.out, precision=args.precision or "fp32", simplify=not args.no_simplify,
                             check_samples=args.check_samples, force=args.force,
                             prune=not args.keep_all_exits, data_dir=args.data_dir,
-                            single_graph=not args.no_single_graph)
+                            single_graph=not args.no_single_graph, calibration_samples=args.calibration_samples)
     print(f"artifact: {out}")
     return 0

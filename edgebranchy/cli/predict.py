@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import add_backend_flags, add_drift_flags, backend_flag_options, batch_size, samples, thresholds
-from edgebranchy.vocab import BACKEND_NAMES
+from edgebranchy.cli._args import (add_backend_flags, add_drift_flags, backend_flag_options, batch_size, precisions,
+                                   samples, thresholds)
+from edgebranchy.vocab import BACKEND_NAMES, PRECISIONS
 
 ORDER = 40
 
@@ -16,16 +17,21 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "accuracy and where the samples left; with --images, answer for image files instead (label, "
                     "exit and entropy per image, prepared as the artifact records: needs Pillow). Needs no torch.")
     p.add_argument("artifact", help="artifact directory from `edgebranchy export`")
-    p.add_argument("--dataset", default="fashion-mnist",
-                   help="dataset whose test split is run: fashion-mnist, mnist, cifar10, digits, synthetic or "
-                        "imagefolder")
-    p.add_argument("--data-dir", help="directory with the dataset files (default: $EDGEBRANCHY_DATA/NAME, else "
-                                      "the system's copy)")
+    p.add_argument("--dataset",
+                   help="dataset whose test split is run (default: the one the artifact was trained on): "
+                        "fashion-mnist, mnist, cifar10, digits, synthetic or imagefolder")
+    p.add_argument("--data-dir", help="directory with the dataset files (default: where the artifact's data set was, "
+                                      "$EDGEBRANCHY_DATA/NAME, else the system's copy); for an image folder artifact "
+                                      "another folder of DIR/<class>/ images is read whole as test data")
     p.add_argument("--backend", default="onnxruntime", help=f"the backend that runs it: {', '.join(BACKEND_NAMES)}")
     p.add_argument("--batch-size", type=batch_size, default=64, help="samples per runner call")
     p.add_argument("--samples", type=samples, metavar="N", help="only the first N test samples (default: the whole test split)")
     p.add_argument("--thresholds", type=thresholds, help="override the artifact's thresholds, comma separated")
     p.add_argument("--pipelined", action="store_true", help="overlap segments of consecutive batches")
+    p.add_argument("--precision", type=precisions, metavar="P[,P..]",
+                   help=f"which graphs to run ({', '.join(PRECISIONS)}, or auto: int8 where the artifact records it "
+                        "faster); a comma list answers with each and prints them side by side (default: the "
+                        "backend's own)")
     add_drift_flags(p)
     p.add_argument("--images", nargs="+", metavar="DIR_OR_FILE",
                    help="image files, or folders of them (searched recursively): one answer per image")
@@ -37,15 +43,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    import time
-
-    import numpy as np
-
-    from edgebranchy.data.imagefolder import reader_options
-    from edgebranchy.data.splits import load_test_data
     from edgebranchy.errors import EdgeBranchyError
-    from edgebranchy.runtime.runner import EarlyExitRunner
-
     from edgebranchy.util.wrongkind import refuse_wrong_kind
 
     refuse_wrong_kind(args.artifact, "artifact", "predict")  # the data set's loader says "loading ..."
@@ -53,16 +51,41 @@ def run(args) -> int:
         raise EdgeBranchyError("--batch-size must be positive")
     if args.samples is not None and args.samples <= 0:
         raise EdgeBranchyError("--samples must be positive")
-    ts = args.thresholds
     if (args.out or args.strict_images) and not args.images:
         raise EdgeBranchyError("--out and --strict-images go with --images")
     opts = backend_flag_options(args, args.backend)
+    precs = args.precision or [None]
     if args.images:
-        return _predict_images(args, opts)
+        return _predict_images(args, _with_precision(opts, precs[0]))
+    done = [_predict_test(args, _with_precision(opts, p)) for p in precs]
+    if len(done) > 1:
+        ref = done[0]
+        print("side by side (the first precision is the reference):")
+        for d in done:
+            print(f"  {d['precision']:>5}: branchy accuracy {d['accuracy'] * 100:6.2f}% "
+                  f"({(d['accuracy'] - ref['accuracy']) * 100:+.2f} points), exits "
+                  + ", ".join(f"{f * 100:.1f}%" for f in d["exit_rates"])
+                  + f", branchy {d['seconds'] / ref['seconds']:.2f}x the {ref['precision']} time"
+                  + f", gain over its own baseline {d['baseline_seconds'] / d['seconds']:.2f}x (wall time here)")
+    return 0
+
+
+def _with_precision(opts: dict | None, precision: str | None) -> dict | None:
+    return opts if precision is None else {**(opts or {}), "precision": precision}
+
+
+def _predict_test(args, opts: dict | None) -> dict:
+    """Answer the test split with one precision's graphs; print the figures, return them."""
+    import time
+
+    import numpy as np
+
+    from edgebranchy.data.splits import artifact_test_data
+    from edgebranchy.runtime.runner import EarlyExitRunner
+
+    ts = args.thresholds
     with EarlyExitRunner(args.artifact, backend=args.backend, thresholds=ts, options=opts) as r:
-        data = load_test_data(r.artifact.source.get("dataset"), args.dataset, args.data_dir,
-                              image=reader_options(r.artifact.manifest["input"], args.dataset),
-                              what=str(args.artifact))
+        name, data = artifact_test_data(r.artifact, args.dataset, args.data_dir)
         n = min(args.samples or len(data.test), len(data.test))  # None: the whole test split
         x = r.artifact.preprocess(data.test.x[:n])
         y = data.test.y[:n]
@@ -84,18 +107,21 @@ def run(args) -> int:
                                   calibrated=bool(r.artifact.manifest.get("calibration")),
                                   context=accuracy_context(r.artifact.manifest, y)):
             print(line)
-        print(f"{n} test samples of {args.dataset}, batch {args.batch_size}, backend {args.backend}, "
-              f"thresholds {', '.join(f'{t:g}' for t in r.thresholds)}")
+        precision = r.backend.describe().get("precision", "fp32")
+        print(f"{n} test samples of {name}, batch {args.batch_size}, backend {args.backend}/{precision}, "
+              f"thresholds {', '.join(f'{t:g}' for t in r.thresholds)} ({r.thresholds_source})"
+              + (f"; {r.precision_reason}" if r.precision_reason else ""))
         print(f"branchy  accuracy {np.mean(labels == y) * 100:6.2f}%  {t_branchy:.2f} s")
         print(f"baseline accuracy {np.mean(base == y) * 100:6.2f}%  {t_base:.2f} s  (wall time here, not a benchmark:"
               " use `edgebranchy bench`)")
-        for k, c in enumerate(counts):
+        for k, (c, name) in enumerate(zip(counts, r.artifact.exit_names())):
             # an exit no sample took has no accuracy: "-", never nan%
             acc = f"{np.mean(labels[exits == k] == y[exits == k]) * 100:6.2f}%" if c else f"{'-':>7}"
-            print(f"exit {k}: {c:6d} samples ({c / n * 100:5.1f}%), accuracy {acc}")
+            print(f"{name}: {c:6d} samples ({c / n * 100:5.1f}%), accuracy {acc}")
         if ts is None:
             warn_exit_drift(r, args.drift_alpha, args.drift_min_effect / 100.0)
-    return 0
+    return {"precision": precision, "accuracy": float(np.mean(labels == y)), "exit_rates": (counts / n).tolist(),
+            "seconds": t_branchy, "baseline_seconds": t_base}
 
 
 def warn_exit_drift(runner, alpha: float, min_effect: float) -> None:
@@ -138,6 +164,7 @@ def _predict_images(args, opts: dict | None) -> int:
                 rows.append({"file": str(f), "label": classes[lab], "class_index": int(lab), "exit": int(ex),
                              "entropy": float(ent)})
         thresholds = list(r.thresholds)
+        names = r.artifact.exit_names()
     if out is None:
         width = max(len(row["file"]) for row in rows)
         print(f"{'file':<{width}}  {'label':<16} exit  entropy")
@@ -148,7 +175,7 @@ def _predict_images(args, opts: dict | None) -> int:
                                    "thresholds": thresholds})
         print(f"{len(rows)} image(s) -> {out}")
     counts = np.bincount([row["exit"] for row in rows], minlength=len(thresholds) + 1)
-    print("exits: " + ", ".join(f"{k}: {c}" for k, c in enumerate(counts.tolist())))
+    print("exits: " + ", ".join(f"{name}: {c}" for name, c in zip(names, counts.tolist())))
     return 0
 
 

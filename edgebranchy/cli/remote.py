@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from edgebranchy.cli._args import bounded_int, bounded_seconds
+from edgebranchy.cli._args import bounded_int, bounded_seconds, samples
 
 ORDER = 55
 
@@ -37,7 +37,9 @@ inventory (boards.toml):
 On each board, in WORKDIR (default ~/.edgebranchy): the artifact without engines/, this project's
 wheel and the profiles are copied unless the board already has the same content (sha256); a venv
 is created once (--system-site-packages on Jetson, so JetPack's TensorRT bindings are seen) and
-the wheel installed with its core dependencies (numpy, onnxruntime, psutil, tqdm; no torch);
+the wheel installed with its core dependencies (numpy, onnxruntime, psutil, tqdm; no torch) and
+the extras the artifact needs (images: Pillow) or --extras names, installed again when they change;
+with --data-dir DIR a sample of the evaluation images goes to WORKDIR/data/ (sha256-checked there);
 then `edgebranchy doctor`, `edgebranchy build` where TensorRT imports, and
 `edgebranchy bench`. Results come back to OUT/boards/NAME/ (results.json, results.json.jsonl,
 doctor.json, remote.log, status.json); OUT/status.json lists every board; OUT/report/ is one
@@ -67,13 +69,24 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help='options for `edgebranchy bench` on every board, e.g. --bench-args="--samples 500 '
                         '--trials 3" (not --out or --profile)')
     p.add_argument("--no-engines", action="store_true", help="do not build TensorRT engines on the boards")
+    data = p.add_argument_group("evaluation data (the board needs the data the bench runs on)")
+    data.add_argument("--data-dir", metavar="DIR",
+                      help="send a sample of DIR/<class>/ images (DIR/test/<class>/ where there is one) to every "
+                           "board, checked there by sha256, and bench on it")
+    data.add_argument("--samples", type=samples, default=500, metavar="N",
+                      help="with --data-dir: at most N files, taken from the classes in turn (default: %(default)s)")
+    data.add_argument("--board-data-dir", metavar="PATH", help="or bench on this data directory on the boards")
     env = p.add_argument_group("board environment")
     env.add_argument("--wheel", metavar="FILE", help="wheel to install (default: built from this source tree)")
     env.add_argument("--remote-python", default="python3", metavar="PATH",
                      help="the boards' Python that creates the venv (default: %(default)s)")
     env.add_argument("--venv-args", default="", metavar="ARGS", help="extra `python -m venv` options")
     env.add_argument("--pip-args", default="", metavar="ARGS",
-                     help='extra `pip install` options, e.g. --pip-args="--index-url URL" or "--no-index"')
+                     help='extra `pip install` options, e.g. --pip-args="--index-url URL" or "--no-index"; a change '
+                          'reinstalls')
+    env.add_argument("--extras", default="", metavar="NAMES",
+                     help="this project's extras to install on the boards, comma separated (e.g. nvml); an image "
+                          "folder artifact gets `images` (Pillow) without asking; a change reinstalls")
     ssh = p.add_argument_group("ssh (passed to the OpenSSH client)")
     ssh.add_argument("-F", "--ssh-config", metavar="FILE", help="ssh client configuration file")
     ssh.add_argument("-J", "--jump", metavar="HOST", help="jump host(s), as ssh -J")
@@ -135,6 +148,38 @@ def _boards(args) -> tuple[list, list]:
     return boards, []
 
 
+def _data(args, bench_args: list[str]):
+    """The evaluation data part to send (--data-dir), or None; an image folder artifact with no data for the
+    boards is refused here, before it fails on every board."""
+    from edgebranchy.errors import EdgeBranchyError
+    from edgebranchy.remote import bundle
+
+    given = {w.split("=")[0] for w in bench_args} & {"--data-dir", "--dataset"}
+    if args.data_dir and args.board_data_dir or (args.data_dir or args.board_data_dir) and given:
+        raise EdgeBranchyError("give the boards' data one way: --data-dir DIR, --board-data-dir PATH or "
+                               f"{' / '.join(sorted(given)) or '--data-dir'} in --bench-args")
+    if args.data_dir:
+        return bundle.data_part(args.data_dir, args.samples)
+    if not args.board_data_dir and not given and bundle.artifact_extras(args.artifact):
+        raise EdgeBranchyError(f"{args.artifact} was trained on an image folder, which the boards do not have: "
+                               "pass --data-dir DIR (a sample of it is sent, --samples N) or --board-data-dir PATH")
+    return None
+
+
+def _extras(args, wheel) -> list[str]:
+    """The project's extras for the boards: the artifact's needs and --extras, each one the wheel offers."""
+    from edgebranchy.errors import EdgeBranchyError
+    from edgebranchy.remote import bundle
+
+    named = [e.strip() for e in args.extras.split(",") if e.strip()]
+    offered = bundle.wheel_extras(wheel)
+    unknown = [e for e in named if e not in offered]
+    if unknown:
+        raise EdgeBranchyError(f"--extras: {', '.join(unknown)} is not an extra of {wheel.label} "
+                               f"(it offers {', '.join(offered)})")
+    return sorted(set(named) | set(bundle.artifact_extras(args.artifact)))
+
+
 def run(args) -> int:
     from pathlib import Path
 
@@ -153,6 +198,7 @@ def run(args) -> int:
                      options=tuple(args.ssh_option), connect_timeout=args.connect_timeout)
     artifact = bundle.artifact_part(args.artifact)
     profiles = bundle.profiles_part()
+    data = _data(args, bench_args)
     if args.dry_run:
         wheel = args.wheel or f"built from {bundle.project_root() or '(no source tree: pass --wheel)'}"
         print(plan_text(boards, {"artifact": f"{args.artifact} ({artifact.size_text})", "wheel": wheel,
@@ -166,10 +212,10 @@ def run(args) -> int:
                             option="--out")
 
     with output_lock(args.out, "--out", check=check):
-        return _run(args, boards, others, bench_args, ssh, artifact, profiles, Path(args.out))
+        return _run(args, boards, others, bench_args, ssh, artifact, profiles, data, Path(args.out))
 
 
-def _run(args, boards, others, bench_args, ssh, artifact, profiles, out) -> int:
+def _run(args, boards, others, bench_args, ssh, artifact, profiles, data, out) -> int:
     import tempfile
     from datetime import datetime, timezone
 
@@ -180,10 +226,12 @@ def _run(args, boards, others, bench_args, ssh, artifact, profiles, out) -> int:
     with tempfile.TemporaryDirectory(prefix="edgebranchy-wheel-") as tmp:
         wheel_path = args.wheel or bundle.build_wheel(tmp)
         wheel = bundle.wheel_part(wheel_path)
+    extras = _extras(args, wheel)
     cfg = JobConfig(artifact=artifact, wheel=wheel, profiles=profiles, ssh=ssh, out=out,
                     run_id=datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"), python=args.remote_python,
                     venv_args=tuple(_split(args.venv_args, "--venv-args")),
                     pip_args=tuple(_split(args.pip_args, "--pip-args")), bench_args=tuple(bench_args),
+                    extras=tuple(extras), data=data, board_data=args.board_data_dir,
                     engines=not args.no_engines, step_timeout=args.step_timeout)
     print(f"{len(boards)} board{'s' if len(boards) != 1 else ''}: {', '.join(b.name for b in boards)}; "
           f"artifact {artifact.label} ({artifact.size_text}), wheel {wheel.label}")

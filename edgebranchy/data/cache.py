@@ -102,3 +102,24 @@ def store(key: str | None, arrays: dict[str, np.ndarray]) -> Path | None:
     except (OSError, EdgeBranchyError):  # a full or read-only cache only costs the decode next time
         return None
     return p
+
+
+def seen_before(kind: str, facts: list) -> bool:
+    """Whether `facts` of `kind` were met before (a marker in the cache), recording them now; False when the
+    cache is off or cannot be written (what depends on it is then said again)."""
+    d = cache_dir()
+    if d is None:
+        return False
+    from edgebranchy.errors import EdgeBranchyError
+    from edgebranchy.util.files import atomic_write_bytes
+
+    key = hashlib.sha256(json.dumps({"version": VERSION, "kind": kind, "facts": facts}, sort_keys=True).encode())
+    p = d / "seen" / key.hexdigest()
+    if p.is_file():
+        return True
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(p, b"")
+    except (OSError, EdgeBranchyError):
+        pass
+    return False

@@ -172,17 +172,37 @@ def _class_dirs(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _report(bad: list[tuple[Path, str]], strict: bool, log: Callable[[str], None]) -> None:
+def _report(bad: list[tuple[Path, str]], strict: bool, log: Callable[[str], None], root: Path | None = None) -> None:
+    """Refuse the first bad file (strict), else name each and skip them; for a data set's folder (`root`) they
+    are named once (data/cache.py remembers them, unchanged), later commands say how many in one line."""
     if not bad:
         return
     if strict:
         p, why = bad[0]
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise EdgeBranchyError(f"{p}: {why}{more}; without --strict-images such files are skipped")
+        raise EdgeBranchyError(f"{p}: {why}{more}; without `strict_images` such files are skipped")
+    if root is not None and _seen(bad):
+        log(f"skipped {len(bad)} file(s) that are not usable images in {root} (named when this data set was "
+            "first read; EDGEBRANCHY_CACHE=off names them every time)")
+        return
     for p, why in bad[:MAX_NAMED]:
         log(f"skipping {p}: {why}")
     log(f"skipped {len(bad)} file(s) that are not usable images" +
         (f" ({len(bad) - MAX_NAMED} not named above)" if len(bad) > MAX_NAMED else ""))
+
+
+def _seen(bad: list[tuple[Path, str]]) -> bool:
+    """These bad files, as they are now (path, size, time), were named before."""
+    from edgebranchy.data.cache import seen_before
+
+    facts = []
+    for p, why in bad:
+        try:
+            st = p.stat()
+        except OSError:
+            return False
+        facts.append([str(p.resolve()), st.st_size, st.st_mtime_ns, why])
+    return seen_before("bad-images", sorted(facts))
 
 
 def scan(root: Path, classes: list[str] | None = None, strict: bool = False,
@@ -210,7 +230,7 @@ def scan(root: Path, classes: list[str] | None = None, strict: bool = False,
             else:
                 paths.append(str(p))
                 labels.append(label)
-    _report(bad, strict, log)
+    _report(bad, strict, log, root)
     return paths, np.asarray(labels, dtype=np.int64), classes
 
 
@@ -255,7 +275,7 @@ def load_imagefolder(data_dir: str | os.PathLike | None, val_size: int | None = 
     from edgebranchy.data.datasets import DataBundle, Normalization, Split, split_train_val
 
     if data_dir is None:
-        raise EdgeBranchyError("dataset 'imagefolder' needs --data-dir DIR with one folder of images per class")
+        raise EdgeBranchyError("dataset 'imagefolder' needs `data_dir` DIR with one folder of images per class")
     root = Path(data_dir)
     if not root.is_dir():
         raise EdgeBranchyError(f"image folder not found: {root}")
@@ -288,7 +308,7 @@ def load_imagefolder(data_dir: str | os.PathLike | None, val_size: int | None = 
     if "val" in given:
         va_paths, va_y = given["val"]
         if val_size is not None and val_size != len(va_y):
-            raise EdgeBranchyError(f"--val-size {val_size}: {parts['val']} holds the validation split "
+            raise EdgeBranchyError(f"`val_size` {val_size}: {parts['val']} holds the validation split "
                                    f"({len(va_y)} images)")
     else:
         t, v = split_train_val(len(tr), max(1, len(tr) // 10) if val_size is None else val_size, seed)
@@ -307,6 +327,27 @@ def load_imagefolder(data_dir: str | os.PathLike | None, val_size: int | None = 
                       meta={"image": recorded, "input": spec.to_input(), "split": split})
 
 
+def load_eval_folder(data_dir: str | os.PathLike, classes: Sequence[str], options: dict,
+                     log: Callable[[str], None] | None = None):
+    """A DataBundle whose test split is every usable image of DIR/<class>/ (DIR/test/<class>/ where DIR has a
+    test folder), labelled by `classes` (the artifact's) and read as `options` (`reader_options`) say; no
+    training or validation samples. For evaluation data other than the training folder (a sample on a board)."""
+    from edgebranchy.data.datasets import DataBundle, Normalization, Split
+
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise EdgeBranchyError(f"image folder not found: {root}")
+    root = root / "test" if (root / "test").is_dir() else root
+    spec = ImageSpec.make(options.get("size"), options.get("crop"), options.get("color") or "RGB")
+    paths, y, _ = scan(root, list(classes), bool(options.get("strict")), log)
+    if not paths:
+        raise EdgeBranchyError(f"{root}: no usable images in the class folders {', '.join(classes)}")
+    empty = Split(ImageArray([], spec), np.zeros(0, dtype=np.int64))
+    return DataBundle("imagefolder", empty, empty, Split(ImageArray(paths, spec), y), list(classes),
+                      Normalization(255.0, list(options["mean"]), list(options["std"])), str(root.resolve()),
+                      meta={"input": spec.to_input()})
+
+
 def _split_record(root: Path, train, given: dict, va_paths, limit, val_size: int, seed: int, classes) -> dict:
     """The split block (data/splits.py) of a folder: its listing (relative paths, byte sizes, labels and the
     class names, not the pixels) and the validation images' relative paths."""
@@ -323,13 +364,13 @@ def _split_record(root: Path, train, given: dict, va_paths, limit, val_size: int
 
 def _given_stats(mean, std, channels: int) -> tuple[list[float], list[float]]:
     if mean is None or std is None:
-        raise EdgeBranchyError("give both --mean and --std (per channel, on pixels scaled to 0..1)")
+        raise EdgeBranchyError("give both `mean` and `std` (per channel, on pixels scaled to 0..1)")
     mean, std = [float(v) for v in mean], [float(v) for v in std]
     for name, v in (("mean", mean), ("std", std)):
         if len(v) != channels:
             raise EdgeBranchyError(f"--{name} needs {channels} value(s) for {channels}-channel images, got {len(v)}")
     if min(std) <= 0:
-        raise EdgeBranchyError("--std values must be positive")
+        raise EdgeBranchyError("`std` values must be positive")
     return mean, std
 
 

@@ -84,7 +84,7 @@ def load_recorded(dataset: dict | None, data_dir: str | os.PathLike | None = Non
     try:
         bundle = load_dataset(d["name"], ddir, image=d.get("image"), **settings)
     except EdgeBranchyError as e:
-        raise EdgeBranchyError(f"cannot reload the dataset of {what} ({e}); pass --data-dir") from None
+        raise EdgeBranchyError(f"cannot reload the dataset of {what} ({e}); pass `data_dir`") from None
     check_split(d, bundle, what, log)
     return bundle
 
@@ -124,17 +124,45 @@ def check_split(dataset: dict, bundle, what: str = "the checkpoint", log: Callab
                      f"{_short(split.get('val_index_sha256'))} recorded")
     if diffs:
         raise EdgeBranchyError(f"this data does not reproduce the split {what} was trained with: "
-                               + "; ".join(diffs) + " (give the data set it was trained on, e.g. with --data-dir, "
+                               + "; ".join(diffs) + " (give the data set it was trained on, e.g. with `data_dir`, "
                                "or retrain)")
 
 
-def load_test_data(dataset: dict | None, name: str, data_dir: str | os.PathLike | None = None,
-                   image: dict | None = None, what: str = "the artifact"):
-    """The data whose test split predict and bench run: the recorded split (`load_recorded`) when `name`
-    is the data set `dataset` records, else data set `name` as it comes (another data set, e.g. to watch
-    the exit rates drift)."""
-    if dataset and dataset.get("name") == name:
-        return load_recorded(dataset, data_dir, what)
-    from edgebranchy.data.datasets import load_dataset
+def test_data_name(dataset: dict | None, name: str | None, what: str = "the artifact") -> str:
+    """`name`, or where it is None the data set `dataset` (an artifact's `source.dataset`) records."""
+    if name:
+        return name
+    if not (dataset or {}).get("name"):
+        raise EdgeBranchyError(f"{what} does not record the data set it was trained on: pass `dataset`")
+    return dataset["name"]
 
-    return load_dataset(name, data_dir, image=image)
+
+def artifact_test_data(art, name: str | None = None, data_dir: str | os.PathLike | None = None,
+                       log: Callable[[str], None] | None = None):
+    """(data set name, DataBundle) whose test split predict, bench and doctor run on artifact `art`: data set
+    `name` (default: the one the artifact records). The recorded split (`load_recorded`) where `name` is the
+    recorded data set; for an image folder, another folder given with `data_dir` (a sample of the evaluation
+    data on a board) is read whole as test data, prepared as the artifact records, when it does not hold the
+    recorded split; another data set as it comes (e.g. to watch the exit rates drift)."""
+    from edgebranchy.data.datasets import load_dataset
+    from edgebranchy.data.imagefolder import load_eval_folder, reader_options
+
+    what = str(art.root)
+    dataset = art.source.get("dataset")
+    name = test_data_name(dataset, name, what)
+    image = reader_options(art.manifest["input"], name)
+    if not (dataset and dataset.get("name") == name):
+        return name, load_dataset(name, data_dir, image=image)
+    if name != "imagefolder" or data_dir is None or _same_dir(data_dir, dataset.get("source")):
+        return name, load_recorded(dataset, data_dir, what)
+    try:
+        return name, load_recorded(dataset, data_dir, what, log=lambda s: None)
+    except EdgeBranchyError as e:
+        bundle = load_eval_folder(data_dir, art.classes, {**(dataset.get("image") or {}), **image}, log)
+        (log or _stderr)(f"note: {data_dir} is not the split {what} was trained with ({e}): its "
+                         f"{len(bundle.test)} images are all test data")
+        return name, bundle
+
+
+def _same_dir(a: str | os.PathLike, b: str | None) -> bool:
+    return b is not None and Path(a).resolve() == Path(b).resolve()

@@ -26,20 +26,11 @@ REFERENCE = "onnxruntime"
 def load_inputs(art, samples: int, dataset: Optional[str], data_dir: Optional[str], seed: int = 0):
     """(normalised inputs [N, C, H, W], true labels or None, what they are). The recorded test split when
     it can be read again; synthetic inputs of the manifest's shape when it cannot (never for a --dataset)."""
-    from edgebranchy.data.imagefolder import reader_options
-    from edgebranchy.data.splits import load_recorded, load_test_data
+    from edgebranchy.data.splits import artifact_test_data
 
-    recorded = (art.source or {}).get("dataset")
     try:
-        if dataset is not None:
-            data = load_test_data(recorded, dataset, data_dir, image=reader_options(art.manifest["input"], dataset),
-                                  what=str(art.root))
-            what = f"the test split of {dataset}"
-        elif recorded and recorded.get("name"):
-            data = load_recorded(recorded, data_dir, what=str(art.root))
-            what = f"the recorded test split of {recorded['name']}"
-        else:
-            raise EdgeBranchyError("the artifact records no data set")
+        name, data = artifact_test_data(art, dataset, data_dir)
+        what = f"the test split of {name}" if dataset is not None else f"the recorded test split of {name}"
     except EdgeBranchyError as e:
         if dataset is not None or data_dir is not None:  # asked for: no fallback
             raise

@@ -107,21 +107,25 @@ class _Plan:
     thresholds: list[float] | None
     x: Any                         # torch tensor: the check samples, or one zero image
     checked: int                   # samples compared (0: the check was skipped)
+    calib: np.ndarray | None = None  # --precision int8: the quantizer's calibration samples (validation split)
 
     @property
     def precisions(self) -> list[str]:
-        return list(self.graphs)
+        return list(self.graphs) + (["int8"] if self.calib is not None else [])
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = "fp32", simplify: bool = True,
                       samples: np.ndarray | None = None, check_samples: int = 64, force: bool = False,
                       normalize_entropy: bool | None = None, prune: bool = True, data_dir: str | None = None,
-                      single_graph: bool = True, log: Callable[[str], None] = print) -> Path:
+                      single_graph: bool = True, calibration_samples: int = 256,
+                      log: Callable[[str], None] = print) -> Path:
     """Write the artifact for `checkpoint` to `out` (atomically). Returns the artifact path.
 
     `samples`: normalised validation inputs for the numerical check (default: the
     checkpoint's own validation split, reloaded from its dataset). `single_graph`: also
     write `single.onnx`, the batch-1 graph with the exit decisions inside (export/single_graph.py).
+    `calibration_samples`: with precision "int8", how many validation samples set the activation ranges
+    (export/quantize.py); the INT8 graphs are written beside the FP32 ones.
     """
     from edgebranchy.util.checks import is_int_at_least
     from edgebranchy.util.limits import limit, reason
@@ -135,15 +139,20 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
     if check_samples > limit("samples"):
         raise EdgeBranchyError(f"`check_samples` must be at most {limit('samples')} ({reason('samples')}), "
                                f"got {check_samples!r}")
+    if precision == "int8" and not is_int_at_least(calibration_samples, 1, int(limit("samples"))):
+        raise EdgeBranchyError(f"`calibration_samples` must be a whole number from 1 to {limit('samples')} "
+                               f"({reason('samples')}), got {calibration_samples!r}")
+    n_calib = calibration_samples if precision == "int8" else 0
     with output_lock(out, check=lambda: check_output(out, [checkpoint], "artifact", force=force,
                                                      data_dirs=[data_dir])):  # one export at a time writes `out`
         return _write_artifact(checkpoint, out, precision, simplify, samples, check_samples, force,
-                               normalize_entropy, prune, data_dir, single_graph, log)
+                               normalize_entropy, prune, data_dir, single_graph, log, n_calib)
 
 
 def _write_artifact(checkpoint, out, precision: str, simplify: bool, samples, check_samples: int, force: bool,
-                    normalize_entropy, prune: bool, data_dir, single_graph: bool, log: Callable[[str], None]) -> Path:
-    plan = _plan(checkpoint, precision, samples, check_samples, normalize_entropy, prune, data_dir, log)
+                    normalize_entropy, prune: bool, data_dir, single_graph: bool, log: Callable[[str], None],
+                    n_calib: int) -> Path:
+    plan = _plan(checkpoint, precision, samples, check_samples, normalize_entropy, prune, data_dir, log, n_calib)
 
     def build(tmp: Path) -> None:
         (tmp / "segments").mkdir()
@@ -154,8 +163,14 @@ def _write_artifact(checkpoint, out, precision: str, simplify: bool, samples, ch
             files[rel] = {"sha256": sha256_file(tmp / rel), "bytes": len(data)}
 
         segs, fp32_graphs = _write_segments(plan, put, simplify, log)
-        base_entry = _write_baseline(plan, put, simplify, log)
-        sg = _write_single(plan, segs, fp32_graphs, put, log) if single_graph else None
+        base_entry, base_fp32 = _write_baseline(plan, put, simplify, log)
+        sg = _write_single(plan, fp32_graphs, put, log) if single_graph else None
+        quant = None
+        if plan.calib is not None:
+            from edgebranchy.export.int8 import write_int8
+
+            quant = write_int8(segs, fp32_graphs, base_entry, base_fp32, plan.calib, plan.normalize, plan.temps,
+                               put, log)
         cfg = plan.cfg
         manifest = build_manifest(
             cfg, plan.keep, normalized=plan.normalize, temperatures=plan.temps, single_graph=sg,
@@ -163,7 +178,7 @@ def _write_artifact(checkpoint, out, precision: str, simplify: bool, samples, ch
                     "dataset": cfg.get("dataset"), "test": cfg.get("test")},
             segments=segs, baseline=base_entry, files=files,
             exit_macs=[sum(plan.seg_macs[:k + 1]) for k in range(len(plan.keep))],
-            precisions=plan.precisions, export=_export_env())
+            precisions=plan.precisions, export=_export_env(), quantization=quant)
         # what the loader would refuse is never written (e.g. a stored negative threshold)
         validate_manifest(manifest, Path(out) / MANIFEST)
         atomic_write_json(tmp / MANIFEST, manifest)
@@ -172,7 +187,7 @@ def _write_artifact(checkpoint, out, precision: str, simplify: bool, samples, ch
 
 
 def _plan(checkpoint, precision: str, samples, check_samples: int, normalize_entropy, prune: bool, data_dir,
-          log: Callable[[str], None]) -> _Plan:
+          log: Callable[[str], None], n_calib: int = 0) -> _Plan:
     """Load and check the checkpoint, decide the kept exits and trace examples (nothing written yet)."""
     import torch
 
@@ -193,8 +208,8 @@ def _plan(checkpoint, precision: str, samples, check_samples: int, normalize_ent
     if cal is None:
         log("note: the checkpoint is not calibrated: no sample will exit early until you run "
             "`edgebranchy calibrate` (or pass thresholds to the runner)")
-    if samples is None and check_samples > 0:
-        samples = _validation_samples(cfg, check_samples, data_dir, str(checkpoint))
+    if samples is None and (check_samples > 0 or n_calib > 0):
+        samples = _validation_samples(cfg, max(check_samples, n_calib), data_dir, str(checkpoint))
     checked = 0 if samples is None else min(check_samples, len(samples))
     if checked:
         x = torch.from_numpy(np.ascontiguousarray(samples[:checked], dtype=np.float32))
@@ -211,8 +226,9 @@ def _plan(checkpoint, precision: str, samples, check_samples: int, normalize_ent
     seg_macs = fused_costs([r["stage_macs"] for r in rows], [r["head_macs"] for r in rows], keep)
     graphs = {prec: segment_graphs(net, keep, classes=len(cfg["classes"]), normalize=normalize, temperatures=temps,
                                    half=prec == "fp16") for prec in ["fp32"] + (["fp16"] if precision == "fp16" else [])}
+    calib = np.ascontiguousarray(samples[:n_calib], dtype=np.float32) if n_calib else None
     return _Plan(checkpoint, cfg, net, baseline, keep, seg_macs, summary["baseline_macs"], graphs, normalize, temps,
-                 thresholds, x, checked)
+                 thresholds, x, checked, calib)
 
 
 def _graph(module, example, names: list[str], in_names: list[str], ref: list[np.ndarray], what: str, prec: str,
@@ -249,7 +265,7 @@ def _write_segments(plan: _Plan, put, simplify: bool, log: Callable[[str], None]
                  "inputs": in_names}
         if len(ins) > 1:  # a from_model split: the main tensor and the others later stages read
             entry["input_shapes"] = [list(t.shape[1:]) for t in ins]
-        for prec in plan.precisions:
+        for prec in plan.graphs:
             half = prec == "fp16"
             # fp16 chain: segment 0 takes the fp32 image, later segments take fp16 features
             example = _half(feats) if (half and k > 0) else feats
@@ -279,8 +295,9 @@ def _write_segments(plan: _Plan, put, simplify: bool, log: Callable[[str], None]
     return segs, fp32_graphs
 
 
-def _write_baseline(plan: _Plan, put, simplify: bool, log: Callable[[str], None]) -> dict:
-    """baseline.onnx (and baseline.fp16.onnx), compared with PyTorch like the segments; its manifest entry."""
+def _write_baseline(plan: _Plan, put, simplify: bool, log: Callable[[str], None]) -> tuple[dict, bytes]:
+    """baseline.onnx (and baseline.fp16.onnx), compared with PyTorch like the segments; its manifest entry and
+    the fp32 graph."""
     import torch
 
     from edgebranchy.models.graphs import BaselineGraph
@@ -290,7 +307,7 @@ def _write_baseline(plan: _Plan, put, simplify: bool, log: Callable[[str], None]
              "separately_trained": bool(tr.get("baseline_epochs", 1) != 0 and not tr.get("freeze_backbone"))}
     with torch.no_grad():
         ref = [BaselineGraph(plan.baseline, False).eval()(plan.x).numpy()]
-    for prec in plan.precisions:
+    for prec in plan.graphs:
         half = prec == "fp16"
         mod = BaselineGraph(copy.deepcopy(plan.baseline).half() if half else plan.baseline, half)
         data, simplified, err, diff = _graph(mod, plan.x, ["logits"], ["x"], ref, f"baseline ({prec})", prec,
@@ -300,19 +317,15 @@ def _write_baseline(plan: _Plan, put, simplify: bool, log: Callable[[str], None]
         if half:
             entry.update(fp16_file=rel, max_abs_diff_fp16=diff)
         else:
+            fp32 = data
             entry.update(file=rel, max_abs_diff=diff, checked_samples=plan.checked, simplified=simplified,
                          simplify_error=err)
     log(f"baseline: {entry['macs'] / 1e6:.3f} M MACs, max |ONNX - PyTorch| {_diff_text(entry['max_abs_diff'])}")
-    return entry
+    return entry, fp32
 
 
-def _write_single(plan: _Plan, segs: list[dict], fp32_graphs: list[bytes], put, log: Callable[[str], None]):
-    """single.onnx, where every split passes one tensor; its manifest entry or None."""
-    if any(len(seg["inputs"]) > 1 for seg in segs):
-        # export/single_graph.py chains one `features` tensor per split; a model whose splits pass several
-        # (skip connections across a split) keeps the per-segment form only
-        log("single graph: not written (a split passes several tensors); the runner uses the segments")
-        return None
+def _write_single(plan: _Plan, fp32_graphs: list[bytes], put, log: Callable[[str], None]):
+    """single.onnx (a split passing several tensors feeds each to the next segment's inputs); its manifest entry."""
     side = [float(plan.thresholds[j]) if plan.thresholds else 0.0 for j in plan.keep[:-1]]
     return _single_graph(fp32_graphs, side, len(plan.cfg["classes"]), plan.x.numpy()[:16], put, log)
 

@@ -38,21 +38,23 @@ def threshold_name(k: int) -> str:
     return f"threshold_{k}"
 
 
-def _renamed_segment(model, k: int, x_name: str, out_names: dict | None = None):
-    """Nodes and initializers of segment k with every name prefixed `s{k}/`, its input read from `x_name`
-    (and graph outputs renamed by `out_names`, e.g. {"logits": "e0/logits"})."""
+def _renamed_segment(model, k: int, inputs: dict, out_names: dict | None = None):
+    """Nodes and initializers of segment k with every name prefixed `s{k}/`, its inputs read from the names
+    `inputs` maps them to ({"x": "x"}; {"x.0": "s0/features.0", ...}), and graph outputs renamed by `out_names`
+    (e.g. {"logits": "e0/logits"})."""
     import onnx
 
     g = model.graph
-    if len(g.input) != 1 or g.sparse_initializer:
-        raise EdgeBranchyError(f"segment {k}: expected one input and no sparse initializers")
-    inp = g.input[0].name
+    got = [i.name for i in g.input]
+    if sorted(got) != sorted(inputs) or g.sparse_initializer:
+        raise EdgeBranchyError(f"segment {k}: expected the inputs {sorted(inputs)} and no sparse initializers, "
+                               f"got {got}")
 
     def rn(name: str) -> str:
         if not name:
             return name  # an omitted optional input
-        if name == inp:
-            return x_name
+        if name in inputs:
+            return inputs[name]
         return (out_names or {}).get(name) or f"s{k}/{name}"
 
     nodes = []
@@ -96,7 +98,7 @@ def build_single_graph(segments: Sequence, thresholds: Sequence[float], classes:
         raise EdgeBranchyError(f"segment 0 input has shape {x_shape}; expected N x C x H x W with fixed C, H, W")
     f32, i64 = TensorProto.FLOAT, TensorProto.INT64
     chain = _Chain(segments, classes, guard)
-    nodes, inits = chain.level(0, "x", "")
+    nodes, inits = chain.level(0, {"x": "x"}, "")
     nodes.append(helper.make_node("ArgMax", ["logits"], ["label"], name="label", axis=1, keepdims=0))
     ts = [float32_threshold(t) for t in thresholds]
     inputs = [helper.make_tensor_value_info("x", x_info.type.tensor_type.elem_type, [1] + x_shape[1:])]
@@ -156,27 +158,33 @@ class _Chain:
         return helper.make_node("Constant", [], [name], name=f"exit{k}/const",
                                 value=helper.make_tensor(f"exit{k}/value", TensorProto.INT64, [1], [k]))
 
-    def level(self, k: int, x_name: str, prefix: str):
-        """Nodes + initializers that compute segment k onwards and leave `{prefix}logits/entropy/exit`."""
+    def level(self, k: int, inputs: dict, prefix: str):
+        """Nodes + initializers that compute segment k onwards (its inputs read from the names `inputs` maps
+        them to) and leave `{prefix}logits/entropy/exit`."""
         from onnx import TensorProto, helper
 
         last = k == len(self.segments) - 1
         direct = {n: f"{prefix}{n}" for n in ("logits", "entropy")} if last else None
-        nodes, inits, outs = _renamed_segment(self.segments[k], k, x_name, direct)
+        nodes, inits, outs = _renamed_segment(self.segments[k], k, inputs, direct)
         for name in ("logits", "entropy"):
             if outs[name].type.tensor_type.elem_type != TensorProto.FLOAT:
                 raise EdgeBranchyError(f"segment {k}: {name} is not float32")
         if last:
             return nodes + [self.exit_const(k, f"{prefix}exit")], inits
-        if "features" not in outs:
-            raise EdgeBranchyError(f"segment {k}: no 'features' output for segment {k + 1}")
+        passed = {n: f"s{k}/{n}" for n in outs if n.startswith("features")}
+        wanted = [i.name for i in self.segments[k + 1].graph.input]
+        if not passed or len(passed) != len(wanted):
+            raise EdgeBranchyError(f"segment {k} passes on {sorted(passed) or 'no features'}; segment {k + 1} "
+                                   f"takes {wanted}")
         e = f"s{k}/entropy"
         nodes += self.decision(k, e)
         then_nodes = [helper.make_node("Identity", [f"s{k}/logits"], [f"t{k}/logits"], name=f"t{k}/logits"),
                       helper.make_node("Identity", [e], [f"t{k}/entropy"], name=f"t{k}/entropy"),
                       self.exit_const(k, f"t{k}/exit")]
         then_g = helper.make_graph(then_nodes, f"exit{k}", [], self.out_infos(f"t{k}/"))
-        else_nodes, else_inits = self.level(k + 1, f"s{k}/features", f"e{k}/")
+        # x <- features; x.i <- features.i (segment_io_names: the same order on both sides of a split)
+        feed = {x: passed["features" + x[1:]] for x in wanted}
+        else_nodes, else_inits = self.level(k + 1, feed, f"e{k}/")
         else_g = helper.make_graph(else_nodes, f"after_exit{k}", [], self.out_infos(f"e{k}/"), else_inits)
         nodes.append(helper.make_node("If", [f"d{k}/leave"], [f"{prefix}logits", f"{prefix}entropy", f"{prefix}exit"],
                                       name=f"if{k}", then_branch=then_g, else_branch=else_g))
@@ -245,16 +253,17 @@ def check_single_graph(data: bytes, segments: Sequence[bytes], thresholds: Seque
     one = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
     segs = [ort.InferenceSession(s, so, providers=["CPUExecutionProvider"]) for s in segments]
     names = [[o.name for o in s.get_outputs()] for s in segs]
+    ins = [[i.name for i in s.get_inputs()] for s in segs]
     worst = 0.0
     exits = []
     for i in range(len(samples)):
-        h = np.ascontiguousarray(samples[i:i + 1], dtype=np.float32)
+        feed = {"x": np.ascontiguousarray(samples[i:i + 1], dtype=np.float32)}
         for k, s in enumerate(segs):
-            out = dict(zip(names[k], s.run(None, {"x": h})))
+            out = dict(zip(names[k], s.run(None, feed)))
             e = float(out["entropy"][0])
             if k == len(segs) - 1 or confident_one(e, float(thresholds[k])):
                 break
-            h = out["features"]
+            feed = {x: out["features" + x[1:]] for x in ins[k + 1]}  # x <- features, x.i <- features.i
         label, logits, ent, ex = one.run(None, {"x": np.ascontiguousarray(samples[i:i + 1], dtype=np.float32)})
         if int(ex[0]) != k or int(label[0]) != int(out["logits"].argmax()):
             raise EdgeBranchyError(f"single graph: sample {i} leaves at exit {int(ex[0])} with label {int(label[0])}, "

@@ -99,6 +99,47 @@ def wheel_part(wheel: str | os.PathLike) -> Part:
     return Part("wheel", _digest(members), p.read_bytes(), p.name, filename=p.name)
 
 
+def artifact_extras(path: str | os.PathLike) -> list[str]:
+    """The extras of this project a board needs to run the artifact: `images` (Pillow) where it reads image files."""
+    from edgebranchy.artifact.manifest import Artifact
+
+    return ["images"] if "resize" in Artifact.load(path).manifest["input"] else []
+
+
+def wheel_extras(wheel: Part) -> list[str]:
+    """The extras a wheel offers (its METADATA's Provides-Extra lines)."""
+    with zipfile.ZipFile(io.BytesIO(wheel.data)) as z:
+        meta = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+        lines = z.read(meta).decode("utf-8", "replace").splitlines()
+    return [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Provides-Extra:")]
+
+
+def data_part(directory: str | os.PathLike, samples: int) -> Part:
+    """At most `samples` files of DIR/<class>/ (DIR/test/<class>/ where DIR has a test folder), taken from the
+    classes in turn in sorted order, as `<class>/<n><suffix>` members beside a SHA256SUMS the board checks
+    before it uses them (`scripts.replace_dir`). Damaged files travel too: the board names and skips them."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise EdgeBranchyError(f"`data_dir`: {root} is not a directory")
+    root = root / "test" if (root / "test").is_dir() else root
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise EdgeBranchyError(f"`data_dir`: {root} holds no class folders (<class>/<image files>)")
+    if any("\n" in c or "\\" in c for c in classes):
+        raise EdgeBranchyError(f"`data_dir`: a class folder of {root} has a newline or backslash in its name")
+    files = {c: sorted(q for q in (root / c).rglob("*") if q.is_file() and not q.name.startswith("."))
+             for c in classes}
+    picked: list[tuple[str, Path]] = []
+    for i in range(max(len(v) for v in files.values())):
+        picked += [(c, files[c][i]) for c in classes if i < len(files[c])]
+    members = [(f"{c}/{i:06d}{q.suffix.lower()}", q.read_bytes()) for i, (c, q) in enumerate(picked[:samples])]
+    if not members:
+        raise EdgeBranchyError(f"`data_dir`: no files in the class folders of {root}")
+    sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in members)
+    members.append(("SHA256SUMS", sums.encode()))
+    return Part("data", _digest(members), _tar(members), root.name if root.name != "test" else root.parent.name)
+
+
 def project_root() -> Path | None:
     """The source tree of the running edgebranchy (a checkout or an editable install), if there is one."""
     import edgebranchy
@@ -111,7 +152,7 @@ def build_wheel(out_dir: str | os.PathLike, root: str | os.PathLike | None = Non
     """Build a wheel of this project (no dependencies, no network) from a clean copy of the source tree."""
     src = Path(root) if root is not None else project_root()
     if src is None:
-        raise EdgeBranchyError("this edgebranchy was not installed from a source tree: pass --wheel FILE "
+        raise EdgeBranchyError("this edgebranchy was not installed from a source tree: pass `wheel` FILE "
                                "(a wheel of the same version, e.g. from `pip download edgebranchy --no-deps`)")
     out = Path(out_dir)
     copy = out / "src"
@@ -131,5 +172,5 @@ def build_wheel(out_dir: str | os.PathLike, root: str | os.PathLike | None = Non
     wheels = sorted(out.glob("edgebranchy-*.whl"))
     if p.returncode != 0 or not wheels:
         tail = "\n".join((p.stderr or p.stdout).strip().splitlines()[-8:])
-        raise EdgeBranchyError(f"could not build a wheel of {src} (pass --wheel FILE instead):\n{tail}")
+        raise EdgeBranchyError(f"could not build a wheel of {src} (pass `wheel` FILE instead):\n{tail}")
     return wheels[-1]

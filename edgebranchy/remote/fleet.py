@@ -113,7 +113,8 @@ def _report(cfg: JobConfig, results: list[BoardResult]) -> tuple[Path | None, st
 
     title = "Fleet run " + cfg.run_id + ": " + ", ".join(f"R{i} {r.board.name}" for i, r in enumerate(ok, 1))
     try:
-        files = build_report([r.results for r in ok], cfg.out / REPORT_DIR, title=title)
+        files = build_report([r.results for r in ok], cfg.out / REPORT_DIR, title=title,
+                             boards=[r.board.name for r in ok])
     except EdgeBranchyError as e:
         return None, f"report not written: {e} (the results are in {cfg.out / 'boards'})"
     return files.html, f"report over {len(ok)} board{'s' if len(ok) != 1 else ''}: {files.html}"

@@ -41,6 +41,9 @@ class JobConfig:
     venv_args: tuple[str, ...] = ()
     pip_args: tuple[str, ...] = ()
     bench_args: tuple[str, ...] = ()
+    extras: tuple[str, ...] = ()      # this project's extras to install (images: Pillow for image artifacts)
+    data: Part | None = None          # evaluation data sent to WORKDIR/data/LABEL (hash-checked there)
+    board_data: str | None = None     # or a data directory already on the board
     engines: bool = True              # build TensorRT engines where TensorRT imports
     step_timeout: float = 3600.0
     cancel: threading.Event = field(default_factory=threading.Event, compare=False)  # set on Ctrl-C
@@ -84,6 +87,11 @@ class _StepFailed(Exception):
 
 def _create_key(python: str, venv_args: list[str]) -> str:
     return hashlib.sha256("\0".join([python, *venv_args]).encode()).hexdigest()[:16]
+
+
+def _install_key(cfg: JobConfig) -> str:
+    """What the install depends on beside the wheel: the extras and pip's options (a change reinstalls)."""
+    return hashlib.sha256("\0".join([*cfg.extras, "|", *cfg.pip_args]).encode()).hexdigest()[:16]
 
 
 class BoardJob:
@@ -167,7 +175,8 @@ class BoardJob:
 
     # -- the steps -------------------------------------------------------------------------------
     def _probe(self) -> dict:
-        r = self.ssh.script(scripts.probe(self.board.workdir, self.cfg.artifact.label, self.cfg.python),
+        data = self.cfg.data.label if self.cfg.data else ""
+        r = self.ssh.script(scripts.probe(self.board.workdir, self.cfg.artifact.label, self.cfg.python, data),
                             timeout=120)
         self._log.append(f"$ [connect]\n[exit {r.returncode}]\n{r.stdout}{r.stderr}")
         got: dict[str, str] = {}
@@ -190,13 +199,14 @@ class BoardJob:
 
     def _upload(self, have: dict[str, str]) -> None:
         wd = self.board.workdir
-        art, prof = self.cfg.artifact, self.cfg.profiles
-        for part, rel in ((art, f"artifacts/{art.label}"), (prof, "profiles")):
+        art, prof, data = self.cfg.artifact, self.cfg.profiles, self.cfg.data
+        parts = [(art, f"artifacts/{art.label}"), (prof, "profiles")] + ([(data, f"data/{data.label}")] if data else [])
+        for part, rel in parts:
             t0 = time.monotonic()
             if have.get(f"{rel}.digest") == part.digest:
                 self._record(part.name, "reused", t0, f"digest {part.digest[:12]}")
                 continue
-            self._remote(part.name, scripts.replace_dir(wd, rel, part.digest), stdin=part.data)
+            self._remote(part.name, scripts.replace_dir(wd, rel, part.digest, checked=part is data), stdin=part.data)
             self._record(part.name, "copied", t0, f"{part.size_text}, digest {part.digest[:12]}")
 
     def _environment(self, facts: dict) -> None:
@@ -207,8 +217,9 @@ class BoardJob:
         key = _create_key(cfg.python, venv_args)
         have = facts["digests"].get("venv.digest", "")
         recreate = not facts["venv"] or have.split(" ")[0] != key
+        state = f"{key} {cfg.wheel.digest} {_install_key(cfg)}"
         t0 = time.monotonic()
-        if not recreate and have == f"{key} {cfg.wheel.digest}":
+        if not recreate and have == state:
             self._record("wheel", "reused", t0, cfg.wheel.label)
             self._record("venv", "reused", t0, "edgebranchy already installed")
         else:
@@ -219,9 +230,10 @@ class BoardJob:
             self._record("wheel", "copied", t0, f"{cfg.wheel.label}, {cfg.wheel.size_text}")
             t0 = time.monotonic()
             self._remote("venv", scripts.environment(self.board.workdir, cfg.python, venv_args, list(cfg.pip_args),
-                                                     cfg.wheel.filename, key, f"{key} {cfg.wheel.digest}", recreate))
+                                                     cfg.wheel.filename, key, state, recreate, list(cfg.extras)))
+            extras = f"; extras {','.join(cfg.extras)}" if cfg.extras else ""
             self._record("venv", "created" if recreate else "installed", t0,
-                         " ".join([cfg.python, "-m venv", *venv_args]) if recreate else "new wheel installed")
+                         (" ".join([cfg.python, "-m venv", *venv_args]) if recreate else "installed again") + extras)
         r = self._remote("tensorrt", scripts.has_tensorrt(self.board.workdir), check=False)
         self.result.facts["tensorrt"] = r.stdout.strip() if r.ok and r.stdout.strip() else None
 
@@ -252,7 +264,7 @@ class BoardJob:
         r = self._remote("bench", scripts.edgebranchy(
             self.board.workdir, self.cfg.run_id,
             ["bench", f"@/artifacts/{self.cfg.artifact.label}", "--profile", self.board.profile,
-             "--out", "results.json", *self.cfg.bench_args]))
+             "--out", "results.json", *self._data_args(), *self.cfg.bench_args]))
         lines = r.stdout.splitlines()
         # the verdict (bench's first line; led by a warning when the set-up looks broken), else an older
         # edgebranchy's gain line
@@ -260,6 +272,12 @@ class BoardJob:
                 (ln.startswith("warning: ") and "measured anyway: branchy is " in ln)] or \
             [ln for ln in lines if ln.startswith("latency gain")]
         self._record("bench", "ok", t0, said[0] if said else "")
+
+    def _data_args(self) -> list[str]:
+        """bench's --data-dir: the data sent (WORKDIR/data/LABEL) or the directory named on the board."""
+        if self.cfg.data is not None:
+            return ["--data-dir", f"@/data/{self.cfg.data.label}"]
+        return ["--data-dir", self.cfg.board_data] if self.cfg.board_data else []
 
     def _fetch(self) -> None:
         t0 = time.monotonic()

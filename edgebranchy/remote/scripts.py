@@ -31,9 +31,11 @@ def _head(workdir: str) -> str:
     return f"set -u\nWD={workdir_expr(workdir)}\n"
 
 
-def probe(workdir: str, artifact: str, python: str) -> str:
-    """Print key=value facts about the board and what its work directory already holds."""
+def probe(workdir: str, artifact: str, python: str, data: str = "") -> str:
+    """Print key=value facts about the board and what its work directory already holds (`data`: the name of
+    the evaluation data sent, if any)."""
     a = shlex.quote(artifact)
+    d = f" data/{shlex.quote(data)}.digest" if data else ""
     return _head(workdir) + f"""\
 say() {{ printf '{PROBE_MARK}%s=%s\\n' "$1" "$2"; }}
 say machine "$(uname -m)"
@@ -44,7 +46,7 @@ else
 fi
 [ -r /etc/nv_tegra_release ] && say l4t "$(head -n 1 /etc/nv_tegra_release)"
 [ -r /proc/device-tree/model ] && say model "$(tr -d '\\000' < /proc/device-tree/model)"
-for f in artifacts/{a}.digest profiles.digest venv.digest; do
+for f in artifacts/{a}.digest profiles.digest venv.digest{d}; do
   [ -r "$WD/$f" ] && say "digest:$f" "$(cat "$WD/$f")"
 done
 [ -d "$WD/artifacts/"{a} ] && say artifact_dir 1
@@ -57,11 +59,15 @@ exit 0
 """
 
 
-def replace_dir(workdir: str, rel: str, digest: str) -> str:
-    """Unpack a tar from stdin into WORKDIR/REL (a fresh sibling renamed over it), then record its digest."""
+def replace_dir(workdir: str, rel: str, digest: str, checked: bool = False) -> str:
+    """Unpack a tar from stdin into WORKDIR/REL (a fresh sibling renamed over it), then record its digest.
+    `checked`: the tar holds a SHA256SUMS that every file must match before the rename (exit 6 if not)."""
     d = shlex.quote(rel)
+    check = """ \\
+  && { (cd "$D.new" && sha256sum -c SHA256SUMS >/dev/null) || { echo "sha256 check failed" >&2; exit 6; }; }""" \
+        if checked else ""
     return _head(workdir) + f"""D="$WD/"{d}
-mkdir -p "$(dirname "$D")" && rm -rf "$D.new" && mkdir "$D.new" && tar -xf - -C "$D.new" \\
+mkdir -p "$(dirname "$D")" && rm -rf "$D.new" && mkdir "$D.new" && tar -xf - -C "$D.new"{check} \\
   && rm -rf "$D" && mv "$D.new" "$D" \\
   && printf '%s' {shlex.quote(digest)} > "$D.digest.tmp" && mv "$D.digest.tmp" "$D.digest"
 """
@@ -76,11 +82,13 @@ def put_wheel(workdir: str, filename: str) -> str:
 
 
 def environment(workdir: str, python: str, venv_args: list[str], pip_args: list[str], wheel: str,
-                create_key: str, state: str, recreate: bool) -> str:
-    """Create the venv if needed, install the wheel (forced: same version, new content) and its dependencies."""
+                create_key: str, state: str, recreate: bool, extras: list[str] = ()) -> str:
+    """Create the venv if needed, install the wheel (forced: same version, new content) and its dependencies,
+    with the project's `extras` (e.g. images: Pillow)."""
     va = " ".join(shlex.quote(a) for a in venv_args)
     pa = " ".join(shlex.quote(a) for a in pip_args)
     w = '"$WD/wheels/"' + shlex.quote(wheel)
+    wx = '"$WD/wheels/"' + shlex.quote(wheel + (f"[{','.join(extras)}]" if extras else ""))
     create = f"""rm -rf "$WD/venv" "$WD/venv.digest"
 echo "creating venv: {python} -m venv {' '.join(venv_args)}"
 {shlex.quote(python)} -m venv {va} "$WD/venv" || {{ echo "venv creation failed" >&2; exit 3; }}
@@ -88,7 +96,7 @@ echo "creating venv: {python} -m venv {' '.join(venv_args)}"
     return _head(workdir) + create + f"""rm -f "$WD/venv.digest"
 pip() {{ "$WD/venv/bin/python" -m pip "$@"; }}
 pip install --disable-pip-version-check --no-input --no-deps --force-reinstall {pa} {w} || exit 4
-pip install --disable-pip-version-check --no-input {pa} {w} || exit 5
+pip install --disable-pip-version-check --no-input {pa} {wx} || exit 5
 printf '%s' {shlex.quote(state)} > "$WD/venv.digest"
 """
 

@@ -29,14 +29,15 @@ class ReportFiles:
 
 
 def build_report(results_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
-                 title: str | None = None) -> ReportFiles:
-    """Validate every results file, then write report.md, report.html and the PNG plots to out_dir."""
+                 title: str | None = None, boards: list[str] | None = None) -> ReportFiles:
+    """Validate every results file, then write report.md, report.html and the PNG plots to out_dir (`boards`:
+    the board each file comes from, named in the run labels)."""
     from edgebranchy.report.figures import Plot
     from edgebranchy.report.plots import PLOT_FILES, make_plots
     from edgebranchy.report.render import render_html, render_markdown
     from edgebranchy.report.verdict import verdict_lines
 
-    runs = load_runs(list(results_paths))
+    runs = load_runs(list(results_paths), boards)
     out = Path(out_dir)
     names = ["report.md", "report.html", REPORT_MARKER, *PLOT_FILES]
     check_report_output(out, list(results_paths), names)

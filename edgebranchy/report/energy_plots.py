@@ -1,7 +1,8 @@
 """The energy-per-exit plot: mJ per sample by the exit it took, and the saving measured vs the MAC estimate."""
 from __future__ import annotations
 
-from edgebranchy.report.figures import BASELINE_COLOR, BRANCHY_COLOR, RUN_COLORS, Plot, Skipped, png, pyplot, wrap
+from edgebranchy.report.figures import BASELINE_COLOR, BRANCHY_COLOR, MIN_FONT, RUN_COLORS, Plot, Skipped, \
+    legend_below, page_width, png, pyplot, wrap
 from edgebranchy.report.runs import Run
 
 FILENAME = "energy_per_exit.png"
@@ -15,7 +16,8 @@ def energy_per_exit(runs: list[Run]) -> Plot | Skipped:
     if not recs:
         return Skipped(FILENAME, title, "no results file holds per-exit energy (bench with a power reading)")
     plt = pyplot()
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(max(8.0, 2.2 * len(recs) + 5.0), 4.4))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(page_width(max(8.0, 2.2 * len(recs) + 5.0)),
+                                                4.4 + 0.22 * (len(recs) + 1) // (1 if len(recs) <= 3 else 2)))
     width = 0.8 / len(recs)
     alts = []
     for i, (run, e) in enumerate(recs):
@@ -37,8 +39,8 @@ def energy_per_exit(runs: list[Run]) -> Plot | Skipped:
     ax.set_ylabel("mJ per sample")
     ax.set_title("Energy per sample by exit (dashed: baseline)", fontsize=11)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
-    bx.set_xticks(range(3), ["measured", "from segments", "MAC estimate"], fontsize=9)
+    legend_below(ax, len(recs))
+    bx.set_xticks(range(3), ["measured", "from segments", "MAC estimate"], fontsize=max(MIN_FONT, 9))
     bx.set_ylabel("saving vs baseline (%)")
     bx.set_title("Energy saving of early exit", fontsize=11)
     bx.axhline(0, color="black", linewidth=0.8)

@@ -6,8 +6,8 @@ from typing import Any
 
 from edgebranchy.artifact.gains import cost_source_name
 from edgebranchy.report.energy_plots import energy_per_exit
-from edgebranchy.report.figures import BASELINE_COLOR, BRANCHY_COLOR, RUN_COLORS, Plot, Skipped, grid, png, pyplot, \
-    wrap
+from edgebranchy.report.figures import BASELINE_COLOR, BRANCHY_COLOR, MIN_FONT, RUN_COLORS, Plot, Skipped, grid, \
+    legend_below, page_width, png, pyplot, wrap
 from edgebranchy.report.runs import Run
 
 PLOT_FILES = ("latency_cdf.png", "exit_histogram.png", "pareto.png", "energy.png", "energy_per_exit.png")
@@ -48,7 +48,7 @@ def latency_cdf(runs: list[Run]) -> Plot:
         ax.set_ylabel("fraction of timed calls ≤ latency")
         ax.set_title(wrap(run.short_label if len(runs) > 1 else run.label), fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower right", fontsize=8, title="ms", title_fontsize=8)
+        ax.legend(loc="lower right", fontsize=MIN_FONT, title="ms", title_fontsize=MIN_FONT)
     fig.suptitle("Latency CDF: baseline vs branchy (dotted: p50)", fontsize=12)
     fig.tight_layout()
     return Plot(
@@ -75,24 +75,27 @@ def exit_histogram(runs: list[Run]) -> Plot:
     plt = pyplot()
     k_max = max(len(r.branchy["exit_fractions"]) for r in runs)
     same_k = len({len(r.branchy["exit_fractions"]) for r in runs}) == 1
-    fig, ax = plt.subplots(figsize=(max(5.5, 1.6 * k_max * max(1, len(runs)) ** 0.5 + 3), 4.2))
+    many = len(runs) > 3  # narrow bars: their values stand upright
+    fig, ax = plt.subplots(figsize=(page_width(max(5.5, 1.6 * k_max * max(1, len(runs)) ** 0.5 + 3)),
+                                    4.2 + 0.22 * (len(runs) + 1) // (1 if len(runs) <= 3 else 2)))
     width = 0.8 / len(runs)
     for i, run in enumerate(runs):
         fr = run.branchy["exit_fractions"]
         x = np.arange(len(fr)) - 0.4 + width * (i + 0.5)
         color = BRANCHY_COLOR if len(runs) == 1 else RUN_COLORS[i % len(RUN_COLORS)]
         bars = ax.bar(x, fr, width * 0.92, color=color,
-                      label=f"{run.short_label} (T = {_thresholds_text(run)})")
+                      label=wrap(f"{run.short_label} (T = {_thresholds_text(run)})", 60))
         for b, f in zip(bars, fr):
             ax.annotate(f"{100 * f:.1f}%", (b.get_x() + b.get_width() / 2, f), xytext=(0, 2),
-                        textcoords="offset points", ha="center", va="bottom", fontsize=8)
+                        textcoords="offset points", ha="center", va="bottom", fontsize=MIN_FONT,
+                        rotation=90 if many else 0)
     ticks = [f"exit {k}" + (" (final)" if same_k and k == k_max - 1 else "") for k in range(k_max)]
     ax.set_xticks(np.arange(k_max), ticks)
-    ax.set_ylim(0, 1.12)
+    ax.set_ylim(0, 1.3 if many else 1.12)
     ax.set_ylabel("fraction of samples")
     ax.set_title("Where samples exit (branchy)", fontsize=12)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper right")
+    legend_below(ax, len(runs))
     fig.tight_layout()
     return Plot(
         filename="exit_histogram.png",
@@ -163,7 +166,7 @@ def pareto(runs: list[Run]) -> Plot | Skipped:
         ax.set_title(wrap(f"{who}: {members[0].env['model']} · {members[0].env['dataset']}{sub}", 44),
                      fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=MIN_FONT, loc="lower right")
         alts.append(f"{who}: {len(front)} frontier points; chosen point accuracy "
                     f"{100 * val['accuracy']:.2f}% at relative cost {val['relative_cost']:.3g}")
     fig.suptitle("Accuracy vs relative cost (validation split)", fontsize=12)
@@ -182,8 +185,9 @@ def _energy_bars(ax: Any, runs: list[Run], key: str) -> bool:
     """Grouped bars baseline/branchy with 95% CI; hatched when estimated. False if nothing to draw."""
     drawn = False
     labels = []
+    wide = 22 if len(runs) <= 4 else 16
     for i, run in enumerate(runs):
-        labels.append(wrap(run.short_label, 22))
+        labels.append(wrap(run.short_label, wide))
         for j, (name, color) in enumerate((("baseline", BASELINE_COLOR), ("branchy", BRANCHY_COLOR))):
             energy = run.data["variants"][name]["energy"]
             est = energy.get(key) if energy else None
@@ -197,12 +201,12 @@ def _energy_bars(ax: Any, runs: list[Run], key: str) -> bool:
                    edgecolor="white" if estimated else color,
                    yerr=[[max(0.0, med - lo)], [max(0.0, hi - med)]], capsize=4, ecolor="black")
             ax.annotate(energy["kind"], (x, max(hi, med)), xytext=(0, 3), textcoords="offset points",
-                        ha="center", va="bottom", fontsize=7, rotation=90 if len(runs) > 3 else 0)
+                        ha="center", va="bottom", fontsize=MIN_FONT, rotation=90 if len(runs) > 3 else 0)
             drawn = True
-    ax.set_xticks(range(len(runs)), labels, fontsize=8)
+    ax.set_xticks(range(len(runs)), labels, fontsize=MIN_FONT)
     ax.set_ylabel("mJ per inference")
     ax.grid(axis="y", alpha=0.3)
-    ax.margins(y=0.15)
+    ax.margins(y=0.3 if len(runs) > 3 else 0.15)  # room for the kinds written above the bars
     return drawn
 
 
@@ -219,15 +223,17 @@ def energy(runs: list[Run]) -> Plot | Skipped:
     panels = [("per_inference_mj", "total")] + (
         [("dynamic_per_inference_mj", "dynamic (idle subtracted)")] if has_dynamic else [])
     width = max(5.0, 1.9 * len(runs) + 2.5)
-    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 4.4), squeeze=False)
-    for ax, (key, name) in zip(axes[0], panels):
+    stacked = width * len(panels) > page_width(width * len(panels))  # too wide side by side: one above the other
+    shape = (len(panels), 1) if stacked else (1, len(panels))
+    fig, axes = plt.subplots(*shape, figsize=(page_width(width * shape[1]), 4.4 * shape[0]), squeeze=False)
+    for ax, (key, name) in zip(axes.ravel(), panels):
         _energy_bars(ax, runs, key)
         ax.set_title(f"Energy per inference: {name}", fontsize=11)
     handles = [Patch(color=BASELINE_COLOR, label="baseline"), Patch(color=BRANCHY_COLOR, label="branchy"),
                Patch(facecolor="#bbbbbb", label="measured (power sensor)"),
                Patch(facecolor="#bbbbbb", hatch="//", edgecolor="white", label="estimated (power model)")]
     fig.legend(handles=handles, fontsize=9, loc="lower center", ncol=4, frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.tight_layout(rect=(0, 0.08 / shape[0], 1, 1))
     kinds = sorted({r.data["variants"][v]["energy"]["kind"] for r in runs for v in ("baseline", "branchy")
                     if r.data["variants"][v]["energy"]})
     return Plot(

@@ -85,19 +85,21 @@ def _with_latencies(path: Path, doc: dict, run: dict) -> tuple[dict, tuple]:
     return {**run, "variants": variants}, ()
 
 
-def load_runs(paths: list[str | os.PathLike]) -> list[Run]:
+def load_runs(paths: list[str | os.PathLike], boards: list[str] | None = None) -> list[Run]:
     """Load and validate every results file (all errors surface before any output is written); one Run per
-    run of each file."""
+    run of each file. `boards`: the board each file comes from (a fleet's names), for the labels."""
     if not paths:
         raise EdgeBranchyError("no results files given")
     loaded = []
-    for p in paths:
+    for i, p in enumerate(paths):
         path = Path(p)
         doc = load_results(path)
         for run in runs_of(doc):
             run, notes = _with_latencies(path, doc, run)
             if "created" not in run and "created" in doc:  # a v2 run: its file's stamp (labels' date and time)
                 run = {**run, "created": doc["created"]}
+            if boards:
+                run = {**run, "board": boards[i]}
             loaded.append((path, run, notes))
     labels = run_labels([run for _, run, _ in loaded])
     return [Run(index=n, path=path, data=run, label=label, short_label=short, run_id=run.get("id", "r1"),

@@ -25,7 +25,7 @@ from edgebranchy.exits.rule import confident, confident_one
 from edgebranchy.runtime.backends.base import Backend, get_backend_class
 from edgebranchy.runtime.prediction import Answers, Prediction
 from edgebranchy.util.checks import validate_thresholds
-from edgebranchy.vocab import check_form
+from edgebranchy.vocab import PRECISION_AUTO, check_form
 
 
 class EarlyExitRunner:
@@ -35,10 +35,24 @@ class EarlyExitRunner:
                  thresholds: Sequence[float] | None = None, options: dict | None = None,
                  speculate: bool | None = None, verify: bool = True, form: str = "auto"):
         self.artifact = artifact if isinstance(artifact, Artifact) else Artifact.load(artifact, verify=verify)
+        self.precision_reason = None  # precision "auto": which one it took and why
+        if (options or {}).get("precision") == PRECISION_AUTO and not isinstance(backend, Backend):
+            from edgebranchy.artifact.precision_record import auto_precision
+
+            chosen, self.precision_reason = auto_precision(self.artifact, backend)
+            options = {**options, "precision": chosen}
         self.backend = backend if isinstance(backend, Backend) else get_backend_class(backend)(self.artifact, options)
         self.num_exits = self.artifact.num_exits
         self._single_loaded = False  # the single graph's session is open (the thresholds setter reloads it)
-        self.thresholds = self.artifact.thresholds if thresholds is None else thresholds
+        if thresholds is None:
+            from edgebranchy.artifact.precision_record import thresholds_for
+
+            #: where the thresholds come from (int8 graphs: their own recalibration, precision_record.thresholds_for)
+            thresholds, self.thresholds_source = thresholds_for(
+                self.artifact, getattr(self.backend, "precision", None) or "fp32", self.backend.name)
+        else:
+            self.thresholds_source = "given"
+        self.thresholds = thresholds
         #: samples that left at each exit since construction (or `reset_exit_counts`), for drift checks
         self.exit_counts = [0] * self.num_exits
         self._exit_ids = [np.array([k], dtype=np.int64) for k in range(self.num_exits)]  # copied per answer: cheaper

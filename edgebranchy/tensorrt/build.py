@@ -22,13 +22,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from edgebranchy.artifact.engines import ENGINES_DIR, device_key, gather_names, timing_cache_rel
+from edgebranchy.artifact.engines import ENGINES_DIR, device_key, feature_gathers, timing_cache_rel
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.artifact.manifest import Artifact
 from edgebranchy.tensorrt import compat
 from edgebranchy.tensorrt.device import GpuInfo, device_facts, import_tensorrt, make_logger
 from edgebranchy.tensorrt.settings import validate_settings
 from edgebranchy.util.files import atomic_write_bytes, atomic_write_json, read_json, sha256_bytes, sha256_file
+from edgebranchy.vocab import RECALIBRATED
 
 INPUT_NAME = "x"
 
@@ -75,13 +76,16 @@ def _parse(trt: Any, builder: Any, logger: Any, plan: compat.BuildPlan, data: by
     return network, parser
 
 
-def _check_input(network: Any, shape: tuple, what: str) -> None:
-    names = [network.get_input(i).name for i in range(network.num_inputs)]
-    if names != [INPUT_NAME]:
-        raise EdgeBranchyError(f"the {what} graph has inputs {names}; expected one input named {INPUT_NAME!r}")
-    dims = tuple(int(d) for d in network.get_input(0).shape)
-    if len(dims) != len(shape) + 1 or dims[1:] != tuple(shape):
-        raise EdgeBranchyError(f"the {what} graph's input has shape {dims}; the manifest says (N, {shape})")
+def _check_inputs(network: Any, shapes: Dict[str, tuple], what: str) -> None:
+    """The parsed graph's inputs are the manifest's, by name, each (N, *shape)."""
+    dims = {network.get_input(i).name: tuple(int(d) for d in network.get_input(i).shape)
+            for i in range(network.num_inputs)}
+    if sorted(dims) != sorted(shapes):
+        raise EdgeBranchyError(f"the {what} graph has inputs {sorted(dims)}; the manifest says {sorted(shapes)}")
+    for name, shape in shapes.items():
+        if len(dims[name]) != len(shape) + 1 or dims[name][1:] != tuple(shape):
+            raise EdgeBranchyError(f"the {what} graph's input {name!r} has shape {dims[name]}; the manifest says "
+                                   f"(N, {', '.join(map(str, shape))})")
 
 
 @dataclass
@@ -89,39 +93,55 @@ class _Job:
     name: str
     what: str
     rel: str          # ONNX graph, relative to the artifact ("" for a gather engine, built through the API)
-    shape: tuple      # input shape without the batch axis
+    shapes: Dict[str, tuple]  # input name -> shape without the batch axis (several: a split inside a block)
     dtype: str = "float32"  # a gather engine's row type
+
+    @property
+    def shape(self) -> tuple:
+        """The first input's shape (a gather engine's rows)."""
+        return next(iter(self.shapes.values()))
 
 
 def _jobs(art: Artifact, graph_precision: str) -> list:
     jobs = []
-    for k, seg in enumerate(art.manifest["segments"]):
-        path = art.segment_file(k, graph_precision)
+    for k in range(art.num_exits):
+        path = art.segment_file(k, graph_precision, tensorrt=True)
         jobs.append(_Job(f"seg{k}", f"segment {k}", path.relative_to(art.root).as_posix(),
-                         tuple(int(v) for v in seg["input_shape"])))
-    path = art.baseline_file(graph_precision)
-    jobs.append(_Job("baseline", "baseline", path.relative_to(art.root).as_posix(), art.input_shape))
+                         _known(art, art.segment_input_shapes(k), f"segment {k}'s inputs")))
+    path = art.baseline_file(graph_precision, tensorrt=True)
+    jobs.append(_Job("baseline", "baseline", path.relative_to(art.root).as_posix(), {INPUT_NAME: art.input_shape}))
     # features are float16 in the fp16 graphs (only the host boundary stays float32); logits are float32
     feature = "float16" if graph_precision == "fp16" else "float32"
-    *features, logits = gather_names(art)
-    for k, name in enumerate(features):
-        jobs.append(_Job(name, f"gather of segment {k}'s features", "",
-                         tuple(int(v) for v in art.manifest["segments"][k]["feature_shape"]), feature))
-    jobs.append(_Job(logits, "gather of the logits", "", (len(art.classes),)))
+    for name, k, tensor in feature_gathers(art):
+        shape = _known(art, {tensor: art.segment_feature_shapes(k)[tensor]}, f"segment {k}'s {tensor}")[tensor]
+        jobs.append(_Job(name, f"gather of segment {k}'s {tensor}", "", {INPUT_NAME: shape}, feature))
+    jobs.append(_Job("gather_logits", "gather of the logits", "", {INPUT_NAME: (len(art.classes),)}))
     return jobs
 
 
-def _single_job(art: Artifact, version: compat.Version, log: Callable[[str], None]) -> Tuple[list, dict]:
+def _known(art: Artifact, shapes: dict, what: str) -> dict:
+    """`shapes` (name -> shape), refused where the manifest does not record one (an older export)."""
+    if any(v is None for v in shapes.values()):
+        raise EdgeBranchyError(f"{art.root}: the manifest does not record the shape of {what} (exported by an "
+                               "older edgebranchy): re-export the artifact")
+    return shapes
+
+
+def _single_job(art: Artifact, version: compat.Version, log: Callable[[str], None],
+                quantized: bool = False) -> Tuple[list, dict]:
     """The single early-exit graph's engine job where this TensorRT imports `If` (10.0+), and what is recorded
     about it either way (compat.single_graph_support: why not, or the host synchronisation inside `If`)."""
     entry = art.single_graph
     if entry is None:
         return [], {"engine": None, "reason": "the artifact has no single graph"}
+    if quantized:  # an fp32 engine beside int8 segments would answer with other exits: not built
+        return [], {"engine": None, "reason": "the single graph is made of the fp32 segments; int8 engines run "
+                                              "the segments"}
     ok, why = compat.single_graph_support(version)
     if not ok:
         log(f"note: single graph not built: {why}")
         return [], {"engine": None, "reason": why}
-    return ([_Job(SINGLE, "single early-exit graph", entry["file"], art.input_shape)],
+    return ([_Job(SINGLE, "single early-exit graph", entry["file"], {INPUT_NAME: art.input_shape})],
             {"engine": SINGLE, "reason": why, "thresholds": list(entry.get("thresholds_at_export") or [])})
 
 
@@ -213,7 +233,7 @@ def build_engines(artifact_dir: Any, settings: dict, precision: Optional[str] = 
         raise EdgeBranchyError(f"TensorRT {facts['tensorrt']} builds {plan.precision} engines from the graph's own "
                                "types (strongly typed) and this artifact has no FP16 graphs: re-export with "
                                "`edgebranchy export ... --precision fp16`")
-    single_jobs, single = _single_job(art, version, log)
+    single_jobs, single = _single_job(art, version, log, quantized=plan.graph_precision in RECALIBRATED)
     jobs = _jobs(art, plan.graph_precision) + single_jobs
     graphs = {j.name: _read_graph(art, j.rel) for j in jobs if j.rel}
     # one lane per pipeline stage (at least two, for speculation); without profile sharing each lane needs its
@@ -312,14 +332,21 @@ def _profiles(jobs: list, s: Any, plan: compat.BuildPlan) -> dict:
     """Each engine's optimisation profile: batch 1 to max_batch, tuned for opt_batch (kernels are chosen for kOPT:
     the typical batch). DLA: min = opt = max (NvInfer.h 8.5 addInput; DLA layer restrictions), one fixed batch,
     the typical one; the backend pads smaller (compacted) batches up to it. A gather engine's index runs
-    from 1 row to the batch."""
+    from 1 row to the batch. A segment with several inputs (a split inside a residual block) gives every input
+    the same batch range: the ONNX import names their batch dimension alike (onnx-tensorrt ModelImporter.cpp
+    setDimensionNames), and named dimensions must be equal at run time (NvInfer.h 8.5.2:490)."""
     opt = s.opt_batch
     fixed = opt if plan.dla_core is not None else None
     lo, hi = (fixed, fixed) if fixed else (1, s.max_batch)
     out = {}
     for j in jobs:
         b = (1, 1, 1) if j.name == SINGLE else (lo, opt, hi)  # the single graph is for batch 1 only
-        p = {"input": INPUT_NAME, "min": [b[0], *j.shape], "opt": [b[1], *j.shape], "max": [b[2], *j.shape]}
+        ranges = {name: {"min": [b[0], *shape], "opt": [b[1], *shape], "max": [b[2], *shape]}
+                  for name, shape in j.shapes.items()}
+        first = next(iter(j.shapes))
+        p = {"input": first, **ranges[first]}
+        if len(ranges) > 1:
+            p["inputs"] = ranges
         if not j.rel:
             p[INDEX_NAME] = {"min": [1], "opt": [opt], "max": [hi]}
         out[j.name] = p
@@ -332,7 +359,7 @@ def _build_one(trt: Any, builder: Any, logger: Any, plan: compat.BuildPlan, vers
     if j.rel:
         data = graphs[j.name][0]
         network, _parser = _parse(trt, builder, logger, plan, data, j.what, j.rel)
-        _check_input(network, j.shape, j.what)
+        _check_inputs(network, j.shapes, j.what)
     else:
         network = _gather_network(trt, builder, version, j)
     config = builder.create_builder_config()
@@ -341,11 +368,13 @@ def _build_one(trt: Any, builder: Any, logger: Any, plan: compat.BuildPlan, vers
     pinned = compat.pin_exit_head(trt, network, config, plan) if j.rel and j.name != SINGLE else []
     for _ in range(n_profiles):  # identical profiles: one per lane where contexts cannot share one
         profile = builder.create_optimization_profile()
-        profile.set_shape(INPUT_NAME, tuple(p["min"]), tuple(p["opt"]), tuple(p["max"]))
+        ranges = dict(p.get("inputs") or {p["input"]: p})
         if INDEX_NAME in p:
-            q = p[INDEX_NAME]
-            profile.set_shape(INDEX_NAME, tuple(q["min"]), tuple(q["opt"]), tuple(q["max"]))
-        config.add_optimization_profile(profile)
+            ranges[INDEX_NAME] = p[INDEX_NAME]
+        for name, q in ranges.items():
+            profile.set_shape(name, tuple(q["min"]), tuple(q["opt"]), tuple(q["max"]))
+        if config.add_optimization_profile(profile) < 0:  # -1: not valid (NvInfer.h 10.3.0:9052-9055)
+            raise EdgeBranchyError(f"TensorRT refused the optimisation profile of the {j.what} engine: {ranges}")
     if not config.set_timing_cache(cache, False):
         raise EdgeBranchyError(f"TensorRT refused the timing cache {tc_rel} while building the {j.what} engine")
     del logger.errors[:]

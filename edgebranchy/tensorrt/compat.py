@@ -15,6 +15,12 @@ TensorRT names that do not exist in every supported version.
     11.x     EXPLICIT_BATCH and BuilderFlag.FP16 removed; networks are strongly
              typed: the precision comes from the graph (the artifact's fp16 graphs)
 
+INT8 is explicit quantization everywhere: the artifact's Q/DQ graph in TensorRT's form (int8_tensorrt_file:
+symmetric, export/quantize.py). On 8.5-9.x its Q/DQ layers run in INT8 only with BuilderFlag.INT8 ("Enable Int8
+layer selection", NvInfer.h 8.6.1 line 8773; the network is not strongly typed, so nothing else is lowered); from
+10.0 the network is built strongly typed (the Q/DQ layers give the types; a precision flag is rejected there), and
+11 has no INT8 flag at all.
+
 Every path computes the logits' entropy, the exit decision, in FP32, as torch and ONNX Runtime do.
 
 Runs on JetPack 5 (Python 3.8): no 3.10-only syntax at runtime.
@@ -50,6 +56,13 @@ VERSION_GATED = {
     "INT64": "DataType member: added in 10.0; the single graph's label and exit outputs",
 }
 
+#: members gated by their full path, where the bare name exists in every version (DataType.INT8 does): the first
+#: version that has it, the first that has not, and why
+GATED_PATHS = {
+    "BuilderFlag.INT8": ((8, 5, 0), (11, 0, 0), "BuilderFlag member (NvInfer.h 8.6.1 line 8773, 10.3.0 line 8303), "
+                         "removed in 11 (tensorrt.md); explicit Q/DQ on 8.5-9.x (not strongly typed) needs it"),
+}
+
 #: attributes this module uses on TensorRT objects (builder, builder config, network, layers, tensors)
 TRT_OBJECT_API = frozenset({
     "set_memory_pool_limit", "set_flag", "clear_flag", "builder_optimization_level", "default_device_type",
@@ -59,7 +72,8 @@ TRT_OBJECT_API = frozenset({
 
 #: how the engine's precision was obtained (recorded in the manifest)
 MODE_DEFAULT = "default"                  # fp32 on <= 10.x: no precision flag (TF32 cleared unless asked)
-MODE_BUILDER_FLAG = "builder-flag"        # fp16 on 8.5-9.x: BuilderFlag.FP16 on the fp32 graph, exit head pinned FP32
+MODE_BUILDER_FLAG = "builder-flag"        # fp16 on 8.5-9.x: BuilderFlag.FP16 on the fp32 graph, exit head pinned FP32;
+#                                           int8 on 8.5-9.x: BuilderFlag.INT8 on the Q/DQ graph
 MODE_STRONGLY_TYPED = "strongly-typed-graph"  # fp16 on 10.x, all of 11.x: the graph's own types (fp16 graph)
 #: the graph output the exit head starts from: what follows it (the entropy) is the exit decision
 HEAD_SOURCE = "logits"
@@ -159,6 +173,7 @@ class BuildPlan:
     notes: Tuple[str, ...] = ()
     profile_sharing: Optional[str] = None  # see profile_sharing()
     tf32: bool = False            # TF32 left on (False: the builder's default TF32 flag is cleared)
+    int8_flag: bool = False       # BuilderFlag.INT8 (8.5-9.x): the Q/DQ graph's layers in INT8
 
 
 def plan_build(v: Version, precision: str, optimization_level: int, dla_core: int = -1,
@@ -170,9 +185,12 @@ def plan_build(v: Version, precision: str, optimization_level: int, dla_core: in
     if not known_version(v):
         notes.append(f"TensorRT {version_string(v)} is newer than {NEWEST_KNOWN_MAJOR}.x: built with the "
                      f"{NEWEST_KNOWN_MAJOR}.x rules")
-    typed = strongly_typed_only(v) or (v[0] >= 10 and precision == "fp16")
+    typed = strongly_typed_only(v) or (v[0] >= 10 and precision != "fp32")
+    int8_flag = precision == "int8" and not typed
     if typed:
         mode, graph, fp16_flag = MODE_STRONGLY_TYPED, precision, False
+    elif int8_flag:
+        mode, graph, fp16_flag = MODE_BUILDER_FLAG, precision, False
     elif precision == "fp16":
         mode, graph, fp16_flag = MODE_BUILDER_FLAG, "fp32", True
     else:
@@ -185,14 +203,14 @@ def plan_build(v: Version, precision: str, optimization_level: int, dla_core: in
     dla: Optional[int] = None
     fallback: Optional[bool] = None
     if dla_core >= 0:
-        if precision != "fp16":
-            raise EdgeBranchyError("the DLA runs FP16 (or INT8) only: set precision = \"fp16\" to build for "
-                                   f"DLA core {dla_core}, or dla_core = -1 for the GPU")
+        if precision == "fp32":
+            raise EdgeBranchyError("the DLA runs FP16 or INT8 only: set precision = \"fp16\" (or \"int8\") to build "
+                                   f"for DLA core {dla_core}, or dla_core = -1 for the GPU")
         dla, fallback = dla_core, bool(gpu_fallback)
     return BuildPlan(version=v, precision=precision, precision_mode=mode, graph_precision=graph,
                      explicit_batch_flag=explicit_batch_flag_needed(v), strongly_typed_flag=typed,
                      fp16_flag=fp16_flag, optimization_level=level, dla_core=dla, gpu_fallback=fallback,
-                     notes=tuple(notes), profile_sharing=profile_sharing(v), tf32=bool(tf32))
+                     notes=tuple(notes), profile_sharing=profile_sharing(v), tf32=bool(tf32), int8_flag=int8_flag)
 
 
 def extra_numpy_dtypes(trt: Any, v: Version) -> dict:
@@ -205,7 +223,7 @@ def extra_numpy_dtypes(trt: Any, v: Version) -> dict:
 
 def gpu_plan(plan: BuildPlan) -> BuildPlan:
     """The plan for an engine that only moves data (a gather): on the GPU, no precision flag, same sharing."""
-    return dataclasses.replace(plan, dla_core=None, gpu_fallback=None, fp16_flag=False)
+    return dataclasses.replace(plan, dla_core=None, gpu_fallback=None, fp16_flag=False, int8_flag=False)
 
 
 # ---------------------------------------------------------------- the only version-gated TensorRT calls
@@ -271,6 +289,8 @@ def configure(trt: Any, builder: Any, config: Any, plan: BuildPlan, workspace_by
         config.set_preview_feature(trt.PreviewFeature.PROFILE_SHARING_0806, True)
     if plan.fp16_flag:  # planned on 8.5-9.x only, where the flag exists
         config.set_flag(trt.BuilderFlag.FP16)
+    if plan.int8_flag:  # planned on 8.5-9.x only: the Q/DQ layers in INT8 (NvInfer.h 8.6.1 line 8773)
+        config.set_flag(trt.BuilderFlag.INT8)
     if plan.optimization_level is not None:
         config.builder_optimization_level = int(plan.optimization_level)
     if plan.dla_core is not None:

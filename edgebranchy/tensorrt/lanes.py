@@ -13,7 +13,7 @@ tensorrt is never imported here: the module comes from the caller. Runs on JetPa
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -63,9 +63,11 @@ class EngineLanes:
     """An engine, its I/O and a context per lane (made on first use, holding its lane's profile)."""
 
     def __init__(self, trt: Any, name: str, engine: Any, io: IO, lanes: int, shared: bool,
-                 hint: str, errors: Callable[[], List[str]]):
+                 hint: str, errors: Callable[[], List[str]], inputs: Optional[List[str]] = None):
         self.name, self.engine, self.io, self.shared, self._hint, self._errors = name, engine, io, shared, hint, errors
         self.outputs = [n for n, (is_input, _, _) in io.items() if not is_input]
+        #: the inputs in the order the caller passes tensors (the artifact's: x.0, x.1, ...)
+        self.inputs = list(inputs) if inputs is not None else [n for n, (is_input, _, _) in io.items() if is_input]
         self.contexts: List[Any] = [None] * lanes
         self.locks = [threading.Lock() for _ in range(lanes)]
 

@@ -2,8 +2,7 @@
 
 The profile schema (`device/profile_schema.py`), `edgebranchy build`
 and `build_engines` all go through `TensorRTSettings.from_table`, so a setting
-is accepted or refused the same way everywhere (INT8 included: refused, with
-the reason). Runs on JetPack 5 (Python 3.8).
+is accepted or refused the same way everywhere. Runs on JetPack 5 (Python 3.8).
 """
 from __future__ import annotations
 

@@ -35,8 +35,8 @@ def open_engine(backend: Any) -> Tuple[Optional[Any], bool, str]:
     if ENGINE not in backend._loaded.engines:
         return None, False, note
     art = backend.artifact
-    eng = backend._engine(ENGINE, {"x": art.input_shape, "label": (), "logits": (len(art.classes),), "entropy": (),
-                                   "exit": ()})
+    eng = backend._engine(ENGINE, ["x"], {"x": art.input_shape, "label": (), "logits": (len(art.classes),),
+                                          "entropy": (), "exit": ()})
     if float32s(info.get("thresholds") or []) != float32s(art.thresholds):
         return eng, False, (f"its engine holds the thresholds single.onnx was exported with, "
                             f"{info.get('thresholds')} (constants of an engine); the artifact's are {art.thresholds} "

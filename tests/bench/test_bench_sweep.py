@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import numpy as np
 import pytest
@@ -187,8 +188,15 @@ def test_resume_after_ctrl_c(tiny_artifact, tmp_path):
     assert r.returncode != 0 and not out.exists()
     kept = [json.loads(line) for line in (tmp_path / "c.json.jsonl").read_text().splitlines()]
     assert [(l["trial"], l["variant"]) for l in kept if l["type"] == "trial"] == [(0, "baseline"), (0, "branchy")]
-    r = run_cli(*args, "--resume")
+    # issue 24 item 6: Ctrl-C says where the trials are and the command that continues; that command works
+    [said] = [ln for ln in r.stderr.splitlines() if "continue this bench with: " in ln]
+    resume = shlex.split(said.split("continue this bench with: ", 1)[1])
+    assert resume[:2] == ["edgebranchy", "bench"] and resume[-1] == "--resume" and "c.json.jsonl" in said
+    r = run_cli(*resume[1:])
     assert r.returncode == 0, r.stderr
+    again = run_cli(*args)  # the same command once more: a finished bench, not one to --resume
+    assert again.returncode == 2 and "are a finished bench: choose a new --out" in again.stderr, again.stderr
+    assert "--resume" not in again.stderr
     (run,) = load_runs_doc(out)
     assert all((v["energy"] or v["energy_refused"])["trials_total"] == 2 for v in run["variants"].values())
     assert "resume: 0 of 1 runs finished, 2 trials of the unfinished one kept" in r.stderr

@@ -41,28 +41,38 @@ def pipeline(tmp_path_factory):
     from eb_fx_models import resnet_weights
 
     d = tmp_path_factory.mktemp("e2e")
+    env = {**ENV, "EDGEBRANCHY_CACHE": str(d / "cache")}  # this module's data cache, not the user's
     folder = make_image_folder(d / "images", per_class=16)
     resnet_weights(str(d / "weights.pt"), num_classes=3)
     train = ["train", "--model", MODEL, "--dataset", "imagefolder", "--data-dir", d / "images", "--image-size", "32",
              "--epochs", "1", "--max-steps", "3", "--batch-size", "16", "--quiet"]
+    # each training run its own data cache (the damaged files are named the first time a cache sees them)
     with ThreadPoolExecutor(2) as pool:
-        joint = pool.submit(run_cli, *train, "--baseline-epochs", "1", "--out", d / "joint.pt", env=ENV)
+        joint = pool.submit(run_cli, *train, "--baseline-epochs", "1", "--out", d / "joint.pt",
+                            env={**ENV, "EDGEBRANCHY_CACHE": str(d / "cache-joint")})
         frozen = pool.submit(run_cli, *train, "--freeze-backbone", "--init-weights", d / "weights.pt",
-                             "--out", d / "frozen.pt", env=ENV)
+                             "--out", d / "frozen.pt", env={**ENV, "EDGEBRANCHY_CACHE": str(d / "cache")})
         runs = {"joint": _ok(joint.result()), "frozen": _ok(frozen.result())}
     # exit 0 sits inside a residual block: keep it (a threshold > 0) so its segment passes two tensors on
-    runs["calibrate"] = _ok(run_cli("calibrate", d / "frozen.pt", "--in-place", "--thresholds", "0.6,0.6", env=ENV))
-    runs["export"] = _ok(run_cli("export", d / "frozen.pt", "--out", d / "art", env=ENV))
+    runs["calibrate"] = _ok(run_cli("calibrate", d / "frozen.pt", "--in-place", "--thresholds", "0.6,0.6", env=env))
+    runs["export"] = _ok(run_cli("export", d / "frozen.pt", "--out", d / "art", env=env))
     bad = d / "images" / "cat" / "broken.png"
+    make_image_folder(d / "sample", per_class=3, bad=False, seed=5)  # evaluation images, not the training folder
+    bench = ["--profile", "x86-cpu", "--power", "estimate", "--samples", "8", "--trials", "1", "--warmup", "1",
+             "--min-window", "0", "--idle", "0"]
     with ThreadPoolExecutor(3) as pool:
         jobs = {
             "predict": pool.submit(run_cli, "predict", d / "art", "--images", d / "images" / "cat", d / "images" / "fox",
-                                   "--out", d / "answers.csv", env=ENV),
-            "strict": pool.submit(run_cli, "predict", d / "art", "--images", bad, "--strict-images", env=ENV),
+                                   "--out", d / "answers.csv", env=env),
+            "strict": pool.submit(run_cli, "predict", d / "art", "--images", bad, "--strict-images", env=env),
             "bench": pool.submit(run_cli, "bench", d / "art", "--dataset", "imagefolder", "--data-dir", d / "images",
                                  "--profile", "x86-cpu", "--power", "estimate", "--samples", "8", "--trials", "1",
                                  "--warmup", "1", "--min-window", "0", "--idle", "0", "--batch-size", "4",
-                                 "--out", d / "results.json", env=ENV),
+                                 "--out", d / "results.json", env=env),
+            # no --dataset: the artifact's own (issue 24 item 2), the recorded split or another folder of images
+            "predict_default": pool.submit(run_cli, "predict", d / "art", "--samples", "6", env=env),
+            "bench_sample": pool.submit(run_cli, "bench", d / "art", "--data-dir", d / "sample", *bench,
+                                        "--out", d / "sample.json", env=env),
         }
         runs.update({k: j.result() for k, j in jobs.items()})
     return d, folder, runs
@@ -149,6 +159,20 @@ def test_bench_on_the_image_folder(pipeline):
     res = load_runs_doc(d / "results.json")[0]
     assert res["variants"]["branchy"]["accuracy"] is not None
     assert len(res["variants"]["branchy"]["exit_fractions"]) == 3
+
+
+def test_predict_and_bench_default_to_the_artifacts_data_set(pipeline):
+    """Issue 24 item 2: without --dataset, predict runs the image folder the artifact was trained on (its recorded
+    test split), and bench given another folder of class folders (a sample on a board) reads all of it as test
+    data, prepared as the artifact records; before, both defaulted to fashion-mnist (28x28: refused)."""
+    d, _, runs = pipeline
+    r = _ok(runs["predict_default"])
+    assert "test samples of imagefolder" in r.stdout and "exit 2:" in r.stdout
+    r = _ok(runs["bench_sample"])
+    assert "its 9 images are all test data" in r.stderr, r.stderr
+    res = load_runs_doc(d / "sample.json")[0]
+    assert res["environment"]["dataset"] == "imagefolder"
+    assert res["variants"]["branchy"]["accuracy"] is not None
 
 
 @pytest.mark.parametrize("argv,phrase", [

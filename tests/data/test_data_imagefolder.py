@@ -34,9 +34,28 @@ def test_scan_names_each_bad_file_in_one_line_and_skips_it(folder):
     assert lines[-1] == "skipped 3 file(s) that are not usable images"
 
 
+def test_bad_files_are_named_once_per_data_set(folder, monkeypatch):
+    """Issue 24 item 5: the damaged files of a data set's folder are named the first time it is read and
+    remembered with the data set (the cache); later reads say how many in one line, until a file changes."""
+    root, info = folder
+    first, second, third = [], [], []
+    scan(root, log=first.append)
+    scan(root, log=second.append)
+    assert sum(str(b) in ln for b in info["bad"] for ln in first) == 3
+    assert len(second) == 1 and second[0].startswith("skipped 3 file(s) that are not usable images in ")
+    assert "named when this data set was first read" in second[0]
+    info["bad"][0].write_bytes(b"still not an image")  # changed: named again
+    scan(root, log=third.append)
+    assert sum(str(b) in ln for b in info["bad"] for ln in third) == 3
+    monkeypatch.setenv("EDGEBRANCHY_CACHE", "off")  # no cache: named every time
+    off = []
+    scan(root, log=off.append)
+    assert sum(str(b) in ln for b in info["bad"] for ln in off) == 3
+
+
 def test_strict_refuses_with_the_file_named(folder):
     root, info = folder
-    with pytest.raises(EdgeBranchyError, match=r"broken\.png.*and 2 more.*--strict-images"):
+    with pytest.raises(EdgeBranchyError, match=r"broken\.png.*and 2 more.*`strict_images`"):
         load_dataset("imagefolder", root, image={"strict": True, "size": 16})
 
 
@@ -115,7 +134,7 @@ def test_given_mean_std_and_errors(folder):
         load_dataset("imagefolder", root, image={"size": 16, "mean": [0.5], "std": [0.2]})
     with pytest.raises(EdgeBranchyError, match="need 1 <= crop <= size"):
         load_dataset("imagefolder", root, image={"size": 16, "crop": 20})
-    with pytest.raises(EdgeBranchyError, match="needs --data-dir"):
+    with pytest.raises(EdgeBranchyError, match="needs `data_dir`"):
         load_dataset("imagefolder")
     with pytest.raises(EdgeBranchyError, match="not found"):
         load_dataset("imagefolder", root / "nope")

@@ -78,12 +78,27 @@ def _gated(chain: list) -> bool:
     return any(n in trt_compat.VERSION_GATED for n in chain)
 
 
+def _gated_path(chain: list, version: str):
+    """None where `chain` is not gated by its full path (compat.GATED_PATHS), else whether `version` has it."""
+    gate = trt_compat.GATED_PATHS.get(".".join(chain[-2:]))
+    if gate is None:
+        return None
+    first, gone, _ = gate
+    return first <= trt_compat.parse_version(version) < gone
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_every_tensorrt_member_the_package_uses_exists_with_a_fitting_signature(real, version):
     desc = real[version]
     problems, checked = [], 0
     for where, chain, call in _uses():
         m = _member(desc, chain)
+        has = _gated_path(chain, version)
+        if has is not None:  # gated by its full path: present exactly in the versions compat declares
+            if (m is not None) != has:
+                problems.append(f"{where}: trt path {'.'.join(chain)} is {'present' if m else 'absent'} in the real "
+                                f"{version} module but compat.GATED_PATHS says {'present' if has else 'absent'}")
+            continue
         if _gated(chain):  # used behind compat's version decision: present exactly where the name lists say
             listed = all(names.exists_in(n, version) for n in chain if n in trt_compat.VERSION_GATED)
             if (m is not None) != listed:

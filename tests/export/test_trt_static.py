@@ -111,6 +111,9 @@ def test_version_gated_names_are_really_gated():
     for name, reason in trt_compat.VERSION_GATED.items():
         assert reason
         assert not in_every_version(name), f"{name!r} exists in every supported version: drop it from VERSION_GATED"
+    for path in scan.FILES[1:]:  # a member gated by its full path is used in compat.py only
+        for gated in trt_compat.GATED_PATHS:
+            assert gated not in path.read_text(), f"{path.name} uses {gated} (only tensorrt/compat.py may)"
     for path in scan.FILES[1:]:
         t = scan.tree(path)
         used = {k: v[0] for k, v in scan.receiver_names(t).items()}              # on TensorRT objects

@@ -106,9 +106,90 @@ def test_manifest_refuses_inconsistent_names(skip_artifact, tmp_path):
             Artifact.load(d)
 
 
-def test_tensorrt_refuses_multi_tensor_splits(skip_artifact):
-    from edgebranchy.runtime.backends.tensorrt import TensorRTBackend
+SETTINGS = {"precision": "fp32", "workspace_mb": 64, "builder_optimization_level": 3, "max_batch": 64,
+            "dla_core": -1, "gpu_fallback": False}
+
+
+@pytest.mark.parametrize("version", ["8.5.2", "10.3.0"])
+def test_tensorrt_runs_multi_tensor_splits_as_onnxruntime_does(skip_artifact, tmp_path, monkeypatch, version):
+    """Issue 24: segment 1 takes two tensors (the split is inside a residual block). Its engine has two inputs,
+    each with min/opt/max over the same batch range (the strict double refuses differing ranges of the
+    batch dimension both are named after, and unequal batches at run time), every crossing tensor has its gather
+    engine, and the runner's answers (compaction, batch 1, the pipeline) are ONNX Runtime's."""
+    import shutil
+
+    from trt_double import assert_clean, install
+
+    from edgebranchy.runtime.runner import EarlyExitRunner
+    from edgebranchy.tensorrt.build import build_engines
+
+    d = install(monkeypatch, version)
+    _, src = skip_artifact
+    art = tmp_path / "art"
+    shutil.copytree(src, art)
+    rec = build_engines(art, SETTINGS, log=lambda s: None)
+    seg1 = rec["profiles"]["seg1"]
+    assert set(seg1["inputs"]) == {"x.0", "x.1"}
+    assert {(tuple(r["min"][:1]), tuple(r["opt"][:1]), tuple(r["max"][:1])) for r in seg1["inputs"].values()} \
+        == {((1,), (1,), (64,))}
+    assert {"gather0.0", "gather0.1", "gather1", "gather_logits"} <= set(rec["files"])
+    two = [b for b in d.builds if set(b["profile"]) == {"x.0", "x.1"}]
+    assert two and all(p["x.0"] == [[1, *p["x.0"][0][1:]], [1, *p["x.0"][1][1:]], [64, *p["x.0"][2][1:]]]
+                       for b in two for p in b["profiles"])
+    x = _x()
+    with EarlyExitRunner(art) as ref, EarlyExitRunner(art, backend="tensorrt") as r:
+        e0 = ref.backend.launch(0, x).entropy()
+        for ts in ([float(np.median(e0)), 0.0], [0.0, 0.6], [float(np.median(e0)), 0.6]):
+            ref.thresholds = r.thresholds = ts
+            want, got = ref.predict(x, return_logits=True), r.predict(x, return_logits=True)
+            assert (got.exits == want.exits).all() and (got.labels == want.labels).all()
+            np.testing.assert_allclose(got.logits, want.logits, rtol=1e-4, atol=1e-4)
+            assert 0 < (got.exits == 0).sum() < len(x) or ts[0] == 0.0
+        one = [int(r.predict(x[i:i + 1]).exits[0]) for i in range(8)]
+        piped = np.concatenate([q.exits for q in r.predict_stream([x[:13], x[13:]], pipelined=True)])
+    assert one == want.exits[:8].tolist() and (piped == want.exits).all()
+    assert_clean(d)
+
+
+def test_single_graph_chains_every_tensor_crossing_a_split(skip_artifact):
+    """export writes single.onnx for a split inside a block (each crossing tensor feeds the next segment's
+    input of the same index); its exits and labels are the per-segment runner's at batch 1."""
+    from edgebranchy.runtime.runner import EarlyExitRunner
 
     _, art = skip_artifact
-    with pytest.raises(EdgeBranchyError, match="single-tensor splits only"):
-        TensorRTBackend(Artifact.load(art))
+    a = Artifact.load(art)
+    assert a.single_graph is not None and a.single_graph["check"]["samples"] > 0
+    x = _x(24)
+    with EarlyExitRunner(art, form="segments") as seg, EarlyExitRunner(art, form="single-graph") as one:
+        e0 = seg.backend.launch(0, x).entropy()
+        seg.thresholds = one.thresholds = [float(np.median(e0)), 0.6]
+        want = [seg.predict(x[i:i + 1]) for i in range(len(x))]
+        got = [one.predict(x[i:i + 1]) for i in range(len(x))]
+    assert [int(p.exits[0]) for p in got] == [int(p.exits[0]) for p in want]
+    assert [int(p.labels[0]) for p in got] == [int(p.labels[0]) for p in want]
+    assert len({int(p.exits[0]) for p in want}) >= 2
+
+
+def test_the_double_refuses_inputs_whose_shared_batch_ranges_differ(skip_artifact, tmp_path, monkeypatch):
+    """The strict double's rule the build relies on: x.0 and x.1 share the dimension name N (ONNX import), so a
+    profile giving them different batch ranges is refused (HI8.5.2:490: same name, equal at run time)."""
+    import shutil
+
+    from trt_double import StrictDoubleError, install
+
+    from edgebranchy.tensorrt import build
+
+    install(monkeypatch, "10.3.0")
+    _, src = skip_artifact
+    art = tmp_path / "art"
+    shutil.copytree(src, art)
+    orig = build._profiles
+
+    def skewed(jobs, s, plan):
+        out = orig(jobs, s, plan)
+        out["seg1"]["inputs"]["x.1"]["max"][0] = 32
+        return out
+
+    monkeypatch.setattr(build, "_profiles", skewed)
+    with pytest.raises(StrictDoubleError, match="dimension 'N'"):
+        build.build_engines(art, SETTINGS, log=lambda s: None)

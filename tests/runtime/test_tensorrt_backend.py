@@ -255,7 +255,7 @@ def test_bad_inputs_and_options(art, backend, inputs):
     with pytest.raises(EdgeBranchyError, match="unknown tensorrt option"):
         TensorRTBackend(art, {"streams": 3})
     with pytest.raises(EdgeBranchyError, match="precision"):
-        TensorRTBackend(art, {"precision": "int8"})
+        TensorRTBackend(art, {"precision": "bf16"})
 
 
 def test_describe_says_what_was_used(double, art, backend):

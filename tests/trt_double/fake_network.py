@@ -24,7 +24,27 @@ SUPPORTED_OPS = frozenset({
     "Dropout", "Equal", "Exp", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Greater", "Identity", "If",
     "IsInf", "LRN", "Less", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mul", "Neg", "Not", "Pow", "ReduceMax",
     "ReduceSum", "Relu", "Reshape", "Shape", "Softmax", "Squeeze", "Sub", "Transpose", "Unsqueeze",
+    "QuantizeLinear", "DequantizeLinear",
 })
+
+
+def qdq_error(g) -> str | None:
+    """Why TensorRT's Q/DQ layers refuse a node of graph `g`, or None: a zero point must be int8 and all zero
+    (symmetric quantization only: HI8.6.1:6026-6028 and 6112-6114, HI10.3.0:5329-5331), and a DequantizeLinear
+    takes an int8 input (HI8.6.1:6104 and 6121-6122; 10.3 adds FP8 and INT4, not INT32 or UINT8)."""
+    from onnx import TensorProto, numpy_helper
+
+    inits = {i.name: i for i in g.initializer}
+    for n in g.node:
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        zp = inits.get(n.input[2]) if len(n.input) > 2 and n.input[2] else None
+        if zp is not None and (zp.data_type != TensorProto.INT8 or numpy_helper.to_array(zp).any()):
+            return f"{n.op_type} {n.name!r}: only symmetric INT8 quantization is supported (zero point must be 0)"
+        src = inits.get(n.input[0])
+        if n.op_type == "DequantizeLinear" and src is not None and src.data_type != TensorProto.INT8:
+            return f"{n.op_type} {n.name!r}: input type {TensorProto.DataType.Name(src.data_type)} (INT8 expected)"
+    return None
 #: ONNX element type -> TensorRT DataType member name
 ONNX_TO_TRT = {1: "FLOAT", 10: "HALF", 6: "INT32", 3: "INT8", 9: "BOOL", 7: "INT64"}
 TRT_TO_ONNX = {v: k for k, v in ONNX_TO_TRT.items()}
@@ -46,8 +66,11 @@ def make_classes(s: st.State, ver: tuple, module: str, DataType, ErrorCode) -> d
     class ITensor(Strict):
         __module__ = module
 
-        def __init__(self, name, dims, dtype):
+        def __init__(self, name, dims, dtype, dim_names=()):
             self._name, self._dims, self._dtype = name, tuple(dims), dtype
+            # the ONNX import names each dimension after its dim_param (ITensor.setDimensionName; onnx-tensorrt
+            # 7583da4 ModelImporter.cpp:266-299): equal names must be equal at run time (HI8.5.2:490)
+            self._dim_names = tuple(dim_names) or ("",) * len(self._dims)
 
         def _get_name(self):
             return self._name
@@ -173,8 +196,9 @@ def make_classes(s: st.State, ver: tuple, module: str, DataType, ErrorCode) -> d
                     tt = vi.type.tensor_type if vi is not None else None
                     dims = tuple(-1 if (d.dim_param or not d.HasField("dim_value")) else int(d.dim_value)
                                  for d in tt.shape.dim) if tt is not None else ()
+                    dim_names = tuple(d.dim_param for d in tt.shape.dim) if tt is not None else ()
                     dt = ONNX_TO_TRT.get(tt.elem_type, "FLOAT") if tt else "FLOAT"
-                    tensors[name] = ITensor(name, dims, "INT32" if dt == "INT64" and major < 10 else dt)
+                    tensors[name] = ITensor(name, dims, "INT32" if dt == "INT64" and major < 10 else dt, dim_names)
                 return tensors[name]
 
             infos = {v.name: v for v in list(g.value_info) + list(g.input) + list(g.output)}
@@ -252,6 +276,10 @@ def make_classes(s: st.State, ver: tuple, module: str, DataType, ErrorCode) -> d
                     s.fail(f"TensorRT {s.version} imports If node {n.name!r} with the 8.5/8.6 importer, which loses "
                            "branch outputs made by Constant nodes or consumed inside the branch (onnx-tensorrt "
                            "ConditionalHelpers.cpp addIfOutputLayers): the engine would answer wrongly")
+            why = qdq_error(g)
+            if why is not None:
+                self._errors.append(ParserError(-1, why, "UNSUPPORTED_NODE"))
+                return False
             for v in list(g.input) + list(g.output):
                 if v.type.tensor_type.elem_type not in ONNX_TO_TRT or (
                         v.type.tensor_type.elem_type == 7 and major < 10):

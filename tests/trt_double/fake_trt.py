@@ -22,6 +22,11 @@ tag <v>; Py<v> = `python/src/infer/pyCore.cpp`; tensorrt-semantics.md is ../shar
 | BuilderFlag.FP16 | permits FP16 per layer | same | deprecated from 10.12, gone in 11 | HI10.12.0:8849-8850; tensorrt-semantics.md 4 |
 | NetworkDefinitionCreationFlag.STRONGLY_TYPED | absent | from 9.x | present | HI9.3.0:10371; HI10.3.0:9620 |
 | another build of the same version | deserialize_cuda_engine returns None ("not compatible with this version") | same | same | tensorrt-semantics.md 5 (public logs) |
+| a Q/DQ graph (explicit quantization) | runs INT8 only with BuilderFlag.INT8; without it the build fails ("Int8 precision has been set for a layer or layer output, but int8 is not configured in the builder") | same | strongly typed: the Q/DQ layers give the types, no flag (a precision flag is an error); 11 has no INT8 flag | HI8.6.1:8773; microsoft/onnxruntime#13381 (8.x log); HI10.3.0:5283, 5345 |
+| Q/DQ zero points and DequantizeLinear inputs | int8, zero points all 0 (parse error otherwise) | same | same (10.3 adds FP8/INT4) | HI8.6.1:6026-6028, 6104, 6112-6114, 6121-6122; HI10.3.0:5329-5331 |
+
+The engine of a Q/DQ graph runs that graph through ONNX Runtime, its QuantizeLinear/DequantizeLinear included, so a
+wrong scale gives wrong answers here as on the device.
 """
 from __future__ import annotations
 
@@ -84,6 +89,12 @@ def _io(model: bytes):
             sym = tt.shape.dim[0].dim_param if dims and dims[0] < 0 else None
             out.append((v.name, is_input, fake_network.ONNX_TO_TRT[tt.elem_type], dims, sym))
     return out
+
+
+def _graph_has_qdq(model: bytes) -> bool:
+    import onnx
+
+    return any(n.op_type == "QuantizeLinear" for n in onnx.load_from_string(model).graph.node)
 
 
 def _graph_has_fp16(model: bytes) -> bool:
@@ -284,8 +295,24 @@ def make_module(s: st.State) -> types.ModuleType:
                 for d in prof[t._name]:
                     if len(d) != len(t._dims) or any(w >= 0 and w != v for w, v in zip(t._dims, d)):
                         s.fail(f"profile shape {d} for {t._name!r} does not fit the network input {t._dims}")
+            _check_named_dims(network, prof)
             out.append({k: [list(x) for x in v] for k, v in prof.items()})
         return out
+
+    def _check_named_dims(network, prof):
+        """Dimensions with the same name must be equal at run time (HI8.5.2:490, HI10.3.0:500; the ONNX import
+        names them after their dim_param): a profile whose ranges for them differ admits shapes no run can have.
+        Real TensorRT's reaction is not documented; the double refuses it at build (stricter)."""
+        seen = {}
+        for t in network._inputs:
+            for i, dim_name in enumerate(t._dim_names):
+                if not dim_name or t._name not in prof:
+                    continue
+                got = tuple(d[i] for d in prof[t._name])
+                other = seen.setdefault(dim_name, (t._name, got))
+                if other[1] != got:
+                    s.fail(f"profile: dimension {dim_name!r} of {t._name!r} has min/opt/max {got}, of "
+                           f"{other[0]!r} {other[1]}; dimensions with the same name must be equal at run time")
 
     class Builder(Strict):
         __module__ = MODULE
@@ -318,8 +345,15 @@ def make_module(s: st.State) -> types.ModuleType:
                 if cfg._flags & {"FP16", "INT8"}:
                     _log(self._logger, "ERROR", "precision builder flags are not allowed on a strongly typed network")
                     return None
-                precision = "fp16" if _graph_has_fp16(net_._model) else "fp32"
+                precision = ("int8" if _graph_has_qdq(net_._model) else
+                             "fp16" if _graph_has_fp16(net_._model) else "fp32")
                 mode = "strongly-typed"
+            elif _graph_has_qdq(net_._model):
+                if "INT8" not in cfg._flags:  # HI8.6.1:8773; the 8.x build log in microsoft/onnxruntime#13381
+                    _log(self._logger, "ERROR", "Error Code 4: Internal Error (Int8 precision has been set for a "
+                                                "layer or layer output, but int8 is not configured in the builder)")
+                    return None
+                precision, mode = "int8", "builder-flag"
             else:
                 precision = "fp16" if "FP16" in cfg._flags else "fp32"
                 mode = "builder-flag" if precision == "fp16" else "default"
@@ -333,7 +367,7 @@ def make_module(s: st.State) -> types.ModuleType:
                 if not 0 <= cfg._dla < s.dla_cores:
                     _log(self._logger, "ERROR", f"DLA core {cfg._dla} does not exist ({s.dla_cores} cores)")
                     return None
-                if precision != "fp16":
+                if precision == "fp32":
                     _log(self._logger, "ERROR", "DLA needs FP16 or INT8")
                     return None
                 dla = cfg._dla
@@ -495,6 +529,14 @@ def make_module(s: st.State) -> types.ModuleType:
                     s.fail(f"execute_async_v3: input shape of {n!r} not set (set_input_shape)")
                 if not self._addr.get(n):
                     s.fail(f"execute_async_v3: address of {n!r} not set (set_tensor_address)")
+            batches = {}
+            for n, (is_in, _, dims, sym) in e._io.items():
+                if is_in and sym and n in self._shapes:
+                    batches.setdefault(sym, {})[n] = self._shapes[n][0]
+            for sym, got in batches.items():  # named dimensions are equal at run time (HI8.5.2:490)
+                if len(set(got.values())) > 1:
+                    s.fail(f"execute_async_v3: inputs {got} differ in dimension {sym!r}, which TensorRT requires "
+                           "to be equal (the same name)")
             if self._last is not None and not self._last.done and self._last.stream is not stream:
                 s.fail("execute_async_v3: this execution context still has work pending on another stream "
                        "(one context per stream)")

@@ -192,6 +192,33 @@ def test_torchvision_section_runs_as_written(tmp_path, monkeypatch):
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(base.eval()(x), model(x))  # --freeze-backbone: the baseline is resnet18.pt's model
+    _flagship_on_every_backend(tmp_path, monkeypatch)
+
+
+def _flagship_on_every_backend(tmp_path: Path, monkeypatch) -> None:
+    """Issue 24: the section's split `layer2.1.relu` is inside a residual block, so segment 2 takes two tensors;
+    export wrote single.onnx for it, and bench runs it on torch and on TensorRT (the strict double)."""
+    from trt_double import assert_clean, install
+
+    from edgebranchy.artifact.manifest import Artifact
+    from edgebranchy.cli import main
+    from edgebranchy.tensorrt.build import build_engines
+
+    monkeypatch.chdir(tmp_path)
+    art = tmp_path / "runs" / "all-exits"  # calibration may switch the inner exit off: keep it, as a user can
+    assert main(["export", "runs/mine.pt", "--keep-all-exits", "--out", str(art)]) == 0
+    a = Artifact.load(art)
+    assert a.segment_inputs(2) == ["x.0", "x.1"]
+    assert a.single_graph is not None and (art / a.single_graph["file"]).is_file()
+    d = install(monkeypatch, "10.3.0")
+    build_engines(art, {"precision": "fp32", "workspace_mb": 64, "builder_optimization_level": 3, "max_batch": 8,
+                        "dla_core": -1, "gpu_fallback": False}, log=lambda s: None)
+    for backend in ("torch", "tensorrt"):
+        out = tmp_path / f"{backend}.json"
+        rc = main(["bench", str(art), "--backend", backend, "--dataset", "imagefolder", "--data-dir", "photos",
+                   "--out", str(out), *EXTRA["bench"]])
+        assert rc == 0 and out.is_file(), backend
+    assert_clean(d)
 
 
 def _import_file(path: Path):
@@ -226,3 +253,26 @@ def test_quickstart_figures_come_from_the_recorded_run():
 
 def test_makefile_quickstart_is_the_command():
     assert "-m edgebranchy quickstart" in (ROOT / "Makefile").read_text()
+
+
+def test_makefile_quickstart_runs_again_over_its_earlier_run(tmp_path):
+    """Issue 24 item 6: a second `make quickstart` failed with "pass --force", which make cannot pass. The
+    Makefile's own command, given the folder an earlier quickstart left, replaces it (and only such a folder)."""
+    import argparse
+    import json
+
+    from edgebranchy.cli import quickstart
+    from edgebranchy.errors import EdgeBranchyError
+    from edgebranchy.util.kinds import QUICKSTART_MARKER, QUICKSTART_SCHEMA
+
+    [line] = [ln for ln in (ROOT / "Makefile").read_text().splitlines() if "-m edgebranchy quickstart" in ln]
+    argv = shlex.split(line.split("-m edgebranchy", 1)[1])
+    sub = argparse.ArgumentParser().add_subparsers()
+    quickstart.add_parser(sub)
+    args = sub.choices["quickstart"].parse_args(argv[1:])
+    earlier = tmp_path / args.out
+    earlier.mkdir(parents=True)
+    (earlier / QUICKSTART_MARKER).write_text(json.dumps({"schema": QUICKSTART_SCHEMA, "state": "done"}))
+    assert quickstart._check_outputs(earlier, args.force) is True  # replaced, not refused
+    with pytest.raises(EdgeBranchyError, match="pass --force"):  # what the command without --force said
+        quickstart._check_outputs(earlier, False)

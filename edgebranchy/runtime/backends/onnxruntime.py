@@ -49,12 +49,6 @@ def check_signature(sess, path, inputs: dict, n_classes: int, features: dict) ->
                                    f"(N, {', '.join(map(str, want))})")
 
 
-def _recorded(seg: dict, many: str, one: str, count: int) -> list:
-    """Shapes of a segment's `count` tensors from the manifest (`input_shapes`/`input_shape`...), None if unknown."""
-    shapes = seg.get(many) or ([seg.get(one)] if count == 1 else None)
-    return list(shapes) if shapes and len(shapes) == count else [None] * count
-
-
 class OnnxRuntimeBackend(Backend):
     """Runs each segment graph in its own ONNX Runtime session."""
 
@@ -81,13 +75,8 @@ class OnnxRuntimeBackend(Backend):
             want = artifact.segment_outputs(k)
             if sorted(names) != sorted(want):
                 raise EdgeBranchyError(f"segment {k} graph has outputs {names}, expected {want}")
-            seg = artifact.manifest["segments"][k]
-            ins = self._inputs[k]
-            in_shapes = [artifact.input_shape] if k == 0 else _recorded(seg, "input_shapes", "input_shape", len(ins))
-            feats = [n for n in want if n.startswith("features")]
-            check_signature(sess, artifact.segment_file(k, self.precision), dict(zip(ins, in_shapes)),
-                            len(artifact.classes), dict(zip(feats, _recorded(seg, "feature_shapes", "feature_shape",
-                                                                                   len(feats)))))
+            check_signature(sess, artifact.segment_file(k, self.precision), artifact.segment_input_shapes(k),
+                            len(artifact.classes), artifact.segment_feature_shapes(k))
         # The public InferenceSession.run re-validates feed names and WebGPU capture state on every
         # call (45.3 vs 41.3 µs for B-LeNet's segment 0, benchmarks/results/call_profile.md); the runner
         # validates inputs once itself, so it calls the binding's run directly where it exists, the public

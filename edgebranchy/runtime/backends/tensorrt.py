@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -55,11 +55,6 @@ class TensorRTBackend(Backend):
         from edgebranchy.tensorrt.load import load_engine
 
         self.artifact = artifact if isinstance(artifact, Artifact) else Artifact.load(artifact)
-        multi = [k for k in range(self.artifact.num_exits) if len(self.artifact.segment_inputs(k)) > 1]
-        if multi:  # buffers, profiles and compaction here handle one tensor per split
-            raise EdgeBranchyError(f"segment {multi[0]} takes {len(self.artifact.segment_inputs(multi[0]))} tensors "
-                                   "(a split where a skip connection crosses): the tensorrt backend runs "
-                                   "single-tensor splits only; use onnxruntime or torch, or split between blocks")
         self.options = o = resolve_options(OPTIONS, options, self.name)
         self._closed = True
         trt = import_tensorrt()
@@ -97,36 +92,37 @@ class TensorRTBackend(Backend):
         self._closed = False
         n = self.artifact.num_exits
         classes = len(self.artifact.classes)
-        self._segments = [self._engine(f"seg{k}", self._expected(k)) for k in range(n)]
-        self._baseline = self._engine("baseline", {INPUT: self.artifact.input_shape, "logits": (classes,)})
+        self._segments = [self._engine(f"seg{k}", *self._expected(k)) for k in range(n)]
+        self._feature_names = [list(self.artifact.segment_feature_shapes(k)) for k in range(n)]
+        self._baseline = self._engine("baseline", [INPUT], {INPUT: self.artifact.input_shape, "logits": (classes,)})
         self._gathers = {}
         for g in gather_names(self.artifact):
-            eng = self._engine(g, None)
+            eng = self._engine(g, [INPUT, INDEX], None)
             self._gathers[(eng.io[INPUT][1].str, eng.io[INPUT][2])] = eng
         self._single, self.supports_single_graph, self.single_graph_note = open_engine(self)
 
     # -- setup -----------------------------------------------------------------------------------
-    def _expected(self, k: int) -> Dict[str, tuple]:
-        seg = self.artifact.manifest["segments"][k]
-        out = {INPUT: tuple(seg["input_shape"])}
-        if k < self.artifact.num_exits - 1:
-            out["features"] = tuple(seg["feature_shape"])
-        out["logits"] = (len(self.artifact.classes),)
-        out["entropy"] = ()
-        return out
+    def _expected(self, k: int) -> Tuple[List[str], Dict[str, tuple]]:
+        """Segment k's engine: its input names (several where a split passes several tensors), and every tensor's
+        shape without the batch axis."""
+        art = self.artifact
+        ins = art.segment_input_shapes(k)
+        out = {**ins, **art.segment_feature_shapes(k), "logits": (len(art.classes),), "entropy": ()}
+        return list(ins), out
 
-    def _engine(self, name: str, expected: Optional[Dict[str, tuple]]) -> EngineLanes:
+    def _engine(self, name: str, inputs: List[str], expected: Optional[Dict[str, tuple]]) -> EngineLanes:
+        """The engine `name` with its lanes, refused unless its inputs are `inputs` and its tensors `expected`
+        (None: a gather engine, x and index -> rows)."""
         io = engine_io(self._trt, name, self._loaded.engines[name], self._dtypes)
         got = {t: tail for t, (_, _, tail) in io.items()}
-        inputs = [t for t, (is_input, _, _) in io.items() if is_input]
-        want_inputs = [INPUT] if expected is not None else [INPUT, INDEX]
-        if inputs != want_inputs or (expected is not None and got != {t: tuple(s) for t, s in expected.items()}) \
+        have = [t for t, (is_input, _, _) in io.items() if is_input]
+        if sorted(have) != sorted(inputs) or (expected is not None and got != {t: tuple(s) for t, s in expected.items()}) \
                 or (expected is None and set(got) != {INPUT, INDEX, ROWS}):
-            raise EdgeBranchyError(f"the {name} engine has tensors {got} (inputs {inputs}); the artifact expects "
+            raise EdgeBranchyError(f"the {name} engine has tensors {got} (inputs {have}); the artifact expects "
                                    f"{expected or 'x, index -> rows'}: {rebuild_hint(self.artifact.root)}")
         eng = EngineLanes(self._trt, name, self._loaded.engines[name], io, self.lanes,
                           bool(self.record.get("profile_sharing")), rebuild_hint(self.artifact.root),
-                          lambda: self._loaded.logger.errors)
+                          lambda: self._loaded.logger.errors, inputs)
         with self._current():
             eng.open(0, self._streams[0])
         return eng
@@ -211,22 +207,31 @@ class TensorRTBackend(Backend):
         if t.lane != lane:
             self._streams[lane].wait_for_event(t.ready)
 
-    def _enqueue(self, eng: EngineLanes, lane: int, x: DeviceTensor, timing: Optional[dict]):
-        """Run segment engine `eng` on x on `lane`; returns (outputs, start event or None, done event)."""
-        _, want_dtype, tail = eng.io[INPUT]
-        self._own(x, eng.name)
-        if x.dtype != want_dtype or x.shape[1:] != tail:
-            raise EdgeBranchyError(f"{eng.name}: input {x.shape} {x.dtype} does not fit the engine's "
-                                   f"(N, {', '.join(map(str, tail))}) {want_dtype}")
-        b = x.batch
+    def _enqueue(self, eng: EngineLanes, lane: int, x: Any, timing: Optional[dict]):
+        """Run segment engine `eng` on x (a tensor, or the tuple of tensors a split passes on, in the order of the
+        engine's inputs) on `lane`; returns (outputs, start event or None, done event)."""
+        xs = x if isinstance(x, tuple) else (x,)
+        if len(xs) != len(eng.inputs):
+            raise EdgeBranchyError(f"{eng.name} takes {len(eng.inputs)} tensor(s), got {len(xs)}")
+        for name, t in zip(eng.inputs, xs):
+            _, want_dtype, tail = eng.io[name]
+            self._own(t, eng.name)
+            if t.dtype != want_dtype or t.shape[1:] != tail or t.batch != xs[0].batch:
+                raise EdgeBranchyError(f"{eng.name}: input {name} {t.shape} {t.dtype} does not fit the engine's "
+                                       f"(N, {', '.join(map(str, tail))}) {want_dtype}"
+                                       + ("" if t.batch == xs[0].batch else f" with N = {xs[0].batch}"))
+        b = xs[0].batch
         self._check_batch(b, eng.name)
-        self._wait_for(x, lane)
+        for t in xs:
+            self._wait_for(t, lane)
         outs = {n: self._new(eng.io[n][1], eng.io[n][2], b, lane) for n in eng.outputs}
         start = self._event(lane, timing=True) if timing is not None else None
-        eng.run(lane, self._streams[lane], {INPUT: self._run_shape(x)},
-                {INPUT: x.ptr, **{n: t.ptr for n, t in outs.items()}}, f"{eng.name} (batch {b})")
+        eng.run(lane, self._streams[lane], {n: self._run_shape(t) for n, t in zip(eng.inputs, xs)},
+                {**{n: t.ptr for n, t in zip(eng.inputs, xs)}, **{n: t.ptr for n, t in outs.items()}},
+                f"{eng.name} (batch {b})")
         done = self._event(lane, timing=timing is not None)
-        x._buf.uses.append((lane, done))
+        for t in xs:
+            t._buf.uses.append((lane, done))
         for t in outs.values():
             t.ready = done
             t._buf.uses.append((lane, done))
@@ -272,9 +277,13 @@ class TensorRTBackend(Backend):
                 result["e"] = back.read(0)
             return result["e"]
 
-        return Launch(outs.get("features"), logits, entropy, ent.batch, k, lane, timing if timing is not None else {})
+        feats = [outs[n] for n in self._feature_names[k]]
+        return Launch(feats[0] if len(feats) == 1 else (tuple(feats) or None), logits, entropy, ent.batch, k, lane,
+                      timing if timing is not None else {})
 
-    def gather(self, t: Any, index: np.ndarray, lane: int = 0) -> DeviceTensor:
+    def gather(self, t: Any, index: np.ndarray, lane: int = 0) -> Any:
+        if isinstance(t, tuple):  # every tensor crossing a split, each compacted by its gather engine
+            return tuple(self.gather(one, index, lane) for one in t)
         self._check_open()
         lane = self._check_lane(lane)
         t = self._own(t, "gather")

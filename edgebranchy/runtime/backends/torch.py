@@ -75,6 +75,8 @@ class TorchBackend(Backend):
         self.cuda = self.device.type == "cuda"
         if self.cuda and not torch.cuda.is_available():
             raise EdgeBranchyError("the torch backend was asked for CUDA but torch.cuda.is_available() is False")
+        if o["precision"] == "int8":
+            raise EdgeBranchyError("int8 runs the artifact's Q/DQ graphs: use the onnxruntime or tensorrt backend")
         if o["precision"] == "fp16" and not self.cuda:
             raise EdgeBranchyError("fp16 on the torch backend needs CUDA; use fp32 on the CPU")
         if o["threads"]:
@@ -85,7 +87,7 @@ class TorchBackend(Backend):
         ck_path = Path(o["checkpoint"] or src.get("checkpoint") or "")
         if not ck_path.is_file():
             raise EdgeBranchyError(f"the torch backend needs the checkpoint the artifact came from; {ck_path} not "
-                                   "found: pass options={'checkpoint': PATH} (or --checkpoint)")
+                                   "found: pass the `checkpoint` option (options={'checkpoint': PATH})")
         want = src.get("checkpoint_sha256")
         if want:
             check_sha256(ck_path, want, f"{ck_path} is not the checkpoint this artifact was exported from "
