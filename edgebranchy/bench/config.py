@@ -63,19 +63,29 @@ def check_config(cfg: BenchConfig) -> None:
     """Types and ranges of the numeric settings (the API's check; the CLI's argument types say the same). The
     messages name the setting in backquotes (`batch_size`); the CLI shows its flag instead."""
     from edgebranchy.util.checks import is_finite_at_least, is_int_at_least
+    from edgebranchy.util.limits import limit, reason
 
-    for name, low in (("batch_size", 1), ("samples", 1), ("trials", 1), ("warmup", 0), ("segment_repeats", 1)):
+    for name, low, bound in (("batch_size", 1, "batch"), ("samples", 1, "samples"), ("trials", 1, "trials"),
+                             ("warmup", 0, "warmup"), ("warmup_max", 0, "warmup"),
+                             ("segment_repeats", 1, "repeats")):
         v = getattr(cfg, name)
         for one in (as_list(v) if name == "batch_size" and not isinstance(v, bool) else [v]):
             if not is_int_at_least(one, low):
                 raise EdgeBranchyError(f"`{name}` must be a whole number >= {low}, got {v!r}")
+            if one > limit(bound):
+                raise EdgeBranchyError(f"`{name}` must be at most {limit(bound)} ({reason(bound)}), got {one!r}")
     for name in ("batch_size", "backend", "form"):
         if not as_list(getattr(cfg, name)):
             raise EdgeBranchyError(f"`{name}` needs at least one value")
-    for name in ("min_window_s", "idle_s"):
+    for name in ("min_window_s", "idle_s", "gap_s"):
         v = getattr(cfg, name)
-        if not (v is None and name == "min_window_s") and not is_finite_at_least(v, 0.0):
+        if v is None and name in ("min_window_s", "gap_s"):  # None: chosen at run time
+            continue
+        if not is_finite_at_least(v, 0.0):
             raise EdgeBranchyError(f"`{name}` must be a finite number of seconds >= 0, got {v!r}")
+        if v > limit("seconds"):
+            raise EdgeBranchyError(f"`{name}` must be at most {limit('seconds'):g} seconds ({reason('seconds')}), "
+                                   f"got {v!r}")
 
 
 #: the default trial window: 25 x 0.4 s is the time of the former 5 x 2 s, with five times the replicates
@@ -98,10 +108,17 @@ def trial_log_path(out: str | os.PathLike) -> Path:
     return out.with_name(out.name + ".jsonl")
 
 
+def staged_log_path(out: str | os.PathLike) -> Path:
+    """Where a bench with `force` streams its trials until it is done (.OUT.jsonl.new): the earlier results and
+    their trial log stay as they were until the new ones are complete."""
+    log = trial_log_path(out)
+    return log.with_name(f".{log.name}.new")
+
+
 def check_outputs(cfg: BenchConfig) -> None:
     """Refuse, before anything runs, a results path that would destroy an input or an earlier run."""
     from edgebranchy.artifact.latencies import side_path
-    from edgebranchy.util.outputs import check_output
+    from edgebranchy.util.outputs import check_output, refuse_symlink
 
     inputs = [cfg.artifact] + [o.get("checkpoint") for o in
                                ((cfg.options_by_backend or {}).values() if cfg.options_by_backend else
@@ -109,6 +126,8 @@ def check_outputs(cfg: BenchConfig) -> None:
     if cfg.profile and Path(cfg.profile).suffix == ".toml":
         inputs.append(cfg.profile)
     log = trial_log_path(cfg.out)
+    for p in (log, side_path(cfg.out), staged_log_path(cfg.out)):
+        refuse_symlink(p)
     if cfg.resume:
         if not log.is_file():
             raise EdgeBranchyError(f"no trial log at {log} to resume: run bench without `resume`")

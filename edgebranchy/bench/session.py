@@ -20,7 +20,8 @@ import logging
 import sys
 from typing import Callable
 
-from edgebranchy.bench.config import BenchConfig, check_config, check_outputs, sweep_config, trial_log_path
+from edgebranchy.bench.config import (BenchConfig, check_config, check_outputs, staged_log_path, sweep_config,
+                                      trial_log_path)
 from edgebranchy.errors import EdgeBranchyError
 
 #: where a session's diagnostics (INFO) and warnings (WARNING) go when no `log` / `warn` is given; with logging
@@ -71,15 +72,22 @@ class BenchSession:
     def run(self) -> dict:
         """Run the benchmark (one run, or a sweep of them); returns the results document (version 3, also
         written to cfg.out, its raw latencies in OUT.latencies.npz). With `cfg.resume` the trial log's
-        finished trials and runs are kept and only the missing ones are measured."""
+        finished trials and runs are kept and only the missing ones are measured. One bench at a time writes
+        an `out` (a lock beside it); with `force` the earlier results, latencies and trial log are replaced
+        only once the new ones are complete."""
+        from edgebranchy.util.locks import output_lock
+
+        check_config(self.cfg)
+        with output_lock(self.cfg.out, check=lambda: check_outputs(self.cfg)):
+            return self._run()
+
+    def _run(self) -> dict:
         from edgebranchy.artifact.manifest import Artifact
         from edgebranchy.bench.plan import plan_runs
         from edgebranchy.bench.trial_log import LOG_VERSION, TrialLog, check_resumable, read_log
         from edgebranchy.device.detection import resolve_profile
 
         cfg = self.cfg
-        check_config(cfg)
-        check_outputs(cfg)
         art = Artifact.load(cfg.artifact)
         specs, skipped = plan_runs(cfg.batch_size, cfg.backend, cfg.form, single_graph=art.single_graph is not None,
                                    precisions=cfg.precision)
@@ -96,14 +104,18 @@ class BenchSession:
             state = read_log(log_path)
             check_resumable(state.head, head, log_path)
         self.profile, self.profile_reason = resolve_profile(cfg.profile)
-        self.stream = TrialLog(log_path, replace=cfg.force, append=cfg.resume, first=None if cfg.resume else head)
+        staged = cfg.force and not cfg.resume  # the earlier run's files stay until this one is complete
+        if staged:
+            staged_log_path(cfg.out).unlink(missing_ok=True)  # left by a forced bench that was killed
+        self.stream = TrialLog(staged_log_path(cfg.out) if staged else log_path, append=cfg.resume,
+                               first=None if cfg.resume else head)
         try:
             self.stream.open()  # before anything is printed: a log that cannot be written is the one error line
             runs = self._measure(specs, skipped, state)
-            return self._finish(runs, skipped)
+            return self._finish(runs, skipped, log_path if staged else None)
         except BaseException:
             self.stream.close()
-            if not cfg.resume and self.stream.trials == 0:  # refused while it set up: nothing to resume, no log
+            if staged or (not cfg.resume and self.stream.trials == 0):  # nothing to resume: no log
                 self.stream.path.unlink(missing_ok=True)
             raise
 
@@ -151,20 +163,28 @@ class BenchSession:
                    for r in (state.runs.values() if state else []))
         self.bar = tqdm(total=total, initial=min(done, total), desc="bench", unit="trial", leave=False, disable=None)
 
-    def _finish(self, runs: list[dict], skipped: list[str]) -> dict:
-        """The results document of the runs, written atomically; the trial log's last record."""
+    def _finish(self, runs: list[dict], skipped: list[str], log_path=None) -> dict:
+        """The results document of the runs, written atomically; the trial log's last record. `log_path`: where
+        the staged trial log of a forced bench goes, with the results, in one step no SIGINT or SIGTERM splits."""
+        import os
+
         from edgebranchy.artifact.gains import run_gains
         from edgebranchy.bench.document import results_document
-        from edgebranchy.util.files import atomic_write_json
+        from edgebranchy.util.files import atomic_write_json, writing
+        from edgebranchy.util.signals import uninterrupted
 
         for run in runs:  # while the raw latencies are still in the run: the quantile gains get their intervals
             run["gains"] = run_gains(run)
-        results = results_document(self.cfg.out, runs)
-        if skipped:
-            results["skipped"] = skipped
-        atomic_write_json(self.cfg.out, results)
-        self.stream.write({"type": "done", "results": str(self.cfg.out)})
-        self.stream.close()
+        with uninterrupted():  # the results file, its latencies side file and its trial log: all new or all old
+            results = results_document(self.cfg.out, runs)
+            if skipped:
+                results["skipped"] = skipped
+            atomic_write_json(self.cfg.out, results)
+            self.stream.write({"type": "done", "results": str(self.cfg.out)})
+            self.stream.close()
+            if log_path is not None:
+                with writing(log_path):
+                    os.replace(self.stream.path, log_path)
         return results
 
 

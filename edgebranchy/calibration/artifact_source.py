@@ -23,6 +23,7 @@ from edgebranchy.calibration.costs import MACS, Costs, manifest_costs, resolve_c
 from edgebranchy.calibration.target import make_target
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.runtime.full_chain import collect_device_outputs
+from edgebranchy.util.limits import limit, reason
 
 
 class ArtifactSource:
@@ -39,6 +40,9 @@ class ArtifactSource:
         self._backend_class = get_backend_class(backend)  # an unknown name is refused before any data is read
         if not is_int_at_least(batch_size, 1):
             raise EdgeBranchyError(f"`batch_size` must be a whole number >= 1, got {batch_size!r}")
+        if batch_size > limit("batch"):
+            raise EdgeBranchyError(f"`batch_size` must be at most {limit('batch')} ({reason('batch')}), "
+                                   f"got {batch_size!r}")
         self.art = artifact if isinstance(artifact, Artifact) else Artifact.load(artifact, verify=True)
         self.name = name or str(self.art.root)
         self.num_exits = self.art.num_exits
@@ -142,12 +146,15 @@ def calibrate_artifact(artifact: str | Path, *, backend: str = "onnxruntime", op
     do on this backend, and where it ran). `warn` (default: `log`) gets the warning when a side exit beats the
     final exit on the validation split.
     """
+    from edgebranchy.util.locks import output_lock
+
     target = make_target(max_accuracy_drop, budget, thresholds, reference)
-    source = ArtifactSource(artifact, backend=backend, options=options, dataset=dataset, data_dir=data_dir,
-                            batch_size=batch_size, name=name, log=log)
-    target = target.for_exits(source.num_exits, source.name)
-    costs = resolve_costs(cost, source)
-    out = source.collect(need_baseline=target.reference == "baseline")
-    rec = device_record(source, out, choose(out, target, costs, warn or log), costs)
-    store_in_manifest(source.art, rec, apply)
+    with output_lock(artifact, "artifact"):  # two calibrations of one artifact would lose one update
+        source = ArtifactSource(artifact, backend=backend, options=options, dataset=dataset, data_dir=data_dir,
+                                batch_size=batch_size, name=name, log=log)
+        target = target.for_exits(source.num_exits, source.name)
+        costs = resolve_costs(cost, source)
+        out = source.collect(need_baseline=target.reference == "baseline")
+        rec = device_record(source, out, choose(out, target, costs, warn or log), costs)
+        store_in_manifest(source.art, rec, apply)
     return rec

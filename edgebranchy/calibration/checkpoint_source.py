@@ -100,12 +100,14 @@ def calibrate_checkpoint(checkpoint: str | Path, *, max_accuracy_drop: float | N
     warning when a side exit beats the final exit on the validation split.
     Returns the calibration record (docs/contracts.md), test-split metrics included.
     """
+    from edgebranchy.util.locks import output_lock
     from edgebranchy.util.outputs import check_writable
 
     target = make_target(max_accuracy_drop, budget, thresholds, reference)
-    source = CheckpointSource(checkpoint, temperature=temperature, normalize=normalize, data_dir=data_dir, data=data,
-                              name=name, log=log)
-    target = target.for_exits(source.num_exits, source.name)
-    check_writable(checkpoint, "checkpoint")  # it is rewritten at the end: refuse now, not after the work
-    costs = resolve_costs(cost, source)  # before the data: a bad results file is refused at once
-    return store_in_checkpoint(checkpoint, calibrate(source, target, costs, warn or log))
+    with output_lock(checkpoint, "checkpoint"):  # two calibrations of one checkpoint would lose one update
+        source = CheckpointSource(checkpoint, temperature=temperature, normalize=normalize, data_dir=data_dir,
+                                  data=data, name=name, log=log)
+        target = target.for_exits(source.num_exits, source.name)
+        check_writable(checkpoint, "checkpoint")  # it is rewritten at the end: refuse now, not after the work
+        costs = resolve_costs(cost, source)  # before the data: a bad results file is refused at once
+        return store_in_checkpoint(checkpoint, calibrate(source, target, costs, warn or log))

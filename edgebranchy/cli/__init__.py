@@ -71,10 +71,21 @@ def main(argv: list[str] | None = None) -> int:
     args._argv = list(sys.argv[1:] if argv is None else argv)  # as given: a command that says how to go on
     from edgebranchy.util import talk
 
+    from edgebranchy.util.signals import terminate_as_interrupt
+
     talked = talk.enabled()
     talk.enable(not getattr(args, "quiet", False))  # progress notes on stderr where a person waits
     try:
-        return int(args._run(args) or 0)
+        with terminate_as_interrupt():  # SIGTERM cleans up as Ctrl-C does
+            return int(args._run(args) or 0)
+    except ModuleNotFoundError as e:  # an optional library this command needs (torch on a board)
+        from edgebranchy.cli._extras import missing_extra
+
+        line = missing_extra(args.command, e)
+        if line is None:
+            raise
+        print(f"edgebranchy {args.command}: error: {line}", file=sys.stderr)
+        return 2
     except EdgeBranchyError as e:  # the library names its settings (`budget`); the user gave flags (--budget)
         text = with_flags(str(e), _subparser(parser, args.command))
         print(f"edgebranchy {args.command}: error: {_one_line(text)}", file=sys.stderr)

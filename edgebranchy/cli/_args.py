@@ -12,6 +12,8 @@ import re
 import sys
 from typing import Callable
 
+from edgebranchy.util.limits import limit, reason
+
 SEED_MAX = 2**32 - 1  # numpy's seed range; torch accepts it too
 
 
@@ -29,12 +31,15 @@ def _integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
-def int_range(low: int | None = None, high: int | None = None, what: str | None = None) -> Callable[[str], int]:
-    """An argparse type for whole numbers in [low, high]."""
+def int_range(low: int | None = None, high: int | None = None, what: str | None = None,
+              why: str | None = None) -> Callable[[str], int]:
+    """An argparse type for whole numbers in [low, high]; `why` is the reason for `high`, said when it is passed."""
     rng = what or (f"a whole number >= {low}" if high is None else f"a whole number from {low} to {high}")
 
     def parse(text: str) -> int:
         v = _integer(text)
+        if why is not None and high is not None and v > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high} ({why}), got {text}")
         if (low is not None and v < low) or (high is not None and v > high):
             raise argparse.ArgumentTypeError(f"must be {rng}, got {text}")
         return v
@@ -43,9 +48,31 @@ def int_range(low: int | None = None, high: int | None = None, what: str | None 
     return parse
 
 
+def bounded_int(low: int, name: str) -> Callable[[str], int]:
+    """Whole numbers from `low` to the bound `name` of util/limits.py (its reason said when passed)."""
+    return int_range(low, int(limit(name)), what=f"a whole number >= {low}", why=reason(name))
+
+
+def bounded_seconds(low_open: bool = False) -> Callable[[str], float]:
+    """Seconds: a finite number >= 0 (> 0 with `low_open`) and at most the bound of util/limits.py."""
+    high = limit("seconds")
+
+    def parse(text: str) -> float:
+        v = positive_float(text) if low_open else nonneg_float(text)
+        if v > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high:g} seconds ({reason('seconds')}), got {text}")
+        return v
+
+    parse.__name__ = "float"
+    return parse
+
+
 positive_int = int_range(1, what="a whole number >= 1")
 nonneg_int = int_range(0, what="a whole number >= 0")
 seed = int_range(0, SEED_MAX)
+batch_size = bounded_int(1, "batch")
+samples = bounded_int(1, "samples")
+trials = bounded_int(1, "trials")
 
 
 def resnet_depth(text: str) -> int:
@@ -53,6 +80,9 @@ def resnet_depth(text: str) -> int:
     v = _integer(text)
     if v < 8 or (v - 2) % 6:
         raise argparse.ArgumentTypeError(f"must be a depth 6n+2 with n >= 1 (8, 20, 32, 44, 56, 110), got {text}")
+    if v > limit("resnet_depth"):
+        raise argparse.ArgumentTypeError(f"must be at most {limit('resnet_depth')} ({reason('resnet_depth')}), "
+                                         f"got {text}")
     return v
 
 

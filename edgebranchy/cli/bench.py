@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edgebranchy.cli._args import (add_backend_flags, add_drift_flags, comma_list, nonneg_float, nonneg_int,
-                                   positive_int, precisions)
+from edgebranchy.cli._args import (add_backend_flags, add_drift_flags, batch_size, bounded_int, bounded_seconds,
+                                   comma_list, precisions, samples, trials)
 from edgebranchy.vocab import BACKEND_NAMES, FORMS
 
 ORDER = 50
@@ -40,17 +40,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--form", type=_forms, default="auto",
                    help="batch-1 form: segments, single-graph, or auto (both measured, the faster runs); a comma "
                         "list sweeps them; larger batches always run per segment")
-    p.add_argument("--samples", type=positive_int, default=1000, help="test samples per pass")
-    p.add_argument("--trials", type=positive_int, default=25, help="trials per variant (interleaved)")
-    p.add_argument("--warmup", type=nonneg_int, default=50, help="warm-up batches per variant (at least; see --warmup-max)")
-    p.add_argument("--warmup-max", type=nonneg_int, default=2000,
+    p.add_argument("--samples", type=samples, default=1000, help="test samples per pass")
+    p.add_argument("--trials", type=trials, default=25, help="trials per variant (interleaved)")
+    p.add_argument("--warmup", type=bounded_int(0, "warmup"), default=50, help="warm-up batches per variant (at least; see --warmup-max)")
+    p.add_argument("--warmup-max", type=bounded_int(0, "warmup"), default=2000,
                    help="keep warming up (cycling over the same 20 batches) until the median latency of the last 20 "
                         "is within 5%% of the 20 before and the last three window medians vary by less than 5%% "
                         "(CV), at most this many batches; 0: exactly --warmup batches")
-    p.add_argument("--min-window", type=nonneg_float, default=None,
+    p.add_argument("--min-window", type=bounded_seconds(), default=None,
                    help="seconds per trial window (whole passes; default 0.4, longer where the power source needs "
                         "it for an energy figure: 1 s for a sensor read every 0.1 s)")
-    p.add_argument("--idle", type=nonneg_float, default=3.0, help="seconds of idle-power measurement")
+    p.add_argument("--idle", type=bounded_seconds(), default=3.0, help="seconds of idle-power measurement")
     add_backend_flags(p)
     p.add_argument("--pipelined", action="store_true", help="branchy runs as a pipelined stream (throughput)")
     p.add_argument("--speculate", action="store_true",
@@ -61,7 +61,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--external-power", metavar="CSV",
                    help="CSV of an external power meter (USB meter, Joulescope) logged during the bench: merged onto "
                         "the trial windows as measured board power, its clock offset estimated from the edges")
-    p.add_argument("--gap", type=nonneg_float, help="idle seconds between trials (default 1 with --external-power, else 0)")
+    p.add_argument("--gap", type=bounded_seconds(), help="idle seconds between trials (default 1 with --external-power, else 0)")
     p.add_argument("--no-conditions", action="store_true",
                    help="do not read clocks, temperatures and fans around each trial (no throttle check)")
     add_drift_flags(p)
@@ -91,7 +91,7 @@ def _form(text: str) -> str:
     return text
 
 
-_batch_sizes = comma_list("batch size", positive_int)
+_batch_sizes = comma_list("batch size", batch_size)
 _backends = comma_list("backend", _backend_name)
 _forms = comma_list("form", _form)
 
@@ -130,15 +130,23 @@ def run(args) -> int:
     if sys.stderr.isatty() and not args.quiet:  # a first line at once for a person waiting (the imports and the
         _err(f"bench: loading {args.artifact} ...")  # data take seconds); logs and errors stay one line otherwise
     from edgebranchy.bench.config import BenchConfig, check_outputs
-    from edgebranchy.bench.session import run_bench
     from edgebranchy.device.detection import resolve_profile
 
     backends = args.backend or [resolve_profile(args.profile)[0].runtime.backend]
     opts = _options_by_backend(args, backends)
     common = dict(artifact=args.artifact, out=args.out, profile=args.profile, data_dir=args.data_dir,
                   force=args.force, resume=args.resume, options_by_backend=opts)
-    # before anything is loaded
-    check_outputs(BenchConfig(**common))
+    from edgebranchy.util.locks import output_lock
+
+    # one bench at a time writes --out (run_bench holds the lock again); checked before anything is loaded
+    with output_lock(args.out, "--out", check=lambda: check_outputs(BenchConfig(**common))):
+        return _bench(args, common, backends)
+
+
+def _bench(args, common: dict, backends: list) -> int:
+    from edgebranchy.bench.config import BenchConfig
+    from edgebranchy.bench.session import run_bench
+
     cfg = BenchConfig(**common, backend=backends if len(backends) > 1 else backends[0], power=args.power,
                       dataset=args.dataset,
                       batch_size=args.batch_size if len(args.batch_size) > 1 else args.batch_size[0],

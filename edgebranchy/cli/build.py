@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import positive_int
+from edgebranchy.cli._args import batch_size
 from edgebranchy.vocab import PRECISIONS
 
 ORDER = 35
@@ -30,7 +30,7 @@ def add_build_flags(p: argparse.ArgumentParser, hidden: bool = False) -> None:
         p.add_argument("--precision", choices=PRECISIONS, help="the engines' precision (default: the profile's)")
         p.add_argument("--force", action="store_true", help="rebuild engines even where the cache is current")
     p.add_argument("--profile", default="auto", help=say("device profile whose [tensorrt] settings the build uses"))
-    p.add_argument("--max-batch", type=positive_int, help=say("maximum batch of the engines (default: the profile's)"))
+    p.add_argument("--max-batch", type=batch_size, help=say("maximum batch of the engines (default: the profile's)"))
 
 
 def run(args) -> int:

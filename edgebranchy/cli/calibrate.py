@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from edgebranchy.cli._args import fraction, percentage_points, positive_int, thresholds
+from edgebranchy.cli._args import batch_size, bounded_int, fraction, percentage_points, thresholds
 from edgebranchy.vocab import PRECISIONS
 
 ORDER = 20
@@ -51,13 +51,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--temperature", action="store_true", help="fit a softmax temperature per exit on validation")
     p.add_argument("--normalize", action="store_true", help="entropy divided by ln(C) (thresholds in [0, 1])")
     p.add_argument("--data-dir", help="dataset directory (default: where the checkpoint was trained)")
-    p.add_argument("--frontier-rows", type=positive_int, default=12, help="rows of the Pareto frontier to print")
+    p.add_argument("--frontier-rows", type=bounded_int(1, "rows"), default=12, help="rows of the Pareto frontier to print")
     d = p.add_argument_group("artifact (device) calibration")
     d.add_argument("--backend", default="onnxruntime", help="backend that runs the deployed graphs")
     d.add_argument("--precision", choices=PRECISIONS, help="which graphs the backend runs (default: its own)")
     d.add_argument("--dataset", help="dataset name, for an artifact that records none (default: the one it "
                                      "records, with the same split; another one is refused)")
-    d.add_argument("--batch-size", type=positive_int, default=256, help="batch size of the device runs")
+    d.add_argument("--batch-size", type=batch_size, default=256, help="batch size of the device runs")
     d.add_argument("--no-apply", action="store_true",
                    help="record the device thresholds without making them the artifact's thresholds")
     return p
@@ -101,14 +101,18 @@ def run(args) -> int:
     from edgebranchy.exits.table import calibration_table, frontier_table
 
     talk.say(f"calibrating {args.checkpoint}: loading torch and the validation data")
-    target = _target_checkpoint(args)
-    try:
-        rec = _calibrate(args, target)
-        if target != args.checkpoint:
-            os.replace(target, args.out)
-    finally:
-        if target != args.checkpoint and os.path.exists(target):
-            os.unlink(target)
+    from edgebranchy.util.locks import output_lock
+
+    with output_lock(args.out or args.checkpoint, "--out" if args.out else "checkpoint",
+                     check=_out_check(args, "checkpoint")):
+        target = _target_checkpoint(args)
+        try:
+            rec = _calibrate(args, target)
+            if target != args.checkpoint:
+                os.replace(target, args.out)
+        finally:
+            if target != args.checkpoint and os.path.exists(target):
+                os.unlink(target)
     written = args.out or args.checkpoint
     temps = rec.get("temperatures")
     print(f"threshold search: {rec['search_seconds']:.2f} s over {rec['validation']['n']} validation samples")
@@ -121,6 +125,15 @@ def run(args) -> int:
         print(frontier_table(rec["frontier"], max_rows=args.frontier_rows, cost_source=rec.get("cost_source")))
     print(f"\nstored in {written}; next: edgebranchy export {written} --out ARTIFACT_DIR")
     return 0
+
+
+def _out_check(args, kind: str):
+    """The check of --out (None with --in-place: the given checkpoint or artifact is rewritten)."""
+    if not args.out:
+        return None
+    from edgebranchy.util.outputs import check_output
+
+    return lambda: check_output(args.out, [args.checkpoint], kind, force=args.force, data_dirs=[args.data_dir])
 
 
 def _target_checkpoint(args) -> str:
@@ -170,7 +183,11 @@ def _run_artifact(args) -> int:
     if not args.out and not args.in_place:  # the old spelling: an artifact was always calibrated in place
         print("edgebranchy calibrate: note: an artifact without --in-place is deprecated; use --in-place (or --out "
               "NEW_ARTIFACT for a calibrated copy)", file=sys.stderr, flush=True)
-    rec = _calibrate_copy(args) if args.out else _calibrate_artifact(args, args.checkpoint)
+    from edgebranchy.util.locks import output_lock
+
+    with output_lock(args.out or args.checkpoint, "--out" if args.out else "artifact",
+                     check=_out_check(args, "artifact")):
+        rec = _calibrate_copy(args) if args.out else _calibrate_artifact(args, args.checkpoint)
     written = args.out or args.checkpoint
     prev = rec["previous_thresholds_here"]
     print(f"device calibration on {rec['backend']}/{rec['precision']}, {rec['validation']['n']} validation samples; "

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import add_backend_flags, backend_flag_options, nonneg_float, positive_int, thresholds
+from edgebranchy.cli._args import (add_backend_flags, backend_flag_options, batch_size, bounded_int, bounded_seconds,
+                                   nonneg_float, samples, thresholds)
 from edgebranchy.vocab import BACKEND_NAMES, PRECISIONS
 
 ORDER = 5
@@ -30,15 +31,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
                                    "the disagreement is more than the precision explains, 2 on bad input.")
     p.add_argument("artifact", nargs="?", metavar="ARTIFACT", help="artifact directory to check (optional)")
     p.add_argument("--out", help="also write the report as JSON (atomically)")
-    p.add_argument("--power-sample", type=float, default=0.2, help="without ARTIFACT: seconds of each power source's "
+    p.add_argument("--power-sample", type=bounded_seconds(), default=0.2, help="without ARTIFACT: seconds of each power source's "
                                                                    "sample")
     p.add_argument("--backend", help=f"with ARTIFACT: the backend to check, {', '.join(BACKEND_NAMES)} "
                                      "(default: onnxruntime)")
     p.add_argument("--precision", choices=PRECISIONS,
                    help="with ARTIFACT: the graphs or engines to check (default: fp32; tensorrt: the profile's)")
-    p.add_argument("--samples", type=positive_int, metavar="N", help="with ARTIFACT: the first N test samples "
+    p.add_argument("--samples", type=samples, metavar="N", help="with ARTIFACT: the first N test samples "
                                                                      "(default: 500)")
-    p.add_argument("--batch-size", type=positive_int, help="with ARTIFACT: samples per call (default: 1)")
+    p.add_argument("--batch-size", type=batch_size, help="with ARTIFACT: samples per call (default: 1)")
     p.add_argument("--dataset", help="with ARTIFACT: run this data set's test split instead of the recorded one "
                                      "(no synthetic fallback then)")
     p.add_argument("--data-dir", help="with ARTIFACT: where the data set's files are")
@@ -46,7 +47,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                                                          "artifact's, comma separated")
     p.add_argument("--rtol", type=nonneg_float, help="with ARTIFACT: relative tolerance instead of the precision's "
                                                      "(default: 1e-4 for fp32, 1e-2 for fp16 and TF32)")
-    p.add_argument("--repeats", type=positive_int, help="with ARTIFACT: calls per segment for its latency (default: 20)")
+    p.add_argument("--repeats", type=bounded_int(1, "repeats"), help="with ARTIFACT: calls per segment for its latency (default: 20)")
     p.add_argument("--profile", help="with ARTIFACT and --backend tensorrt: the device profile whose [tensorrt] "
                                      "settings build the engines (default: auto)")
     p.add_argument("--json", action="store_true", help="with ARTIFACT: print the report as JSON instead of the table")
@@ -65,6 +66,7 @@ def run(args) -> int:
                                    f"(edgebranchy doctor ARTIFACT {given[0]} ...; without one, doctor checks the device)")
         from edgebranchy.device.doctor_device import format_table, run_doctor
 
+        _check_out(args)
         report = run_doctor(power_sample_s=args.power_sample)
         print(format_table(report))
         if args.out:
@@ -72,6 +74,14 @@ def run(args) -> int:
             print(f"report: {args.out}")
         return 0
     return _artifact(args)
+
+
+def _check_out(args) -> None:
+    """--out: missing, or an earlier doctor report (rewritten); never a checkpoint, results or another file."""
+    if args.out:
+        from edgebranchy.util.outputs import check_output
+
+        check_output(args.out, [args.artifact], "doctor", force=True, option="--out")
 
 
 def _artifact(args) -> int:
@@ -84,6 +94,7 @@ def _artifact(args) -> int:
     from edgebranchy.util.wrongkind import refuse_wrong_kind
 
     refuse_wrong_kind(args.artifact, "artifact", "doctor")
+    _check_out(args)
     backend = args.backend or "onnxruntime"
     if args.profile and backend != "tensorrt":
         raise EdgeBranchyError("--profile chooses the TensorRT build settings: it goes with --backend tensorrt")

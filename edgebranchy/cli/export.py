@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import deprecated_alias, nonneg_int
+from edgebranchy.cli._args import bounded_int, deprecated_alias
 from edgebranchy.cli.build import add_build_flags
 from edgebranchy.vocab import PRECISIONS
 
@@ -27,9 +27,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="dataset directory for the numerical check (default: where the checkpoint "
                                       "was trained)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
-    p.add_argument("--check-samples", type=nonneg_int, default=64,
+    p.add_argument("--check-samples", type=bounded_int(0, "samples"), default=64,
                    help="validation samples for the numerical check (0 skips it; recorded as skipped)")
-    p.add_argument("--calibration-samples", type=nonneg_int, default=256,
+    p.add_argument("--calibration-samples", type=bounded_int(0, "samples"), default=256,
                    help="with --precision int8: validation samples whose activation ranges set the INT8 scales")
     p.add_argument("--keep-all-exits", action="store_true",
                    help="keep side exits that calibration switched off (threshold 0) as their own segments")

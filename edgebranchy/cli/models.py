@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import positive_int, resnet_depth
+from edgebranchy.cli._args import bounded_int, resnet_depth
 
 ORDER = 5
 
@@ -13,9 +13,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                        description="Show parameters and multiply-accumulates per stage and per exit head, so you "
                                    "see what each exit costs before training.")
     p.add_argument("name", nargs="?", help="one model (default: all)")
-    p.add_argument("--in-channels", type=positive_int, help="input channels (default: the paper's)")
-    p.add_argument("--input-size", type=positive_int, help="square input size (default: the paper's)")
-    p.add_argument("--num-classes", type=positive_int, default=10, help="classes of the final and side exits")
+    p.add_argument("--in-channels", type=bounded_int(1, "channels"), help="input channels (default: the paper's)")
+    p.add_argument("--input-size", type=bounded_int(1, "input_size"), help="square input size (default: the paper's)")
+    p.add_argument("--num-classes", type=bounded_int(1, "classes"), default=10, help="classes of the final and side exits")
     p.add_argument("--depth", type=resnet_depth, default=110, help="b-resnet depth (6n+2)")
     return p
 

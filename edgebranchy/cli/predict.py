@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import (add_backend_flags, add_drift_flags, backend_flag_options, positive_int, precisions,
-                                   thresholds)
+from edgebranchy.cli._args import (add_backend_flags, add_drift_flags, backend_flag_options, batch_size, precisions,
+                                   samples, thresholds)
 from edgebranchy.vocab import BACKEND_NAMES, PRECISIONS
 
 ORDER = 40
@@ -24,8 +24,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                                       "$EDGEBRANCHY_DATA/NAME, else the system's copy); for an image folder artifact "
                                       "another folder of DIR/<class>/ images is read whole as test data")
     p.add_argument("--backend", default="onnxruntime", help=f"the backend that runs it: {', '.join(BACKEND_NAMES)}")
-    p.add_argument("--batch-size", type=positive_int, default=64, help="samples per runner call")
-    p.add_argument("--samples", type=positive_int, metavar="N", help="only the first N test samples (default: the whole test split)")
+    p.add_argument("--batch-size", type=batch_size, default=64, help="samples per runner call")
+    p.add_argument("--samples", type=samples, metavar="N", help="only the first N test samples (default: the whole test split)")
     p.add_argument("--thresholds", type=thresholds, help="override the artifact's thresholds, comma separated")
     p.add_argument("--pipelined", action="store_true", help="overlap segments of consecutive batches")
     p.add_argument("--precision", type=precisions, metavar="P[,P..]",
@@ -148,6 +148,10 @@ def _predict_images(args, opts: dict | None) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix.lower() not in (".csv", ".json"):
         raise EdgeBranchyError(f"--out {out}: give a .csv or .json file")
+    if out is not None:
+        from edgebranchy.util.outputs import check_output
+
+        check_output(out, [args.artifact, *args.images], "predictions", force=True, option="--out")
     files = image_files(args.images, strict=args.strict_images)
     rows = []
     with EarlyExitRunner(args.artifact, backend=args.backend, thresholds=args.thresholds, options=opts) as r:
@@ -182,7 +186,9 @@ def _write_answers(out, rows: list[dict], about: dict) -> None:
     from edgebranchy.util.files import atomic_write_json, atomic_write_text
 
     if out.suffix.lower() == ".json":
-        atomic_write_json(out, {**about, "predictions": rows})
+        from edgebranchy.util.kinds import PREDICTIONS_SCHEMA
+
+        atomic_write_json(out, {"schema": PREDICTIONS_SCHEMA, **about, "predictions": rows})
         return
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["file", "label", "class_index", "exit", "entropy"], lineterminator="\n")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import positive_int
+from edgebranchy.cli._args import bounded_int, samples, trials
 
 ORDER = 1
 
@@ -21,21 +21,25 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/quickstart", help="directory for every file the run writes")
     p.add_argument("--dataset", choices=["auto", "fashion-mnist", "digits", "synthetic"], default="auto",
                    help="auto: Fashion-MNIST when installed, else scikit-learn's digits")
-    p.add_argument("--epochs", type=positive_int, help="epochs PER PHASE, as in train: the baseline phase and the joint phase each run --epochs "
+    p.add_argument("--epochs", type=bounded_int(1, "epochs"), help="epochs PER PHASE, as in train: the baseline phase and the joint phase each run --epochs "
                         "(default: 2 on Fashion-MNIST, 30 on digits)")
-    p.add_argument("--trials", type=positive_int, default=5, help="bench trials per variant (interleaved)")
-    p.add_argument("--samples", type=positive_int, default=1000, metavar="N", help="first N test samples per bench pass")
+    p.add_argument("--trials", type=trials, default=5, help="bench trials per variant (interleaved)")
+    p.add_argument("--samples", type=samples, default=1000, metavar="N", help="first N test samples per bench pass")
     p.add_argument("--profile", default="auto", help="device profile name or TOML path; 'auto' detects it")
     p.add_argument("--force", action="store_true",
-                   help="replace an earlier quickstart in OUT: its outputs are removed first (other files there "
-                        "are never touched; a folder that is not a quickstart's is never replaced)")
+                   help="replace an earlier quickstart in OUT: its outputs are set aside while the new ones are "
+                        "made, removed once the run is done, put back if it fails or is interrupted (other files "
+                        "there are never touched; a folder that is not a quickstart's is never replaced)")
     return p
 
 
 OUTPUTS = (("b-lenet.pt", "checkpoint"), ("artifact", "artifact"), ("results.json", "results"),
            ("results.json.jsonl", "trial-log"), ("report", "report"))
 #: files a run may leave beside its outputs (an interrupted training's state)
-SIDE_FILES = ("b-lenet.pt.resume",)
+SIDE_FILES = ("b-lenet.pt.resume", "results.json.latencies.npz")
+#: where the outputs of an earlier quickstart wait while a forced run makes new ones
+EARLIER = ".quickstart-earlier"
+
 
 
 def _is_earlier_quickstart(out) -> bool:
@@ -50,7 +54,7 @@ def _is_earlier_quickstart(out) -> bool:
         return False
     kinds = dict(OUTPUTS)
     names = {p.name for p in out.iterdir()}
-    known = set(kinds) | set(SIDE_FILES) | {QUICKSTART_MARKER}
+    known = set(kinds) | set(SIDE_FILES) | {QUICKSTART_MARKER, EARLIER}
     return bool(names) and names <= known and all(
         what_is(out / n) == kinds[n] for n in names if n in kinds)
 
@@ -75,18 +79,50 @@ def _check_outputs(out, force: bool) -> bool:
     return False
 
 
-def _replace_earlier(out) -> None:
-    """Remove an earlier quickstart's outputs (only those: other files in the folder stay)."""
-    import shutil
-
+def _names() -> list:
     from edgebranchy.util.kinds import QUICKSTART_MARKER
 
-    for name in [n for n, _ in OUTPUTS] + list(SIDE_FILES) + [QUICKSTART_MARKER]:
-        p = out / name
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p)
-        elif p.exists() or p.is_symlink():
-            p.unlink()
+    return [n for n, _ in OUTPUTS] + list(SIDE_FILES) + [QUICKSTART_MARKER]
+
+
+def _remove(p) -> None:
+    import shutil
+
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    elif p.exists() or p.is_symlink():
+        p.unlink()
+
+
+def _set_aside(out):
+    """Move an earlier quickstart's outputs (only those: other files in the folder stay) into OUT/.quickstart-earlier;
+    returns that folder."""
+    import os
+
+    from edgebranchy.util.signals import uninterrupted
+
+    keep = out / EARLIER
+    _remove(keep)  # left by a forced run that was killed: the outputs at OUT are the complete ones
+    keep.mkdir()
+    with uninterrupted():
+        for name in _names():
+            if (out / name).exists() or (out / name).is_symlink():
+                os.replace(out / name, keep / name)
+    return keep
+
+
+def _put_back(out, keep) -> None:
+    """A forced run that failed: its partial outputs go, the earlier ones come back."""
+    import os
+
+    from edgebranchy.util.signals import uninterrupted
+
+    with uninterrupted():
+        for name in _names():
+            _remove(out / name)
+            if (keep / name).exists() or (keep / name).is_symlink():
+                os.replace(keep / name, out / name)
+    _remove(keep)
 
 
 def _write_marker(out, state: str) -> None:
@@ -121,23 +157,42 @@ def run(args) -> int:
 
     say(f"quickstart: checking {args.out}, loading torch and ONNX")
 
-    from edgebranchy.exits.table import calibration_table
-    from edgebranchy.export.onnx import export_checkpoint
-    from edgebranchy.bench.config import BenchConfig
-    from edgebranchy.bench.session import run_bench
-    from edgebranchy.report import build_report
-    from edgebranchy.calibration import calibrate_checkpoint
-    from edgebranchy.train.trainer import TrainConfig, Trainer
+    import edgebranchy.export.onnx  # noqa: F401  (torch and ONNX now: a board without them is told at once)
+    from edgebranchy.device.detection import resolve_profile
+    from edgebranchy.util.locks import output_lock
 
     t_all = time.perf_counter()
     out = Path(args.out)
-    replace = _check_outputs(out, args.force)
-    from edgebranchy.device.detection import resolve_profile
+    with output_lock(out, "--out", check=lambda: _check_outputs(out, args.force)):
+        replace = _check_outputs(out, args.force)
+        resolve_profile(args.profile)  # an unknown profile is refused now, not after training
+        keep = None
+        if replace:
+            print(f"--force: replacing the earlier quickstart in {out} once this run is done", flush=True)
+            keep = _set_aside(out)
+        try:
+            _steps(args, out, t_all)
+        except BaseException:
+            if keep is not None:
+                _put_back(out, keep)
+            raise
+        if keep is not None:
+            _remove(keep)
+    return 0
 
-    resolve_profile(args.profile)  # an unknown profile is refused now, not after training
-    if replace:
-        print(f"--force: replacing the earlier quickstart in {out}", flush=True)
-        _replace_earlier(out)
+
+def _steps(args, out, t_all) -> None:
+    """Train, calibrate, export, bench and report into `out`."""
+    import time
+
+    from edgebranchy.bench.config import BenchConfig
+    from edgebranchy.bench.session import run_bench
+    from edgebranchy.calibration import calibrate_checkpoint
+    from edgebranchy.exits.table import calibration_table
+    from edgebranchy.export.onnx import export_checkpoint
+    from edgebranchy.report import build_report
+    from edgebranchy.train.trainer import TrainConfig, Trainer
+
     out.mkdir(parents=True, exist_ok=True)
     _write_marker(out, "running")  # from now on the folder is recognisably a quickstart's
 
@@ -183,4 +238,3 @@ def run(args) -> int:
     _write_marker(out, "done")
     print(f"\ndone in {time.perf_counter() - t_all:.0f} s. Files in {out}/: b-lenet.pt (checkpoint), artifact/ "
           "(what a device needs), results.json (+ .jsonl trial log), report/")
-    return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from edgebranchy.cli._args import positive_float, positive_int
+from edgebranchy.cli._args import bounded_int, bounded_seconds, samples
 
 ORDER = 55
 
@@ -73,7 +73,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     data.add_argument("--data-dir", metavar="DIR",
                       help="send a sample of DIR/<class>/ images (DIR/test/<class>/ where there is one) to every "
                            "board, checked there by sha256, and bench on it")
-    data.add_argument("--samples", type=positive_int, default=500, metavar="N",
+    data.add_argument("--samples", type=samples, default=500, metavar="N",
                       help="with --data-dir: at most N files, taken from the classes in turn (default: %(default)s)")
     data.add_argument("--board-data-dir", metavar="PATH", help="or bench on this data directory on the boards")
     env = p.add_argument_group("board environment")
@@ -92,10 +92,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     ssh.add_argument("-J", "--jump", metavar="HOST", help="jump host(s), as ssh -J")
     ssh.add_argument("-i", "--identity", metavar="KEY", help="private key file, as ssh -i")
     ssh.add_argument("-o", "--ssh-option", action="append", default=[], metavar="KEY=VALUE", help="as ssh -o")
-    ssh.add_argument("--connect-timeout", type=positive_int, default=10, metavar="S", help="seconds (default: %(default)s)")
+    ssh.add_argument("--connect-timeout", type=bounded_int(1, "seconds"), default=10, metavar="S", help="seconds (default: %(default)s)")
     run = p.add_argument_group("run")
-    run.add_argument("--jobs", type=positive_int, metavar="N", help="boards at a time (default: all, at most 16)")
-    run.add_argument("--step-timeout", type=positive_float, default=3600.0, metavar="S",
+    run.add_argument("--jobs", type=bounded_int(1, "boards"), metavar="N", help="boards at a time (default: all, at most 16)")
+    run.add_argument("--step-timeout", type=bounded_seconds(low_open=True), default=3600.0, metavar="S",
                      help="longest any one step may take on a board (default: %(default)s)")
     run.add_argument("--dry-run", action="store_true", help="print the plan and exit without connecting")
     return p
@@ -181,8 +181,6 @@ def _extras(args, wheel) -> list[str]:
 
 
 def run(args) -> int:
-    import tempfile
-    from datetime import datetime, timezone
     from pathlib import Path
 
     from edgebranchy.util.wrongkind import refuse_wrong_kind
@@ -190,8 +188,7 @@ def run(args) -> int:
     refuse_wrong_kind(args.artifact, "artifact", "remote")
 
     from edgebranchy.remote import bundle
-    from edgebranchy.remote.fleet import kept_results, plan_text, run_fleet, status_table
-    from edgebranchy.remote.job import JobConfig
+    from edgebranchy.remote.fleet import plan_text
     from edgebranchy.remote.ssh import SshOptions
 
     boards, others = _boards(args)
@@ -207,7 +204,25 @@ def run(args) -> int:
         print(plan_text(boards, {"artifact": f"{args.artifact} ({artifact.size_text})", "wheel": wheel,
                                  "profiles": profiles.label, "out": args.out, "bench": bench_args}, ssh.argv))
         return 0
-    out = Path(args.out)
+    from edgebranchy.util.locks import output_lock
+    from edgebranchy.util.outputs import check_output
+
+    def check():  # --out: missing, empty, or an earlier remote run's folder (its boards are kept), never a user's
+        return check_output(args.out, [args.artifact, args.inventory, args.wheel], "fleet", force=True,
+                            option="--out")
+
+    with output_lock(args.out, "--out", check=check):
+        return _run(args, boards, others, bench_args, ssh, artifact, profiles, data, Path(args.out))
+
+
+def _run(args, boards, others, bench_args, ssh, artifact, profiles, data, out) -> int:
+    import tempfile
+    from datetime import datetime, timezone
+
+    from edgebranchy.remote import bundle
+    from edgebranchy.remote.fleet import kept_results, run_fleet, status_table
+    from edgebranchy.remote.job import JobConfig
+
     with tempfile.TemporaryDirectory(prefix="edgebranchy-wheel-") as tmp:
         wheel_path = args.wheel or bundle.build_wheel(tmp)
         wheel = bundle.wheel_part(wheel_path)

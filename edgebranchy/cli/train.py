@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import (betas, deprecated_alias, device, exit_weights, floats, nonneg_int, positive_float,
-                                   positive_int, resnet_depth, seed)
+from edgebranchy.cli._args import (batch_size, betas, bounded_int, deprecated_alias, device, exit_weights, floats,
+                                   positive_float, resnet_depth, samples, seed)
 
 ORDER = 10
 
@@ -23,8 +23,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="fashion-mnist, mnist, cifar10, digits, synthetic, or imagefolder (DIR/<class>/*.jpg)")
     p.add_argument("--data-dir", help="directory with the dataset files (default: $EDGEBRANCHY_DATA/NAME, else the system's copy)")
     g = p.add_argument_group("image folders (--dataset imagefolder)")
-    g.add_argument("--image-size", type=int, metavar="N", help="resize the shorter side to N pixels (default 224)")
-    g.add_argument("--crop", type=int, metavar="N", help="centre crop N x N after resizing (default: --image-size)")
+    g.add_argument("--image-size", type=bounded_int(1, "input_size"), metavar="N", help="resize the shorter side to N pixels (default 224)")
+    g.add_argument("--crop", type=bounded_int(1, "input_size"), metavar="N", help="centre crop N x N after resizing (default: --image-size)")
     g.add_argument("--grayscale", action="store_true", help="read images as one channel (default RGB)")
     g.add_argument("--mean", type=floats, help="per-channel mean on 0..1 pixels, e.g. 0.485,0.456,0.406 "
                                                "(default: measured on the training images)")
@@ -46,30 +46,31 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "and ignore the file's (e.g. fc or classifier: an ImageNet classifier in a 10-class "
                         "model); comma-separated or repeated")
     p.add_argument("--out", default="runs/model.pt", help="checkpoint to write")
-    p.add_argument("--epochs", type=positive_int, default=10,
+    p.add_argument("--epochs", type=bounded_int(1, "epochs"), default=10,
                    help="epochs PER PHASE: the baseline phase and then the joint phase each run --epochs "
                         "(as in quickstart), unless --baseline-epochs is given")
-    p.add_argument("--baseline-epochs", type=nonneg_int,
+    p.add_argument("--baseline-epochs", type=bounded_int(0, "epochs"),
                    help="epochs of the baseline phase (default: --epochs; 0 skips it)")
-    p.add_argument("--batch-size", type=positive_int, help="global batch size (default 128; paper recipe 512)")
+    p.add_argument("--batch-size", type=batch_size, help="global batch size (default 128; paper recipe 512)")
     p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
     p.add_argument("--betas", type=betas, help="Adam betas, two numbers (default: 0.9,0.999; with --paper-recipe 0.99,0.999)")
     p.add_argument("--exit-weights", type=exit_weights, help="loss weight per exit (default 1.0 per side exit, 0.3 last)")
     p.add_argument("--paper-recipe", action="store_true", help="the paper's Adam betas (0.99, 0.999) and batch 512")
     p.add_argument("--seed", type=seed, default=0,
                    help="seed of the train/validation split, the initial weights and the batch order")
-    p.add_argument("--val-size", type=positive_int,
+    p.add_argument("--val-size", type=samples,
                    help="training samples held out as the validation split for calibration (default: 5000 on the "
                         "60k/50k-sample sets, else 10%% of the training samples)")
-    p.add_argument("--samples", type=positive_int, metavar="N",
+    p.add_argument("--samples", type=samples, metavar="N",
                    help="use only the first N training and test samples (quick runs; the same flag as in "
                         "predict and bench)")
-    deprecated_alias(p, "--limit", "--samples", type=positive_int)
-    p.add_argument("--max-steps", type=positive_int, help="stop each phase after N steps (smoke runs)")
+    deprecated_alias(p, "--limit", "--samples", type=samples)
+    p.add_argument("--max-steps", type=bounded_int(1, "steps"), help="stop each phase after N steps (smoke runs)")
     p.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--resume", action="store_true", help="continue from OUT.resume after an interruption")
+    p.add_argument("--force", action="store_true", help="replace an earlier checkpoint at --out")
     p.add_argument("--dry-run", action="store_true", help="print the model summary (params, MACs per exit) and stop")
-    p.add_argument("--log-every", type=nonneg_int, default=0, metavar="N",
+    p.add_argument("--log-every", type=bounded_int(0, "steps"), default=0, metavar="N",
                    help="also print the running loss every N steps (useful in logs, where the bar is hidden)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
@@ -134,12 +135,33 @@ def run(args) -> int:
         raise EdgeBranchyError("--batch-size must be positive")
     if args.dry_run:
         return _dry_run(cfg)
-    from edgebranchy.train.trainer import Trainer, validate_train_config
-    from edgebranchy.util.outputs import check_output
+    from edgebranchy.train.trainer import validate_train_config
 
     validate_train_config(cfg)
-    # retraining replaces an earlier checkpoint at --out; anything else there is refused
-    check_output(args.out, [], "checkpoint", force=True, data_dirs=[args.data_dir])
+    with _out_lock(args):
+        return _train(args, cfg)
+
+
+def _out_lock(args):
+    """The lock of --out (and its OUT.resume), taken by the main process only: torchrun's ranks share one. An
+    earlier checkpoint at --out is replaced only with --force; anything else there is refused."""
+    import contextlib
+    import os
+
+    from edgebranchy.util.locks import output_lock
+    from edgebranchy.util.outputs import check_output
+
+    def check() -> None:
+        check_output(args.out, [], "checkpoint", force=args.force, data_dirs=[args.data_dir])
+
+    if os.environ.get("RANK", "0") != "0":
+        check()
+        return contextlib.nullcontext()
+    return output_lock(args.out, "--out", check=check)
+
+
+def _train(args, cfg) -> int:
+    from edgebranchy.train.trainer import Trainer
 
     trainer = Trainer(cfg, args.out, progress=not args.quiet)
     if trainer.dist.main and not args.quiet:

@@ -128,16 +128,30 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
     (export/quantize.py); the INT8 graphs are written beside the FP32 ones.
     """
     from edgebranchy.util.checks import is_int_at_least
+    from edgebranchy.util.limits import limit, reason
+    from edgebranchy.util.locks import output_lock
     from edgebranchy.util.outputs import check_output
 
     check_precision(precision, "`precision`")
     if not is_int_at_least(check_samples, 0):
         raise EdgeBranchyError(f"`check_samples` must be a whole number >= 0 (0 skips the check), "
                                f"got {check_samples!r}")
-    if precision == "int8" and not is_int_at_least(calibration_samples, 1):
-        raise EdgeBranchyError(f"`calibration_samples` must be a whole number >= 1, got {calibration_samples!r}")
-    check_output(out, [checkpoint], "artifact", force=force, data_dirs=[data_dir])
+    if check_samples > limit("samples"):
+        raise EdgeBranchyError(f"`check_samples` must be at most {limit('samples')} ({reason('samples')}), "
+                               f"got {check_samples!r}")
+    if precision == "int8" and not is_int_at_least(calibration_samples, 1, int(limit("samples"))):
+        raise EdgeBranchyError(f"`calibration_samples` must be a whole number from 1 to {limit('samples')} "
+                               f"({reason('samples')}), got {calibration_samples!r}")
     n_calib = calibration_samples if precision == "int8" else 0
+    with output_lock(out, check=lambda: check_output(out, [checkpoint], "artifact", force=force,
+                                                     data_dirs=[data_dir])):  # one export at a time writes `out`
+        return _write_artifact(checkpoint, out, precision, simplify, samples, check_samples, force,
+                               normalize_entropy, prune, data_dir, single_graph, log, n_calib)
+
+
+def _write_artifact(checkpoint, out, precision: str, simplify: bool, samples, check_samples: int, force: bool,
+                    normalize_entropy, prune: bool, data_dir, single_graph: bool, log: Callable[[str], None],
+                    n_calib: int) -> Path:
     plan = _plan(checkpoint, precision, samples, check_samples, normalize_entropy, prune, data_dir, log, n_calib)
 
     def build(tmp: Path) -> None:

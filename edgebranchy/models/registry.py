@@ -45,8 +45,24 @@ def factory(name: str) -> Callable[..., BranchyNet]:
                            "or give module:function of your own factory")
 
 
+#: the zoo's size arguments and their bounds in util/limits.py
+_SIZES = {"input_size": "input_size", "in_channels": "channels", "num_classes": "classes", "depth": "resnet_depth"}
+
+
+def _check_sizes(name: str, args: dict) -> None:
+    """A size argument past its bound is refused before any layer is allocated (a 30000-pixel input)."""
+    from edgebranchy.util.limits import limit, reason
+
+    for key, bound in _SIZES.items():
+        v = args.get(key) if isinstance(args, dict) else None
+        if isinstance(v, int) and not isinstance(v, bool) and v > limit(bound):
+            raise EdgeBranchyError(f"model {name!r}: `{key}` must be at most {limit(bound)} ({reason(bound)}), "
+                                   f"got {v}")
+
+
 def build_model(name: str, args: dict[str, Any] | None = None) -> BranchyNet:
     """Instantiate a model from its name and keyword arguments (what a checkpoint records)."""
+    _check_sizes(name, args or {})
     try:
         net = factory(name)(**(args or {}))
     except TypeError as e:

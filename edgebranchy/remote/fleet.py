@@ -96,8 +96,10 @@ def run_fleet(boards: list[Board], cfg: JobConfig, *, workers: int | None = None
 
 
 def _write_status(cfg: JobConfig, results: list[BoardResult]) -> Path:
+    from edgebranchy.util.kinds import FLEET_SCHEMA
+
     return atomic_write_json(cfg.out / STATUS_FILE, {
-        "run": cfg.run_id, "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "schema": FLEET_SCHEMA, "run": cfg.run_id, "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "artifact": {"name": cfg.artifact.label, "digest": cfg.artifact.digest},
         "wheel": {"file": cfg.wheel.label, "digest": cfg.wheel.digest},
         "boards": [r.to_dict() for r in results]})

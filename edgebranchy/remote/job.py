@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
+from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.remote import scripts
 from edgebranchy.remote.bundle import Part
 from edgebranchy.remote.ssh import ConnectionFailed, Result, SshOptions, Transport
@@ -159,9 +160,12 @@ class BoardJob:
                 self._fail(self._current, f"{type(e).__name__}: {e}")
         if self.cfg.cancel.is_set() and res.status != "ok":
             return res  # interrupted: the board's folder from an earlier run stays as it was
-        if res.status != "unreachable":
-            self._fetch()  # after a failure too: whatever the step left (a partial trial log, doctor.json)
-        self._write_local()
+        try:
+            if res.status != "unreachable":
+                self._fetch()  # after a failure too: whatever the step left (a partial trial log, doctor.json)
+            self._write_local()
+        except Exception as e:  # a local I/O error with this board's files must not take the other boards down
+            self._fail("fetch", f"{type(e).__name__}: {e}")
         return res
 
     def _fail(self, step: str, message: str) -> None:
@@ -286,7 +290,13 @@ class BoardJob:
             if self.result.status == "ok":
                 self.result.status, self.result.failed_step, self.result.error = "failed", "fetch", r.tail()
             return
-        self._fetched = _read_tar(r.raw)
+        try:
+            self._fetched = _read_tar(r.raw)
+        except _StepFailed as e:  # this board's answer alone is bad: it fails, the fleet goes on
+            self._record("fetch", "failed", t0, str(e))
+            if self.result.status == "ok":
+                self.result.status, self.result.failed_step, self.result.error = "failed", "fetch", str(e)
+            return
         self._record("fetch", "ok", t0, ", ".join(sorted(self._fetched)) or "nothing")
         if self.result.status == "ok" and "results.json" not in self._fetched:
             self.result.status, self.result.failed_step, self.result.error = "failed", "fetch", "no results.json"
@@ -328,12 +338,29 @@ def _facts_text(facts: dict) -> str:
 
 
 def _read_tar(data: bytes) -> dict[str, bytes]:
-    """Regular files at the top of a run folder's tar (anything else, or any path with '/', is ignored)."""
+    """Regular files at the top of a run folder's tar, after the fetch's mark (a login banner before it is
+    skipped); anything else, or a path with '/', is ignored. _StepFailed when there is no readable tar, or one
+    with a path or link out of its folder (util/readers.tar_files)."""
     from edgebranchy.util.readers import tar_files
 
+    at = data.find(scripts.TAR_MARK)
+    if at < 0:
+        head = data[:120].decode("utf-8", "replace").splitlines()
+        raise _StepFailed("fetch", "the board's answer holds no run folder (" + (
+            f"it printed {head[0]!r}: a login banner on stdout, e.g. an echo in .bashrc?" if head else "nothing")
+            + ")")
+    try:
+        files = tar_files(data[at + len(scripts.TAR_MARK):], "the board's returned tar", "board-tar")
+    except EdgeBranchyError as e:
+        raise _StepFailed("fetch", str(e)) from None
     out = {}
-    for member, body in tar_files(data, "the board's returned tar", "board-tar"):
+    for member, body in files:
         parts = [p for p in PurePosixPath(member).parts if p != "."]
-        if len(parts) == 1 and parts[0] not in ("status.json", "remote.log"):
+        if len(parts) == 1 and parts[0] not in ("status.json", "remote.log") and len(out) < _MAX_FILES \
+                and len(body) <= _MAX_FILE:
             out[parts[0]] = body
     return out
+
+
+_MAX_FILES = 256  # files fetched from one board's run folder
+_MAX_FILE = 1 << 30  # bytes of one fetched file

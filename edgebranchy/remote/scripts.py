@@ -14,6 +14,8 @@ from __future__ import annotations
 import shlex
 
 PROBE_MARK = "edgebranchy-probe:"
+#: the line the fetch prints just before its tar: what a login banner (an `echo` in .bashrc) printed comes before it
+TAR_MARK = b"edgebranchy-tar-follows\n"
 
 
 def workdir_expr(workdir: str) -> str:
@@ -120,5 +122,7 @@ EDGEBRANCHY_PROFILES="$WD/profiles" exec "$WD/venv/bin/edgebranchy" {' '.join(wo
 
 def fetch_run(workdir: str, run: str) -> str:
     """A tar of WORKDIR/runs/RUN on stdout."""
-    return _head(workdir) + f"""cd "$WD/runs/"{shlex.quote(run)} && exec tar -cf - .
+    return _head(workdir) + f"""cd "$WD/runs/"{shlex.quote(run)} || exit 1
+printf '%s\\n' {shlex.quote(TAR_MARK.decode().strip())}
+exec tar -cf - .
 """

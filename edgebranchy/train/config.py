@@ -55,16 +55,18 @@ def validate_train_config(cfg: TrainConfig) -> None:
     def fail(name: str, rng: str, v) -> None:
         raise EdgeBranchyError(f"{name} must be {rng}, got {v!r}")
 
-    if not is_int(cfg.epochs) or cfg.epochs < 1:
-        fail("epochs", "a whole number >= 1", cfg.epochs)
-    for name, low in (("baseline_epochs", 0), ("val_size", 1), ("limit", 1), ("max_steps", 1)):
+    from edgebranchy.util.limits import limit, reason
+
+    for name, low, bound in (("epochs", 1, "epochs"), ("baseline_epochs", 0, "epochs"), ("val_size", 1, "samples"),
+                             ("limit", 1, "samples"), ("max_steps", 1, "steps"), ("batch_size", 1, "batch"),
+                             ("eval_batch", 1, "batch")):
         v = getattr(cfg, name)
-        if v is not None and (not is_int(v) or v < low):
+        if v is None and name not in ("epochs", "batch_size", "eval_batch"):
+            continue
+        if not is_int(v) or v < low:
             fail(name, f"a whole number >= {low}", v)
-    if not is_int(cfg.batch_size) or cfg.batch_size < 1:
-        fail("batch_size", "a whole number >= 1", cfg.batch_size)
-    if not is_int(cfg.eval_batch) or cfg.eval_batch < 1:
-        fail("eval_batch", "a whole number >= 1", cfg.eval_batch)
+        if v > limit(bound):
+            fail(name, f"at most {limit(bound)} ({reason(bound)})", v)
     if not is_num(cfg.lr) or cfg.lr <= 0:
         fail("lr", "a finite number > 0", cfg.lr)
     if not is_num(cfg.weight_decay) or cfg.weight_decay < 0:

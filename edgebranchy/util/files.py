@@ -74,17 +74,53 @@ def atomic_write_dir(out: str | os.PathLike, build: Callable[[Path], None], repl
         try:
             os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700; a plain mkdir would not
             build(tmp)
-            if out.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-                os.replace(out, old / "a")
-                os.replace(tmp, out)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, out)
+            swap_into_place(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return out
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), rename_exchange) == 0:
+        return True
+    return False  # EINVAL (file system without it), ENOSYS: the two-rename way
+
+
+def swap_into_place(new: Path, out: Path) -> None:
+    """Put the finished directory `new` at `out`, replacing an earlier one there: in one atomic exchange where
+    the system has it, else two renames that no SIGINT or SIGTERM can separate. The old one is then removed."""
+    from edgebranchy.util.signals import uninterrupted
+
+    if not out.exists():
+        os.replace(new, out)
+        return
+    if _exchange(new, out):
+        shutil.rmtree(new, ignore_errors=True)  # now the old directory
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+    try:
+        with uninterrupted():
+            os.replace(out, old / "a")
+            try:
+                os.replace(new, out)
+            except BaseException:
+                os.replace(old / "a", out)
+                raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

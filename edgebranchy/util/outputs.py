@@ -16,8 +16,8 @@ from typing import Iterable
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.util.kinds import describe, what_is
 
-DIR_KINDS = ("artifact", "report")
-FILE_KINDS = ("checkpoint", "results", "plan", "trial-log")
+DIR_KINDS = ("artifact", "report", "fleet")
+FILE_KINDS = ("checkpoint", "results", "plan", "trial-log", "doctor", "predictions")
 
 
 def _resolved(p: str | os.PathLike) -> Path:
@@ -89,6 +89,7 @@ def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | No
     out = Path(out)
     if str(out) == "":
         raise EdgeBranchyError(f"{option} is empty")
+    refuse_symlink(out, option)
     r_out = _resolved(out)
     _check_overlap(out, r_out, inputs, option, inside_ok=False)
     _check_overlap(out, r_out, data_dirs, option, inside_ok=True)
@@ -99,10 +100,14 @@ def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | No
                 raise EdgeBranchyError(f"{option} {out} already holds {describe(kind)}; pass `force` to replace it")
         elif kind in DIR_KINDS and _is_empty_dir(out):
             pass  # an empty folder loses nothing
+        elif kind == "fleet":
+            raise EdgeBranchyError(f"{option} {out} is {describe(found)}; `remote` writes its boards/, status.json "
+                                   "and report/ only into a new or empty folder or an earlier remote run's: "
+                                   "choose another output")
         elif kind in DIR_KINDS and found in FILE_KINDS + ("other-file",):
             raise EdgeBranchyError(f"{option} {out} exists and is not a directory ({describe(found)}); "
                                    "choose another output")
-        elif kind in FILE_KINDS and found in ("other-dir", "artifact", "report", "quickstart"):
+        elif kind in FILE_KINDS and found in ("other-dir", "artifact", "report", "quickstart", "fleet"):
             raise EdgeBranchyError(f"{option} {out} is a folder; name the {kind} file to write, e.g. "
                                    f"{out / ('model.pt' if kind == 'checkpoint' else 'results.json')}")
         else:
@@ -111,6 +116,14 @@ def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | No
                                    "choose another output")
     _probe_writable(out, option)
     return out
+
+
+def refuse_symlink(out: Path, option: str = "`out`") -> None:
+    """An output that is a symbolic link (dangling or not) is refused: writing through it would land
+    wherever it points, and replacing it would not replace what the user sees there."""
+    if os.path.islink(out):
+        raise EdgeBranchyError(f"{option} {out} is a symbolic link; edgebranchy does not write through links: "
+                               "name the real path")
 
 
 def _check_overlap(out: Path, r_out: Path, inputs, option: str, inside_ok: bool) -> None:
@@ -136,6 +149,7 @@ def check_report_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLi
     from edgebranchy.util.kinds import REPORT_MARKER
 
     out = Path(out)
+    refuse_symlink(out, option)
     found = what_is(out)
     if found not in ("missing", "other-dir", "report"):
         raise EdgeBranchyError(f"{option} {out} exists and is not a directory ({describe(found)}); "

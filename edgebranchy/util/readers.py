@@ -23,6 +23,7 @@ import sys
 import zipfile
 import zlib
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import IO, Any, Dict, List
 
 from edgebranchy.errors import EdgeBranchyError
@@ -371,6 +372,11 @@ def tar_files(data: bytes, where: str, kind: str) -> List[Any]:
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
             for m in tar.getmembers():
+                parts = PurePosixPath(m.name).parts
+                if m.name.startswith("/") or ".." in parts or \
+                        ((m.issym() or m.islnk()) and (m.linkname.startswith("/") or ".." in PurePosixPath(m.linkname).parts)):
+                    raise EdgeBranchyError(f"{where}: it holds {m.name!r}, a path or link out of its folder: "
+                                           "nothing of it is kept")
                 f = tar.extractfile(m) if m.isfile() else None
                 if f is not None:
                     out.append((m.name, f.read()))

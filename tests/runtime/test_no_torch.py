@@ -17,7 +17,7 @@ def _run(code: str, timeout=300):
 
 def test_block_works():
     r = _run("import torch")
-    assert r.returncode != 0 and "blocked" in r.stderr
+    assert r.returncode != 0 and "ModuleNotFoundError: No module named 'torch'" in r.stderr  # as without torch
 
 
 def test_imports_and_help_without_torch():

@@ -11,6 +11,7 @@ from typing import Any, Iterable, Sequence
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.util.checks import is_int
+from edgebranchy.util.limits import limit, reason
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class BackendOption:
     default: Any
     help: str = ""
     minimum: int | None = None          # "int" only
+    bound: str | None = None            # "int" only: its largest value is this bound of util/limits.py
     choices: tuple[str, ...] = ()       # "str" only: the allowed values (empty: any string)
     nullable: bool = False              # None is allowed (and means "not set")
     flag: str | None = None             # the CLI flag (`--threads`), if the CLI offers one
@@ -31,6 +33,9 @@ class BackendOption:
         """`value` if it has this option's type and bounds; EdgeBranchyError otherwise."""
         if value is None and self.nullable:
             return value
+        if self.kind == "int" and self.bound is not None and is_int(value) and value > limit(self.bound):
+            raise EdgeBranchyError(f"{backend} option {self.name} must be at most {limit(self.bound)} "
+                                   f"({reason(self.bound)}), got {value!r}")
         ok = {"int": lambda v: is_int(v) and (self.minimum is None or v >= self.minimum),
               "bool": lambda v: isinstance(v, bool),
               "str": lambda v: isinstance(v, str) and (not self.choices or v in self.choices),
@@ -80,7 +85,7 @@ def add_cli_flags(parser: Any, backends: Iterable[tuple[str, Sequence[BackendOpt
             if o.kind == "bool":
                 kw["choices"] = ["on", "off"]
             elif o.kind == "int":
-                kw["type"] = _int_flag(o.minimum)
+                kw["type"] = _int_flag(o.minimum, o.bound)
             elif o.choices:
                 kw["choices"] = list(o.choices)
             parser.add_argument(o.flag, **kw)
@@ -100,8 +105,8 @@ def cli_options(args: Any, backend: str, backends: Iterable[tuple[str, Sequence[
     return out
 
 
-def _int_flag(minimum: int | None):
-    """An argparse type: a whole number >= minimum, refused at parse time (before any work)."""
+def _int_flag(minimum: int | None, bound: str | None = None):
+    """An argparse type: a whole number >= minimum (and at most the bound `bound`), refused at parse time."""
     import argparse
 
     def parse(text: str) -> int:
@@ -111,6 +116,8 @@ def _int_flag(minimum: int | None):
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if minimum is not None and v < minimum:
             raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got {text}")
+        if bound is not None and v > limit(bound):
+            raise argparse.ArgumentTypeError(f"must be at most {limit(bound)} ({reason(bound)}), got {text}")
         return v
 
     parse.__name__ = "int"
