@@ -66,7 +66,7 @@ def _ort_reference(x: np.ndarray) -> np.ndarray:
 def check_tensorrt(log: Callable[[str], None] = lambda s: None) -> List[dict]:
     """TensorRT and pycuda: import, versions, CUDA context, GPU facts, DLA cores, and the tiny engine."""
     from edgebranchy.tensorrt import compat
-    from edgebranchy.tensorrt.device import describe_device, import_tensorrt, make_logger
+    from edgebranchy.tensorrt.device import describe_device, import_tensorrt
 
     rows: List[dict] = []
     try:
@@ -87,19 +87,36 @@ def check_tensorrt(log: Callable[[str], None] = lambda s: None) -> List[dict]:
         return rows
     if trt is None:
         return rows
-    try:
-        import pycuda.autoprimaryctx as primary  # the primary context, shared with TensorRT
-        name, cc, sms = describe_device(cuda, primary.device)
+    try:  # the primary context (TensorRT's), retained and pushed only while the doctor works: pycuda aborts a
+        # thread that ends with a context pushed, and `pycuda.autoprimaryctx` would push it here for good
+        cuda.init()
+        device = cuda.Device(0)
+        gpu = describe_device(cuda, device)
+        context = device.retain_primary_context()
+        context.push()
     except Exception as e:  # noqa: BLE001 - reported, with the advice
         rows.append(_row("cuda", "fail", f"no CUDA context: {type(e).__name__}: {e}",
                          "check the driver (nvidia-smi / tegrastats) and that the GPU is visible in the container "
                          "(--runtime nvidia)"))
         return rows
+    try:
+        rows += _with_context(trt, cuda, gpu, compat, log)
+    finally:
+        cuda.Context.pop()
+    return rows
+
+
+def _with_context(trt: Any, cuda: Any, gpu: tuple, compat: Any, log: Callable[[str], None]) -> List[dict]:
+    """The GPU facts and the tiny engine, with the primary context current."""
+    from edgebranchy.tensorrt.device import make_logger
+
+    rows: List[dict] = []
+    name, cc, sms = gpu
     logger = make_logger(trt, log)
     builder = trt.Builder(logger)
     dla = int(builder.num_DLA_cores)
     rows.append(_row("cuda", "ok", f"{name}, compute capability {cc[0]}.{cc[1]}, {sms} SMs, {dla} DLA core(s); "
-                                   f"pycuda primary context current", gpu=name,
+                                   f"pycuda primary context retained", gpu=name,
                      compute_capability=f"{cc[0]}.{cc[1]}", sm_count=sms, dla_cores=dla))
     try:
         rows.append(_tiny_engine(trt, cuda, builder, logger, compat))

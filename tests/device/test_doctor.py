@@ -67,3 +67,20 @@ def test_the_doctor_graph_is_package_data():
     assert doctor.graph_bytes().startswith(b"\x08")  # an ONNX ModelProto
     # package data lives in setup.py (it also maps profiles/ into the wheel); the wheel test checks the wheel
     assert '"tensorrt/data/*.onnx"' in (ROOT / "setup.py").read_text()
+
+
+def test_doctor_on_a_worker_thread_leaves_no_context_pushed(monkeypatch):
+    """`pycuda.autoprimaryctx` pushes the primary context on the importing thread for good; pycuda aborts the
+    process when a thread ends with a context on its stack (cuda.hpp context_stack::~context_stack). The doctor,
+    run by a library user on a worker thread, retains the primary context and pushes it only while it works."""
+    import gc
+    import threading
+
+    d = install(monkeypatch, "10.3.0")
+    out: dict = {}
+    t = threading.Thread(target=lambda: out.update(rows=doctor.check_tensorrt(), stack=list(d.state.ctx_stack())))
+    t.start()
+    t.join()
+    gc.collect()
+    assert {r["check"]: r["status"] for r in out["rows"]}["engine"] == "ok"
+    assert out["stack"] == [] and not any("abort" in v for v in d.violations), d.violations

@@ -446,8 +446,13 @@ def make_driver_module() -> types.ModuleType:
 
 
 def exec_autoprimaryctx(module: types.ModuleType) -> None:
-    """What importing pycuda.autoprimaryctx does: init, retain the primary context, make it current here."""
+    """What importing pycuda.autoprimaryctx does (pycuda/autoprimaryctx.py): init, retain device 0's primary
+    context and push it on the importing thread, for good (its atexit hook pops it on the main thread only);
+    the module exposes `device` and `context`."""
     init()
+    module.device = Device(0)
+    module.context = module.device.retain_primary_context()
+    module.context.push()
     dev = Device(0)
     ctx = dev.retain_primary_context()
     ctx.push()
