@@ -5,7 +5,7 @@ Signatures:
   artifact   a directory whose manifest.json has schema "edgebranchy.artifact"
   report     a directory with report.md or report.html and the REPORT_MARKER file
   quickstart a directory with the QUICKSTART_MARKER file that `edgebranchy quickstart` writes first
-  results    a JSON file with schema "edgebranchy.results"
+  results    a JSON file with schema "edgebranchy.results", or "edgebranchy.streams" (bench --streams)
   trial-log  a .jsonl file whose first line is a bench "start" record
   checkpoint a torch zip file whose data.pkl holds the "edgebranchy.checkpoint" header
 """
@@ -24,6 +24,7 @@ KINDS: tuple[str, ...] = ("checkpoint", "artifact", "results", "trial-log", "rep
 
 ARTIFACT_SCHEMA = "edgebranchy.artifact"
 RESULTS_SCHEMA = "edgebranchy.results"
+STREAMS_SCHEMA = "edgebranchy.streams"
 CHECKPOINT_FORMAT = "edgebranchy.checkpoint"
 REPORT_SCHEMA = "edgebranchy.report"
 REPORT_MARKER = "edgebranchy-report.json"
@@ -106,7 +107,7 @@ def what_is(path: str | os.PathLike) -> Kind:
             return "trial-log" if _is_trial_log(p) else "other-file"
         if _is_checkpoint(p):
             return "checkpoint"
-        if _json_schema(p, limit=64 << 20) == RESULTS_SCHEMA:
+        if _json_schema(p, limit=64 << 20) in (RESULTS_SCHEMA, STREAMS_SCHEMA):
             return "results"
     except OSError:
         return "other-file"
