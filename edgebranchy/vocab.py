@@ -25,6 +25,8 @@ BATCH1_FORMS: Tuple[str, ...] = ("segments", "single-graph")
 #: threads (one per segment), independent batches on worker threads (each the whole early-exit loop), or "auto"
 #: (the one `choose_stream` measured fastest on that runner; sequential until it has)
 STREAM_MODES: Tuple[str, ...] = ("auto", "sequential", "pipelined", "concurrent")
+#: what runs each stream of `bench --streams`: a process of its own (no shared interpreter lock) or a thread
+STREAM_CLIENTS: Tuple[str, ...] = ("processes", "threads")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Callable
 from edgebranchy.bench.stream_clients import VARIANTS, ClientJob, run_client
 from edgebranchy.errors import EdgeBranchyError
 
-CLIENT_KINDS = ("processes", "threads")
+from edgebranchy.vocab import STREAM_CLIENTS as CLIENT_KINDS
 
 
 @dataclass

@@ -6,7 +6,7 @@ import sys
 
 from edgebranchy.cli._args import add_backend_flags, add_drift_flags, nonneg_float, nonneg_int, positive_float, \
     positive_int
-from edgebranchy.vocab import BACKEND_NAMES, FORMS
+from edgebranchy.vocab import BACKEND_NAMES, FORMS, STREAM_CLIENTS
 
 ORDER = 50
 
@@ -54,7 +54,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     help="requests per second per stream, at fixed times (latency then includes queueing); default: "
                          "back to back")
     st.add_argument("--stream-seconds", type=positive_float, default=3.0, help="seconds per measurement window")
-    st.add_argument("--clients", choices=("processes", "threads"), default="processes",
+    st.add_argument("--clients", choices=STREAM_CLIENTS, default=STREAM_CLIENTS[0],
                     help="one process per stream (no shared interpreter lock) or one thread per stream in this process")
     p.add_argument("--pipelined", action="store_true", help="branchy runs as a pipelined stream (throughput)")
     p.add_argument("--speculate", action="store_true",
