@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -68,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    # before torch loads: OpenMP threads that wait for work sleep instead of spinning. Measured: one core busy,
+    # spinning made a B-LeNet epoch many times slower (benchmarks/results/train_threads.md); the user's own
+    # OMP_WAIT_POLICY is kept
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from edgebranchy.util import talk
 
     talked = talk.enabled()

@@ -2,6 +2,7 @@
 the start, OMP_NUM_THREADS obeyed; a real busy process is seen; every epoch records what it used."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -73,3 +74,15 @@ def test_every_epoch_records_its_threads(tmp_path, restore_threads):
     assert [h["cpu_threads"]["threads"] for h in t.history] == [1, 1]  # the caller's 1 is the ceiling
     assert all("usable CPUs" in h["cpu_threads"]["why"] or "OMP_NUM_THREADS" in h["cpu_threads"]["why"]
                for h in t.history)
+
+
+@pytest.mark.parametrize("given,expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_the_cli_makes_openmp_wait_passively_before_torch_loads(given, expected):
+    """A command's process gets OMP_WAIT_POLICY=PASSIVE (the user's own value kept) before torch is imported."""
+    code = ("import os, sys\nfrom edgebranchy.cli import main\nmain(['profiles'])\n"
+            "print('POLICY', os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)\n")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert f"POLICY {expected}" in out.stdout
