@@ -144,9 +144,12 @@ def _run_clients(jobs: list, kind: str) -> list:
     except queue.Empty:
         raise EdgeBranchyError("a stream client gave no answer for 10 minutes") from None
     finally:
-        barrier.abort() if len(got) < len(jobs) else None
+        if len(got) < len(jobs):
+            barrier.abort()  # the clients still waiting at it stop
         for w in workers:
             w.join(timeout=30)
+            if w.is_alive() and hasattr(w, "terminate"):
+                w.terminate()  # a process client that hangs (a thread cannot be stopped; it is a daemon)
     return [got[i] for i in range(len(jobs))]
 
 
