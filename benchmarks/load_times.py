@@ -2,7 +2,7 @@
 
 Usage:
   python benchmarks/load_times.py train [--samples 6000] [--repeats 1]
-  python benchmarks/load_times.py quickstart --before /work/main [--repeats 1]
+  python benchmarks/load_times.py quickstart --before /work/main [--repeats 1] [--epochs N]
 
 "busy": a `while True: pass` process pinned to the last CPU of this process's affinity mask, started by this
 script before the measured command and killed after it. Every command runs in a fresh subprocess, so that the
@@ -83,7 +83,7 @@ def train(samples: int, repeats: int) -> None:
                   flush=True)
 
 
-def quickstart(before: Path, repeats: int) -> None:
+def quickstart(before: Path, repeats: int, extra: list) -> None:
     print("| code | quiet: s (load) | one core busy: s (load) | busy / quiet |")
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,7 +94,7 @@ def quickstart(before: Path, repeats: int) -> None:
                 for i in range(repeats):
                     out = f"{tmp}/{name}-{int(busy)}-{i}"
                     secs, _, load = timed([str(root / ".venv/bin/python"), "-m", "edgebranchy", "quickstart", "--out",
-                                           out], {}, root, busy)
+                                           out, *extra], {}, root, busy)
                     runs.append((secs, load))
                 got[busy] = sorted(runs)[len(runs) // 2]
             q, b = got[False], got[True]
@@ -108,6 +108,7 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=6000)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--before", type=Path, default=Path("/work/main"))
+    ap.add_argument("--epochs", type=int, default=None, help="quickstart --epochs (default: quickstart's own)")
     a = ap.parse_args()
     print(f"<!-- command: python benchmarks/load_times.py {' '.join(sys.argv[1:])} -->")
     print(f"# {a.what} time quiet and with one core busy ({time.strftime('%Y-%m-%d %H:%M')}, "
@@ -115,7 +116,7 @@ def main() -> int:
     if a.what == "train":
         train(a.samples, a.repeats)
     else:
-        quickstart(a.before, a.repeats)
+        quickstart(a.before, a.repeats, ["--epochs", str(a.epochs)] if a.epochs else [])
     print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
     return 0
 
