@@ -342,7 +342,7 @@ class Artifact:
         elif precision == "fp16":
             rel = entry.get("fp16_file")
             if not rel:
-                raise EdgeBranchyError(f"{self.root}: no FP16 graph for the {what}; re-export with --precision fp16")
+                raise EdgeBranchyError(f"{self.root}: no FP16 graph for the {what}; re-export with `precision` fp16")
         else:  # a precision of the vocabulary that artifacts do not hold graphs for
             raise EdgeBranchyError(f"{self.root}: the artifact holds no {precision} graph for the {what}")
         return safe_relpath(self.root, rel)

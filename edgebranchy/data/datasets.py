@@ -121,10 +121,10 @@ def _resolve_dir(name: str, data_dir: str | os.PathLike | None) -> Path:
         if c.is_dir():
             return c
     hint = {
-        "fashion-mnist": "install it with `apt-get install dataset-fashion-mnist` (Debian) or pass --data-dir "
+        "fashion-mnist": "install it with `apt-get install dataset-fashion-mnist` (Debian) or pass `data_dir` "
                          "with the four *-ubyte(.gz) files",
-        "mnist": "pass --data-dir with train-images-idx3-ubyte(.gz) and the other three MNIST files",
-        "cifar10": "pass --data-dir with the CIFAR-10 python batches (cifar-10-batches-py)",
+        "mnist": "pass `data_dir` with train-images-idx3-ubyte(.gz) and the other three MNIST files",
+        "cifar10": "pass `data_dir` with the CIFAR-10 python batches (cifar-10-batches-py)",
     }[name]
     raise EdgeBranchyError(f"dataset {name!r} not found; {hint}")
 
@@ -187,7 +187,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, val_size:
 
         return load_imagefolder(data_dir, val_size, seed, limit, image)
     if image:
-        raise EdgeBranchyError(f"image options ({', '.join(sorted(image))}) apply to --dataset imagefolder only")
+        raise EdgeBranchyError(f"image options ({', '.join(sorted(image))}) apply to `dataset` imagefolder only")
     if name in ("fashion-mnist", "mnist", "cifar10"):
         return _load_files(name, _resolve_dir(name, data_dir), val_size, seed, limit)
     if name == "digits":

@@ -178,7 +178,7 @@ def _report(bad: list[tuple[Path, str]], strict: bool, log: Callable[[str], None
     if strict:
         p, why = bad[0]
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise EdgeBranchyError(f"{p}: {why}{more}; without --strict-images such files are skipped")
+        raise EdgeBranchyError(f"{p}: {why}{more}; without `strict_images` such files are skipped")
     for p, why in bad[:MAX_NAMED]:
         log(f"skipping {p}: {why}")
     log(f"skipped {len(bad)} file(s) that are not usable images" +
@@ -255,7 +255,7 @@ def load_imagefolder(data_dir: str | os.PathLike | None, val_size: int | None = 
     from edgebranchy.data.datasets import DataBundle, Normalization, Split, split_train_val
 
     if data_dir is None:
-        raise EdgeBranchyError("dataset 'imagefolder' needs --data-dir DIR with one folder of images per class")
+        raise EdgeBranchyError("dataset 'imagefolder' needs `data_dir` DIR with one folder of images per class")
     root = Path(data_dir)
     if not root.is_dir():
         raise EdgeBranchyError(f"image folder not found: {root}")
@@ -288,7 +288,7 @@ def load_imagefolder(data_dir: str | os.PathLike | None, val_size: int | None = 
     if "val" in given:
         va_paths, va_y = given["val"]
         if val_size is not None and val_size != len(va_y):
-            raise EdgeBranchyError(f"--val-size {val_size}: {parts['val']} holds the validation split "
+            raise EdgeBranchyError(f"`val_size` {val_size}: {parts['val']} holds the validation split "
                                    f"({len(va_y)} images)")
     else:
         t, v = split_train_val(len(tr), max(1, len(tr) // 10) if val_size is None else val_size, seed)
@@ -323,13 +323,13 @@ def _split_record(root: Path, train, given: dict, va_paths, limit, val_size: int
 
 def _given_stats(mean, std, channels: int) -> tuple[list[float], list[float]]:
     if mean is None or std is None:
-        raise EdgeBranchyError("give both --mean and --std (per channel, on pixels scaled to 0..1)")
+        raise EdgeBranchyError("give both `mean` and `std` (per channel, on pixels scaled to 0..1)")
     mean, std = [float(v) for v in mean], [float(v) for v in std]
     for name, v in (("mean", mean), ("std", std)):
         if len(v) != channels:
             raise EdgeBranchyError(f"--{name} needs {channels} value(s) for {channels}-channel images, got {len(v)}")
     if min(std) <= 0:
-        raise EdgeBranchyError("--std values must be positive")
+        raise EdgeBranchyError("`std` values must be positive")
     return mean, std
 
 

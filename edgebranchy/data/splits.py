@@ -84,7 +84,7 @@ def load_recorded(dataset: dict | None, data_dir: str | os.PathLike | None = Non
     try:
         bundle = load_dataset(d["name"], ddir, image=d.get("image"), **settings)
     except EdgeBranchyError as e:
-        raise EdgeBranchyError(f"cannot reload the dataset of {what} ({e}); pass --data-dir") from None
+        raise EdgeBranchyError(f"cannot reload the dataset of {what} ({e}); pass `data_dir`") from None
     check_split(d, bundle, what, log)
     return bundle
 
@@ -124,7 +124,7 @@ def check_split(dataset: dict, bundle, what: str = "the checkpoint", log: Callab
                      f"{_short(split.get('val_index_sha256'))} recorded")
     if diffs:
         raise EdgeBranchyError(f"this data does not reproduce the split {what} was trained with: "
-                               + "; ".join(diffs) + " (give the data set it was trained on, e.g. with --data-dir, "
+                               + "; ".join(diffs) + " (give the data set it was trained on, e.g. with `data_dir`, "
                                "or retrain)")
 
 

@@ -73,20 +73,20 @@ def load_init_weights(net: BranchyNet, path: str | os.PathLike, skip: Sequence[s
 
     path = Path(path)
     if not path.is_file():
-        raise EdgeBranchyError(f"--init-weights: {path} not found")
+        raise EdgeBranchyError(f"`init_weights`: {path} not found")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - damaged files and pickled objects raise many types
-        raise EdgeBranchyError(f"--init-weights: {path} is not a weights-only state_dict "
+        raise EdgeBranchyError(f"`init_weights`: {path} is not a weights-only state_dict "
                                f"({(str(e).splitlines() or [type(e).__name__])[0][:160]})") from None
     if isinstance(obj, dict) and obj.get("format") == "edgebranchy.checkpoint":
-        raise EdgeBranchyError(f"--init-weights: {path} is an edgebranchy checkpoint; give the model's own "
+        raise EdgeBranchyError(f"`init_weights`: {path} is an edgebranchy checkpoint; give the model's own "
                                "state_dict (torch.save(model.state_dict(), FILE))")
     for wrapper in ("state_dict", "model_state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
             obj = obj[wrapper]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise EdgeBranchyError(f"--init-weights: {path} does not hold a state_dict (name -> tensor)")
+        raise EdgeBranchyError(f"`init_weights`: {path} does not hold a state_dict (name -> tensor)")
     sd = {(k[7:] if k.startswith("module.") else k): v for k, v in obj.items()}  # saved from DDP
     main = net.main_state_dict()
     form = "branchynet" if any(k.startswith("stages.") for k in sd) else "backbone"
@@ -106,8 +106,8 @@ def load_init_weights(net: BranchyNet, path: str | os.PathLike, skip: Sequence[s
                  else []) + ([f"{len(unexpected)} key(s) the network does not have, e.g. {', '.join(unexpected[:3])}"]
                              if unexpected else [])
         tops = {_model_key(k, last).split(".")[0] for k in missing + unexpected}
-        hint = f" (--init-skip {tops.pop()} leaves that module as initialised)" if len(tops) == 1 else ""
-        raise EdgeBranchyError(f"--init-weights: {path} does not fit the model: {'; '.join(parts)}{hint}")
+        hint = f" (`init_skip` {tops.pop()} leaves that module as initialised)" if len(tops) == 1 else ""
+        raise EdgeBranchyError(f"`init_weights`: {path} does not fit the model: {'; '.join(parts)}{hint}")
     state = net.state_dict()
     target = {dst: sd[src] for dst, src in own.items()}
     if form == "branchynet":
@@ -115,9 +115,9 @@ def load_init_weights(net: BranchyNet, path: str | os.PathLike, skip: Sequence[s
     for k, v in target.items():
         if tuple(v.shape) != tuple(state[k].shape):
             src = own.get(k, k)
-            raise EdgeBranchyError(f"--init-weights: {path}: {src} has shape {list(v.shape)}, the network's has "
+            raise EdgeBranchyError(f"`init_weights`: {path}: {src} has shape {list(v.shape)}, the network's has "
                                    f"{list(state[k].shape)} (a classifier for another number of classes? "
-                                   f"--init-skip {_model_key(src, last).split('.')[0]} leaves it as initialised)")
+                                   f"`init_skip` {_model_key(src, last).split('.')[0]} leaves it as initialised)")
     net.load_state_dict(target, strict=False)
     return {"loaded": len(target), "form": form, "skip": list(skip), "skipped": skipped}
 
@@ -135,10 +135,10 @@ def _skipped(key: str, skip: Sequence[str], last: str) -> bool:
 
 
 def _check_skip(skip: Sequence[str], keys: list[str], last: str, path) -> list[str]:
-    """The --init-skip prefixes, each naming a weight of the network or of the file (a typo is refused)."""
+    """The `init_skip` prefixes, each naming a weight of the network or of the file (a typo is refused)."""
     out = [str(p).strip().strip(".") for p in skip]
     for p in out:
         if not p or not any(_skipped(k, [p], last) for k in keys):
-            raise EdgeBranchyError(f"--init-skip {p!r}: no weight of the network or of {path} is under that name "
+            raise EdgeBranchyError(f"`init_skip` {p!r}: no weight of the network or of {path} is under that name "
                                    "(give a module path such as fc or classifier)")
     return out

@@ -111,7 +111,7 @@ def build_wheel(out_dir: str | os.PathLike, root: str | os.PathLike | None = Non
     """Build a wheel of this project (no dependencies, no network) from a clean copy of the source tree."""
     src = Path(root) if root is not None else project_root()
     if src is None:
-        raise EdgeBranchyError("this edgebranchy was not installed from a source tree: pass --wheel FILE "
+        raise EdgeBranchyError("this edgebranchy was not installed from a source tree: pass `wheel` FILE "
                                "(a wheel of the same version, e.g. from `pip download edgebranchy --no-deps`)")
     out = Path(out_dir)
     copy = out / "src"
@@ -131,5 +131,5 @@ def build_wheel(out_dir: str | os.PathLike, root: str | os.PathLike | None = Non
     wheels = sorted(out.glob("edgebranchy-*.whl"))
     if p.returncode != 0 or not wheels:
         tail = "\n".join((p.stderr or p.stdout).strip().splitlines()[-8:])
-        raise EdgeBranchyError(f"could not build a wheel of {src} (pass --wheel FILE instead):\n{tail}")
+        raise EdgeBranchyError(f"could not build a wheel of {src} (pass `wheel` FILE instead):\n{tail}")
     return wheels[-1]

@@ -119,8 +119,8 @@ class Trainer:
         self.net = self.net.to(self.device)
         if cfg.freeze_backbone:
             if cfg.baseline_epochs:
-                raise EdgeBranchyError("--freeze-backbone trains the exit heads only: it has no baseline phase "
-                                       "(drop --baseline-epochs)")
+                raise EdgeBranchyError("`freeze_backbone` trains the exit heads only: it has no baseline phase "
+                                       "(drop `baseline_epochs`)")
             for p in self.net.main_parameters():
                 p.requires_grad_(False)
             if not any(p.requires_grad for p in self.net.parameters()):
@@ -128,7 +128,7 @@ class Trainer:
         k = self.net.num_exits
         self.weights = list(cfg.exit_weights) if cfg.exit_weights else default_exit_weights(k)
         if len(self.weights) != k:
-            raise EdgeBranchyError(f"--exit-weights needs {k} values for {cfg.model}, got {len(self.weights)}")
+            raise EdgeBranchyError(f"`exit_weights` needs {k} values for {cfg.model}, got {len(self.weights)}")
         norm = self.data.norm
         self.x = {s: (torch.from_numpy(split.x_float(norm)).to(self.device) if isinstance(split.x, np.ndarray)
                       else _Lazy(split, norm, self.device))
@@ -142,12 +142,12 @@ class Trainer:
     def _init_weights(self) -> dict | None:
         if not self.cfg.init_weights:
             if self.cfg.init_skip:
-                raise EdgeBranchyError("--init-skip applies to the weights of --init-weights: give that file")
+                raise EdgeBranchyError("`init_skip` applies to the weights of `init_weights`: give that file")
             return None
         if self.cfg.init_skip and self.cfg.freeze_backbone:
-            raise EdgeBranchyError(f"--init-skip {','.join(self.cfg.init_skip)} leaves part of the model as "
-                                   "initialised and --freeze-backbone would keep it untrained: drop "
-                                   "--freeze-backbone (the baseline phase then trains the whole model)")
+            raise EdgeBranchyError(f"`init_skip` {','.join(self.cfg.init_skip)} leaves part of the model as "
+                                   "initialised and `freeze_backbone` would keep it untrained: drop "
+                                   "`freeze_backbone` (the baseline phase then trains the whole model)")
         from edgebranchy.models.custom import load_init_weights
         from edgebranchy.util.files import sha256_file
 

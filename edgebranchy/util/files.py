@@ -68,7 +68,7 @@ def atomic_write_dir(out: str | os.PathLike, build: Callable[[Path], None], repl
     out = Path(out)
     with writing(out):
         if out.exists() and not replace:
-            raise EdgeBranchyError(f"{out} already exists; pass --force to replace it")
+            raise EdgeBranchyError(f"{out} already exists; pass `force` to replace it")
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
         try:

@@ -45,3 +45,37 @@ def test_bench_refusal_names_the_setting_and_the_cli_its_flag(tiny_artifact, tmp
     assert main(["bench", str(tiny_artifact), "--profile", "x86-cpu", "--resume", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == f"edgebranchy bench: error: no trial log at {out}.jsonl to resume: run bench without --resume"
+
+
+def _raised_literals(tree):
+    """The string pieces of each `raise EdgeBranchyError(...)` in a module's syntax tree."""
+    import ast
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) \
+                and getattr(node.exc.func, "id", None) == "EdgeBranchyError":
+            for sub in ast.walk(node.exc):
+                if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+                    yield node.lineno, sub.value
+
+
+def test_no_library_error_names_a_cli_flag():
+    """Outside cli/, an error names the setting (`force`); only a whole command line it suggests
+    (`edgebranchy export ... --precision fp16`) may carry a flag."""
+    import ast
+    import re
+    from pathlib import Path
+
+    import edgebranchy
+    flags = {s for p in _subparsers().values() for a in p._actions for s in a.option_strings if s.startswith("--")}
+    root = Path(edgebranchy.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if "cli" in path.relative_to(root).parts:
+            continue
+        for line, text in _raised_literals(ast.parse(path.read_text())):
+            if "edgebranchy " in text:  # a command line the user is told to run
+                continue
+            named = [f for f in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", text) if f in flags]
+            if named:
+                found.append(f"{path.relative_to(root)}:{line}: {named}")
+    assert not found, found

@@ -36,7 +36,7 @@ def test_scan_names_each_bad_file_in_one_line_and_skips_it(folder):
 
 def test_strict_refuses_with_the_file_named(folder):
     root, info = folder
-    with pytest.raises(EdgeBranchyError, match=r"broken\.png.*and 2 more.*--strict-images"):
+    with pytest.raises(EdgeBranchyError, match=r"broken\.png.*and 2 more.*`strict_images`"):
         load_dataset("imagefolder", root, image={"strict": True, "size": 16})
 
 
@@ -115,7 +115,7 @@ def test_given_mean_std_and_errors(folder):
         load_dataset("imagefolder", root, image={"size": 16, "mean": [0.5], "std": [0.2]})
     with pytest.raises(EdgeBranchyError, match="need 1 <= crop <= size"):
         load_dataset("imagefolder", root, image={"size": 16, "crop": 20})
-    with pytest.raises(EdgeBranchyError, match="needs --data-dir"):
+    with pytest.raises(EdgeBranchyError, match="needs `data_dir`"):
         load_dataset("imagefolder")
     with pytest.raises(EdgeBranchyError, match="not found"):
         load_dataset("imagefolder", root / "nope")

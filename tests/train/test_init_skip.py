@@ -35,7 +35,7 @@ def test_skip_leaves_the_classifier_and_loads_everything_else(tmp_path, fn, poin
     torch.manual_seed(0)
     net = from_model(fn(num_classes=10), points, (3, 32, 32), 10)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    with pytest.raises(EdgeBranchyError, match=rf"{head}\.weight has shape \[1000, .*--init-skip {prefix} leaves"):
+    with pytest.raises(EdgeBranchyError, match=rf"{head}\.weight has shape \[1000, .*`init_skip` {prefix} leaves"):
         load_init_weights(net, f)
     info = load_init_weights(net, f, skip=[prefix])
     after = net.state_dict()
@@ -53,9 +53,9 @@ def test_skip_leaves_the_classifier_and_loads_everything_else(tmp_path, fn, poin
 def test_skip_prefixes_must_name_a_module(tmp_path):
     f, _ = _imagenet(tmp_path, resnet18)
     net = from_model(resnet18(num_classes=10), ["layer1"], (3, 32, 32), 10)
-    with pytest.raises(EdgeBranchyError, match="--init-skip 'f': no weight"):  # a prefix of a name is not a path
+    with pytest.raises(EdgeBranchyError, match="`init_skip` 'f': no weight"):  # a prefix of a name is not a path
         load_init_weights(net, f, skip=["f"])
-    with pytest.raises(EdgeBranchyError, match="--init-skip 'classifier': no weight"):
+    with pytest.raises(EdgeBranchyError, match="`init_skip` 'classifier': no weight"):
         load_init_weights(net, f, skip=["classifier"])
     info = load_init_weights(net, f, skip=["fc", "layer4.1"])  # any module path, several at once
     assert len(info["skipped"]) == 2 + 12 and all(".fc." in k or ".layer4.1." in k for k in info["skipped"])
@@ -65,7 +65,7 @@ def test_file_without_the_classifier_says_what_to_skip(tmp_path):
     sd = {k: v for k, v in resnet18(num_classes=10).state_dict().items() if not k.startswith("fc.")}
     torch.save(sd, tmp_path / "headless.pt")
     net = from_model(resnet18(num_classes=10), ["layer1"], (3, 32, 32), 10)
-    with pytest.raises(EdgeBranchyError, match=r"missing 2 key\(s\).*--init-skip fc leaves"):
+    with pytest.raises(EdgeBranchyError, match=r"missing 2 key\(s\).*`init_skip` fc leaves"):
         load_init_weights(net, tmp_path / "headless.pt")
     assert load_init_weights(net, tmp_path / "headless.pt", skip=["fc"])["skipped"] == ["stages.1.fc.bias",
                                                                                          "stages.1.fc.weight"]

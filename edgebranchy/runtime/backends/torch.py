@@ -87,7 +87,7 @@ class TorchBackend(Backend):
         ck_path = Path(o["checkpoint"] or src.get("checkpoint") or "")
         if not ck_path.is_file():
             raise EdgeBranchyError(f"the torch backend needs the checkpoint the artifact came from; {ck_path} not "
-                                   "found: pass options={'checkpoint': PATH} (or --checkpoint)")
+                                   "found: pass the `checkpoint` option (options={'checkpoint': PATH})")
         want = src.get("checkpoint_sha256")
         if want:
             check_sha256(ck_path, want, f"{ck_path} is not the checkpoint this artifact was exported from "
