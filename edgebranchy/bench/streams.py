@@ -118,7 +118,7 @@ def _thread_option(backend: str):
     for opt in backend_options(backend):
         if opt.name in ("intra_op_threads", "threads"):
             return opt
-    raise EdgeBranchyError(f"the {backend} backend has no thread option: bench --streams needs a CPU backend")
+    raise EdgeBranchyError(f"the {backend} backend has no thread option: `streams` needs a CPU backend")
 
 
 def _run_clients(jobs: list, kind: str) -> list:

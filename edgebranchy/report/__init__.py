@@ -76,7 +76,8 @@ def _streams_docs(paths) -> list[tuple[str, dict]]:
     if SCHEMA not in schemas:
         return []
     if any(s != SCHEMA for s in schemas):
-        raise EdgeBranchyError("give `bench --streams` files to a report of their own (they are not trial results)")
+        raise EdgeBranchyError("give streams files (schema edgebranchy.streams) to a report of their own: they are not "
+                               "trial results")
     from edgebranchy.util.files import read_json
 
     return [(Path(p).name, validate_streams(read_json(p, what="streams file"), str(p))) for p in paths]
