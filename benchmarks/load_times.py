@@ -87,7 +87,7 @@ def quickstart(before: Path, repeats: int, extra: list) -> None:
     print("| code | quiet: s (load) | one core busy: s (load) | busy / quiet |")
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        for name, root in (("before", before), ("after", ROOT)):
+        for name, root in (("after", ROOT), ("before", before)):
             got = {}
             for busy in (False, True):
                 runs = []

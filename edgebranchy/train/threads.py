@@ -1,11 +1,12 @@
 """How many threads the trainer's torch uses on a CPU: the CPUs this process may use (affinity mask, cgroup quota;
-`util/cpus.py`) less those other processes keep busy, at least one; looked at again before every epoch.
+`util/cpus.py`), shared by the training ranks on this machine, never more than torch had when the trainer
+started; looked at again before every epoch and recorded with it.
 
-torch's default is one intra-op thread per core of the host. When another process holds one of them, a thread
-of every parallel region waits for it, and the others spin at the region's barrier: one B-LeNet epoch took 126 s
-against 10.6 s quiet with two other processes busy on 2 cores (benchmarks/results/train_speed.md). With the busy
-CPUs left out the regions never wait for a core that is not there (benchmarks/results/train_threads.md).
-`OMP_NUM_THREADS` set by the user is obeyed as it is.
+torch's default is one intra-op thread per core of the host, which a container's quota or a taskset may not
+grant. What made training slow under load was spinning: OpenMP threads that wait at a parallel region's barrier
+spin while another process holds the core they need, so the CLI makes them wait passively
+(`OMP_WAIT_POLICY=PASSIVE`, `cli/__init__.py`). Leaving out the CPUs other processes keep busy was measured
+too and did not pay (benchmarks/results/train_threads.md). `OMP_NUM_THREADS` set by the user is obeyed.
 """
 from __future__ import annotations
 
@@ -14,19 +15,17 @@ import os
 import torch
 
 
-def choose_threads(processes: int = 1, busy_window_s: float = 0.2) -> tuple[int, str]:
-    """(threads, why): usable CPUs less the busy ones elsewhere (rounded), shared by this machine's `processes`
-    training ranks, at least 1; OMP_NUM_THREADS when set."""
-    from edgebranchy.util.cpus import busy_elsewhere, usable_cpus
+def choose_threads(processes: int = 1) -> tuple[int, str]:
+    """(threads, why): the usable CPUs shared by this machine's `processes` training ranks, at least 1;
+    torch's own count when OMP_NUM_THREADS is set."""
+    from edgebranchy.util.cpus import usable_cpus
 
     if os.environ.get("OMP_NUM_THREADS"):
         return torch.get_num_threads(), f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"
     cpus = usable_cpus()
-    # several ranks here (torchrun): each its share, the others' load not subtracted (it is theirs)
-    busy = busy_elsewhere(busy_window_s) if cpus.count > 1 and processes == 1 else 0.0
-    n = max(1, (cpus.count - int(round(busy))) // max(1, processes))
-    ranks = f", {processes} ranks" if processes > 1 else ""
-    return n, f"{cpus.count} usable CPUs, {busy:.1f} busy elsewhere{ranks}"
+    n = max(1, cpus.count // max(1, processes))
+    ranks = f" shared by {processes} ranks" if processes > 1 else ""
+    return n, f"{cpus.describe()}{ranks}"
 
 
 def set_threads(device: str, processes: int = 1, cap: int | None = None) -> dict | None:

@@ -1,12 +1,11 @@
-"""The CPUs this process may really use, and how busy other processes keep them.
+"""The CPUs this process may really use.
 
 `os.cpu_count()` counts the host's CPUs. A process pinned to some of them (taskset, `os.sched_setaffinity`, a
 cgroup cpuset) or in a container with a CPU quota (cgroup v2 `cpu.max` "150000 100000" = 1.5 CPUs; v1
 `cpu.cfs_quota_us` / `cpu.cfs_period_us`) may use fewer, and thread pools sized to the host fight over the CPUs
 it has. `usable_cpus()` is the smallest of: the affinity mask, the quota of the process's cgroup and of every
 cgroup above it (rounded down, at least 1), and the CPU count. `threads_per_session` divides them among
-concurrent streams; `busy_elsewhere` says how many CPUs other processes kept busy over a short window (the
-trainer's thread count). Standard library only (psutil, lazily, for the load).
+concurrent streams. Standard library only.
 """
 from __future__ import annotations
 
@@ -158,32 +157,3 @@ def threads_per_session(streams: int, cpus: int, wanted: int = 0) -> int:
     does not exceed them: `wanted` (0: as many as fit) capped at cpus // streams, at least 1."""
     fit = max(1, cpus // max(1, streams))
     return fit if wanted <= 0 else min(wanted, fit)
-
-
-def busy_elsewhere(seconds: float = 0.25) -> float:
-    """CPUs kept busy by other processes over the next `seconds` (the system's busy time less this process's,
-    per second of wall clock), from psutil; 0.0 where psutil cannot read it."""
-    import time
-
-    try:
-        import psutil
-
-        me = psutil.Process()
-        sys0, own0, t0 = psutil.cpu_times(), me.cpu_times(), time.monotonic()
-        time.sleep(seconds)
-        sys1, own1, t1 = psutil.cpu_times(), me.cpu_times(), time.monotonic()
-    except Exception:  # noqa: BLE001 - psutil absent or not permitted: no load known
-        return 0.0
-    return busy_between(sys0, sys1, own0, own1, t1 - t0)
-
-
-def busy_between(sys0, sys1, own0, own1, wall: float) -> float:
-    """Other processes' busy CPUs between two readings of psutil.cpu_times() (system) and Process.cpu_times()
-    (this process) taken `wall` seconds apart."""
-    idle = ("idle", "iowait")
-
-    def busy(t) -> float:
-        return sum(v for k, v in t._asdict().items() if k not in idle and k not in ("guest", "guest_nice"))
-
-    mine = (own1.user + own1.system) - (own0.user + own0.system)
-    return max(0.0, (busy(sys1) - busy(sys0) - mine) / wall) if wall > 0 else 0.0

@@ -1,17 +1,16 @@
 """util/cpus.py: the CPUs a process may use, from fake cgroup trees (v1 and v2, nested limits, containers) and
-from a real affinity mask set in a subprocess; the busy-elsewhere reading against a real busy process."""
+from a real affinity mask set in a subprocess."""
 from __future__ import annotations
 
 import json
 import os
 import subprocess
 import sys
-from collections import namedtuple
 from pathlib import Path
 
 import pytest
 
-from edgebranchy.util.cpus import busy_between, busy_elsewhere, cgroup_quota, threads_per_session, usable_cpus
+from edgebranchy.util.cpus import cgroup_quota, threads_per_session, usable_cpus
 from eb_testutil import ROOT
 
 V2_MOUNT = "35 24 0:30 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
@@ -107,23 +106,3 @@ def test_threads_per_session_never_oversubscribe(streams, cpus, wanted, expected
     got = threads_per_session(streams, cpus, wanted)
     assert got == expected
     assert got >= 1 and (streams * got <= cpus or got == 1)
-
-
-Times = namedtuple("Times", "user nice system idle iowait irq softirq steal guest guest_nice")
-Own = namedtuple("Own", "user system")
-
-
-def test_busy_between_subtracts_this_process():
-    t0 = Times(100, 0, 50, 1000, 5, 0, 0, 0, 0, 0)
-    t1 = Times(103, 0, 51, 1000.5, 5.5, 0, 0, 0, 3, 0)   # 4 s busy over 2 s (guest counted inside user already)
-    assert busy_between(t0, t1, Own(10, 1), Own(11, 1.5), wall=2.0) == pytest.approx((4 - 1.5) / 2)
-    assert busy_between(t0, t0, Own(10, 1), Own(10, 1), wall=2.0) == 0.0
-
-
-def test_busy_elsewhere_sees_a_busy_process():
-    loop = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        assert busy_elsewhere(0.5) >= 0.5   # the loop alone keeps about one CPU busy
-    finally:
-        loop.kill()
-        loop.wait()
