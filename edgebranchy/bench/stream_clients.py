@@ -72,7 +72,7 @@ def _measure(job: ClientJob, barrier) -> tuple[list, dict]:
 
 
 def _window(fn, items: list, seconds: float, rate: float | None, first: int) -> tuple[float, float, list]:
-    """Requests for `seconds` from now; (start, end of the last answer, latencies in ms)."""
+    """Requests for `seconds` from now (at least one); (start, end of the last answer, latencies in ms)."""
     clock, lat = time.monotonic, []
     n = len(items)
     start = clock()
@@ -81,7 +81,7 @@ def _window(fn, items: list, seconds: float, rate: float | None, first: int) -> 
     while True:
         if rate is None:
             due = clock()
-            if due >= stop:
+            if due >= stop and i:  # at least one request, even for a client the scheduler kept waiting
                 break
         else:
             due = start + i / rate
