@@ -25,6 +25,13 @@ PRECISION_AUTO = "auto"
 FORMS: Tuple[str, ...] = ("auto", "segments", "single-graph")
 BATCH1_FORMS: Tuple[str, ...] = ("segments", "single-graph")
 
+#: how `predict_stream` runs a stream of batches: one after another, segments of consecutive batches overlapped on
+#: threads (one per segment), independent batches on worker threads (each the whole early-exit loop), or "auto"
+#: (the one `choose_stream` measured fastest on that runner; sequential until it has)
+STREAM_MODES: Tuple[str, ...] = ("auto", "sequential", "pipelined", "concurrent")
+#: what runs each stream of `bench --streams`: a process of its own (no shared interpreter lock) or a thread
+STREAM_CLIENTS: Tuple[str, ...] = ("processes", "threads")
+
 
 @dataclass(frozen=True)
 class BackendInfo:
@@ -33,12 +40,14 @@ class BackendInfo:
     name: str
     can_speculate: bool   # asynchronous launches on two lanes (GPU streams): segment k+1 while exit k is decided
     single_graph: bool    # may run the artifact's single early-exit graph (onnxruntime fp32; tensorrt from 10.0)
+    concurrent: bool      # may take calls from several threads at once (stream mode "concurrent", bench --streams)
 
 
 BACKENDS: Dict[str, BackendInfo] = {
-    "onnxruntime": BackendInfo("onnxruntime", can_speculate=False, single_graph=True),
-    "tensorrt": BackendInfo("tensorrt", can_speculate=True, single_graph=True),
-    "torch": BackendInfo("torch", can_speculate=True, single_graph=False),   # speculates on CUDA only
+    "onnxruntime": BackendInfo("onnxruntime", can_speculate=False, single_graph=True, concurrent=True),
+    # one execution context per lane, one thread at a time: several streams need a runner each
+    "tensorrt": BackendInfo("tensorrt", can_speculate=True, single_graph=True, concurrent=False),
+    "torch": BackendInfo("torch", can_speculate=True, single_graph=False, concurrent=True),  # speculates on CUDA only
 }
 BACKEND_NAMES: Tuple[str, ...] = tuple(sorted(BACKENDS))
 
@@ -60,6 +69,13 @@ def check_form(value: Any, where: str = "form") -> str:
     """`value` when it is a batch-1 form; EdgeBranchyError naming `where` otherwise."""
     if value not in FORMS:
         raise EdgeBranchyError(f"{where} must be one of {', '.join(FORMS)}, got {value!r}")
+    return value
+
+
+def check_stream_mode(value: Any, where: str = "mode") -> str:
+    """`value` when it is a stream mode; EdgeBranchyError naming `where` otherwise."""
+    if value not in STREAM_MODES:
+        raise EdgeBranchyError(f"{where} must be one of {', '.join(STREAM_MODES)}, got {value!r}")
     return value
 
 

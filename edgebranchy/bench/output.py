@@ -67,3 +67,21 @@ def summary(res: dict, path: str) -> dict:
 
 def print_json(res: dict, path: str) -> None:
     print(json.dumps(summary(res, path), indent=2, allow_nan=False))
+
+
+def print_streams(doc: dict) -> None:
+    """The table of a streams sweep: per N and variant the aggregate throughput, p50 and p99 over the streams,
+    the worst stream's p99; branchy's gain and the scaling from N=1."""
+    rate = doc["config"]["rate"]
+    print("requests back to back" if rate is None else
+          f"{rate:g} requests/s per stream at fixed times: latency includes queueing")
+    print(f"{'N':>3}{'threads':>8}  {'variant':9}{'answers/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'worst p99':>10}"
+          f"{'gain':>7}{'scaling':>9}")
+    for p in doc["points"]:
+        for name in ("baseline", "branchy"):
+            v = p["variants"][name]
+            worst = max(s["p99_ms"] for s in v["per_stream"])
+            gain = f"{p['gain']:.2f}x" if name == "branchy" and p["gain"] else ""
+            scale = f"{p['scaling'][name]:.2f}x" if p.get("scaling") else ""
+            print(f"{p['streams']:>3}{p['threads_per_session']:>8}  {name:9}{v['throughput_sps']:>11.0f}"
+                  f"{v['p50_ms']:>9.3f}{v['p99_ms']:>9.3f}{worst:>10.3f}{gain:>7}{scale:>9}")

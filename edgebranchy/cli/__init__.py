@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -69,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     args._argv = list(sys.argv[1:] if argv is None else argv)  # as given: a command that says how to go on
+    # before torch loads: OpenMP threads that wait for work sleep instead of spinning. Measured: one core busy,
+    # spinning made a B-LeNet epoch many times slower (benchmarks/results/train_threads.md); the user's own
+    # OMP_WAIT_POLICY is kept
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from edgebranchy.util import talk
 
     from edgebranchy.util.signals import terminate_as_interrupt

@@ -5,8 +5,8 @@ import argparse
 import sys
 
 from edgebranchy.cli._args import (add_backend_flags, add_drift_flags, batch_size, bounded_int, bounded_seconds,
-                                   comma_list, precisions, samples, trials)
-from edgebranchy.vocab import BACKEND_NAMES, FORMS
+                                   comma_list, positive_float, positive_int, precisions, samples, trials)
+from edgebranchy.vocab import BACKEND_NAMES, FORMS, STREAM_CLIENTS
 
 ORDER = 50
 
@@ -52,6 +52,18 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "it for an energy figure: 1 s for a sensor read every 0.1 s)")
     p.add_argument("--idle", type=bounded_seconds(), default=3.0, help="seconds of idle-power measurement")
     add_backend_flags(p)
+    st = p.add_argument_group("concurrent streams (bench --streams: N cameras at once, batch 1, instead of the trials)")
+    st.add_argument("--streams", type=_stream_counts, default=None, metavar="N[,N...]",
+                    help="N concurrent clients sending batch-1 requests, baseline and branchy, for each N: per-stream "
+                         "p50/p99 and the aggregate throughput, written to OUT (schema edgebranchy.streams); intra-op "
+                         "threads per session: --threads (default: the backend's; 0: as many as fit) capped at the usable CPUs "
+                         "divided among the N streams")
+    st.add_argument("--rate", type=positive_float, default=None, metavar="HZ",
+                    help="requests per second per stream, at fixed times (latency then includes queueing); default: "
+                         "back to back")
+    st.add_argument("--stream-seconds", type=positive_float, default=3.0, help="seconds per measurement window")
+    st.add_argument("--clients", choices=STREAM_CLIENTS, default=STREAM_CLIENTS[0],
+                    help="one process per stream (no shared interpreter lock) or one thread per stream in this process")
     p.add_argument("--pipelined", action="store_true", help="branchy runs as a pipelined stream (throughput)")
     p.add_argument("--speculate", action="store_true",
                    help="run segment k+1 on the second GPU lane while exit k is decided (tensorrt, torch CUDA); off "
@@ -92,6 +104,7 @@ def _form(text: str) -> str:
 
 
 _batch_sizes = comma_list("batch size", batch_size)
+_stream_counts = comma_list("stream count", positive_int)
 _backends = comma_list("backend", _backend_name)
 _forms = comma_list("form", _form)
 
@@ -104,6 +117,32 @@ def _options_by_backend(args, backends: list) -> dict:
 
     declared = every_backend()
     return {b: cli_options(args, b, [(n, d) for n, d in declared if n == b or n not in backends]) for b in backends}
+
+
+def _run_streams(args) -> int:
+    """bench --streams: the streams sweep instead of the trials."""
+    from edgebranchy.bench.streams import StreamsConfig, run_streams
+    from edgebranchy.device.detection import resolve_profile
+
+    backend = (args.backend or [resolve_profile(args.profile)[0].runtime.backend])[0]
+    opts = _options_by_backend(args, [backend])[backend]
+    threads = opts.pop("intra_op_threads", None)  # --threads: per session, capped for N and the CPUs
+    cfg = StreamsConfig(artifact=args.artifact, out=args.out, streams=args.streams, rate=args.rate,
+                        seconds=args.stream_seconds, trials=args.trials, samples=args.samples, backend=backend,
+                        backend_options=opts, threads=threads, clients=args.clients, dataset=args.dataset,
+                        data_dir=args.data_dir, force=args.force)
+    quiet = args.quiet or args.json
+    doc = run_streams(cfg, log=(lambda s: None) if quiet else _err)
+    if args.json:
+        import json
+
+        print(json.dumps({"results": args.out, "points": doc["points"]}, indent=2))
+        return 0
+    from edgebranchy.bench.output import print_streams
+
+    print_streams(doc)
+    print(f"results: {args.out}")
+    return 0
 
 
 def _err(line: str) -> None:
@@ -127,6 +166,8 @@ def run(args) -> int:
     from edgebranchy.util.wrongkind import refuse_wrong_kind
 
     refuse_wrong_kind(args.artifact, "artifact", "bench")
+    if args.streams:
+        return _run_streams(args)
     if sys.stderr.isatty() and not args.quiet:  # a first line at once for a person waiting (the imports and the
         _err(f"bench: loading {args.artifact} ...")  # data take seconds); logs and errors stay one line otherwise
     from edgebranchy.bench.config import BenchConfig, check_outputs

@@ -51,7 +51,7 @@ class MatchRules:
 @dataclass(frozen=True)
 class RuntimeConfig:
     backend: str
-    intra_op_threads: int  # 0: the library's default
+    intra_op_threads: int  # 0: the CPUs this process may use (util/cpus.py)
     allow_spinning: bool
     graph_optimization: str
     execution_mode: str
@@ -126,7 +126,7 @@ def max_threads() -> int:
 def _threads(v: Any) -> int:
     hi = max_threads()
     if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= hi:
-        raise _Bad(f"must be an integer from 0 (the library's default) to {hi} "
+        raise _Bad(f"must be an integer from 0 (the CPUs this process may use) to {hi} "
                    f"({THREADS_PER_CORE} x the {os.cpu_count() or 1} CPUs here, at least {MIN_THREAD_CAP})")
     return v
 

@@ -14,6 +14,7 @@ takes the single graph at batch 1 only where a measurement shows it faster:
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Iterable, Iterator, Sequence
 
@@ -25,7 +26,7 @@ from edgebranchy.exits.rule import confident, confident_one
 from edgebranchy.runtime.backends.base import Backend, get_backend_class
 from edgebranchy.runtime.prediction import Answers, Prediction
 from edgebranchy.util.checks import validate_thresholds
-from edgebranchy.vocab import PRECISION_AUTO, check_form
+from edgebranchy.vocab import PRECISION_AUTO, check_form, check_stream_mode
 
 
 class EarlyExitRunner:
@@ -55,6 +56,7 @@ class EarlyExitRunner:
         self.thresholds = thresholds
         #: samples that left at each exit since construction (or `reset_exit_counts`), for drift checks
         self.exit_counts = [0] * self.num_exits
+        self._counts_lock = threading.Lock()  # concurrent streams (predict_stream mode "concurrent") count too
         self._exit_ids = [np.array([k], dtype=np.int64) for k in range(self.num_exits)]  # copied per answer: cheaper
         # speculation (segment k+1 on the other lane while exit k is decided) is opt-in: it can pay only where
         # launches are asynchronous (GPU streams), and no GPU benchmark has shown that it does; at batch 1 it
@@ -79,6 +81,8 @@ class EarlyExitRunner:
             else:
                 self.form_reason = f"auto: the artifact records the segments faster ({_figures(rec)})"
         self.form_reason += self._single_note()
+        #: what predict_stream's mode "auto" runs, and why (`choose_stream` measures it)
+        self.stream_mode, self.stream_reason = "sequential", "auto: not measured on this runner: sequential"
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike, device: str = "cpu",
@@ -207,7 +211,8 @@ class EarlyExitRunner:
         for k in range(self.num_exits):
             h, lg, ent = b.step_one(k, h)
             if k == last or confident_one(ent.item(0), ts[k]):
-                self.exit_counts[k] += 1
+                with self._counts_lock:
+                    self.exit_counts[k] += 1
                 lg = b.to_host(lg)
                 # copies of what the answer keeps: a backend may reuse its batch-1 buffers (ort_bound)
                 return Prediction(lg.argmax(1), self._exit_ids[k].copy(), ent.copy(),
@@ -236,7 +241,8 @@ class EarlyExitRunner:
         pos = alive if done is None else alive[done]
         lg = b.exit_logits(launch, pos)
         out.record(rows[pos], k, e_alive if done is None else e_alive[done], lg)
-        self.exit_counts[k] += len(pos)  # one stage thread per segment in the pipeline: no race on index k
+        with self._counts_lock:  # concurrent streams share the counts
+            self.exit_counts[k] += len(pos)
         return None if done is None else alive[~done]
 
     def reset_exit_counts(self) -> None:
@@ -249,17 +255,52 @@ class EarlyExitRunner:
         return self.backend.run_baseline(x).argmax(1)
 
     # -- streams of batches -----------------------------------------------------------------------
-    def predict_stream(self, batches: Iterable[np.ndarray], pipelined: bool = True,
-                       depth: int = 2) -> Iterator[Prediction]:
-        """Predictions for consecutive batches, in order; with `pipelined`, segments of
-        consecutive batches overlap (one thread per segment). Same answers as `predict`."""
-        if not pipelined or self.num_exits == 1:
+    def predict_stream(self, batches: Iterable[np.ndarray], pipelined: bool | None = None, depth: int = 2,
+                       mode: str | None = None, workers: int | None = None) -> Iterator[Prediction]:
+        """Predictions for consecutive batches, in order, the same answers as `predict`. `mode`: "sequential" (one
+        after another), "pipelined" (segments of consecutive batches overlap, one thread per segment),
+        "concurrent" (independent batches on `workers` threads, default `stream_workers()`) or "auto" (the
+        default: what `choose_stream` measured fastest here; sequential until it has). `pipelined` True / False
+        is mode "pipelined" / "sequential"."""
+        if mode is None:
+            mode = "auto" if pipelined is None else ("pipelined" if pipelined else "sequential")
+        mode = check_stream_mode(mode)
+        if mode == "auto":
+            mode = self.stream_mode
+        if mode == "pipelined" and self.num_exits > 1:
+            from edgebranchy.runtime.pipeline import run_pipeline
+
+            yield from run_pipeline(self, batches, depth)
+        elif mode == "concurrent":
+            from edgebranchy.runtime.concurrent import run_concurrent
+
+            self._check_concurrent()
+            yield from run_concurrent(self, batches, workers or self.stream_workers(), depth)
+        else:
             for xb in batches:
                 yield self.predict(xb)
-            return
-        from edgebranchy.runtime.pipeline import run_pipeline
 
-        yield from run_pipeline(self, batches, depth)
+    def stream_workers(self) -> int:
+        """Worker threads of mode "concurrent": the CPUs this process may use (util/cpus.py) divided by the
+        backend's threads per call, at least 1."""
+        from edgebranchy.util.cpus import usable_cpus
+
+        return max(1, usable_cpus().count // max(1, self.backend.threads_per_call))
+
+    def _check_concurrent(self) -> None:
+        if not self.backend.concurrent_calls:
+            raise EdgeBranchyError(f"the {self.backend.name} backend takes calls from one thread at a time: "
+                                   "use mode 'sequential' or 'pipelined'")
+
+    def choose_stream(self, batches: Sequence[np.ndarray], rounds: int = 3, workers: int | None = None) -> dict:
+        """Time the stream modes this runner can run on `batches` (rounds interleaved, wall clock, median per
+        sample) and make the fastest the one mode "auto" runs; sequential keeps it unless another is faster.
+        Returns the figures and the choice."""
+        from edgebranchy.runtime.stream_choice import choose_stream
+
+        rec = choose_stream(self, list(batches), rounds, workers)
+        self.stream_mode, self.stream_reason = rec["choice"], rec["reason"]
+        return rec
 
     def close(self) -> None:
         self.backend.close()

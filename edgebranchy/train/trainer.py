@@ -26,6 +26,7 @@ from edgebranchy.models.registry import build_model
 from edgebranchy.models.checkpoint import save_checkpoint
 from edgebranchy.train.config import RECIPES, TrainConfig, default_exit_weights, model_args, validate_train_config
 from edgebranchy.train.distributed import Dist, init_distributed, shutdown
+from edgebranchy.train.threads import set_threads
 
 __all__ = ["RECIPES", "TrainConfig", "Trainer", "default_exit_weights", "evaluate", "model_args",
            "validate_train_config"]
@@ -135,6 +136,7 @@ class Trainer:
         self.y = {s: torch.from_numpy(getattr(self.data, s).y).to(self.device) for s in ("train", "val", "test")}
         self.baseline_state: dict | None = None
         self.history: list[dict] = []
+        self._threads_cap = torch.get_num_threads()  # fewer under load (train/threads.py), never more
 
     # -- phases -----------------------------------------------------------------------------
     def _init_weights(self) -> dict | None:
@@ -221,6 +223,7 @@ class Trainer:
         if cfg.freeze_backbone:  # batch-norm statistics and dropout of the given model stay as they are
             self.net.stages.eval()
             self.net.exits[-1].eval()
+        threads = set_threads(self.device.type, int(os.environ.get("LOCAL_WORLD_SIZE", dist.world)), self._threads_cap)  # the load may have changed since the last epoch
         n = len(self.y["train"])
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + pi * 10_007 + epoch)
         perm = torch.randperm(n, generator=g)
@@ -273,9 +276,10 @@ class Trainer:
         acc = (correct.float() / max(1, seen)).tolist()
         stats = {"phase": phase, "epoch": epoch + 1, "epochs": epochs, "steps": steps, "seconds": seconds,
                  "loss": loss_sum.item() / max(1, steps), "train_accuracy": acc,
-                 "stopped_at_max_steps": cfg.max_steps is not None and self._phase_steps + steps >= cfg.max_steps}
+                 "stopped_at_max_steps": cfg.max_steps is not None and self._phase_steps + steps >= cfg.max_steps,
+                 "cpu_threads": threads}
         self.progress.line(f"{phase} epoch {epoch + 1}/{epochs}: loss {stats['loss']:.4f}, train acc "
-                           + "/".join(f"{a * 100:.1f}%" for a in acc) + f" ({seconds:.1f} s)")
+                           + "/".join(f"{a * 100:.1f}%" for a in acc) + f" ({seconds:.1f} s" + (f", {threads['threads']} threads: {threads['why']})" if threads else ")"))
         return stats
 
     # -- resume -------------------------------------------------------------------------------

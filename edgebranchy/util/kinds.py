@@ -5,7 +5,7 @@ Signatures:
   artifact   a directory whose manifest.json has schema "edgebranchy.artifact"
   report     a directory with report.md or report.html and the REPORT_MARKER file
   quickstart a directory with the QUICKSTART_MARKER file that `edgebranchy quickstart` writes first
-  results    a JSON file with schema "edgebranchy.results"
+  results    a JSON file with schema "edgebranchy.results", or "edgebranchy.streams" (bench --streams)
   plan       a JSON file with schema "edgebranchy.plan" (`edgebranchy plan`)
   trial-log  a .jsonl file whose first line is a bench "start" record
   checkpoint a torch zip file whose data.pkl holds the "edgebranchy.checkpoint" header
@@ -32,6 +32,7 @@ KINDS: tuple[str, ...] = ("checkpoint", "artifact", "results", "plan", "trial-lo
 ARTIFACT_SCHEMA = "edgebranchy.artifact"
 RESULTS_SCHEMA = "edgebranchy.results"
 PLAN_SCHEMA = "edgebranchy.plan"
+STREAMS_SCHEMA = "edgebranchy.streams"
 CHECKPOINT_FORMAT = "edgebranchy.checkpoint"
 REPORT_SCHEMA = "edgebranchy.report"
 REPORT_MARKER = "edgebranchy-report.json"
@@ -174,8 +175,10 @@ def what_is(path: str | os.PathLike) -> Kind:
         if _is_checkpoint(p):
             return "checkpoint"
         schema = _json_schema(p, limit=64 << 20)
-        if schema in (RESULTS_SCHEMA, PLAN_SCHEMA):
-            return "results" if schema == RESULTS_SCHEMA else "plan"
+        if schema in (RESULTS_SCHEMA, STREAMS_SCHEMA):
+            return "results"
+        if schema == PLAN_SCHEMA:
+            return "plan"
         if schema in DOCTOR_SCHEMAS:
             return "doctor"
         if schema == PREDICTIONS_SCHEMA or (schema is None and _is_old_predictions(p)):

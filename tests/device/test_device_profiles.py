@@ -49,7 +49,7 @@ def write(tmp_path, text, name="x.toml"):
 @pytest.mark.parametrize(
     "old, new, message",
     [
-        ("intra_op_threads = 1", "intra_op_threads = 'two'", "[runtime].intra_op_threads must be an integer from 0 (the library's default) to"),
+        ("intra_op_threads = 1", "intra_op_threads = 'two'", "[runtime].intra_op_threads must be an integer from 0 (the CPUs this process may use) to"),
         ("intra_op_threads = 1", "intra_op_threads = true", "[runtime].intra_op_threads must be an integer from 0"),
         ("allow_spinning = false", "allow_spinning = 0", "[runtime].allow_spinning must be true or false, got 0"),
         ('source = "auto"', 'source = "multimeter"', "[power].source must be one of 'auto', 'tegrastats'"),

@@ -37,21 +37,21 @@ def _batches(synthetic_test, sizes):
     return out
 
 
-@pytest.mark.parametrize("pipelined", [False, True])
-def test_stream_yields_finished_batches_before_a_bad_batch(runner, synthetic_test, pipelined):
+@pytest.mark.parametrize("mode", ["sequential", "pipelined", "concurrent"])
+def test_stream_yields_finished_batches_before_a_bad_batch(runner, synthetic_test, mode):
     good = _batches(synthetic_test, [4, 5, 6])
     bad = good[0].astype(np.float64)  # wrong dtype: refused by check_input
     got = []
     with pytest.raises(EdgeBranchyError, match="float32"):
-        for p in runner.predict_stream(good + [bad] + good, pipelined=pipelined):
+        for p in runner.predict_stream(good + [bad] + good, mode=mode, workers=2):
             got.append(p)
     assert [len(p) for p in got] == [4, 5, 6]
     for p, xb in zip(got, good):
         assert (p.labels == runner.predict(xb).labels).all()
 
 
-@pytest.mark.parametrize("pipelined", [False, True])
-def test_stream_yields_finished_batches_before_the_generator_fails(runner, synthetic_test, pipelined):
+@pytest.mark.parametrize("mode", ["sequential", "pipelined", "concurrent"])
+def test_stream_yields_finished_batches_before_the_generator_fails(runner, synthetic_test, mode):
     good = _batches(synthetic_test, [3, 2])
 
     def gen():
@@ -60,12 +60,13 @@ def test_stream_yields_finished_batches_before_the_generator_fails(runner, synth
 
     got = []
     with pytest.raises(RuntimeError, match="source broke"):
-        for p in runner.predict_stream(gen(), pipelined=pipelined):
+        for p in runner.predict_stream(gen(), mode=mode, workers=2):
             got.append(p)
     assert [len(p) for p in got] == [3, 2]
 
 
-def test_stream_yields_batches_before_a_failing_segment(tiny_artifact, synthetic_test):
+@pytest.mark.parametrize("mode", ["pipelined", "concurrent"])
+def test_stream_yields_batches_before_a_failing_segment(tiny_artifact, synthetic_test, mode):
     """A launch that fails for one batch (injected): every earlier batch is still yielded, in order."""
     with EarlyExitRunner(tiny_artifact, thresholds=[0.0]) as r:  # every sample goes through both segments
         real = r.backend.launch
@@ -79,13 +80,13 @@ def test_stream_yields_batches_before_a_failing_segment(tiny_artifact, synthetic
         batches = _batches(synthetic_test, [4, 5, 6, 7, 4, 5])
         got = []
         with pytest.raises(RuntimeError, match="device fault"):
-            for p in r.predict_stream(batches, pipelined=True):
+            for p in r.predict_stream(batches, mode=mode, workers=2):
                 got.append(p)
         assert [len(p) for p in got] == [4, 5, 6]
 
 
-@pytest.mark.parametrize("pipelined", [False, True])
-def test_empty_batch_is_a_user_error(runner, synthetic_test, pipelined):
+@pytest.mark.parametrize("mode", ["sequential", "pipelined", "concurrent"])
+def test_empty_batch_is_a_user_error(runner, synthetic_test, mode):
     _, x, _ = synthetic_test
     with pytest.raises(EdgeBranchyError, match="empty"):
-        list(runner.predict_stream([x[:2], x[:0]], pipelined=pipelined))
+        list(runner.predict_stream([x[:2], x[:0]], mode=mode, workers=2))

@@ -91,3 +91,21 @@ def test_pipeline_empty_batch_is_a_user_error(tiny_artifact):
         x = np.zeros((0, *r.artifact.input_shape), dtype=np.float32)
         with pytest.raises(EdgeBranchyError, match="empty batch"):
             list(r.predict_stream([x, x], pipelined=True))
+
+
+@pytest.mark.parametrize("asked,expected", [(0, 3), (1, 1), (2, 2)])
+def test_onnxruntime_threads_zero_are_the_usable_cpus(tiny_artifact, monkeypatch, asked, expected):
+    """intra_op_threads 0 is what the process may use (affinity, quota), not ONNX Runtime's host-sized default."""
+    import edgebranchy.util.cpus as cpus_mod
+    from edgebranchy.artifact.manifest import Artifact
+    from edgebranchy.runtime.backends.onnxruntime import OnnxRuntimeBackend
+    from edgebranchy.util.cpus import CpuBudget
+
+    monkeypatch.setattr(cpus_mod, "usable_cpus", lambda root="/": CpuBudget(3, 64, 3, None, "affinity"))
+    b = OnnxRuntimeBackend(Artifact.load(tiny_artifact), {"intra_op_threads": asked})
+    try:
+        assert b.intra_op_threads == expected and b.threads_per_call == expected
+        d = b.describe()
+        assert d["intra_op_threads_used"] == expected and d["cpus"]["count"] == 3
+    finally:
+        b.close()

@@ -24,7 +24,7 @@ import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.runtime.backends.declared import declared
-from edgebranchy.vocab import BACKEND_NAMES
+from edgebranchy.vocab import BACKEND_NAMES, BACKENDS
 
 
 class Launch:
@@ -99,6 +99,17 @@ class Backend(ABC):
         """Whether segment k+1 can run on a second lane while exit k is decided: asynchronous launches on two lanes
         (the vocabulary's `can_speculate` says which backends may; this says whether this one, as opened, does)."""
         return self.asynchronous and self.lanes >= 2
+
+    @property
+    def concurrent_calls(self) -> bool:
+        """Whether this backend takes calls from several threads at once (the vocabulary's `concurrent`)."""
+        info = BACKENDS.get(self.name)
+        return bool(info is not None and info.concurrent)
+
+    @property
+    def threads_per_call(self) -> int:
+        """CPU threads one call keeps busy (intra-op threads); concurrent streams divide the CPUs by it."""
+        return 1
 
     def exit_logits(self, launch: Launch, pos: np.ndarray) -> np.ndarray:
         """Host logits of rows `pos` of a launch whose entropy was read: the samples that leave there. Backends

@@ -19,8 +19,9 @@ ORT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extend
 # benchmarks/results/ort_settings.md): one intra-op thread per session and no spinning
 # keep K sessions from fighting for the cores (2 spinning threads per session was the worst).
 ONNXRUNTIME = (
-    BackendOption("intra_op_threads", "int", 1, "intra-op threads per session", minimum=0, flag="--threads",
-                  profile_key="intra_op_threads", bound="threads"),  # 0 = ONNX Runtime's default
+    BackendOption("intra_op_threads", "int", 1, "intra-op threads per session (0: the CPUs this process may use: "
+                  "affinity mask, cgroup quota)", minimum=0, flag="--threads", profile_key="intra_op_threads",
+                  bound="threads"),
     BackendOption("inter_op_threads", "int", 1, "inter-op threads per session", minimum=0, bound="threads"),
     BackendOption("allow_spinning", "bool", False, "ONNX Runtime thread spinning", flag="--spinning",
                   profile_key="allow_spinning"),
@@ -40,7 +41,8 @@ TORCH = (
                   nullable=True, flag="--checkpoint"),
     BackendOption("precision", "str", "fp32", "fp16 needs CUDA", choices=PRECISIONS),
     BackendOption("timing", "bool", False, "record GPU time per launch (CUDA events)"),
-    BackendOption("threads", "int", 0, "torch intra-op threads (0: torch's default)", minimum=0, bound="threads"),
+    BackendOption("threads", "int", 0, "torch intra-op threads (0: the CPUs this process may use: affinity mask, "
+                  "cgroup quota)", minimum=0, bound="threads"),
 )
 
 TENSORRT = (

@@ -68,6 +68,12 @@ class OnnxRuntimeBackend(Backend):
         self.artifact = artifact
         self.precision = o["precision"]
         self._ort = ort
+        # 0: as many threads as this process may really use (affinity, cgroup quota), not ONNX Runtime's own
+        # default (the host's cores, spinning); recorded in describe()
+        from edgebranchy.util.cpus import usable_cpus
+
+        self.cpus = usable_cpus()
+        self.intra_op_threads = o["intra_op_threads"] or self.cpus.count
         self.sessions = [self._session(artifact.segment_file(k, self.precision)) for k in range(artifact.num_exits)]
         self._outputs = [[o.name for o in s.get_outputs()] for s in self.sessions]
         self._inputs = [artifact.segment_inputs(k) for k in range(artifact.num_exits)]
@@ -102,7 +108,7 @@ class OnnxRuntimeBackend(Backend):
         so = ort.SessionOptions()
         for name, value in (initializers or {}).items():
             so.add_initializer(name, value)
-        so.intra_op_num_threads = o["intra_op_threads"]
+        so.intra_op_num_threads = self.intra_op_threads
         so.inter_op_num_threads = o["inter_op_threads"]
         so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, ORT_LEVELS[o["graph_optimization"]])
         so.execution_mode = (ort.ExecutionMode.ORT_SEQUENTIAL if o["execution_mode"] == "sequential"
@@ -118,6 +124,10 @@ class OnnxRuntimeBackend(Backend):
     @property
     def num_segments(self) -> int:
         return len(self.sessions)
+
+    @property
+    def threads_per_call(self) -> int:
+        return self.intra_op_threads
 
     def to_device(self, x: np.ndarray) -> np.ndarray:
         return x
@@ -250,6 +260,7 @@ class OnnxRuntimeBackend(Backend):
         return {"backend": self.name, "onnxruntime": self._ort.__version__, "precision": self.precision,
                 "options": {k: v for k, v in self.options.items() if k != "precision"},
                 "providers_used": self.sessions[0].get_providers(),
+                "intra_op_threads_used": self.intra_op_threads, "cpus": self.cpus.to_dict(),
                 "direct_binding_run": self._runs[0] is not self.sessions[0].run,
                 "batch1_iobinding": bool(self.options["iobinding"] and (self._bound.__dict__.get("chain")
                                                                          or self._chain()))}

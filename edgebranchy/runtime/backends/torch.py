@@ -79,8 +79,10 @@ class TorchBackend(Backend):
             raise EdgeBranchyError("int8 runs the artifact's Q/DQ graphs: use the onnxruntime or tensorrt backend")
         if o["precision"] == "fp16" and not self.cuda:
             raise EdgeBranchyError("fp16 on the torch backend needs CUDA; use fp32 on the CPU")
-        if o["threads"]:
-            torch.set_num_threads(int(o["threads"]))
+        if o["threads"] or not self.cuda:  # 0: the CPUs this process may use (affinity, cgroup quota)
+            from edgebranchy.util.cpus import usable_cpus
+
+            torch.set_num_threads(int(o["threads"]) or usable_cpus().count)
         self.precision, self.timing = o["precision"], bool(o["timing"])
         self.artifact = artifact
         src = artifact.source
@@ -111,6 +113,10 @@ class TorchBackend(Backend):
     @property
     def num_segments(self) -> int:
         return len(self.segments)
+
+    @property
+    def threads_per_call(self) -> int:
+        return 1 if self.cuda else self.torch.get_num_threads()
 
     # -- helpers ----------------------------------------------------------------------------------
     def _ready_on(self, x: DeviceTensor, lane: int) -> Any:

@@ -1,0 +1,52 @@
+"""Which way `predict_stream` should run a stream here, measured: sequential, pipelined, concurrent.
+
+Overlap pays only where it measures faster: on a small CPU the pipeline's threads (one per segment, segments of
+unequal cost) can lose to running the batches one after another (benchmarks/results/stream_modes.md), while
+independent batches on as many workers as there are CPUs keep every core busy. Each mode the runner can run
+is timed on the same batches, rounds interleaved; sequential stays unless another is faster.
+"""
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+
+from edgebranchy.errors import EdgeBranchyError
+
+
+def candidate_modes(runner, workers: int) -> list[str]:
+    """The modes worth timing on this runner: pipelined needs two segments, concurrent two workers and a backend
+    that takes calls from several threads."""
+    modes = ["sequential"]
+    if runner.num_exits > 1:
+        modes.append("pipelined")
+    if workers > 1 and runner.backend.concurrent_calls:
+        modes.append("concurrent")
+    return modes
+
+
+def choose_stream(runner, batches: Sequence[np.ndarray], rounds: int = 3, workers: int | None = None) -> dict:
+    """{"<mode>_us": median µs per sample, ..., "choice", "workers", "batches", "rounds", "reason"}."""
+    if len(batches) < 2:
+        raise EdgeBranchyError("choose_stream needs at least two batches (a stream)")
+    workers = workers or runner.stream_workers()
+    modes = candidate_modes(runner, workers)
+    n = sum(len(b) for b in batches)
+    for mode in modes:  # warm-up: sessions, bindings and worker threads
+        for _ in runner.predict_stream(batches[:max(2, workers)], mode=mode, workers=workers):
+            pass
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    for _ in range(max(1, rounds)):
+        for mode in modes:
+            t0 = time.perf_counter_ns()
+            for _p in runner.predict_stream(batches, mode=mode, workers=workers):
+                pass
+            times[mode].append((time.perf_counter_ns() - t0) / 1e3 / n)
+    med = {m: float(np.median(v)) for m, v in times.items()}
+    choice = min(modes, key=lambda m: (med[m], m != "sequential"))
+    figures = ", ".join(f"{m} {med[m]:.1f}" for m in modes)
+    rec = {f"{m}_us": med[m] for m in modes}
+    rec.update(choice=choice, workers=workers, batches=len(batches), samples=n, rounds=max(1, rounds),
+               reason=f"measured: {figures} us per sample ({workers} workers) -> {choice}")
+    return rec
