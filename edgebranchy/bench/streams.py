@@ -37,7 +37,7 @@ class StreamsConfig:
     # default (ONNX Runtime: 1, measured best at batch 1, benchmarks/results/ort_settings.md), 0 as many as fit
     threads: int | None = None
     clients: str = "processes"     # one process per camera (no shared interpreter lock), or one thread each
-    dataset: str = "fashion-mnist"
+    dataset: str | None = None     # None: the data set the artifact records
     data_dir: str | None = None
     force: bool = False
 
@@ -90,11 +90,9 @@ def run_streams(cfg: StreamsConfig, log: Callable[[str], None] = lambda s: None)
 
 
 def _samples(cfg: StreamsConfig, art):
-    from edgebranchy.data.imagefolder import reader_options
-    from edgebranchy.data.splits import load_test_data
+    from edgebranchy.data.splits import artifact_test_data
 
-    data = load_test_data(art.source.get("dataset"), cfg.dataset, cfg.data_dir,
-                          image=reader_options(art.manifest["input"], cfg.dataset), what=str(art.root))
+    _, data = artifact_test_data(art, cfg.dataset, cfg.data_dir)
     return art.preprocess(data.test.x[:cfg.samples])
 
 

@@ -350,7 +350,7 @@ def _read_tar(data: bytes) -> dict[str, bytes]:
             f"it printed {head[0]!r}: a login banner on stdout, e.g. an echo in .bashrc?" if head else "nothing")
             + ")")
     try:
-        files = tar_files(data[at + len(scripts.TAR_MARK):], "the board's returned tar", "board-tar")
+        files = tar_files(data, "the board's returned tar", "board-tar", start=at + len(scripts.TAR_MARK))
     except EdgeBranchyError as e:
         raise _StepFailed("fetch", str(e)) from None
     out = {}

@@ -294,12 +294,11 @@ def check_zip(path: Any, kind: str) -> None:
         zip_members(f, f"{k.what} {path}", k.max_inflated, keep=False)
 
 
-def npy_array(raw: bytearray, where: str) -> Any:
-    """The array in one .npy member; the header's element count is checked against the bytes first."""
-    import numpy as np
+def _npy_header(f: IO[bytes], size: int, where: str) -> Any:
+    """(shape, fortran, dtype, count) of the .npy header at `f`, checked: no Python objects, and `count`
+    elements filling exactly the `size` bytes of the whole .npy."""
     from numpy.lib import format as npf
 
-    f = io.BytesIO(bytes(raw[: 1 << 20]))  # the header only: the body is not copied
     try:
         version = npf.read_magic(f)
         reader = npf.read_array_header_1_0 if version == (1, 0) else npf.read_array_header_2_0
@@ -311,10 +310,18 @@ def npy_array(raw: bytearray, where: str) -> Any:
     count = 1
     for n in shape:
         count *= int(n)
-    body = len(raw) - f.tell()
-    if count * dtype.itemsize != body:
+    if count * dtype.itemsize != size - f.tell():
         raise EdgeBranchyError(f"{where}: header claims {count:,} elements of {dtype.itemsize} bytes, "
-                               f"the member holds {body:,} bytes")
+                               f"it holds {size - f.tell():,} bytes")
+    return shape, fortran, dtype, count
+
+
+def npy_array(raw: bytearray, where: str) -> Any:
+    """The array in one .npy member; the header's element count is checked against the bytes first."""
+    import numpy as np
+
+    f = io.BytesIO(bytes(raw[: 1 << 20]))  # the header only: the body is not copied
+    shape, fortran, dtype, count = _npy_header(f, len(raw), where)
     arr = np.frombuffer(raw, dtype=dtype, count=count, offset=f.tell())
     return arr.reshape(shape, order="F" if fortran else "C")
 
@@ -323,26 +330,10 @@ def load_npy(path: Any, kind: str, mmap: bool = False) -> Any:
     """The array of a .npy file of `kind` (memory-mapped read-only with `mmap`): regular, bounded, no pickles,
     the header's element count checked against the file's size first."""
     import numpy as np
-    from numpy.lib import format as npf
 
     k = kind_of(kind)
-    where = f"{k.what} {path}"
     with open_regular(path, kind) as f:
-        size = os.fstat(f.fileno()).st_size
-        try:
-            version = npf.read_magic(f)
-            reader = npf.read_array_header_1_0 if version == (1, 0) else npf.read_array_header_2_0
-            shape, _, dtype = reader(f)
-        except (ValueError, EOFError, OSError, SyntaxError, TypeError) as e:
-            raise EdgeBranchyError(f"{where}: not a .npy array ({e})") from None
-        if dtype.hasobject:
-            raise EdgeBranchyError(f"{where}: holds Python objects, which edgebranchy never reads")
-        count = 1
-        for n in shape:
-            count *= int(n)
-        if count * dtype.itemsize != size - f.tell():
-            raise EdgeBranchyError(f"{where}: header claims {count:,} elements of {dtype.itemsize} bytes, "
-                                   f"the file holds {size - f.tell():,}")
+        _npy_header(f, os.fstat(f.fileno()).st_size, f"{k.what} {path}")
     return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
 
 
@@ -360,9 +351,10 @@ def load_npz(path: Any, kind: str) -> Dict[str, Any]:
     return out
 
 
-def tar_files(data: bytes, where: str, kind: str) -> List[Any]:
-    """[(member name, bytes)] of the regular files in an uncompressed tar held in memory (a board's returned
-    tar), within `kind`'s size limit; a damaged tar is one EdgeBranchyError."""
+def tar_files(data: bytes, where: str, kind: str, start: int = 0) -> List[Any]:
+    """[(member name, bytes)] of the regular files in an uncompressed tar held in memory from byte `start` on
+    (a board's returned tar, after its mark), `data` within `kind`'s size limit; a damaged tar, or a member
+    path or link out of its folder, is one EdgeBranchyError."""
     import tarfile
 
     k = kind_of(kind)
@@ -370,7 +362,7 @@ def tar_files(data: bytes, where: str, kind: str) -> List[Any]:
         raise EdgeBranchyError(f"{where}: {len(data):,} bytes; a {k.what} is at most {k.max_bytes:,}")
     out = []
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        with tarfile.open(fileobj=io.BytesIO(memoryview(data)[start:]), mode="r:") as tar:
             for m in tar.getmembers():
                 parts = PurePosixPath(m.name).parts
                 if m.name.startswith("/") or ".." in parts or \

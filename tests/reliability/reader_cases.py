@@ -126,8 +126,10 @@ def _tar(w, d):
             info = tarfile.TarInfo(name)
             info.size = len(body)
             tar.addfile(info, io.BytesIO(body))
+    from edgebranchy.remote.scripts import TAR_MARK
+
     p = d / "board.tar"
-    p.write_bytes(buf.getvalue())
+    p.write_bytes(TAR_MARK + buf.getvalue())  # what the board's fetch prints: its mark, then the tar
     return p
 
 
@@ -217,9 +219,13 @@ def _read_status(w, p):
 
 
 def _read_tar(w, p):
-    from edgebranchy.remote.job import _read_tar as read
+    """A board's answer that is refused fails that board alone (_StepFailed, in its status.json): a refusal."""
+    from edgebranchy.remote.job import _read_tar as read, _StepFailed
 
-    return read(p.read_bytes() if p.is_file() else b"")
+    try:
+        return read(p.read_bytes() if p.is_file() else b"")
+    except _StepFailed as e:
+        raise EdgeBranchyError(str(e)) from None
 
 
 def _read_resume(w, p):
