@@ -219,6 +219,13 @@ def build_manifest(config: dict, plan: Sequence[int], *, normalized: bool, tempe
     }
 
 
+def exit_label(k: int, model_exits: list | None = None) -> str:
+    """Segment k's exit as the user knows it: `exit k`, or `exit k (model exit m)` where export fused side exits
+    away and the model (calibrate, train) numbers it m (`model_exits`: per segment, as results record it)."""
+    m = model_exits[k] if model_exits and k < len(model_exits) else k
+    return f"exit {k}" if m == k else f"exit {k} (model exit {m})"
+
+
 class Artifact:
     """A loaded, verified artifact."""
 
@@ -318,7 +325,8 @@ class Artifact:
     def exit_names(self) -> list[str]:
         """Each segment's exit as the user knows it: `exit k`, with the model's own number beside it where side
         exits were fused away at export (`exit 0 (model exit 1)`), so calibrate's numbering is still seen."""
-        return [f"exit {k}" if m == k else f"exit {k} (model exit {m})" for k, m in enumerate(self.model_exits)]
+        return [exit_label(k, self.model_exits) for k in range(len(self.model_exits))]
+
 
     @property
     def source(self) -> dict:

@@ -138,6 +138,7 @@ class _OneRun:
                     "backend": backend.name, "backend_options": backend.describe(),
                     "precision": backend.describe().get("precision", "fp32"), "artifact": str(art.root),
                     "artifact_sha256": art.sha256(), "model": art.manifest["model"].get("name"),
+                    "model_exits": art.model_exits,
                     "dataset": self.dataset, "thresholds": runner.thresholds, "power_source": meter.name,
                     "power_source_reason": power_reason, "power_meter": meter.describe(),
                     "pipelined": cfg.pipelined, "speculate": cfg.speculate,

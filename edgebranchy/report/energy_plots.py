@@ -32,7 +32,7 @@ def energy_per_exit(runs: list[Run]) -> Plot | Skipped:
                    ("MAC estimate", e.get("saving_from_macs"))]
         bx.bar([j + (i - (len(recs) - 1) / 2) * width for j in range(3)],
                [100 * (v or 0.0) for _, v in savings], width * 0.9, color=color, hatch=hatch)
-        alts.append(f"{run.short_label}: " + ", ".join(f"exit {k} {v:.3g} mJ" for k, v in enumerate(e["per_exit_mj"]))
+        alts.append(f"{run.short_label}: " + ", ".join(f"{run.exit_label(k)} {v:.3g} mJ" for k, v in enumerate(e["per_exit_mj"]))
                     + "; savings " + ", ".join(f"{n} {v * 100:.1f}%" for n, v in savings if v is not None))
     ax.set_xticks(range(max(len(e["per_exit_mj"]) for _, e in recs)))
     ax.set_xlabel("exit taken")

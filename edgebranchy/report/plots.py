@@ -89,7 +89,9 @@ def exit_histogram(runs: list[Run]) -> Plot:
             ax.annotate(f"{100 * f:.1f}%", (b.get_x() + b.get_width() / 2, f), xytext=(0, 2),
                         textcoords="offset points", ha="center", va="bottom", fontsize=MIN_FONT,
                         rotation=90 if many else 0)
-    ticks = [f"exit {k}" + (" (final)" if same_k and k == k_max - 1 else "") for k in range(k_max)]
+    same_exits = len({tuple((r.data.get("environment") or {}).get("model_exits") or ()) for r in runs}) == 1
+    ticks = [(runs[0].exit_label(k) if same_exits else f"exit {k}") + (" (final)" if same_k and k == k_max - 1 else "")
+             for k in range(k_max)]
     ax.set_xticks(np.arange(k_max), ticks)
     ax.set_ylim(0, 1.3 if many else 1.12)
     ax.set_ylabel("fraction of samples")
@@ -103,7 +105,7 @@ def exit_histogram(runs: list[Run]) -> Plot:
         caption="Fraction of test samples answered by each exit of the branchy network, per run "
                 "(entropy thresholds T in the legend).",
         alt="Exit histogram: " + "; ".join(
-            f"{r.short_label}: " + ", ".join(f"exit {k} {100 * f:.1f}%"
+            f"{r.short_label}: " + ", ".join(f"{r.exit_label(k)} {100 * f:.1f}%"
                                              for k, f in enumerate(r.branchy["exit_fractions"]))
             for r in runs),
         png=png(fig),

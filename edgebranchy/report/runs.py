@@ -53,6 +53,12 @@ class Run:
     def baseline(self) -> dict:
         return self.data["variants"]["baseline"]
 
+    def exit_label(self, k: int) -> str:
+        """Exit k as calibrate numbered it too (`exit 1 (model exit 2)` where export fused an exit away)."""
+        from edgebranchy.artifact.manifest import exit_label
+
+        return exit_label(k, (self.data.get("environment") or {}).get("model_exits"))
+
     @property
     def branchy(self) -> dict:
         return self.data["variants"]["branchy"]

@@ -46,7 +46,7 @@ def trust_notes(run: Run) -> list[str]:
                      + (f"; {', '.join(per)}" if per else "") + ".")
     epe = d["variants"]["branchy"].get("energy_per_exit")
     if epe:
-        per = ", ".join(f"exit {k} {v:.3g} mJ" for k, v in enumerate(epe["per_exit_mj"]))
+        per = ", ".join(f"{run.exit_label(k)} {v:.3g} mJ" for k, v in enumerate(epe["per_exit_mj"]))
         sv = [(n, epe.get(k)) for n, k in (("measured", "saving_measured"), ("from segments", "saving_from_segments"),
                                            ("MAC estimate", "saving_from_macs"))]
         notes.append(f"{tag}: energy per sample by exit ({epe['kind']}): {per}; saving vs baseline "
