@@ -222,7 +222,7 @@ def _add_energy_and_drift(results: dict, session, measured, art, idle, seg_ms: l
                       idle_watts=idle.watts if idle.flag is None else None)
     if rec is not None:
         br["energy_per_exit"] = rec
-        session.note(exit_energy_line(rec))
+        session.note(exit_energy_line(rec, art.exit_names()))
     drift = exit_drift(br["exit_counts"], art.manifest, overridden=False, alpha=cfg.drift_alpha,
                        min_effect=cfg.drift_min_effect)
     results["exit_drift"] = drift

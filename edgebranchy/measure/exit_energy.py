@@ -66,9 +66,11 @@ def energy_per_exit(exit_counts: Sequence[int], *, batch_size: int, segment_macs
     return rec
 
 
-def summary_line(rec: dict) -> str:
-    """One line: mJ per sample by exit, and the measured saving against the MAC estimate."""
-    per = ", ".join(f"exit {j} {e:.3g} mJ" for j, e in enumerate(rec["per_exit_mj"]))
+def summary_line(rec: dict, names: list | None = None) -> str:
+    """One line: mJ per sample by exit (`names`: each exit's name, default `exit j`), and the measured saving
+    against the MAC estimate."""
+    per = ", ".join(f"{names[j] if names and j < len(names) else f'exit {j}'} {e:.3g} mJ"
+                    for j, e in enumerate(rec["per_exit_mj"]))
     parts = [f"energy per exit ({rec['kind']}): {per}"]
     if rec["saving_measured"] is not None:
         parts.append(f"saving vs baseline measured {rec['saving_measured'] * 100:.1f}%")
