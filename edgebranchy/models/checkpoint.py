@@ -200,7 +200,7 @@ def load_refusal(path, what: str, e: BaseException, damaged: str | None = None) 
 
 def validate_config(path, config: dict) -> None:
     """Type and range of the config fields that calibration, export and the runner read."""
-    from edgebranchy.artifact.manifest import validate_classes, validate_input_block, validate_temperatures
+    from edgebranchy.artifact.manifest_fields import validate_classes, validate_input_block, validate_temperatures
     from edgebranchy.util.checks import validate_thresholds
 
     from edgebranchy.util.schema import check
