@@ -5,7 +5,8 @@ A document holds, per N of the sweep (`points`, N ascending as measured): `strea
 streams per second of wall time, over every trial), `trial_throughput_sps`, `p50_ms` / `p99_ms` over all streams'
 requests, `per_stream` (requests, p50_ms, p99_ms of each stream) and, for branchy, `exit_fractions`; then `gain`
 (branchy's throughput over the baseline's at that N) and `scaling` (each variant's throughput over its N=1
-throughput; null when the sweep has no N=1 first). `config.rate` null: requests back to back; a number: requests
+throughput; null when the sweep has no N=1 first). Optional (written since they exist): `gain_ci` (95% interval of
+the gain over the trials), `gain_vs_first` (the gain over the first N's) and `gain_vs_first_ci`. `config.rate` null: requests back to back; a number: requests
 per second per stream, latency counted from when a request was due (queueing included).
 """
 from __future__ import annotations
@@ -28,6 +29,13 @@ def _num(obj: Any, key: str, where: str, nullable: bool = False) -> None:
         raise EdgeBranchyError(f"{where}: key '{key}' should be a number >= 0, got {v!r}")
 
 
+def _interval(v: Any, where: str) -> None:
+    if v is None:
+        return
+    if not (isinstance(v, list) and len(v) == 2 and all(is_number(x) and x >= 0 for x in v) and v[0] <= v[1]):
+        raise EdgeBranchyError(f"{where} should be null or [low, high] with 0 <= low <= high, got {v!r}")
+
+
 def validate_streams(doc: Any, name: str) -> dict:
     """`doc` when it is a valid streams document; EdgeBranchyError naming `name` and the first problem."""
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
@@ -42,6 +50,10 @@ def validate_streams(doc: Any, name: str) -> dict:
         if not isinstance(p, dict) or not is_int(p.get("streams")) or p["streams"] < 1:
             raise EdgeBranchyError(f"{where}: key 'streams' should be an integer >= 1")
         _num(p, "gain", where, nullable=True)
+        if "gain_vs_first" in p:
+            _num(p, "gain_vs_first", where, nullable=True)
+        for key in ("gain_ci", "gain_vs_first_ci"):
+            _interval(p.get(key), f"{where}: key '{key}'")
         for v in VARIANTS:
             var = (p.get("variants") or {}).get(v)
             if not isinstance(var, dict) or not isinstance(var.get("per_stream"), list):

@@ -82,11 +82,33 @@ def run_streams(cfg: StreamsConfig, log: Callable[[str], None] = lambda s: None)
         b, y = (p["variants"][v]["throughput_sps"] for v in VARIANTS)
         p["gain"] = y / b if b else None
         p["scaling"] = {v: p["variants"][v]["throughput_sps"] / base[v] for v in VARIANTS} if base else None
+    gain_intervals(points)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     doc = {"schema": SCHEMA, "version": SCHEMA_VERSION, "created": created,
            "environment": _environment(art, cfg, cpus), "config": _config(cfg), "points": points}
     atomic_write_json(cfg.out, doc)
     return doc
+
+
+def gain_intervals(points: list) -> None:
+    """Add to each point `gain_ci` (95% interval of its gain: Student t over the trials' paired log ratios,
+    branchy trial t against baseline trial t, which ran next to each other) and, against the sweep's first N,
+    `gain_vs_first` (this gain over the first's) with `gain_vs_first_ci` (Welch's t on the two N's per-trial log
+    ratios: "is the gain at N=2 smaller than at N=1?" answered with the trials' own spread). None where a point
+    has fewer than 2 trials or a gain is missing."""
+    from edgebranchy.artifact.replicates import around, half_width, paired_log_ratios, welch_half
+
+    def logs(p):
+        v = p["variants"]
+        return paired_log_ratios(v["branchy"]["trial_throughput_sps"], v["baseline"]["trial_throughput_sps"])
+
+    first = points[0]
+    for p in points:
+        p["gain_ci"] = around(p["gain"], half_width(logs(p))) if p.get("gain") else None
+        ok = p.get("gain") and first.get("gain")
+        p["gain_vs_first"] = p["gain"] / first["gain"] if ok else None
+        p["gain_vs_first_ci"] = (around(p["gain_vs_first"], welch_half(logs(first), logs(p)))
+                                 if ok and p is not first else None)
 
 
 def _samples(cfg: StreamsConfig, art):

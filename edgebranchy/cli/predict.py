@@ -5,7 +5,7 @@ import argparse
 
 from edgebranchy.cli._args import (add_backend_flags, add_drift_flags, backend_flag_options, batch_size, precisions,
                                    samples, thresholds)
-from edgebranchy.vocab import BACKEND_NAMES, PRECISIONS
+from edgebranchy.vocab import BACKEND_NAMES, PRECISIONS, STREAM_MODES
 
 ORDER = 40
 
@@ -27,7 +27,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=batch_size, default=64, help="samples per runner call")
     p.add_argument("--samples", type=samples, metavar="N", help="only the first N test samples (default: the whole test split)")
     p.add_argument("--thresholds", type=thresholds, help="override the artifact's thresholds, comma separated")
-    p.add_argument("--pipelined", action="store_true", help="overlap segments of consecutive batches")
+    p.add_argument("--stream-mode", choices=STREAM_MODES, default="auto",
+                   help="how the batches run: sequential (one after another), pipelined (segments of consecutive "
+                        "batches overlap), concurrent (independent batches on the usable CPUs), or auto (default: "
+                        "each mode timed on the first batches here, the fastest runs the rest; the same answers)")
+    p.add_argument("--pipelined", action="store_true", help="the same as --stream-mode pipelined")
     p.add_argument("--precision", type=precisions, metavar="P[,P..]",
                    help=f"which graphs to run ({', '.join(PRECISIONS)}, or auto: int8 where the artifact records it "
                         "faster); a comma list answers with each and prints them side by side (default: the "
@@ -53,6 +57,8 @@ def run(args) -> int:
         raise EdgeBranchyError("--samples must be positive")
     if (args.out or args.strict_images) and not args.images:
         raise EdgeBranchyError("--out and --strict-images go with --images")
+    if args.pipelined and args.stream_mode not in ("auto", "pipelined"):
+        raise EdgeBranchyError(f"--pipelined and --stream-mode {args.stream_mode} disagree: give one")
     opts = backend_flag_options(args, args.backend)
     precs = args.precision or [None]
     if args.images:
@@ -68,6 +74,23 @@ def run(args) -> int:
                   + f", branchy {d['seconds'] / ref['seconds']:.2f}x the {ref['precision']} time"
                   + f", gain over its own baseline {d['baseline_seconds'] / d['seconds']:.2f}x (wall time here)")
     return 0
+
+
+#: batches `--stream-mode auto` times each mode on (a longer stream is timed on its first ones), and at least
+AUTO_BATCHES, AUTO_MIN_BATCHES = 8, 4
+
+
+def _stream_mode(runner, args, batches: list) -> str:
+    """The mode predict runs the batches in; for auto, each mode timed on the first batches (printed)."""
+    mode = "pipelined" if args.pipelined else args.stream_mode
+    if mode != "auto":
+        return mode
+    if len(batches) < AUTO_MIN_BATCHES:
+        print(f"stream: sequential ({len(batches)} batch(es): too few to time the modes on)")
+        return "sequential"
+    rec = runner.choose_stream(batches[:AUTO_BATCHES])
+    print(f"stream: {rec['choice']} ({rec['reason']}, timed on the first {rec['batches']} batches)")
+    return rec["choice"]
 
 
 def _with_precision(opts: dict | None, precision: str | None) -> dict | None:
@@ -91,8 +114,9 @@ def _predict_test(args, opts: dict | None) -> dict:
         y = data.test.y[:n]
         batches = [x[i:i + args.batch_size] for i in range(0, n, args.batch_size)]
         r.baseline(batches[0])  # the baseline session opens on its first call: not inside its timing
+        mode = _stream_mode(r, args, batches)
         t0 = time.perf_counter()
-        preds = list(r.predict_stream(batches, pipelined=args.pipelined))
+        preds = list(r.predict_stream(batches, mode=mode))
         t_branchy = time.perf_counter() - t0
         labels = np.concatenate([p.labels for p in preds])
         exits = np.concatenate([p.exits for p in preds])

@@ -298,7 +298,11 @@ class EarlyExitRunner:
         Returns the figures and the choice."""
         from edgebranchy.runtime.stream_choice import choose_stream
 
-        rec = choose_stream(self, list(batches), rounds, workers)
+        counts = list(self.exit_counts)  # the timing rounds repeat samples: they are not traffic for drift checks
+        try:
+            rec = choose_stream(self, list(batches), rounds, workers)
+        finally:
+            self.exit_counts = counts
         self.stream_mode, self.stream_reason = rec["choice"], rec["reason"]
         return rec
 

@@ -108,3 +108,61 @@ def test_bad_settings_are_user_errors(tiny_artifact, tmp_path, change, message):
 def test_a_failing_client_is_one_error(tiny_artifact, tmp_path):
     with pytest.raises(EdgeBranchyError, match="stream client .* failed"):
         run_streams(_cfg(tiny_artifact, tmp_path / "s.json", backend_options={"graph_optimization": "nonsense"}))
+
+
+def _point(n, base, branchy):
+    return {"streams": n, "gain": sum(branchy) / sum(base),
+            "variants": {"baseline": {"trial_throughput_sps": list(base)},
+                         "branchy": {"trial_throughput_sps": list(branchy)}}}
+
+
+def test_gain_intervals_cover_an_unchanged_gain_at_their_level():
+    """A/A: the gain is the same at N=1 and N=2 (1.75x), each trial's throughputs shifted by a shared slow spell
+    and their own multiplicative noise; the 95% interval of gain(N=2) / gain(N=1) holds 1 in about 95% of sweeps,
+    and each point's gain interval holds 1.75 as often."""
+    import numpy as np
+
+    from edgebranchy.bench.streams import gain_intervals
+
+    rng = np.random.default_rng(7)
+    sweeps, trials, covered, gain_cov = 2000, 10, 0, 0
+    for _ in range(sweeps):
+        points = []
+        for n, rate in ((1, 15000.0), (2, 30000.0)):
+            spell = np.exp(rng.normal(0, 0.04, trials))      # both variants of a trial share it
+            base = rate * spell * np.exp(rng.normal(0, 0.03, trials))
+            branchy = 1.75 * rate * spell * np.exp(rng.normal(0, 0.03, trials))
+            points.append(_point(n, base, branchy))
+        gain_intervals(points)
+        lo, hi = points[1]["gain_vs_first_ci"]
+        covered += lo <= 1.0 <= hi
+        lo, hi = points[1]["gain_ci"]
+        gain_cov += lo <= 1.75 <= hi
+        assert points[0]["gain_vs_first"] == 1.0 and points[0]["gain_vs_first_ci"] is None
+    assert 0.93 <= covered / sweeps <= 0.975
+    assert 0.93 <= gain_cov / sweeps <= 0.975
+
+
+def test_gain_intervals_see_a_gain_that_fell_and_need_two_trials():
+    from edgebranchy.bench.streams import gain_intervals
+
+    one = [_point(1, [100.0, 101, 99, 100], [175.0, 176, 174, 175]),
+           _point(2, [200.0, 202, 198, 200], [300.0, 301, 299, 300])]   # 1.75x -> 1.50x
+    gain_intervals(one)
+    assert one[1]["gain_vs_first_ci"][1] < 1.0
+    few = [_point(1, [100.0], [175.0]), _point(2, [200.0], [350.0])]
+    gain_intervals(few)
+    assert few[1]["gain_ci"] is None and few[1]["gain_vs_first_ci"] is None
+    assert few[1]["gain_vs_first"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("bad", [[2.0, 1.0], [1.0], "1.5", [float("nan"), 2.0]])
+def test_a_malformed_gain_interval_is_refused(bad):
+    doc = {"schema": "edgebranchy.streams", "version": 1, "config": {},
+           "points": [{"streams": 1, "gain": 1.5, "gain_ci": bad,
+                       "variants": {v: {"per_stream": [{}], "throughput_sps": 1.0, "p50_ms": 1.0, "p99_ms": 1.0}
+                                    for v in ("baseline", "branchy")}}]}
+    with pytest.raises(EdgeBranchyError, match="gain_ci"):
+        validate_streams(doc, "s.json")
+    doc["points"][0]["gain_ci"] = [1.4, 1.6]
+    assert validate_streams(doc, "s.json") is doc

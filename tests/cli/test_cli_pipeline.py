@@ -176,3 +176,19 @@ def test_log_every_prints_running_loss(tmp_path, capsys):
                  "--batch-size", "32", "--log-every", "3", "--out", str(tmp_path / "m.pt")]) == 0
     lines = [l for l in capsys.readouterr().out.splitlines() if "running mean" in l]
     assert len(lines) == -(-270 // 32) // 3 and lines[0].startswith("joint epoch 1 step 3/")
+
+
+def test_predict_times_the_stream_modes_or_runs_the_one_asked(tiny_artifact, capsys):
+    base = ["predict", str(tiny_artifact), "--dataset", "synthetic", "--samples", "64", "--batch-size", "8"]
+    assert main(base) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.startswith("stream: "))
+    assert "measured: sequential" in line and "timed on the first 8 batches" in line
+    counts = [int(m) for m in re.findall(r"exit \d+:\s+(\d+) samples", out)]
+    assert sum(counts) == 64  # the timing rounds are not counted as answers
+    assert main(base + ["--stream-mode", "concurrent"]) == 0
+    assert "stream: " not in capsys.readouterr().out
+    assert main(base[:-2] + ["--batch-size", "32"]) == 0  # 2 batches: too few to time
+    assert "stream: sequential (2 batch(es)" in capsys.readouterr().out
+    assert main(base + ["--pipelined", "--stream-mode", "concurrent"]) == 2
+    assert "disagree" in _err_line(capsys)

@@ -103,3 +103,15 @@ def test_a_backend_without_concurrent_calls_refuses_concurrent(runner, synthetic
     from edgebranchy.runtime.stream_choice import candidate_modes
 
     assert candidate_modes(runner, 2) == ["sequential", "pipelined"]
+
+
+def test_timing_the_modes_leaves_the_exit_counts_alone(tiny_artifact, synthetic_test):
+    """choose_stream runs the same batches many times: counting them would make the drift check see the timing
+    rounds as traffic (the same samples repeated, not independent ones)."""
+    batches = _batches(synthetic_test)
+    with EarlyExitRunner(tiny_artifact) as r:
+        list(r.predict_stream(batches[:3], mode="sequential"))
+        before = list(r.exit_counts)
+        assert sum(before) == sum(len(b) for b in batches[:3])
+        r.choose_stream(batches[:6], rounds=2, workers=2)
+        assert r.exit_counts == before
