@@ -393,10 +393,3 @@ def load_runs_doc(path) -> list[dict]:
     from edgebranchy.util.readers import load_json
 
     return runs_of(validate_results(load_json(path, "results"), str(path)))
-
-
-def load_latencies(path, run_id: str) -> dict:
-    """{variant: per-call latencies (ms, numpy array)} of one run, from the results file's side file."""
-    from edgebranchy.artifact.latencies import load_latencies as _load
-
-    return _load(path, run_id)

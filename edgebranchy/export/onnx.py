@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 from edgebranchy.errors import EdgeBranchyError
+from edgebranchy.export.checks import check_classes, refuse_non_finite
 from edgebranchy.artifact.manifest import MANIFEST, build_manifest, segment_io_names, validate_manifest, write_artifact_dir
 from edgebranchy.util.files import atomic_write_bytes, atomic_write_json, sha256_file
 from edgebranchy.vocab import check_precision
@@ -198,8 +199,8 @@ def _plan(checkpoint, precision: str, samples, check_samples: int, normalize_ent
     ck = load_checkpoint(checkpoint)
     cfg = ck.config
     net, baseline = ck.build()
-    _refuse_non_finite(checkpoint, {"BranchyNet": net, "baseline": baseline})
-    _check_classes(checkpoint, cfg, net)
+    refuse_non_finite(checkpoint, {"BranchyNet": net, "baseline": baseline})
+    check_classes(checkpoint, cfg, net)
     k_exits = net.num_exits
     cal = cfg.get("calibration") or None
     normalize = bool(cal.get("normalized", False)) if (cal and normalize_entropy is None) else bool(normalize_entropy)
@@ -332,30 +333,6 @@ def _write_single(plan: _Plan, fp32_graphs: list[bytes], put, log: Callable[[str
 
 def _diff_text(diff: float | None) -> str:
     return "not checked" if diff is None else f"{diff:.2g}"
-
-
-def _refuse_non_finite(checkpoint, nets: dict) -> None:
-    """A graph with NaN or infinite weights is refused: its outputs cannot be trusted or checked."""
-    import torch
-
-    for what, net in nets.items():
-        for name, t in net.state_dict().items():
-            if torch.is_floating_point(t) and not bool(torch.isfinite(t).all()):
-                raise EdgeBranchyError(f"{checkpoint}: {what} weight {name!r} holds NaN or infinite values; "
-                                       "refusing to export it (retrain, or resume from an earlier state)")
-
-
-def _check_classes(checkpoint, cfg: dict, net) -> None:
-    """The config's class list must name one class per logit of every exit."""
-    import torch
-
-    classes = cfg["classes"]
-    with torch.no_grad():
-        outs = net(torch.zeros((1, *cfg["input"]["shape"]), dtype=torch.float32))
-    for k, o in enumerate(outs):
-        if o.shape[-1] != len(classes):
-            raise EdgeBranchyError(f"{checkpoint}: config 'classes' names {len(classes)} classes but exit {k} "
-                                   f"has {o.shape[-1]} outputs")
 
 
 def _half(feats):

@@ -33,7 +33,6 @@ from edgebranchy.util.readers import load_json, read_bytes
 from edgebranchy.vocab import RECALIBRATED
 
 INPUT_NAME = "x"
-
 INDEX_NAME = "index"
 GATHER_OUTPUT = "rows"
 SINGLE = "single"
@@ -46,8 +45,6 @@ TRT_OBJECT_API = frozenset({
     "add_input", "add_gather", "mark_output", "get_output", "deserialize_cuda_engine", "DLA_core",
 })
 
-
-# ---------------------------------------------------------------- building
 
 def _node_label(data: bytes, node: int) -> str:
     if node < 0:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from report_fixtures import build_results, write_results
 
-from edgebranchy.artifact.results import load_latencies, load_runs_doc, runs_of, unique_labels, validate_results
+from edgebranchy.artifact.latencies import load_latencies
+from edgebranchy.artifact.results import load_runs_doc, runs_of, unique_labels, validate_results
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.bench.document import results_document
 from edgebranchy.report.runs import load_runs
