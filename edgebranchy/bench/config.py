@@ -62,18 +62,15 @@ NOT_COMPARED = ("artifact", "out", "force", "resume", "conditions_root")
 def check_config(cfg: BenchConfig) -> None:
     """Types and ranges of the numeric settings (the API's check; the CLI's argument types say the same). The
     messages name the setting in backquotes (`batch_size`); the CLI shows its flag instead."""
-    from edgebranchy.util.checks import is_finite_at_least, is_int_at_least
-    from edgebranchy.util.limits import limit, reason
+    from edgebranchy.util.checks import is_finite_at_least
+    from edgebranchy.util.limits import check_whole, limit, reason
 
     for name, low, bound in (("batch_size", 1, "batch"), ("samples", 1, "samples"), ("trials", 1, "trials"),
                              ("warmup", 0, "warmup"), ("warmup_max", 0, "warmup"),
                              ("segment_repeats", 1, "repeats")):
         v = getattr(cfg, name)
         for one in (as_list(v) if name == "batch_size" and not isinstance(v, bool) else [v]):
-            if not is_int_at_least(one, low):
-                raise EdgeBranchyError(f"`{name}` must be a whole number >= {low}, got {v!r}")
-            if one > limit(bound):
-                raise EdgeBranchyError(f"`{name}` must be at most {limit(bound)} ({reason(bound)}), got {one!r}")
+            check_whole(name, one, low, bound)
     for name in ("batch_size", "backend", "form"):
         if not as_list(getattr(cfg, name)):
             raise EdgeBranchyError(f"`{name}` needs at least one value")

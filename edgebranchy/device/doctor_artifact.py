@@ -112,8 +112,11 @@ def check_artifact(path: Any, *, backend: str = "onnxruntime", options: Optional
     from edgebranchy.measure.segment_timing import segment_timings
     from edgebranchy.util.checks import validate_thresholds
 
-    if samples < 1 or batch_size < 1 or repeats < 1:
-        raise EdgeBranchyError("`samples`, `batch_size` and `repeats` must be at least 1")
+    from edgebranchy.util.limits import check_whole
+
+    for name, value, bound in (("samples", samples, "samples"), ("batch_size", batch_size, "batch"),
+                               ("repeats", repeats, "repeats")):
+        check_whole(name, value, 1, bound)
     if rtol is not None and not (math.isfinite(rtol) and rtol >= 0):
         raise EdgeBranchyError(f"`rtol` must be a finite number >= 0, got {rtol}")
     art = Artifact.load(path, verify=True)

@@ -34,3 +34,15 @@ def limit(name: str) -> int | float:
 def reason(name: str) -> str:
     """Why `name` is bounded, for the message."""
     return LIMITS[name][1]
+
+
+def check_whole(name: str, value, low: int, bound: str) -> None:
+    """EdgeBranchyError naming the setting `name` (in backquotes, as library errors do) unless `value` is a whole
+    number (not a bool) from `low` to the limit of `bound`."""
+    from edgebranchy.errors import EdgeBranchyError
+    from edgebranchy.util.checks import is_int_at_least
+
+    if not is_int_at_least(value, low):
+        raise EdgeBranchyError(f"`{name}` must be a whole number >= {low}, got {value!r}")
+    if value > limit(bound):
+        raise EdgeBranchyError(f"`{name}` must be at most {limit(bound)} ({reason(bound)}), got {value!r}")

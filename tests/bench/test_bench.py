@@ -41,7 +41,8 @@ def test_bench_end_to_end(tiny_artifact, tmp_path, synthetic_test):
         assert e["exit_counts"] == np.bincount(p.exits, minlength=2).tolist()
         assert b["accuracy"] == pytest.approx(np.mean(r.baseline(x[:40]) == y[:40]))
     assert sum(e["exit_fractions"]) == pytest.approx(1.0)
-    from edgebranchy.artifact.results import load_latencies, load_runs_doc
+    from edgebranchy.artifact.latencies import load_latencies
+    from edgebranchy.artifact.results import load_runs_doc
 
     assert load_runs_doc(out) == doc["runs"]
     raw = load_latencies(out, "r1")  # the raw latencies live in the side file, the statistics stay inline

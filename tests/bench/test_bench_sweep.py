@@ -7,7 +7,8 @@ import shlex
 import numpy as np
 import pytest
 
-from edgebranchy.artifact.results import load_latencies, load_runs_doc, validate_results
+from edgebranchy.artifact.latencies import load_latencies
+from edgebranchy.artifact.results import load_runs_doc, validate_results
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.bench.plan import plan_runs
 

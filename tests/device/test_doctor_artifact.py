@@ -201,3 +201,18 @@ def test_wrong_input_is_one_line_and_exit_2(tiny_checkpoint, tmp_path):
         p = run_cli("doctor", *args)
         assert p.returncode == 2 and said in p.stderr, (args, p.stderr)
         assert len(_errors(p)) == 1 and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("setting, value, phrase", [
+    ("samples", 10 ** 12, "at most 10000000"), ("repeats", 10 ** 9, "at most 1000000"),
+    ("batch_size", 1 << 20, "at most 65536"), ("samples", True, "whole number"), ("repeats", 0, ">= 1"),
+    ("batch_size", 2.5, "whole number"),
+])
+def test_the_library_bounds_samples_repeats_and_batch(tiny_artifact, setting, value, phrase):
+    """Through the library, not only the CLI's argument types: a number past its bound is refused, named as the
+    setting, before any sample is read or memory sized by it."""
+    from edgebranchy.device.doctor_artifact import check_artifact
+    from edgebranchy.errors import EdgeBranchyError
+
+    with pytest.raises(EdgeBranchyError, match=f"`{setting}`.*{phrase}"):
+        check_artifact(tiny_artifact, **{setting: value})
