@@ -72,12 +72,13 @@ def build_backbone(name: str, args: dict[str, Any]) -> nn.Module:
     """The plain network `name` names (a zoo network with a backbone form, or module:function returning an
     nn.Module that is not a BranchyNet), built with `args` (in_channels, num_classes, input_size)."""
     from edgebranchy.models.branchynet import BranchyNet
-    from edgebranchy.models.registry import factory
+    from edgebranchy.models.registry import check_sizes, factory
 
     if ":" not in name and name not in _BACKBONES:
         raise EdgeBranchyError(f"{name!r} has no backbone form to plan on; plan one of {', '.join(backbone_names())} "
                                "or module:function returning your nn.Module")
     fn = _BACKBONES[name] if name in _BACKBONES else factory(name)
+    check_sizes(name, args)  # a plan file's backbone_args ({"depth": ...}) past its bound
     try:
         model = fn(**args)
     except TypeError as e:

@@ -91,6 +91,8 @@ def test_resnet_backbone_is_the_zoo_main_path_and_its_paper_points_are_the_zoo_e
         assert torch.allclose(net.baseline()(x), want, rtol=1e-5, atol=1e-5)
     with pytest.raises(EdgeBranchyError, match="6n\\+2"):
         build_backbone("b-resnet", {"depth": depth + 1})
+    with pytest.raises(EdgeBranchyError, match="`depth` must be at most 1202"):  # before any layer is allocated
+        build_backbone("b-resnet", {"depth": 1208})
 
 
 def _problem(n=400, seed=0):
