@@ -1,11 +1,13 @@
-"""Planned exit placement against the paper's, on B-AlexNet (Fashion-MNIST), measured on ONNX Runtime at batch 1.
+"""Planned exit placement against the paper's, on B-AlexNet and B-ResNet (Fashion-MNIST), measured on ONNX Runtime
+at batch 1.
 
 Usage (from the repository root; the machine is shared, so nice):
-  nice python benchmarks/plan_gain.py --work DIR [--networks b-alexnet,resnet18] [--checkpoint NET=PATH ...]
+  nice python benchmarks/plan_gain.py --work DIR [--networks b-alexnet,b-resnet,resnet18] [--checkpoint NET=PATH ...]
       [--data-samples N] [--max-accuracy-drop 1.0] [--samples 1000] [--rounds 7] [--head-epochs 3] [--train-epochs 2]
 
-Networks: the zoo B-AlexNet (reference placement: the paper's, "7" and "8" on its backbone) and Table II's
-ResNet-18 (tv_compat, with a one-channel stem for Fashion-MNIST; reference: after layer1 and layer2).
+Networks: the zoo B-AlexNet (reference placement: the paper's, "7" and "8" on its backbone), the zoo B-ResNet at
+depth 20 (reference: the zoo's, after "stem" and "layer1" on its backbone) and Table II's ResNet-18 (tv_compat,
+with a one-channel stem for Fashion-MNIST; reference: after layer1 and layer2).
 1. The network with its reference placement, jointly trained by `edgebranchy train`, is --checkpoint NET=PATH or
    trained into WORK/NET/NET.pt with --train-args.
 2. Its separately trained baseline (the checkpoint's main path) is the backbone; `edgebranchy plan ...
@@ -34,10 +36,14 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 import paper_table as pt  # noqa: E402  (timed, accuracy_on_test)
 
-#: per network: the plan's model, the reference placement, the zoo/Table II network trained with it, its input
+#: per network: the plan's model, the reference placement (a zoo network's: backbones.PAPER_POINTS), the zoo/Table
+#: II network trained with it, its backbone factory, its input and the model arguments (`args`: to `plan` as
+#: --NAME VALUE, to the backbone factory as keywords; `train --plan` has them from the plan file)
 NETWORKS = {
     "b-alexnet": {"plan": "b-alexnet", "points": ["7", "8"], "train": ["--model", "b-alexnet"],
                   "backbone": "edgebranchy.models.backbones:alexnet", "shape": (1, 10, 28)},
+    "b-resnet": {"plan": "b-resnet", "points": ["stem", "layer1"], "train": ["--model", "b-resnet", "--depth", "20"],
+                 "backbone": "edgebranchy.models.backbones:resnet", "shape": (1, 10, 28), "args": {"depth": 20}},
     # Table II's ResNet-18 (torchvision's, tv_compat) with a one-channel stem for Fashion-MNIST, exits as Table II
     "resnet18": {"plan": "plan_gain:resnet18_gray", "points": ["layer1", "layer2"],
                  "train": ["--model", "plan_gain:resnet18_gray_branchy"], "backbone": "plan_gain:resnet18_gray",
@@ -79,7 +85,13 @@ def _backbone(spec: dict):
 
     mod, fn = spec["backbone"].split(":")
     c, n, size = spec["shape"]
-    return getattr(importlib.import_module(mod), fn)(in_channels=c, num_classes=n, input_size=size)
+    return getattr(importlib.import_module(mod), fn)(in_channels=c, num_classes=n, input_size=size,
+                                                      **spec.get("args", {}))
+
+
+def model_flags(spec: dict) -> list[str]:
+    """The network's model arguments as `plan` flags (--depth 20)."""
+    return [x for k, v in spec.get("args", {}).items() for x in (f"--{k.replace('_', '-')}", str(v))]
 
 
 def prepare(net: str, a, log) -> dict:
@@ -101,7 +113,7 @@ def prepare(net: str, a, log) -> dict:
     _load_weights(back, str(zoo))
     torch.save(back.state_dict(), w / "backbone.pt")
     plan = w / "plan.json"
-    secs = cli("plan", spec["plan"], "--init-weights", zoo, "--max-accuracy-drop", a.max_accuracy_drop,
+    secs = cli("plan", spec["plan"], *model_flags(spec), "--init-weights", zoo, "--max-accuracy-drop", a.max_accuracy_drop,
                "--reference", ",".join(spec["points"]), "--head-epochs", a.head_epochs, "--rounds", a.rounds,
                "--cache", w / "plan-cache", "--out", plan, "--force", *common, log=log)
     doc = json.loads(plan.read_text())
@@ -174,7 +186,7 @@ def render(net: str, res: dict, prep: dict, a) -> str:
          f"points below its own final exit on the validation split (MACs as the cost); accuracy on the first "
          f"{a.test_samples} test samples.",
          "",
-         f"`edgebranchy plan {NETWORKS[net]['plan']}` took **{prep['plan_seconds']:.0f} s** (cold cache; {len(p['candidates'])} "
+         f"`edgebranchy plan {' '.join([NETWORKS[net]['plan'], *model_flags(NETWORKS[net])])}` took **{prep['plan_seconds']:.0f} s** (cold cache; {len(p['candidates'])} "
          f"candidates, {p['head_training']['epochs']} head epochs on {p['head_training']['samples']} samples, costs: "
          f"{p['costs']['source']}); it chose exits after **{', '.join(p['split_points'])}** (expected "
          f"{p['expected']['speedup']:.2f}x at {p['expected']['accuracy'] * 100:.2f}% on validation; the reference "

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import fraction, percentage_points, positive_int
+from edgebranchy.cli._args import fraction, percentage_points, positive_int, resnet_depth
 
 ORDER = 8
 
@@ -19,8 +19,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "their thresholds (the exact search `calibrate` uses) for the best expected speedup within "
                     "--max-accuracy-drop (or the best accuracy within --budget), print the frontier, plot it, and "
                     "write the plan file for `edgebranchy train --plan`. A killed plan continues from its cache.")
-    p.add_argument("model", help="b-alexnet (its backbone), or module:function returning your nn.Module (ending in "
-                                 "its classifier; called with in_channels, num_classes, input_size)")
+    p.add_argument("model", help="b-alexnet or b-resnet (the zoo network's main path), or module:function returning "
+                                 "your nn.Module (ending in its classifier; called with in_channels, num_classes, "
+                                 "input_size)")
+    p.add_argument("--depth", type=resnet_depth, help="ResNet depth 6n+2, b-resnet only (default: 110, as train; "
+                                                      "20 for quick runs)")
     p.add_argument("--init-weights", metavar="FILE",
                    help="the trained network's weights: its state_dict, or an edgebranchy checkpoint of the zoo "
                         "network (its main path)")
@@ -62,6 +65,10 @@ def run(args) -> int:
     from edgebranchy.util.outputs import check_output
     from edgebranchy.util.talk import say
 
+    from edgebranchy.errors import EdgeBranchyError
+
+    if args.depth is not None and args.model != "b-resnet":
+        raise EdgeBranchyError("--depth applies to b-resnet only")
     check_output(args.out, [args.init_weights], "plan", force=args.force, data_dirs=[args.data_dir])
     say(f"plan: loading torch and {args.dataset}")
     from pathlib import Path
@@ -75,6 +82,7 @@ def run(args) -> int:
     drop = None if args.budget is not None else (
         DEFAULT_DROP if args.max_accuracy_drop is None else args.max_accuracy_drop)
     o = PlanOptions(model=args.model, dataset=args.dataset, data_dir=args.data_dir, init_weights=args.init_weights,
+                    backbone_args={} if args.depth is None else {"depth": args.depth},
                     candidates=_names(args.candidates), reference=ref, max_exits=args.max_exits,
                     max_accuracy_drop=drop, budget=args.budget, head=args.head, head_epochs=args.head_epochs,
                     train_samples=args.train_samples, batch_size=args.batch_size, cost=args.cost,

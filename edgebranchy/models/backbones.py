@@ -14,7 +14,7 @@ from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.models.layers import flat_features, lrn, pool
 
 #: the split points of the zoo's own placement on its backbone (the released code's, as the zoo builds it)
-PAPER_POINTS = {"b-alexnet": ["7", "8"]}
+PAPER_POINTS = {"b-alexnet": ["7", "8"], "b-resnet": ["stem", "layer1"]}
 
 
 def alexnet(in_channels: int = 3, num_classes: int = 10, input_size: int = 32) -> nn.Sequential:
@@ -32,7 +32,33 @@ def alexnet(in_channels: int = 3, num_classes: int = 10, input_size: int = 32) -
                          nn.Dropout(0.5), nn.Linear(128, num_classes))
 
 
-_BACKBONES = {"b-alexnet": alexnet}
+class ResNet(nn.Module):
+    """B-ResNet's main path (zoo/resnet.py: the stem, stage 1, stage 2's two stages, the main exit) with
+    torchvision's names: stem, layer1, layer2, layer3, pool, flatten, fc. Its paper placement is after "stem"
+    and "layer1"; every BasicBlock's output is a block boundary ("layer1.0", ..., the last one named by its stage)."""
+
+    def __init__(self, depth: int = 110, in_channels: int = 3, num_classes: int = 10):
+        from edgebranchy.models.zoo.resnet import check_depth, stage
+
+        super().__init__()
+        n = check_depth(depth)
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 16, 3, padding=0, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.layer1, self.layer2, self.layer3 = stage(16, 16, n, 1), stage(16, 32, n, 2), stage(32, 64, n, 2)
+        self.pool, self.flatten, self.fc = nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.flatten(self.pool(self.layer3(self.layer2(self.layer1(self.stem(x)))))))
+
+
+def resnet(depth: int = 110, in_channels: int = 3, num_classes: int = 10, input_size: int = 32) -> ResNet:
+    """B-ResNet's main path at `depth` (6n+2), initialised as the zoo initialises it; `input_size` is accepted
+    for the backbone call convention (the network is fully convolutional up to its global pool)."""
+    from edgebranchy.models.zoo.resnet import init_convs
+
+    return init_convs(ResNet(depth, in_channels, num_classes))
+
+
+_BACKBONES = {"b-alexnet": alexnet, "b-resnet": resnet}
 
 #: the exit heads a plan may put at a split point (`make_head`)
 HEADS = ("conv", "linear", "pool")
@@ -46,12 +72,13 @@ def build_backbone(name: str, args: dict[str, Any]) -> nn.Module:
     """The plain network `name` names (a zoo network with a backbone form, or module:function returning an
     nn.Module that is not a BranchyNet), built with `args` (in_channels, num_classes, input_size)."""
     from edgebranchy.models.branchynet import BranchyNet
-    from edgebranchy.models.registry import factory
+    from edgebranchy.models.registry import check_sizes, factory
 
     if ":" not in name and name not in _BACKBONES:
         raise EdgeBranchyError(f"{name!r} has no backbone form to plan on; plan one of {', '.join(backbone_names())} "
                                "or module:function returning your nn.Module")
     fn = _BACKBONES[name] if name in _BACKBONES else factory(name)
+    check_sizes(name, args)  # a plan file's backbone_args ({"depth": ...}) past its bound
     try:
         model = fn(**args)
     except TypeError as e:

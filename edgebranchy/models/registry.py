@@ -49,7 +49,7 @@ def factory(name: str) -> Callable[..., BranchyNet]:
 _SIZES = {"input_size": "input_size", "in_channels": "channels", "num_classes": "classes", "depth": "resnet_depth"}
 
 
-def _check_sizes(name: str, args: dict) -> None:
+def check_sizes(name: str, args: dict) -> None:
     """A size argument past its bound is refused before any layer is allocated (a 30000-pixel input)."""
     from edgebranchy.util.limits import limit, reason
 
@@ -62,7 +62,7 @@ def _check_sizes(name: str, args: dict) -> None:
 
 def build_model(name: str, args: dict[str, Any] | None = None) -> BranchyNet:
     """Instantiate a model from its name and keyword arguments (what a checkpoint records)."""
-    _check_sizes(name, args or {})
+    check_sizes(name, args or {})
     try:
         net = factory(name)(**(args or {}))
     except TypeError as e:

@@ -100,3 +100,46 @@ def test_a_killed_plan_continues_from_its_cached_features_and_heads(tmp_path):
     assert a["costs"]["kind"] == "macs" and "not measured" in a["costs"]["source"]
     for key in ("split_points", "expected", "candidates", "frontier"):
         assert a[key] == b[key]
+
+
+def test_plan_b_resnet_on_the_zoo_checkpoint_and_train_plan_keeps_the_zoo_main_path(tmp_path):
+    """The zoo B-ResNet (depth 8) trained jointly; `plan b-resnet --depth 8` on its main path; the paper placement
+    trained from the plan on the frozen backbone: its main path is the zoo checkpoint's, output for output."""
+    import torch
+
+    from edgebranchy.models.backbones import build_backbone
+    from edgebranchy.models.checkpoint import load_checkpoint
+    from edgebranchy.plan.run import _load_weights
+
+    zoo = tmp_path / "zoo.pt"
+    r = run_cli("train", "--model", "b-resnet", "--depth", "8", "--dataset", "synthetic", "--epochs", "1",
+                "--max-steps", "2", "--out", zoo, "--quiet")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("plan", "b-resnet", "--depth", "8", "--init-weights", zoo, "--dataset", "synthetic",
+                "--train-samples", "300", "--head-epochs", "1", "--rounds", "2", "--cache", tmp_path / "cache",
+                "--out", tmp_path / "plan.json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "plan.json").read_text())
+    assert doc["backbone"] == "b-resnet" and doc["backbone_args"] == {"depth": 8}
+    assert [c["name"] for c in doc["candidates"]] == ["stem", "layer1", "layer2", "layer3"]
+    assert doc["reference"]["split_points"] == ["stem", "layer1"] and doc["costs"]["kind"] == "measured"
+    shapes = {c["name"]: c["feature_shape"] for c in doc["candidates"]}
+    assert shapes["stem"] == [16, 26, 26] and shapes["layer3"] == [64, 7, 7]
+
+    back = build_backbone("b-resnet", {"depth": 8, "in_channels": 1, "num_classes": 10, "input_size": 28})
+    _load_weights(back, str(zoo))
+    torch.save(back.state_dict(), tmp_path / "backbone.pt")
+    ref = dict(doc, split_points=["stem", "layer1"], head_shapes=[shapes["stem"], shapes["layer1"]])
+    (tmp_path / "ref.json").write_text(json.dumps(ref))
+    r = run_cli("train", "--plan", tmp_path / "ref.json", "--freeze-backbone", "--init-weights",
+                tmp_path / "backbone.pt", "--dataset", "synthetic", "--epochs", "1", "--max-steps", "2",
+                "--out", tmp_path / "ref.pt", "--quiet")
+    assert r.returncode == 0, r.stderr
+    net, _ = load_checkpoint(tmp_path / "ref.pt").build()
+    _, zoo_base = load_checkpoint(zoo).build()
+    assert net.num_exits == 3
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(net.eval().baseline()(x), zoo_base.eval()(x), rtol=1e-5, atol=1e-5)
+    bad = run_cli("plan", "b-alexnet", "--depth", "8", "--dataset", "synthetic", "--out", tmp_path / "x.json")
+    assert bad.returncode == 2 and "--depth applies to b-resnet only" in bad.stderr

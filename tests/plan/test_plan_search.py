@@ -54,6 +54,47 @@ def test_alexnet_backbone_is_the_zoo_main_path():
         assert torch.allclose(back(x), zoo.baseline()(x), atol=1e-6)
 
 
+@pytest.mark.parametrize("depth", [8, 20])
+def test_resnet_backbone_is_the_zoo_main_path_and_its_paper_points_are_the_zoo_exits(tmp_path, depth):
+    from edgebranchy.models.backbones import PAPER_POINTS, build_backbone, planned
+    from edgebranchy.models.custom import load_init_weights
+    from edgebranchy.models.zoo.resnet import b_resnet
+
+    torch.manual_seed(0)
+    zoo = b_resnet(depth, 1, 10, 28)
+    with torch.no_grad():  # every weight and batch-norm statistic distinct: a wrong order cannot go unseen
+        for v in zoo.state_dict().values():
+            if v.is_floating_point():
+                v.copy_(torch.rand_like(v) * 0.5 + 0.75)
+    zoo.eval()
+    back = build_backbone("b-resnet", {"depth": depth, "in_channels": 1, "num_classes": 10, "input_size": 28}).eval()
+    back.load_state_dict(dict(zip(back.state_dict(), zoo.main_state_dict().values())))
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        want = zoo.baseline()(x)
+        assert torch.allclose(back(x), want, rtol=1e-5, atol=1e-5)
+    n = (depth - 2) // 6
+    # every BasicBlock's output, a stage's last one named by its stage ("layer1.0", "layer1.1", "layer1", ...)
+    blocks = [name for i in (1, 2, 3) for name in [*(f"layer{i}.{j}" for j in range(n - 1)), f"layer{i}"]]
+    assert [c.name for c in candidates(back)] == ["stem", *blocks]
+    assert [(c.name, c.single) for c in candidates(back, PAPER_POINTS["b-resnet"])] == [("stem", True),
+                                                                                        ("layer1", True)]
+    # the paper placement on the backbone (train --plan --init-weights): its stages are the zoo's, its main path too
+    torch.save(back.state_dict(), tmp_path / "backbone.pt")
+    net = planned("b-resnet", PAPER_POINTS["b-resnet"], "conv", 1, 10, 28, {"depth": depth})
+    load_init_weights(net, tmp_path / "backbone.pt")
+    net.eval()
+    with torch.no_grad():
+        s0, z0 = net.stages[0](x), zoo.stages[0](x)
+        assert torch.allclose(s0, z0, rtol=1e-5, atol=1e-5)
+        assert torch.allclose(net.stages[1](s0), zoo.stages[1](z0), rtol=1e-5, atol=1e-5)
+        assert torch.allclose(net.baseline()(x), want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(EdgeBranchyError, match="6n\\+2"):
+        build_backbone("b-resnet", {"depth": depth + 1})
+    with pytest.raises(EdgeBranchyError, match="`depth` must be at most 1202"):  # before any layer is allocated
+        build_backbone("b-resnet", {"depth": 1208})
+
+
 def _problem(n=400, seed=0):
     """Exit A (cheap prefix) and exit B (late prefix) each right on the samples where the final exit is, and
     confident there; wrong and unsure on the rest."""
