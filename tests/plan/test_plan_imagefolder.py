@@ -56,6 +56,12 @@ def test_plan_on_an_image_folder_and_train_plan_from_its_next_command(tmp_path):
     t = run_cli(*argv[1:argv.index("--image-size")], "--epochs", "1", "--max-steps", "1", "--out",
                 tmp_path / "n.pt", "--quiet", env=_env(tmp_path))
     assert t.returncode == 2 and "the plan is for 1x20x20 inputs; imagefolder is 3x224x224" in t.stderr
+    # a folder of two classes for a plan of three: refused, not a network with the wrong number of outputs
+    make_image_folder(tmp_path / "two", per_class=6, classes=("cat", "dog"))
+    argv[argv.index("--data-dir") + 1] = str(tmp_path / "two")
+    t = run_cli(*argv[1:], "--epochs", "1", "--max-steps", "1", "--out", tmp_path / "n.pt", "--quiet",
+                env=_env(tmp_path))
+    assert t.returncode == 2 and "the plan is for 3 classes; imagefolder has 2" in t.stderr, t.stderr
 
 
 def test_a_changed_image_size_does_not_reuse_the_cache(tmp_path):
