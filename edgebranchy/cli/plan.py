@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from edgebranchy.cli._args import fraction, percentage_points, positive_int, resnet_depth
+from edgebranchy.cli._images import add_image_flags, image_argv, image_options
 
 ORDER = 8
 
@@ -27,8 +28,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--init-weights", metavar="FILE",
                    help="the trained network's weights: its state_dict, or an edgebranchy checkpoint of the zoo "
                         "network (its main path)")
-    p.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist, mnist, cifar10, digits or synthetic")
+    p.add_argument("--dataset", default="fashion-mnist",
+                   help="fashion-mnist, mnist, cifar10, digits, synthetic, or imagefolder (DIR/<class>/*.jpg)")
     p.add_argument("--data-dir", help="directory with the dataset files (default: the system's copy)")
+    add_image_flags(p)
     p.add_argument("--candidates", metavar="NAMES", help="comma-separated split points to consider (default: the "
                                                          "block boundaries where one tensor crosses)")
     p.add_argument("--reference", metavar="NAMES",
@@ -69,6 +72,7 @@ def run(args) -> int:
 
     if args.depth is not None and args.model != "b-resnet":
         raise EdgeBranchyError("--depth applies to b-resnet only")
+    image = image_options(args)
     check_output(args.out, [args.init_weights], "plan", force=args.force, data_dirs=[args.data_dir])
     say(f"plan: loading torch and {args.dataset}")
     from pathlib import Path
@@ -81,8 +85,8 @@ def run(args) -> int:
     ref = None if args.reference is None else ([] if args.reference.strip() == "none" else _names(args.reference))
     drop = None if args.budget is not None else (
         DEFAULT_DROP if args.max_accuracy_drop is None else args.max_accuracy_drop)
-    o = PlanOptions(model=args.model, dataset=args.dataset, data_dir=args.data_dir, init_weights=args.init_weights,
-                    backbone_args={} if args.depth is None else {"depth": args.depth},
+    o = PlanOptions(model=args.model, dataset=args.dataset, data_dir=args.data_dir, image=image,
+                    init_weights=args.init_weights, backbone_args={} if args.depth is None else {"depth": args.depth},
                     candidates=_names(args.candidates), reference=ref, max_exits=args.max_exits,
                     max_accuracy_drop=drop, budget=args.budget, head=args.head, head_epochs=args.head_epochs,
                     train_samples=args.train_samples, batch_size=args.batch_size, cost=args.cost,
@@ -96,6 +100,16 @@ def run(args) -> int:
     print()
     print(frontier_table(doc))
     print(f"plan: {args.out} (exits after {', '.join(doc['split_points'])}; plot {png}; {doc['seconds']:.0f} s)")
-    print(f"next: edgebranchy train --plan {args.out} --dataset {args.dataset}"
-          + (f" --init-weights BACKBONE_STATE_DICT --freeze-backbone" if args.init_weights else ""))
+    print(f"next: {_next(args, image)}")
     return 0
+
+
+def _next(args, image) -> str:
+    """The `train --plan` command for the plan just written, reading the data as plan read it."""
+    import shlex
+
+    argv = ["edgebranchy", "train", "--plan", args.out, "--dataset", args.dataset]
+    argv += ["--data-dir", args.data_dir] if args.data_dir else []
+    argv += image_argv(image)
+    text = " ".join(shlex.quote(str(a)) for a in argv)
+    return text + (" --init-weights BACKBONE_STATE_DICT --freeze-backbone" if args.init_weights else "")

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from edgebranchy.cli._args import (batch_size, betas, bounded_int, deprecated_alias, device, exit_weights, floats,
+from edgebranchy.cli._args import (batch_size, betas, bounded_int, deprecated_alias, device, exit_weights,
                                    positive_float, resnet_depth, samples, seed)
+from edgebranchy.cli._images import add_image_flags, image_options
 
 ORDER = 10
 
@@ -22,15 +23,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="fashion-mnist",
                    help="fashion-mnist, mnist, cifar10, digits, synthetic, or imagefolder (DIR/<class>/*.jpg)")
     p.add_argument("--data-dir", help="directory with the dataset files (default: $EDGEBRANCHY_DATA/NAME, else the system's copy)")
-    g = p.add_argument_group("image folders (--dataset imagefolder)")
-    g.add_argument("--image-size", type=bounded_int(1, "input_size"), metavar="N", help="resize the shorter side to N pixels (default 224)")
-    g.add_argument("--crop", type=bounded_int(1, "input_size"), metavar="N", help="centre crop N x N after resizing (default: --image-size)")
-    g.add_argument("--grayscale", action="store_true", help="read images as one channel (default RGB)")
-    g.add_argument("--mean", type=floats, help="per-channel mean on 0..1 pixels, e.g. 0.485,0.456,0.406 "
-                                               "(default: measured on the training images)")
-    g.add_argument("--std", type=floats, help="per-channel std on 0..1 pixels, e.g. 0.229,0.224,0.225")
-    g.add_argument("--strict-images", action="store_true",
-                   help="refuse a folder with a damaged or non-image file (default: name it and skip it)")
+    add_image_flags(p)
     b = p.add_argument_group("your own model (--model module:function)")
     b.add_argument("--plan", metavar="PLAN",
                    help="a plan file from `edgebranchy plan`: the network it planned, split at its chosen points "
@@ -119,7 +112,7 @@ def run(args) -> int:
         v = getattr(args, name)
         if v is not None and v < low:
             raise EdgeBranchyError(f"--{name.replace('_', '-')} must be at least {low}, got {v}")
-    image = _image_options(args)
+    image = image_options(args)
     cfg = TrainConfig(
         model=args.model, model_args=model_args, dataset=args.dataset, data_dir=args.data_dir, image=image,
         freeze_backbone=args.freeze_backbone, init_weights=args.init_weights,
@@ -176,20 +169,6 @@ def _train(args, cfg) -> int:
         print(_accuracy_table(config))
         print(f"checkpoint: {args.out}")
     return 0
-
-
-def _image_options(args) -> dict | None:
-    """The image folder reader's options from the flags (None when none is given)."""
-    from edgebranchy.errors import EdgeBranchyError
-
-    o = {"size": args.image_size, "crop": args.crop, "color": "L" if args.grayscale else None,
-         "mean": args.mean, "std": args.std, "strict": True if args.strict_images else None}
-    o = {k: v for k, v in o.items() if v is not None}
-    if o and args.dataset != "imagefolder":
-        flags = {"size": "--image-size", "crop": "--crop", "color": "--grayscale", "mean": "--mean", "std": "--std",
-                 "strict": "--strict-images"}
-        raise EdgeBranchyError(f"{', '.join(flags[k] for k in o)}: for --dataset imagefolder only")
-    return o or None
 
 
 def _accuracy_table(config: dict) -> str:

@@ -22,6 +22,7 @@ class PlanOptions:
     model: str
     dataset: str = "fashion-mnist"
     data_dir: str | None = None
+    image: dict | None = None              # image folder reader options (data/imagefolder.py), imagefolder only
     init_weights: str | None = None
     backbone_args: dict = field(default_factory=dict)
     candidates: list | None = None
@@ -67,7 +68,7 @@ def _setup(o: PlanOptions):
     from edgebranchy.data import load_dataset
     from edgebranchy.models.backbones import PAPER_POINTS, build_backbone
 
-    data = load_dataset(o.dataset, o.data_dir, val_size=o.val_size, seed=o.seed, limit=o.samples)
+    data = load_dataset(o.dataset, o.data_dir, val_size=o.val_size, seed=o.seed, limit=o.samples, image=o.image)
     c, h, w = data.input_shape
     if h != w:
         raise EdgeBranchyError(f"plan takes square inputs; {data.name} is {h}x{w}")
@@ -169,7 +170,9 @@ def _costs(o: PlanOptions, model, names, shapes, num_classes: int, data, wd: str
         import onnxruntime  # noqa: F401
     except ImportError:
         return mac_costs(model, names, shp, o.head, num_classes, data.input_shape, "ONNX Runtime is not installed")
-    key = hashlib.sha256(json.dumps([wd, names, o.head, o.batch_size, o.rounds]).encode()).hexdigest()[:32]
+    # the input shape too: a network with a global pool has the same weights at every image size
+    key = hashlib.sha256(json.dumps([wd, names, o.head, o.batch_size, o.rounds, list(data.input_shape)])
+                         .encode()).hexdigest()[:32]
     path = Path(o.cache) / f"costs-{key}.json"
     if path.is_file():
         say(f"plan: costs measured earlier: {path}")

@@ -106,6 +106,9 @@ def model_args(cfg: TrainConfig, data) -> dict:
     if cfg.model == "planned" and (args.get("in_channels"), args.get("input_size")) != (c, h):
         raise EdgeBranchyError(f"the plan is for {args.get('in_channels')}x{args.get('input_size')}x"
                                f"{args.get('input_size')} inputs; {data.name} is {c}x{h}x{w}")
+    if cfg.model == "planned" and args.get("num_classes") != len(data.classes):
+        raise EdgeBranchyError(f"the plan is for {args.get('num_classes')} classes; {data.name} has "
+                               f"{len(data.classes)}")
     if h != w and "input_size" not in args:
         raise EdgeBranchyError(f"zoo networks take square inputs; {data.name} is {h}x{w}")
     args.setdefault("in_channels", c)

@@ -122,12 +122,25 @@ def open_regular(path: Any, kind: str) -> IO[bytes]:
         raise
 
 
+def _read_at_most(f, n: int, chunk: int = 16 * MIB) -> bytes:
+    """At most n bytes of f, read a chunk at a time: f.read(n) allocates n bytes at once, which fails (MemoryError)
+    for a kind whose limit is larger than the memory (a 64 GiB plan-cache limit for a 1 kB cost table)."""
+    parts = []
+    while n > 0:
+        b = f.read(min(n, chunk))
+        if not b:
+            break
+        parts.append(b)
+        n -= len(b)
+    return b"".join(parts)
+
+
 def read_bytes(path: Any, kind: str) -> bytes:
     """The bytes of a regular file of `kind` (at most its size limit)."""
     k = kind_of(kind)
     try:
         with open_regular(path, kind) as f:
-            data = f.read(k.max_bytes + 1)
+            data = _read_at_most(f, k.max_bytes + 1)
     except OSError as e:
         raise _refused(path, k, str(e.strerror or e)) from None
     if len(data) > k.max_bytes:
