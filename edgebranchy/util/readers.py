@@ -1,8 +1,7 @@
 """One gate for every file edgebranchy reads: a declared kind per file, each with its limits.
 
-`FILE_KINDS` is the registry: every kind of file the package reads (manifest, results, trial log, profile,
-inventory, data files, side files, ...) with its size limit, the bound on what it may inflate to and the
-nesting depth its JSON/TOML may have. Every reader goes through these functions, which
+`FILE_KINDS` is the registry: every kind of file the package reads (manifest, results, trial log, profile, data
+files, ...) with its size limit, inflate bound and JSON/TOML nesting depth. Every reader goes through these, which
   - open only regular files (a FIFO, a device such as /dev/zero or a folder is refused without blocking),
   - refuse a file over its kind's size limit before reading it,
   - parse JSON/TOML with a bounded nesting depth (checked without recursion; RecursionError never escapes),
@@ -123,15 +122,11 @@ def open_regular(path: Any, kind: str) -> IO[bytes]:
 
 
 def _read_at_most(f, n: int, chunk: int = 16 * MIB) -> bytes:
-    """At most n bytes of f, read a chunk at a time: f.read(n) allocates n bytes at once, which fails (MemoryError)
-    for a kind whose limit is larger than the memory (a 64 GiB plan-cache limit for a 1 kB cost table)."""
-    parts = []
-    while n > 0:
-        b = f.read(min(n, chunk))
-        if not b:
-            break
-        parts.append(b)
-        n -= len(b)
+    """At most n bytes of f, a chunk at a time (f.read(n) allocates n bytes: a 64 GiB limit would fail)."""
+    parts: list = []
+    while n > 0 and parts[-1:] != [b""]:
+        parts.append(f.read(min(n, chunk)))
+        n -= len(parts[-1])
     return b"".join(parts)
 
 
