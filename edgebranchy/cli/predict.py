@@ -80,17 +80,16 @@ def run(args) -> int:
 AUTO_BATCHES, AUTO_MIN_BATCHES = 8, 4
 
 
-def _stream_mode(runner, args, batches: list) -> str:
-    """The mode predict runs the batches in; for auto, each mode timed on the first batches (printed)."""
+def _stream_mode(runner, args, batches: list) -> tuple[str, str | None]:
+    """The mode predict runs the batches in, and for auto what decided it (each mode timed on the first
+    batches), printed after the figures (a plausibility warning stays the first line)."""
     mode = "pipelined" if args.pipelined else args.stream_mode
     if mode != "auto":
-        return mode
+        return mode, None
     if len(batches) < AUTO_MIN_BATCHES:
-        print(f"stream: sequential ({len(batches)} batch(es): too few to time the modes on)")
-        return "sequential"
+        return "sequential", f"stream: sequential ({len(batches)} batch(es): too few to time the modes on)"
     rec = runner.choose_stream(batches[:AUTO_BATCHES])
-    print(f"stream: {rec['choice']} ({rec['reason']}, timed on the first {rec['batches']} batches)")
-    return rec["choice"]
+    return rec["choice"], f"stream: {rec['choice']} ({rec['reason']}, timed on the first {rec['batches']} batches)"
 
 
 def _with_precision(opts: dict | None, precision: str | None) -> dict | None:
@@ -114,7 +113,7 @@ def _predict_test(args, opts: dict | None) -> dict:
         y = data.test.y[:n]
         batches = [x[i:i + args.batch_size] for i in range(0, n, args.batch_size)]
         r.baseline(batches[0])  # the baseline session opens on its first call: not inside its timing
-        mode = _stream_mode(r, args, batches)
+        mode, mode_note = _stream_mode(r, args, batches)
         t0 = time.perf_counter()
         preds = list(r.predict_stream(batches, mode=mode))
         t_branchy = time.perf_counter() - t0
@@ -136,6 +135,8 @@ def _predict_test(args, opts: dict | None) -> dict:
               f"thresholds {', '.join(f'{t:g}' for t in r.thresholds)} ({r.thresholds_source})"
               + (f"; {r.precision_reason}" if r.precision_reason else ""))
         print(f"branchy  accuracy {np.mean(labels == y) * 100:6.2f}%  {t_branchy:.2f} s")
+        if mode_note:
+            print(mode_note)
         print(f"baseline accuracy {np.mean(base == y) * 100:6.2f}%  {t_base:.2f} s  (wall time here, not a benchmark:"
               " use `edgebranchy bench`)")
         for k, (c, name) in enumerate(zip(counts, r.artifact.exit_names())):
