@@ -95,8 +95,10 @@ def run(args) -> int:
 
         if args.model is not None or args.depth is not None:
             raise EdgeBranchyError("--plan gives the model: drop --model and --depth")
-        args.model, model_args = model_spec(read_plan(args.plan))
+        plan_doc = read_plan(args.plan)
+        args.model, model_args = model_spec(plan_doc)
     else:
+        plan_doc = None
         args.model = args.model or "b-lenet"
         model_args = {"depth": args.depth} if args.depth is not None else {}
     _check_names(args)
@@ -112,7 +114,7 @@ def run(args) -> int:
         v = getattr(args, name)
         if v is not None and v < low:
             raise EdgeBranchyError(f"--{name.replace('_', '-')} must be at least {low}, got {v}")
-    image = image_options(args)
+    image = image_options(args) or _plan_image(plan_doc, args.dataset)
     cfg = TrainConfig(
         model=args.model, model_args=model_args, dataset=args.dataset, data_dir=args.data_dir, image=image,
         freeze_backbone=args.freeze_backbone, init_weights=args.init_weights,
@@ -195,3 +197,15 @@ def _dry_run(cfg) -> int:
     net = build_model(cfg.model, args)
     print(format_summary(f"{cfg.model} {args}", summarize(net, data.input_shape)))
     return 0
+
+
+def _plan_image(plan_doc: dict | None, dataset: str) -> dict | None:
+    """No image flags given: an image folder is read as the plan read its own (the plan file records how)."""
+    from edgebranchy.cli._images import image_argv
+    from edgebranchy.util.talk import say
+
+    recorded = (plan_doc or {}).get("dataset", {})
+    if dataset != "imagefolder" or recorded.get("name") != "imagefolder" or not recorded.get("image"):
+        return None
+    say(f"train: the image folder read as the plan read its own: {' '.join(image_argv(recorded['image']))}")
+    return dict(recorded["image"])

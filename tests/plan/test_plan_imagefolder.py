@@ -52,14 +52,19 @@ def test_plan_on_an_image_folder_and_train_plan_from_its_next_command(tmp_path):
     spec = load_checkpoint(ck).config["model"]
     assert spec["name"] == "planned" and spec["args"]["split_points"] == doc["split_points"]
     assert (spec["args"]["in_channels"], spec["args"]["input_size"], spec["args"]["num_classes"]) == (1, 20, 3)
-    # the same command without the image flags reads 224-pixel RGB images: refused in one line, not a shape error
-    t = run_cli(*argv[1:argv.index("--image-size")], "--epochs", "1", "--max-steps", "1", "--out",
-                tmp_path / "n.pt", "--quiet", env=_env(tmp_path))
-    assert t.returncode == 2 and "the plan is for 1x20x20 inputs; imagefolder is 3x224x224" in t.stderr
+    # the same command without the image flags reads the folder as the plan did (the plan file records how)
+    t = _ok(run_cli(*argv[1:argv.index("--image-size")], "--epochs", "1", "--max-steps", "1", "--out",
+                    tmp_path / "n.pt", env=_env(tmp_path)))
+    assert "read as the plan read its own: --image-size 24 --crop 20 --grayscale" in t.stderr
+    assert load_checkpoint(tmp_path / "n.pt").config["dataset"]["image"] == doc["dataset"]["image"]
+    # other flags given: they win, and a shape the plan was not made for is refused in one line
+    t = run_cli(*argv[1:argv.index("--image-size")], "--image-size", "32", "--epochs", "1", "--max-steps", "1",
+                "--out", tmp_path / "o.pt", "--quiet", env=_env(tmp_path))
+    assert t.returncode == 2 and "the plan is for 1x20x20 inputs; imagefolder is 3x32x32" in t.stderr
     # a folder of two classes for a plan of three: refused, not a network with the wrong number of outputs
     make_image_folder(tmp_path / "two", per_class=6, classes=("cat", "dog"))
     argv[argv.index("--data-dir") + 1] = str(tmp_path / "two")
-    t = run_cli(*argv[1:], "--epochs", "1", "--max-steps", "1", "--out", tmp_path / "n.pt", "--quiet",
+    t = run_cli(*argv[1:], "--epochs", "1", "--max-steps", "1", "--out", tmp_path / "p.pt", "--quiet",
                 env=_env(tmp_path))
     assert t.returncode == 2 and "the plan is for 3 classes; imagefolder has 2" in t.stderr, t.stderr
 
