@@ -76,20 +76,17 @@ def run(args) -> int:
     return 0
 
 
-#: batches `--stream-mode auto` times each mode on (a longer stream is timed on its first ones), and at least
-AUTO_BATCHES, AUTO_MIN_BATCHES = 8, 4
-
-
-def _stream_mode(runner, args, batches: list) -> tuple[str, str | None]:
-    """The mode predict runs the batches in, and for auto what decided it (each mode timed on the first
-    batches), printed after the figures (a plausibility warning stays the first line)."""
+def _answer(runner, args, batches: list) -> tuple[list, str | None]:
+    """Every batch's prediction, in the mode asked; auto (the default) chooses on the stream's own batches as it
+    answers them (runtime/stream_choice.answer_while_measuring: nothing runs twice) and says what it measured,
+    printed after the figures (a plausibility warning stays the first line)."""
     mode = "pipelined" if args.pipelined else args.stream_mode
     if mode != "auto":
-        return mode, None
-    if len(batches) < AUTO_MIN_BATCHES:
-        return "sequential", f"stream: sequential ({len(batches)} batch(es): too few to time the modes on)"
-    rec = runner.choose_stream(batches[:AUTO_BATCHES])
-    return rec["choice"], f"stream: {rec['choice']} ({rec['reason']}, timed on the first {rec['batches']} batches)"
+        return list(runner.predict_stream(batches, mode=mode)), None
+    from edgebranchy.runtime.stream_choice import answer_while_measuring
+
+    preds, rec = answer_while_measuring(runner, batches)
+    return preds, f"stream: {rec['choice']} ({rec['reason']})"
 
 
 def _with_precision(opts: dict | None, precision: str | None) -> dict | None:
@@ -113,9 +110,8 @@ def _predict_test(args, opts: dict | None) -> dict:
         y = data.test.y[:n]
         batches = [x[i:i + args.batch_size] for i in range(0, n, args.batch_size)]
         r.baseline(batches[0])  # the baseline session opens on its first call: not inside its timing
-        mode, mode_note = _stream_mode(r, args, batches)
         t0 = time.perf_counter()
-        preds = list(r.predict_stream(batches, mode=mode))
+        preds, mode_note = _answer(r, args, batches)
         t_branchy = time.perf_counter() - t0
         labels = np.concatenate([p.labels for p in preds])
         exits = np.concatenate([p.exits for p in preds])

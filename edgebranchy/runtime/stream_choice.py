@@ -50,3 +50,44 @@ def choose_stream(runner, batches: Sequence[np.ndarray], rounds: int = 3, worker
     rec.update(choice=choice, workers=workers, batches=len(batches), samples=n, rounds=max(1, rounds),
                reason=f"measured: {figures} us per sample ({workers} workers) -> {choice}")
     return rec
+
+
+def answer_while_measuring(runner, batches: Sequence[np.ndarray], rounds: int = 2, most: int = 8,
+                           workers: int | None = None) -> tuple[list, dict]:
+    """Answer every batch once, in order, choosing the mode on the way: the first batches are answered in turns
+    of each mode (`rounds` turns per mode, interleaved, each on its own consecutive batches, `most` at a time),
+    and the rest in the mode whose turns took the least time per sample. Nothing is computed twice, so the
+    exit counts stay those of the stream. Each turn takes at most half the stream's share (a short stream gets
+    short turns; below 2 batches per turn, sequential throughout). Returns (predictions in order, the record
+    `choose_stream` returns, with "measured_on": "the stream's own batches")."""
+    workers = workers or runner.stream_workers()
+    modes = candidate_modes(runner, workers)
+    batches = list(batches)
+    n = sum(len(b) for b in batches)
+    turn = min(most, len(batches) // (2 * len(modes) * max(1, rounds)))
+    if len(modes) == 1 or turn < 2:
+        why = "one mode runs here" if len(modes) == 1 else f"{len(batches)} batches: too few to time the modes on"
+        rec = {"choice": "sequential", "workers": workers, "batches": 0, "samples": n, "rounds": 0,
+               "reason": why, "measured_on": "the stream's own batches"}
+        return list(runner.predict_stream(batches, mode="sequential")), rec
+    preds: list = []
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    at = 0
+    for _ in range(max(1, rounds)):
+        for mode in modes:
+            part = batches[at:at + turn]
+            t0 = time.perf_counter_ns()
+            preds += list(runner.predict_stream(part, mode=mode, workers=workers))
+            times[mode].append((time.perf_counter_ns() - t0) / 1e3 / sum(len(b) for b in part))
+            at += turn
+    med = {m: float(np.median(v)) for m, v in times.items()}
+    choice = min(modes, key=lambda m: (med[m], m != "sequential"))
+    preds += list(runner.predict_stream(batches[at:], mode=choice, workers=workers))
+    figures = ", ".join(f"{m} {med[m]:.1f}" for m in modes)
+    rec = {f"{m}_us": med[m] for m in modes}
+    rec.update(choice=choice, workers=workers, batches=at, samples=n, rounds=max(1, rounds),
+               measured_on="the stream's own batches",
+               reason=f"measured on the first {at} batches, {turn} per turn: {figures} us per sample ({workers} "
+                      f"workers) -> {choice}")
+    runner.stream_mode, runner.stream_reason = choice, rec["reason"]
+    return preds, rec

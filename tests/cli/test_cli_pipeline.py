@@ -178,17 +178,20 @@ def test_log_every_prints_running_loss(tmp_path, capsys):
     assert len(lines) == -(-270 // 32) // 3 and lines[0].startswith("joint epoch 1 step 3/")
 
 
-def test_predict_times_the_stream_modes_or_runs_the_one_asked(tiny_artifact, capsys):
-    base = ["predict", str(tiny_artifact), "--dataset", "synthetic", "--samples", "64", "--batch-size", "8"]
-    assert main(base) == 0
+def test_predict_chooses_the_stream_mode_on_its_own_batches_or_runs_the_one_asked(tiny_artifact, capsys):
+    base = ["predict", str(tiny_artifact), "--dataset", "synthetic", "--samples", "200", "--batch-size", "8"]
+    assert main(base + ["--stream-mode", "sequential"]) == 0
+    seq = capsys.readouterr().out
+    assert "stream: " not in seq
+    assert main(base) == 0  # auto: 25 batches, turns of 2 batches, 2 rounds of 3 modes
     out = capsys.readouterr().out
     line = next(ln for ln in out.splitlines() if ln.startswith("stream: "))
-    assert "measured: sequential" in line and "timed on the first 8 batches" in line
-    counts = [int(m) for m in re.findall(r"exit \d+:\s+(\d+) samples", out)]
-    assert sum(counts) == 64  # the timing rounds are not counted as answers
-    assert main(base + ["--stream-mode", "concurrent"]) == 0
-    assert "stream: " not in capsys.readouterr().out
-    assert main(base[:-2] + ["--batch-size", "32"]) == 0  # 2 batches: too few to time
-    assert "stream: sequential (2 batch(es)" in capsys.readouterr().out
+    assert "measured on the first 12 batches, 2 per turn: sequential" in line
+    # every sample answered once: the same exit histogram and accuracy as the sequential run
+    pick = lambda text: [ln for ln in text.splitlines() if re.match(r"(exit \d|branchy  accuracy)", ln)]
+    strip = lambda lines: [re.sub(r"\s+[\d.]+ s$", "", ln) for ln in lines]
+    assert strip(pick(out)) == strip(pick(seq)) and sum(int(m) for m in re.findall(r"exit \d+:\s+(\d+) samples", out)) == 200
+    assert main(base[:-2] + ["--batch-size", "32"]) == 0  # 7 batches: too few to time
+    assert "stream: sequential (7 batches: too few to time the modes on)" in capsys.readouterr().out
     assert main(base + ["--pipelined", "--stream-mode", "concurrent"]) == 2
     assert "disagree" in _err_line(capsys)

@@ -115,3 +115,26 @@ def test_timing_the_modes_leaves_the_exit_counts_alone(tiny_artifact, synthetic_
         assert sum(before) == sum(len(b) for b in batches[:3])
         r.choose_stream(batches[:6], rounds=2, workers=2)
         assert r.exit_counts == before
+
+
+def test_answering_while_measuring_answers_each_batch_once_in_order(tiny_artifact, synthetic_test):
+    """The modes are timed on the stream's own batches as they are answered: the same answers as one sequential
+    pass, each sample counted at its exit once, and the choice is what auto runs next."""
+    from edgebranchy.runtime.stream_choice import answer_while_measuring
+
+    batches = _batches(synthetic_test, size=8, n=200)   # 25 batches: turns of 2, 2 rounds of 3 modes
+    with EarlyExitRunner(tiny_artifact) as r:
+        ref = list(r.predict_stream(batches, mode="sequential"))
+        once = list(r.exit_counts)
+        r.reset_exit_counts()
+        preds, rec = answer_while_measuring(r, batches, workers=2)
+        assert len(preds) == len(batches)
+        for p, q in zip(preds, ref):
+            assert np.array_equal(p.labels, q.labels) and np.array_equal(p.exits, q.exits)
+        assert r.exit_counts == once
+        modes = ["sequential", "pipelined", "concurrent"]
+        assert rec["batches"] == 12 and all(rec[f"{m}_us"] > 0 for m in modes)
+        assert rec["choice"] == min(modes, key=lambda m: (rec[f"{m}_us"], m != "sequential"))
+        assert r.stream_mode == rec["choice"]
+        short, srec = answer_while_measuring(r, batches[:5], workers=2)
+        assert len(short) == 5 and srec["choice"] == "sequential" and "too few" in srec["reason"]
