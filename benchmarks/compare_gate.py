@@ -227,9 +227,10 @@ def default_trials() -> int:
 
 
 def default_window() -> float:
-    from edgebranchy.bench.config import BenchConfig
+    """bench's trial window when `--min-window` is not given and the power source needs no longer one."""
+    from edgebranchy.bench.config import WINDOW_S
 
-    return BenchConfig(artifact="", out="").min_window_s
+    return WINDOW_S
 
 
 def main() -> int:
