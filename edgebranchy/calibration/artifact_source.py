@@ -23,7 +23,7 @@ from edgebranchy.calibration.costs import MACS, Costs, manifest_costs, resolve_c
 from edgebranchy.calibration.target import make_target
 from edgebranchy.errors import EdgeBranchyError
 from edgebranchy.runtime.full_chain import collect_device_outputs
-from edgebranchy.util.limits import limit, reason
+from edgebranchy.util.limits import check_whole
 
 
 class ArtifactSource:
@@ -35,14 +35,8 @@ class ArtifactSource:
                  name: Optional[str] = None, log: Callable[[str], None] = print):
         from edgebranchy.artifact.manifest import Artifact
         from edgebranchy.runtime.backends.base import get_backend_class
-        from edgebranchy.util.checks import is_int_at_least
-
         self._backend_class = get_backend_class(backend)  # an unknown name is refused before any data is read
-        if not is_int_at_least(batch_size, 1):
-            raise EdgeBranchyError(f"`batch_size` must be a whole number >= 1, got {batch_size!r}")
-        if batch_size > limit("batch"):
-            raise EdgeBranchyError(f"`batch_size` must be at most {limit('batch')} ({reason('batch')}), "
-                                   f"got {batch_size!r}")
+        check_whole("batch_size", batch_size, 1, "batch")
         self.art = artifact if isinstance(artifact, Artifact) else Artifact.load(artifact, verify=True)
         self.name = name or str(self.art.root)
         self.num_exits = self.art.num_exits

@@ -129,17 +129,12 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, precision: str = 
     (export/quantize.py); the INT8 graphs are written beside the FP32 ones.
     """
     from edgebranchy.util.checks import is_int_at_least
-    from edgebranchy.util.limits import limit, reason
+    from edgebranchy.util.limits import check_whole, limit, reason
     from edgebranchy.util.locks import output_lock
     from edgebranchy.util.outputs import check_output
 
     check_precision(precision, "`precision`")
-    if not is_int_at_least(check_samples, 0):
-        raise EdgeBranchyError(f"`check_samples` must be a whole number >= 0 (0 skips the check), "
-                               f"got {check_samples!r}")
-    if check_samples > limit("samples"):
-        raise EdgeBranchyError(f"`check_samples` must be at most {limit('samples')} ({reason('samples')}), "
-                               f"got {check_samples!r}")
+    check_whole("check_samples", check_samples, 0, "samples")  # 0 skips the check
     if precision == "int8" and not is_int_at_least(calibration_samples, 1, int(limit("samples"))):
         raise EdgeBranchyError(f"`calibration_samples` must be a whole number from 1 to {limit('samples')} "
                                f"({reason('samples')}), got {calibration_samples!r}")

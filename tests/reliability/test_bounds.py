@@ -94,3 +94,18 @@ def test_torch_free_install_names_the_extra(argv, extra, tiny_calibrated, tiny_a
     assert r.returncode == 2, r.stderr
     assert f"pip install 'edgebranchy[{extra}]'" in line and "Traceback" not in r.stderr, line
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_export_and_artifact_calibration_use_the_same_bounds(tiny_calibrated, tiny_artifact, tmp_path):
+    """Every whole-number setting goes through util/limits.check_whole: the same words for the type, the floor and
+    the bound, named as the setting, before any work (nothing written)."""
+    from edgebranchy.calibration.artifact_source import ArtifactSource
+    from edgebranchy.export.onnx import export_checkpoint
+
+    for bad, phrase in ((10 ** 12, "at most 10000000"), (-1, "whole number >= 0"), (2.5, "whole number")):
+        with pytest.raises(EdgeBranchyError, match=f"`check_samples` must be.*{phrase}"):
+            export_checkpoint(tiny_calibrated, tmp_path / "art", check_samples=bad)
+        assert not (tmp_path / "art").exists()
+    for bad, phrase in ((10 ** 12, "at most 65536"), (0, "whole number >= 1"), (True, "whole number")):
+        with pytest.raises(EdgeBranchyError, match=f"`batch_size` must be.*{phrase}"):
+            ArtifactSource(tiny_artifact, batch_size=bad)
