@@ -43,13 +43,19 @@ def choose_stream(runner, batches: Sequence[np.ndarray], rounds: int = 3, worker
             for _p in runner.predict_stream(batches, mode=mode, workers=workers):
                 pass
             times[mode].append((time.perf_counter_ns() - t0) / 1e3 / n)
-    med = {m: float(np.median(v)) for m, v in times.items()}
-    choice = min(modes, key=lambda m: (med[m], m != "sequential"))
-    figures = ", ".join(f"{m} {med[m]:.1f}" for m in modes)
-    rec = {f"{m}_us": med[m] for m in modes}
-    rec.update(choice=choice, workers=workers, batches=len(batches), samples=n, rounds=max(1, rounds),
-               reason=f"measured: {figures} us per sample ({workers} workers) -> {choice}")
+    rec, figures = _fastest(times)
+    rec.update(workers=workers, batches=len(batches), samples=n, rounds=max(1, rounds),
+               reason=f"measured: {figures} us per sample ({workers} workers) -> {rec['choice']}")
     return rec
+
+
+def _fastest(times: dict) -> tuple[dict, str]:
+    """({"<mode>_us": median µs per sample, ..., "choice"}, the figures as text) from each mode's timings; ties and
+    sequential: sequential stays."""
+    med = {m: float(np.median(v)) for m, v in times.items()}
+    rec: dict = {f"{m}_us": med[m] for m in times}
+    rec["choice"] = min(times, key=lambda m: (med[m], m != "sequential"))
+    return rec, ", ".join(f"{m} {med[m]:.1f}" for m in times)
 
 
 def answer_while_measuring(runner, batches: Sequence[np.ndarray], rounds: int = 2, most: int = 8,
@@ -80,12 +86,10 @@ def answer_while_measuring(runner, batches: Sequence[np.ndarray], rounds: int = 
             preds += list(runner.predict_stream(part, mode=mode, workers=workers))
             times[mode].append((time.perf_counter_ns() - t0) / 1e3 / sum(len(b) for b in part))
             at += turn
-    med = {m: float(np.median(v)) for m, v in times.items()}
-    choice = min(modes, key=lambda m: (med[m], m != "sequential"))
+    rec, figures = _fastest(times)
+    choice = rec["choice"]
     preds += list(runner.predict_stream(batches[at:], mode=choice, workers=workers))
-    figures = ", ".join(f"{m} {med[m]:.1f}" for m in modes)
-    rec = {f"{m}_us": med[m] for m in modes}
-    rec.update(choice=choice, workers=workers, batches=at, samples=n, rounds=max(1, rounds),
+    rec.update(workers=workers, batches=at, samples=n, rounds=max(1, rounds),
                measured_on="the stream's own batches",
                reason=f"measured on the first {at} batches, {turn} per turn: {figures} us per sample ({workers} "
                       f"workers) -> {choice}")
